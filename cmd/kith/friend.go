@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newFriendCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "friend",
+		Short: "add, list and remove friends",
+		Args:  args(cobra.NoArgs),
+	}
+	cmd.AddCommand(newFriendAddCmd(g), newFriendLsCmd(g), newFriendRmCmd(g))
+	return cmd
+}
+
+func newFriendAddCmd(g *globals) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "add INVITE [--name N]",
+		Short: "add a friend from their invite (they must add yours too)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			f, err := c.AddFriend(ctx, a[0], name)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("added %s (%s)\n", displayName(f.Name), f.PeerID)
+			fmt.Println("the connection opens once they add your invite too (`kith id`)")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "what to call this friend (default: their nickname)")
+	return cmd
+}
+
+func newFriendLsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls [--json]",
+		Short: "list friends and who is online",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			fs, err := c.Friends(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(fs)
+			}
+			if len(fs) == 0 {
+				fmt.Println("no friends yet: `kith friend add INVITE`")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPEER ID\tSTATUS\tLAST SEEN\tADDRESSES")
+			for _, f := range fs {
+				state, seen := "offline", "never"
+				if f.Online {
+					state, seen = "online", "now"
+				} else if !f.LastSeen.IsZero() {
+					seen = time.Since(f.LastSeen).Round(time.Second).String() + " ago"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", displayName(f.Name), f.PeerID, state, seen, strings.Join(f.Addrs, " "))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newFriendRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm PEER|NAME",
+		Short: "remove a friend and close its connections",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			f, err := c.RemoveFriend(ctx, a[0])
+			if err != nil {
+				return err
+			}
+			fmt.Printf("removed %s (%s)\n", displayName(f.Name), f.PeerID)
+			return nil
+		},
+	}
+}
+
+func displayName(n string) string {
+	if n == "" {
+		return "(no name)"
+	}
+	return n
+}

@@ -1,0 +1,104 @@
+// Command kith is the command-line interface of a kith node: `kith up` runs
+// the daemon, every other command (except init and demo) asks the running
+// daemon through its local API. This package parses arguments and prints
+// answers; everything else lives in package node.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kith/node"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError marks an error in how kith was called (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// globals are the flags every command shares.
+type globals struct {
+	home string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "kith: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(os.Stderr, "see `%s --help`\n", cmd.CommandPath())
+		return exitUsage
+	}
+	return exitError
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "kith",
+		Short: "kith: a friend-to-friend network node",
+		Long: "kith shares files and carries chat among friends only.\n" +
+			"Start with `kith init --name NICK`, then `kith up`; exchange `kith id` with a friend and `kith friend add` theirs.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.home, "home", node.DefaultHome(), "node home folder (env "+node.HomeEnv+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newInitCmd(g), newUpCmd(g), newIDCmd(g), newStatusCmd(g),
+		newFriendCmd(g), newDemoCmd(),
+	)
+	return root
+}
+
+// args wraps a cobra argument validator so its errors are usage errors.
+func args(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := v(cmd, a); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// client returns an API client for the home after checking it exists.
+func (g *globals) client() (*node.Client, error) {
+	if err := node.CheckHome(g.home); err != nil {
+		return nil, err
+	}
+	return node.NewClient(g.home), nil
+}
+
+// apiContext bounds one CLI request to the daemon.
+func apiContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kith/node"
+)
+
+func newInitCmd(g *globals) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "init [--name NICK]",
+		Short: "create a node: identity key, database and listen port",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := node.Init(g.home, name)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("created a kith node in %s\n", g.home)
+			if s.Name != "" {
+				fmt.Printf("name:  %s\n", s.Name)
+			}
+			fmt.Printf("port:  %d (TCP and QUIC)\n", s.Port)
+			fmt.Println("next:  run `kith up`, then give `kith id` to a friend")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "your nickname, shown to friends")
+	return cmd
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var (
+		listen   []string
+		noMDNS   bool
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "up [--listen MULTIADDR ...]",
+		Short: "run the node in the foreground",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			cfg := node.DefaultConfig(g.home)
+			cfg.ListenAddrs = listen
+			cfg.MDNS = !noMDNS
+			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			n, err := node.Start(cfg)
+			if err != nil {
+				return err
+			}
+			st := n.Status()
+			fmt.Printf("kith up: %s (%s)\n", st.PeerID, st.Name)
+			fmt.Printf("listening on:\n  %s\n", strings.Join(st.ListenAddrs, "\n  "))
+			fmt.Printf("friends: %d; API: %s/%s\n", st.FriendsTotal, g.home, node.SocketFile)
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			s := <-sig
+			signal.Stop(sig)
+			fmt.Printf("kith: %s, shutting down\n", s)
+			done := make(chan error, 1)
+			go func() { done <- n.Close() }()
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(20 * time.Second):
+				return fmt.Errorf("shutdown took longer than 20s; exiting anyway")
+			}
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable); default: all interfaces on the port chosen at init")
+	cmd.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not announce or look for friends on the LAN")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func newIDCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "id [--json]",
+		Short: "print this node's invite, to give to a friend",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			inv, err := c.Invite(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(inv)
+			}
+			fmt.Println(inv.Invite)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "show what the node is doing",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(st)
+			}
+			fmt.Printf("peer ID:   %s\n", st.PeerID)
+			fmt.Printf("name:      %s\n", st.Name)
+			fmt.Printf("friends:   %d online of %d\n", st.FriendsOnline, st.FriendsTotal)
+			fmt.Printf("uptime:    %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
+			fmt.Printf("listening: %s\n", strings.Join(st.ListenAddrs, "\n           "))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,330 @@
+package f2f
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// protectTag marks friends' connections so the connection manager never trims them.
+const protectTag = "kith-friend"
+
+// AddrSource says where a friend's address was learned.
+type AddrSource string
+
+// Address sources.
+const (
+	SourceInvite   AddrSource = "invite"
+	SourceIdentify AddrSource = "identify"
+	SourceDHT      AddrSource = "dht"
+	SourceMDNS     AddrSource = "mdns"
+)
+
+// ConnectorConfig holds a Connector's dependencies and tuning. Zero tuning
+// values take the defaults of limits.go.
+type ConnectorConfig struct {
+	Host    host.Host
+	Friends *Friends
+	DHT     *dht.IpfsDHT // nil: no DHT lookups for stale addresses
+	Log     *slog.Logger
+	// OnAddrs, if set, is called when new addresses of a friend are learned.
+	OnAddrs   func(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
+	RedialMin time.Duration
+	RedialMax time.Duration
+}
+
+// ConnectorStats counts what the Connector did.
+type ConnectorStats struct {
+	Dials       uint64 // dial attempts
+	DHTLookups  uint64 // FindPeer calls after a failed dial
+	DHTFoundNew uint64 // lookups that produced an address we did not know
+}
+
+type dialState struct {
+	next    time.Time
+	backoff time.Duration
+	dialing bool
+}
+
+// Connector keeps a connection to every reachable friend: it dials each one,
+// redials with capped exponential backoff, falls back to the friends DHT when
+// the known addresses fail, records presence, and closes the connections of
+// removed friends. A friend counts as online once identify completed on a
+// connection, which proves the friend's gater admitted us too.
+type Connector struct {
+	cfg ConnectorConfig
+	h   host.Host
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sub    event.Subscription
+	kick   chan struct{}
+
+	mu    sync.Mutex
+	state map[peer.ID]*dialState
+
+	dials, lookups, foundNew atomic.Uint64
+	closeOnce                sync.Once
+}
+
+// NewConnector starts a connector. Close stops it.
+func NewConnector(cfg ConnectorConfig) (*Connector, error) {
+	if cfg.RedialMin == 0 {
+		cfg.RedialMin = RedialMin
+	}
+	if cfg.RedialMax == 0 {
+		cfg.RedialMax = RedialMax
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	sub, err := cfg.Host.EventBus().Subscribe([]any{
+		new(event.EvtPeerConnectednessChanged),
+		new(event.EvtPeerIdentificationCompleted),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Connector{
+		cfg: cfg, h: cfg.Host, log: cfg.Log,
+		ctx: ctx, cancel: cancel, sub: sub,
+		kick:  make(chan struct{}, 1),
+		state: map[peer.ID]*dialState{},
+	}
+	for _, f := range cfg.Friends.List() {
+		c.adopt(f)
+	}
+	cfg.Friends.Watch(c.onChange)
+	c.wg.Add(1)
+	go c.loop()
+	return c, nil
+}
+
+// Close stops dialling and waits for the connector's goroutines. It does not
+// close connections (the host does). Safe to call more than once.
+func (c *Connector) Close() error {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.sub.Close()
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// Stats returns counters of what the connector did.
+func (c *Connector) Stats() ConnectorStats {
+	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookups.Load(), DHTFoundNew: c.foundNew.Load()}
+}
+
+// Kick makes the connector dial every disconnected friend now.
+func (c *Connector) Kick() {
+	c.mu.Lock()
+	for _, st := range c.state {
+		st.next = time.Time{}
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Connector) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// LearnAddrs records addresses of a friend found by some means (mDNS, the
+// API) and dials it at once if it is not connected.
+func (c *Connector) LearnAddrs(id peer.ID, addrs []ma.Multiaddr, src AddrSource) {
+	if !c.cfg.Friends.IsFriend(id) {
+		return
+	}
+	c.h.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
+	if c.cfg.Friends.LearnAddrs(id, addrs) && c.cfg.OnAddrs != nil {
+		c.cfg.OnAddrs(id, addrs, src)
+	}
+	c.mu.Lock()
+	if st, ok := c.state[id]; ok {
+		st.next = time.Time{}
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Connector) adopt(f Friend) {
+	c.h.ConnManager().Protect(f.ID, protectTag)
+	c.h.Peerstore().AddAddrs(f.ID, f.Addrs, peerstore.PermanentAddrTTL)
+	c.mu.Lock()
+	if _, ok := c.state[f.ID]; !ok {
+		c.state[f.ID] = &dialState{backoff: c.cfg.RedialMin}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Connector) onChange(ch Change) {
+	switch ch.Kind {
+	case FriendAdded:
+		c.adopt(ch.Friend)
+		c.poke()
+	case FriendRemoved:
+		c.mu.Lock()
+		delete(c.state, ch.Friend.ID)
+		c.mu.Unlock()
+		c.h.ConnManager().Unprotect(ch.Friend.ID, protectTag)
+		// The gater refuses new connections; close the live ones now.
+		if err := c.h.Network().ClosePeer(ch.Friend.ID); err != nil {
+			c.log.Debug("closing removed friend", slog.String("peer", ch.Friend.ID.ShortString()), slog.Any("err", err))
+		}
+		c.h.Peerstore().ClearAddrs(ch.Friend.ID)
+		c.h.Peerstore().RemovePeer(ch.Friend.ID)
+	}
+}
+
+func (c *Connector) loop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	c.dialDue()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case ev, ok := <-c.sub.Out():
+			if !ok {
+				return
+			}
+			c.handleEvent(ev)
+		case <-c.kick:
+			c.dialDue()
+		case <-tick.C:
+			c.dialDue()
+		}
+	}
+}
+
+func (c *Connector) handleEvent(ev any) {
+	switch e := ev.(type) {
+	case event.EvtPeerIdentificationCompleted:
+		if !c.cfg.Friends.IsFriend(e.Peer) || c.h.Network().Connectedness(e.Peer) != network.Connected {
+			return
+		}
+		addrs := e.ListenAddrs
+		if len(addrs) > 0 {
+			c.h.Peerstore().AddAddrs(e.Peer, addrs, peerstore.PermanentAddrTTL)
+			if c.cfg.Friends.LearnAddrs(e.Peer, addrs) && c.cfg.OnAddrs != nil {
+				c.cfg.OnAddrs(e.Peer, addrs, SourceIdentify)
+			}
+		}
+		c.mu.Lock()
+		if st, ok := c.state[e.Peer]; ok {
+			st.backoff = c.cfg.RedialMin
+		}
+		c.mu.Unlock()
+		c.cfg.Friends.SetOnline(e.Peer, true, nil)
+		c.log.Info("friend online", slog.String("peer", e.Peer.ShortString()))
+	case event.EvtPeerConnectednessChanged:
+		if e.Connectedness == network.Connected {
+			return // online only once identify proves the friend admitted us
+		}
+		if fr, ok := c.cfg.Friends.Get(e.Peer); ok {
+			if fr.Online {
+				c.log.Info("friend offline", slog.String("peer", e.Peer.ShortString()))
+			}
+			c.cfg.Friends.SetOnline(e.Peer, false, nil)
+			c.mu.Lock()
+			if st, ok := c.state[e.Peer]; ok && !st.dialing {
+				st.next = time.Now().Add(st.backoff)
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// dialDue starts a dial for every friend that is disconnected and due.
+func (c *Connector) dialDue() {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, st := range c.state {
+		if st.dialing || now.Before(st.next) || c.h.Network().Connectedness(id) == network.Connected {
+			continue
+		}
+		st.dialing = true
+		c.wg.Add(1)
+		go c.dial(id)
+	}
+}
+
+func (c *Connector) dial(id peer.ID) {
+	defer c.wg.Done()
+	c.dials.Add(1)
+	err := c.connect(id)
+	c.mu.Lock()
+	if st, ok := c.state[id]; ok {
+		// Back off even when the dial "succeeded": a friend whose gater
+		// refuses us (one-sided friendship) closes the connection at once.
+		// Identify completing resets the backoff.
+		st.dialing = false
+		st.next = time.Now().Add(st.backoff)
+		st.backoff = min(st.backoff*2, c.cfg.RedialMax)
+		if err != nil {
+			c.log.Debug("dial failed", slog.String("peer", id.ShortString()), slog.Any("err", err))
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Connector) connect(id peer.ID) error {
+	ctx, cancel := context.WithTimeout(c.ctx, DialTimeout)
+	defer cancel()
+	fr, ok := c.cfg.Friends.Get(id)
+	if !ok {
+		return nil
+	}
+	c.h.Peerstore().AddAddrs(id, fr.Addrs, peerstore.PermanentAddrTTL)
+	err := c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: fr.Addrs})
+	if err == nil || c.cfg.DHT == nil || c.ctx.Err() != nil {
+		return err
+	}
+	c.log.Debug("dial failed, asking friends DHT", slog.String("peer", id.ShortString()), slog.Any("err", err))
+	return c.lookup(ctx, id, fr.Addrs)
+}
+
+// lookup asks the friends DHT for id's current addresses and dials them.
+func (c *Connector) lookup(ctx context.Context, id peer.ID, known []ma.Multiaddr) error {
+	c.lookups.Add(1)
+	ai, err := c.cfg.DHT.FindPeer(ctx, id)
+	if err != nil {
+		return err
+	}
+	var fresh []ma.Multiaddr
+	for _, a := range ai.Addrs {
+		if !slices.ContainsFunc(known, a.Equal) {
+			fresh = append(fresh, a)
+		}
+	}
+	if len(fresh) > 0 {
+		c.foundNew.Add(1)
+		c.log.Info("friend found through DHT", slog.String("peer", id.ShortString()), slog.Any("addrs", fresh))
+		c.h.Peerstore().AddAddrs(id, fresh, peerstore.PermanentAddrTTL)
+		c.cfg.Friends.LearnAddrs(id, fresh)
+		if c.cfg.OnAddrs != nil {
+			c.cfg.OnAddrs(id, fresh, SourceDHT)
+		}
+	}
+	return c.h.Connect(ctx, ai)
+}

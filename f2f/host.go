@@ -1,0 +1,86 @@
+package f2f
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// HostConfig says how to build the libp2p host of a node.
+type HostConfig struct {
+	Key         crypto.PrivKey
+	ListenAddrs []string // multiaddrs; TCP and QUIC
+	Gater       *Gater
+	// Extra options are appended last (tests, the simulator).
+	Extra []libp2p.Option
+}
+
+// NewResourceManager builds libp2p's resource manager with kith's explicit
+// limits on top of the auto-scaled defaults: every peer is a friend, so the
+// per-peer caps are generous but finite.
+func NewResourceManager() (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	cfg := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns:  rcmgr.LimitVal(MaxConns),
+			Memory: rcmgr.LimitVal64(HostMemory),
+		},
+		PeerDefault: rcmgr.ResourceLimits{
+			Streams:         rcmgr.LimitVal(StreamsPerPeer),
+			StreamsInbound:  rcmgr.LimitVal(StreamsPerPeer),
+			StreamsOutbound: rcmgr.LimitVal(StreamsPerPeer),
+			Conns:           rcmgr.LimitVal(ConnsPerPeer),
+			ConnsInbound:    rcmgr.LimitVal(ConnsPerPeer),
+			ConnsOutbound:   rcmgr.LimitVal(ConnsPerPeer),
+		},
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(cfg.Build(limits.AutoScale())))
+	if err != nil {
+		return nil, fmt.Errorf("building resource manager: %w", err)
+	}
+	return rm, nil
+}
+
+// NewHost builds a libp2p host with TCP (Noise, yamux) and QUIC, the friend
+// gater, libp2p's resource manager with explicit limits, and a connection
+// manager that never trims friends (the Connector protects them). No relay
+// transport, no NAT port mapping, no metrics.
+func NewHost(cfg HostConfig) (host.Host, error) {
+	rm, err := NewResourceManager()
+	if err != nil {
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(MaxConns/2, MaxConns-64, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("building connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Key),
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionGater(cfg.Gater),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+	}
+	h, err := libp2p.New(append(opts, cfg.Extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("starting libp2p host: %w", err)
+	}
+	return h, nil
+}

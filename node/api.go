@@ -1,0 +1,282 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"kith/f2f"
+)
+
+// maxRequestBody bounds every API request body.
+const maxRequestBody = 64 << 10
+
+// sseHeartbeat is how often an idle event stream gets a comment line, so
+// that clients notice a dead daemon.
+const sseHeartbeat = 15 * time.Second
+
+// FriendInfo is a friend as the API shows it.
+type FriendInfo struct {
+	PeerID   string    `json:"peer_id"`
+	Name     string    `json:"name"`
+	Online   bool      `json:"online"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	Added    time.Time `json:"added"`
+	Addrs    []string  `json:"addrs"`
+}
+
+// InviteInfo is the answer of GET /v1/invite.
+type InviteInfo struct {
+	Invite string   `json:"invite"`
+	PeerID string   `json:"peer_id"`
+	Name   string   `json:"name"`
+	Addrs  []string `json:"addrs"`
+}
+
+// AddFriendRequest is the body of POST /v1/friends.
+type AddFriendRequest struct {
+	Invite string `json:"invite"`
+	Name   string `json:"name,omitempty"`
+}
+
+// ErrorBody is the JSON body of every API error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// apiErrors maps sentinel errors to stable codes and HTTP statuses; the
+// client maps codes back, so errors.Is works across the socket.
+var apiErrors = []struct {
+	err    error
+	code   string
+	status int
+}{
+	{f2f.ErrInviteEmpty, "invite_empty", http.StatusBadRequest},
+	{f2f.ErrInviteGarbled, "invite_garbled", http.StatusBadRequest},
+	{f2f.ErrInviteTruncated, "invite_truncated", http.StatusBadRequest},
+	{f2f.ErrInviteSignature, "invite_signature", http.StatusBadRequest},
+	{f2f.ErrInviteVersion, "invite_version", http.StatusBadRequest},
+	{f2f.ErrInviteTooLarge, "invite_too_large", http.StatusBadRequest},
+	{f2f.ErrInviteOwn, "invite_own", http.StatusBadRequest},
+	{f2f.ErrBadName, "bad_name", http.StatusBadRequest},
+	{f2f.ErrAlreadyFriend, "already_friend", http.StatusConflict},
+	{f2f.ErrNoSuchFriend, "no_such_friend", http.StatusNotFound},
+	{f2f.ErrAmbiguousFriend, "ambiguous_friend", http.StatusConflict},
+	{ErrBadRequest, "bad_request", http.StatusBadRequest},
+	{ErrNotFound, "not_found", http.StatusNotFound},
+}
+
+// API request errors.
+var (
+	// ErrBadRequest: the request could not be understood.
+	ErrBadRequest = errors.New("bad request")
+	// ErrNotFound: no such API endpoint.
+	ErrNotFound = errors.New("no such API endpoint")
+)
+
+type apiServer struct {
+	n       *Node
+	path    string
+	ln      net.Listener
+	srv     *http.Server
+	closing chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// startAPI serves the API on a unix socket at path (mode 0600). A socket
+// left by a crashed daemon is removed; one that answers means another
+// daemon runs (the database lock normally says so first).
+func startAPI(n *Node, path string) (*apiServer, error) {
+	if _, err := os.Stat(path); err == nil {
+		if isUnixSocketAlive(path) {
+			return nil, fmt.Errorf("%w: %s answers", ErrDaemonRunning, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("securing %s: %w", path, err)
+	}
+	a := &apiServer{n: n, path: path, ln: ln, closing: make(chan struct{})}
+	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Warn("API server stopped", slog.Any("err", err))
+		}
+	}()
+	return a, nil
+}
+
+func (a *apiServer) close() error {
+	var err error
+	a.once.Do(func() {
+		close(a.closing) // ends event streams, so Shutdown need not wait for them
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = a.srv.Shutdown(ctx)
+		a.wg.Wait()
+		os.Remove(a.path)
+	})
+	return err
+}
+
+func (a *apiServer) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("GET /v1/invite", a.invite)
+	mux.HandleFunc("GET /v1/friends", a.listFriends)
+	mux.HandleFunc("POST /v1/friends", a.addFriend)
+	mux.HandleFunc("DELETE /v1/friends/{ref}", a.removeFriend)
+	mux.HandleFunc("GET /v1/events", a.eventStream)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: %s %s", ErrNotFound, r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (a *apiServer) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Status())
+}
+
+func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
+	text, err := a.n.Invite()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, InviteInfo{Invite: text, PeerID: a.n.ID().String(), Name: a.n.Name(), Addrs: addrStrings(a.n.InviteAddrs())})
+}
+
+func (a *apiServer) listFriends(w http.ResponseWriter, r *http.Request) {
+	out := []FriendInfo{}
+	for _, f := range a.n.friends.List() {
+		out = append(out, friendJSON(f))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *apiServer) addFriend(w http.ResponseWriter, r *http.Request) {
+	var req AddFriendRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	f, err := a.n.AddFriend(req.Invite, req.Name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, friendJSON(f))
+}
+
+func (a *apiServer) removeFriend(w http.ResponseWriter, r *http.Request) {
+	f, err := a.n.RemoveFriend(r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, friendJSON(f))
+}
+
+// eventStream sends node events as server-sent events until the client
+// goes away or the daemon stops.
+func (a *apiServer) eventStream(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, errors.New("streaming unsupported"))
+		return
+	}
+	events, cancel := a.n.events.Subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": kith events\n\n")
+	fl.Flush()
+	beat := time.NewTicker(sseHeartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-a.closing:
+			return
+		case <-beat.C:
+			fmt.Fprint(w, ": heartbeat\n\n")
+			fl.Flush()
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			b, err := json.Marshal(ev)
+			if err != nil {
+				continue
+			}
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, b)
+			fl.Flush()
+		}
+	}
+}
+
+func friendJSON(f f2f.Friend) FriendInfo {
+	return FriendInfo{
+		PeerID: f.ID.String(), Name: f.Name, Online: f.Online,
+		LastSeen: f.LastSeen, Added: f.Added, Addrs: addrStrings(f.Addrs),
+	}
+}
+
+// readJSON decodes a bounded request body strictly; on failure it answers
+// 400 and returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return false
+	}
+	if dec.More() {
+		writeError(w, fmt.Errorf("%w: trailing data after the JSON body", ErrBadRequest))
+		return false
+	}
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		writeError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code, status := "internal", http.StatusInternalServerError
+	for _, e := range apiErrors {
+		if errors.Is(err, e.err) {
+			code, status = e.code, e.status
+			break
+		}
+	}
+	writeJSON(w, status, ErrorBody{Error: err.Error(), Code: code})
+}

@@ -1,0 +1,190 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// ErrNoDaemon means no daemon answers on the home's API socket.
+var ErrNoDaemon = errors.New("no daemon is running")
+
+// APIError is an error answer from the daemon. It unwraps to the sentinel
+// error its code stands for, so callers can use errors.Is.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Unwrap returns the sentinel error of the code, if known.
+func (e *APIError) Unwrap() error {
+	for _, a := range apiErrors {
+		if a.code == e.Code {
+			return a.err
+		}
+	}
+	return nil
+}
+
+// Client talks to a daemon through its API socket. It is safe for
+// concurrent use.
+type Client struct {
+	home string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the daemon of home.
+func NewClient(home string) *Client {
+	sock := filepath.Join(home, SocketFile)
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		DisableCompression: true,
+	}
+	return &Client{home: home, hc: &http.Client{Transport: tr}}
+}
+
+func (c *Client) noDaemon(err error) error {
+	return fmt.Errorf("%w for home %s: start it with `kith up` (%v)", ErrNoDaemon, c.home, err)
+}
+
+func isDialFailure(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" ||
+		errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// do sends a request with an optional JSON body and decodes the JSON answer
+// into out (if non-nil).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://kith"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if isDialFailure(err) {
+			return c.noDaemon(err)
+		}
+		return fmt.Errorf("talking to the daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	return decodeAnswer(resp, out)
+}
+
+func decodeAnswer(resp *http.Response, out any) error {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading the daemon's answer: %w", err)
+	}
+	if resp.StatusCode >= 400 {
+		var eb ErrorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			eb = ErrorBody{Error: strings.TrimSpace(string(b)), Code: "unknown"}
+		}
+		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decoding the daemon's answer: %w", err)
+	}
+	return nil
+}
+
+// Status asks for the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+}
+
+// Invite asks for the node's invite.
+func (c *Client) Invite(ctx context.Context) (InviteInfo, error) {
+	var i InviteInfo
+	return i, c.do(ctx, http.MethodGet, "/v1/invite", nil, &i)
+}
+
+// Friends lists the friends.
+func (c *Client) Friends(ctx context.Context) ([]FriendInfo, error) {
+	var fs []FriendInfo
+	return fs, c.do(ctx, http.MethodGet, "/v1/friends", nil, &fs)
+}
+
+// AddFriend adds the node of an invite as a friend.
+func (c *Client) AddFriend(ctx context.Context, invite, name string) (FriendInfo, error) {
+	var f FriendInfo
+	return f, c.do(ctx, http.MethodPost, "/v1/friends", AddFriendRequest{Invite: invite, Name: name}, &f)
+}
+
+// RemoveFriend removes a friend by peer ID or name.
+func (c *Client) RemoveFriend(ctx context.Context, ref string) (FriendInfo, error) {
+	var f FriendInfo
+	return f, c.do(ctx, http.MethodDelete, "/v1/friends/"+url.PathEscape(ref), nil, &f)
+}
+
+// Events follows the daemon's event stream, calling fn for each event until
+// ctx ends, the daemon goes away, or fn returns an error.
+func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://kith/v1/events", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if isDialFailure(err) {
+			return c.noDaemon(err)
+		}
+		return fmt.Errorf("talking to the daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeAnswer(resp, nil)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		var ev Event
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return fmt.Errorf("decoding event: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading events: %w", err)
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,306 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	bolt "go.etcd.io/bbolt"
+
+	"kith/f2f"
+	"kith/internal/store"
+)
+
+// Config says how to run a node. The zero value of every field but Home is
+// usable; DefaultConfig fills in what `kith up` uses.
+type Config struct {
+	// Home is the node's folder (identity.key, kith.db, api.sock).
+	Home string
+	// ListenAddrs are multiaddrs to listen on; empty means every interface
+	// on the port stored at init (DefaultListenAddrs).
+	ListenAddrs []string
+	// MDNS announces the node on the LAN and finds friends there. It is
+	// never started when every listen address is loopback.
+	MDNS bool
+	// NoAPI skips the unix-socket API (in-process nodes: demo, tests).
+	NoAPI bool
+	// DHTAutoRefresh lets the friends DHT refresh its routing table
+	// periodically; tests switch it off to observe lookups alone.
+	DHTAutoRefresh bool
+	// RedialMin and RedialMax override the friend redial backoff.
+	RedialMin, RedialMax time.Duration
+	// Log receives the node's logs; nil discards them.
+	Log *slog.Logger
+}
+
+// DefaultConfig is the configuration of `kith up` for home.
+func DefaultConfig(home string) Config {
+	return Config{Home: home, MDNS: true, DHTAutoRefresh: true}
+}
+
+// Node is a running kith node: the libp2p host with its friends-only gater,
+// the friend connector, the friends DHT and the local API.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	key      crypto.PrivKey
+	settings Settings
+	started  time.Time
+
+	db        *bolt.DB
+	friends   *f2f.Friends
+	gater     *f2f.Gater
+	host      host.Host
+	dht       *dht.IpfsDHT
+	connector *f2f.Connector
+	mdns      interface{ Close() error }
+	events    *Bus
+	api       *apiServer
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ErrDaemonRunning means another process already runs this home's node.
+var ErrDaemonRunning = errors.New("a kith daemon is already running for this home")
+
+// Start opens the node in cfg.Home and brings it up: store, host, DHT,
+// connector, mDNS and the API. On error everything started is stopped.
+func Start(cfg Config) (n *Node, err error) {
+	if err := CheckHome(cfg.Home); err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n = &Node{cfg: cfg, log: log, events: NewBus(), started: time.Now()}
+	defer func() {
+		if err != nil {
+			n.Close()
+			n = nil
+		}
+	}()
+	if n.key, err = f2f.LoadIdentity(filepath.Join(cfg.Home, KeyFile)); err != nil {
+		return n, err
+	}
+	n.db, err = store.Open(filepath.Join(cfg.Home, DBFile), store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return n, fmt.Errorf("%w (%s)", ErrDaemonRunning, cfg.Home)
+	}
+	if err != nil {
+		return n, err
+	}
+	if n.settings, err = loadSettings(n.db); err != nil {
+		return n, err
+	}
+	id, err := peer.IDFromPrivateKey(n.key)
+	if err != nil {
+		return n, fmt.Errorf("deriving peer ID: %w", err)
+	}
+	if n.friends, err = f2f.OpenFriends(n.db, id); err != nil {
+		return n, err
+	}
+	n.gater = f2f.NewGater(n.friends, log)
+	listen := cfg.ListenAddrs
+	if len(listen) == 0 {
+		listen = DefaultListenAddrs(n.settings.Port)
+	}
+	if n.host, err = f2f.NewHost(f2f.HostConfig{Key: n.key, ListenAddrs: listen, Gater: n.gater}); err != nil {
+		return n, err
+	}
+	if n.dht, err = f2f.NewFriendDHT(n.host, n.friends, cfg.DHTAutoRefresh); err != nil {
+		return n, err
+	}
+	n.friends.Watch(n.publishFriendChange)
+	n.connector, err = f2f.NewConnector(f2f.ConnectorConfig{
+		Host: n.host, Friends: n.friends, DHT: n.dht, Log: log,
+		RedialMin: cfg.RedialMin, RedialMax: cfg.RedialMax,
+		OnAddrs: func(id peer.ID, addrs []ma.Multiaddr, src f2f.AddrSource) {
+			n.events.Publish("friend.addrs", map[string]any{"peer_id": id.String(), "addrs": addrStrings(addrs), "source": src})
+		},
+	})
+	if err != nil {
+		return n, err
+	}
+	if cfg.MDNS && !allLoopback(n.host.Addrs()) {
+		if n.mdns, err = f2f.StartMDNS(n.host, n.connector); err != nil {
+			return n, err
+		}
+	}
+	if !cfg.NoAPI {
+		if n.api, err = startAPI(n, filepath.Join(cfg.Home, SocketFile)); err != nil {
+			return n, err
+		}
+	}
+	log.Info("node up", slog.String("peer", id.String()), slog.Any("addrs", n.host.Addrs()))
+	return n, nil
+}
+
+// Close stops the node: API first (and its socket), then friend dialling,
+// the DHT, the host (closing every connection) and the database. Safe to call
+// more than once and on a partly started node.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.api != nil {
+			errs = append(errs, n.api.close())
+		}
+		if n.mdns != nil {
+			errs = append(errs, n.mdns.Close())
+		}
+		if n.connector != nil {
+			errs = append(errs, n.connector.Close())
+		}
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		if n.host != nil {
+			errs = append(errs, n.host.Close())
+		}
+		if n.db != nil {
+			errs = append(errs, n.db.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Host is the node's libp2p host (for services built on top of it).
+func (n *Node) Host() host.Host { return n.host }
+
+// Friends is the node's friend list.
+func (n *Node) Friends() *f2f.Friends { return n.friends }
+
+// Gater is the node's connection gater.
+func (n *Node) Gater() *f2f.Gater { return n.gater }
+
+// Connector is the node's friend connector.
+func (n *Node) Connector() *f2f.Connector { return n.connector }
+
+// Events is the node's event bus.
+func (n *Node) Events() *Bus { return n.events }
+
+// Name is the node owner's nickname.
+func (n *Node) Name() string { return n.settings.Name }
+
+// InviteAddrs are the addresses put in invites: every listen address, minus
+// loopback ones when there is anything else, minus link-local ones.
+func (n *Node) InviteAddrs() []ma.Multiaddr {
+	all := n.host.Addrs()
+	var out []ma.Multiaddr
+	loopbackOnly := allLoopback(all)
+	for _, a := range all {
+		if manet.IsIP6LinkLocal(a) || (!loopbackOnly && manet.IsIPLoopback(a)) {
+			continue
+		}
+		out = append(out, a)
+	}
+	if len(out) > f2f.MaxInviteAddrs {
+		out = out[:f2f.MaxInviteAddrs]
+	}
+	return out
+}
+
+// Invite returns the node's signed one-line invite.
+func (n *Node) Invite() (string, error) {
+	return f2f.NewInvite(n.key, n.InviteAddrs(), n.settings.Name)
+}
+
+// AddFriend verifies an invite and adds its node as a friend.
+func (n *Node) AddFriend(invite, name string) (f2f.Friend, error) {
+	inv, err := f2f.ParseInvite(invite)
+	if err != nil {
+		return f2f.Friend{}, err
+	}
+	return n.friends.Add(inv, name)
+}
+
+// RemoveFriend removes a friend by peer ID or name and drops its connections.
+func (n *Node) RemoveFriend(ref string) (f2f.Friend, error) {
+	return n.friends.Remove(ref)
+}
+
+// Status is a snapshot of the node for `kith status`.
+type Status struct {
+	PeerID        string    `json:"peer_id"`
+	Name          string    `json:"name"`
+	Home          string    `json:"home"`
+	ListenAddrs   []string  `json:"listen_addrs"`
+	FriendsOnline int       `json:"friends_online"`
+	FriendsTotal  int       `json:"friends_total"`
+	Started       time.Time `json:"started"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Connections   int       `json:"connections"`
+	Refused       uint64    `json:"refused_connections"`
+	PID           int       `json:"pid"`
+}
+
+// Status reports what the node is doing now.
+func (n *Node) Status() Status {
+	st := Status{
+		PeerID: n.ID().String(), Name: n.settings.Name, Home: n.cfg.Home,
+		ListenAddrs: addrStrings(n.host.Addrs()),
+		Started:     n.started.UTC(), UptimeSeconds: time.Since(n.started).Seconds(),
+		Connections: len(n.host.Network().Conns()), Refused: n.gater.Refused(),
+		PID: os.Getpid(),
+	}
+	for _, f := range n.friends.List() {
+		st.FriendsTotal++
+		if f.Online {
+			st.FriendsOnline++
+		}
+	}
+	return st
+}
+
+func (n *Node) publishFriendChange(c f2f.Change) {
+	typ := map[f2f.ChangeKind]string{
+		f2f.FriendAdded: "friend.added", f2f.FriendRemoved: "friend.removed",
+		f2f.FriendOnline: "friend.online", f2f.FriendOffline: "friend.offline",
+	}[c.Kind]
+	n.events.Publish(typ, friendJSON(c.Friend))
+}
+
+func addrStrings(addrs []ma.Multiaddr) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func allLoopback(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// isUnixSocketAlive reports whether something answers on a unix socket.
+func isUnixSocketAlive(path string) bool {
+	c, err := net.DialTimeout("unix", path, 500*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

@@ -1,0 +1,59 @@
+package share
+
+import "errors"
+
+// Errors from hashing and verification.
+var (
+	// ErrSizeChanged means a file did not hold the number of bytes it was
+	// said to have while it was hashed; it probably changed on disk.
+	ErrSizeChanged = errors.New("file size changed while hashing")
+	// ErrFileTooLarge means a size exceeds MaxFileSize.
+	ErrFileTooLarge = errors.New("file too large")
+	// ErrBadOutboard means an outboard does not fit the file size it is
+	// used with.
+	ErrBadOutboard = errors.New("outboard does not match file size")
+	// ErrBadRange means a group range is empty, too long or outside the file.
+	ErrBadRange = errors.New("bad group range")
+	// ErrBadProof means a proof or data buffer has the wrong length for the
+	// range it claims to prove.
+	ErrBadProof = errors.New("proof or data has wrong length")
+	// ErrMismatch means data and proof do not hash to the expected root:
+	// the sender is broken or lying.
+	ErrMismatch = errors.New("data does not match root")
+)
+
+// Errors from ParseLink.
+var (
+	// ErrLinkTooLong means a link is longer than MaxLinkLen.
+	ErrLinkTooLong = errors.New("link too long")
+	// ErrBadScheme means a link does not start with kith://file/.
+	ErrBadScheme = errors.New("not a kith://file/ link")
+	// ErrBadRoot means a root is not 64 hexadecimal digits.
+	ErrBadRoot = errors.New("root is not 64 hex digits")
+	// ErrBadSize means a size is not a non-negative decimal integer.
+	ErrBadSize = errors.New("bad size")
+	// ErrBadName means a name is empty, too long, not UTF-8, holds a path
+	// separator or control character, or is "." or "..".
+	ErrBadName = errors.New("bad file name")
+	// ErrBadLink means a link is malformed in another way, such as a
+	// repeated parameter or a fragment.
+	ErrBadLink = errors.New("malformed link")
+)
+
+// Errors from reading and writing share protocol messages.
+var (
+	// ErrMessageTooLarge means a peer announced a message larger than
+	// MaxMessageSize. The stream cannot be used any more.
+	ErrMessageTooLarge = errors.New("message too large")
+	// ErrUnknownMessage means a frame carried no message type this version
+	// knows. The frame was consumed whole, so the stream stays usable and
+	// the request can be answered with CodeUnknownRequest.
+	ErrUnknownMessage = errors.New("unknown message type")
+	// ErrBadMessage means a message was decoded but holds invalid values.
+	// For anything but a RangeReply the frame was consumed whole and the
+	// stream stays usable.
+	ErrBadMessage = errors.New("invalid message")
+	// ErrNoPayload means ReadPayload was called for more bytes than the
+	// current range reply carries.
+	ErrNoPayload = errors.New("read past range payload")
+)

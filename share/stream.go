@@ -1,0 +1,178 @@
+package share
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/libp2p/go-msgio/pbio"
+	"google.golang.org/protobuf/proto"
+
+	"kith/share/pb"
+)
+
+// streamBufferSize is the buffer of a Reader and a Writer. Payloads larger
+// than this bypass the buffers, so range data is copied once, from the
+// stream into the caller's buffer.
+const streamBufferSize = 64 << 10
+
+// Reader reads frames from a share stream: uvarint-length-delimited pb.Frame
+// messages of at most MaxMessageSize bytes, each RangeReply followed by its
+// raw payload. It works over any io.Reader. A Reader is not safe for
+// concurrent use.
+type Reader struct {
+	br      *bufio.Reader
+	pr      pbio.Reader
+	pending int64 // payload bytes of the last RangeReply not yet read
+}
+
+// NewReader returns a Reader that reads from r.
+func NewReader(r io.Reader) *Reader {
+	br := bufio.NewReaderSize(r, streamBufferSize)
+	// pbio wraps its reader in bufio.NewReader, which hands back br itself
+	// since br is large enough; so message and payload reads share one
+	// buffer and no payload byte is read ahead and lost.
+	return &Reader{br: br, pr: pbio.NewDelimitedReader(br, MaxMessageSize)}
+}
+
+// ReadFrame reads the next frame, first skipping what is left of the
+// previous range payload. It returns io.EOF if the stream ends cleanly
+// between frames.
+//
+// On an error wrapping ErrUnknownMessage the frame was consumed and the
+// returned Frame has its ID, so a request can be answered with
+// CodeUnknownRequest and the stream used on. On an error wrapping
+// ErrBadMessage the ID is also set, for a CodeBadRequest answer, but the
+// peer is broken and the stream should then be closed; likewise after any
+// other error.
+func (r *Reader) ReadFrame() (Frame, error) {
+	if r.pending > 0 {
+		n, err := r.br.Discard(int(r.pending))
+		r.pending -= int64(n)
+		if err != nil {
+			return Frame{}, fmt.Errorf("skipping range payload: %w", noEOF(err))
+		}
+	}
+	var w pb.Frame
+	if err := r.pr.ReadMsg(&w); err != nil {
+		switch {
+		case err == io.EOF:
+			return Frame{}, io.EOF
+		case errors.Is(err, io.ErrShortBuffer):
+			return Frame{}, fmt.Errorf("reading share message: %w", ErrMessageTooLarge)
+		case errors.Is(err, proto.Error):
+			return Frame{}, fmt.Errorf("reading share message: %w: %w", ErrBadMessage, err)
+		}
+		return Frame{}, fmt.Errorf("reading share message: %w", err)
+	}
+	f, err := fromWire(&w)
+	if err != nil {
+		return f, err
+	}
+	if rr, ok := f.Msg.(RangeReply); ok {
+		r.pending = int64(rr.ProofLen) + rr.DataLen
+	}
+	return f, nil
+}
+
+// ReadPayload fills p from the payload of the last RangeReply: first its
+// ProofLen bytes of proof, then its DataLen bytes of data. It may be called
+// several times to read the payload piece by piece, such as one group at a
+// time into place. Reading past the payload gives ErrNoPayload.
+func (r *Reader) ReadPayload(p []byte) error {
+	if int64(len(p)) > r.pending {
+		return fmt.Errorf("reading range payload: %w", ErrNoPayload)
+	}
+	n, err := io.ReadFull(r.br, p)
+	r.pending -= int64(n)
+	if err != nil {
+		return fmt.Errorf("reading range payload: %w", noEOF(err))
+	}
+	return nil
+}
+
+// Pending returns how many payload bytes of the last RangeReply are unread.
+func (r *Reader) Pending() int64 {
+	return r.pending
+}
+
+// Writer writes frames to a share stream. Every method writes whole frames
+// and flushes them before returning. A Writer is not safe for concurrent
+// use.
+type Writer struct {
+	bw *bufio.Writer
+	pw pbio.Writer
+}
+
+// NewWriter returns a Writer that writes to w.
+func NewWriter(w io.Writer) *Writer {
+	bw := bufio.NewWriterSize(w, streamBufferSize)
+	return &Writer{bw: bw, pw: pbio.NewDelimitedWriter(bw)}
+}
+
+// WriteFrame writes f, which must not be a RangeReply (see WriteRange). An
+// ErrorReply message longer than MaxErrorMessageLen is cut short; a frame
+// larger than MaxMessageSize is refused with ErrMessageTooLarge.
+func (w *Writer) WriteFrame(f Frame) error {
+	if _, ok := f.Msg.(RangeReply); ok {
+		return fmt.Errorf("writing share message: %w: RangeReply needs WriteRange", ErrBadMessage)
+	}
+	return w.write(f)
+}
+
+// WriteRange writes a RangeReply for count groups from first, followed by
+// proof and data as its payload. data is written straight to the stream,
+// without copying, when it is larger than the write buffer.
+func (w *Writer) WriteRange(id uint64, first, count int64, proof, data []byte) error {
+	if count < 1 || count > MaxRangeGroups || len(proof) > MaxRangeProof || len(data) > MaxRangeData {
+		return fmt.Errorf("writing range reply: %w", ErrBadRange)
+	}
+	m := RangeReply{First: first, Count: count, ProofLen: len(proof), DataLen: int64(len(data))}
+	if err := w.writeNoFlush(Frame{ID: id, Msg: m}); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(proof); err != nil {
+		return fmt.Errorf("writing range proof: %w", err)
+	}
+	if _, err := w.bw.Write(data); err != nil {
+		return fmt.Errorf("writing range data: %w", err)
+	}
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("writing range data: %w", err)
+	}
+	return nil
+}
+
+func (w *Writer) write(f Frame) error {
+	if err := w.writeNoFlush(f); err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("writing share message: %w", err)
+	}
+	return nil
+}
+
+func (w *Writer) writeNoFlush(f Frame) error {
+	m, err := f.toWire()
+	if err != nil {
+		return fmt.Errorf("writing share message: %w", err)
+	}
+	if proto.Size(m) > MaxMessageSize {
+		return fmt.Errorf("writing share message: %w", ErrMessageTooLarge)
+	}
+	if err := w.pw.WriteMsg(m); err != nil {
+		return fmt.Errorf("writing share message: %w", err)
+	}
+	return nil
+}
+
+// noEOF turns io.EOF into io.ErrUnexpectedEOF: in the middle of a payload
+// the end of the stream is always unexpected.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
