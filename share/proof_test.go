@@ -203,21 +203,22 @@ func FuzzVerifyGroup(f *testing.F) {
 }
 
 func BenchmarkVerifyGroup(b *testing.B) {
-	size := int64(len(benchData))
-	tr := mustHash(b, benchData)
+	data := benchData()
+	size := int64(len(data))
+	tr := mustHash(b, data)
 	i := Groups(size) / 3
 	off, n := GroupBounds(size, i)
 	proof, _ := tr.AppendProof(nil, i, 1)
 	b.SetBytes(n)
 	for b.Loop() {
-		if err := VerifyGroup(tr.Root, size, i, benchData[off:off+n], proof); err != nil {
+		if err := VerifyGroup(tr.Root, size, i, data[off:off+n], proof); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkAppendProof(b *testing.B) {
-	tr := mustHash(b, benchData)
+	tr := mustHash(b, benchData())
 	var buf []byte
 	for b.Loop() {
 		buf, _ = tr.AppendProof(buf[:0], 100, MaxRangeGroups)
