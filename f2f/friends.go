@@ -57,6 +57,10 @@ type Friends struct {
 	db   *bolt.DB
 	self peer.ID
 
+	// wmu serialises writers, so the database sees changes in the order
+	// watchers do; mu guards the in-memory mirror and is never held across
+	// disk I/O.
+	wmu      sync.Mutex
 	mu       sync.RWMutex
 	friends  map[peer.ID]*Friend
 	watchers []func(Change)
@@ -94,8 +98,9 @@ func OpenFriends(db *bolt.DB, self peer.ID) (*Friends, error) {
 	return f, nil
 }
 
-// Watch registers fn to be called after every change. fn runs on the
-// goroutine that made the change and must not call back into Friends' writers.
+// Watch registers fn to be called after every change, in order. fn runs on
+// the goroutine that made the change and must not call Friends' writers
+// (Add, Remove, SetOnline, LearnAddrs); readers are fine.
 func (f *Friends) Watch(fn func(Change)) {
 	f.mu.Lock()
 	f.watchers = append(f.watchers, fn)
@@ -170,16 +175,16 @@ func (f *Friends) Add(inv Invite, name string) (Friend, error) {
 	if err := CheckName(name); err != nil {
 		return Friend{}, err
 	}
-	f.mu.Lock()
-	if _, ok := f.friends[inv.ID]; ok {
-		f.mu.Unlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.IsFriend(inv.ID) {
 		return Friend{}, fmt.Errorf("%w: %s", ErrAlreadyFriend, inv.ID)
 	}
 	fr := &Friend{ID: inv.ID, Name: name, Addrs: capAddrs(inv.Addrs), Added: time.Now().UTC()}
-	if err := f.put(fr); err != nil {
-		f.mu.Unlock()
+	if err := f.write(fr.ID, recordOf(fr)); err != nil {
 		return Friend{}, err
 	}
+	f.mu.Lock()
 	f.friends[inv.ID] = fr
 	out := copyFriend(fr)
 	f.mu.Unlock()
@@ -189,24 +194,23 @@ func (f *Friends) Add(inv Invite, name string) (Friend, error) {
 
 // Remove takes the friend named by ref (a peer ID or a name) off the list.
 func (f *Friends) Remove(ref string) (Friend, error) {
-	f.mu.Lock()
-	fr, err := f.resolveLocked(ref)
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	fr, err := f.Resolve(ref)
 	if err != nil {
-		f.mu.Unlock()
 		return Friend{}, err
 	}
 	err = f.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFriends).Delete([]byte(fr.ID))
 	})
 	if err != nil {
-		f.mu.Unlock()
 		return Friend{}, fmt.Errorf("removing friend: %w", err)
 	}
+	f.mu.Lock()
 	delete(f.friends, fr.ID)
-	out := copyFriend(fr)
 	f.mu.Unlock()
-	f.notify(Change{Kind: FriendRemoved, Friend: out})
-	return out, nil
+	f.notify(Change{Kind: FriendRemoved, Friend: fr})
+	return fr, nil
 }
 
 // Resolve finds a friend by peer ID or by name.
@@ -244,7 +248,10 @@ func (f *Friends) resolveLocked(ref string) (*Friend, error) {
 
 // SetOnline records that a friend connected (with the addresses it is known
 // to listen on, if any) or went away. It persists last-seen and addresses.
+// Last-seen moves only for a friend that is or was connected.
 func (f *Friends) SetOnline(id peer.ID, online bool, addrs []ma.Multiaddr) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	f.mu.Lock()
 	fr, ok := f.friends[id]
 	if !ok {
@@ -252,15 +259,18 @@ func (f *Friends) SetOnline(id peer.ID, online bool, addrs []ma.Multiaddr) {
 		return
 	}
 	changed := fr.Online != online
+	if online || fr.Online {
+		fr.LastSeen = time.Now().UTC()
+	}
 	fr.Online = online
-	fr.LastSeen = time.Now().UTC()
 	if len(addrs) > 0 {
 		fr.Addrs = mergeAddrs(addrs, fr.Addrs)
 	}
-	err := f.put(fr)
-	out := copyFriend(fr)
+	rec, out := recordOf(fr), copyFriend(fr)
 	f.mu.Unlock()
-	_ = err // presence is best effort; the next change writes again
+	if err := f.write(id, rec); err != nil {
+		return // presence is best effort; the next change writes again
+	}
 	if changed {
 		kind := FriendOffline
 		if online {
@@ -273,10 +283,12 @@ func (f *Friends) SetOnline(id peer.ID, online bool, addrs []ma.Multiaddr) {
 // LearnAddrs adds addresses for a friend (newest first) and persists them.
 // It reports whether any of them was new.
 func (f *Friends) LearnAddrs(id peer.ID, addrs []ma.Multiaddr) bool {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	fr, ok := f.friends[id]
 	if !ok {
+		f.mu.Unlock()
 		return false
 	}
 	isNew := false
@@ -286,22 +298,31 @@ func (f *Friends) LearnAddrs(id peer.ID, addrs []ma.Multiaddr) bool {
 		}
 	}
 	fr.Addrs = mergeAddrs(addrs, fr.Addrs)
-	_ = f.put(fr)
+	rec := recordOf(fr)
+	f.mu.Unlock()
+	if isNew {
+		_ = f.write(id, rec)
+	}
 	return isNew
 }
 
-// put writes fr; the caller holds f.mu.
-func (f *Friends) put(fr *Friend) error {
+func recordOf(fr *Friend) friendRecord {
 	r := friendRecord{Name: fr.Name, Added: fr.Added, LastSeen: fr.LastSeen}
 	for _, a := range fr.Addrs {
 		r.Addrs = append(r.Addrs, a.String())
 	}
+	return r
+}
+
+// write stores a friend record; the caller holds f.wmu (not f.mu), so the
+// gater's IsFriend never waits for the disk.
+func (f *Friends) write(id peer.ID, r friendRecord) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encoding friend: %w", err)
 	}
 	err = f.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFriends).Put([]byte(fr.ID), v)
+		return tx.Bucket(bucketFriends).Put([]byte(id), v)
 	})
 	if err != nil {
 		return fmt.Errorf("storing friend: %w", err)

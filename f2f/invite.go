@@ -83,8 +83,11 @@ func ParseInvite(text string) (Invite, error) {
 		}
 		return Invite{}, fmt.Errorf("%w (it should start with %q)", ErrInviteGarbled, InvitePrefix)
 	}
-	enc := text[len(InvitePrefix):]
-	if len(enc)%4 == 1 { // a cut in the middle of a base64 quantum
+	// Mail clients wrap long lines: white space inside the invite is not
+	// part of it.
+	enc := strings.Join(strings.Fields(text[len(InvitePrefix):]), "")
+	dangling := len(enc)%4 == 1 // a cut in the middle of a base64 quantum, or a stray character
+	if dangling {
 		enc = enc[:len(enc)-1]
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
@@ -102,6 +105,9 @@ func ParseInvite(text string) (Invite, error) {
 	if uint64(len(raw)) < n {
 		return Invite{}, fmt.Errorf("%w (%d of %d bytes)", ErrInviteTruncated, len(raw), n)
 	}
+	if dangling {
+		return Invite{}, fmt.Errorf("%w: stray character at the end", ErrInviteGarbled)
+	}
 	if uint64(len(raw)) > n {
 		return Invite{}, fmt.Errorf("%w: %d bytes after the end", ErrInviteGarbled, uint64(len(raw))-n)
 	}
@@ -112,6 +118,9 @@ func ParseInvite(text string) (Invite, error) {
 	var w pb.Invite
 	if err := proto.Unmarshal(signed.Invite, &w); err != nil {
 		return Invite{}, fmt.Errorf("%w: %v", ErrInviteGarbled, err)
+	}
+	if w.Version == 0 {
+		return Invite{}, fmt.Errorf("%w: no version", ErrInviteGarbled)
 	}
 	if w.Version != InviteVersion {
 		return Invite{}, fmt.Errorf("%w: it is version %d, this kith reads version %d; the newer side should upgrade kith",

@@ -20,7 +20,8 @@ const streamBufferSize = 64 << 10
 // Reader reads frames from a share stream: uvarint-length-delimited pb.Frame
 // messages of at most MaxMessageSize bytes, each RangeReply followed by its
 // raw payload. It works over any io.Reader. A Reader is not safe for
-// concurrent use.
+// concurrent use, but one goroutine may read a stream with a Reader while
+// another writes it with a Writer.
 type Reader struct {
 	br      *bufio.Reader
 	pr      pbio.Reader
@@ -98,8 +99,8 @@ func (r *Reader) Pending() int64 {
 }
 
 // Writer writes frames to a share stream. Every method writes whole frames
-// and flushes them before returning. A Writer is not safe for concurrent
-// use.
+// and flushes them, blocking until the underlying writer has taken them. A
+// Writer is not safe for concurrent use.
 type Writer struct {
 	bw *bufio.Writer
 	pw pbio.Writer

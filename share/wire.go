@@ -160,9 +160,11 @@ func (f Frame) toWire() (*pb.Frame, error) {
 	case Have:
 		w.Body = &pb.Frame_Have{Have: &pb.Have{Root: m.Root[:]}}
 	case HaveReply:
-		w.Body = &pb.Frame_HaveReply{HaveReply: &pb.HaveReply{
-			Size: uint64(m.Size), Groups: uint64(Groups(m.Size)), Complete: m.Complete, Bitmap: m.Bitmap,
-		}}
+		r := &pb.HaveReply{Size: uint64(m.Size), Groups: uint64(Groups(m.Size)), Complete: m.Complete}
+		if !m.Complete {
+			r.Bitmap = m.Bitmap
+		}
+		w.Body = &pb.Frame_HaveReply{HaveReply: r}
 	case GetRange:
 		w.Body = &pb.Frame_GetRange{GetRange: &pb.GetRange{
 			Root: m.Root[:], FirstGroup: uint64(m.First), Count: uint32(m.Count),
