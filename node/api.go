@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"kith/f2f"
+	"kith/share"
 )
 
 // maxRequestBody bounds every API request body.
@@ -71,6 +73,22 @@ var apiErrors = []struct {
 	{f2f.ErrAlreadyFriend, "already_friend", http.StatusConflict},
 	{f2f.ErrNoSuchFriend, "no_such_friend", http.StatusNotFound},
 	{f2f.ErrAmbiguousFriend, "ambiguous_friend", http.StatusConflict},
+	{ErrFriendOffline, "friend_offline", http.StatusConflict},
+	{share.ErrLinkTooLong, "link_too_long", http.StatusBadRequest},
+	{share.ErrBadScheme, "link_bad_scheme", http.StatusBadRequest},
+	{share.ErrBadRoot, "link_bad_root", http.StatusBadRequest},
+	{share.ErrBadSize, "link_bad_size", http.StatusBadRequest},
+	{share.ErrBadName, "link_bad_name", http.StatusBadRequest},
+	{share.ErrBadLink, "link_malformed", http.StatusBadRequest},
+	{share.ErrDownloadExists, "download_exists", http.StatusConflict},
+	{share.ErrNoSuchDownload, "no_such_download", http.StatusNotFound},
+	{share.ErrNotShared, "not_shared", http.StatusNotFound},
+	{share.ErrNoSuchPath, "no_such_path", http.StatusNotFound},
+	{share.ErrNestedShare, "nested_share", http.StatusConflict},
+	{share.ErrNotFolder, "not_folder", http.StatusBadRequest},
+	{share.ErrBadQuery, "bad_query", http.StatusBadRequest},
+	{share.ErrShareUnreadable, "share_unreadable", http.StatusConflict},
+	{fs.ErrNotExist, "not_exist", http.StatusBadRequest},
 	{ErrBadRequest, "bad_request", http.StatusBadRequest},
 	{ErrNotFound, "not_found", http.StatusNotFound},
 }
@@ -146,6 +164,7 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/friends", a.addFriend)
 	mux.HandleFunc("DELETE /v1/friends/{ref}", a.removeFriend)
 	mux.HandleFunc("GET /v1/events", a.eventStream)
+	a.shareRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %s %s", ErrNotFound, r.Method, r.URL.Path))
 	})

@@ -12,8 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"kith/share"
 )
 
 // ErrNoDaemon means no daemon answers on the home's API socket.
@@ -187,4 +190,71 @@ func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 		return fmt.Errorf("reading events: %w", err)
 	}
 	return ctx.Err()
+}
+
+// Shares lists the node's shared folders.
+func (c *Client) Shares(ctx context.Context) ([]share.ShareInfo, error) {
+	var out []share.ShareInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/shares", nil, &out)
+}
+
+// AddShare shares a folder (an absolute path on the daemon's machine) and
+// waits for its first scan.
+func (c *Client) AddShare(ctx context.Context, req AddShareRequest) (AddShareResponse, error) {
+	var out AddShareResponse
+	return out, c.do(ctx, http.MethodPost, "/v1/shares", req, &out)
+}
+
+// RemoveShare stops sharing a folder.
+func (c *Client) RemoveShare(ctx context.Context, dir string) (share.ShareInfo, error) {
+	var out share.ShareInfo
+	return out, c.do(ctx, http.MethodDelete, "/v1/shares?dir="+url.QueryEscape(dir), nil, &out)
+}
+
+// Rescan rescans every share and waits for it.
+func (c *Client) Rescan(ctx context.Context) (share.ScanStats, error) {
+	var out share.ScanStats
+	return out, c.do(ctx, http.MethodPost, "/v1/shares/rescan", nil, &out)
+}
+
+// ShareFiles lists the files of one share, or of all shares if dir is "".
+func (c *Client) ShareFiles(ctx context.Context, dir string) ([]FileInfo, error) {
+	var out []FileInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/shares/files?dir="+url.QueryEscape(dir), nil, &out)
+}
+
+// Find searches the node's own index.
+func (c *Client) Find(ctx context.Context, query string) ([]FileInfo, error) {
+	var out []FileInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/shares/find?q="+url.QueryEscape(query), nil, &out)
+}
+
+// Browse lists a friend's browsable shares at path.
+func (c *Client) Browse(ctx context.Context, friend, path string, offset int) (BrowseListing, error) {
+	var out BrowseListing
+	q := url.Values{"path": {path}, "offset": {strconv.Itoa(offset)}}
+	return out, c.do(ctx, http.MethodGet, "/v1/browse/"+url.PathEscape(friend)+"?"+q.Encode(), nil, &out)
+}
+
+// Downloads lists the downloads.
+func (c *Client) Downloads(ctx context.Context) ([]share.DownloadInfo, error) {
+	var out []share.DownloadInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/downloads", nil, &out)
+}
+
+// Get queues a download of a link or root into dir ("" for the default).
+func (c *Client) Get(ctx context.Context, link, dir string) (share.DownloadInfo, error) {
+	var out share.DownloadInfo
+	return out, c.do(ctx, http.MethodPost, "/v1/downloads", GetRequest{Link: link, To: dir}, &out)
+}
+
+// Download returns one download's state.
+func (c *Client) Download(ctx context.Context, root string) (share.DownloadInfo, error) {
+	var out share.DownloadInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/downloads/"+url.PathEscape(root), nil, &out)
+}
+
+// CancelDownload stops and forgets a download.
+func (c *Client) CancelDownload(ctx context.Context, root string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/downloads/"+url.PathEscape(root), nil, nil)
 }

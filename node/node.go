@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 
 	"kith/f2f"
 	"kith/internal/store"
+	"kith/share"
 )
 
 // Config says how to run a node. The zero value of every field but Home is
@@ -39,6 +41,12 @@ type Config struct {
 	// DHTAutoRefresh lets the friends DHT refresh its routing table
 	// periodically; tests switch it off to observe lookups alone.
 	DHTAutoRefresh bool
+	// DownloadDir is where downloads go (and their partial files, under
+	// .partial); empty means HOME/downloads.
+	DownloadDir string
+	// MaxUpload and MaxDownload cap share traffic in bytes per second for
+	// all friends and tunnels together; zero means no cap.
+	MaxUpload, MaxDownload int64
 	// RedialMin and RedialMax override the friend redial backoff.
 	RedialMin, RedialMax time.Duration
 	// Log receives the node's logs; nil discards them.
@@ -67,6 +75,7 @@ type Node struct {
 	connector *f2f.Connector
 	mdns      interface{ Close() error }
 	events    *Bus
+	share     *shareService
 	api       *apiServer
 
 	closeOnce sync.Once
@@ -75,6 +84,9 @@ type Node struct {
 
 // ErrDaemonRunning means another process already runs this home's node.
 var ErrDaemonRunning = errors.New("a kith daemon is already running for this home")
+
+// ErrFriendOffline means a request needs a friend that is not connected.
+var ErrFriendOffline = errors.New("friend is offline")
 
 // Start opens the node in cfg.Home and brings it up: store, host, DHT,
 // connector, mDNS and the API. On error everything started is stopped.
@@ -140,6 +152,15 @@ func Start(cfg Config) (n *Node, err error) {
 			return n, err
 		}
 	}
+	if n.cfg.DownloadDir == "" {
+		n.cfg.DownloadDir = filepath.Join(cfg.Home, "downloads")
+	}
+	if err := os.MkdirAll(n.cfg.DownloadDir, 0o700); err != nil {
+		return n, fmt.Errorf("creating downloads folder: %w", err)
+	}
+	if n.share, err = startShare(n); err != nil {
+		return n, err
+	}
 	if !cfg.NoAPI {
 		if n.api, err = startAPI(n, filepath.Join(cfg.Home, SocketFile)); err != nil {
 			return n, err
@@ -157,6 +178,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.api != nil {
 			errs = append(errs, n.api.close())
+		}
+		if n.share != nil {
+			errs = append(errs, n.share.close())
 		}
 		if n.mdns != nil {
 			errs = append(errs, n.mdns.Close())
@@ -195,6 +219,17 @@ func (n *Node) Connector() *f2f.Connector { return n.connector }
 
 // Events is the node's event bus.
 func (n *Node) Events() *Bus { return n.events }
+
+// Index is the index of the node's own shares.
+func (n *Node) Index() *share.Index { return n.share.index }
+
+// Downloads is the node's download manager.
+func (n *Node) Downloads() *share.Manager { return n.share.manager }
+
+// Browse lists a friend's browsable shares at path.
+func (n *Node) Browse(ctx context.Context, friend, path string, offset int) (BrowseListing, error) {
+	return n.share.browse(ctx, friend, path, offset)
+}
 
 // Name is the node owner's nickname.
 func (n *Node) Name() string { return n.settings.Name }

@@ -57,3 +57,42 @@ var (
 	// current range reply carries.
 	ErrNoPayload = errors.New("read past range payload")
 )
+
+// Server and peer errors.
+var (
+	// ErrPeerClosed means a share stream was closed or broke; every request
+	// pending on it, and every later one, fails with an error wrapping it.
+	ErrPeerClosed = errors.New("share stream closed")
+	// ErrBadReply means a peer answered out of order, with the wrong kind of
+	// reply, or with a range reply whose lengths do not fit the request. The
+	// peer is broken or lying, and the stream is closed.
+	ErrBadReply = errors.New("bad reply from peer")
+	// ErrStreamIdle means a share stream moved no bytes either way for the
+	// server's idle timeout and was closed.
+	ErrStreamIdle = errors.New("share stream idle")
+	// ErrBadRate means a rate is not a non-negative number of bytes per
+	// second such as "64MiB" or "10MB".
+	ErrBadRate = errors.New("bad rate")
+)
+
+// Index errors.
+var (
+	// ErrNotShared means a folder is not one of the node's shares.
+	ErrNotShared = errors.New("folder is not shared")
+	// ErrNestedShare means a folder lies inside another share or holds
+	// one: a file must belong to one share only.
+	ErrNestedShare = errors.New("folder is inside or contains another share")
+	// ErrNotFolder means a path given as a share is not a folder.
+	ErrNotFolder = errors.New("not a folder")
+	// ErrShareUnreadable means a shared folder could not be listed, so a
+	// scan left its index as it was (the folder may be on a drive that is
+	// not mounted).
+	ErrShareUnreadable = errors.New("shared folder cannot be read")
+	// ErrNoSuchPath means a browse path names nothing a friend may list. A
+	// folder that is not browsable gives the same error as one that does
+	// not exist.
+	ErrNoSuchPath = errors.New("no such shared path")
+	// ErrBadQuery means a search query is empty of words, longer than
+	// MaxQueryLen bytes or has more than MaxQueryWords words.
+	ErrBadQuery = errors.New("bad search query")
+)

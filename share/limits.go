@@ -1,5 +1,7 @@
 package share
 
+import "time"
+
 // Tree format. These follow from Bao with lukechampine.com/blake3/bao and
 // must never change: a different group size gives a different outboard and
 // different proofs for the same root.
@@ -54,4 +56,45 @@ const (
 	MaxErrorMessageLen = 512
 	// MaxLinkLen is the longest kith:// link ParseLink accepts.
 	MaxLinkLen = 2048
+)
+
+// Download engine defaults (Tuning overrides them).
+const (
+	// DownloadRangeGroups is the number of groups per request (1 MiB).
+	DownloadRangeGroups = 4
+	// DownloadWindow is the number of requests in flight per source.
+	DownloadWindow = 8
+	// DownloadStallTimeout is how long one request may take before its
+	// groups are given to other sources.
+	DownloadStallTimeout = 20 * time.Second
+	// DownloadSourceRefresh is how often a download looks for new sources.
+	DownloadSourceRefresh = 10 * time.Second
+	// DownloadMaxStalls drops a source after this many stalled requests in
+	// a row.
+	DownloadMaxStalls = 3
+	// DownloadCommitDelay bounds how long a verified group waits to be made
+	// durable with others (one fdatasync and one bbolt commit per batch).
+	DownloadCommitDelay = 20 * time.Millisecond
+	// DownloadEndgameAfter is how old a request must be before another
+	// source is asked for the same groups, once nothing else is left.
+	DownloadEndgameAfter = time.Second
+	// MaxConcurrentDownloads caps downloads fetching at once; others queue.
+	MaxConcurrentDownloads = 8
+)
+
+// Server and peer limits.
+const (
+	// MaxPipelinedRequests is how many requests a server reads ahead of
+	// the one it is answering, per stream. A peer may send more; they wait
+	// in its socket until the server catches up.
+	MaxPipelinedRequests = 16
+	// MaxOpenFilesPerStream is how many files one stream keeps open for
+	// its requests; more roots than this reopen files as they go.
+	MaxOpenFilesPerStream = 4
+	// ServeChunkSize is how much file data a server reads and writes at a
+	// time, and so the buffer a busy stream holds (4 groups).
+	ServeChunkSize = 4 * GroupSize
+	// IdleTimeoutSeconds is how long a server keeps a stream on which no
+	// byte moves either way.
+	IdleTimeoutSeconds = 120
 )

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,19 +68,37 @@ func mustKith(t *testing.T, args ...string) string {
 	return r.stdout
 }
 
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // daemon is a `kith up` child process.
 type daemon struct {
 	cmd  *exec.Cmd
 	home string
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan error
 }
 
-func startDaemon(t *testing.T, home string) *daemon {
+func startDaemon(t *testing.T, home string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{home: home, log: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(kithBin, "up", "--home", home, "--no-mdns",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	d := &daemon{home: home, log: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(kithBin, append([]string{"up", "--home", home, "--no-mdns",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/node"
+	"kith/share"
 )
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -40,22 +43,39 @@ func newInitCmd(g *globals) *cobra.Command {
 
 func newUpCmd(g *globals) *cobra.Command {
 	var (
-		listen   []string
-		noMDNS   bool
-		logLevel string
+		listen      []string
+		noMDNS      bool
+		logLevel    string
+		maxUpload   string
+		maxDownload string
+		downloads   string
 	)
 	cmd := &cobra.Command{
 		Use:   "up [--listen MULTIADDR ...]",
 		Short: "run the node in the foreground",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
+			var (
+				level slog.Level
+				err   error
+			)
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageError{fmt.Errorf("--log-level: %w", err)}
 			}
 			cfg := node.DefaultConfig(g.home)
 			cfg.ListenAddrs = listen
 			cfg.MDNS = !noMDNS
+			if cfg.MaxUpload, err = share.ParseRate(maxUpload); err != nil {
+				return usageError{fmt.Errorf("--max-upload: %w", err)}
+			}
+			if cfg.MaxDownload, err = share.ParseRate(maxDownload); err != nil {
+				return usageError{fmt.Errorf("--max-download: %w", err)}
+			}
+			if downloads != "" {
+				if cfg.DownloadDir, err = filepath.Abs(downloads); err != nil {
+					return err
+				}
+			}
 			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			n, err := node.Start(cfg)
 			if err != nil {
@@ -75,14 +95,19 @@ func newUpCmd(g *globals) *cobra.Command {
 			select {
 			case err := <-done:
 				return err
-			case <-time.After(20 * time.Second):
-				return fmt.Errorf("shutdown took longer than 20s; exiting anyway")
+			case <-time.After(15 * time.Second):
+				// Show what hangs, for a bug report.
+				pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+				return fmt.Errorf("shutdown took longer than 15s; exiting anyway")
 			}
 		},
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable); default: all interfaces on the port chosen at init")
 	cmd.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not announce or look for friends on the LAN")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&maxUpload, "max-upload", "", "cap uploads, bytes per second (e.g. 64MiB, 10MB); default: none")
+	cmd.Flags().StringVar(&maxDownload, "max-download", "", "cap downloads, bytes per second (e.g. 10MB); default: none")
+	cmd.Flags().StringVar(&downloads, "downloads", "", "downloads folder (default: HOME/downloads)")
 	return cmd
 }
 

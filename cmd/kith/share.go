@@ -1,0 +1,421 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"kith/node"
+	"kith/share"
+)
+
+func newShareCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "share",
+		Short: "share folders with friends (browsable) and through tunnels (anonymous)",
+		Args:  args(cobra.NoArgs),
+	}
+	cmd.AddCommand(newShareAddCmd(g), newShareLsCmd(g), newShareRmCmd(g), newShareRescanCmd(g), newShareFindCmd(g))
+	return cmd
+}
+
+func newShareAddCmd(g *globals) *cobra.Command {
+	var browsable, anonymous bool
+	cmd := &cobra.Command{
+		Use:   "add DIR [--browsable] [--anonymous]",
+		Short: "share a folder (browsable by friends unless --anonymous alone is given)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			dir, err := filepath.Abs(a[0])
+			if err != nil {
+				return err
+			}
+			if !browsable && !anonymous {
+				browsable = true
+			}
+			fmt.Printf("indexing %s …\n", dir)
+			res, err := c.AddShare(context.Background(), node.AddShareRequest{Dir: dir, Browsable: browsable, Anonymous: anonymous})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("shared %s as %q (%s): %d files, %s; hashed %d in %v\n",
+				res.Share.Dir, res.Share.Name, flagsText(res.Share), res.Share.Files, share.FormatSize(res.Share.Bytes),
+				res.Scan.Hashed, res.Scan.Duration.Round(time.Millisecond))
+			if res.Scan.Skipped > 0 {
+				fmt.Printf("skipped %d entries that cannot be shared (see the daemon's log)\n", res.Scan.Skipped)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&browsable, "browsable", false, "friends may list and fetch it directly")
+	cmd.Flags().BoolVar(&anonymous, "anonymous", false, "anyone reachable through tunnels may find it by search")
+	return cmd
+}
+
+func flagsText(s share.ShareInfo) string {
+	var f []string
+	if s.Browsable {
+		f = append(f, "browsable")
+	}
+	if s.Anonymous {
+		f = append(f, "anonymous")
+	}
+	if len(f) == 0 {
+		return "private"
+	}
+	return strings.Join(f, ", ")
+}
+
+func newShareLsCmd(g *globals) *cobra.Command {
+	var asJSON, links bool
+	cmd := &cobra.Command{
+		Use:   "ls [--json] [--links]",
+		Short: "list shared folders, or with --links every shared file's link",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			if links {
+				fs, err := c.ShareFiles(ctx, "")
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(fs)
+				}
+				for _, f := range fs {
+					fmt.Println(f.Link)
+				}
+				return nil
+			}
+			ss, err := c.Shares(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(ss)
+			}
+			if len(ss) == 0 {
+				fmt.Println("nothing shared yet: `kith share add DIR`")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED")
+			for _, s := range ss {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Dir, flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&links, "links", false, "print a kith:// link for every shared file")
+	return cmd
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+func newShareRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm DIR",
+		Short: "stop sharing a folder",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			dir, err := filepath.Abs(a[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			s, err := c.RemoveShare(ctx, dir)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("stopped sharing %s\n", s.Dir)
+			return nil
+		},
+	}
+}
+
+func newShareRescanCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rescan",
+		Short: "look for new, changed and removed files in every share now",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Rescan(context.Background())
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%d files: %d hashed, %d unchanged, %d removed, %d skipped, in %v\n",
+				st.Files, st.Hashed, st.Unchanged, st.Removed, st.Skipped, st.Duration.Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func newShareFindCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "find WORDS...",
+		Short: "search your own shared files by name",
+		Args:  args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			fs, err := c.Find(ctx, strings.Join(a, " "))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(fs)
+			}
+			if len(fs) == 0 {
+				fmt.Println("no match")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			for _, f := range fs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, share.FormatSize(f.Size), f.Link)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newBrowseCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "browse FRIEND [PATH] [--json]",
+		Short: "list a friend's browsable shares",
+		Args:  args(cobra.RangeArgs(1, 2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			path := ""
+			if len(a) == 2 {
+				path = a[1]
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			var all []node.BrowseEntry
+			var l node.BrowseListing
+			for offset := 0; ; offset += len(l.Entries) {
+				l, err = c.Browse(ctx, a[0], path, offset)
+				if err != nil {
+					return err
+				}
+				all = append(all, l.Entries...)
+				if !l.More || len(l.Entries) == 0 || len(all) >= 100000 {
+					break
+				}
+			}
+			l.Entries = all
+			if asJSON {
+				return printJSON(l)
+			}
+			if len(all) == 0 {
+				fmt.Println("(empty)")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			for _, e := range all {
+				if e.Dir {
+					fmt.Fprintf(tw, "%s/\t\t\n", e.Name)
+				} else {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, share.FormatSize(e.Size), e.Link)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	var (
+		to     string
+		detach bool
+	)
+	cmd := &cobra.Command{
+		Use:   "get LINK|ROOT [--to DIR] [--detach]",
+		Short: "download a file from every friend that has it, verified",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if to != "" {
+				if to, err = filepath.Abs(to); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := apiContext()
+			info, err := c.Get(ctx, a[0], to)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if detach {
+				fmt.Printf("queued %s (%s); follow it with `kith downloads`\n", info.Name, info.Root)
+				return nil
+			}
+			return followDownload(c, info)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "folder to put the file in (default: the daemon's downloads folder)")
+	cmd.Flags().BoolVar(&detach, "detach", false, "return at once; the daemon downloads in the background")
+	return cmd
+}
+
+// followDownload shows a progress bar until the download ends.
+func followDownload(c *node.Client, info share.DownloadInfo) error {
+	var bar *progressbar.ProgressBar
+	started := time.Now()
+	for {
+		if bar == nil && info.Size >= 0 {
+			bar = progressbar.NewOptions64(max(info.Size, 1),
+				progressbar.OptionSetWriter(os.Stderr),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionShowElapsedTimeOnFinish(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionFullWidth(),
+			)
+		}
+		if bar != nil {
+			live := 0
+			for _, s := range info.Sources {
+				if s.Dropped == "" {
+					live++
+				}
+			}
+			bar.Describe(fmt.Sprintf("%s [%s, %d source(s)]", info.Name, info.State, live))
+			bar.Set64(info.Done)
+		}
+		switch info.State {
+		case share.StateDone:
+			if bar != nil {
+				bar.Finish()
+			}
+			secs := time.Since(started).Seconds()
+			fmt.Fprintln(os.Stderr)
+			fmt.Printf("done: %s (%s, %.1f MB/s), BLAKE3 root verified: %s\n",
+				info.Path, share.FormatSize(info.Size), float64(info.Size)/1e6/max(secs, 0.001), info.Root)
+			return nil
+		case share.StateFailed:
+			fmt.Fprintln(os.Stderr)
+			return fmt.Errorf("download failed: %s", info.Error)
+		}
+		time.Sleep(200 * time.Millisecond)
+		ctx, cancel := apiContext()
+		next, err := c.Download(ctx, info.Root)
+		cancel()
+		if errors.Is(err, share.ErrNoSuchDownload) {
+			return errors.New("download was cancelled")
+		}
+		if err != nil {
+			return err
+		}
+		info = next
+	}
+}
+
+func newDownloadsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "downloads [--json]",
+		Short: "list downloads and their state",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			ds, err := c.Downloads(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(ds)
+			}
+			if len(ds) == 0 {
+				fmt.Println("no downloads")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT")
+			for _, d := range ds {
+				pct := 100.0
+				if d.Size > 0 {
+					pct = 100 * float64(d.Done) / float64(d.Size)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s\n", d.Name, d.State, pct, share.FormatSize(d.Size),
+					share.FormatSize(int64(d.Rate)), len(d.Sources), d.Root)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cancel := &cobra.Command{
+		Use:   "cancel ROOT",
+		Short: "stop a download and delete its partial data",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			if err := c.CancelDownload(ctx, a[0]); err != nil {
+				return err
+			}
+			fmt.Println("cancelled")
+			return nil
+		},
+	}
+	cmd.AddCommand(cancel)
+	return cmd
+}

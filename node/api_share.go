@@ -1,0 +1,231 @@
+package node
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"kith/share"
+)
+
+// AddShareRequest is the body of POST /v1/shares.
+type AddShareRequest struct {
+	Dir       string `json:"dir"`
+	Browsable bool   `json:"browsable"`
+	Anonymous bool   `json:"anonymous"`
+}
+
+// AddShareResponse answers POST /v1/shares: the share after its first scan.
+type AddShareResponse struct {
+	Share share.ShareInfo `json:"share"`
+	Scan  share.ScanStats `json:"scan"`
+}
+
+// FileInfo is one file of the node's own index.
+type FileInfo struct {
+	Name    string `json:"name"`
+	Size    int64  `json:"size"`
+	Root    string `json:"root"`
+	Link    string `json:"link"`
+	Share   string `json:"share"`
+	RelPath string `json:"path"`
+}
+
+// GetRequest is the body of POST /v1/downloads.
+type GetRequest struct {
+	Link string `json:"link"`
+	To   string `json:"to,omitempty"`
+}
+
+func (a *apiServer) shareRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/shares", a.listShares)
+	mux.HandleFunc("POST /v1/shares", a.addShare)
+	mux.HandleFunc("DELETE /v1/shares", a.removeShare)
+	mux.HandleFunc("POST /v1/shares/rescan", a.rescan)
+	mux.HandleFunc("GET /v1/shares/files", a.shareFiles)
+	mux.HandleFunc("GET /v1/shares/find", a.findFiles)
+	mux.HandleFunc("GET /v1/browse/{friend}", a.browse)
+	mux.HandleFunc("GET /v1/downloads", a.listDownloads)
+	mux.HandleFunc("POST /v1/downloads", a.addDownload)
+	mux.HandleFunc("GET /v1/downloads/{root}", a.getDownload)
+	mux.HandleFunc("DELETE /v1/downloads/{root}", a.cancelDownload)
+}
+
+func (a *apiServer) listShares(w http.ResponseWriter, r *http.Request) {
+	out := a.n.share.index.Shares()
+	if out == nil {
+		out = []share.ShareInfo{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *apiServer) addShare(w http.ResponseWriter, r *http.Request) {
+	var req AddShareRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	info, err := a.n.share.index.AddShare(req.Dir, share.ShareFlags{Browsable: req.Browsable, Anonymous: req.Anonymous})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	st, err := a.n.share.index.RescanShare(r.Context(), info.Dir)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	for _, s := range a.n.share.index.Shares() {
+		if s.Dir == info.Dir {
+			info = s
+		}
+	}
+	a.n.events.Publish("share.added", info)
+	writeJSON(w, http.StatusCreated, AddShareResponse{Share: info, Scan: st})
+}
+
+func (a *apiServer) removeShare(w http.ResponseWriter, r *http.Request) {
+	info, err := a.n.share.index.RemoveShare(r.URL.Query().Get("dir"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	a.n.events.Publish("share.removed", info)
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (a *apiServer) rescan(w http.ResponseWriter, r *http.Request) {
+	st, err := a.n.share.index.Rescan(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func fileInfos(fs []share.FoundFile) []FileInfo {
+	out := make([]FileInfo, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, FileInfo{
+			Name: f.Name, Size: f.Size, Root: hex.EncodeToString(f.Root[:]),
+			Link:  share.Link{Root: f.Root, Name: f.Name, Size: f.Size}.String(),
+			Share: f.Share, RelPath: f.RelPath,
+		})
+	}
+	return out
+}
+
+func (a *apiServer) shareFiles(w http.ResponseWriter, r *http.Request) {
+	var dirs []string
+	if dir := r.URL.Query().Get("dir"); dir != "" {
+		dirs = []string{dir}
+	} else {
+		for _, s := range a.n.share.index.Shares() {
+			dirs = append(dirs, s.Dir)
+		}
+	}
+	var all []share.FoundFile
+	for _, dir := range dirs {
+		fs, err := a.n.share.index.Files(dir)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		all = append(all, fs...)
+	}
+	writeJSON(w, http.StatusOK, fileInfos(all))
+}
+
+func (a *apiServer) findFiles(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if q == "" {
+		writeError(w, fmt.Errorf("%w: empty query", ErrBadRequest))
+		return
+	}
+	fs, err := a.n.share.index.Find(q, share.ScopeLocal, 200)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, fileInfos(fs))
+}
+
+func (a *apiServer) browse(w http.ResponseWriter, r *http.Request) {
+	offset := 0
+	if o := r.URL.Query().Get("offset"); o != "" {
+		var err error
+		if offset, err = strconv.Atoi(o); err != nil || offset < 0 {
+			writeError(w, fmt.Errorf("%w: bad offset", ErrBadRequest))
+			return
+		}
+	}
+	path := strings.Trim(r.URL.Query().Get("path"), "/")
+	out, err := a.n.share.browse(r.Context(), r.PathValue("friend"), path, offset)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *apiServer) listDownloads(w http.ResponseWriter, r *http.Request) {
+	out := a.n.share.manager.List()
+	if out == nil {
+		out = []share.DownloadInfo{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *apiServer) addDownload(w http.ResponseWriter, r *http.Request) {
+	var req GetRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	link, err := share.ParseLink(req.Link)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	info, err := a.n.share.manager.Add(link, req.To)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, info)
+}
+
+func rootParam(r *http.Request) ([32]byte, error) {
+	l, err := share.ParseLink(r.PathValue("root"))
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return l.Root, nil
+}
+
+func (a *apiServer) getDownload(w http.ResponseWriter, r *http.Request) {
+	root, err := rootParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	info, ok := a.n.share.manager.Info(root)
+	if !ok {
+		writeError(w, fmt.Errorf("%w: %x", share.ErrNoSuchDownload, root))
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (a *apiServer) cancelDownload(w http.ResponseWriter, r *http.Request) {
+	root, err := rootParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := a.n.share.manager.Cancel(root); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"cancelled": hex.EncodeToString(root[:])})
+}

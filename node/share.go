@@ -1,0 +1,204 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"kith/share"
+)
+
+// findConcurrency bounds how many friends are asked at once whether they
+// have a file.
+const findConcurrency = 16
+
+// shareService wires package share into the node: the index of the node's
+// own shares, the /kith/share/1 server for friends, and the download
+// manager with friends as sources.
+type shareService struct {
+	n       *Node
+	index   *share.Index
+	server  *share.Server
+	manager *share.Manager
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startShare(n *Node) (*shareService, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &shareService{n: n, ctx: ctx, cancel: cancel}
+	var err error
+	if s.index, err = share.OpenIndex(n.db, n.log); err != nil {
+		cancel()
+		return nil, err
+	}
+	opts := []share.ServerOption{share.WithLogger(n.log)}
+	if n.cfg.MaxUpload > 0 {
+		opts = append(opts, share.WithUploadLimiter(share.NewRateLimiter(n.cfg.MaxUpload)))
+	}
+	s.server = share.NewServer(s.index, opts...)
+	n.host.SetStreamHandler(protocol.ID(share.ProtocolID), s.handleStream)
+	var limiter *share.RateLimiter
+	if n.cfg.MaxDownload > 0 {
+		limiter = share.NewRateLimiter(n.cfg.MaxDownload)
+	}
+	s.manager, err = share.NewManager(share.ManagerConfig{
+		DB: n.db, Dir: n.cfg.DownloadDir, Finder: friendFinder{s}, Log: n.log, Limiter: limiter,
+		OnEvent: func(typ string, info share.DownloadInfo) { n.events.Publish(typ, info) },
+	})
+	if err != nil {
+		n.host.RemoveStreamHandler(protocol.ID(share.ProtocolID))
+		cancel()
+		return nil, err
+	}
+	// Rescan on start, in the background: shares may have changed while
+	// the node was down.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		st, err := s.index.Rescan(ctx)
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("rescanning shares", slog.Any("err", err))
+			return
+		}
+		n.events.Publish("share.scanned", st)
+	}()
+	return s, nil
+}
+
+func (s *shareService) close() error {
+	s.n.host.RemoveStreamHandler(protocol.ID(share.ProtocolID))
+	s.cancel()
+	err := s.manager.Close()
+	s.wg.Wait()
+	return err
+}
+
+// handleStream serves a friend's share stream. The gater admitted only
+// friends, so every caller here is one; they see browsable shares only.
+func (s *shareService) handleStream(st network.Stream) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	if s.ctx.Err() != nil {
+		st.Reset()
+		return
+	}
+	if err := s.server.Serve(s.ctx, st, share.ScopeFriend); err != nil {
+		s.n.log.Debug("share stream ended", slog.String("peer", st.Conn().RemotePeer().ShortString()), slog.Any("err", err))
+	}
+}
+
+// openPeer opens a share stream to a friend.
+func (s *shareService) openPeer(ctx context.Context, id peer.ID) (*share.Peer, error) {
+	st, err := s.n.host.NewStream(ctx, id, protocol.ID(share.ProtocolID))
+	if err != nil {
+		return nil, fmt.Errorf("opening share stream: %w", err)
+	}
+	return share.NewPeer(st), nil
+}
+
+// friendFinder offers every online friend that has a file as a source.
+type friendFinder struct{ s *shareService }
+
+// FindSources asks the online friends, at most findConcurrency at a time.
+func (f friendFinder) FindSources(ctx context.Context, root [32]byte, skip func(string) bool) []*share.Source {
+	var (
+		mu  sync.Mutex
+		out []*share.Source
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, findConcurrency)
+	)
+	for _, fr := range f.s.n.friends.List() {
+		key := "friend:" + fr.ID.String()
+		if !fr.Online || skip(key) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p, err := f.s.openPeer(ctx, fr.ID)
+			if err != nil {
+				return
+			}
+			have, err := p.Have(ctx, root)
+			if err != nil || (!have.Complete && len(have.Bitmap) == 0) {
+				p.Close()
+				return
+			}
+			mu.Lock()
+			out = append(out, &share.Source{Key: key, Name: displayName(fr.Name, fr.ID), Fetcher: p, Have: have, Close: p.Close})
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func displayName(name string, id peer.ID) string {
+	if name != "" {
+		return name
+	}
+	s := id.String()
+	return "…" + s[len(s)-8:]
+}
+
+// BrowseEntry is one entry of a friend's browsable shares.
+type BrowseEntry struct {
+	Name string `json:"name"`
+	Dir  bool   `json:"dir"`
+	Size int64  `json:"size,omitempty"`
+	Root string `json:"root,omitempty"`
+	Link string `json:"link,omitempty"`
+}
+
+// BrowseListing answers GET /v1/browse/{friend}.
+type BrowseListing struct {
+	Friend  string        `json:"friend"`
+	Path    string        `json:"path"`
+	Entries []BrowseEntry `json:"entries"`
+	More    bool          `json:"more"`
+}
+
+// Browse lists a friend's browsable shares at path.
+func (s *shareService) browse(ctx context.Context, ref, path string, offset int) (BrowseListing, error) {
+	fr, err := s.n.friends.Resolve(ref)
+	if err != nil {
+		return BrowseListing{}, err
+	}
+	if !fr.Online {
+		return BrowseListing{}, fmt.Errorf("%w: %s", ErrFriendOffline, displayName(fr.Name, fr.ID))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	p, err := s.openPeer(ctx, fr.ID)
+	if err != nil {
+		return BrowseListing{}, err
+	}
+	defer p.Close()
+	rep, err := p.Browse(ctx, path, offset)
+	if err != nil {
+		return BrowseListing{}, fmt.Errorf("browsing %s: %w", displayName(fr.Name, fr.ID), err)
+	}
+	out := BrowseListing{Friend: displayName(fr.Name, fr.ID), Path: path, Entries: []BrowseEntry{}, More: rep.More}
+	for _, e := range rep.Entries {
+		be := BrowseEntry{Name: e.Name, Dir: e.Dir}
+		if !e.Dir {
+			be.Size = e.Size
+			be.Root = hex.EncodeToString(e.Root[:])
+			be.Link = share.Link{Root: e.Root, Name: e.Name, Size: e.Size}.String()
+		}
+		out.Entries = append(out.Entries, be)
+	}
+	return out, nil
+}

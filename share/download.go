@@ -1,0 +1,424 @@
+package share
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"kith/internal/store"
+)
+
+// Fetcher fetches ranges of groups with their proofs; Peer implements it
+// for a share stream, whatever carries the stream (a friend connection or a
+// tunnel). Data is read into buf when it is large enough.
+type Fetcher interface {
+	GetRange(ctx context.Context, root [32]byte, size, first, count int64, buf []byte) (data, proof []byte, err error)
+}
+
+// Source is one place a download can fetch a file from.
+type Source struct {
+	// Key identifies the source within a download, e.g. "friend:<peer ID>";
+	// a source dropped for lying is not taken again under the same key.
+	Key string
+	// Name is what people see, e.g. "bob" or "tunnel 2".
+	Name string
+	// Fetcher fetches the ranges.
+	Fetcher Fetcher
+	// Have says which groups the source holds.
+	Have HaveReply
+	// Close releases the source (closes its stream). May be nil.
+	Close func() error
+}
+
+// Finder finds sources for a file. FindSources returns the sources it can
+// reach now for root, skipping keys for which skip returns true; it must
+// return within ctx and may return none.
+type Finder interface {
+	FindSources(ctx context.Context, root [32]byte, skip func(key string) bool) []*Source
+}
+
+// DownloadState is where a download is in its life.
+type DownloadState string
+
+// Download states.
+const (
+	StateQueued    DownloadState = "queued"    // waiting for a slot
+	StateSearching DownloadState = "searching" // no source yet
+	StateActive    DownloadState = "active"    // fetching
+	StateVerifying DownloadState = "verifying" // checking the whole file
+	StateDone      DownloadState = "done"
+	StateFailed    DownloadState = "failed"
+)
+
+// SourceInfo is a source of a running download as people see it.
+type SourceInfo struct {
+	Name    string  `json:"name"`
+	Bytes   int64   `json:"bytes"`
+	Rate    float64 `json:"rate"` // bytes per second, recent
+	Dropped string  `json:"dropped,omitempty"`
+}
+
+// DownloadInfo is a download as the API shows it.
+type DownloadInfo struct {
+	Root     string        `json:"root"`
+	Name     string        `json:"name"`
+	Size     int64         `json:"size"`
+	Dir      string        `json:"dir"`
+	State    DownloadState `json:"state"`
+	Path     string        `json:"path,omitempty"` // final path, once done
+	Error    string        `json:"error,omitempty"`
+	Groups   int64         `json:"groups"`
+	Verified int64         `json:"verified"` // groups verified and stored
+	Done     int64         `json:"bytes_done"`
+	Rate     float64       `json:"rate"`
+	Sources  []SourceInfo  `json:"sources"`
+	Added    time.Time     `json:"added"`
+	Finished time.Time     `json:"finished,omitzero"`
+	// Counters of this run of the daemon, for tests and diagnostics.
+	ResumedGroups   int64 `json:"resumed_groups"`   // verified before this run started
+	FetchedGroups   int64 `json:"fetched_groups"`   // received and verified in this run
+	DuplicateGroups int64 `json:"duplicate_groups"` // received again while already verified
+	BadRanges       int64 `json:"bad_ranges"`       // ranges that failed verification
+}
+
+// downloadRecord is a download as stored in bucketDownloads.
+type downloadRecord struct {
+	Name     string        `json:"name"`
+	Size     int64         `json:"size"`
+	Dir      string        `json:"dir"`
+	State    DownloadState `json:"state"`
+	Path     string        `json:"path,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Added    time.Time     `json:"added"`
+	Finished time.Time     `json:"finished,omitzero"`
+}
+
+// ManagerConfig configures a download Manager.
+type ManagerConfig struct {
+	DB *bolt.DB
+	// Dir is the downloads folder: the default destination, and the home
+	// of partial files (Dir/.partial).
+	Dir    string
+	Finder Finder
+	Log    *slog.Logger
+	// Limiter caps download bytes per second for all downloads; nil: none.
+	Limiter *RateLimiter
+	// OnEvent, if set, receives download events ("download.progress",
+	// "download.done", "download.failed", "download.source_dropped").
+	OnEvent func(typ string, info DownloadInfo)
+	// Tuning; zero values take the defaults of limits.go.
+	Tuning Tuning
+}
+
+// Tuning holds the download engine's knobs.
+type Tuning struct {
+	// RangeGroups is the number of groups asked for in one request.
+	RangeGroups int64
+	// Window is the number of requests in flight per source.
+	Window int
+	// StallTimeout is how long one request may take before its groups go
+	// to other sources.
+	StallTimeout time.Duration
+	// SourceRefresh is how often a running download looks for new sources.
+	SourceRefresh time.Duration
+}
+
+func (t Tuning) withDefaults() Tuning {
+	if t.RangeGroups == 0 {
+		t.RangeGroups = DownloadRangeGroups
+	}
+	if t.Window == 0 {
+		t.Window = DownloadWindow
+	}
+	if t.StallTimeout == 0 {
+		t.StallTimeout = DownloadStallTimeout
+	}
+	if t.SourceRefresh == 0 {
+		t.SourceRefresh = DownloadSourceRefresh
+	}
+	return t
+}
+
+// Manager runs the node's downloads: it keeps them in bbolt, runs each one
+// that is not finished, and resumes them after a restart. Safe for
+// concurrent use.
+type Manager struct {
+	cfg     ManagerConfig
+	log     *slog.Logger
+	partial string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// slots bounds the downloads fetching at once.
+	slots chan struct{}
+
+	mu   sync.Mutex
+	runs map[[32]byte]*run
+	// ended keeps the last state of downloads that ended in this run of
+	// the daemon, with their counters.
+	ended map[[32]byte]DownloadInfo
+	once  sync.Once
+}
+
+// Manager errors.
+var (
+	// ErrDownloadExists means the file is already being downloaded.
+	ErrDownloadExists = errors.New("already downloading this file")
+	// ErrNoSuchDownload means no download has the given root.
+	ErrNoSuchDownload = errors.New("no such download")
+	// ErrManagerClosed means the manager was closed.
+	ErrManagerClosed = errors.New("download manager closed")
+)
+
+// NewManager opens the downloads kept in cfg.DB and resumes every
+// unfinished one.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Tuning = cfg.Tuning.withDefaults()
+	if err := store.CreateBuckets(cfg.DB, bucketDownloads, bucketBitmaps); err != nil {
+		return nil, err
+	}
+	partial := filepath.Join(cfg.Dir, ".partial")
+	if err := os.MkdirAll(partial, 0o700); err != nil {
+		return nil, fmt.Errorf("creating downloads folder: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{cfg: cfg, log: cfg.Log, partial: partial, ctx: ctx, cancel: cancel, runs: map[[32]byte]*run{}, ended: map[[32]byte]DownloadInfo{},
+		slots: make(chan struct{}, MaxConcurrentDownloads)}
+	var resume [][32]byte
+	err := cfg.DB.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDownloads).ForEach(func(k, v []byte) error {
+			var rec downloadRecord
+			if len(k) != 32 || json.Unmarshal(v, &rec) != nil {
+				return nil // unreadable record: leave it, it is listed as nothing
+			}
+			if rec.State != StateDone && rec.State != StateFailed {
+				resume = append(resume, [32]byte(k))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("loading downloads: %w", err)
+	}
+	for _, root := range resume {
+		if err := m.start(root); err != nil {
+			m.log.Warn("cannot resume download", slog.String("root", hex.EncodeToString(root[:])), slog.Any("err", err))
+		}
+	}
+	return m, nil
+}
+
+// Close stops every running download, keeping its state for a resume, and
+// waits for the engine's goroutines. Safe to call twice.
+func (m *Manager) Close() error {
+	m.once.Do(func() {
+		m.cancel()
+		m.wg.Wait()
+	})
+	return nil
+}
+
+// Add queues a download of the file named by link into dir (the downloads
+// folder if empty) and starts it.
+func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
+	if m.ctx.Err() != nil {
+		return DownloadInfo{}, ErrManagerClosed
+	}
+	if dir == "" {
+		dir = m.cfg.Dir
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return DownloadInfo{}, fmt.Errorf("download folder: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return DownloadInfo{}, fmt.Errorf("download folder %s: not a folder", dir)
+	}
+	name := link.Name
+	if name == "" {
+		name = hex.EncodeToString(link.Root[:8])
+	}
+	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC()}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.runs[link.Root]; ok {
+		return DownloadInfo{}, fmt.Errorf("%w: %s", ErrDownloadExists, name)
+	}
+	err = m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDownloads)
+		if old := b.Get(link.Root[:]); old != nil {
+			var o downloadRecord
+			if json.Unmarshal(old, &o) == nil && o.State != StateDone && o.State != StateFailed {
+				return fmt.Errorf("%w: %s", ErrDownloadExists, name)
+			}
+		}
+		tx.Bucket(bucketBitmaps).Delete(link.Root[:])
+		return putRecord(tx, link.Root, rec)
+	})
+	if err != nil {
+		return DownloadInfo{}, err
+	}
+	delete(m.ended, link.Root)
+	if err := m.startLocked(link.Root); err != nil {
+		return DownloadInfo{}, err
+	}
+	return m.runs[link.Root].info(), nil
+}
+
+// List returns every download the node knows, newest first.
+func (m *Manager) List() []DownloadInfo {
+	var out []DownloadInfo
+	m.cfg.DB.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDownloads).ForEach(func(k, v []byte) error {
+			if len(k) != 32 {
+				return nil
+			}
+			if info, ok := m.Info([32]byte(k)); ok {
+				out = append(out, info)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Added.After(out[j].Added) })
+	return out
+}
+
+// Info returns the state of one download.
+func (m *Manager) Info(root [32]byte) (DownloadInfo, bool) {
+	m.mu.Lock()
+	r, ok := m.runs[root]
+	ended, wasEnded := m.ended[root]
+	m.mu.Unlock()
+	if ok {
+		return r.info(), true
+	}
+	if wasEnded {
+		return ended, true
+	}
+	var rec downloadRecord
+	found := false
+	m.cfg.DB.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketDownloads).Get(root[:]); v != nil && json.Unmarshal(v, &rec) == nil {
+			found = true
+		}
+		return nil
+	})
+	if !found {
+		return DownloadInfo{}, false
+	}
+	info := DownloadInfo{
+		Root: hex.EncodeToString(root[:]), Name: rec.Name, Size: rec.Size, Dir: rec.Dir,
+		State: rec.State, Path: rec.Path, Error: rec.Error, Added: rec.Added, Finished: rec.Finished,
+		Sources: []SourceInfo{},
+	}
+	if rec.Size >= 0 {
+		info.Groups = Groups(rec.Size)
+		if rec.State == StateDone {
+			info.Verified, info.Done = info.Groups, rec.Size
+		}
+	}
+	return info, true
+}
+
+// Cancel stops a download and forgets it, deleting its partial data. A
+// finished download is only forgotten (the file stays).
+func (m *Manager) Cancel(root [32]byte) error {
+	m.mu.Lock()
+	r, running := m.runs[root]
+	m.mu.Unlock()
+	if running {
+		r.stop()
+		<-r.done
+	}
+	m.mu.Lock()
+	delete(m.ended, root)
+	m.mu.Unlock()
+	found := false
+	err := m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketDownloads).Get(root[:]) != nil
+		tx.Bucket(bucketBitmaps).Delete(root[:])
+		return tx.Bucket(bucketDownloads).Delete(root[:])
+	})
+	if err != nil {
+		return fmt.Errorf("cancelling download: %w", err)
+	}
+	if !found && !running {
+		return fmt.Errorf("%w: %x", ErrNoSuchDownload, root)
+	}
+	os.Remove(m.partialPath(root))
+	return nil
+}
+
+func (m *Manager) partialPath(root [32]byte) string {
+	return filepath.Join(m.partial, hex.EncodeToString(root[:])+".part")
+}
+
+func (m *Manager) start(root [32]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.startLocked(root)
+}
+
+func (m *Manager) startLocked(root [32]byte) error {
+	if m.ctx.Err() != nil {
+		return ErrManagerClosed
+	}
+	var rec downloadRecord
+	var bitmap Bitmap
+	err := m.cfg.DB.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDownloads).Get(root[:])
+		if v == nil {
+			return ErrNoSuchDownload
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		bitmap = Bitmap(slices.Clone(tx.Bucket(bucketBitmaps).Get(root[:])))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("loading download: %w", err)
+	}
+	r := newRun(m, root, rec, bitmap)
+	m.runs[root] = r
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		r.run()
+		info := r.info()
+		m.mu.Lock()
+		if m.runs[root] == r {
+			delete(m.runs, root)
+			if info.State == StateDone || info.State == StateFailed {
+				m.ended[root] = info
+			}
+		}
+		m.mu.Unlock()
+	}()
+	return nil
+}
+
+func putRecord(tx *bolt.Tx, root [32]byte, rec downloadRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketDownloads).Put(root[:], v)
+}

@@ -1,0 +1,830 @@
+package share
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Group states within a running download.
+const (
+	groupFree       uint8 = iota // not held, not asked for
+	groupAsked                   // a request for it is in flight
+	groupCommitting              // verified and written, waiting to be made durable
+	groupStored                  // durable: data synced and bitmap committed
+)
+
+// sourceState is a source attached to a running download.
+type sourceState struct {
+	*Source
+	meter   meter
+	bytes   int64
+	stalls  int
+	dropped string
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// commitItem is a written, verified range waiting to be made durable.
+type commitItem struct{ first, count int64 }
+
+// run is one download while the daemon runs it: the scheduler that hands
+// groups to sources, the workers that fetch and verify them, and the
+// committer that makes verified groups durable.
+//
+// Durability: a group's data is written to the partial file as soon as it is
+// verified; the committer then syncs the file and only after that records
+// the group in the bitmap in bbolt, in one transaction per batch. So the
+// bitmap never names a group whose bytes are not on disk, and a crash (even
+// kill -9) loses at most the groups of the batch not yet committed.
+type run struct {
+	m    *Manager
+	root [32]byte
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	rec      downloadRecord
+	size     int64
+	groups   int64
+	state    []uint8
+	inflight []uint8 // requests in flight per group (2 in the end game)
+	askedAt  []int64 // when the first request in flight for a group was sent (UnixNano)
+	stored   int64
+	bitmap   Bitmap
+	sources  map[string]*sourceState
+	dropped  map[string]string
+	file     *os.File
+	commits  chan commitItem
+	complete chan struct{}
+	wake     chan struct{} // a source was dropped: look for others now
+	failErr  error         // set by fail: an error no source can fix
+	scanFrom int64         // no free group below this index
+	gone     []SourceInfo  // sources dropped from this download
+	meter    meter
+	lastEmit time.Time
+
+	resumed, fetched, duplicates, bad int64
+}
+
+func newRun(m *Manager, root [32]byte, rec downloadRecord, bitmap Bitmap) *run {
+	ctx, cancel := context.WithCancel(m.ctx)
+	r := &run{
+		m: m, root: root, rec: rec, bitmap: bitmap,
+		log: m.log.With(slog.String("download", rec.Name)),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		sources: map[string]*sourceState{}, dropped: map[string]string{},
+		complete: make(chan struct{}), wake: make(chan struct{}, 1),
+	}
+	r.cond = sync.NewCond(&r.mu)
+	context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	return r
+}
+
+func (r *run) stop() { r.cancel() }
+
+func (r *run) rootHex() string { return hex.EncodeToString(r.root[:]) }
+
+// run drives the download to its end or until stopped.
+func (r *run) run() {
+	defer close(r.done)
+	defer r.cancel()
+	select {
+	case r.m.slots <- struct{}{}:
+		defer func() { <-r.m.slots }()
+	case <-r.ctx.Done():
+		return
+	}
+	err := r.fetchAll()
+	r.mu.Lock()
+	if r.failErr != nil {
+		err = r.failErr
+	}
+	r.mu.Unlock()
+	if err != nil && errors.Is(err, context.Canceled) && r.failErr == nil {
+		return // stopped: keep the state for a resume
+	}
+	if err != nil {
+		r.finish(StateFailed, "", err)
+		return
+	}
+	r.setState(StateVerifying)
+	path, err := r.complete_()
+	if err != nil {
+		r.finish(StateFailed, "", err)
+		return
+	}
+	r.finish(StateDone, path, nil)
+}
+
+// fetchAll fetches every group not yet stored, from every source it finds.
+func (r *run) fetchAll() error {
+	var wg sync.WaitGroup
+	defer func() {
+		r.mu.Lock()
+		for _, s := range r.sources {
+			s.cancel()
+		}
+		r.cond.Broadcast()
+		r.mu.Unlock()
+		wg.Wait()
+		r.mu.Lock()
+		for _, s := range r.sources {
+			if s.Close != nil {
+				s.Close()
+			}
+			r.gone = append(r.gone, SourceInfo{Name: s.Name, Bytes: s.bytes})
+		}
+		r.sources = map[string]*sourceState{}
+		if r.file != nil {
+			r.file.Close()
+			r.file = nil
+		}
+		r.mu.Unlock()
+	}()
+	refresh := time.NewTicker(r.m.cfg.Tuning.SourceRefresh)
+	defer refresh.Stop()
+	started := false
+	for {
+		if !started || r.activeSources() == 0 {
+			// Look at once when starting, and often while no source works.
+		} else {
+			select {
+			case <-r.ctx.Done():
+				return r.ctx.Err()
+			case <-r.complete:
+				return nil
+			case <-refresh.C:
+			case <-r.wake:
+			}
+		}
+		if started {
+			select {
+			case <-r.complete:
+				return nil
+			default:
+			}
+		}
+		for _, src := range r.find() {
+			if !started {
+				if err := r.prepare(src.Have.Size); err != nil {
+					return err
+				}
+				if r.groups == 0 || r.stored == r.groups {
+					return nil
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); r.commitLoop() }()
+				started = true
+			}
+			if src.Have.Size != r.size {
+				r.log.Info("source has another size for this root; skipped", slog.String("source", src.Name))
+				if src.Close != nil {
+					src.Close()
+				}
+				continue
+			}
+			s := r.attach(src)
+			for range r.m.cfg.Tuning.Window {
+				wg.Add(1)
+				go func() { defer wg.Done(); r.worker(s) }()
+			}
+		}
+		if !started || r.activeSources() == 0 {
+			r.setState(StateSearching)
+			select {
+			case <-r.ctx.Done():
+				return r.ctx.Err()
+			case <-r.complete:
+				return nil
+			case <-time.After(time.Second):
+			case <-r.wake:
+			}
+		} else {
+			r.setState(StateActive)
+		}
+	}
+}
+
+func (r *run) find() []*Source {
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	return r.m.cfg.Finder.FindSources(ctx, r.root, func(key string) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_, inUse := r.sources[key]
+		_, bad := r.dropped[key]
+		return inUse || bad
+	})
+}
+
+func (r *run) activeSources() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.sources {
+		if s.dropped == "" {
+			n++
+		}
+	}
+	return n
+}
+
+// prepare fixes the file size (from the link or the first source), opens
+// the partial file and loads which groups are already stored.
+func (r *run) prepare(size int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rec.Size >= 0 {
+		size = r.rec.Size
+	}
+	if size < 0 || size > MaxFileSize {
+		return fmt.Errorf("%w: %d", ErrBadSize, size)
+	}
+	r.size, r.groups = size, Groups(size)
+	r.state = make([]uint8, r.groups)
+	r.inflight = make([]uint8, r.groups)
+	r.askedAt = make([]int64, r.groups)
+	if r.rec.Size < 0 {
+		r.rec.Size = size
+		r.saveLocked()
+	}
+	path := r.m.partialPath(r.root)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening partial file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("opening partial file: %w", err)
+	}
+	// A bitmap is only trusted with the partial file it describes.
+	if fi.Size() != size || int64(len(r.bitmap)) != (r.groups+7)/8 {
+		r.bitmap = NewBitmap(r.groups)
+		if err := f.Truncate(size); err != nil {
+			f.Close()
+			return fmt.Errorf("sizing partial file: %w", err)
+		}
+	}
+	r.file = f
+	r.commits = make(chan commitItem, r.groups)
+	for i := range r.groups {
+		if r.bitmap.Has(i) {
+			r.state[i] = groupStored
+			r.stored++
+		}
+	}
+	r.resumed = r.stored
+	if r.stored > 0 {
+		r.log.Info("resuming download", slog.Int64("stored_groups", r.stored), slog.Int64("groups", r.groups))
+	}
+	return nil
+}
+
+func (r *run) attach(src *Source) *sourceState {
+	ctx, cancel := context.WithCancel(r.ctx)
+	s := &sourceState{Source: src, ctx: ctx, cancel: cancel}
+	r.mu.Lock()
+	r.sources[src.Key] = s
+	r.mu.Unlock()
+	r.log.Info("download source", slog.String("source", src.Name))
+	return s
+}
+
+// drop takes a source off this download. A source that lied (bad data) is
+// never taken again; one that failed (stalled, stream broken) may be found
+// again by the next search for sources.
+func (r *run) drop(s *sourceState, reason string, liar bool) {
+	r.mu.Lock()
+	first := s.dropped == ""
+	if first {
+		s.dropped = reason
+		s.cancel()
+		if liar {
+			r.dropped[s.Key] = reason
+		}
+		if r.sources[s.Key] == s {
+			delete(r.sources, s.Key)
+		}
+		r.gone = append(r.gone, SourceInfo{Name: s.Name, Bytes: s.bytes, Dropped: reason})
+		r.cond.Broadcast()
+	}
+	r.mu.Unlock()
+	if !first {
+		return
+	}
+	if s.Close != nil {
+		s.Close()
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	r.log.Info("download source dropped", slog.String("source", s.Name), slog.String("reason", reason))
+	r.emit("download.source_dropped", true)
+}
+
+// claim picks the next range for s: free groups s holds, contiguous, up to
+// RangeGroups; in the end game (nothing free) a range another source is
+// fetching. It blocks while there is nothing to do and returns ok=false
+// when s should stop.
+func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if s.ctx.Err() != nil || r.stored == r.groups {
+			return 0, 0, false
+		}
+		if first, count = r.pickLocked(s, groupFree, 0); count > 0 {
+			return first, count, true
+		}
+		// End game: help with a range in flight at one other source.
+		if first, count = r.pickLocked(s, groupAsked, 1); count > 0 {
+			return first, count, true
+		}
+		r.waitLocked(DownloadEndgameAfter / 2)
+	}
+}
+
+// pickLocked finds up to RangeGroups contiguous groups in state want with
+// exactly inflight requests, held by s, and marks them asked. Groups already
+// asked for (the end game) are taken only once their request is older than
+// DownloadEndgameAfter, so a healthy source is not second-guessed.
+func (r *run) pickLocked(s *sourceState, want uint8, inflight uint8) (int64, int64) {
+	max := r.m.cfg.Tuning.RangeGroups
+	now := time.Now().UnixNano()
+	ok := func(i int64) bool {
+		if r.state[i] != want || r.inflight[i] != inflight || !s.Have.Has(i) {
+			return false
+		}
+		return want != groupAsked || now-r.askedAt[i] > int64(DownloadEndgameAfter)
+	}
+	start := int64(0)
+	if want == groupFree {
+		for r.scanFrom < r.groups && r.state[r.scanFrom] != groupFree {
+			r.scanFrom++
+		}
+		start = r.scanFrom
+	}
+	for i := start; i < r.groups; i++ {
+		if !ok(i) {
+			continue
+		}
+		n := int64(0)
+		for j := i; j < r.groups && n < max && ok(j); j++ {
+			if r.state[j] == groupFree {
+				r.askedAt[j] = now
+			}
+			r.state[j] = groupAsked
+			r.inflight[j]++
+			n++
+		}
+		return i, n
+	}
+	return 0, 0
+}
+
+// waitLocked waits for a broadcast or at most d (so that end-game ranges
+// that age are seen). The caller holds r.mu.
+func (r *run) waitLocked(d time.Duration) {
+	t := time.AfterFunc(d, func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+	r.cond.Wait()
+	t.Stop()
+}
+
+// release gives back groups whose request failed.
+func (r *run) release(first, count int64) {
+	r.mu.Lock()
+	for i := first; i < first+count; i++ {
+		r.inflight[i]--
+		if r.state[i] == groupAsked && r.inflight[i] == 0 {
+			r.state[i] = groupFree
+			r.scanFrom = min(r.scanFrom, i)
+		}
+	}
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// worker fetches ranges from one source until there is nothing left or the
+// source is dropped.
+func (r *run) worker(s *sourceState) {
+	buf := make([]byte, r.m.cfg.Tuning.RangeGroups*GroupSize)
+	for {
+		first, count, ok := r.claim(s)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, r.m.cfg.Tuning.StallTimeout)
+		data, proof, err := s.Fetcher.GetRange(ctx, r.root, r.size, first, count, buf)
+		stalled := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err != nil {
+			r.release(first, count)
+			switch {
+			case s.ctx.Err() != nil:
+				return
+			case stalled:
+				r.mu.Lock()
+				s.stalls++
+				n := s.stalls
+				r.mu.Unlock()
+				if n >= DownloadMaxStalls {
+					r.drop(s, "stalled", false)
+					return
+				}
+				continue
+			default:
+				r.drop(s, "error: "+err.Error(), false)
+				return
+			}
+		}
+		if err := VerifyRange(r.root, r.size, first, count, data, proof); err != nil {
+			r.mu.Lock()
+			r.bad++
+			r.mu.Unlock()
+			r.release(first, count)
+			r.log.Warn("source sent data that does not match the root", slog.String("source", s.Name), slog.Any("err", err))
+			r.drop(s, "sent data that does not match the root", true)
+			return
+		}
+		if l := r.m.cfg.Limiter; l != nil {
+			if err := l.Wait(s.ctx, len(data)); err != nil {
+				r.release(first, count)
+				return
+			}
+		}
+		if err := r.write(s, first, count, data); err != nil {
+			r.release(first, count)
+			r.fail(err)
+			return
+		}
+	}
+}
+
+// write stores a verified range in the partial file and queues it for the
+// committer.
+func (r *run) write(s *sourceState, first, count int64, data []byte) error {
+	r.mu.Lock()
+	s.stalls = 0
+	s.bytes += int64(len(data))
+	s.meter.add(int64(len(data)))
+	r.meter.add(int64(len(data)))
+	fresh := false
+	for i := first; i < first+count; i++ {
+		if r.state[i] == groupAsked {
+			fresh = true
+		}
+	}
+	f := r.file
+	r.mu.Unlock()
+	if fresh {
+		if _, err := f.WriteAt(data, first*GroupSize); err != nil {
+			return fmt.Errorf("writing partial file: %w", err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fresh = false
+	for i := first; i < first+count; i++ {
+		r.inflight[i]--
+		r.fetched++
+		if r.state[i] != groupAsked {
+			r.duplicates++ // the end game: another source was faster
+			continue
+		}
+		r.state[i] = groupCommitting
+		fresh = true
+	}
+	if fresh {
+		// Never blocks: each group turns committing once, and the channel
+		// holds one item per group.
+		r.commits <- commitItem{first, count}
+	}
+	r.cond.Broadcast()
+	return nil
+}
+
+// fail ends the download with an error that no source can fix (a full disk).
+func (r *run) fail(err error) {
+	r.mu.Lock()
+	if r.failErr == nil {
+		r.failErr = err
+	}
+	r.mu.Unlock()
+	r.cancel()
+}
+
+// commitLoop makes written groups durable in batches: sync the partial
+// file, then record the groups in the bitmap in one bbolt transaction.
+func (r *run) commitLoop() {
+	for {
+		var batch []commitItem
+		select {
+		case <-r.ctx.Done():
+			return
+		case it := <-r.commits:
+			batch = append(batch, it)
+		}
+		timer := time.NewTimer(DownloadCommitDelay)
+	gather:
+		for {
+			select {
+			case it := <-r.commits:
+				batch = append(batch, it)
+			case <-timer.C:
+				break gather
+			case <-r.ctx.Done():
+				break gather
+			}
+		}
+		timer.Stop()
+		all, err := r.commit(batch)
+		if err != nil {
+			if r.ctx.Err() == nil {
+				r.fail(err)
+			}
+			return
+		}
+		if all {
+			return
+		}
+	}
+}
+
+// commit makes a batch durable and reports whether every group now is.
+func (r *run) commit(batch []commitItem) (bool, error) {
+	r.mu.Lock()
+	f := r.file
+	r.mu.Unlock()
+	if err := syncData(f); err != nil {
+		return false, fmt.Errorf("syncing partial file: %w", err)
+	}
+	r.mu.Lock()
+	next := Bitmap(append([]byte(nil), r.bitmap...))
+	for _, it := range batch {
+		for i := it.first; i < it.first+it.count; i++ {
+			if r.state[i] == groupCommitting {
+				next.Set(i)
+			}
+		}
+	}
+	r.mu.Unlock()
+	err := r.m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBitmaps).Put(r.root[:], next)
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording verified groups: %w", err)
+	}
+	r.mu.Lock()
+	r.bitmap = next
+	for _, it := range batch {
+		for i := it.first; i < it.first+it.count; i++ {
+			if r.state[i] == groupCommitting {
+				r.state[i] = groupStored
+				r.stored++
+			}
+		}
+	}
+	all := r.stored == r.groups
+	r.cond.Broadcast()
+	r.mu.Unlock()
+	r.emit("download.progress", false)
+	if all {
+		close(r.complete)
+	}
+	return all, nil
+}
+
+// complete_ checks the whole partial file against the root and moves it
+// into place without overwriting anything.
+func (r *run) complete_() (string, error) {
+	part := r.m.partialPath(r.root)
+	if r.size == 0 {
+		if r.root != EmptyRoot {
+			return "", fmt.Errorf("empty file: %w", ErrMismatch)
+		}
+		if err := os.WriteFile(part, nil, 0o600); err != nil {
+			return "", err
+		}
+	}
+	t, err := HashFile(part)
+	if err != nil {
+		return "", fmt.Errorf("checking the whole file: %w", err)
+	}
+	if t.Root != r.root {
+		// Every group was verified, so the disk changed the bytes.
+		r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
+		return "", fmt.Errorf("checking the whole file: %w (the partial file changed on disk)", ErrMismatch)
+	}
+	r.mu.Lock()
+	dir, name := r.rec.Dir, r.rec.Name
+	r.mu.Unlock()
+	dest, err := placeFile(part, dir, name)
+	if err != nil {
+		return "", err
+	}
+	return dest, nil
+}
+
+// placeFile moves src to dir/name, or to "name (2).ext" and so on if that
+// exists: an existing file is never overwritten.
+func placeFile(src, dir, name string) (string, error) {
+	ext := filepath.Ext(name)
+	stem := strings.TrimSuffix(name, ext)
+	for n := 1; n < 1000; n++ {
+		dest := filepath.Join(dir, name)
+		if n > 1 {
+			dest = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", stem, n, ext))
+		}
+		err := os.Link(src, dest)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if errors.Is(err, syscall.EXDEV) {
+			err = copyNew(src, dest)
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("moving download into place: %w", err)
+		}
+		os.Remove(src)
+		return dest, nil
+	}
+	return "", fmt.Errorf("moving download into place: too many files named %s", name)
+}
+
+// copyNew copies src to dest, which must not exist (another file system).
+func copyNew(src, dest string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(dest)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		os.Remove(dest)
+		return err
+	}
+	return out.Close()
+}
+
+func (r *run) setState(s DownloadState) {
+	r.mu.Lock()
+	changed := r.rec.State != s
+	r.rec.State = s
+	if changed {
+		r.saveLocked()
+	}
+	r.mu.Unlock()
+	if changed {
+		r.emit("download.progress", true)
+	}
+}
+
+// finish records the final state of the download.
+func (r *run) finish(state DownloadState, path string, err error) {
+	r.mu.Lock()
+	r.rec.State = state
+	r.rec.Path = path
+	r.rec.Finished = time.Now().UTC()
+	if err != nil {
+		r.rec.Error = err.Error()
+	} else if state == StateDone {
+		r.rec.Error = ""
+	}
+	r.saveLocked()
+	r.mu.Unlock()
+	if state == StateDone {
+		r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
+		r.log.Info("download done", slog.String("path", path))
+		r.emit("download.done", true)
+	} else {
+		r.log.Warn("download failed", slog.Any("err", err))
+		r.emit("download.failed", true)
+	}
+}
+
+func (r *run) saveLocked() {
+	rec := r.rec
+	err := r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return putRecord(tx, r.root, rec) })
+	if err != nil {
+		r.log.Warn("saving download state", slog.Any("err", err))
+	}
+}
+
+// emit sends an event; progress events are throttled to a few a second.
+func (r *run) emit(typ string, force bool) {
+	if r.m.cfg.OnEvent == nil {
+		return
+	}
+	r.mu.Lock()
+	if !force && time.Since(r.lastEmit) < 250*time.Millisecond {
+		r.mu.Unlock()
+		return
+	}
+	r.lastEmit = time.Now()
+	r.mu.Unlock()
+	r.m.cfg.OnEvent(typ, r.info())
+}
+
+// info is a snapshot of the download.
+func (r *run) info() DownloadInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info := DownloadInfo{
+		Root: r.rootHex(), Name: r.rec.Name, Size: r.rec.Size, Dir: r.rec.Dir,
+		State: r.rec.State, Path: r.rec.Path, Error: r.rec.Error,
+		Groups: r.groups, Verified: r.stored, Rate: r.meter.rate(),
+		Added: r.rec.Added, Finished: r.rec.Finished, Sources: []SourceInfo{},
+		ResumedGroups: r.resumed, FetchedGroups: r.fetched, DuplicateGroups: r.duplicates, BadRanges: r.bad,
+	}
+	if r.groups == 0 && r.rec.Size > 0 {
+		info.Groups = Groups(r.rec.Size)
+	}
+	if r.stored == r.groups {
+		info.Done = r.size
+	} else {
+		info.Done = min(r.stored*GroupSize, r.size)
+	}
+	for _, s := range r.sources {
+		info.Sources = append(info.Sources, SourceInfo{Name: s.Name, Bytes: s.bytes, Rate: s.meter.rate()})
+	}
+	info.Sources = append(info.Sources, r.gone...)
+	return info
+}
+
+// meter measures a byte rate over the last few seconds. Not safe for
+// concurrent use; callers hold the run's lock.
+type meter struct {
+	buckets [4]int64 // bytes per second, ring
+	stamp   int64    // second of buckets[stamp%4]
+}
+
+func (m *meter) advance(now int64) {
+	if now-m.stamp >= int64(len(m.buckets)) {
+		m.buckets = [4]int64{}
+	} else {
+		for s := m.stamp + 1; s <= now; s++ {
+			m.buckets[s%4] = 0
+		}
+	}
+	if now > m.stamp {
+		m.stamp = now
+	}
+}
+
+func (m *meter) add(n int64) {
+	now := time.Now().Unix()
+	m.advance(now)
+	m.buckets[now%4] += n
+}
+
+// rate averages the last three whole seconds and the current one, weighted
+// by elapsed time.
+func (m *meter) rate() float64 {
+	t := time.Now()
+	now := t.Unix()
+	m.advance(now)
+	var sum int64
+	for _, b := range m.buckets {
+		sum += b
+	}
+	elapsed := 3 + float64(t.Nanosecond())/1e9
+	return float64(sum) / elapsed
+}

@@ -1,0 +1,484 @@
+package share
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fileRecheck is how long a stream trusts a catalog lookup before it asks
+// again, so a share that stops being shared stops being served on streams
+// already open, without a catalog read per request.
+const fileRecheck = 10 * time.Second
+
+// msgFileChanged answers a request for a file that changed, moved or
+// vanished since it was indexed: its outboard no longer proves it.
+const msgFileChanged = "file changed since indexing"
+
+// Server answers share streams from a Catalog: Have, GetRange and Browse
+// requests of the /kith/share/1 protocol. One Server serves any number of
+// streams at once; its methods are safe for concurrent use. It keeps no
+// state between streams, so it needs no Close: a stream's resources go when
+// its Serve returns.
+type Server struct {
+	catalog   Catalog
+	log       *slog.Logger
+	limiter   *RateLimiter
+	idle      time.Duration
+	pipeline  int
+	openFiles int
+}
+
+// ServerOption tunes a Server.
+type ServerOption func(*Server)
+
+// WithLogger makes the server log to l. A peer's misbehaviour is logged at
+// Debug. The default discards logs.
+func WithLogger(l *slog.Logger) ServerOption {
+	return func(s *Server) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithUploadLimiter limits the bytes all streams of the server send
+// together, and with anything else that shares l. nil means no limit, the
+// default.
+func WithUploadLimiter(l *RateLimiter) ServerOption {
+	return func(s *Server) { s.limiter = l }
+}
+
+// WithIdleTimeout closes a stream on which no byte moved either way for d.
+// Zero or less disables it; the default is IdleTimeoutSeconds.
+func WithIdleTimeout(d time.Duration) ServerOption {
+	return func(s *Server) { s.idle = d }
+}
+
+// WithPipelineDepth sets how many requests a stream reads ahead of the one
+// it answers, between 1 and the default, MaxPipelinedRequests.
+func WithPipelineDepth(n int) ServerOption {
+	return func(s *Server) { s.pipeline = min(max(n, 1), MaxPipelinedRequests) }
+}
+
+// NewServer returns a server of the files in c.
+func NewServer(c Catalog, opts ...ServerOption) *Server {
+	s := &Server{
+		catalog:   c,
+		log:       slog.New(slog.DiscardHandler),
+		idle:      IdleTimeoutSeconds * time.Second,
+		pipeline:  MaxPipelinedRequests,
+		openFiles: MaxOpenFilesPerStream,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// chunkPool holds ServeChunkSize buffers; a stream takes one for its first
+// range and gives it back when it ends.
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, ServeChunkSize)
+	return &b
+}}
+
+// Serve answers the requests of one share stream, in order, until the peer
+// closes its side, an error, the idle timeout or the end of ctx; it then
+// closes rwc, or resets it if it has a Reset method and the stream broke.
+// scope says who the peer is and so what it may see. Serve blocks until
+// every goroutine it started has stopped; it returns nil when the peer
+// closed the stream cleanly after its last request.
+//
+// A peer may pipeline requests: up to the pipeline depth are read ahead of
+// the one being answered, the rest wait in the stream. A request for a file
+// that does not exist, or that is not shared in scope, is answered
+// CodeNotFound either way. A malformed request is answered CodeBadRequest
+// and ends the stream; a request type this version does not know is
+// answered CodeUnknownRequest and the stream goes on.
+func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser, scope Scope) error {
+	switch scope {
+	case ScopeFriend, ScopeAnonymous, ScopeLocal:
+	default:
+		rwc.Close()
+		return fmt.Errorf("serving share stream: unknown scope %d", scope)
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	c := &serverConn{s: s, scope: scope, rwc: rwc}
+	c.rw = activityRW{rw: rwc, n: &c.activity}
+	c.w = NewWriter(LimitWriter(ctx, c.rw, s.limiter))
+
+	reqs := make(chan request, s.pipeline)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c.watch(ctx, parent)
+	}()
+	go func() {
+		defer wg.Done()
+		defer close(reqs)
+		c.readRequests(ctx, reqs)
+	}()
+	werr := c.answer(ctx, reqs)
+	if werr != nil {
+		c.reset.Store(true)
+	}
+	parentErr := context.Cause(ctx) // nil unless the caller ended ctx
+	cancel()                        // the watchdog closes rwc, which stops the reader
+	wg.Wait()
+	c.release()
+
+	switch {
+	case c.idle.Load():
+		return fmt.Errorf("serving share stream: %w", ErrStreamIdle)
+	case parentErr != nil:
+		return fmt.Errorf("serving share stream: %w", parentErr)
+	case werr != nil:
+		return fmt.Errorf("serving share stream: %w", werr)
+	case c.readErr != nil && c.readErr != io.EOF:
+		return fmt.Errorf("serving share stream: %w", c.readErr)
+	}
+	return nil
+}
+
+// request is one request read from a stream, for the answering loop.
+type request struct {
+	id   uint64
+	msg  Message   // Have, GetRange or Browse; nil to answer with code
+	code ErrorCode // the error to answer when msg is nil
+	text string
+}
+
+// serverConn is the state of one served stream. The reader goroutine owns
+// readErr until it closes the request channel; the answering loop owns
+// everything else but the atomics.
+type serverConn struct {
+	s     *Server
+	scope Scope
+	rwc   io.ReadWriteCloser
+	rw    activityRW
+	w     *Writer
+
+	activity atomic.Uint64 // bumped by every read and write on rwc
+	idle     atomic.Bool   // the watchdog closed the stream for idleness
+	reset    atomic.Bool   // close with Reset: the stream broke
+
+	readErr error
+
+	files []*openFile // most recently used first
+	chunk *[]byte     // from chunkPool, once a range was served
+	proof []byte
+}
+
+// openFile is a file a stream has open, with what the catalog said of it.
+type openFile struct {
+	root    [32]byte
+	sf      SharedFile
+	f       *os.File
+	checked time.Time // of the last catalog lookup
+}
+
+// activityRW counts reads and writes, for the idle watchdog.
+type activityRW struct {
+	rw io.ReadWriter
+	n  *atomic.Uint64
+}
+
+func (a activityRW) Read(p []byte) (int, error) {
+	n, err := a.rw.Read(p)
+	a.n.Add(1)
+	return n, err
+}
+
+func (a activityRW) Write(p []byte) (int, error) {
+	n, err := a.rw.Write(p)
+	a.n.Add(1)
+	return n, err
+}
+
+// watch closes the stream when ctx ends, or earlier when no byte has moved
+// for the idle timeout; closing unblocks the reader and the writer. When the
+// caller ended parent (the node shuts down) the stream is reset: a graceful
+// close does not unblock a write stuck on a peer that stopped reading.
+func (c *serverConn) watch(ctx, parent context.Context) {
+	defer func() {
+		if parent.Err() != nil {
+			c.reset.Store(true)
+		}
+		c.closeStream()
+	}()
+	if c.s.idle <= 0 {
+		<-ctx.Done()
+		return
+	}
+	// Two quiet ticks of half the timeout in a row: idle for between one
+	// and one and a half timeouts.
+	t := time.NewTicker(c.s.idle / 2)
+	defer t.Stop()
+	last, quiet := c.activity.Load(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := c.activity.Load(); n != last {
+			last, quiet = n, 0
+			continue
+		}
+		if quiet++; quiet >= 2 {
+			c.idle.Store(true)
+			c.reset.Store(true)
+			return
+		}
+	}
+}
+
+func (c *serverConn) closeStream() {
+	if r, ok := c.rwc.(interface{ Reset() error }); ok && c.reset.Load() {
+		r.Reset()
+		return
+	}
+	c.rwc.Close()
+}
+
+// readRequests reads requests into reqs until the stream ends, a malformed
+// frame, or ctx ends.
+func (c *serverConn) readRequests(ctx context.Context, reqs chan<- request) {
+	r := NewReader(c.rw)
+	for {
+		f, err := r.ReadFrame()
+		req, stop := request{id: f.ID}, false
+		switch {
+		case err == nil:
+			switch f.Msg.(type) {
+			case Have, GetRange, Browse:
+				req.msg = f.Msg
+			default:
+				req.code, req.text = CodeUnknownRequest, "not a request"
+			}
+		case errors.Is(err, ErrUnknownMessage):
+			req.code = CodeUnknownRequest
+		case errors.Is(err, ErrBadMessage), errors.Is(err, ErrMessageTooLarge):
+			req.code, req.text, stop = CodeBadRequest, err.Error(), true
+			c.readErr = err
+		default:
+			c.readErr = err
+			return
+		}
+		select {
+		case reqs <- req:
+		case <-ctx.Done():
+			return
+		}
+		if stop {
+			return
+		}
+	}
+}
+
+// answer answers requests in order until reqs is closed or a write fails.
+func (c *serverConn) answer(ctx context.Context, reqs <-chan request) error {
+	for req := range reqs {
+		var err error
+		switch m := req.msg.(type) {
+		case Have:
+			err = c.have(req.id, m)
+		case GetRange:
+			err = c.getRange(req.id, m)
+		case Browse:
+			err = c.browse(req.id, m)
+		default:
+			c.s.log.Debug("share request refused", slog.Uint64("id", req.id), slog.String("code", req.code.String()), slog.String("why", req.text))
+			err = c.fail(req.id, req.code, req.text)
+		}
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// fail answers request id with an error.
+func (c *serverConn) fail(id uint64, code ErrorCode, msg string) error {
+	return c.w.WriteFrame(Frame{ID: id, Msg: ErrorReply{Code: code, Message: msg}})
+}
+
+func (c *serverConn) have(id uint64, m Have) error {
+	of, refusal := c.file(m.Root)
+	if refusal != nil {
+		return c.fail(id, refusal.Code, refusal.Message)
+	}
+	return c.w.WriteFrame(Frame{ID: id, Msg: HaveReply{Size: of.sf.Tree.Size, Complete: true}})
+}
+
+// getRange sends the proof and data of a range. The first chunk of data is
+// read before anything is sent, so a file that turns out short is refused
+// cleanly; if it comes up short after that, in the middle of a reply larger
+// than a chunk, the stream can only break.
+func (c *serverConn) getRange(id uint64, m GetRange) error {
+	of, refusal := c.file(m.Root)
+	if refusal != nil {
+		return c.fail(id, refusal.Code, refusal.Message)
+	}
+	size := of.sf.Tree.Size
+	if err := CheckRange(size, m.First, m.Count); err != nil {
+		return c.fail(id, CodeBadRequest, err.Error())
+	}
+	proof, err := of.sf.Tree.AppendProof(c.proof[:0], m.First, m.Count)
+	if err != nil {
+		c.s.log.Info("cannot serve file: rescan the share", slog.String("path", of.sf.Path), slog.Any("err", err))
+		return c.fail(id, CodeInternal, "bad outboard")
+	}
+	c.proof = proof
+	if c.chunk == nil {
+		c.chunk = chunkPool.Get().(*[]byte)
+	}
+	chunk := *c.chunk
+	off, n := m.First*GroupSize, RangeDataSize(size, m.First, m.Count)
+	k := min(n, int64(len(chunk)))
+	if _, err := of.f.ReadAt(chunk[:k], off); err != nil {
+		c.s.log.Debug("reading shared file", slog.String("path", of.sf.Path), slog.Any("err", err))
+		c.drop(of)
+		return c.fail(id, CodeNotFound, msgFileChanged)
+	}
+
+	w := c.w
+	if err := w.writeNoFlush(Frame{ID: id, Msg: RangeReply{First: m.First, Count: m.Count, ProofLen: len(proof), DataLen: n}}); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(proof); err != nil {
+		return fmt.Errorf("writing range proof: %w", err)
+	}
+	for done := int64(0); ; {
+		if _, err := w.bw.Write(chunk[:k]); err != nil {
+			return fmt.Errorf("writing range data: %w", err)
+		}
+		if done += k; done == n {
+			break
+		}
+		k = min(n-done, int64(len(chunk)))
+		if _, err := of.f.ReadAt(chunk[:k], off+done); err != nil {
+			c.drop(of)
+			return fmt.Errorf("reading %s: %w", of.sf.Path, err)
+		}
+	}
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("writing range data: %w", err)
+	}
+	return nil
+}
+
+func (c *serverConn) browse(id uint64, m Browse) error {
+	if c.scope != ScopeFriend {
+		return c.fail(id, CodeNotFound, "")
+	}
+	reply, err := c.s.catalog.Browse(m.Path, m.Offset)
+	if err != nil {
+		c.s.log.Debug("browse refused", slog.String("path", m.Path), slog.Any("err", err))
+		return c.fail(id, CodeNotFound, "")
+	}
+	if len(reply.Entries) > MaxBrowseEntries {
+		reply.Entries, reply.More = reply.Entries[:MaxBrowseEntries], true
+	}
+	// A name the peer would refuse would fail the whole listing: leave it
+	// out. The catalog should not list such names in the first place.
+	if slices.ContainsFunc(reply.Entries, badEntry) {
+		reply.Entries = slices.DeleteFunc(slices.Clone(reply.Entries), badEntry)
+		c.s.log.Debug("browse entries left out", slog.String("path", m.Path))
+	}
+	err = c.w.WriteFrame(Frame{ID: id, Msg: reply})
+	if errors.Is(err, ErrMessageTooLarge) {
+		return c.fail(id, CodeInternal, "listing too large")
+	}
+	return err
+}
+
+// badEntry reports whether e would make a peer refuse a BrowseReply.
+func badEntry(e Entry) bool {
+	return CheckName(e.Name) != nil || e.Size < 0 || e.Size > MaxFileSize || (e.Dir && e.Size != 0)
+}
+
+// file returns the open file with root, opening it and caching it for the
+// stream; or the refusal to answer with. It checks the file against the
+// catalog's size and mtime on every call (one fstat) and the catalog itself
+// every fileRecheck.
+func (c *serverConn) file(root [32]byte) (*openFile, *ErrorReply) {
+	now := time.Now()
+	var of *openFile
+	for i, f := range c.files {
+		if f.root == root {
+			of = f
+			copy(c.files[1:i+1], c.files[:i])
+			c.files[0] = of
+			break
+		}
+	}
+	if of != nil && now.Sub(of.checked) > fileRecheck {
+		sf, ok := c.s.catalog.Lookup(root, c.scope)
+		if !ok || sf.Path != of.sf.Path || !sf.ModTime.Equal(of.sf.ModTime) || sf.Tree.Size != of.sf.Tree.Size {
+			c.drop(of)
+			of = nil
+		} else {
+			of.sf, of.checked = sf, now
+		}
+	}
+	if of == nil {
+		sf, ok := c.s.catalog.Lookup(root, c.scope)
+		if !ok || sf.Tree.Root != root {
+			return nil, &ErrorReply{Code: CodeNotFound}
+		}
+		f, err := os.Open(sf.Path)
+		if err != nil {
+			c.s.log.Debug("opening shared file", slog.String("path", sf.Path), slog.Any("err", err))
+			return nil, &ErrorReply{Code: CodeNotFound, Message: msgFileChanged}
+		}
+		of = &openFile{root: root, sf: sf, f: f, checked: now}
+		if len(c.files) >= c.s.openFiles {
+			c.drop(c.files[len(c.files)-1])
+		}
+		c.files = append([]*openFile{of}, c.files...)
+	}
+	fi, err := of.f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != of.sf.Tree.Size || !fi.ModTime().Equal(of.sf.ModTime) {
+		c.s.log.Debug("shared file changed since indexing", slog.String("path", of.sf.Path))
+		c.drop(of)
+		return nil, &ErrorReply{Code: CodeNotFound, Message: msgFileChanged}
+	}
+	return of, nil
+}
+
+// drop closes of and forgets it.
+func (c *serverConn) drop(of *openFile) {
+	for i, f := range c.files {
+		if f == of {
+			c.files = append(c.files[:i], c.files[i+1:]...)
+			break
+		}
+	}
+	of.f.Close()
+}
+
+// release closes the stream's files and returns its buffer.
+func (c *serverConn) release() {
+	for _, of := range c.files {
+		of.f.Close()
+	}
+	c.files = nil
+	if c.chunk != nil {
+		chunkPool.Put(c.chunk)
+		c.chunk = nil
+	}
+}
