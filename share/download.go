@@ -79,7 +79,8 @@ type DownloadInfo struct {
 	Path     string        `json:"path,omitempty"` // final path, once done
 	Error    string        `json:"error,omitempty"`
 	Groups   int64         `json:"groups"`
-	Verified int64         `json:"verified"` // groups verified and stored
+	Verified int64         `json:"verified"` // groups verified and durably recorded (a restart keeps them)
+	Received int64         `json:"received"` // groups verified and written, recorded or not yet
 	Done     int64         `json:"bytes_done"`
 	Rate     float64       `json:"rate"`
 	Sources  []SourceInfo  `json:"sources"`
@@ -135,16 +136,18 @@ type Tuning struct {
 }
 
 func (t Tuning) withDefaults() Tuning {
-	if t.RangeGroups == 0 {
+	if t.RangeGroups <= 0 {
 		t.RangeGroups = DownloadRangeGroups
 	}
-	if t.Window == 0 {
+	// More would make every request fail CheckRange, and drop every source.
+	t.RangeGroups = min(t.RangeGroups, MaxRangeGroups)
+	if t.Window <= 0 {
 		t.Window = DownloadWindow
 	}
-	if t.StallTimeout == 0 {
+	if t.StallTimeout <= 0 {
 		t.StallTimeout = DownloadStallTimeout
 	}
-	if t.SourceRefresh == 0 {
+	if t.SourceRefresh <= 0 {
 		t.SourceRefresh = DownloadSourceRefresh
 	}
 	return t
@@ -229,7 +232,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 // waits for the engine's goroutines. Safe to call twice.
 func (m *Manager) Close() error {
 	m.once.Do(func() {
+		// Under mu, so that no Add starts a run (m.wg.Add) once Wait has
+		// begun: startLocked checks m.ctx under mu.
+		m.mu.Lock()
 		m.cancel()
+		m.mu.Unlock()
 		m.wg.Wait()
 	})
 	return nil
@@ -284,18 +291,24 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 
 // List returns every download the node knows, newest first.
 func (m *Manager) List() []DownloadInfo {
-	var out []DownloadInfo
+	// Info is called outside the read transaction: it opens its own, and
+	// it takes a run's lock, which a run holds while it writes to the
+	// database; a writer that must remap waits for every reader.
+	var roots [][32]byte
 	m.cfg.DB.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDownloads).ForEach(func(k, v []byte) error {
-			if len(k) != 32 {
-				return nil
-			}
-			if info, ok := m.Info([32]byte(k)); ok {
-				out = append(out, info)
+			if len(k) == 32 {
+				roots = append(roots, [32]byte(k))
 			}
 			return nil
 		})
 	})
+	var out []DownloadInfo
+	for _, root := range roots {
+		if info, ok := m.Info(root); ok {
+			out = append(out, info)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Added.After(out[j].Added) })
 	return out
 }
@@ -331,7 +344,7 @@ func (m *Manager) Info(root [32]byte) (DownloadInfo, bool) {
 	if rec.Size >= 0 {
 		info.Groups = Groups(rec.Size)
 		if rec.State == StateDone {
-			info.Verified, info.Done = info.Groups, rec.Size
+			info.Verified, info.Received, info.Done = info.Groups, info.Groups, rec.Size
 		}
 	}
 	return info, true
@@ -348,6 +361,11 @@ func (m *Manager) Cancel(root [32]byte) error {
 		<-r.done
 	}
 	m.mu.Lock()
+	// Forget the run now: its goroutine may not have yet, and would then
+	// keep it listed (Info) or record it as ended.
+	if running && m.runs[root] == r {
+		delete(m.runs, root)
+	}
 	delete(m.ended, root)
 	m.mu.Unlock()
 	found := false

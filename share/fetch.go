@@ -3,6 +3,7 @@ package share
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,15 +64,19 @@ type run struct {
 	size     int64
 	groups   int64
 	state    []uint8
-	inflight []uint8 // requests in flight per group (2 in the end game)
-	askedAt  []int64 // when the first request in flight for a group was sent (UnixNano)
+	inflight []uint8        // requests in flight per group (2 in the end game)
+	askedAt  []int64        // when the first request in flight for a group was sent (UnixNano)
+	askedBy  []*sourceState // the source of that first request
 	stored   int64
 	bitmap   Bitmap
 	sources  map[string]*sourceState
 	dropped  map[string]string
 	file     *os.File
 	commits  chan commitItem
-	complete chan struct{}
+	complete chan struct{} // closed once every group is verified and written
+	checked  chan error    // the whole-file check's verdict (nil: the root matches)
+	received int64         // groups verified and written (stored or not yet)
+	syncFile *os.File      // the committer's own handle on the partial file
 	wake     chan struct{} // a source was dropped: look for others now
 	failErr  error         // set by fail: an error no source can fix
 	scanFrom int64         // no free group below this index
@@ -89,7 +94,7 @@ func newRun(m *Manager, root [32]byte, rec downloadRecord, bitmap Bitmap) *run {
 		log: m.log.With(slog.String("download", rec.Name)),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sources: map[string]*sourceState{}, dropped: map[string]string{},
-		complete: make(chan struct{}), wake: make(chan struct{}, 1),
+		complete: make(chan struct{}), wake: make(chan struct{}, 1), checked: make(chan error, 1),
 	}
 	r.cond = sync.NewCond(&r.mu)
 	context.AfterFunc(ctx, func() {
@@ -116,11 +121,12 @@ func (r *run) run() {
 	}
 	err := r.fetchAll()
 	r.mu.Lock()
-	if r.failErr != nil {
-		err = r.failErr
-	}
+	failed := r.failErr // the committer may still run: read under mu
 	r.mu.Unlock()
-	if err != nil && errors.Is(err, context.Canceled) && r.failErr == nil {
+	if failed != nil {
+		err = failed
+	}
+	if err != nil && errors.Is(err, context.Canceled) && failed == nil {
 		return // stopped: keep the state for a resume
 	}
 	if err != nil {
@@ -129,6 +135,9 @@ func (r *run) run() {
 	}
 	r.setState(StateVerifying)
 	path, err := r.complete_()
+	if err != nil && errors.Is(err, context.Canceled) && r.ctx.Err() != nil {
+		return // stopped while checking: keep the state for a resume
+	}
 	if err != nil {
 		r.finish(StateFailed, "", err)
 		return
@@ -164,6 +173,40 @@ func (r *run) fetchAll() error {
 	refresh := time.NewTicker(r.m.cfg.Tuning.SourceRefresh)
 	defer refresh.Stop()
 	started := false
+	// begin fixes the size, opens the partial file and starts the
+	// committer; done reports that nothing is left to fetch.
+	begin := func(size int64) (done bool, err error) {
+		if err := r.prepare(size); err != nil {
+			return false, err
+		}
+		if r.groups > 0 {
+			if err := r.startCheck(); err != nil {
+				r.syncFile.Close()
+				return false, err
+			}
+		}
+		if r.groups == 0 || r.stored == r.groups {
+			r.syncFile.Close()
+			return true, nil
+		}
+		// The committer is not waited for here: a download is
+		// complete when every group is verified and written; the
+		// bitmap only matters until then (see commitLoop).
+		r.m.wg.Add(1)
+		go func() { defer r.m.wg.Done(); r.commitLoop() }()
+		started = true
+		return false, nil
+	}
+	// A known size needs no source to begin: an empty file, or one whose
+	// groups were all stored before a restart, completes without any.
+	r.mu.Lock()
+	known := r.rec.Size >= 0
+	r.mu.Unlock()
+	if known {
+		if done, err := begin(UnknownSize); done || err != nil {
+			return err
+		}
+	}
 	for {
 		if !started || r.activeSources() == 0 {
 			// Look at once when starting, and often while no source works.
@@ -184,17 +227,13 @@ func (r *run) fetchAll() error {
 			default:
 			}
 		}
-		for _, src := range r.find() {
+		srcs := r.find()
+		for i, src := range srcs {
 			if !started {
-				if err := r.prepare(src.Have.Size); err != nil {
+				if done, err := begin(src.Have.Size); done || err != nil {
+					closeSources(srcs[i:]) // found, never attached
 					return err
 				}
-				if r.groups == 0 || r.stored == r.groups {
-					return nil
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); r.commitLoop() }()
-				started = true
 			}
 			if src.Have.Size != r.size {
 				r.log.Info("source has another size for this root; skipped", slog.String("source", src.Name))
@@ -221,6 +260,15 @@ func (r *run) fetchAll() error {
 			}
 		} else {
 			r.setState(StateActive)
+		}
+	}
+}
+
+// closeSources closes sources that were found but not attached.
+func closeSources(srcs []*Source) {
+	for _, s := range srcs {
+		if s.Close != nil {
+			s.Close()
 		}
 	}
 }
@@ -264,6 +312,7 @@ func (r *run) prepare(size int64) error {
 	r.state = make([]uint8, r.groups)
 	r.inflight = make([]uint8, r.groups)
 	r.askedAt = make([]int64, r.groups)
+	r.askedBy = make([]*sourceState, r.groups)
 	if r.rec.Size < 0 {
 		r.rec.Size = size
 		r.saveLocked()
@@ -287,6 +336,10 @@ func (r *run) prepare(size int64) error {
 		}
 	}
 	r.file = f
+	if r.syncFile, err = os.Open(path); err != nil {
+		f.Close()
+		return fmt.Errorf("opening partial file: %w", err)
+	}
 	r.commits = make(chan commitItem, r.groups)
 	for i := range r.groups {
 		if r.bitmap.Has(i) {
@@ -295,6 +348,7 @@ func (r *run) prepare(size int64) error {
 		}
 	}
 	r.resumed = r.stored
+	r.received = r.stored
 	if r.stored > 0 {
 		r.log.Info("resuming download", slog.Int64("stored_groups", r.stored), slog.Int64("groups", r.groups))
 	}
@@ -352,7 +406,7 @@ func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
-		if s.ctx.Err() != nil || r.stored == r.groups {
+		if s.ctx.Err() != nil || r.received == r.groups {
 			return 0, 0, false
 		}
 		if first, count = r.pickLocked(s, groupFree, 0); count > 0 {
@@ -377,7 +431,7 @@ func (r *run) pickLocked(s *sourceState, want uint8, inflight uint8) (int64, int
 		if r.state[i] != want || r.inflight[i] != inflight || !s.Have.Has(i) {
 			return false
 		}
-		return want != groupAsked || now-r.askedAt[i] > int64(DownloadEndgameAfter)
+		return want != groupAsked || (r.askedBy[i] != s && now-r.askedAt[i] > int64(DownloadEndgameAfter))
 	}
 	start := int64(0)
 	if want == groupFree {
@@ -393,7 +447,7 @@ func (r *run) pickLocked(s *sourceState, want uint8, inflight uint8) (int64, int
 		n := int64(0)
 		for j := i; j < r.groups && n < max && ok(j); j++ {
 			if r.state[j] == groupFree {
-				r.askedAt[j] = now
+				r.askedAt[j], r.askedBy[j] = now, s
 			}
 			r.state[j] = groupAsked
 			r.inflight[j]++
@@ -433,7 +487,8 @@ func (r *run) release(first, count int64) {
 // worker fetches ranges from one source until there is nothing left or the
 // source is dropped.
 func (r *run) worker(s *sourceState) {
-	buf := make([]byte, r.m.cfg.Tuning.RangeGroups*GroupSize)
+	// Room for the proof too, or the Peer allocates every reply.
+	buf := make([]byte, r.m.cfg.Tuning.RangeGroups*(GroupSize+MaxGroupProofSize))
 	for {
 		first, count, ok := r.claim(s)
 		if !ok {
@@ -518,7 +573,11 @@ func (r *run) write(s *sourceState, first, count int64, data []byte) error {
 			continue
 		}
 		r.state[i] = groupCommitting
+		r.received++
 		fresh = true
+	}
+	if fresh && r.received == r.groups {
+		close(r.complete)
 	}
 	if fresh {
 		// Never blocks: each group turns committing once, and the channel
@@ -540,12 +599,20 @@ func (r *run) fail(err error) {
 }
 
 // commitLoop makes written groups durable in batches: sync the partial
-// file, then record the groups in the bitmap in one bbolt transaction.
+// file, then record the groups in the bitmap in one bbolt transaction. It
+// runs beside the workers and never blocks them; the bitmap therefore lags
+// what was received by the disk's write-back. That lag is all a crash can
+// cost: a restart fetches again the groups not yet recorded, and never
+// trusts a group whose bytes might not be on disk. Once every group is
+// received the committer stops: the download no longer needs a bitmap.
 func (r *run) commitLoop() {
+	defer r.syncFile.Close()
 	for {
 		var batch []commitItem
 		select {
 		case <-r.ctx.Done():
+			return
+		case <-r.complete:
 			return
 		case it := <-r.commits:
 			batch = append(batch, it)
@@ -563,26 +630,30 @@ func (r *run) commitLoop() {
 			}
 		}
 		timer.Stop()
-		all, err := r.commit(batch)
-		if err != nil {
+		if err := r.commit(batch); err != nil {
 			if r.ctx.Err() == nil {
-				r.fail(err)
+				select {
+				case <-r.complete:
+				default:
+					r.fail(err)
+				}
 			}
-			return
-		}
-		if all {
 			return
 		}
 	}
 }
 
-// commit makes a batch durable and reports whether every group now is.
-func (r *run) commit(batch []commitItem) (bool, error) {
-	r.mu.Lock()
-	f := r.file
-	r.mu.Unlock()
-	if err := syncData(f); err != nil {
-		return false, fmt.Errorf("syncing partial file: %w", err)
+// commit makes a batch durable: data first, then the bitmap.
+func (r *run) commit(batch []commitItem) error {
+	if err := syncData(r.syncFile); err != nil {
+		return fmt.Errorf("syncing partial file: %w", err)
+	}
+	select {
+	case <-r.complete:
+		return nil // the download is past needing a bitmap
+	case <-r.ctx.Done():
+		return nil
+	default:
 	}
 	r.mu.Lock()
 	next := Bitmap(append([]byte(nil), r.bitmap...))
@@ -595,10 +666,17 @@ func (r *run) commit(batch []commitItem) (bool, error) {
 	}
 	r.mu.Unlock()
 	err := r.m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		// The committer may outlive the run by one batch: never write a
+		// bitmap for a download that was finished or cancelled meanwhile.
+		v := tx.Bucket(bucketDownloads).Get(r.root[:])
+		var rec downloadRecord
+		if v == nil || json.Unmarshal(v, &rec) != nil || rec.State == StateDone || rec.State == StateFailed {
+			return nil
+		}
 		return tx.Bucket(bucketBitmaps).Put(r.root[:], next)
 	})
 	if err != nil {
-		return false, fmt.Errorf("recording verified groups: %w", err)
+		return fmt.Errorf("recording verified groups: %w", err)
 	}
 	r.mu.Lock()
 	r.bitmap = next
@@ -610,14 +688,10 @@ func (r *run) commit(batch []commitItem) (bool, error) {
 			}
 		}
 	}
-	all := r.stored == r.groups
 	r.cond.Broadcast()
 	r.mu.Unlock()
 	r.emit("download.progress", false)
-	if all {
-		close(r.complete)
-	}
-	return all, nil
+	return nil
 }
 
 // complete_ checks the whole partial file against the root and moves it
@@ -632,14 +706,18 @@ func (r *run) complete_() (string, error) {
 			return "", err
 		}
 	}
-	t, err := HashFile(part)
-	if err != nil {
-		return "", fmt.Errorf("checking the whole file: %w", err)
-	}
-	if t.Root != r.root {
-		// Every group was verified, so the disk changed the bytes.
-		r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
-		return "", fmt.Errorf("checking the whole file: %w (the partial file changed on disk)", ErrMismatch)
+	if r.size > 0 {
+		var err error
+		select {
+		case err = <-r.checked:
+		case <-r.ctx.Done():
+			return "", r.ctx.Err()
+		}
+		if err != nil {
+			// Every group was verified, so the disk changed the bytes.
+			r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
+			return "", fmt.Errorf("checking the whole file: %w", err)
+		}
 	}
 	r.mu.Lock()
 	dir, name := r.rec.Dir, r.rec.Name
@@ -650,6 +728,61 @@ func (r *run) complete_() (string, error) {
 	}
 	return dest, nil
 }
+
+// startCheck starts the whole-file check: a goroutine that reads the
+// partial file back in order as groups arrive and hashes it, so the check
+// ends moments after the last group instead of costing a second pass.
+func (r *run) startCheck() error {
+	f, err := os.Open(r.m.partialPath(r.root))
+	if err != nil {
+		return fmt.Errorf("opening partial file: %w", err)
+	}
+	r.m.wg.Add(1)
+	go func() {
+		defer r.m.wg.Done()
+		defer f.Close()
+		r.checked <- r.checkLoop(f)
+	}()
+	return nil
+}
+
+// checkLoop hashes the partial file in order, group runs at a time, waiting
+// for groups that have not arrived yet.
+func (r *run) checkLoop(f *os.File) error {
+	b := newRootBuilder(r.size)
+	buf := make([]byte, checkRunGroups*GroupSize)
+	for b.next < b.groups {
+		r.mu.Lock()
+		for r.state[b.next] < groupCommitting && r.ctx.Err() == nil {
+			r.cond.Wait()
+		}
+		n := int64(0)
+		for b.next+n < b.groups && n < checkRunGroups && r.state[b.next+n] >= groupCommitting {
+			n++
+		}
+		r.mu.Unlock()
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		off, _ := GroupBounds(r.size, b.next)
+		length := RangeDataSize(r.size, b.next, n)
+		if _, err := f.ReadAt(buf[:length], off); err != nil {
+			return fmt.Errorf("reading partial file: %w", err)
+		}
+		for p := buf[:length]; len(p) > 0; {
+			_, gn := GroupBounds(r.size, b.next)
+			b.add(p[:gn])
+			p = p[gn:]
+		}
+	}
+	if b.root() != r.root {
+		return fmt.Errorf("%w (the partial file changed on disk)", ErrMismatch)
+	}
+	return nil
+}
+
+// checkRunGroups is how many groups the whole-file check reads at once.
+const checkRunGroups = 16
 
 // placeFile moves src to dir/name, or to "name (2).ext" and so on if that
 // exists: an existing file is never overwritten.
@@ -770,17 +903,21 @@ func (r *run) info() DownloadInfo {
 	info := DownloadInfo{
 		Root: r.rootHex(), Name: r.rec.Name, Size: r.rec.Size, Dir: r.rec.Dir,
 		State: r.rec.State, Path: r.rec.Path, Error: r.rec.Error,
-		Groups: r.groups, Verified: r.stored, Rate: r.meter.rate(),
+		Groups: r.groups, Verified: r.stored, Received: r.received, Rate: r.meter.rate(),
 		Added: r.rec.Added, Finished: r.rec.Finished, Sources: []SourceInfo{},
 		ResumedGroups: r.resumed, FetchedGroups: r.fetched, DuplicateGroups: r.duplicates, BadRanges: r.bad,
 	}
 	if r.groups == 0 && r.rec.Size > 0 {
 		info.Groups = Groups(r.rec.Size)
 	}
-	if r.stored == r.groups {
+	if r.rec.State == StateDone {
+		// The whole file was checked against its root.
+		info.Verified, info.Received = info.Groups, info.Groups
+	}
+	if r.received == r.groups {
 		info.Done = r.size
 	} else {
-		info.Done = min(r.stored*GroupSize, r.size)
+		info.Done = min(r.received*GroupSize, r.size)
 	}
 	for _, s := range r.sources {
 		info.Sources = append(info.Sources, SourceInfo{Name: s.Name, Bytes: s.bytes, Rate: s.meter.rate()})

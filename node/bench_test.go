@@ -1,0 +1,116 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"kith/share"
+)
+
+// benchFileSize is the size of the file moved by the transfer benchmarks.
+const benchFileSize = 256 << 20
+
+const rawBenchProto = "/kith/bench/raw/1"
+
+// benchPair starts two befriended nodes on loopback TCP only (the transport
+// both benchmarks share), the first sharing a benchFileSize file.
+func benchPair(b *testing.B) (src, dst *Node, link share.Link) {
+	b.Helper()
+	start := func(name string) *Node {
+		home := filepath.Join(b.TempDir(), name)
+		if _, err := Init(home, name); err != nil {
+			b.Fatal(err)
+		}
+		cfg := testConfig(home)
+		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+		cfg.NoAPI = true
+		n, err := Start(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { n.Close() })
+		return n
+	}
+	src, dst = start("src"), start("dst")
+	for _, p := range [][2]*Node{{src, dst}, {dst, src}} {
+		inv, _ := p[1].Invite()
+		if _, err := p[0].AddFriend(inv, p[1].Name()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := filepath.Join(b.TempDir(), "share")
+	tree := writeRandomFile(b, filepath.Join(dir, "bench.bin"), benchFileSize, 9)
+	shareDir(b, src, dir, share.ShareFlags{Browsable: true})
+	deadline := time.Now().Add(10 * time.Second)
+	for !isOnline(dst, src) {
+		if time.Now().After(deadline) {
+			b.Fatal("friends did not connect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return src, dst, share.Link{Root: tree.Root, Name: "bench.bin", Size: benchFileSize}
+}
+
+// BenchmarkRawStream is the baseline: benchFileSize bytes over one raw
+// libp2p stream between the same kind of hosts, no hashing, no disk.
+func BenchmarkRawStream(b *testing.B) {
+	src, dst, _ := benchPair(b)
+	buf := make([]byte, 1<<20)
+	src.Host().SetStreamHandler(rawBenchProto, func(s network.Stream) {
+		defer s.Close()
+		var hdr [8]byte
+		if _, err := io.ReadFull(s, hdr[:]); err != nil {
+			return
+		}
+		for n := int64(binary.BigEndian.Uint64(hdr[:])); n > 0; n -= int64(len(buf)) {
+			if _, err := s.Write(buf[:min(n, int64(len(buf)))]); err != nil {
+				return
+			}
+		}
+	})
+	b.SetBytes(benchFileSize)
+	b.ResetTimer()
+	for b.Loop() {
+		s, err := dst.Host().NewStream(context.Background(), src.ID(), rawBenchProto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Write(binary.BigEndian.AppendUint64(nil, benchFileSize))
+		n, err := io.Copy(io.Discard, s)
+		if err != nil || n != benchFileSize {
+			b.Fatal(n, err)
+		}
+		s.Close()
+	}
+}
+
+// BenchmarkDirectDownload is a whole kith download of the same bytes between
+// the same kind of hosts: share protocol, Bao verification of every group,
+// writes and syncs of the partial file, the whole-file check and the move
+// into place.
+func BenchmarkDirectDownload(b *testing.B) {
+	_, dst, link := benchPair(b)
+	b.SetBytes(benchFileSize)
+	b.ResetTimer()
+	for b.Loop() {
+		to := b.TempDir()
+		if _, err := dst.Downloads().Add(link, to); err != nil {
+			b.Fatal(err)
+		}
+		info := waitDownload(b, dst, link.Root, time.Minute)
+		if info.State != share.StateDone {
+			b.Fatalf("download failed: %+v", info)
+		}
+		b.StopTimer()
+		os.Remove(info.Path)
+		dst.Downloads().Cancel(link.Root)
+		b.StartTimer()
+	}
+}

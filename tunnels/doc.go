@@ -1,0 +1,82 @@
+// Package tunnels is kith's turtle router: it floods searches through
+// friends of friends, sets up multi-hop tunnels to whoever holds a file or
+// a chat identity, relays other nodes' tunnels, and runs end-to-end Noise
+// sessions over them, so that friends of friends can find and fetch files
+// and chat without anyone on the path learning who asked or what was sent.
+//
+// # Roles
+//
+// Control plane. Each friend link carries one long-lived router stream
+// (RouterProtocol) of length-delimited protobuf messages, read with a hard
+// size cap by MessageReader and checked strictly. A Search carries
+// keywords or SearchHash of a root, never the root, and an ephemeral X25519
+// reply key; it is flooded to every friend but its sender, duplicates are
+// dropped by id, and each node remembers for a while which link it came
+// from. Answers are sealed to the reply key with Seal (a Noise N one-way
+// message), so relays carry them back without reading them. A
+// TunnelRequest carries only TargetForRoot or TargetForChatID, keyed
+// BLAKE3 derivations with their own contexts, so relays never see the root
+// and cannot even link a tunnel to a search by hash for the same file.
+// Tunnel ids are picked per hop, so no two hops see the same id. Every
+// limit is named in limits.go.
+//
+// Data plane. A tunnel is a chain of streams, one per hop, which each
+// relay joins with Splice. The two ends run a Session over the chain:
+// Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s for files, with a pre-shared key
+// derived from the root (the downloader stays anonymous, relays see only
+// ciphertext, and fresh ephemeral keys give forward secrecy), or
+// Noise_XK_25519_ChaChaPoly_BLAKE2s to a chat identity's static key. A
+// Session frames its data within Noise's 65535-byte message limit and
+// marks a clean end with an authenticated empty frame, so a dropped link
+// is told apart from the end of the stream.
+//
+// # Depth distribution
+//
+// A Search or TunnelRequest carries a depth, the number of hops it may
+// still travel, at most MaxDepth (6). A node that receives depth d serves
+// the message; if d > 0 it forwards it to each other friend with depth
+// ForwardDepth(d): d-1, or d unchanged with probability
+// k(6) = DepthKeepAtMax (0.8) at the maximum and k(d) = DepthKeepBelowMax
+// (0.2) below it. Depth 0 is never forwarded.
+//
+// An origin does exactly what a relay does, as if it had received its own
+// message: it draws a depth v with OriginDepth and sends ForwardDepth(v)
+// to each friend, a separate draw per friend as a relay makes. v is drawn
+// from nu restricted to 1..6, where nu is the quasi-stationary
+// distribution of the forwarding rule: the distribution that, fed through
+// ForwardDepth, comes out unchanged once the messages that die (depth 0)
+// are left out. It solves nu T = lambda nu for the forwarding kernel T,
+// with lambda = k(6), which is found from the top down:
+//
+//	nu(d) = nu(d+1) (1 - k(d+1)) / (k(6) - k(d)),  k(0) = 0
+//
+// and gives, for the depth a node sends on one link,
+//
+//	depth  0     1     2     3     4     5     6
+//	nu     0.200 0.200 0.150 0.113 0.084 0.063 0.190
+//
+// Why a neighbour cannot tell an origin from a relay by depth: what a
+// relay sends is ForwardDepth of what it received; what it received was
+// sent with distribution nu by its own predecessor (by induction from the
+// origin), so, among messages that are forwarded, its input is nu on
+// 1..6, exactly the origin's v, and its output is nu again. The depths a
+// neighbour sees from an origin and from a relay at any distance from the
+// origin have the same distribution, and because the origin also makes one
+// draw per friend from one v, even friends comparing the depths they each
+// got see the same joint distribution. A relay forwards the first copy of
+// a search it receives, whatever its depth, since arrival order says
+// nothing about depth. (This needs the keep probability at
+// the maximum to be the largest: with one p for every depth no such
+// distribution exists, and, for instance, an origin starting uniformly in
+// 4..6 sends 6 more often and never 3, which a neighbour can count.) Depth
+// alone therefore gives no evidence; timing, being the first to send a
+// search id, and a node's set of links are beyond what depth can hide.
+//
+// Reach: a node sends depth 0 on a link with probability nu(0) = 1 - k(6),
+// whatever it received, so a path from the origin goes on past each hop
+// with probability 0.8: a friend's friend at hop 2 is reached along one
+// path with probability 0.8, hop 3 with 0.64, hop 6 with 0.33, hop 11
+// with 0.11; 5 hops on average. Where friends share friends, several paths
+// reach a node and the reach is higher; duplicate suppression by search id
+// and the per-friend rates bound the cost of the tail.
+package tunnels

@@ -1,0 +1,128 @@
+package tunnels
+
+import "time"
+
+// Depth. See the package documentation for why these values give a
+// neighbour no hint whether a message started at its sender.
+const (
+	// MaxDepth is the largest depth a Search or TunnelRequest may carry;
+	// the depth is the number of hops a message may still travel, and a
+	// message received with depth 0 is served but not forwarded.
+	MaxDepth = 6
+	// DepthKeepAtMax is the probability that a relay forwards a message
+	// received at MaxDepth without decrementing its depth. It is also the
+	// share of a node's emitted messages that travel at least one more
+	// hop, so it sets the reach: a path goes on for k more hops with
+	// probability DepthKeepAtMax^k, 4 more hops on average (5 in all).
+	DepthKeepAtMax = 0.8
+	// DepthKeepBelowMax is the probability that a relay keeps a depth
+	// between 1 and MaxDepth-1. It must be below DepthKeepAtMax.
+	DepthKeepBelowMax = 0.2
+)
+
+// Per-friend rates. A friend that exceeds one has its excess dropped; the
+// node's service to others is unaffected.
+const (
+	// SearchesPerSecond is the sustained rate of Search messages accepted
+	// from one friend, its own and those it relays together. A human
+	// searches a few times a minute; a friend relaying for a hundred
+	// friends-of-friends stays well under this.
+	SearchesPerSecond = 5
+	// SearchBurst is the number of searches a friend may send at once
+	// before SearchesPerSecond applies.
+	SearchBurst = 20
+	// TunnelRequestsPerSecond is the sustained rate of TunnelRequest
+	// messages accepted from one friend. A download asks for a few tunnels
+	// and asks again only when one dies.
+	TunnelRequestsPerSecond = 2
+	// TunnelRequestBurst is the number of tunnel requests a friend may
+	// send at once.
+	TunnelRequestBurst = 10
+)
+
+// Tunnel and search state kept per friend and in total.
+const (
+	// MaxTunnelsPerFriend caps the tunnels relayed or served through one
+	// friend link at once (counted on the link the request came from).
+	MaxTunnelsPerFriend = 64
+	// MaxTunnels caps all tunnels a node relays or serves at once. Each
+	// idle relayed tunnel costs two goroutines and two small buffers.
+	MaxTunnels = 1024
+	// MaxPendingTunnelRequests caps tunnel requests waiting for an answer,
+	// per friend they came from.
+	MaxPendingTunnelRequests = 32
+	// TunnelRequestTTL is how long a forwarded TunnelRequest waits for a
+	// TunnelOK before the entry is dropped and TunnelFail sent back.
+	TunnelRequestTTL = 20 * time.Second
+	// MaxResultsPerSearch caps the SearchResult messages relayed back for
+	// one search id; later ones are dropped.
+	MaxResultsPerSearch = 64
+	// MaxFilesPerResult caps the files in one sealed SearchResult.
+	MaxFilesPerResult = 32
+	// SearchCacheSize caps the search ids remembered for duplicate
+	// suppression and reverse routing. When full, the oldest entries go.
+	SearchCacheSize = 16384
+	// SearchCacheTTL is how long a search id is remembered for dropping
+	// duplicates. It outlives any flood, which ends within seconds.
+	SearchCacheTTL = 2 * time.Minute
+	// ReversePathTTL is how long answers to a search are routed back
+	// towards the link it came from.
+	ReversePathTTL = time.Minute
+)
+
+// Message sizes.
+const (
+	// MaxControlMsg caps one RouterMessage on /kith/router/1. The largest
+	// legitimate one is a SearchResult carrying MaxSealedResults.
+	MaxControlMsg = 64 << 10
+	// MaxKeywordsLen caps the keywords of a Search, in bytes.
+	MaxKeywordsLen = 256
+	// MaxNameLen caps a file name in a search result, in bytes (the share
+	// package uses the same value).
+	MaxNameLen = 255
+	// MaxSealedResults caps the sealed payload of one SearchResult:
+	// MaxFilesPerResult files with the longest names, padded.
+	MaxSealedResults = 16 << 10
+	// SealPad is the block to which the plaintext of sealed results is
+	// padded, so relays learn little from the length of an answer.
+	SealPad = 512
+	// MaxHandshakeMsg caps one Noise handshake frame of a session. The
+	// largest, message 3 of XK, is 64 bytes.
+	MaxHandshakeMsg = 256
+)
+
+// Sessions and relaying.
+const (
+	// FrameOverhead is the length prefix and the AEAD tag of one session
+	// frame.
+	FrameOverhead = 2 + 16
+	// MaxFramePayload is the most plaintext bytes in one session frame:
+	// the frame's ciphertext, tag included, stays within Noise's 65535.
+	MaxFramePayload = 65535 - 16
+	// SessionWriteBatch is the most frames a Session encrypts into one
+	// write to the underlying stream, so a large Write costs few syscalls
+	// and stream frames.
+	SessionWriteBatch = 4
+	// RekeyInterval is the number of frames after which each direction of
+	// a session replaces its key (Noise Rekey), so a key compromised later
+	// does not expose earlier traffic of a long session. 2^20 frames is up
+	// to 64 GiB.
+	RekeyInterval = 1 << 20
+	// MaxSessionFrames is the most frames one direction of a session may
+	// carry; a Write after that fails with ErrSessionExhausted. It stays
+	// below Noise's nonce limit of 2^64-1.
+	MaxSessionFrames = 1<<64 - 2
+	// HandshakeTimeout bounds a session handshake whose context has no
+	// deadline. It covers three crossings of a tunnel of MaxDepth hops.
+	HandshakeTimeout = 20 * time.Second
+	// CloseNotifyTimeout bounds the write of the end-of-stream frame in
+	// Session.Close, where the underlying stream supports deadlines.
+	CloseNotifyTimeout = time.Second
+	// RelayBufSize is the copy buffer of each direction of a busy relayed
+	// tunnel, taken from a pool while data flows. It matches a full
+	// session frame.
+	RelayBufSize = 64 << 10
+	// RelayIdleBufSize is the buffer a relay direction holds while it
+	// waits for data, so idle tunnels cost little memory.
+	RelayIdleBufSize = 2 << 10
+)

@@ -1,0 +1,373 @@
+package tunnels
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-msgio/pbio"
+	"github.com/multiformats/go-varint"
+	"google.golang.org/protobuf/proto"
+
+	"kith/tunnels/pb"
+)
+
+// RouterProtocol is the libp2p protocol ID of the router's control stream,
+// one per friend link.
+const RouterProtocol = "/kith/router/1"
+
+// SearchID names a search at every hop: 16 random bytes chosen by the
+// searcher.
+type SearchID [16]byte
+
+// TunnelID names a tunnel on one friend link. Each hop picks its own at
+// random, so ids seen at two hops never match. Zero is never used.
+type TunnelID uint64
+
+// Message is a router control message: *Search, *SearchResult,
+// *TunnelRequest, *TunnelOK, *TunnelFail or *TunnelClose.
+type Message interface {
+	toWire() (*pb.RouterMessage, error)
+}
+
+// Search looks for files in the anonymous shares of friends of friends.
+// Exactly one of Keywords and RootHash is set: a zero RootHash means a
+// keyword search.
+type Search struct {
+	ID SearchID
+	// Depth is the number of hops the search may still travel, 0 to
+	// MaxDepth.
+	Depth int
+	// Keywords are words to match against file names, at most
+	// MaxKeywordsLen bytes of UTF-8.
+	Keywords string
+	// RootHash is SearchHash of the root of the file searched for.
+	RootHash [32]byte
+	// ReplyKey is the searcher's ephemeral X25519 public key; answers are
+	// sealed to it with Seal.
+	ReplyKey [32]byte
+}
+
+// SearchResult answers a Search along its reverse path. Sealed is the
+// output of Seal and is opaque to relays.
+type SearchResult struct {
+	SearchID SearchID
+	Sealed   []byte
+}
+
+// TunnelRequest asks for a tunnel to whoever holds Target.
+type TunnelRequest struct {
+	ID TunnelID
+	// Depth is the number of hops the request may still travel, 0 to
+	// MaxDepth.
+	Depth int
+	// Target is TargetForRoot or TargetForChatID of what is asked for.
+	Target [32]byte
+}
+
+// TunnelOK answers a TunnelRequest: the tunnel is set up.
+type TunnelOK struct {
+	ID TunnelID
+}
+
+// FailCode says why a tunnel could not be made. Values are append-only and
+// match pb.FailCode; a code this version does not know is kept as is and
+// means a failure all the same.
+type FailCode int32
+
+// Tunnel failure codes.
+const (
+	FailUnspecified = FailCode(pb.FailCode_FAIL_CODE_UNSPECIFIED)
+	FailNoRoute     = FailCode(pb.FailCode_FAIL_CODE_NO_ROUTE)
+	FailLimit       = FailCode(pb.FailCode_FAIL_CODE_LIMIT)
+	FailDuplicate   = FailCode(pb.FailCode_FAIL_CODE_DUPLICATE)
+)
+
+// String returns a short name for c, such as "no route".
+func (c FailCode) String() string {
+	if name, ok := pb.FailCode_name[int32(c)]; ok {
+		return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "FAIL_CODE_")), "_", " ")
+	}
+	return fmt.Sprintf("fail code %d", int32(c))
+}
+
+// TunnelFail answers a TunnelRequest that could not be served.
+type TunnelFail struct {
+	ID   TunnelID
+	Code FailCode
+}
+
+// TunnelClose tears down a tunnel's routing entry on one link.
+type TunnelClose struct {
+	ID TunnelID
+}
+
+func (m *Search) toWire() (*pb.RouterMessage, error) {
+	w := &pb.Search{Id: m.ID[:], Depth: uint32(m.Depth), ReplyKey: m.ReplyKey[:]}
+	if m.Keywords != "" {
+		w.Query = &pb.Search_Keywords{Keywords: m.Keywords}
+	} else {
+		w.Query = &pb.Search_RootHash{RootHash: m.RootHash[:]}
+	}
+	if m.Depth < 0 || m.Depth > MaxDepth {
+		return nil, fmt.Errorf("%w: search depth %d", ErrInvalidMessage, m.Depth)
+	}
+	if _, err := searchFromWire(w); err != nil {
+		return nil, err
+	}
+	return &pb.RouterMessage{Body: &pb.RouterMessage_Search{Search: w}}, nil
+}
+
+func (m *SearchResult) toWire() (*pb.RouterMessage, error) {
+	w := &pb.SearchResult{SearchId: m.SearchID[:], Sealed: m.Sealed}
+	if _, err := searchResultFromWire(w); err != nil {
+		return nil, err
+	}
+	return &pb.RouterMessage{Body: &pb.RouterMessage_SearchResult{SearchResult: w}}, nil
+}
+
+func (m *TunnelRequest) toWire() (*pb.RouterMessage, error) {
+	if m.Depth < 0 || m.Depth > MaxDepth {
+		return nil, fmt.Errorf("%w: tunnel request depth %d", ErrInvalidMessage, m.Depth)
+	}
+	w := &pb.TunnelRequest{Id: uint64(m.ID), Depth: uint32(m.Depth), Target: m.Target[:]}
+	if _, err := tunnelRequestFromWire(w); err != nil {
+		return nil, err
+	}
+	return &pb.RouterMessage{Body: &pb.RouterMessage_TunnelRequest{TunnelRequest: w}}, nil
+}
+
+func (m *TunnelOK) toWire() (*pb.RouterMessage, error) {
+	if m.ID == 0 {
+		return nil, fmt.Errorf("%w: tunnel ok: zero id", ErrInvalidMessage)
+	}
+	return &pb.RouterMessage{Body: &pb.RouterMessage_TunnelOk{TunnelOk: &pb.TunnelOK{Id: uint64(m.ID)}}}, nil
+}
+
+func (m *TunnelFail) toWire() (*pb.RouterMessage, error) {
+	if m.ID == 0 {
+		return nil, fmt.Errorf("%w: tunnel fail: zero id", ErrInvalidMessage)
+	}
+	w := &pb.TunnelFail{Id: uint64(m.ID), Code: pb.FailCode(m.Code)}
+	return &pb.RouterMessage{Body: &pb.RouterMessage_TunnelFail{TunnelFail: w}}, nil
+}
+
+func (m *TunnelClose) toWire() (*pb.RouterMessage, error) {
+	if m.ID == 0 {
+		return nil, fmt.Errorf("%w: tunnel close: zero id", ErrInvalidMessage)
+	}
+	return &pb.RouterMessage{Body: &pb.RouterMessage_TunnelClose{TunnelClose: &pb.TunnelClose{Id: uint64(m.ID)}}}, nil
+}
+
+// fromWire checks a decoded message and converts it. A message with no
+// body set is of a type this version does not know.
+func fromWire(w *pb.RouterMessage) (Message, error) {
+	switch b := w.Body.(type) {
+	case *pb.RouterMessage_Search:
+		return searchFromWire(b.Search)
+	case *pb.RouterMessage_SearchResult:
+		return searchResultFromWire(b.SearchResult)
+	case *pb.RouterMessage_TunnelRequest:
+		return tunnelRequestFromWire(b.TunnelRequest)
+	case *pb.RouterMessage_TunnelOk:
+		id, err := tunnelIDFromWire("tunnel ok", b.TunnelOk.GetId())
+		return &TunnelOK{ID: id}, err
+	case *pb.RouterMessage_TunnelFail:
+		id, err := tunnelIDFromWire("tunnel fail", b.TunnelFail.GetId())
+		return &TunnelFail{ID: id, Code: FailCode(b.TunnelFail.GetCode())}, err
+	case *pb.RouterMessage_TunnelClose:
+		id, err := tunnelIDFromWire("tunnel close", b.TunnelClose.GetId())
+		return &TunnelClose{ID: id}, err
+	}
+	return nil, ErrUnknownMessage
+}
+
+func searchFromWire(w *pb.Search) (*Search, error) {
+	if w == nil {
+		w = &pb.Search{}
+	}
+	var m Search
+	if len(w.Id) != len(m.ID) {
+		return nil, fmt.Errorf("%w: search id of %d bytes", ErrInvalidMessage, len(w.Id))
+	}
+	if w.Depth > MaxDepth {
+		return nil, fmt.Errorf("%w: search depth %d", ErrInvalidMessage, w.Depth)
+	}
+	if len(w.ReplyKey) != len(m.ReplyKey) {
+		return nil, fmt.Errorf("%w: search reply key of %d bytes", ErrInvalidMessage, len(w.ReplyKey))
+	}
+	m.ID = SearchID(w.Id)
+	m.Depth = int(w.Depth)
+	m.ReplyKey = [32]byte(w.ReplyKey)
+	if m.ReplyKey == [32]byte{} {
+		return nil, fmt.Errorf("%w: search reply key is zero", ErrInvalidMessage)
+	}
+	switch q := w.Query.(type) {
+	case *pb.Search_Keywords:
+		if !validKeywords(q.Keywords) {
+			return nil, fmt.Errorf("%w: search keywords", ErrInvalidMessage)
+		}
+		m.Keywords = q.Keywords
+	case *pb.Search_RootHash:
+		if len(q.RootHash) != len(m.RootHash) {
+			return nil, fmt.Errorf("%w: search root hash of %d bytes", ErrInvalidMessage, len(q.RootHash))
+		}
+		m.RootHash = [32]byte(q.RootHash)
+		if m.RootHash == [32]byte{} {
+			return nil, fmt.Errorf("%w: search root hash is zero", ErrInvalidMessage)
+		}
+	default:
+		return nil, fmt.Errorf("%w: search without query", ErrInvalidMessage)
+	}
+	return &m, nil
+}
+
+// validKeywords accepts UTF-8 of at most MaxKeywordsLen bytes with at
+// least one letter or digit and no control characters.
+func validKeywords(s string) bool {
+	if len(s) > MaxKeywordsLen || !utf8.ValidString(s) {
+		return false
+	}
+	word := false
+	for _, r := range s {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return false
+		case r != ' ':
+			word = true
+		}
+	}
+	return word
+}
+
+func searchResultFromWire(w *pb.SearchResult) (*SearchResult, error) {
+	if w == nil {
+		w = &pb.SearchResult{}
+	}
+	var m SearchResult
+	if len(w.SearchId) != len(m.SearchID) {
+		return nil, fmt.Errorf("%w: search result id of %d bytes", ErrInvalidMessage, len(w.SearchId))
+	}
+	if n := len(w.Sealed); n < sealHandshakeBytes+SealPad || n > MaxSealedResults {
+		return nil, fmt.Errorf("%w: sealed results of %d bytes", ErrInvalidMessage, n)
+	}
+	m.SearchID = SearchID(w.SearchId)
+	m.Sealed = w.Sealed
+	return &m, nil
+}
+
+func tunnelRequestFromWire(w *pb.TunnelRequest) (*TunnelRequest, error) {
+	if w == nil {
+		w = &pb.TunnelRequest{}
+	}
+	var m TunnelRequest
+	id, err := tunnelIDFromWire("tunnel request", w.Id)
+	if err != nil {
+		return nil, err
+	}
+	if w.Depth > MaxDepth {
+		return nil, fmt.Errorf("%w: tunnel request depth %d", ErrInvalidMessage, w.Depth)
+	}
+	if len(w.Target) != len(m.Target) {
+		return nil, fmt.Errorf("%w: tunnel target of %d bytes", ErrInvalidMessage, len(w.Target))
+	}
+	m.ID, m.Depth, m.Target = id, int(w.Depth), [32]byte(w.Target)
+	return &m, nil
+}
+
+func tunnelIDFromWire(what string, id uint64) (TunnelID, error) {
+	if id == 0 {
+		return 0, fmt.Errorf("%w: %s: zero id", ErrInvalidMessage, what)
+	}
+	return TunnelID(id), nil
+}
+
+// DecodeMessage decodes and checks one RouterMessage without its length
+// prefix. It fails with an error wrapping ErrUnknownMessage for a type
+// this version does not know, and ErrInvalidMessage for anything else
+// wrong.
+func DecodeMessage(b []byte) (Message, error) {
+	if len(b) > MaxControlMsg {
+		return nil, fmt.Errorf("decoding router message: %w", ErrMessageTooLarge)
+	}
+	var w pb.RouterMessage
+	if err := proto.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("decoding router message: %w: %w", ErrInvalidMessage, err)
+	}
+	m, err := fromWire(&w)
+	if err != nil {
+		return nil, fmt.Errorf("decoding router message: %w", err)
+	}
+	return m, nil
+}
+
+// MessageReader reads router messages: uvarint-length-delimited
+// RouterMessages of at most MaxControlMsg bytes. It is not safe for
+// concurrent use; one goroutine may read while another writes with a
+// MessageWriter.
+type MessageReader struct {
+	r pbio.Reader
+}
+
+// NewMessageReader returns a MessageReader reading from r. It buffers, so
+// r should carry nothing but router messages.
+func NewMessageReader(r io.Reader) *MessageReader {
+	return &MessageReader{r: pbio.NewDelimitedReader(r, MaxControlMsg)}
+}
+
+// Read reads the next message, blocking until one arrives. It returns
+// io.EOF at a clean end of the stream. After an error wrapping
+// ErrUnknownMessage the message was consumed and the caller may read on;
+// after any other error the stream is broken or the friend hostile, and
+// the caller should close it.
+func (r *MessageReader) Read() (Message, error) {
+	var w pb.RouterMessage
+	if err := r.r.ReadMsg(&w); err != nil {
+		switch {
+		case err == io.EOF:
+			return nil, io.EOF
+		case errors.Is(err, io.ErrShortBuffer):
+			return nil, fmt.Errorf("reading router message: %w", ErrMessageTooLarge)
+		case errors.Is(err, proto.Error), errors.Is(err, varint.ErrOverflow), errors.Is(err, varint.ErrNotMinimal),
+			strings.HasPrefix(err.Error(), "panic reading message"):
+			return nil, fmt.Errorf("reading router message: %w: %w", ErrInvalidMessage, err)
+		}
+		return nil, fmt.Errorf("reading router message: %w", err)
+	}
+	m, err := fromWire(&w)
+	if err != nil {
+		return nil, fmt.Errorf("reading router message: %w", err)
+	}
+	return m, nil
+}
+
+// MessageWriter writes router messages. It is not safe for concurrent
+// use.
+type MessageWriter struct {
+	w pbio.Writer
+}
+
+// NewMessageWriter returns a MessageWriter writing to w, unbuffered: each
+// Write is one write to w.
+func NewMessageWriter(w io.Writer) *MessageWriter {
+	return &MessageWriter{w: pbio.NewDelimitedWriter(w)}
+}
+
+// Write checks m as a reader would and writes it. A message that breaks
+// the limits is refused with an error wrapping ErrInvalidMessage and
+// nothing is written.
+func (w *MessageWriter) Write(m Message) error {
+	wire, err := m.toWire()
+	if err != nil {
+		return fmt.Errorf("writing router message: %w", err)
+	}
+	if proto.Size(wire) > MaxControlMsg {
+		return fmt.Errorf("writing router message: %w", ErrMessageTooLarge)
+	}
+	if err := w.w.WriteMsg(wire); err != nil {
+		return fmt.Errorf("writing router message: %w", err)
+	}
+	return nil
+}
