@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +20,9 @@ const benchFileSize = 256 << 20
 
 const rawBenchProto = "/kith/bench/raw/1"
 
+// benchTuning lets an experiment change the engine's knobs (zero: defaults).
+var benchTuning share.Tuning
+
 // benchPair starts two befriended nodes on loopback TCP only (the transport
 // both benchmarks share), the first sharing a benchFileSize file.
 func benchPair(b *testing.B) (src, dst *Node, link share.Link) {
@@ -31,6 +35,7 @@ func benchPair(b *testing.B) (src, dst *Node, link share.Link) {
 		cfg := testConfig(home)
 		cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 		cfg.NoAPI = true
+		cfg.DownloadTuning = benchTuning
 		n, err := Start(cfg)
 		if err != nil {
 			b.Fatal(err)
@@ -96,6 +101,10 @@ func BenchmarkRawStream(b *testing.B) {
 // writes and syncs of the partial file, the whole-file check and the move
 // into place.
 func BenchmarkDirectDownload(b *testing.B) {
+	benchmarkDownload(b)
+}
+
+func benchmarkDownload(b *testing.B) {
 	_, dst, link := benchPair(b)
 	b.SetBytes(benchFileSize)
 	b.ResetTimer()
@@ -112,5 +121,16 @@ func BenchmarkDirectDownload(b *testing.B) {
 		os.Remove(info.Path)
 		dst.Downloads().Cancel(link.Root)
 		b.StartTimer()
+	}
+}
+
+// BenchmarkDownloadTuning tries other request sizes and windows.
+func BenchmarkDownloadTuning(b *testing.B) {
+	for _, t := range []share.Tuning{{RangeGroups: 1, Window: 16}, {RangeGroups: 4, Window: 4}, {RangeGroups: 16, Window: 4}, {RangeGroups: 16, Window: 2}, {RangeGroups: 64, Window: 2}} {
+		b.Run(fmt.Sprintf("range%d-window%d", t.RangeGroups, t.Window), func(b *testing.B) {
+			benchTuning = t
+			defer func() { benchTuning = share.Tuning{} }()
+			benchmarkDownload(b)
+		})
 	}
 }

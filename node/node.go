@@ -47,6 +47,8 @@ type Config struct {
 	// MaxUpload and MaxDownload cap share traffic in bytes per second for
 	// all friends and tunnels together; zero means no cap.
 	MaxUpload, MaxDownload int64
+	// DownloadTuning overrides the download engine's defaults.
+	DownloadTuning share.Tuning
 	// RedialMin and RedialMax override the friend redial backoff.
 	RedialMin, RedialMax time.Duration
 	// Log receives the node's logs; nil discards them.

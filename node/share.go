@@ -53,6 +53,7 @@ func startShare(n *Node) (*shareService, error) {
 	}
 	s.manager, err = share.NewManager(share.ManagerConfig{
 		DB: n.db, Dir: n.cfg.DownloadDir, Finder: friendFinder{s}, Log: n.log, Limiter: limiter,
+		Tuning:  n.cfg.DownloadTuning,
 		OnEvent: func(typ string, info share.DownloadInfo) { n.events.Publish(typ, info) },
 	})
 	if err != nil {
