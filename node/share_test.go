@@ -77,7 +77,7 @@ func waitDownload(t testing.TB, n *Node, root [32]byte, d time.Duration) share.D
 		if time.Now().After(deadline) {
 			t.Fatalf("download not finished after %v: %+v", d, info)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -408,7 +407,9 @@ func (m *Manager) startLocked(root [32]byte) error {
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return err
 		}
-		bitmap = Bitmap(slices.Clone(tx.Bucket(bucketBitmaps).Get(root[:])))
+		if v := tx.Bucket(bucketBitmaps).Get(root[:]); v != nil && rec.Size >= 0 {
+			bitmap = decodeResume(v, Groups(rec.Size))
+		}
 		return nil
 	})
 	if err != nil {

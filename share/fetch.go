@@ -23,7 +23,7 @@ const (
 	groupFree       uint8 = iota // not held, not asked for
 	groupAsked                   // a request for it is in flight
 	groupCommitting              // verified and written, waiting to be made durable
-	groupStored                  // durable: data synced and bitmap committed
+	groupStored                  // recorded in the resume bitmap (see resume.go)
 )
 
 // sourceState is a source attached to a running download.
@@ -45,10 +45,10 @@ type commitItem struct{ first, count int64 }
 // committer that makes verified groups durable.
 //
 // Durability: a group's data is written to the partial file as soon as it is
-// verified; the committer then syncs the file and only after that records
-// the group in the bitmap in bbolt, in one transaction per batch. So the
-// bitmap never names a group whose bytes are not on disk, and a crash (even
-// kill -9) loses at most the groups of the batch not yet committed.
+// verified; only after that does the committer record the group in the
+// resume bitmaps in bbolt, in one transaction per batch (see resume.go for
+// what a kill -9 and a power cut each keep). A bitmap never names a group
+// whose bytes were not written.
 type run struct {
 	m    *Manager
 	root [32]byte
@@ -77,6 +77,8 @@ type run struct {
 	checked  chan error    // the whole-file check's verdict (nil: the root matches)
 	received int64         // groups verified and written (stored or not yet)
 	syncFile *os.File      // the committer's own handle on the partial file
+	synced   Bitmap        // the committer's: groups recorded after a sync
+	lastSync time.Time     // the committer's: when the partial file was last synced
 	wake     chan struct{} // a source was dropped: look for others now
 	failErr  error         // set by fail: an error no source can fix
 	scanFrom int64         // no free group below this index
@@ -349,6 +351,10 @@ func (r *run) prepare(size int64) error {
 	}
 	r.resumed = r.stored
 	r.received = r.stored
+	// What was recorded is the starting point of both bitmaps: it was
+	// trusted as durable for this boot.
+	r.synced = Bitmap(append([]byte(nil), r.bitmap...))
+	r.lastSync = time.Now()
 	if r.stored > 0 {
 		r.log.Info("resuming download", slog.Int64("stored_groups", r.stored), slog.Int64("groups", r.groups))
 	}
@@ -643,10 +649,19 @@ func (r *run) commitLoop() {
 	}
 }
 
-// commit makes a batch durable: data first, then the bitmap.
+// commit records a batch of written groups in the fast bitmap, and every
+// DownloadSyncInterval syncs the partial file and copies the fast bitmap to
+// the synced one (see resume.go).
 func (r *run) commit(batch []commitItem) error {
-	if err := syncData(r.syncFile); err != nil {
-		return fmt.Errorf("syncing partial file: %w", err)
+	synced := r.synced
+	doSync := bootID() == "" || time.Since(r.lastSync) >= DownloadSyncInterval
+	if doSync {
+		// Every group of this batch (and of earlier ones) was written
+		// before this point, so the sync covers all of next below.
+		if err := syncData(r.syncFile); err != nil {
+			return fmt.Errorf("syncing partial file: %w", err)
+		}
+		r.lastSync = time.Now()
 	}
 	select {
 	case <-r.complete:
@@ -665,6 +680,9 @@ func (r *run) commit(batch []commitItem) error {
 		}
 	}
 	r.mu.Unlock()
+	if doSync {
+		synced = next
+	}
 	err := r.m.cfg.DB.Update(func(tx *bolt.Tx) error {
 		// The committer may outlive the run by one batch: never write a
 		// bitmap for a download that was finished or cancelled meanwhile.
@@ -673,11 +691,12 @@ func (r *run) commit(batch []commitItem) error {
 		if v == nil || json.Unmarshal(v, &rec) != nil || rec.State == StateDone || rec.State == StateFailed {
 			return nil
 		}
-		return tx.Bucket(bucketBitmaps).Put(r.root[:], next)
+		return tx.Bucket(bucketBitmaps).Put(r.root[:], encodeResume(bootID(), next, synced))
 	})
 	if err != nil {
 		return fmt.Errorf("recording verified groups: %w", err)
 	}
+	r.synced = synced
 	r.mu.Lock()
 	r.bitmap = next
 	for _, it := range batch {

@@ -75,6 +75,9 @@ const (
 	// DownloadCommitDelay bounds how long a verified group waits to be made
 	// durable with others (one fdatasync and one bbolt commit per batch).
 	DownloadCommitDelay = 20 * time.Millisecond
+	// DownloadSyncInterval is how often a download syncs its partial file
+	// and records what survives a power cut (see resume.go).
+	DownloadSyncInterval = 2 * time.Second
 	// DownloadEndgameAfter is how old a request must be before another
 	// source is asked for the same groups, once nothing else is left.
 	DownloadEndgameAfter = time.Second
