@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -80,7 +81,9 @@ func relayChain(b *testing.B, relays int, join func(x, y net.Conn)) (net.Conn, n
 	}
 }
 
-// ioCopyJoin is the baseline relay: a plain io.Copy each way.
+// ioCopyJoin is the baseline relay: a plain io.Copy each way. Between two
+// *net.TCPConn, io.Copy uses splice(2) and copies nothing in user space;
+// libp2p streams, which relays really join, have no such path.
 func ioCopyJoin(x, y net.Conn) {
 	done := make(chan struct{})
 	go func() { io.Copy(y, x); y.Close(); close(done) }()
@@ -112,6 +115,15 @@ func BenchmarkTunnel(b *testing.B) {
 			pump(b, x, y)
 			stop()
 		})
+		b.Run("session-iocopy-"+string(rune('0'+relays)), func(b *testing.B) {
+			x, y, stop := relayChain(b, relays, ioCopyJoin)
+			i, r, errI, errR := fileSessions(b, x, y, testRoot, testRoot)
+			if errI != nil || errR != nil {
+				b.Fatal(errI, errR)
+			}
+			pump(b, i, r)
+			stop()
+		})
 		b.Run("session-splice-"+string(rune('0'+relays)), func(b *testing.B) {
 			x, y, stop := relayChain(b, relays, spliceJoin)
 			i, r, errI, errR := fileSessions(b, x, y, testRoot, testRoot)
@@ -136,4 +148,38 @@ func BenchmarkFileHandshake(b *testing.B) {
 		x.Close()
 		y.Close()
 	}
+}
+
+// BenchmarkIdleSpliceMemory reports the heap and stack held by each idle
+// relayed tunnel: two Splice goroutines waiting on in-memory pipes.
+func BenchmarkIdleSpliceMemory(b *testing.B) {
+	const tunnels = 1000
+	for range b.N {
+		b.StopTimer()
+		before := memInUse()
+		var ends []net.Conn
+		done := make(chan struct{}, tunnels)
+		for range tunnels {
+			a, ra := net.Pipe()
+			rb, c := net.Pipe()
+			ends = append(ends, a, c)
+			go func() { Splice(ra, rb, 0); done <- struct{}{} }()
+		}
+		time.Sleep(100 * time.Millisecond) // let the goroutines block
+		after := memInUse()
+		b.ReportMetric(float64(after-before)/tunnels, "B/tunnel")
+		for _, e := range ends {
+			e.Close()
+		}
+		for range tunnels {
+			<-done
+		}
+	}
+}
+
+func memInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
 }

@@ -36,6 +36,7 @@ type Message interface {
 // Exactly one of Keywords and RootHash is set: a zero RootHash means a
 // keyword search.
 type Search struct {
+	// ID is the same at every hop.
 	ID SearchID
 	// Depth is the number of hops the search may still travel, 0 to
 	// MaxDepth.
@@ -53,12 +54,16 @@ type Search struct {
 // SearchResult answers a Search along its reverse path. Sealed is the
 // output of Seal and is opaque to relays.
 type SearchResult struct {
+	// SearchID is the ID of the Search answered.
 	SearchID SearchID
-	Sealed   []byte
+	// Sealed is the output of Seal, opaque to relays: one SealPad block
+	// or more plus 48 bytes, at most MaxSealedResults.
+	Sealed []byte
 }
 
 // TunnelRequest asks for a tunnel to whoever holds Target.
 type TunnelRequest struct {
+	// ID names the tunnel on this link; the next hop gets a new one.
 	ID TunnelID
 	// Depth is the number of hops the request may still travel, 0 to
 	// MaxDepth.
@@ -69,6 +74,7 @@ type TunnelRequest struct {
 
 // TunnelOK answers a TunnelRequest: the tunnel is set up.
 type TunnelOK struct {
+	// ID is the TunnelRequest's ID on this link.
 	ID TunnelID
 }
 
@@ -79,10 +85,14 @@ type FailCode int32
 
 // Tunnel failure codes.
 const (
+	// FailUnspecified gives no reason.
 	FailUnspecified = FailCode(pb.FailCode_FAIL_CODE_UNSPECIFIED)
-	FailNoRoute     = FailCode(pb.FailCode_FAIL_CODE_NO_ROUTE)
-	FailLimit       = FailCode(pb.FailCode_FAIL_CODE_LIMIT)
-	FailDuplicate   = FailCode(pb.FailCode_FAIL_CODE_DUPLICATE)
+	// FailNoRoute: no holder answered before the request expired.
+	FailNoRoute = FailCode(pb.FailCode_FAIL_CODE_NO_ROUTE)
+	// FailLimit: a limit of a hop was reached.
+	FailLimit = FailCode(pb.FailCode_FAIL_CODE_LIMIT)
+	// FailDuplicate: the request's id is already in use on the link.
+	FailDuplicate = FailCode(pb.FailCode_FAIL_CODE_DUPLICATE)
 )
 
 // String returns a short name for c, such as "no route".
@@ -95,12 +105,15 @@ func (c FailCode) String() string {
 
 // TunnelFail answers a TunnelRequest that could not be served.
 type TunnelFail struct {
-	ID   TunnelID
+	// ID is the TunnelRequest's ID on this link.
+	ID TunnelID
+	// Code says why.
 	Code FailCode
 }
 
 // TunnelClose tears down a tunnel's routing entry on one link.
 type TunnelClose struct {
+	// ID is the tunnel's ID on this link.
 	ID TunnelID
 }
 

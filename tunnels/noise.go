@@ -41,8 +41,9 @@ func GenerateKey() (noise.DHKey, error) {
 // (Noise_NNpsk0 with a pre-shared key derived from root) over rw, the end
 // of a tunnel, and returns the session. The downloader shows no identity;
 // the holder proves it knows root. It blocks until the handshake is done,
-// ctx ends, or HandshakeTimeout passes if ctx has no deadline. On error rw
-// is closed (reset if it can be) and the error wraps ErrHandshake.
+// ctx ends, or HandshakeTimeout passes if ctx has no deadline; it clears
+// rw's deadlines when done. On error rw is closed (reset if it can be) and
+// the error wraps ErrHandshake.
 func OpenFileSession(ctx context.Context, rw io.ReadWriteCloser, root [32]byte) (*Session, error) {
 	psk := filePSK(root)
 	return handshake(ctx, rw, noise.Config{

@@ -112,8 +112,11 @@ func (sp *splice) pipe(dst io.Writer, src io.Reader, dir int) {
 				}
 				buf = big
 			case buf == big && n < RelayIdleBufSize:
-				putBuf(big)
-				big, buf = nil, small
+				buf = small
+				if sp.bufSize == RelayBufSize { // pooled: lend it back
+					putBuf(big)
+					big = nil
+				}
 			}
 		}
 		if rerr == io.EOF {
