@@ -264,8 +264,14 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.runs[link.Root]; ok {
-		return DownloadInfo{}, fmt.Errorf("%w: %s", ErrDownloadExists, name)
+	if r, ok := m.runs[link.Root]; ok {
+		select {
+		case <-r.done:
+			// It just ended; its goroutine has not let go of it yet.
+			delete(m.runs, link.Root)
+		default:
+			return DownloadInfo{}, fmt.Errorf("%w: %s", ErrDownloadExists, name)
+		}
 	}
 	err = m.cfg.DB.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDownloads)
