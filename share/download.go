@@ -87,9 +87,9 @@ type DownloadInfo struct {
 	Finished time.Time     `json:"finished,omitzero"`
 	// Counters of this run of the daemon, for tests and diagnostics.
 	ResumedGroups   int64 `json:"resumed_groups"`   // verified before this run started
-	FetchedGroups   int64 `json:"fetched_groups"`   // received and verified in this run
-	DuplicateGroups int64 `json:"duplicate_groups"` // received again while already verified
-	BadRanges       int64 `json:"bad_ranges"`       // ranges that failed verification
+	FetchedGroups   int64 `json:"fetched_groups"`   // received in this run (good, bad and duplicate)
+	DuplicateGroups int64 `json:"duplicate_groups"` // received while another answer was already taken
+	BadRanges       int64 `json:"bad_ranges"`       // groups discarded: failed verification, or unverified from a source caught lying
 }
 
 // downloadRecord is a download as stored in bucketDownloads.

@@ -16,13 +16,16 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"lukechampine.com/blake3/guts"
 )
 
 // Group states within a running download.
 const (
 	groupFree       uint8 = iota // not held, not asked for
 	groupAsked                   // a request for it is in flight
-	groupCommitting              // verified and written, waiting to be made durable
+	groupWriting                 // a worker is writing the first answer to the partial file
+	groupWritten                 // in the partial file, not yet verified; its proof is held
+	groupCommitting              // read back and verified, waiting to be recorded
 	groupStored                  // recorded in the resume bitmap (see resume.go)
 )
 
@@ -73,16 +76,20 @@ type run struct {
 	dropped  map[string]string
 	file     *os.File
 	commits  chan commitItem
-	complete chan struct{} // closed once every group is verified and written
-	checked  chan error    // the whole-file check's verdict (nil: the root matches)
-	received int64         // groups verified and written (stored or not yet)
-	syncFile *os.File      // the committer's own handle on the partial file
-	synced   Bitmap        // the committer's: groups recorded after a sync
-	lastSync time.Time     // the committer's: when the partial file was last synced
-	wake     chan struct{} // a source was dropped: look for others now
-	failErr  error         // set by fail: an error no source can fix
-	scanFrom int64         // no free group below this index
-	gone     []SourceInfo  // sources dropped from this download
+	complete chan struct{}          // closed once every group is verified and written
+	checked  chan error             // the whole-file check's verdict (nil: the root matches)
+	received int64                  // groups verified on disk (recorded or not yet)
+	written  int64                  // groups written and not yet verified
+	proofs   map[int64][]byte       // proofs of written groups, until verified
+	writer   map[int64]*sourceState // who sent each written group
+	verifyAt int64                  // no written group below this index
+	syncFile *os.File               // the committer's own handle on the partial file
+	synced   Bitmap                 // the committer's: groups recorded after a sync
+	lastSync time.Time              // the committer's: when the partial file was last synced
+	wake     chan struct{}          // a source was dropped: look for others now
+	failErr  error                  // set by fail: an error no source can fix
+	scanFrom int64                  // no free group below this index
+	gone     []SourceInfo           // sources dropped from this download
 	meter    meter
 	lastEmit time.Time
 
@@ -96,6 +103,7 @@ func newRun(m *Manager, root [32]byte, rec downloadRecord, bitmap Bitmap) *run {
 		log: m.log.With(slog.String("download", rec.Name)),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sources: map[string]*sourceState{}, dropped: map[string]string{},
+		proofs: map[int64][]byte{}, writer: map[int64]*sourceState{},
 		complete: make(chan struct{}), wake: make(chan struct{}, 1), checked: make(chan error, 1),
 	}
 	r.cond = sync.NewCond(&r.mu)
@@ -415,6 +423,11 @@ func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
 		if s.ctx.Err() != nil || r.received == r.groups {
 			return 0, 0, false
 		}
+		if r.written >= DownloadMaxUnverified {
+			// The verifier is behind: wait rather than pile up proofs.
+			r.cond.Wait()
+			continue
+		}
 		if first, count = r.pickLocked(s, groupFree, 0); count > 0 {
 			return first, count, true
 		}
@@ -524,13 +537,13 @@ func (r *run) worker(s *sourceState) {
 				return
 			}
 		}
-		if err := VerifyRange(r.root, r.size, first, count, data, proof); err != nil {
-			r.mu.Lock()
-			r.bad++
-			r.mu.Unlock()
+		// The bytes are verified once they are on disk (verifyLoop): one
+		// hash per byte serves as both the check of what the source sent
+		// and the whole-file check of what was written. Here only the
+		// lengths, which the Peer checked already.
+		if int64(len(data)) != RangeDataSize(r.size, first, count) || len(proof) != RangeProofSize(r.size, first, count) {
 			r.release(first, count)
-			r.log.Warn("source sent data that does not match the root", slog.String("source", s.Name), slog.Any("err", err))
-			r.drop(s, "sent data that does not match the root", true)
+			r.drop(s, "sent a range of the wrong length", true)
 			return
 		}
 		if l := r.m.cfg.Limiter; l != nil {
@@ -539,7 +552,7 @@ func (r *run) worker(s *sourceState) {
 				return
 			}
 		}
-		if err := r.write(s, first, count, data); err != nil {
+		if err := r.write(s, first, count, data, proof); err != nil {
 			r.release(first, count)
 			r.fail(err)
 			return
@@ -547,50 +560,68 @@ func (r *run) worker(s *sourceState) {
 	}
 }
 
-// write stores a verified range in the partial file and queues it for the
-// committer.
-func (r *run) write(s *sourceState, first, count int64, data []byte) error {
+// write stores a received range in the partial file, unverified, for the
+// verifier. Only the first answer for a group is written: a group being
+// written, written or verified is never written again, so no source can
+// overwrite bytes another one sent (and that may already be verified).
+func (r *run) write(s *sourceState, first, count int64, data, proof []byte) error {
 	r.mu.Lock()
 	s.stalls = 0
 	s.bytes += int64(len(data))
 	s.meter.add(int64(len(data)))
 	r.meter.add(int64(len(data)))
-	fresh := false
+	mine := make([]bool, count)
+	all := true
 	for i := first; i < first+count; i++ {
+		r.inflight[i]--
+		r.fetched++
 		if r.state[i] == groupAsked {
-			fresh = true
+			r.state[i] = groupWriting
+			mine[i-first] = true
+		} else {
+			r.duplicates++ // the end game: another source was faster
+			all = false
 		}
 	}
 	f := r.file
 	r.mu.Unlock()
-	if fresh {
-		if _, err := f.WriteAt(data, first*GroupSize); err != nil {
-			return fmt.Errorf("writing partial file: %w", err)
+
+	var err error
+	if all {
+		_, err = f.WriteAt(data, first*GroupSize)
+	} else {
+		for i := first; i < first+count && err == nil; i++ {
+			if mine[i-first] {
+				off, n := GroupBounds(r.size, i)
+				rel := off - first*GroupSize
+				_, err = f.WriteAt(data[rel:rel+n], off)
+			}
 		}
 	}
+
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fresh = false
+	p := proof
 	for i := first; i < first+count; i++ {
-		r.inflight[i]--
-		r.fetched++
-		if r.state[i] != groupAsked {
-			r.duplicates++ // the end game: another source was faster
-			continue
+		n := GroupProofSize(r.size, i)
+		if mine[i-first] {
+			if err != nil {
+				r.state[i] = groupFree
+				r.scanFrom = min(r.scanFrom, i)
+			} else {
+				r.state[i] = groupWritten
+				r.proofs[i] = append([]byte(nil), p[:n]...)
+				r.writer[i] = s
+				r.written++
+				r.verifyAt = min(r.verifyAt, i)
+			}
 		}
-		r.state[i] = groupCommitting
-		r.received++
-		fresh = true
-	}
-	if fresh && r.received == r.groups {
-		close(r.complete)
-	}
-	if fresh {
-		// Never blocks: each group turns committing once, and the channel
-		// holds one item per group.
-		r.commits <- commitItem{first, count}
+		p = p[n:]
 	}
 	r.cond.Broadcast()
+	if err != nil {
+		return fmt.Errorf("writing partial file: %w", err)
+	}
 	return nil
 }
 
@@ -748,9 +779,11 @@ func (r *run) complete_() (string, error) {
 	return dest, nil
 }
 
-// startCheck starts the whole-file check: a goroutine that reads the
-// partial file back in order as groups arrive and hashes it, so the check
-// ends moments after the last group instead of costing a second pass.
+// startCheck starts the verifier: a goroutine that reads received groups
+// back from the partial file, verifies each against the root with its proof,
+// and feeds them in order to the whole-file root. Every byte is hashed once,
+// from the disk, and that one hash is both the verification of what a
+// source sent and the check of the whole file against its root.
 func (r *run) startCheck() error {
 	f, err := os.Open(r.m.partialPath(r.root))
 	if err != nil {
@@ -760,38 +793,141 @@ func (r *run) startCheck() error {
 	go func() {
 		defer r.m.wg.Done()
 		defer f.Close()
-		r.checked <- r.checkLoop(f)
+		r.checked <- r.verifyLoop(f)
 	}()
 	return nil
 }
 
-// checkLoop hashes the partial file in order, group runs at a time, waiting
-// for groups that have not arrived yet.
-func (r *run) checkLoop(f *os.File) error {
+// verifyLoop verifies written groups as they come, lowest first, and ends
+// when the whole file's root is known (nil if it is the expected one).
+func (r *run) verifyLoop(f *os.File) error {
 	b := newRootBuilder(r.size)
 	buf := make([]byte, checkRunGroups*GroupSize)
+	pending := map[int64]guts.Node{} // verified nodes ahead of the builder
+
+	// Groups recorded before this run are on disk but have no proofs: they
+	// are hashed into the root, which the end compares.
+	r.mu.Lock()
+	var resumed []int64
+	for i := range r.groups {
+		if r.state[i] == groupStored {
+			resumed = append(resumed, i)
+		}
+	}
+	r.mu.Unlock()
+	for _, i := range resumed {
+		off, n := GroupBounds(r.size, i)
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return fmt.Errorf("reading partial file: %w", err)
+		}
+		pending[i] = groupNode(buf[:n], uint64(i)*(GroupSize/guts.ChunkSize))
+		for node, ok := pending[b.next]; ok; node, ok = pending[b.next] {
+			delete(pending, b.next)
+			b.push(node)
+		}
+	}
+
 	for b.next < b.groups {
 		r.mu.Lock()
-		for r.state[b.next] < groupCommitting && r.ctx.Err() == nil {
+		var first, n int64
+		for {
+			for r.verifyAt < r.groups && r.state[r.verifyAt] != groupWritten {
+				r.verifyAt++
+			}
+			if r.verifyAt < r.groups || r.ctx.Err() != nil {
+				break
+			}
 			r.cond.Wait()
 		}
-		n := int64(0)
-		for b.next+n < b.groups && n < checkRunGroups && r.state[b.next+n] >= groupCommitting {
-			n++
-		}
-		r.mu.Unlock()
 		if err := r.ctx.Err(); err != nil {
+			r.mu.Unlock()
 			return err
 		}
-		off, _ := GroupBounds(r.size, b.next)
-		length := RangeDataSize(r.size, b.next, n)
+		first = r.verifyAt
+		for first+n < r.groups && n < checkRunGroups && r.state[first+n] == groupWritten {
+			n++
+		}
+		proofs := make([][]byte, n)
+		writers := make([]*sourceState, n)
+		for j := range n {
+			proofs[j], writers[j] = r.proofs[first+j], r.writer[first+j]
+		}
+		r.verifyAt = first + n
+		r.mu.Unlock()
+
+		off, _ := GroupBounds(r.size, first)
+		length := RangeDataSize(r.size, first, n)
 		if _, err := f.ReadAt(buf[:length], off); err != nil {
 			return fmt.Errorf("reading partial file: %w", err)
 		}
-		for p := buf[:length]; len(p) > 0; {
-			_, gn := GroupBounds(r.size, b.next)
-			b.add(p[:gn])
+		var liars []*sourceState
+		good := make([]bool, n)
+		p := buf[:length]
+		for j := range n {
+			i := first + j
+			_, gn := GroupBounds(r.size, i)
+			node := groupNode(p[:gn], uint64(i)*(GroupSize/guts.ChunkSize))
 			p = p[gn:]
+			if verifyNode(r.root, r.size, i, node, proofs[j]) {
+				good[j] = true
+				pending[i] = node
+			}
+		}
+		r.mu.Lock()
+		runStart := int64(-1)
+		flush := func(end int64) {
+			if runStart >= 0 {
+				r.commits <- commitItem{runStart, end - runStart}
+				runStart = -1
+			}
+		}
+		for j := range n {
+			i := first + j
+			delete(r.proofs, i)
+			delete(r.writer, i)
+			r.written--
+			if good[j] {
+				r.state[i] = groupCommitting
+				r.received++
+				if runStart < 0 {
+					runStart = i
+				}
+				continue
+			}
+			flush(i)
+			r.bad++
+			r.state[i] = groupFree
+			r.scanFrom = min(r.scanFrom, i)
+			liars = append(liars, writers[j])
+		}
+		flush(first + n)
+		// Whatever else a liar sent and is not verified yet is suspect:
+		// give it back to be fetched from others.
+		for _, liar := range liars {
+			for i, w := range r.writer {
+				if w == liar && r.state[i] == groupWritten {
+					r.bad++
+					r.state[i] = groupFree
+					r.scanFrom = min(r.scanFrom, i)
+					delete(r.proofs, i)
+					delete(r.writer, i)
+					r.written--
+				}
+			}
+		}
+		done := r.received == r.groups
+		if done {
+			close(r.complete)
+		}
+		r.cond.Broadcast()
+		r.mu.Unlock()
+		for _, liar := range liars {
+			r.log.Warn("source sent data that does not match the root", slog.String("source", liar.Name))
+			r.drop(liar, "sent data that does not match the root", true)
+		}
+		for node, ok := pending[b.next]; ok; node, ok = pending[b.next] {
+			delete(pending, b.next)
+			b.push(node)
 		}
 	}
 	if b.root() != r.root {

@@ -78,6 +78,9 @@ const (
 	// DownloadSyncInterval is how often a download syncs its partial file
 	// and records what survives a power cut (see resume.go).
 	DownloadSyncInterval = 2 * time.Second
+	// DownloadMaxUnverified bounds the groups written to a partial file but
+	// not yet verified (64 MiB), and so the proofs held for them.
+	DownloadMaxUnverified = 256
 	// DownloadEndgameAfter is how old a request must be before another
 	// source is asked for the same groups, once nothing else is left.
 	DownloadEndgameAfter = time.Second

@@ -66,6 +66,12 @@ func groupNode(p []byte, counter uint64) guts.Node {
 // bytes against root using proof (the parents from the root down, the
 // layout of walkProof). Lengths are the caller's to check.
 func verifyGroup(root [32]byte, size, i int64, data, proof []byte) bool {
+	return verifyNode(root, size, i, groupNode(data, uint64(i)*(GroupSize/guts.ChunkSize)), proof)
+}
+
+// verifyNode checks the node of group i, as groupNode computed it, against
+// root using proof.
+func verifyNode(root [32]byte, size, i int64, node guts.Node, proof []byte) bool {
 	cv := cvFromBytes(root[:])
 	flags := uint32(guts.FlagRoot)
 	pos, n := uint64(0), uint64(size)
@@ -87,7 +93,6 @@ func verifyGroup(root [32]byte, size, i int64, data, proof []byte) bool {
 			cv, pos, n = r, pos+mid, n-mid
 		}
 	}
-	node := groupNode(data, target/guts.ChunkSize)
 	node.Flags |= flags
 	return len(proof) == 0 && guts.ChainingValue(node) == cv
 }
@@ -110,7 +115,11 @@ func newRootBuilder(size int64) *rootBuilder {
 
 // add hashes the next group, whose bytes are data.
 func (b *rootBuilder) add(data []byte) {
-	node := groupNode(data, uint64(b.next)*(GroupSize/guts.ChunkSize))
+	b.push(groupNode(data, uint64(b.next)*(GroupSize/guts.ChunkSize)))
+}
+
+// push adds the node of the next group (as groupNode computed it).
+func (b *rootBuilder) push(node guts.Node) {
 	b.next++
 	if b.next == b.groups {
 		b.last = node
