@@ -553,8 +553,7 @@ func (r *run) worker(s *sourceState) {
 			}
 		}
 		if err := r.write(s, first, count, data, proof); err != nil {
-			r.release(first, count)
-			r.fail(err)
+			r.fail(err) // write gave its groups back already
 			return
 		}
 	}
