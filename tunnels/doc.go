@@ -79,4 +79,48 @@
 // with 0.11; 5 hops on average. Where friends share friends, several paths
 // reach a node and the reach is higher; duplicate suppression by search id
 // and the per-friend rates bound the cost of the tail.
+//
+// # Router and tunnel setup
+//
+// A Router keeps one control stream per friend link: the friend with the
+// lower peer ID opens it when identify completes (and retries every
+// LinkRetry while connected without one); the other side only accepts.
+// Control messages to a friend go through a bounded queue (LinkQueue) and
+// one writer goroutine, so a slow friend costs dropped messages, never a
+// blocked router. Searches and tunnel requests are admitted per friend by
+// token buckets (SearchesPerSecond, TunnelRequestsPerSecond); the excess
+// is dropped and counted. A friend that sends an invalid message is cut
+// off: its stream is reset and its connection closed.
+//
+// Tunnel setup. A TunnelRequest is flooded like a search, but with a new
+// random TunnelID on every link, so a hop's routing entry is
+// (left link, left id) <-> (right link, right id). Since no id travels
+// end to end, copies of one request are suppressed by target: a relay
+// with a request for the same target still unanswered refuses another
+// with TunnelFail(duplicate), which cuts loops. A holder answers TunnelOK
+// and does not forward; a relay that cannot forward answers TunnelFail at
+// once; the first TunnelOK a relay gets wins and its other branches get
+// TunnelClose; an origin keeps up to the number of tunnels it asked for,
+// which is how two disjoint paths give two tunnels.
+//
+// Data-plane stream order. Streams are opened from left to right, in the
+// order the TunnelOKs walk back:
+//
+//  1. A node that receives TunnelOK(id) from its right neighbour opens a
+//     TunnelProtocol stream to that neighbour whose 8-byte header is id,
+//     the tunnel's id on that link only.
+//  2. Only once that stream is open does a relay pass TunnelOK(left id)
+//     on to its left neighbour; the origin instead runs OpenFileSession
+//     over the stream.
+//  3. A node that accepts a TunnelProtocol stream looks its header up
+//     among the tunnels it answered with TunnelOK on that link: a relay
+//     splices it with the stream it opened in step 1 (which therefore
+//     exists already), a holder runs AcceptFileSession with the root its
+//     Holder gave and hands the Tunnel to OnTunnel. Unknown ids are reset.
+//
+// So the holder's stream is open first and the origin's last, and the
+// origin's handshake flows through a chain that is already joined. When
+// any link drops, Splice resets both of its streams, the reset runs along
+// the chain, and both Sessions fail to read (ErrTruncated or a reset).
+// Entries that never complete expire after TunnelRequestTTL.
 package tunnels

@@ -48,3 +48,12 @@ var (
 	// support deadlines.
 	ErrNoDeadline = errors.New("underlying stream has no deadlines")
 )
+
+// --- Router (router.go, router_tunnel.go).
+var (
+	// ErrRouterClosed means the Router was closed.
+	ErrRouterClosed = errors.New("router closed")
+	// ErrNoTunnel means no holder answered a tunnel request in time: the
+	// file is not reachable through friends now; try again later.
+	ErrNoTunnel = errors.New("no tunnel to the target")
+)

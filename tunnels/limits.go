@@ -126,3 +126,22 @@ const (
 	// waits for data, so idle tunnels cost little memory.
 	RelayIdleBufSize = 2 << 10
 )
+
+// --- Router (router.go, router_search.go, router_tunnel.go, dataplane.go).
+const (
+	// DefaultLinkRetry is how often a router (re)opens the control streams
+	// to connected friends that have none.
+	DefaultLinkRetry = 2 * time.Second
+	// LinkOpenTimeout bounds opening a router or tunnel stream.
+	LinkOpenTimeout = 10 * time.Second
+	// LinkWriteTimeout bounds one write of a control message and the
+	// exchange of a tunnel stream's header; a friend that does not read
+	// for that long loses its link.
+	LinkWriteTimeout = 10 * time.Second
+	// LinkQueue is the control messages queued for one friend; more are
+	// dropped.
+	LinkQueue = 256
+	// SearchResultQueue is the results of one's own search buffered for
+	// a caller that has not read them yet; more are dropped.
+	SearchResultQueue = 256
+)

@@ -1,0 +1,103 @@
+package tunnels
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// TunnelProtocol is the libp2p protocol ID of one hop of a tunnel's data
+// plane. A stream starts with a TunnelHeaderSize header, the tunnel's id
+// on that link as a big-endian uint64, and then carries the tunnel's
+// bytes.
+const TunnelProtocol = "/kith/tunnel/1"
+
+// TunnelHeaderSize is the size of the header of a TunnelProtocol stream.
+const TunnelHeaderSize = 8
+
+// openTunnelStream opens the data stream of tunnel id to p and writes its
+// header.
+func (r *Router) openTunnelStream(p peer.ID, id TunnelID) (network.Stream, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, LinkOpenTimeout)
+	defer cancel()
+	s, err := r.h.NewStream(ctx, p, TunnelProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("opening tunnel stream: %w", err)
+	}
+	var hdr [TunnelHeaderSize]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(id))
+	s.SetWriteDeadline(time.Now().Add(LinkWriteTimeout))
+	if _, err := s.Write(hdr[:]); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("opening tunnel stream: %w", err)
+	}
+	s.SetWriteDeadline(time.Time{})
+	return s, nil
+}
+
+// handleTunnelStream takes the stream from the left hop of a tunnel this
+// node answered with TunnelOK: a holder runs the session's responder on
+// it, a relay splices it with the stream it opened to the right.
+func (r *Router) handleTunnelStream(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	var hdr [TunnelHeaderSize]byte
+	s.SetReadDeadline(time.Now().Add(LinkWriteTimeout))
+	if _, err := io.ReadFull(s, hdr[:]); err != nil {
+		s.Reset()
+		return
+	}
+	s.SetReadDeadline(time.Time{})
+	key := linkKey{p, TunnelID(binary.BigEndian.Uint64(hdr[:]))}
+
+	r.mu.Lock()
+	rt := r.tun.byLeft[key]
+	if rt == nil || rt.state != routeAwaitLeft || (!rt.holder && rt.rightStream == nil) || r.ctx.Err() != nil {
+		r.mu.Unlock()
+		s.Reset()
+		return
+	}
+	rt.state = routeActive
+	rt.leftStream = s
+	right := rt.rightStream
+	if !r.track(1) {
+		r.mu.Unlock()
+		s.Reset()
+		return
+	}
+	r.mu.Unlock()
+	defer r.wg.Done()
+
+	if rt.holder {
+		r.mu.Lock()
+		rt.leftStream = nil // the session owns it now
+		_, streams := r.tun.remove(rt, nil, nil)
+		r.mu.Unlock()
+		resetAll(streams)
+		sess, err := AcceptFileSession(r.ctx, s, rt.root)
+		if err != nil {
+			r.log.Debug("tunnel handshake failed", slog.Any("err", err))
+			return
+		}
+		r.cfg.OnTunnel(&Tunnel{Session: sess, Root: rt.root})
+		return
+	}
+	var opts []SpliceOption
+	if tap := r.cfg.Tap; tap != nil && tap.Data != nil {
+		opts = append(opts, WithObserver(tap.Data))
+	}
+	err := Splice(s, right, RelayBufSize, opts...)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.log.Debug("relayed tunnel broke", slog.Any("err", err))
+	}
+	r.mu.Lock()
+	rt.leftStream, rt.rightStream = nil, nil // Splice closed them
+	r.tun.remove(rt, nil, nil)
+	r.mu.Unlock()
+}

@@ -1,0 +1,547 @@
+package tunnels
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+)
+
+// Friends is what the Router asks about its links: f2f.Friends implements
+// it.
+type Friends interface {
+	IsFriend(peer.ID) bool
+	IDs() []peer.ID
+}
+
+// Holder answers tunnel requests: whether this node holds target
+// (TargetForRoot of a file it shares anonymously) and, if so, the file's
+// root, from which the session's key is derived. It is called from the
+// router's goroutines and must not block for long.
+type Holder interface {
+	HoldsTarget(target [32]byte) (root [32]byte, ok bool)
+}
+
+// Query is what a Search asks for: Keywords, or else RootHash, which is
+// SearchHash of the root searched for.
+type Query struct {
+	Keywords string
+	RootHash [32]byte
+}
+
+// Searcher answers searches from this node's anonymous shares only. It
+// is called from the router's goroutines; results beyond
+// MaxFilesPerResult*MaxResultsPerSearch are dropped.
+type Searcher interface {
+	Search(q Query) []Result
+}
+
+// Tap sees the bytes a router moves, for byte counters and for tests that
+// check what a relay saw. Control is called with the raw bytes read from
+// (in) or written to (!in) a friend's router stream; Data with every chunk
+// a relayed tunnel forwards. Either may be nil. Both are called from many
+// goroutines at once and must not keep p or block for long.
+type Tap struct {
+	Control func(p peer.ID, in bool, b []byte)
+	Data    func(dir int, b []byte)
+}
+
+// Tunnel is an end-to-end session over a chain of tunnel streams: the
+// downloader's from OpenTunnel, the holder's through RouterConfig.OnTunnel.
+// It is an io.ReadWriteCloser with the Session's rules.
+type Tunnel struct {
+	*Session
+	// Root is the root of the file the tunnel is for.
+	Root [32]byte
+}
+
+// RouterConfig configures a Router. The zero value is a relay that holds
+// and finds nothing.
+type RouterConfig struct {
+	// Holder answers tunnel requests; nil holds nothing.
+	Holder Holder
+	// Searcher answers searches; nil finds nothing.
+	Searcher Searcher
+	// OnTunnel receives each tunnel opened to this node as a holder, after
+	// the responder's handshake. It is called in its own goroutine and
+	// owns t. If nil, the node answers no tunnel requests.
+	OnTunnel func(t *Tunnel)
+	// Log receives the router's events; nil discards them.
+	Log *slog.Logger
+	// Rand is the randomness of depths; nil means crypto/rand. Ids always
+	// come from crypto/rand.
+	Rand mrand.Source
+	// Tap, if set, sees the bytes the router moves.
+	Tap *Tap
+	// LinkRetry is how often links to connected friends that have none are
+	// (re)opened; 0 means DefaultLinkRetry.
+	LinkRetry time.Duration
+}
+
+// DefaultRouterConfig returns a RouterConfig with the defaults.
+func DefaultRouterConfig() RouterConfig {
+	return RouterConfig{LinkRetry: DefaultLinkRetry}
+}
+
+// RouterStats counts what a Router dropped.
+type RouterStats struct {
+	SearchesDropped     uint64 // over a friend's rate, or sent on a full queue
+	TunnelsDropped      uint64 // tunnel requests over a friend's rate
+	MessagesDropped     uint64 // control messages dropped on a full send queue
+	FriendsDisconnected uint64 // friends cut off for invalid messages
+}
+
+// Router is kith's turtle router on one host: it keeps a control stream
+// to each connected friend, floods and answers searches and tunnel
+// requests, relays tunnels, and opens tunnels for this node. Its methods
+// are safe for concurrent use. Close stops it.
+type Router struct {
+	h       host.Host
+	friends Friends
+	cfg     RouterConfig
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	sub     event.Subscription
+	once    sync.Once
+	wgMu    sync.Mutex // guards closing and wg.Add; taken after mu
+	closing bool
+
+	mu       sync.Mutex
+	links    map[peer.ID]*link
+	searches searchCache
+	mine     map[SearchID]*searchSub
+	tun      tunnelTable
+
+	searchesDropped atomic.Uint64
+	tunnelsDropped  atomic.Uint64
+	msgsDropped     atomic.Uint64
+	disconnected    atomic.Uint64
+}
+
+// NewRouter starts a router on h for the friends in friends. It registers
+// the RouterProtocol and TunnelProtocol handlers and opens router streams
+// to friends as they connect.
+func NewRouter(h host.Host, friends Friends, cfg RouterConfig) (*Router, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LinkRetry <= 0 {
+		cfg.LinkRetry = DefaultLinkRetry
+	}
+	sub, err := h.EventBus().Subscribe([]any{
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerConnectednessChanged),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting router: %w", err)
+	}
+	r := &Router{
+		h: h, friends: friends, cfg: cfg, log: cfg.Log, sub: sub,
+		links:    make(map[peer.ID]*link),
+		searches: newSearchCache(),
+		mine:     make(map[SearchID]*searchSub),
+		tun:      newTunnelTable(),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(RouterProtocol, r.handleRouterStream)
+	h.SetStreamHandler(TunnelProtocol, r.handleTunnelStream)
+	r.wg.Add(1)
+	go r.loop()
+	r.poke()
+	return r, nil
+}
+
+// Close removes the stream handlers, closes every link and tunnel the
+// router relays, and waits for its goroutines. Tunnels already handed out
+// stay the caller's. Close is safe to call more than once.
+func (r *Router) Close() error {
+	r.once.Do(func() {
+		r.h.RemoveStreamHandler(RouterProtocol)
+		r.h.RemoveStreamHandler(TunnelProtocol)
+		r.cancel()
+		r.wgMu.Lock()
+		r.closing = true
+		r.wgMu.Unlock()
+		r.sub.Close()
+		r.mu.Lock()
+		for _, l := range r.links {
+			l.stop()
+		}
+		streams := r.tun.closeAll()
+		for id, s := range r.mine {
+			s.close()
+			delete(r.mine, id)
+		}
+		r.mu.Unlock()
+		for _, s := range streams {
+			s.Reset()
+		}
+		r.wg.Wait()
+	})
+	return nil
+}
+
+// Stats returns the router's counters.
+func (r *Router) Stats() RouterStats {
+	return RouterStats{
+		SearchesDropped:     r.searchesDropped.Load(),
+		TunnelsDropped:      r.tunnelsDropped.Load(),
+		MessagesDropped:     r.msgsDropped.Load(),
+		FriendsDisconnected: r.disconnected.Load(),
+	}
+}
+
+// Links returns the friends this router has a control stream with.
+func (r *Router) Links() []peer.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]peer.ID, 0, len(r.links))
+	for p := range r.links {
+		out = append(out, p)
+	}
+	return out
+}
+
+// track adds n to the router's goroutines unless it is closing, and
+// reports whether it did. It may be called with r.mu held.
+func (r *Router) track(n int) bool {
+	r.wgMu.Lock()
+	defer r.wgMu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.wg.Add(n)
+	return true
+}
+
+// goFn runs f as one of the router's goroutines, unless it is closing. It
+// may be called with r.mu held.
+func (r *Router) goFn(f func()) {
+	if r.track(1) {
+		go func() { defer r.wg.Done(); f() }()
+	}
+}
+
+// loop watches the event bus, reopens links and expires state.
+func (r *Router) loop() {
+	defer r.wg.Done()
+	retry := time.NewTicker(r.cfg.LinkRetry)
+	defer retry.Stop()
+	janitor := time.NewTicker(time.Second)
+	defer janitor.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case ev, ok := <-r.sub.Out():
+			if !ok {
+				return
+			}
+			switch e := ev.(type) {
+			case event.EvtPeerIdentificationCompleted:
+				r.maybeOpen(e.Peer)
+			case event.EvtPeerConnectednessChanged:
+				if e.Connectedness != network.Connected {
+					r.mu.Lock()
+					l := r.links[e.Peer]
+					r.mu.Unlock()
+					if l != nil {
+						l.stop()
+					}
+				}
+			}
+		case <-retry.C:
+			r.poke()
+		case now := <-janitor.C:
+			r.expire(now)
+		}
+	}
+}
+
+// poke opens links to every connected friend that has none.
+func (r *Router) poke() {
+	for _, p := range r.friends.IDs() {
+		if r.h.Network().Connectedness(p) == network.Connected {
+			r.maybeOpen(p)
+		}
+	}
+}
+
+// maybeOpen opens the router stream to p if this side is the one that
+// opens it (the lower peer ID) and there is none.
+func (r *Router) maybeOpen(p peer.ID) {
+	if p == r.h.ID() || !r.friends.IsFriend(p) || !opener(r.h.ID(), p) {
+		return
+	}
+	r.mu.Lock()
+	_, have := r.links[p]
+	dialing := r.tun.dialing[p]
+	if !have && !dialing {
+		r.tun.dialing[p] = true
+	}
+	r.mu.Unlock()
+	if have || dialing {
+		return
+	}
+	r.goFn(func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.tun.dialing, p)
+			r.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(r.ctx, LinkOpenTimeout)
+		defer cancel()
+		s, err := r.h.NewStream(ctx, p, RouterProtocol)
+		if err != nil {
+			r.log.Debug("opening router stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
+			return
+		}
+		r.addLink(s)
+	})
+}
+
+// opener reports whether self opens the router stream to p: the lower
+// peer ID does, so each pair has one stream.
+func opener(self, p peer.ID) bool { return self < p }
+
+func (r *Router) handleRouterStream(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	if !r.friends.IsFriend(p) {
+		s.Reset()
+		return
+	}
+	r.addLink(s)
+}
+
+// addLink makes s the router stream of its peer. When both sides opened
+// one, the stream opened by the lower peer ID stays.
+func (r *Router) addLink(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	outbound := s.Stat().Direction == network.DirOutbound
+	l := newLink(r, p, s)
+	r.mu.Lock()
+	if r.ctx.Err() != nil {
+		r.mu.Unlock()
+		s.Reset()
+		return
+	}
+	if old, ok := r.links[p]; ok {
+		if outbound != opener(r.h.ID(), p) {
+			r.mu.Unlock()
+			s.Reset()
+			return
+		}
+		delete(r.links, p)
+		defer old.stop()
+	}
+	if !r.track(2) {
+		r.mu.Unlock()
+		s.Reset()
+		return
+	}
+	r.links[p] = l
+	r.mu.Unlock()
+	r.log.Debug("router link up", slog.String("peer", p.ShortString()))
+	go func() { defer r.wg.Done(); l.writeLoop() }()
+	go func() { defer r.wg.Done(); l.readLoop() }()
+}
+
+// dropLink forgets l, once its read loop ended.
+func (r *Router) dropLink(l *link) {
+	r.mu.Lock()
+	if r.links[l.peer] == l {
+		delete(r.links, l.peer)
+	}
+	streams := r.tun.dropLink(r, l)
+	r.mu.Unlock()
+	for _, s := range streams {
+		s.Reset()
+	}
+	r.log.Debug("router link down", slog.String("peer", l.peer.ShortString()))
+}
+
+// disconnect cuts off a friend that broke the protocol.
+func (r *Router) disconnect(l *link, err error) {
+	r.disconnected.Add(1)
+	r.log.Info("disconnecting friend that sent an invalid router message",
+		slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+	l.s.Reset()
+	r.h.Network().ClosePeer(l.peer)
+}
+
+// otherLinks returns the links but except.
+func (r *Router) otherLinks(except *link) []*link {
+	out := make([]*link, 0, len(r.links))
+	for _, l := range r.links {
+		if l != except {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (r *Router) expire(now time.Time) {
+	r.mu.Lock()
+	r.searches.expire(now)
+	fails, streams := r.tun.expire(now)
+	r.mu.Unlock()
+	for _, f := range fails {
+		f.l.send(f.m)
+	}
+	for _, s := range streams {
+		s.Reset()
+	}
+}
+
+// link is the control stream to one friend.
+type link struct {
+	r       *Router
+	peer    peer.ID
+	s       network.Stream
+	out     chan Message
+	done    chan struct{}
+	stopped sync.Once
+
+	searchLim *rate.Limiter
+	tunnelLim *rate.Limiter
+}
+
+func newLink(r *Router, p peer.ID, s network.Stream) *link {
+	return &link{
+		r: r, peer: p, s: s,
+		out:       make(chan Message, LinkQueue),
+		done:      make(chan struct{}),
+		searchLim: rate.NewLimiter(SearchesPerSecond, SearchBurst),
+		tunnelLim: rate.NewLimiter(TunnelRequestsPerSecond, TunnelRequestBurst),
+	}
+}
+
+// stop ends the link: its loops return and the stream is reset.
+func (l *link) stop() {
+	l.stopped.Do(func() {
+		close(l.done)
+		l.s.Reset()
+	})
+}
+
+// send queues m without blocking; a full queue drops it.
+func (l *link) send(m Message) {
+	select {
+	case l.out <- m:
+	case <-l.done:
+	default:
+		l.r.msgsDropped.Add(1)
+	}
+}
+
+func (l *link) writeLoop() {
+	var w io.Writer = l.s
+	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
+		w = tapWriter{w, func(b []byte) { tap.Control(l.peer, false, b) }}
+	}
+	mw := NewMessageWriter(w)
+	for {
+		select {
+		case <-l.done:
+			return
+		case m := <-l.out:
+			l.s.SetWriteDeadline(time.Now().Add(LinkWriteTimeout))
+			if err := mw.Write(m); err != nil {
+				if !errors.Is(err, ErrInvalidMessage) {
+					l.stop()
+					return
+				}
+			}
+		}
+	}
+}
+
+func (l *link) readLoop() {
+	defer l.r.dropLink(l)
+	defer l.stop()
+	var rd io.Reader = l.s
+	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
+		rd = tapReader{rd, func(b []byte) { tap.Control(l.peer, true, b) }}
+	}
+	mr := NewMessageReader(rd)
+	for {
+		m, err := mr.Read()
+		switch {
+		case err == nil:
+			l.r.handle(l, m)
+		case errors.Is(err, ErrUnknownMessage):
+			continue
+		case errors.Is(err, ErrInvalidMessage), errors.Is(err, ErrMessageTooLarge):
+			l.r.disconnect(l, err)
+			return
+		default:
+			return
+		}
+	}
+}
+
+func (r *Router) handle(l *link, m Message) {
+	switch m := m.(type) {
+	case *Search:
+		r.handleSearch(l, m)
+	case *SearchResult:
+		r.handleSearchResult(l, m)
+	case *TunnelRequest:
+		r.handleTunnelRequest(l, m)
+	case *TunnelOK:
+		r.handleTunnelOK(l, m)
+	case *TunnelFail:
+		r.handleTunnelFail(l, m)
+	case *TunnelClose:
+		r.handleTunnelClose(l, m)
+	}
+}
+
+type tapReader struct {
+	r   io.Reader
+	tap func([]byte)
+}
+
+func (t tapReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.tap(p[:n])
+	}
+	return n, err
+}
+
+type tapWriter struct {
+	w   io.Writer
+	tap func([]byte)
+}
+
+func (t tapWriter) Write(p []byte) (int, error) {
+	t.tap(p)
+	return t.w.Write(p)
+}
+
+// newTunnelID returns a random non-zero TunnelID.
+func newTunnelID() TunnelID {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if id := TunnelID(binary.BigEndian.Uint64(b[:])); id != 0 {
+			return id
+		}
+	}
+}
