@@ -801,7 +801,23 @@ func (r *run) startCheck() error {
 // when the whole file's root is known (nil if it is the expected one).
 func (r *run) verifyLoop(f *os.File) error {
 	b := newRootBuilder(r.size)
-	buf := make([]byte, checkRunGroups*GroupSize)
+	// Hash the page cache in place through a mapping where there is one;
+	// read into a buffer otherwise.
+	mapped, unmap, _ := mapFile(f, r.size)
+	defer unmap()
+	var buf []byte
+	if mapped == nil {
+		buf = make([]byte, checkRunGroups*GroupSize)
+	}
+	readAt := func(off, n int64) ([]byte, error) {
+		if mapped != nil {
+			return mapped[off : off+n], nil
+		}
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return nil, fmt.Errorf("reading partial file: %w", err)
+		}
+		return buf[:n], nil
+	}
 	pending := map[int64]guts.Node{} // verified nodes ahead of the builder
 
 	// Groups recorded before this run are on disk but have no proofs: they
@@ -816,10 +832,11 @@ func (r *run) verifyLoop(f *os.File) error {
 	r.mu.Unlock()
 	for _, i := range resumed {
 		off, n := GroupBounds(r.size, i)
-		if _, err := f.ReadAt(buf[:n], off); err != nil {
-			return fmt.Errorf("reading partial file: %w", err)
+		data, err := readAt(off, n)
+		if err != nil {
+			return err
 		}
-		pending[i] = groupNode(buf[:n], uint64(i)*(GroupSize/guts.ChunkSize))
+		pending[i] = groupNode(data, uint64(i)*(GroupSize/guts.ChunkSize))
 		for node, ok := pending[b.next]; ok; node, ok = pending[b.next] {
 			delete(pending, b.next)
 			b.push(node)
@@ -855,13 +872,12 @@ func (r *run) verifyLoop(f *os.File) error {
 		r.mu.Unlock()
 
 		off, _ := GroupBounds(r.size, first)
-		length := RangeDataSize(r.size, first, n)
-		if _, err := f.ReadAt(buf[:length], off); err != nil {
-			return fmt.Errorf("reading partial file: %w", err)
+		p, err := readAt(off, RangeDataSize(r.size, first, n))
+		if err != nil {
+			return err
 		}
 		var liars []*sourceState
 		good := make([]bool, n)
-		p := buf[:length]
 		for j := range n {
 			i := first + j
 			_, gn := GroupBounds(r.size, i)

@@ -9,3 +9,16 @@ import (
 
 // syncData flushes a file's data (not its metadata) to the disk.
 func syncData(f *os.File) error { return syscall.Fdatasync(int(f.Fd())) }
+
+// mapFile maps the first size bytes of f read-only, for hashing in place;
+// unmap releases it. The caller must not let the file shrink meanwhile.
+func mapFile(f *os.File, size int64) (data []byte, unmap func(), err error) {
+	if size <= 0 || int64(int(size)) != size {
+		return nil, func() {}, nil
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, func() {}, nil // fall back to reading
+	}
+	return b, func() { syscall.Munmap(b) }, nil
+}

@@ -6,3 +6,8 @@ import "os"
 
 // syncData flushes a file to the disk.
 func syncData(f *os.File) error { return f.Sync() }
+
+// mapFile is not used here: the verifier reads the file instead.
+func mapFile(f *os.File, size int64) (data []byte, unmap func(), err error) {
+	return nil, func() {}, nil
+}
