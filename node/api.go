@@ -16,6 +16,7 @@ import (
 
 	"kith/f2f"
 	"kith/share"
+	"kith/tunnels"
 )
 
 // maxRequestBody bounds every API request body.
@@ -88,6 +89,9 @@ var apiErrors = []struct {
 	{share.ErrNotFolder, "not_folder", http.StatusBadRequest},
 	{share.ErrBadQuery, "bad_query", http.StatusBadRequest},
 	{share.ErrShareUnreadable, "share_unreadable", http.StatusConflict},
+	{tunnels.ErrInvalidMessage, "bad_search", http.StatusBadRequest},
+	{tunnels.ErrRouterClosed, "router_closed", http.StatusServiceUnavailable},
+	{tunnels.ErrNoTunnel, "no_tunnel", http.StatusNotFound},
 	{fs.ErrNotExist, "not_exist", http.StatusBadRequest},
 	{ErrBadRequest, "bad_request", http.StatusBadRequest},
 	{ErrNotFound, "not_found", http.StatusNotFound},
@@ -165,6 +169,7 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/friends/{ref}", a.removeFriend)
 	mux.HandleFunc("GET /v1/events", a.eventStream)
 	a.shareRoutes(mux)
+	a.tunnelRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %s %s", ErrNotFound, r.Method, r.URL.Path))
 	})

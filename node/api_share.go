@@ -37,6 +37,8 @@ type FileInfo struct {
 type GetRequest struct {
 	Link string `json:"link"`
 	To   string `json:"to,omitempty"`
+	// Anonymous downloads through tunnels only; friends are not asked.
+	Anonymous bool `json:"anonymous,omitempty"`
 }
 
 func (a *apiServer) shareRoutes(mux *http.ServeMux) {
@@ -187,7 +189,7 @@ func (a *apiServer) addDownload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info, err := a.n.share.manager.Add(link, req.To)
+	info, err := a.n.AddDownload(link, req.To, req.Anonymous)
 	if err != nil {
 		writeError(w, err)
 		return

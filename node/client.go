@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"kith/share"
 )
@@ -244,8 +245,54 @@ func (c *Client) Downloads(ctx context.Context) ([]share.DownloadInfo, error) {
 
 // Get queues a download of a link or root into dir ("" for the default).
 func (c *Client) Get(ctx context.Context, link, dir string) (share.DownloadInfo, error) {
+	return c.AddDownload(ctx, GetRequest{Link: link, To: dir})
+}
+
+// AddDownload queues a download as req says (Anonymous: tunnels only).
+func (c *Client) AddDownload(ctx context.Context, req GetRequest) (share.DownloadInfo, error) {
 	var out share.DownloadInfo
-	return out, c.do(ctx, http.MethodPost, "/v1/downloads", GetRequest{Link: link, To: dir}, &out)
+	return out, c.do(ctx, http.MethodPost, "/v1/downloads", req, &out)
+}
+
+// Search runs an anonymous search through the friends' routers for
+// timeout (0: DefaultSearchTimeout), calling fn for each hit as it
+// arrives, until the search ends, ctx ends or fn returns an error.
+func (c *Client) Search(ctx context.Context, query string, timeout time.Duration, fn func(SearchHit) error) error {
+	q := url.Values{"q": {query}}
+	if timeout > 0 {
+		q.Set("timeout", timeout.String())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://kith/v1/search?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if isDialFailure(err) {
+			return c.noDaemon(err)
+		}
+		return fmt.Errorf("talking to the daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeAnswer(resp, nil)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var h SearchHit
+		if err := dec.Decode(&h); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading search results: %w", err)
+		}
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
 }
 
 // Download returns one download's state.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -23,6 +25,7 @@ import (
 	"kith/f2f"
 	"kith/internal/store"
 	"kith/share"
+	"kith/tunnels"
 )
 
 // Config says how to run a node. The zero value of every field but Home is
@@ -53,6 +56,11 @@ type Config struct {
 	RedialMin, RedialMax time.Duration
 	// Log receives the node's logs; nil discards them.
 	Log *slog.Logger
+	// TunnelRand is the randomness of the router's depths; nil means
+	// crypto/rand. Tests fix it to reach far ends every time.
+	TunnelRand mrand.Source
+	// TunnelTap, if set, sees the bytes the router moves (demo and tests).
+	TunnelTap *tunnels.Tap
 }
 
 // DefaultConfig is the configuration of `kith up` for home.
@@ -78,6 +86,7 @@ type Node struct {
 	mdns      interface{ Close() error }
 	events    *Bus
 	share     *shareService
+	tun       atomic.Pointer[tunnelService]
 	api       *apiServer
 
 	closeOnce sync.Once
@@ -91,7 +100,8 @@ var ErrDaemonRunning = errors.New("a kith daemon is already running for this hom
 var ErrFriendOffline = errors.New("friend is offline")
 
 // Start opens the node in cfg.Home and brings it up: store, host, DHT,
-// connector, mDNS and the API. On error everything started is stopped.
+// connector, mDNS, sharing, the turtle router and the API. On error
+// everything started is stopped.
 func Start(cfg Config) (n *Node, err error) {
 	if err := CheckHome(cfg.Home); err != nil {
 		return nil, err
@@ -163,6 +173,11 @@ func Start(cfg Config) (n *Node, err error) {
 	if n.share, err = startShare(n); err != nil {
 		return n, err
 	}
+	t, err := startTunnels(n)
+	if err != nil {
+		return n, err
+	}
+	n.tun.Store(t)
 	if !cfg.NoAPI {
 		if n.api, err = startAPI(n, filepath.Join(cfg.Home, SocketFile)); err != nil {
 			return n, err
@@ -172,7 +187,8 @@ func Start(cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
-// Close stops the node: API first (and its socket), then friend dialling,
+// Close stops the node: API first (and its socket), then the turtle router
+// and the tunnels it serves, the share service, friend dialling,
 // the DHT, the host (closing every connection) and the database. Safe to call
 // more than once and on a partly started node.
 func (n *Node) Close() error {
@@ -180,6 +196,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.api != nil {
 			errs = append(errs, n.api.close())
+		}
+		if t := n.tun.Load(); t != nil {
+			errs = append(errs, t.close())
 		}
 		if n.share != nil {
 			errs = append(errs, n.share.close())

@@ -28,6 +28,9 @@ type shareService struct {
 	server  *share.Server
 	manager *share.Manager
 
+	anonMu sync.Mutex
+	anon   map[[32]byte]bool // roots of anonymous (tunnels only) downloads
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -47,6 +50,11 @@ func startShare(n *Node) (*shareService, error) {
 	}
 	s.server = share.NewServer(s.index, opts...)
 	n.host.SetStreamHandler(protocol.ID(share.ProtocolID), s.handleStream)
+	if err := s.loadAnonymous(); err != nil {
+		n.host.RemoveStreamHandler(protocol.ID(share.ProtocolID))
+		cancel()
+		return nil, err
+	}
 	var limiter *share.RateLimiter
 	if n.cfg.MaxDownload > 0 {
 		limiter = share.NewRateLimiter(n.cfg.MaxDownload)
@@ -107,11 +115,40 @@ func (s *shareService) openPeer(ctx context.Context, id peer.ID) (*share.Peer, e
 	return share.NewPeer(st), nil
 }
 
-// friendFinder offers every online friend that has a file as a source.
+// friendFinder offers every online friend that has a file as a source,
+// then tunnels when friends gave fewer than tunnelSources. For anonymous
+// downloads it asks tunnels only.
 type friendFinder struct{ s *shareService }
 
-// FindSources asks the online friends, at most findConcurrency at a time.
+// FindSources asks the online friends, at most findConcurrency at a time,
+// then the router for tunnels.
 func (f friendFinder) FindSources(ctx context.Context, root [32]byte, skip func(string) bool) []*share.Source {
+	var out []*share.Source
+	friends := 0 // friend sources: found now, or already in use (skipped)
+	if !f.s.isAnonymous(root) {
+		out = f.friendSources(ctx, root, skip)
+		friends = len(out)
+		for _, fr := range f.s.n.friends.List() {
+			if fr.Online && skip("friend:"+fr.ID.String()) {
+				friends++
+			}
+		}
+	}
+	if friends < tunnelSources {
+		if t := f.s.n.tun.Load(); t != nil {
+			// Friends already found are not kept waiting long for tunnels.
+			wait := tunnelOpenTimeout
+			if friends > 0 {
+				wait = tunnelTopUpTimeout
+			}
+			out = append(out, t.findSources(ctx, root, tunnelSources-friends, wait)...)
+		}
+	}
+	return out
+}
+
+// friendSources asks the online friends, at most findConcurrency at a time.
+func (f friendFinder) friendSources(ctx context.Context, root [32]byte, skip func(string) bool) []*share.Source {
 	var (
 		mu  sync.Mutex
 		out []*share.Source

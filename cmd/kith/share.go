@@ -271,12 +271,13 @@ func newBrowseCmd(g *globals) *cobra.Command {
 
 func newGetCmd(g *globals) *cobra.Command {
 	var (
-		to     string
-		detach bool
+		to        string
+		detach    bool
+		anonymous bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get LINK|ROOT [--to DIR] [--detach]",
-		Short: "download a file from every friend that has it, verified",
+		Use:   "get LINK|ROOT [--to DIR] [--detach] [--anonymous]",
+		Short: "download a file from every friend that has it (and through tunnels), verified",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := g.client()
@@ -289,7 +290,7 @@ func newGetCmd(g *globals) *cobra.Command {
 				}
 			}
 			ctx, cancel := apiContext()
-			info, err := c.Get(ctx, a[0], to)
+			info, err := c.AddDownload(ctx, node.GetRequest{Link: a[0], To: to, Anonymous: anonymous})
 			cancel()
 			if err != nil {
 				return err
@@ -303,6 +304,7 @@ func newGetCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&to, "to", "", "folder to put the file in (default: the daemon's downloads folder)")
 	cmd.Flags().BoolVar(&detach, "detach", false, "return at once; the daemon downloads in the background")
+	cmd.Flags().BoolVar(&anonymous, "anonymous", false, "download through tunnels only; friends are not asked")
 	return cmd
 }
 

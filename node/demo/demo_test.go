@@ -17,7 +17,7 @@ func TestDemoRuns(t *testing.T) {
 	if err := Run(ctx, &out); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"links of the chain are up", "gater refused eve", "connection closed", "demo finished"} {
+	for _, want := range []string{"links of the chain are up", "gater refused eve", "connection closed", "never the root, the content or the answer", "demo finished"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

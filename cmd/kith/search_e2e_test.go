@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"kith/node"
+)
+
+// TestSearchAndAnonymousGet drives anonymous sharing through the binary:
+// bob shares a folder anonymously only; alice finds its file with
+// `kith search` and fetches it with `kith get --anonymous` through a tunnel.
+func TestSearchAndAnonymousGet(t *testing.T) {
+	dir := t.TempDir()
+	homeA, homeB := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	mustKith(t, "init", "--name", "alice", "--home", homeA)
+	mustKith(t, "init", "--name", "bob", "--home", homeB)
+	startDaemon(t, homeA)
+	startDaemon(t, homeB)
+	var idA, idB node.InviteInfo
+	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
+	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
+	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
+	mustKith(t, "friend", "add", idA.Invite, "--home", homeB)
+	waitFriend(t, homeA, idB.PeerID, true)
+
+	films := filepath.Join(dir, "Films")
+	os.MkdirAll(films, 0o700)
+	content := bytes.Repeat([]byte("tunnel "), 500_000) // 3.5 MB
+	os.WriteFile(filepath.Join(films, "Porto by Night.mkv"), content, 0o600)
+	mustKith(t, "share", "add", films, "--anonymous", "--home", homeB)
+
+	// The router link comes up shortly after the friend connection.
+	var hits []node.SearchHit
+	for try := 0; try < 5 && len(hits) == 0; try++ {
+		out := mustKith(t, "search", "porto", "night", "--timeout", "1s", "--json", "--home", homeA)
+		dec := json.NewDecoder(strings.NewReader(out))
+		for {
+			var h node.SearchHit
+			if dec.Decode(&h) != nil {
+				break
+			}
+			hits = append(hits, h)
+		}
+	}
+	if len(hits) != 1 || hits[0].Name != "Porto by Night.mkv" || hits[0].Sources != 1 {
+		t.Fatalf("search: %+v", hits)
+	}
+	if out := mustKith(t, "search", "porto", "--timeout", "1s", "--home", homeA); !strings.Contains(out, hits[0].Link) {
+		t.Fatalf("search (text): %s", out)
+	}
+	if r := kith(t, "search", "", "--home", homeA); r.code == 0 {
+		t.Fatalf("empty search succeeded: %+v", r)
+	}
+
+	to := filepath.Join(dir, "got")
+	os.MkdirAll(to, 0o700)
+	r := kith(t, "get", "--anonymous", hits[0].Link, "--to", to, "--home", homeA)
+	if r.code != 0 || !strings.Contains(r.stdout, "BLAKE3 root verified") {
+		t.Fatalf("get --anonymous: %+v", r)
+	}
+	got, err := os.ReadFile(filepath.Join(to, "Porto by Night.mkv"))
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("downloaded file differs (%v)", err)
+	}
+}

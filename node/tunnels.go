@@ -1,0 +1,304 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"kith/share"
+	"kith/tunnels"
+)
+
+const (
+	// tunnelSources is how many sources a download wants before it stops
+	// asking for tunnels: friends found count first.
+	tunnelSources = 2
+	// tunnelOpenTimeout bounds one request for tunnels made by a download.
+	tunnelOpenTimeout = 10 * time.Second
+	// tunnelTopUpTimeout bounds it when friends already gave a source.
+	tunnelTopUpTimeout = 2 * time.Second
+	// anonCacheMaxAge is how long the map of anonymous files is kept when
+	// the anonymous shares do not change.
+	anonCacheMaxAge = time.Minute
+	// searchAnswerLimit bounds the files one search is answered with.
+	searchAnswerLimit = tunnels.MaxFilesPerResult * 4
+)
+
+// bucketAnonDownloads holds the roots of downloads asked for with
+// --anonymous (tunnels only, friends never asked).
+var bucketAnonDownloads = []byte("node.anonymous_downloads")
+
+// tunnelService wires the turtle router into the node: it answers tunnel
+// requests and searches from the anonymous shares, serves the share
+// protocol on tunnels opened to this node, and opens tunnels for downloads.
+type tunnelService struct {
+	n      *Node
+	router *tunnels.Router
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wgMu   sync.Mutex // guards closing and wg.Add
+	closed bool
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	byTarget    map[[32]byte][32]byte        // TargetForRoot(root) -> root
+	bySearch    map[[32]byte]share.FoundFile // SearchHash(root) -> file
+	fingerprint string                       // anonFingerprint of the shares mapped
+	refreshed   time.Time
+	active      map[[32]byte]int // tunnel sources in use, by root
+
+	nextKey atomic.Uint64
+}
+
+func startTunnels(n *Node) (*tunnelService, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &tunnelService{n: n, ctx: ctx, cancel: cancel, active: make(map[[32]byte]int)}
+	cfg := tunnels.DefaultRouterConfig()
+	cfg.Holder = s
+	cfg.Searcher = s
+	cfg.OnTunnel = s.serve
+	cfg.Log = n.log
+	cfg.Rand = n.cfg.TunnelRand
+	cfg.Tap = n.cfg.TunnelTap
+	r, err := tunnels.NewRouter(n.host, n.friends, cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.router = r
+	return s, nil
+}
+
+// close stops the router and every tunnel this node serves, and waits.
+func (s *tunnelService) close() error {
+	s.cancel()
+	s.wgMu.Lock()
+	s.closed = true
+	s.wgMu.Unlock()
+	err := s.router.Close()
+	s.wg.Wait()
+	return err
+}
+
+// serve answers the share protocol, anonymous shares only, on a tunnel
+// opened to this node. The router calls it in its own goroutine.
+func (s *tunnelService) serve(t *tunnels.Tunnel) {
+	s.wgMu.Lock()
+	if s.closed {
+		s.wgMu.Unlock()
+		t.Close()
+		return
+	}
+	s.wg.Add(1)
+	s.wgMu.Unlock()
+	defer s.wg.Done()
+	defer t.Close()
+	if err := s.n.share.server.Serve(s.ctx, t, share.ScopeAnonymous); err != nil {
+		s.n.log.Debug("tunnel share stream ended", slog.Any("err", err))
+	}
+}
+
+// anonFingerprint summarises the anonymous shares as of their last scans:
+// it changes when one is added, removed or rescanned.
+func anonFingerprint(shares []share.ShareInfo) string {
+	var b strings.Builder
+	for _, sh := range shares {
+		if sh.Anonymous {
+			fmt.Fprintf(&b, "%s\x00%d\x00%d\x00%d\n", sh.Dir, sh.Files, sh.Bytes, sh.LastScan.UnixNano())
+		}
+	}
+	return b.String()
+}
+
+// currentLocked makes the maps of anonymous files, rebuilt from the index when
+// the anonymous shares changed since the last build (or anonCacheMaxAge
+// passed). s.mu is held.
+func (s *tunnelService) currentLocked() {
+	shares := s.n.share.index.Shares()
+	fp := anonFingerprint(shares)
+	if s.byTarget != nil && fp == s.fingerprint && time.Since(s.refreshed) < anonCacheMaxAge {
+		return
+	}
+	byTarget := make(map[[32]byte][32]byte)
+	bySearch := make(map[[32]byte]share.FoundFile)
+	for _, sh := range shares {
+		if !sh.Anonymous {
+			continue
+		}
+		files, err := s.n.share.index.Files(sh.Dir)
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			byTarget[tunnels.TargetForRoot(f.Root)] = f.Root
+			bySearch[tunnels.SearchHash(f.Root)] = f
+		}
+	}
+	s.byTarget, s.bySearch, s.fingerprint, s.refreshed = byTarget, bySearch, fp, time.Now()
+}
+
+// HoldsTarget implements tunnels.Holder over the anonymous shares.
+func (s *tunnelService) HoldsTarget(target [32]byte) ([32]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.currentLocked()
+	root, ok := s.byTarget[target]
+	return root, ok
+}
+
+// Search implements tunnels.Searcher over the anonymous shares.
+func (s *tunnelService) Search(q tunnels.Query) []tunnels.Result {
+	if q.Keywords == "" {
+		s.mu.Lock()
+		s.currentLocked()
+		f, ok := s.bySearch[q.RootHash]
+		s.mu.Unlock()
+		if !ok {
+			return nil
+		}
+		return []tunnels.Result{{Name: f.Name, Size: f.Size, Root: f.Root}}
+	}
+	fs, err := s.n.share.index.Find(q.Keywords, share.ScopeAnonymous, searchAnswerLimit)
+	if err != nil {
+		return nil
+	}
+	out := make([]tunnels.Result, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, tunnels.Result{Name: f.Name, Size: f.Size, Root: f.Root})
+	}
+	return out
+}
+
+// findSources opens up to want tunnels to holders of root and offers each
+// as a download source.
+func (s *tunnelService) findSources(ctx context.Context, root [32]byte, want int, wait time.Duration) []*share.Source {
+	s.mu.Lock()
+	want -= s.active[root]
+	s.mu.Unlock()
+	if want <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	ts, err := s.router.OpenTunnels(ctx, root, want)
+	if err != nil {
+		s.n.log.Debug("no tunnel for download", slog.String("root", fmt.Sprintf("%x", root[:8])), slog.Any("err", err))
+		return nil
+	}
+	var out []*share.Source
+	for _, t := range ts {
+		p := share.NewPeer(t)
+		have, err := p.Have(ctx, root)
+		if err != nil || (!have.Complete && len(have.Bitmap) == 0) {
+			p.Close()
+			continue
+		}
+		n := s.nextKey.Add(1)
+		s.mu.Lock()
+		s.active[root]++
+		s.mu.Unlock()
+		var once sync.Once
+		out = append(out, &share.Source{
+			Key: fmt.Sprintf("tunnel:%d", n), Name: fmt.Sprintf("tunnel %d", n),
+			Fetcher: p, Have: have,
+			Close: func() error {
+				once.Do(func() {
+					s.mu.Lock()
+					if s.active[root]--; s.active[root] <= 0 {
+						delete(s.active, root)
+					}
+					s.mu.Unlock()
+				})
+				return p.Close()
+			},
+		})
+	}
+	return out
+}
+
+// Search floods a search through the friends' routers and returns the
+// results as they arrive, until ctx ends.
+func (n *Node) Search(ctx context.Context, q tunnels.Query) (<-chan tunnels.Result, error) {
+	s := n.tun.Load()
+	if s == nil {
+		return nil, tunnels.ErrRouterClosed
+	}
+	return s.router.Search(ctx, q)
+}
+
+// Router is the node's turtle router (nil before Start finished).
+func (n *Node) Router() *tunnels.Router {
+	if s := n.tun.Load(); s != nil {
+		return s.router
+	}
+	return nil
+}
+
+// AddDownload queues a download of link into dir (the downloads folder if
+// empty). An anonymous download uses tunnels only: friends are never
+// asked, and this survives restarts.
+func (n *Node) AddDownload(link share.Link, dir string, anonymous bool) (share.DownloadInfo, error) {
+	was := n.share.isAnonymous(link.Root)
+	if err := n.share.setAnonymous(link.Root, anonymous); err != nil {
+		return share.DownloadInfo{}, err
+	}
+	info, err := n.share.manager.Add(link, dir)
+	if err != nil && was != anonymous {
+		n.share.setAnonymous(link.Root, was)
+	}
+	return info, err
+}
+
+// loadAnonymous reads the roots of anonymous downloads.
+func (s *shareService) loadAnonymous() error {
+	s.anon = make(map[[32]byte]bool)
+	return s.n.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketAnonDownloads)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			if len(k) == 32 {
+				s.anon[[32]byte(k)] = true
+			}
+			return nil
+		})
+	})
+}
+
+func (s *shareService) isAnonymous(root [32]byte) bool {
+	s.anonMu.Lock()
+	defer s.anonMu.Unlock()
+	return s.anon[root]
+}
+
+func (s *shareService) setAnonymous(root [32]byte, on bool) error {
+	s.anonMu.Lock()
+	defer s.anonMu.Unlock()
+	if s.anon[root] == on {
+		return nil
+	}
+	err := s.n.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAnonDownloads)
+		if on {
+			return b.Put(root[:], []byte{1})
+		}
+		return b.Delete(root[:])
+	})
+	if err != nil {
+		return fmt.Errorf("recording anonymous download: %w", err)
+	}
+	if on {
+		s.anon[root] = true
+	} else {
+		delete(s.anon, root)
+	}
+	return nil
+}
