@@ -212,17 +212,21 @@ func (p *Peer) do(ctx context.Context, c *call, req Message) error {
 	case <-c.done:
 	case <-ctx.Done():
 		t := time.NewTimer(abandonGrace)
+		gaveUp := false
 		select {
 		case c.lock <- struct{}{}:
 		case <-t.C:
 			p.closeStream(true)
+			gaveUp = true
 			c.lock <- struct{}{}
 		}
 		t.Stop()
 		finished := c.finished
 		c.abandoned = true
 		<-c.lock
-		if !finished {
+		// If we closed the stream, the reader may have failed the call
+		// with that close before we took the lock: the cause is still ctx.
+		if !finished || gaveUp {
 			return ctx.Err()
 		}
 	}
