@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"kith/node"
 )
 
 func newFriendCmd(g *globals) *cobra.Command {
@@ -27,19 +30,15 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 		Short: "add a friend from their invite (they must add yours too)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			f, err := c.AddFriend(ctx, a[0], name)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("added %s (%s)\n", displayName(f.Name), f.PeerID)
-			fmt.Println("the connection opens once they add your invite too (`kith id`)")
-			return nil
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				f, err := c.AddFriend(ctx, a[0], name)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("added %s (%s)\n", displayName(f.Name), f.PeerID)
+				fmt.Println("the connection opens once they add your invite too (`kith id`)")
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "what to call this friend (default: their nickname)")
@@ -53,35 +52,31 @@ func newFriendLsCmd(g *globals) *cobra.Command {
 		Short: "list friends and who is online",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			fs, err := c.Friends(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(fs)
-			}
-			if len(fs) == 0 {
-				fmt.Println("no friends yet: `kith friend add INVITE`")
-				return nil
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tPEER ID\tSTATUS\tLAST SEEN\tADDRESSES")
-			for _, f := range fs {
-				state, seen := "offline", "never"
-				if f.Online {
-					state, seen = "online", "now"
-				} else if !f.LastSeen.IsZero() {
-					seen = time.Since(f.LastSeen).Round(time.Second).String() + " ago"
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				fs, err := c.Friends(ctx)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", displayName(f.Name), f.PeerID, state, seen, strings.Join(f.Addrs, " "))
-			}
-			return tw.Flush()
+				if asJSON {
+					return printJSON(fs)
+				}
+				if len(fs) == 0 {
+					fmt.Println("no friends yet: `kith friend add INVITE`")
+					return nil
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tPEER ID\tSTATUS\tLAST SEEN\tADDRESSES")
+				for _, f := range fs {
+					state, seen := "offline", "never"
+					if f.Online {
+						state, seen = "online", "now"
+					} else if !f.LastSeen.IsZero() {
+						seen = time.Since(f.LastSeen).Round(time.Second).String() + " ago"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", displayName(f.Name), f.PeerID, state, seen, strings.Join(f.Addrs, " "))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -94,18 +89,14 @@ func newFriendRmCmd(g *globals) *cobra.Command {
 		Short: "remove a friend and close its connections",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			f, err := c.RemoveFriend(ctx, a[0])
-			if err != nil {
-				return err
-			}
-			fmt.Printf("removed %s (%s)\n", displayName(f.Name), f.PeerID)
-			return nil
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				f, err := c.RemoveFriend(ctx, a[0])
+				if err != nil {
+					return err
+				}
+				fmt.Printf("removed %s (%s)\n", displayName(f.Name), f.PeerID)
+				return nil
+			})
 		},
 	}
 }

@@ -92,6 +92,18 @@ func (g *globals) client() (*node.Client, error) {
 	return node.NewClient(g.home), nil
 }
 
+// call runs fn with a client for the home's daemon and a context that
+// bounds the request.
+func (g *globals) call(fn func(ctx context.Context, c *node.Client) error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := apiContext()
+	defer cancel()
+	return fn(ctx, c)
+}
+
 // apiContext bounds one CLI request to the daemon.
 func apiContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -118,21 +119,17 @@ func newIDCmd(g *globals) *cobra.Command {
 		Short: "print this node's invite, to give to a friend",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			inv, err := c.Invite(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(inv)
-			}
-			fmt.Println(inv.Invite)
-			return nil
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				inv, err := c.Invite(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(inv)
+				}
+				fmt.Println(inv.Invite)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -146,25 +143,21 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "show what the node is doing",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			st, err := c.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(st)
-			}
-			fmt.Printf("peer ID:   %s\n", st.PeerID)
-			fmt.Printf("name:      %s\n", st.Name)
-			fmt.Printf("friends:   %d online of %d\n", st.FriendsOnline, st.FriendsTotal)
-			fmt.Printf("uptime:    %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
-			fmt.Printf("listening: %s\n", strings.Join(st.ListenAddrs, "\n           "))
-			return nil
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				st, err := c.Status(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(st)
+				}
+				fmt.Printf("peer ID:   %s\n", st.PeerID)
+				fmt.Printf("name:      %s\n", st.Name)
+				fmt.Printf("friends:   %d online of %d\n", st.FriendsOnline, st.FriendsTotal)
+				fmt.Printf("uptime:    %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
+				fmt.Printf("listening: %s\n", strings.Join(st.ListenAddrs, "\n           "))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

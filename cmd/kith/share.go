@@ -85,42 +85,38 @@ func newShareLsCmd(g *globals) *cobra.Command {
 		Short: "list shared folders, or with --links every shared file's link",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			if links {
-				fs, err := c.ShareFiles(ctx, "")
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				if links {
+					fs, err := c.ShareFiles(ctx, "")
+					if err != nil {
+						return err
+					}
+					if asJSON {
+						return printJSON(fs)
+					}
+					for _, f := range fs {
+						fmt.Println(f.Link)
+					}
+					return nil
+				}
+				ss, err := c.Shares(ctx)
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					return printJSON(fs)
+					return printJSON(ss)
 				}
-				for _, f := range fs {
-					fmt.Println(f.Link)
+				if len(ss) == 0 {
+					fmt.Println("nothing shared yet: `kith share add DIR`")
+					return nil
 				}
-				return nil
-			}
-			ss, err := c.Shares(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(ss)
-			}
-			if len(ss) == 0 {
-				fmt.Println("nothing shared yet: `kith share add DIR`")
-				return nil
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED")
-			for _, s := range ss {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Dir, flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
-			}
-			return tw.Flush()
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED")
+				for _, s := range ss {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Dir, flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -189,28 +185,24 @@ func newShareFindCmd(g *globals) *cobra.Command {
 		Short: "search your own shared files by name",
 		Args:  args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			fs, err := c.Find(ctx, strings.Join(a, " "))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(fs)
-			}
-			if len(fs) == 0 {
-				fmt.Println("no match")
-				return nil
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			for _, f := range fs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, share.FormatSize(f.Size), f.Link)
-			}
-			return tw.Flush()
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				fs, err := c.Find(ctx, strings.Join(a, " "))
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(fs)
+				}
+				if len(fs) == 0 {
+					fmt.Println("no match")
+					return nil
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				for _, f := range fs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, share.FormatSize(f.Size), f.Link)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -369,34 +361,30 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 		Short: "list downloads and their state",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			ds, err := c.Downloads(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(ds)
-			}
-			if len(ds) == 0 {
-				fmt.Println("no downloads")
-				return nil
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT")
-			for _, d := range ds {
-				pct := 100.0
-				if d.Size > 0 {
-					pct = 100 * float64(d.Done) / float64(d.Size)
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				ds, err := c.Downloads(ctx)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s\n", d.Name, d.State, pct, share.FormatSize(d.Size),
-					share.FormatSize(int64(d.Rate)), len(d.Sources), d.Root)
-			}
-			return tw.Flush()
+				if asJSON {
+					return printJSON(ds)
+				}
+				if len(ds) == 0 {
+					fmt.Println("no downloads")
+					return nil
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT")
+				for _, d := range ds {
+					pct := 100.0
+					if d.Size > 0 {
+						pct = 100 * float64(d.Done) / float64(d.Size)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s\n", d.Name, d.State, pct, share.FormatSize(d.Size),
+						share.FormatSize(int64(d.Rate)), len(d.Sources), d.Root)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -405,17 +393,13 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 		Short: "stop a download and delete its partial data",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			if err := c.CancelDownload(ctx, a[0]); err != nil {
-				return err
-			}
-			fmt.Println("cancelled")
-			return nil
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				if err := c.CancelDownload(ctx, a[0]); err != nil {
+					return err
+				}
+				fmt.Println("cancelled")
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(cancel)
