@@ -309,7 +309,12 @@ func (c *Connector) lookup(ctx context.Context, id peer.ID, known []ma.Multiaddr
 	c.lookups.Add(1)
 	ai, err := c.cfg.DHT.FindPeer(ctx, id)
 	if err != nil {
-		return err
+		// The lookup dials the peers it learns of, its target too; it may
+		// have reached the friend even when it reports failure.
+		if c.h.Network().Connectedness(id) != network.Connected {
+			return err
+		}
+		ai = peer.AddrInfo{ID: id, Addrs: c.h.Peerstore().Addrs(id)}
 	}
 	var fresh []ma.Multiaddr
 	for _, a := range ai.Addrs {
