@@ -3,6 +3,8 @@ package f2f
 import (
 	"context"
 	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -67,6 +69,14 @@ func (r *recorder) count(p peer.ID) int {
 
 const testProto protocol.ID = "/kith/test/1"
 
+// testLog shows the f2f layer's debug log when KITH_TEST_LOG is set.
+var testLog = func() *slog.Logger {
+	if os.Getenv("KITH_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}()
+
 type testPeer struct {
 	t       *testing.T
 	key     crypto.PrivKey
@@ -125,7 +135,7 @@ func (p *testPeer) start(transport string) {
 	if p.dht, err = NewFriendDHT(p.host, p.friends, false); err != nil {
 		t.Fatal(err)
 	}
-	p.conn, err = NewConnector(ConnectorConfig{Host: p.host, Friends: p.friends, DHT: p.dht,
+	p.conn, err = NewConnector(ConnectorConfig{Host: p.host, Friends: p.friends, DHT: p.dht, Log: testLog,
 		RedialMin: 100 * time.Millisecond, RedialMax: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
