@@ -54,7 +54,7 @@ func startHome(t *testing.T, home string) *Node {
 	return n
 }
 
-func befriend(t *testing.T, a, b *Node) {
+func befriend(t testing.TB, a, b *Node) {
 	t.Helper()
 	for _, p := range [][2]*Node{{a, b}, {b, a}} {
 		inv, err := p[1].Invite()
@@ -72,7 +72,7 @@ func isOnline(n *Node, other *Node) bool {
 	return ok && f.Online
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

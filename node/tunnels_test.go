@@ -32,7 +32,7 @@ func tunnelChain(t *testing.T, names ...string) []*Node {
 // tunnelNet starts nodes befriended along edges with fixed depths and waits
 // until every router link is up. The first node has the API on; adjust may
 // change a node's config.
-func tunnelNet(t *testing.T, names []string, edges [][2]int, adjust func(i int, c *Config)) []*Node {
+func tunnelNet(t testing.TB, names []string, edges [][2]int, adjust func(i int, c *Config)) []*Node {
 	t.Helper()
 	nodes := make([]*Node, len(names))
 	for i, name := range names {
