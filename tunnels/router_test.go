@@ -123,7 +123,7 @@ type testNode struct {
 
 // newTestHost starts a real libp2p host on 127.0.0.1 TCP with the f2f
 // gater over an in-memory allowlist.
-func newTestHost(t *testing.T) (host.Host, *allowlist) {
+func newTestHost(t testing.TB) (host.Host, *allowlist) {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(crand.Reader)
 	if err != nil {
@@ -141,7 +141,7 @@ func newTestHost(t *testing.T) (host.Host, *allowlist) {
 
 // newNet builds n routers with friendships along edges, connects them and
 // waits for every router link to be up. cfg may adjust node i's config.
-func newNet(t *testing.T, n int, edges [][2]int, cfg func(i int, c *RouterConfig)) []*testNode {
+func newNet(t testing.TB, n int, edges [][2]int, cfg func(i int, c *RouterConfig)) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, n)
 	for i := range nodes {
@@ -191,7 +191,7 @@ func newNet(t *testing.T, n int, edges [][2]int, cfg func(i int, c *RouterConfig
 	return nodes
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
