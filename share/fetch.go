@@ -144,7 +144,7 @@ func (r *run) run() {
 		return
 	}
 	r.setState(StateVerifying)
-	path, err := r.complete_()
+	path, err := r.placeDone()
 	if err != nil && errors.Is(err, context.Canceled) && r.ctx.Err() != nil {
 		return // stopped while checking: keep the state for a resume
 	}
@@ -743,9 +743,9 @@ func (r *run) commit(batch []commitItem) error {
 	return nil
 }
 
-// complete_ checks the whole partial file against the root and moves it
+// placeDone waits for the verifier's whole-file verdict and moves the file
 // into place without overwriting anything.
-func (r *run) complete_() (string, error) {
+func (r *run) placeDone() (string, error) {
 	part := r.m.partialPath(r.root)
 	if r.size == 0 {
 		if r.root != EmptyRoot {

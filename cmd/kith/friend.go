@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,25 +55,16 @@ func newFriendLsCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printJSON(fs)
-				}
-				if len(fs) == 0 {
-					fmt.Println("no friends yet: `kith friend add INVITE`")
-					return nil
-				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tPEER ID\tSTATUS\tLAST SEEN\tADDRESSES")
-				for _, f := range fs {
-					state, seen := "offline", "never"
-					if f.Online {
-						state, seen = "online", "now"
-					} else if !f.LastSeen.IsZero() {
-						seen = time.Since(f.LastSeen).Round(time.Second).String() + " ago"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", displayName(f.Name), f.PeerID, state, seen, strings.Join(f.Addrs, " "))
-				}
-				return tw.Flush()
+				return printList(fs, asJSON, "no friends yet: `kith friend add INVITE`",
+					"NAME\tPEER ID\tSTATUS\tLAST SEEN\tADDRESSES", func(f node.FriendInfo) string {
+						state, seen := "offline", "never"
+						if f.Online {
+							state, seen = "online", "now"
+						} else if !f.LastSeen.IsZero() {
+							seen = time.Since(f.LastSeen).Round(time.Second).String() + " ago"
+						}
+						return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", displayName(f.Name), f.PeerID, state, seen, strings.Join(f.Addrs, " "))
+					})
 			})
 		},
 	}

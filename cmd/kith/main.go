@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -107,6 +108,30 @@ func (g *globals) call(fn func(ctx context.Context, c *node.Client) error) error
 // apiContext bounds one CLI request to the daemon.
 func apiContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+// printList prints a listing: JSON with asJSON, else the empty message when
+// there is nothing, else an aligned table with an optional header line and a
+// tab-separated row per item.
+func printList[T any](items []T, asJSON bool, empty, header string, row func(T) string) error {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return printJSON(items)
+	}
+	if len(items) == 0 {
+		fmt.Println(empty)
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if header != "" {
+		fmt.Fprintln(tw, header)
+	}
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }
 
 func printJSON(v any) error {

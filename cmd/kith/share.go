@@ -103,19 +103,10 @@ func newShareLsCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printJSON(ss)
-				}
-				if len(ss) == 0 {
-					fmt.Println("nothing shared yet: `kith share add DIR`")
-					return nil
-				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED")
-				for _, s := range ss {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Dir, flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
-				}
-				return tw.Flush()
+				return printList(ss, asJSON, "nothing shared yet: `kith share add DIR`",
+					"NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED", func(s share.ShareInfo) string {
+						return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", s.Name, s.Dir, flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
+					})
 			})
 		},
 	}
@@ -190,18 +181,9 @@ func newShareFindCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printJSON(fs)
-				}
-				if len(fs) == 0 {
-					fmt.Println("no match")
-					return nil
-				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				for _, f := range fs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, share.FormatSize(f.Size), f.Link)
-				}
-				return tw.Flush()
+				return printList(fs, asJSON, "no match", "", func(f node.FileInfo) string {
+					return fmt.Sprintf("%s\t%s\t%s", f.Name, share.FormatSize(f.Size), f.Link)
+				})
 			})
 		},
 	}
@@ -366,24 +348,14 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printJSON(ds)
-				}
-				if len(ds) == 0 {
-					fmt.Println("no downloads")
-					return nil
-				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT")
-				for _, d := range ds {
+				return printList(ds, asJSON, "no downloads", "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT", func(d share.DownloadInfo) string {
 					pct := 100.0
 					if d.Size > 0 {
 						pct = 100 * float64(d.Done) / float64(d.Size)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s\n", d.Name, d.State, pct, share.FormatSize(d.Size),
+					return fmt.Sprintf("%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s", d.Name, d.State, pct, share.FormatSize(d.Size),
 						share.FormatSize(int64(d.Rate)), len(d.Sources), d.Root)
-				}
-				return tw.Flush()
+				})
 			})
 		},
 	}
