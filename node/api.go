@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 )
 
 // maxRequestBody bounds every API request body.
-const maxRequestBody = 64 << 10
+const maxRequestBody = 512 << 10 // a chat message of chat.MaxTextSize, escaped
 
 // sseHeartbeat is how often an idle event stream gets a comment line, so
 // that clients notice a dead daemon.
@@ -58,11 +59,16 @@ type ErrorBody struct {
 
 // apiErrors maps sentinel errors to stable codes and HTTP statuses; the
 // client maps codes back, so errors.Is works across the socket.
-var apiErrors = []struct {
+var apiErrors = slices.Concat(coreAPIErrors, chatAPIErrors, lobbyAPIErrors)
+
+// apiErrorCode is the code and HTTP status an error is answered with.
+type apiErrorCode struct {
 	err    error
 	code   string
 	status int
-}{
+}
+
+var coreAPIErrors = []apiErrorCode{
 	{f2f.ErrInviteEmpty, "invite_empty", http.StatusBadRequest},
 	{f2f.ErrInviteGarbled, "invite_garbled", http.StatusBadRequest},
 	{f2f.ErrInviteTruncated, "invite_truncated", http.StatusBadRequest},
@@ -170,6 +176,8 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("GET /v1/events", a.eventStream)
 	a.shareRoutes(mux)
 	a.tunnelRoutes(mux)
+	a.chatRoutes(mux)
+	a.lobbyRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %s %s", ErrNotFound, r.Method, r.URL.Path))
 	})

@@ -22,6 +22,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	bolt "go.etcd.io/bbolt"
 
+	"kith/chat"
 	"kith/f2f"
 	"kith/internal/store"
 	"kith/share"
@@ -86,6 +87,8 @@ type Node struct {
 	mdns      interface{ Close() error }
 	events    *Bus
 	share     *shareService
+	chat      *chat.Service
+	lobbies   *lobbyService
 	tun       atomic.Pointer[tunnelService]
 	api       *apiServer
 
@@ -178,6 +181,12 @@ func Start(cfg Config) (n *Node, err error) {
 		return n, err
 	}
 	n.tun.Store(t)
+	if n.chat, err = startChat(n); err != nil {
+		return n, err
+	}
+	if n.lobbies, err = startLobbies(n); err != nil {
+		return n, err
+	}
 	if !cfg.NoAPI {
 		if n.api, err = startAPI(n, filepath.Join(cfg.Home, SocketFile)); err != nil {
 			return n, err
@@ -196,6 +205,12 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.api != nil {
 			errs = append(errs, n.api.close())
+		}
+		if n.lobbies != nil {
+			errs = append(errs, n.lobbies.close())
+		}
+		if n.chat != nil {
+			errs = append(errs, n.chat.Close())
 		}
 		if t := n.tun.Load(); t != nil {
 			errs = append(errs, t.close())

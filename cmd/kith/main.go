@@ -70,7 +70,8 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInitCmd(g), newUpCmd(g), newIDCmd(g), newStatusCmd(g),
-		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newSearchCmd(g), newDownloadsCmd(g), newDemoCmd(),
+		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newSearchCmd(g), newDownloadsCmd(g),
+		newChatCmd(g), newIdentityCmd(g), newLobbyCmd(g), newDemoCmd(),
 	)
 	return root
 }

@@ -1,0 +1,23 @@
+// Package chat is kith's messaging: private chat between friends with an
+// outbox that survives restarts, pseudonymous chat identities, chat
+// lobbies relayed friend to friend, and distant chat with a chat identity
+// over an anonymous tunnel.
+//
+// Private chat (/kith/chat/1). A message is written to the sender's
+// history and outbox in one bbolt transaction before Send returns. A
+// courier per friend opens a stream when the friend is online and the
+// outbox is not empty, writes the outbox in order and removes each
+// message when the friend's Ack for it arrives. The receiver stores a
+// message (deduplicated by its random 128-bit id) before it acks, so a
+// crash on either side at any moment leads to a resend that the receiver
+// drops as a duplicate: each message appears once in each history, in
+// the order it was sent.
+//
+// Distant chat carries the same frames inside an end-to-end Noise_XK
+// session (tunnels.OpenChatSession) over a tunnel whose target is
+// tunnels.TargetForChat of the recipient's chat id, so relays learn
+// neither the chat id nor the text. The recipient's node answers tunnel
+// requests for its own identities' targets only. The outbox works as for
+// private chat: a message to an identity that cannot be reached stays and
+// leaves when a tunnel can be made.
+package chat

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kith/chat"
+	"kith/node"
+)
+
+func newChatCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "chat",
+		Short: "chat with friends: an interactive window, or send and log",
+		Long: "Without a subcommand, `kith chat` opens an interactive chat window:\n" +
+			"the friends list, the conversation, live messages and typing.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runChatTUI(g) },
+	}
+	cmd.AddCommand(newChatSendCmd(g), newChatLogCmd(g))
+	return cmd
+}
+
+// messageText joins the words of a message and checks it before it goes
+// to the daemon, so bad input gets a clear error at once.
+func messageText(words []string) (string, error) {
+	text := strings.Join(words, " ")
+	if text == "-" {
+		b, err := readAllLimited(os.Stdin, chat.MaxTextSize+1)
+		if err != nil {
+			return "", fmt.Errorf("reading the message from stdin: %w", err)
+		}
+		text = strings.TrimRight(string(b), "\n")
+	}
+	if err := chat.CheckText(text); err != nil {
+		return "", err
+	}
+	return text, nil
+}
+
+func newChatSendCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "send FRIEND TEXT...",
+		Short: "send a message to a friend (delivered when they are online; TEXT - reads stdin)",
+		Args:  args(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			text, err := messageText(a[1:])
+			if err != nil {
+				return err
+			}
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				m, err := c.ChatSend(ctx, a[0], text)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("sent %s (waits in the outbox until %s is online)\n", m.ID, a[0])
+				return nil
+			})
+		},
+	}
+}
+
+func newChatLogCmd(g *globals) *cobra.Command {
+	var (
+		asJSON bool
+		since  string
+	)
+	cmd := &cobra.Command{
+		Use:   "log FRIEND [--since T] [--json]",
+		Short: "print the history with a friend and mark it read",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			from, err := parseSince(since)
+			if err != nil {
+				return usageError{err}
+			}
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				ms, err := allMessages(ctx, func(after uint64) ([]chat.Message, error) {
+					return c.ChatLog(ctx, a[0], after, from, 0)
+				})
+				if err != nil {
+					return err
+				}
+				if err := c.ChatRead(ctx, a[0]); err != nil {
+					return err
+				}
+				return printMessages(ms, asJSON, "me", a[0])
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&since, "since", "", "only messages written since T: a time (RFC 3339, 2006-01-02 or 15:04) or a duration ago (1h)")
+	return cmd
+}
+
+// allMessages pages through a history.
+func allMessages(ctx context.Context, page func(after uint64) ([]chat.Message, error)) ([]chat.Message, error) {
+	var all []chat.Message
+	var after uint64
+	for {
+		ms, err := page(after)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ms...)
+		if len(ms) < chat.MaxLogPage {
+			return all, nil
+		}
+		after = ms[len(ms)-1].Seq
+	}
+}
+
+// parseSince reads --since: empty, a duration ago, an RFC 3339 time, a
+// date, or a time of day today.
+func parseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	if t, err := time.ParseInLocation("15:04", s, time.Local); err == nil {
+		now := time.Now()
+		return time.Date(now.Year(), now.Month(), now.Day(), t.Hour(), t.Minute(), 0, 0, time.Local), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a time (RFC 3339, 2006-01-02, 15:04) or a duration (1h30m)", s)
+}
+
+// printMessages prints a history: JSON, or one line per message with its
+// time, author and text; outgoing messages not delivered yet are marked.
+func printMessages(ms []chat.Message, asJSON bool, me, them string) error {
+	if asJSON {
+		if ms == nil {
+			ms = []chat.Message{}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ms)
+	}
+	if len(ms) == 0 {
+		fmt.Println("no messages")
+		return nil
+	}
+	for _, m := range ms {
+		who, mark := them, ""
+		if m.Out {
+			who = me
+			if !m.Delivered {
+				mark = "  (not delivered yet)"
+			}
+		}
+		fmt.Printf("%s  %s: %s%s\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, m.Text, mark)
+	}
+	return nil
+}
+
+func newIdentityCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "identity",
+		Short: "pseudonymous chat identities (for lobbies and distant chat)",
+		Args:  args(cobra.NoArgs),
+	}
+	var asJSON bool
+	ls := &cobra.Command{
+		Use:   "ls [--json]",
+		Short: "list your chat identities",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				ids, err := c.Identities(ctx)
+				if err != nil {
+					return err
+				}
+				return printList(ids, asJSON, "no chat identities yet: `kith identity new NICK`",
+					"NICK\tCHAT ID\tCREATED", func(i node.IdentityInfo) string {
+						return fmt.Sprintf("%s\t%s\t%s", i.Nick, i.ChatID, i.Created.Local().Format("2006-01-02 15:04"))
+					})
+			})
+		},
+	}
+	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	newCmd := &cobra.Command{
+		Use:   "new NICK",
+		Short: "make a chat identity with a fresh key; prints its chat id to give out",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := chat.CheckNick(strings.TrimSpace(a[0])); err != nil {
+				return err
+			}
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				i, err := c.NewIdentity(ctx, a[0])
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s\t%s\n", i.Nick, i.ChatID)
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(ls, newCmd)
+	return cmd
+}
+
+// readAllLimited reads r to its end, or n bytes if it is longer.
+func readAllLimited(r io.Reader, n int64) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, n))
+}
