@@ -256,6 +256,15 @@ func (c *courier) session() error {
 		}
 		select {
 		case ids := <-acks:
+		more: // take every ack already there, for one transaction
+			for len(ids) < SendWindow {
+				select {
+				case more := <-acks:
+					ids = append(ids, more...)
+				default:
+					break more
+				}
+			}
 			for _, id := range ids {
 				delete(written, id)
 			}
@@ -297,46 +306,113 @@ type receiver struct {
 // serve reads frames from rw, stores each new message before it acks it
 // (acking duplicates again) and reports typing notices. It returns nil
 // when the peer ends the stream, and an error wrapping ErrBadFrame when
-// the peer breaks the protocol.
-func (e *engine) serve(ctx context.Context, rw io.ReadWriter, rc receiver) error {
-	fr := newFrameReader(rw)
+// the peer breaks the protocol; on an error rw is closed.
+func (e *engine) serve(ctx context.Context, rw io.ReadWriteCloser, rc receiver) error {
+	return e.serveFrames(ctx, newFrameReader(rw), rw, rc)
+}
+
+// serveFrames is serve with the stream's frame reader already made. A
+// reader goroutine decodes frames while the messages that arrived
+// meanwhile are stored in one transaction and acked in one Ack.
+func (e *engine) serveFrames(ctx context.Context, fr *frameReader, rw io.ReadWriteCloser, rc receiver) (err error) {
+	frames := make(chan frame, MaxAckIDs)
+	readErr := make(chan error, 1)
+	done := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Add(1)
+	go func() {
+		defer reader.Done()
+		for {
+			f, err := fr.read()
+			if err != nil {
+				readErr <- err
+				close(frames)
+				return
+			}
+			select {
+			case frames <- f:
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(done)
+		if err != nil {
+			abort(rw) // unblocks the reader
+		}
+		reader.Wait()
+	}()
+
 	fw := newFrameWriter(rw)
 	for {
-		f, err := fr.read()
-		if errors.Is(err, io.EOF) {
+		f, ok := <-frames
+		if !ok {
+			if err := <-readErr; !errors.Is(err, io.EOF) {
+				return err
+			}
 			return nil
 		}
+		batch := []frame{f}
+	drain:
+		for len(batch) < MaxAckIDs {
+			select {
+			case f, ok := <-frames:
+				if !ok {
+					break drain // the error comes on the next round
+				}
+				batch = append(batch, f)
+			default:
+				break drain
+			}
+		}
+		var msgs []Message
+		var ids []MsgID
+		for _, f := range batch {
+			switch {
+			case f.msg != nil:
+				msgs = append(msgs, *f.msg)
+				ids = append(ids, f.msg.ID)
+			case f.typing:
+				if rc.typing != nil {
+					rc.typing()
+				}
+			case f.hello != nil && rc.noHello:
+				return fmt.Errorf("%w: unexpected hello", ErrBadFrame)
+			}
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := rc.limit.WaitN(ctx, len(msgs)); err != nil {
+			return fmt.Errorf("waiting for the peer's rate: %w", err)
+		}
+		stored, err := e.hist.appendIncoming(rc.conv, msgs)
 		if err != nil {
 			return err
 		}
-		switch {
-		case f.msg != nil:
-			if err := rc.limit.Wait(ctx); err != nil {
-				return fmt.Errorf("waiting for the peer's rate: %w", err)
-			}
-			m, dup, err := e.hist.append(rc.conv, *f.msg)
-			if err != nil {
-				return err
-			}
-			if !dup && rc.stored != nil {
+		if rc.stored != nil {
+			for _, m := range stored {
 				rc.stored(m)
 			}
-			if err := fw.ack([]MsgID{f.msg.ID}); err != nil {
-				return fmt.Errorf("writing ack: %w", err)
-			}
-			if err := fw.flush(); err != nil {
-				return fmt.Errorf("writing ack: %w", err)
-			}
-		case f.typing:
-			if rc.typing != nil {
-				rc.typing()
-			}
-		case f.hello != nil:
-			if rc.noHello {
-				return fmt.Errorf("%w: hello on a private stream", ErrBadFrame)
-			}
+		}
+		if err := fw.ack(ids); err != nil {
+			return fmt.Errorf("writing ack: %w", err)
+		}
+		if err := fw.flush(); err != nil {
+			return fmt.Errorf("writing ack: %w", err)
 		}
 	}
+}
+
+// abort ends rw at once: a reset where the stream has one (so the peer
+// sees a failure, not a clean end), else a close.
+func abort(rw io.Closer) {
+	if r, ok := rw.(interface{ Reset() error }); ok {
+		r.Reset()
+		return
+	}
+	rw.Close()
 }
 
 // newPeerLimiter returns the rate at which one peer's messages are taken.

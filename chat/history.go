@@ -116,48 +116,79 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // an outgoing one also enters the outbox.
 func (h *history) append(conv convKey, m Message) (Message, bool, error) {
 	dup := false
-	err := h.db.Update(func(tx *bolt.Tx) error {
-		seen, err := tx.Bucket(bucketSeen).CreateBucketIfNotExists([]byte(conv))
-		if err != nil {
-			return err
-		}
-		if seen.Get(m.ID[:]) != nil {
-			dup = true
-			return nil
-		}
-		hist, err := tx.Bucket(bucketHistory).CreateBucketIfNotExists([]byte(conv))
-		if err != nil {
-			return err
-		}
-		if m.Seq, err = hist.NextSequence(); err != nil {
-			return err
-		}
-		if m.Out {
-			out, err := tx.Bucket(bucketOutbox).CreateBucketIfNotExists([]byte(conv))
-			if err != nil {
-				return err
-			}
-			if out.Stats().KeyN >= MaxOutbox {
-				return ErrOutboxFull
-			}
-			if err := out.Put(seqKey(m.Seq), nil); err != nil {
-				return err
-			}
-		}
-		m.Stored = time.Now().UTC()
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if err := hist.Put(seqKey(m.Seq), b); err != nil {
-			return err
-		}
-		return seen.Put(m.ID[:], seqKey(m.Seq))
+	err := h.db.Update(func(tx *bolt.Tx) (err error) {
+		m, dup, err = appendTx(tx, conv, m)
+		return err
 	})
 	if err != nil {
 		return Message{}, false, fmt.Errorf("storing message: %w", err)
 	}
 	return m, dup, nil
+}
+
+// appendIncoming stores the incoming messages ms of conv in one
+// transaction, dropping those already in the history; it returns the ones
+// stored.
+func (h *history) appendIncoming(conv convKey, ms []Message) ([]Message, error) {
+	var stored []Message
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		stored = stored[:0]
+		for _, m := range ms {
+			m.Out = false
+			m, dup, err := appendTx(tx, conv, m)
+			if err != nil {
+				return err
+			}
+			if !dup {
+				stored = append(stored, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing messages: %w", err)
+	}
+	return stored, nil
+}
+
+func appendTx(tx *bolt.Tx, conv convKey, m Message) (Message, bool, error) {
+	seen, err := tx.Bucket(bucketSeen).CreateBucketIfNotExists([]byte(conv))
+	if err != nil {
+		return m, false, err
+	}
+	if seen.Get(m.ID[:]) != nil {
+		return m, true, nil
+	}
+	hist, err := tx.Bucket(bucketHistory).CreateBucketIfNotExists([]byte(conv))
+	if err != nil {
+		return m, false, err
+	}
+	if m.Out {
+		out, err := tx.Bucket(bucketOutbox).CreateBucketIfNotExists([]byte(conv))
+		if err != nil {
+			return m, false, err
+		}
+		if out.Stats().KeyN >= MaxOutbox {
+			return m, false, ErrOutboxFull
+		}
+		if m.Seq, err = hist.NextSequence(); err != nil {
+			return m, false, err
+		}
+		if err := out.Put(seqKey(m.Seq), nil); err != nil {
+			return m, false, err
+		}
+	} else if m.Seq, err = hist.NextSequence(); err != nil {
+		return m, false, err
+	}
+	m.Stored = time.Now().UTC()
+	b, err := json.Marshal(m)
+	if err != nil {
+		return m, false, err
+	}
+	if err := hist.Put(seqKey(m.Seq), b); err != nil {
+		return m, false, err
+	}
+	return m, false, seen.Put(m.ID[:], seqKey(m.Seq))
 }
 
 // acked removes the messages with ids from conv's outbox and marks them

@@ -27,6 +27,9 @@ const (
 	// one friend (or one distant session) are read and stored; a faster
 	// sender is slowed down, not dropped, so nothing is lost.
 	MessagesPerSecond = 200
+	// MaxDistantPeers caps the distant chat peers whose rates are
+	// tracked at once.
+	MaxDistantPeers = 1024
 	// MessageBurst is how many messages a friend may send at once before
 	// MessagesPerSecond applies.
 	MessageBurst = 500
@@ -120,6 +123,10 @@ const (
 	// bounds writing one frame to it.
 	LobbyLinkOpenTimeout = 10 * time.Second
 	LobbyWriteTimeout    = 20 * time.Second
+	// LobbyHistoryWait is how long a node that asked for a lobby's
+	// history holds friends' history requests for that lobby, so they
+	// get what the answer brings; after it they get what there is.
+	LobbyHistoryWait = 20 * time.Second
 	// LobbyBadFriendPause is how long a friend that broke the lobby
 	// protocol is refused a new lobby link.
 	LobbyBadFriendPause = time.Minute

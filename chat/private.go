@@ -38,6 +38,9 @@ type Config struct {
 	Events func(typ string, data any)
 	// Log receives the service's events; nil discards them.
 	Log *slog.Logger
+	// Tunnels makes the tunnels of distant chat; nil leaves distant
+	// messages in the outbox.
+	Tunnels Tunnels
 }
 
 // Service is private and distant chat on one node. Its methods are safe
@@ -50,8 +53,9 @@ type Service struct {
 	wg   sync.WaitGroup
 	once sync.Once
 
-	mu     sync.Mutex
-	limits map[peer.ID]*rate.Limiter // per friend, for incoming messages
+	mu            sync.Mutex
+	limits        map[peer.ID]*rate.Limiter // per friend, for incoming messages
+	distantLimits map[ChatID]*rate.Limiter  // per distant peer, likewise
 }
 
 // PrivateEvent is the data of a "chat.message" event.
@@ -86,7 +90,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, e: newEngine(hist, cfg.Log, cfg.Events), ids: ids,
-		limits: map[peer.ID]*rate.Limiter{}}
+		limits: map[peer.ID]*rate.Limiter{}, distantLimits: map[ChatID]*rate.Limiter{}}
 	s.sub, err = cfg.Host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to peer events: %w", err)
@@ -102,6 +106,10 @@ func New(cfg Config) (*Service, error) {
 	for _, c := range convs {
 		if p, ok := c.friend(); ok {
 			s.e.kick(c, s.friendRoute(p))
+		} else if local, remote, ok := c.distant(); ok {
+			if id, ok := ids.Get(local); ok {
+				s.e.kick(c, s.distantRoute(id, remote))
+			}
 		}
 	}
 	return s, nil

@@ -49,6 +49,9 @@ type ConnectorStats struct {
 	Dials       uint64 // dial attempts
 	DHTLookups  uint64 // FindPeer calls after a failed dial
 	DHTFoundNew uint64 // lookups that produced an address we did not know
+	// DeadConnsClosed counts connections closed because they did not
+	// answer a ping after the friend reconnected.
+	DeadConnsClosed uint64
 }
 
 type dialState struct {
@@ -76,8 +79,8 @@ type Connector struct {
 	mu    sync.Mutex
 	state map[peer.ID]*dialState
 
-	dials, lookups, foundNew atomic.Uint64
-	closeOnce                sync.Once
+	dials, lookups, foundNew, staleClosed atomic.Uint64
+	closeOnce                             sync.Once
 }
 
 // NewConnector starts a connector. Close stops it.
@@ -127,7 +130,8 @@ func (c *Connector) Close() error {
 
 // Stats returns counters of what the connector did.
 func (c *Connector) Stats() ConnectorStats {
-	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookups.Load(), DHTFoundNew: c.foundNew.Load()}
+	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookups.Load(), DHTFoundNew: c.foundNew.Load(),
+		DeadConnsClosed: c.staleClosed.Load()}
 }
 
 // Kick makes the connector dial every disconnected friend now.
@@ -236,6 +240,9 @@ func (c *Connector) handleEvent(ev any) {
 		c.mu.Unlock()
 		c.cfg.Friends.SetOnline(e.Peer, true, nil)
 		c.log.Info("friend online", slog.String("peer", e.Peer.ShortString()))
+		if e.Conn != nil && len(c.h.Network().ConnsToPeer(e.Peer)) > 1 {
+			c.probeOtherConns(e.Peer, e.Conn)
+		}
 	case event.EvtPeerConnectednessChanged:
 		if e.Connectedness == network.Connected {
 			return // online only once identify proves the friend admitted us

@@ -32,4 +32,7 @@ const (
 	RedialMax = 5 * time.Minute
 	// DialTimeout bounds one dial attempt (all addresses of a friend).
 	DialTimeout = 15 * time.Second
+	// ConnProbeTimeout bounds the ping that tells a friend's live
+	// connection from a dead one when the friend reconnects.
+	ConnProbeTimeout = 3 * time.Second
 )

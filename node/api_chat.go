@@ -40,6 +40,7 @@ func (a *apiServer) chatRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/chat/{friend}/typing", a.chatTyping)
 	mux.HandleFunc("GET /v1/identities", a.listIdentities)
 	mux.HandleFunc("POST /v1/identities", a.newIdentity)
+	a.distantRoutes(mux)
 }
 
 func (a *apiServer) conversations(w http.ResponseWriter, r *http.Request) {
@@ -219,4 +220,81 @@ var chatAPIErrors = []apiErrorCode{
 	{chat.ErrUnknownIdentity, "unknown_identity", http.StatusNotFound},
 	{chat.ErrNoIdentity, "no_identity", http.StatusConflict},
 	{chat.ErrAmbiguousIdentity, "ambiguous_identity", http.StatusConflict},
+	{chat.ErrNoTunnels, "no_tunnels", http.StatusServiceUnavailable},
+}
+
+// DistantSendRequest is the body of POST /v1/distant/{chatid}/messages.
+type DistantSendRequest struct {
+	Text string `json:"text"`
+	// As names the identity to write as (chat id, prefix or nickname);
+	// empty is the default identity.
+	As string `json:"as,omitempty"`
+}
+
+func (a *apiServer) distantRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/distant/{chatid}/messages", a.distantLog)
+	mux.HandleFunc("POST /v1/distant/{chatid}/messages", a.distantSend)
+}
+
+func (a *apiServer) distantSend(w http.ResponseWriter, r *http.Request) {
+	to, err := chat.ParseChatID(r.PathValue("chatid"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req DistantSendRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	m, err := a.n.chat.SendDistant(req.As, to, req.Text)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (a *apiServer) distantLog(w http.ResponseWriter, r *http.Request) {
+	remote, err := chat.ParseChatID(r.PathValue("chatid"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	after, _, limit, err := logQuery(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ms, err := a.n.chat.DistantHistory(r.URL.Query().Get("as"), remote, after, limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ms == nil {
+		ms = []chat.Message{}
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+// DistantSend writes text to a chat identity through tunnels, as the
+// identity as ("" for the default).
+func (c *Client) DistantSend(ctx context.Context, chatID, as, text string) (chat.Message, error) {
+	var m chat.Message
+	return m, c.do(ctx, http.MethodPost, "/v1/distant/"+url.PathEscape(chatID)+"/messages", DistantSendRequest{Text: text, As: as}, &m)
+}
+
+// DistantLog returns the history with a chat identity, as the identity as.
+func (c *Client) DistantLog(ctx context.Context, chatID, as string, after uint64, limit int) ([]chat.Message, error) {
+	q := url.Values{}
+	if as != "" {
+		q.Set("as", as)
+	}
+	if after > 0 {
+		q.Set("after", strconv.FormatUint(after, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []chat.Message
+	return out, c.do(ctx, http.MethodGet, "/v1/distant/"+url.PathEscape(chatID)+"/messages?"+q.Encode(), nil, &out)
 }

@@ -15,12 +15,20 @@ import (
 // startChat starts private and distant chat on the node's host and
 // store; chat events go out on the node's event bus.
 func startChat(n *Node) (*chat.Service, error) {
-	s, err := chat.New(chat.Config{
+	cfg := chat.Config{
 		Host: n.host, DB: n.db, Friends: n.friends, Log: n.log.With("service", "chat"),
 		Events: n.publishChatEvent,
-	})
+	}
+	t := n.tun.Load()
+	if t != nil {
+		cfg.Tunnels = t.router
+	}
+	s, err := chat.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting chat: %w", err)
+	}
+	if t != nil {
+		t.chat.Store(s)
 	}
 	return s, nil
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"kith/chat"
 	"kith/share"
 	"kith/tunnels"
 )
@@ -55,6 +57,25 @@ type tunnelService struct {
 	active      map[[32]byte]int // tunnel sources in use, by root
 
 	nextKey atomic.Uint64
+	// chat, once set, ends the tunnels to the node's chat identities.
+	chat atomic.Pointer[chat.Service]
+}
+
+// AcceptsTarget reports whether target is one of the node's chat
+// identities; the router asks it for targets no shared file matches.
+func (s *tunnelService) AcceptsTarget(target [32]byte) bool {
+	c := s.chat.Load()
+	return c != nil && c.AcceptsTarget(target)
+}
+
+// ServeTunnel hands a tunnel to a chat identity to the chat service.
+func (s *tunnelService) ServeTunnel(target [32]byte, rw io.ReadWriteCloser) {
+	c := s.chat.Load()
+	if c == nil {
+		rw.Close()
+		return
+	}
+	c.ServeTunnel(target, rw)
 }
 
 func startTunnels(n *Node) (*tunnelService, error) {
@@ -64,6 +85,7 @@ func startTunnels(n *Node) (*tunnelService, error) {
 	cfg.Holder = s
 	cfg.Searcher = s
 	cfg.OnTunnel = s.serve
+	cfg.Endpoint = s
 	cfg.Log = n.log
 	cfg.Rand = n.cfg.TunnelRand
 	cfg.Tap = n.cfg.TunnelTap

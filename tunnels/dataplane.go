@@ -31,10 +31,8 @@ func (r *Router) openTunnelStream(p peer.ID, id TunnelID) (network.Stream, error
 	if err != nil {
 		return nil, fmt.Errorf("opening tunnel stream: %w", err)
 	}
-	var hdr [TunnelHeaderSize]byte
-	binary.BigEndian.PutUint64(hdr[:], uint64(id))
 	s.SetWriteDeadline(time.Now().Add(LinkWriteTimeout))
-	if _, err := s.Write(hdr[:]); err != nil {
+	if err := writeTunnelHeader(s, id); err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("opening tunnel stream: %w", err)
 	}
@@ -42,19 +40,48 @@ func (r *Router) openTunnelStream(p peer.ID, id TunnelID) (network.Stream, error
 	return s, nil
 }
 
+// writeTunnelHeader writes the header of a TunnelProtocol stream: id as a
+// big-endian uint64, in one Write.
+func writeTunnelHeader(w io.Writer, id TunnelID) error {
+	var hdr [TunnelHeaderSize]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(id))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return fmt.Errorf("writing tunnel header: %w", err)
+	}
+	return nil
+}
+
+// readTunnelHeader reads the header of a TunnelProtocol stream from bytes a
+// friend sent and returns the tunnel's id on that link. It reads exactly
+// TunnelHeaderSize bytes, or fails if the stream ends before; a zero id,
+// which no hop ever picks, is an error too. It blocks until the header is
+// read or r fails: the caller sets a deadline.
+func readTunnelHeader(r io.Reader) (TunnelID, error) {
+	var hdr [TunnelHeaderSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, fmt.Errorf("reading tunnel header: %w", err)
+	}
+	id := TunnelID(binary.BigEndian.Uint64(hdr[:]))
+	if id == 0 {
+		return 0, errors.New("reading tunnel header: zero tunnel id")
+	}
+	return id, nil
+}
+
 // handleTunnelStream takes the stream from the left hop of a tunnel this
 // node answered with TunnelOK: a holder runs the session's responder on
 // it, a relay splices it with the stream it opened to the right.
 func (r *Router) handleTunnelStream(s network.Stream) {
 	p := s.Conn().RemotePeer()
-	var hdr [TunnelHeaderSize]byte
 	s.SetReadDeadline(time.Now().Add(LinkWriteTimeout))
-	if _, err := io.ReadFull(s, hdr[:]); err != nil {
+	id, err := readTunnelHeader(s)
+	if err != nil {
+		r.log.Debug("bad tunnel stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
 		s.Reset()
 		return
 	}
 	s.SetReadDeadline(time.Time{})
-	key := linkKey{p, TunnelID(binary.BigEndian.Uint64(hdr[:]))}
+	key := linkKey{p, id}
 
 	r.mu.Lock()
 	rt := r.tun.byLeft[key]
@@ -80,6 +107,10 @@ func (r *Router) handleTunnelStream(s network.Stream) {
 		_, streams := r.tun.remove(rt, nil, nil)
 		r.mu.Unlock()
 		resetAll(streams)
+		if rt.endpoint {
+			r.cfg.Endpoint.ServeTunnel(rt.target, s)
+			return
+		}
 		sess, err := AcceptFileSession(r.ctx, s, rt.root)
 		if err != nil {
 			r.log.Debug("tunnel handshake failed", slog.Any("err", err))
@@ -92,7 +123,7 @@ func (r *Router) handleTunnelStream(s network.Stream) {
 	if tap := r.cfg.Tap; tap != nil && tap.Data != nil {
 		opts = append(opts, WithObserver(tap.Data))
 	}
-	err := Splice(s, right, RelayBufSize, opts...)
+	err = Splice(s, right, RelayBufSize, opts...)
 	if err != nil && !errors.Is(err, io.EOF) {
 		r.log.Debug("relayed tunnel broke", slog.Any("err", err))
 	}

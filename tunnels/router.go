@@ -35,6 +35,18 @@ type Holder interface {
 	HoldsTarget(target [32]byte) (root [32]byte, ok bool)
 }
 
+// Endpoint ends tunnels whose target is not a file: the chat identities
+// of this node. Its methods are called from the router's goroutines.
+type Endpoint interface {
+	// AcceptsTarget reports whether this node ends tunnels to target. It
+	// must not block for long.
+	AcceptsTarget(target [32]byte) bool
+	// ServeTunnel takes the raw stream of a tunnel to target once the
+	// tunnel is up: it runs its own end-to-end handshake and owns rw. It
+	// must return soon, serving rw in a goroutine of its own.
+	ServeTunnel(target [32]byte, rw io.ReadWriteCloser)
+}
+
 // Query is what a Search asks for: Keywords, or else RootHash, which is
 // SearchHash of the root searched for.
 type Query struct {
@@ -79,6 +91,9 @@ type RouterConfig struct {
 	// the responder's handshake. It is called in its own goroutine and
 	// owns t. If nil, the node answers no tunnel requests.
 	OnTunnel func(t *Tunnel)
+	// Endpoint ends tunnels to targets the Holder does not hold; nil
+	// ends none.
+	Endpoint Endpoint
 	// Log receives the router's events; nil discards them.
 	Log *slog.Logger
 	// Rand is the randomness of depths; nil means crypto/rand. Ids always

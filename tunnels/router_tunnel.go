@@ -39,8 +39,11 @@ type route struct {
 	state  int
 
 	holder bool
-	root   [32]byte
-	origin *originReq
+	// endpoint marks a holder's route that RouterConfig.Endpoint serves
+	// (a chat identity), not a file.
+	endpoint bool
+	root     [32]byte
+	origin   *originReq
 
 	branches map[linkKey]*link // forwarded, not yet answered
 	right    *link
@@ -240,6 +243,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 	if r.cfg.Holder != nil && r.cfg.OnTunnel != nil {
 		root, holds = r.cfg.Holder.HoldsTarget(m.Target)
 	}
+	endpoint := !holds && r.cfg.Endpoint != nil && r.cfg.Endpoint.AcceptsTarget(m.Target)
 	var out []outMsg
 	defer func() { flush(out) }()
 	fail := func(c FailCode) { out = append(out, outMsg{l, &TunnelFail{ID: m.ID, Code: c}}) }
@@ -256,8 +260,8 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		return
 	}
 	rt := &route{left: l, leftID: m.ID, target: m.Target, expires: time.Now().Add(TunnelRequestTTL)}
-	if holds {
-		rt.holder, rt.root, rt.state = true, root, routeAwaitLeft
+	if holds || endpoint {
+		rt.holder, rt.endpoint, rt.root, rt.state = true, endpoint, root, routeAwaitLeft
 		t.byLeft[key] = rt
 		t.perLink[l.peer]++
 		t.total++
@@ -354,6 +358,9 @@ func (r *Router) handleTunnelOK(l *link, m *TunnelOK) {
 // the TunnelOK on to the left, so the left's stream arrives after it.
 func (r *Router) openRelayStream(rt *route, right *link, id TunnelID) {
 	s, err := r.openTunnelStream(right.peer, id)
+	if err != nil {
+		r.log.Debug("TMP relay stream failed", "err", err)
+	}
 	var out []outMsg
 	var streams []network.Stream
 	r.mu.Lock()
@@ -377,6 +384,9 @@ func (r *Router) openRelayStream(rt *route, right *link, id TunnelID) {
 // tunnels and hands it to the waiting RequestTunnels.
 func (r *Router) openOriginStream(rt *route, right *link, id TunnelID) {
 	s, err := r.openTunnelStream(right.peer, id)
+	if err != nil {
+		r.log.Debug("TMP origin stream failed", "err", err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rt.origin.closed {
@@ -393,6 +403,9 @@ func (r *Router) openOriginStream(rt *route, right *link, id TunnelID) {
 }
 
 func (r *Router) handleTunnelFail(l *link, m *TunnelFail) {
+	if r.cfg.Holder == nil && len(r.links) == 1 {
+		r.log.Debug("TMP origin got fail", "code", m.Code)
+	}
 	var out []outMsg
 	var streams []network.Stream
 	key := linkKey{l.peer, m.ID}
@@ -414,6 +427,9 @@ func (r *Router) handleTunnelFail(l *link, m *TunnelFail) {
 }
 
 func (r *Router) handleTunnelClose(l *link, m *TunnelClose) {
+	if len(r.links) == 1 {
+		r.log.Debug("TMP origin got close")
+	}
 	var out []outMsg
 	var streams []network.Stream
 	key := linkKey{l.peer, m.ID}

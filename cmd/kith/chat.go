@@ -217,3 +217,62 @@ func newIdentityCmd(g *globals) *cobra.Command {
 func readAllLimited(r io.Reader, n int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, n))
 }
+
+func newDistantCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "distant",
+		Short: "chat with a chat identity that is not a friend, through anonymous tunnels",
+		Args:  args(cobra.NoArgs),
+	}
+	var as string
+	send := &cobra.Command{
+		Use:   "send CHATID TEXT... [--as IDENTITY]",
+		Short: "send a message to a chat id (it waits until a tunnel reaches it; TEXT - reads stdin)",
+		Args:  args(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if _, err := chat.ParseChatID(a[0]); err != nil {
+				return err
+			}
+			text, err := messageText(a[1:])
+			if err != nil {
+				return err
+			}
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				m, err := c.DistantSend(ctx, a[0], as, text)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("sent %s (waits in the outbox until a tunnel reaches %s)\n", m.ID, a[0][:12])
+				return nil
+			})
+		},
+	}
+	send.Flags().StringVar(&as, "as", "", "your chat identity to write as (default: your first)")
+	var (
+		asJSON bool
+		logAs  string
+	)
+	log := &cobra.Command{
+		Use:   "log CHATID [--as IDENTITY] [--json]",
+		Short: "print the history with a chat id",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if _, err := chat.ParseChatID(a[0]); err != nil {
+				return err
+			}
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				ms, err := allMessages(ctx, func(after uint64) ([]chat.Message, error) {
+					return c.DistantLog(ctx, a[0], logAs, after, 0)
+				})
+				if err != nil {
+					return err
+				}
+				return printMessages(ms, asJSON, "me", a[0][:12])
+			})
+		},
+	}
+	log.Flags().StringVar(&logAs, "as", "", "your chat identity (default: your first)")
+	log.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(send, log)
+	return cmd
+}

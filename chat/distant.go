@@ -1,0 +1,247 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"kith/tunnels"
+)
+
+// Tunnels is what distant chat needs of the turtle router:
+// *tunnels.Router implements it.
+type Tunnels interface {
+	RequestTunnels(ctx context.Context, target [32]byte, n int) ([]io.ReadWriteCloser, error)
+}
+
+// ErrNoTunnels means distant chat has no router to make tunnels with.
+var ErrNoTunnels = errors.New("no tunnel router")
+
+// DistantEvent is the data of a "distant.message" event: a message of
+// the conversation between Local, one of this node's identities, and
+// Remote.
+type DistantEvent struct {
+	Local   ChatID  `json:"local"`
+	Remote  ChatID  `json:"remote"`
+	Message Message `json:"message"`
+}
+
+// DistantDeliveredEvent is the data of a "distant.delivered" event.
+type DistantDeliveredEvent struct {
+	Local  ChatID  `json:"local"`
+	Remote ChatID  `json:"remote"`
+	IDs    []MsgID `json:"ids"`
+}
+
+// MarshalText writes the text form of the chat id.
+func (id ChatID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses the text form of a chat id.
+func (id *ChatID) UnmarshalText(b []byte) error {
+	v, err := ParseChatID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// distant returns the identities of a distant conversation.
+func (c convKey) distant() (local, remote ChatID, ok bool) {
+	if len(c) != 1+2*len(ChatID{}) || c[0] != 'd' {
+		return local, remote, false
+	}
+	copy(local[:], c[1:])
+	copy(remote[:], c[1+len(ChatID{}):])
+	return local, remote, true
+}
+
+func (s *Service) distantRoute(local Identity, remote ChatID) route {
+	return route{
+		dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
+			if s.cfg.Tunnels == nil {
+				return nil, ErrNoTunnels
+			}
+			remoteKey, err := remote.X25519()
+			if err != nil {
+				return nil, err
+			}
+			raws, err := s.cfg.Tunnels.RequestTunnels(ctx, tunnels.TargetForChatID(remote[:]), 1)
+			if err != nil {
+				return nil, fmt.Errorf("reaching %s: %w", remote.Short(), err)
+			}
+			for _, extra := range raws[1:] {
+				extra.Close()
+			}
+			sess, err := tunnels.OpenChatSession(ctx, raws[0], local.DHKey(), remoteKey)
+			if err != nil {
+				return nil, fmt.Errorf("distant chat handshake: %w", err)
+			}
+			fw := newFrameWriter(sess)
+			if err := fw.hello(local.ID); err == nil {
+				err = fw.flush()
+			}
+			if err != nil {
+				sess.Reset()
+				return nil, fmt.Errorf("distant chat hello: %w", err)
+			}
+			return sess, nil
+		},
+		acked: func(ms []Message) {
+			ev := DistantDeliveredEvent{Local: local.ID, Remote: remote}
+			for _, m := range ms {
+				ev.IDs = append(ev.IDs, m.ID)
+			}
+			s.e.events("distant.delivered", ev)
+		},
+	}
+}
+
+// SendDistant writes text from this node's identity as (see
+// Identities.Resolve; "" is the default) to the chat identity to. The
+// message enters the history and the outbox at once and leaves through a
+// tunnel as soon as one can be made.
+func (s *Service) SendDistant(as string, to ChatID, text string) (Message, error) {
+	if err := CheckText(text); err != nil {
+		return Message{}, err
+	}
+	local, err := s.ids.Resolve(as)
+	if err != nil {
+		return Message{}, err
+	}
+	if _, err := to.X25519(); err != nil {
+		return Message{}, fmt.Errorf("%w: %w", ErrBadChatID, err)
+	}
+	conv := distantConv(local.ID, to)
+	m, _, err := s.e.hist.append(conv, Message{ID: NewMsgID(), Time: time.Now().UTC().Truncate(time.Millisecond), Out: true, Text: text})
+	if err != nil {
+		return Message{}, err
+	}
+	s.e.events("distant.message", DistantEvent{Local: local.ID, Remote: to, Message: m})
+	s.e.kick(conv, s.distantRoute(local, to))
+	return m, nil
+}
+
+// DistantHistory returns up to limit messages between this node's
+// identity as and the chat identity remote, stored after sequence number
+// after.
+func (s *Service) DistantHistory(as string, remote ChatID, after uint64, limit int) ([]Message, error) {
+	local, err := s.ids.Resolve(as)
+	if err != nil {
+		return nil, err
+	}
+	return s.e.hist.list(distantConv(local.ID, remote), after, time.Time{}, limit)
+}
+
+// DistantSummary returns the state of the conversation between this
+// node's identity as and remote.
+func (s *Service) DistantSummary(as string, remote ChatID) (Summary, error) {
+	local, err := s.ids.Resolve(as)
+	if err != nil {
+		return Summary{}, err
+	}
+	conv := distantConv(local.ID, remote)
+	sum := Summary{Unread: s.e.hist.unread(conv), Pending: s.e.hist.pending(conv)}
+	if m, ok := s.e.hist.last(conv); ok {
+		sum.Last = &m
+	}
+	return sum, nil
+}
+
+// AcceptsTarget reports whether target is the tunnel target of one of
+// this node's chat identities. It makes Service a tunnels.Endpoint.
+func (s *Service) AcceptsTarget(target [32]byte) bool {
+	_, ok := s.identityForTarget(target)
+	return ok
+}
+
+func (s *Service) identityForTarget(target [32]byte) (Identity, bool) {
+	for _, id := range s.ids.List() {
+		if tunnels.TargetForChatID(id.ID[:]) == target {
+			return id, true
+		}
+	}
+	return Identity{}, false
+}
+
+// ServeTunnel takes a tunnel opened to one of this node's identities: it
+// runs the responder's Noise_XK handshake, checks the caller's Hello and
+// serves its messages. It returns at once; the service owns rw.
+func (s *Service) ServeTunnel(target [32]byte, rw io.ReadWriteCloser) {
+	s.e.mu.Lock()
+	if s.e.closed {
+		s.e.mu.Unlock()
+		rw.Close()
+		return
+	}
+	s.e.wg.Add(1)
+	s.e.mu.Unlock()
+	go func() {
+		defer s.e.wg.Done()
+		if err := s.serveDistant(target, rw); err != nil {
+			s.cfg.Log.Debug("distant chat session ended", slog.Any("err", err))
+		}
+	}()
+}
+
+func (s *Service) serveDistant(target [32]byte, rw io.ReadWriteCloser) error {
+	local, ok := s.identityForTarget(target)
+	if !ok {
+		rw.Close()
+		return errors.New("tunnel to an identity this node no longer has")
+	}
+	hctx, cancel := context.WithTimeout(s.e.ctx, tunnels.HandshakeTimeout)
+	sess, err := tunnels.AcceptChatSession(hctx, rw, local.DHKey())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("distant chat handshake: %w", err)
+	}
+	stop := context.AfterFunc(s.e.ctx, func() { sess.Reset() })
+	defer stop()
+	sess.SetReadDeadline(time.Now().Add(StreamTimeout))
+	fr := newFrameReader(sess)
+	first, err := fr.read()
+	if err != nil || first.hello == nil {
+		sess.Reset()
+		return fmt.Errorf("%w: distant chat must start with hello", ErrBadFrame)
+	}
+	remote := *first.hello
+	if want, err := remote.X25519(); err != nil || !bytes.Equal(want[:], sess.PeerStatic()) {
+		sess.Reset()
+		return fmt.Errorf("%w: hello names a chat id the handshake did not prove", ErrBadFrame)
+	}
+	sess.SetReadDeadline(time.Time{})
+	err = s.e.serveFrames(s.e.ctx, fr, sess, receiver{
+		conv:    distantConv(local.ID, remote),
+		limit:   s.distantLimiter(remote),
+		noHello: true,
+		stored: func(m Message) {
+			s.e.events("distant.message", DistantEvent{Local: local.ID, Remote: remote, Message: m})
+		},
+	})
+	if err != nil {
+		sess.Reset()
+		return err
+	}
+	return sess.Close()
+}
+
+func (s *Service) distantLimiter(remote ChatID) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.distantLimits[remote]
+	if l == nil {
+		if len(s.distantLimits) >= MaxDistantPeers {
+			clear(s.distantLimits) // many callers at once: start their counts afresh
+		}
+		l = newPeerLimiter()
+		s.distantLimits[remote] = l
+	}
+	return l
+}

@@ -1,0 +1,166 @@
+package f2f
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// udpProxy forwards one client's datagrams to target and back, until
+// cut, after which it silently drops everything: to both ends a QUIC
+// connection through it then looks like one whose peer vanished.
+type udpProxy struct {
+	front, back *net.UDPConn
+	mu          sync.Mutex
+	client      *net.UDPAddr
+	cut         bool
+	wg          sync.WaitGroup
+}
+
+func newUDPProxy(t *testing.T, target *net.UDPAddr) *udpProxy {
+	t.Helper()
+	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp4", nil, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &udpProxy{front: front, back: back}
+	p.wg.Add(2)
+	go func() { // client -> target
+		defer p.wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := front.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.client = from
+			cut := p.cut
+			p.mu.Unlock()
+			if !cut {
+				back.Write(buf[:n])
+			}
+		}
+	}()
+	go func() { // target -> client
+		defer p.wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, err := back.Read(buf)
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			client, cut := p.client, p.cut
+			p.mu.Unlock()
+			if client != nil && !cut {
+				front.WriteToUDP(buf[:n], client)
+			}
+		}
+	}()
+	t.Cleanup(func() { front.Close(); back.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *udpProxy) addr() ma.Multiaddr {
+	a := p.front.LocalAddr().(*net.UDPAddr)
+	return ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", a.Port))
+}
+
+func (p *udpProxy) cutOff() {
+	p.mu.Lock()
+	p.cut = true
+	p.mu.Unlock()
+}
+
+// addWithAddrs puts other on p's friend list with the given addresses.
+func (p *testPeer) addWithAddrs(other *testPeer, addrs []ma.Multiaddr) {
+	p.t.Helper()
+	text, err := NewInvite(other.key, addrs, "peer")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	inv, err := ParseInvite(text)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.friends.Add(inv, ""); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// TestDeadConnectionClosedOnReconnect: B reaches A over QUIC through a
+// proxy that then goes silent, as a crashed friend's connection does. When
+// B connects again, A pings its other connection to B over that
+// connection, gets no answer and closes it; a live older connection
+// answers and stays.
+func TestDeadConnectionClosedOnReconnect(t *testing.T) {
+	a, b := newPeer(t, "quic"), newPeer(t, "quic")
+	var quicAddr *net.UDPAddr
+	for _, addr := range a.host.Addrs() {
+		if na, err := net.ResolveUDPAddr("udp4", fmt.Sprintf("127.0.0.1:%s", mustPort(t, addr))); err == nil {
+			quicAddr = na
+		}
+	}
+	proxy := newUDPProxy(t, quicAddr)
+	// A knows no address of B that answers; B knows A only through the proxy.
+	a.addWithAddrs(b, []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/udp/9/quic-v1")})
+	b.addWithAddrs(a, []ma.Multiaddr{proxy.addr()})
+	waitFor(t, 15*time.Second, "friends online through the proxy", func() bool { return online(a, b.id) && online(b, a.id) })
+	if n := len(a.host.Network().ConnsToPeer(b.id)); n != 1 {
+		t.Fatalf("%d connections before the cut", n)
+	}
+	dead := a.host.Network().ConnsToPeer(b.id)[0]
+
+	// B "crashes": the proxy goes silent and B drops its side without a
+	// word reaching A, then B comes back on a new connection.
+	proxy.cutOff()
+	for _, c := range b.host.Network().ConnsToPeer(a.id) {
+		c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := b.host.Connect(ctx, peer.AddrInfo{ID: a.id, Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the dead connection closed", func() bool { return dead.IsClosed() })
+	if got := a.conn.Stats().DeadConnsClosed; got != 1 {
+		t.Fatalf("DeadConnsClosed = %d, want 1", got)
+	}
+	if err := roundTrip(ctx, a, b.id, nil); err != nil {
+		t.Fatalf("the new connection does not work: %v", err)
+	}
+
+	// Probing a live connection: it answers and stays open.
+	live := a.host.Network().ConnsToPeer(b.id)
+	if len(live) != 1 {
+		t.Fatalf("%d connections after the reconnect", len(live))
+	}
+	a.conn.probeOtherConns(b.id, nil)
+	time.Sleep(ConnProbeTimeout + 500*time.Millisecond)
+	if live[0].IsClosed() {
+		t.Fatal("a live connection was closed")
+	}
+	if got := a.conn.Stats().DeadConnsClosed; got != 1 {
+		t.Fatalf("DeadConnsClosed = %d after probing a live connection, want 1", got)
+	}
+}
+
+func mustPort(t *testing.T, addr ma.Multiaddr) string {
+	t.Helper()
+	port, err := addr.ValueForProtocol(ma.P_UDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
