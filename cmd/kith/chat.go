@@ -161,7 +161,7 @@ func printMessages(ms []chat.Message, asJSON bool, me, them string) error {
 				mark = "  (not delivered yet)"
 			}
 		}
-		fmt.Printf("%s  %s: %s%s\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, m.Text, mark)
+		fmt.Printf("%s  %s: %s%s\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, cleanText(m.Text), mark)
 	}
 	return nil
 }
