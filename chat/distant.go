@@ -72,9 +72,17 @@ func (s *Service) distantRoute(local Identity, remote ChatID) route {
 			if err != nil {
 				return nil, err
 			}
-			raws, err := s.cfg.Tunnels.RequestTunnels(ctx, tunnels.TargetForChatID(remote[:]), 1)
-			if err != nil {
-				return nil, fmt.Errorf("reaching %s: %w", remote.Short(), err)
+			// Each request travels a random depth (see package tunnels),
+			// so a far identity may need a few before one reaches it.
+			var raws []io.ReadWriteCloser
+			for try := 0; ; try++ {
+				raws, err = s.cfg.Tunnels.RequestTunnels(ctx, tunnels.TargetForChatID(remote[:]), 1)
+				if err == nil {
+					break
+				}
+				if try+1 >= DistantTunnelTries || ctx.Err() != nil {
+					return nil, fmt.Errorf("reaching %s: %w", remote.Short(), err)
+				}
 			}
 			for _, extra := range raws[1:] {
 				extra.Close()

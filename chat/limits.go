@@ -47,6 +47,9 @@ const (
 	// waits for an ack of something it wrote before it gives up on the
 	// stream and retries.
 	StreamTimeout = 20 * time.Second
+	// DistantTunnelTries is how many tunnel requests one attempt to reach
+	// a distant identity makes, one after another, before it waits.
+	DistantTunnelTries = 3
 	// TypingInterval is the least time between two Typing frames sent to
 	// one friend; a receiver shows typing for TypingShown after one.
 	TypingInterval = 3 * time.Second

@@ -29,6 +29,8 @@ type Demo struct {
 	Chain []string
 	// Stranger is a node no one befriended.
 	Stranger *node.Node
+	// taps record what the relays of the tunnel chain moved.
+	taps map[string]*relayTap
 }
 
 // Step is one part of the demo.
@@ -37,13 +39,17 @@ type Step struct {
 	Run   func(ctx context.Context, d *Demo) error
 }
 
-// Steps are run in order. Each capability of kith appends its own.
+// Steps are run in order; each capability of kith adds its own.
 var Steps = []Step{
 	{"Start four nodes and a stranger on 127.0.0.1", startNodes},
 	{"Exchange invites along a chain", befriendChain},
 	{"Friends connect", waitConnected},
 	{"A stranger is refused at the gate", strangerRefused},
 	{"Removing a friend closes the connection at once", removeFriend},
+	{"Share a file; a friend browses and downloads it from two sources", shareAndDownload},
+	{"Anonymous search and a tunnelled download along a chain of five", tunnelDemo},
+	{"Private chat: a message waits for a friend who is offline", privateChatDemo},
+	{"Distant chat between the ends of the chain, through tunnels", distantChatDemo},
 }
 
 // Run plays every step, printing to out, and stops all nodes at the end.

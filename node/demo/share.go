@@ -16,12 +16,6 @@ import (
 // demoFileSize is the size of the file shared in the demo.
 const demoFileSize = 64 << 20
 
-func init() {
-	Steps = append(Steps,
-		Step{"Share a file; a friend browses and downloads it from two sources", shareAndDownload},
-	)
-}
-
 // writeRandomFile writes size random bytes to path.
 func writeRandomFile(path string, size int64) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {

@@ -23,18 +23,20 @@ import (
 // tunnelFileSize is the size of the file shared anonymously in the demo.
 const tunnelFileSize = 16 << 20
 
-func init() {
-	Steps = append(Steps,
-		Step{"Anonymous search and a tunnelled download along a chain of five", tunnelDemo},
-	)
-}
-
 // relayTap records every byte a relay's router moved: control messages and
 // relayed tunnel data.
 type relayTap struct {
 	mu   sync.Mutex
 	ctrl bytes.Buffer
 	data bytes.Buffer
+}
+
+// reset forgets what was recorded.
+func (r *relayTap) reset() {
+	r.mu.Lock()
+	r.ctrl.Reset()
+	r.data.Reset()
+	r.mu.Unlock()
 }
 
 func (r *relayTap) tap() *tunnels.Tap {
@@ -78,6 +80,7 @@ func tunnelDemo(ctx context.Context, d *Demo) error {
 			taps[name] = &relayTap{}
 			tap = taps[name].tap()
 		}
+		d.taps = taps
 		n, err := d.startTapped(name, tap)
 		if err != nil {
 			return err
