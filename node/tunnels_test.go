@@ -1,12 +1,20 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"kith/share"
 	"kith/tunnels"
@@ -67,10 +75,19 @@ func tunnelNet(t testing.TB, names []string, edges [][2]int, adjust func(i int, 
 
 // TestTunnelSearchAndAnonymousDownload: on a chain A-B-C-D-E, E shares a
 // file anonymously (not browsable); A finds it by search and downloads it
-// through tunnels only; friends never offer it directly.
+// through tunnels only; friends never offer it directly. Relays B, C and D
+// record every byte their routers move, and none of them sees the file's
+// content, its root or its name, nor the same tunnel id on two links.
 func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 	const size = 8 << 20
-	nodes := tunnelChain(t, "a", "b", "c", "d", "e")
+	taps := make([]*relayTap, 5)
+	nodes := tunnelNet(t, []string{"a", "b", "c", "d", "e"}, [][2]int{{0, 1}, {1, 2}, {2, 3}, {3, 4}},
+		func(i int, c *Config) {
+			if i >= 1 && i <= 3 {
+				taps[i] = newRelayTap()
+				c.TunnelTap = taps[i].tap()
+			}
+		})
 	a, d, e := nodes[0], nodes[3], nodes[4]
 	dir := filepath.Join(t.TempDir(), "anon")
 	src := filepath.Join(dir, "Secret Garden.mkv")
@@ -180,6 +197,189 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 		t.Error("anonymous mark lost")
 	}
 	t.Logf("sources: %+v", info.Sources)
+
+	content, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRelaysLearnedNothing(t, nodes, taps, content, tree.Root, "Secret Garden.mkv")
+}
+
+// checkRelaysLearnedNothing checks what the relays of a chain recorded in
+// taps (nil for the ends) after a tunnelled download of content with root
+// and name: no 64-byte window of the content, not the root nor the name,
+// the file's bytes did pass through every relay, and no tunnel id was used
+// on two links.
+func checkRelaysLearnedNothing(t *testing.T, nodes []*Node, taps []*relayTap, content []byte, root [32]byte, name string) {
+	t.Helper()
+	windows := contentWindows(content)
+	rootHex := []byte(hex.EncodeToString(root[:]))
+	for i, tp := range taps {
+		if tp == nil {
+			continue
+		}
+		relay := nodes[i].Name()
+		seen := tp.all()
+		for _, b := range seen {
+			if bytes.Contains(b, root[:]) || bytes.Contains(b, rootHex) {
+				t.Errorf("relay %s saw the root", relay)
+			}
+			if bytes.Contains(b, []byte(name)) {
+				t.Errorf("relay %s saw the file's name", relay)
+			}
+			if off, ok := windows.find(b); ok {
+				t.Errorf("relay %s saw a 64-byte window of the content at offset %d of what it moved", relay, off)
+			}
+		}
+		// The file flows from the holder (right) to the downloader (left),
+		// so a relay that forwarded it carried at least its size that way.
+		toLeft, toRight, ctrl := tp.counts()
+		t.Logf("relay %s forwarded %d bytes to the left, %d to the right, %d control bytes", relay, toLeft, toRight, ctrl)
+		if toLeft < len(content) || toRight == 0 || ctrl == 0 {
+			t.Errorf("relay %s forwarded only %d bytes to the left (file of %d), %d to the right, %d control bytes: the checks above prove nothing",
+				relay, toLeft, len(content), toRight, ctrl)
+		}
+	}
+
+	// Every link is seen from a tapped relay: the one on its right, and
+	// the last link from the relay on its left.
+	ids := map[tunnels.TunnelID]string{}
+	requests := 0
+	for i := 1; i < len(nodes); i++ {
+		link := nodes[i-1].Name() + "-" + nodes[i].Name()
+		var got []tunnels.TunnelID
+		switch {
+		case taps[i] != nil:
+			got = taps[i].tunnelRequests(t, nodes[i-1].ID(), true)
+		case taps[i-1] != nil:
+			got = taps[i-1].tunnelRequests(t, nodes[i].ID(), false)
+		default:
+			t.Fatalf("link %s has no tapped end", link)
+		}
+		if len(got) == 0 {
+			t.Errorf("no tunnel request seen on link %s", link)
+		}
+		for _, id := range got {
+			if other, ok := ids[id]; ok {
+				t.Errorf("tunnel id %x seen on link %s and on link %s", id, other, link)
+			}
+			ids[id] = link
+			requests++
+		}
+	}
+	t.Logf("%d tunnel requests on %d links, all with different ids", requests, len(nodes)-1)
+}
+
+// relayTap records every byte a router moved: control bytes by friend and
+// direction, and relayed tunnel data by direction.
+type relayTap struct {
+	mu      sync.Mutex
+	control map[string][]byte // peer ID + "in" or "out"
+	data    [2][]byte         // tunnels.DirAToB (to the right), tunnels.DirBToA
+}
+
+func newRelayTap() *relayTap { return &relayTap{control: make(map[string][]byte)} }
+
+func controlKey(p peer.ID, in bool) string {
+	if in {
+		return string(p) + "in"
+	}
+	return string(p) + "out"
+}
+
+func (r *relayTap) tap() *tunnels.Tap {
+	return &tunnels.Tap{
+		Control: func(p peer.ID, in bool, b []byte) {
+			r.mu.Lock()
+			k := controlKey(p, in)
+			r.control[k] = append(r.control[k], b...)
+			r.mu.Unlock()
+		},
+		Data: func(dir int, b []byte) {
+			r.mu.Lock()
+			r.data[dir] = append(r.data[dir], b...)
+			r.mu.Unlock()
+		},
+	}
+}
+
+// all returns what was recorded, one slice per stream direction. The
+// slices are the recorder's own: call it once the router is idle.
+func (r *relayTap) all() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := [][]byte{r.data[0], r.data[1]}
+	for _, b := range r.control {
+		out = append(out, b)
+	}
+	return out
+}
+
+// counts returns the data bytes relayed to the left and to the right, and
+// the control bytes moved.
+func (r *relayTap) counts() (toLeft, toRight, control int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.control {
+		control += len(b)
+	}
+	return len(r.data[tunnels.DirBToA]), len(r.data[tunnels.DirAToB]), control
+}
+
+// tunnelRequests decodes the control bytes moved with p in one direction
+// and returns the ids of the TunnelRequests among them.
+func (r *relayTap) tunnelRequests(t *testing.T, p peer.ID, in bool) []tunnels.TunnelID {
+	t.Helper()
+	r.mu.Lock()
+	b := bytes.Clone(r.control[controlKey(p, in)])
+	r.mu.Unlock()
+	mr := tunnels.NewMessageReader(bytes.NewReader(b))
+	var ids []tunnels.TunnelID
+	for {
+		m, err := mr.Read()
+		if errors.Is(err, tunnels.ErrUnknownMessage) {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			return ids
+		}
+		if err != nil {
+			t.Fatalf("decoding control bytes recorded with %s: %v", p.ShortString(), err)
+		}
+		if req, ok := m.(*tunnels.TunnelRequest); ok {
+			ids = append(ids, req.ID)
+		}
+	}
+}
+
+// windowSet finds 64-byte windows of content in what a relay saw: it
+// indexes every 64-byte window at multiples of 64, so any copy of 127 or
+// more contiguous content bytes is found. (The tunnels package's tests
+// have the same; test files of two packages cannot share it.)
+type windowSet struct {
+	content []byte
+	at      map[uint64][]int
+}
+
+func contentWindows(content []byte) *windowSet {
+	ws := &windowSet{content: content, at: make(map[uint64][]int, len(content)/64)}
+	for off := 0; off+64 <= len(content); off += 64 {
+		k := binary.LittleEndian.Uint64(content[off:])
+		ws.at[k] = append(ws.at[k], off)
+	}
+	return ws
+}
+
+// find returns the offset in b of the first window of content it holds.
+func (ws *windowSet) find(b []byte) (int, bool) {
+	for i := 0; i+64 <= len(b); i++ {
+		for _, off := range ws.at[binary.LittleEndian.Uint64(b[i:])] {
+			if bytes.Equal(b[i:i+64], ws.content[off:off+64]) {
+				return i, true
+			}
+		}
+	}
+	return 0, false
 }
 
 func closeAll(srcs []*share.Source) {

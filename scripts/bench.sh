@@ -30,5 +30,9 @@ echo "== share protocol over a plain TCP socket vs raw TCP"
 go test ./share/ -run '^$' -bench 'ServeRangeTCP|RawTCP' -count 3 "$@" | grep -E '^Benchmark'
 
 echo
+echo "== memory per idle tunnel at a relay (1,000 tunnels, relay in its own process)"
+go test ./tunnels/ -run '^$' -bench RelayIdleTunnels -benchtime 1x -count 2 "$@" | grep -E '^Benchmark'
+
+echo
 echo "== idle memory of kith up with 2 friends (VmRSS after 20 s)"
 bash scripts/idle-memory.sh

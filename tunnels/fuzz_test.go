@@ -2,10 +2,14 @@ package tunnels
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"reflect"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/flynn/noise"
 )
@@ -161,6 +165,196 @@ func FuzzSessionRead(f *testing.F) {
 		}
 		if cap(s.rbuf) > noise.MaxMsgLen+2 {
 			t.Fatalf("read buffer grew to %d", cap(s.rbuf))
+		}
+	})
+}
+
+func FuzzTunnelHeader(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0, 0, 0, 1})
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, slow := range []bool{false, true} {
+			br := bytes.NewReader(data)
+			var r io.Reader = br
+			if slow {
+				r = iotest.OneByteReader(br) // a stream that delivers the header in pieces
+			}
+			id, err := readTunnelHeader(r)
+			if len(data) < TunnelHeaderSize {
+				if err == nil {
+					t.Fatalf("read id %d from %d bytes", id, len(data))
+				}
+				continue
+			}
+			want := TunnelID(binary.BigEndian.Uint64(data))
+			if want == 0 {
+				if err == nil {
+					t.Fatal("accepted a zero tunnel id")
+				}
+				continue
+			}
+			if err != nil || id != want {
+				t.Fatalf("read %d, %v; want %d", id, err, want)
+			}
+			if left := br.Len(); left != len(data)-TunnelHeaderSize {
+				t.Fatalf("read %d bytes past the header", len(data)-TunnelHeaderSize-left)
+			}
+			var buf bytes.Buffer
+			if err := writeTunnelHeader(&buf, id); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), data[:TunnelHeaderSize]) {
+				t.Fatalf("wrote %x for the header %x", buf.Bytes(), data[:TunnelHeaderSize])
+			}
+		}
+	})
+}
+
+// Roles of FuzzHandshake: whose side of which handshake reads the fuzzed
+// bytes as what the other side sent.
+const (
+	fuzzAcceptFile = iota // a holder reading a downloader
+	fuzzOpenFile          // a downloader reading a holder
+	fuzzAcceptChat        // a chat responder reading an initiator
+	fuzzOpenChat          // a chat initiator reading a responder
+	fuzzRoles
+)
+
+// peerConn is the far end of a handshake under fuzzing: reads come from
+// the fuzzed bytes, writes are counted and dropped.
+type peerConn struct {
+	r       *bytes.Reader
+	written int
+}
+
+func (c *peerConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *peerConn) Write(p []byte) (int, error) { c.written += len(p); return len(p), nil }
+func (c *peerConn) Close() error                { return nil }
+
+// handshakeFrame frames a handshake message as handshake sends it.
+func handshakeFrame(msg []byte) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...)
+}
+
+// peerMessages returns what an honest peer sends first to the side of
+// role: a message that authenticates where the pattern allows it, and
+// for the chat responder a stand-in for the third message.
+func peerMessages(t testing.TB, role int, initiatorStatic, responderStatic noise.DHKey) []byte {
+	psk := filePSK(testRoot)
+	file := func(init bool) noise.Config {
+		return noise.Config{CipherSuite: suite, Pattern: noise.HandshakeNN, Initiator: init,
+			Prologue: []byte(filePrologue), PresharedKey: psk[:]}
+	}
+	chat := func(init bool) noise.Config {
+		c := noise.Config{CipherSuite: suite, Pattern: noise.HandshakeXK, Initiator: init,
+			Prologue: []byte(chatPrologue), StaticKeypair: responderStatic}
+		if init {
+			c.StaticKeypair, c.PeerStatic = initiatorStatic, responderStatic.Public
+		}
+		return c
+	}
+	var cfgI, cfgR noise.Config
+	switch role {
+	case fuzzAcceptFile, fuzzOpenFile:
+		cfgI, cfgR = file(true), file(false)
+	default:
+		cfgI, cfgR = chat(true), chat(false)
+	}
+	i, err := noise.NewHandshakeState(cfgI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := noise.NewHandshakeState(cfgR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, _, _, err := i.WriteMessage(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := r.ReadMessage(nil, m1); err != nil {
+		t.Fatal(err)
+	}
+	m2, _, _, err := r.WriteMessage(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch role {
+	case fuzzAcceptFile:
+		return handshakeFrame(m1)
+	case fuzzAcceptChat:
+		// The real third message answers another responder ephemeral
+		// key, so it fails; it still has the right shape.
+		if _, _, _, err := i.ReadMessage(nil, m2); err != nil {
+			t.Fatal(err)
+		}
+		m3, _, _, err := i.WriteMessage(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(handshakeFrame(m1), handshakeFrame(m3)...)
+	default:
+		return handshakeFrame(m2)
+	}
+}
+
+// FuzzHandshake feeds arbitrary bytes to each side of the file and chat
+// handshakes as what the other side sent: they must fail with
+// ErrHandshake, never panic, and a holder must send nothing to a
+// downloader that failed.
+func FuzzHandshake(f *testing.F) {
+	local := fixedKey(f)
+	remote, err := suite.GenerateKeypair(bytes.NewReader(bytes.Repeat([]byte{9}, 32)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for role := range fuzzRoles {
+		f.Add(byte(role), []byte{})
+		f.Add(byte(role), []byte{0})
+		f.Add(byte(role), []byte{0, 0})
+		f.Add(byte(role), []byte{0, 32, 1, 2, 3})
+		f.Add(byte(role), []byte{0xff, 0xff, 0})
+		f.Add(byte(role), append([]byte{1, 0}, make([]byte, 256)...))
+		valid := peerMessages(f, role, remote, local)
+		f.Add(byte(role), valid)
+		f.Add(byte(role), valid[:len(valid)-1])
+		f.Add(byte(role), append(bytes.Clone(valid), 0, 16, 1))
+	}
+	f.Fuzz(func(t *testing.T, role byte, data []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c := &peerConn{r: bytes.NewReader(data)}
+		var s *Session
+		var err error
+		switch role % fuzzRoles {
+		case fuzzAcceptFile:
+			s, err = AcceptFileSession(ctx, c, testRoot)
+			if err != nil && c.written != 0 {
+				t.Fatalf("a failed holder sent %d bytes", c.written)
+			}
+		case fuzzOpenFile:
+			s, err = OpenFileSession(ctx, c, testRoot)
+		case fuzzAcceptChat:
+			s, err = AcceptChatSession(ctx, c, local)
+		case fuzzOpenChat:
+			s, err = OpenChatSession(ctx, c, remote, [32]byte(local.Public))
+		}
+		if err != nil {
+			if s != nil || !errors.Is(err, ErrHandshake) {
+				t.Fatalf("failed with a session %v or an error not ErrHandshake: %v", s != nil, err)
+			}
+			return
+		}
+		if s == nil {
+			t.Fatal("no session and no error")
+		}
+		if c.written > 2*(2+MaxHandshakeMsg) {
+			t.Fatalf("handshake wrote %d bytes", c.written)
 		}
 	})
 }

@@ -46,7 +46,9 @@ const (
 	// friend link at once (counted on the link the request came from).
 	MaxTunnelsPerFriend = 64
 	// MaxTunnels caps all tunnels a node relays or serves at once. Each
-	// idle relayed tunnel costs two goroutines and two small buffers.
+	// idle relayed tunnel costs three goroutines (the stream handler
+	// waiting in Splice and its two copiers), two small buffers and two
+	// libp2p streams: about 30 KB of heap and stack (BENCHMARKS.md).
 	MaxTunnels = 1024
 	// MaxPendingTunnelRequests caps tunnel requests waiting for an answer,
 	// per friend they came from.

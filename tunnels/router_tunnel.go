@@ -358,9 +358,6 @@ func (r *Router) handleTunnelOK(l *link, m *TunnelOK) {
 // the TunnelOK on to the left, so the left's stream arrives after it.
 func (r *Router) openRelayStream(rt *route, right *link, id TunnelID) {
 	s, err := r.openTunnelStream(right.peer, id)
-	if err != nil {
-		r.log.Debug("TMP relay stream failed", "err", err)
-	}
 	var out []outMsg
 	var streams []network.Stream
 	r.mu.Lock()
@@ -384,9 +381,6 @@ func (r *Router) openRelayStream(rt *route, right *link, id TunnelID) {
 // tunnels and hands it to the waiting RequestTunnels.
 func (r *Router) openOriginStream(rt *route, right *link, id TunnelID) {
 	s, err := r.openTunnelStream(right.peer, id)
-	if err != nil {
-		r.log.Debug("TMP origin stream failed", "err", err)
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rt.origin.closed {
@@ -403,9 +397,6 @@ func (r *Router) openOriginStream(rt *route, right *link, id TunnelID) {
 }
 
 func (r *Router) handleTunnelFail(l *link, m *TunnelFail) {
-	if r.cfg.Holder == nil && len(r.links) == 1 {
-		r.log.Debug("TMP origin got fail", "code", m.Code)
-	}
 	var out []outMsg
 	var streams []network.Stream
 	key := linkKey{l.peer, m.ID}
@@ -427,9 +418,6 @@ func (r *Router) handleTunnelFail(l *link, m *TunnelFail) {
 }
 
 func (r *Router) handleTunnelClose(l *link, m *TunnelClose) {
-	if len(r.links) == 1 {
-		r.log.Debug("TMP origin got close")
-	}
 	var out []outMsg
 	var streams []network.Stream
 	key := linkKey{l.peer, m.ID}
