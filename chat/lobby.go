@@ -1,0 +1,1331 @@
+package chat
+
+// Chat lobbies (RetroShare's chat lobbies) on /kith/lobby/1.
+//
+// Each pair of connected friends keeps one lobby stream (opened by the
+// lower peer ID) that carries, both ways: signed lobby messages; which
+// lobbies each side wants the traffic of (subscribe, unsubscribe); the
+// public lobbies each side is in (announce, replacing the previous list);
+// invites; and history requests and replies.
+//
+// Relay: a node in lobby L takes a message of L that it has not seen
+// (by id: a bounded seen cache kept longer than the age window, and the
+// stored history), that is fresh (LobbyMaxAge, LobbyMaxSkew), well
+// formed, signed by its author and within the friend's and the author's
+// rates; it stores it (keep-alives are not stored) and sends it on to
+// every friend link subscribed to L but the one it came from. So each
+// message crosses each link at most once in each direction. Whatever is
+// dropped is counted by reason (LobbyStats) and logged at debug level;
+// a frame that does not decode resets the stream and pauses the friend's
+// link for LobbyBadFriendPause.
+//
+// Only members subscribe, so only members relay: a lobby's traffic stays
+// on the friend links between its members.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/time/rate"
+
+	"kith/chat/pb"
+)
+
+// Errors of lobbies.
+var (
+	// ErrBadLobbyID means a text is not a lobby id.
+	ErrBadLobbyID = errors.New("not a lobby id")
+	// ErrBadLobbyName means a lobby name is empty, too long or not text.
+	ErrBadLobbyName = errors.New("bad lobby name")
+	// ErrBadLobbyTopic means a lobby topic is too long or not text.
+	ErrBadLobbyTopic = errors.New("bad lobby topic")
+	// ErrUnknownLobby means a lobby is neither joined, nor announced by a
+	// friend, nor named by a pending invite.
+	ErrUnknownLobby = errors.New("unknown lobby: no friend announces it and no invite names it (`kith lobby ls` lists those you can join)")
+	// ErrNotJoined means a lobby is not joined.
+	ErrNotJoined = errors.New("lobby not joined: join it first with `kith lobby join ID`")
+	// ErrAlreadyJoined means a lobby is joined already.
+	ErrAlreadyJoined = errors.New("lobby joined already")
+	// ErrTooManyLobbies means the node is in MaxLobbies lobbies.
+	ErrTooManyLobbies = fmt.Errorf("in %d lobbies already: leave one first", MaxLobbies)
+	// ErrLobbyTooFast means the user sends faster than the lobby's
+	// per-author rate: friends would drop the message.
+	ErrLobbyTooFast = errors.New("sending too fast for the lobby: wait a second")
+	// ErrLobbyFriendOffline means an invite is for a friend with no lobby
+	// link (not connected).
+	ErrLobbyFriendOffline = errors.New("friend is offline: invite again when it is online")
+	// ErrLobbiesClosed means the lobby service is shutting down.
+	ErrLobbiesClosed = errors.New("lobbies closed")
+)
+
+// LobbyFriends is what lobbies ask about friends: f2f.Friends implements
+// it.
+type LobbyFriends interface {
+	IsFriend(peer.ID) bool
+	IDs() []peer.ID
+}
+
+// LobbyConfig configures the lobby service.
+type LobbyConfig struct {
+	Host       host.Host
+	DB         *bolt.DB
+	Friends    LobbyFriends
+	Identities *Identities
+	// Events receives "lobby.message" (LobbyEvent: a stored message,
+	// text, join or leave, from anyone including this node or a history
+	// reply) and "lobby.invite" (LobbyInvite); nil drops them. It must
+	// not block.
+	Events func(typ string, data any)
+	// Log receives the service's events; nil discards them.
+	Log *slog.Logger
+	// KeepAlive is how often members say they are there; 0 means
+	// LobbyKeepAlive.
+	KeepAlive time.Duration
+	// LinkRetry is how often links to connected friends are (re)opened;
+	// 0 means LobbyLinkRetry.
+	LinkRetry time.Duration
+	// AnnounceInterval is how often public lobbies are announced anyway;
+	// 0 means LobbyAnnounceInterval.
+	AnnounceInterval time.Duration
+	// OnRelay, if set, sees every lobby message frame that crosses a
+	// friend link: received from p (out false, before any check) or
+	// written to p (out true). History replies are not included. It is
+	// called from many goroutines and must not block.
+	OnRelay func(p peer.ID, out bool, id MsgID)
+}
+
+// LobbyEvent is the data of a "lobby.message" event.
+type LobbyEvent struct {
+	Message LobbyMessage
+	// History is set for a message that came in a history reply.
+	History bool
+}
+
+// LobbyInfo describes a lobby: one this node is in, or a public one a
+// friend announces.
+type LobbyInfo struct {
+	ID      LobbyID
+	Name    string
+	Topic   string
+	Private bool
+	Joined  bool
+	// As is the identity the node speaks as in a joined lobby.
+	As Identity
+	// Participants counts the authors heard lately (for a joined lobby),
+	// or the most any friend announced.
+	Participants int
+	// Friends are the friends that announce the lobby.
+	Friends []peer.ID
+}
+
+// Participant is an author heard in a lobby lately.
+type Participant struct {
+	ID       ChatID
+	Nick     string
+	LastSeen time.Time
+}
+
+// LinkStats counts the lobby messages that crossed one friend link.
+type LinkStats struct {
+	In, Out    uint64
+	QueueDrops uint64
+}
+
+// LobbyStats counts what the lobby service relayed and dropped.
+type LobbyStats struct {
+	// Dropped counts dropped messages and frames by reason (the Drop*
+	// constants).
+	Dropped map[string]uint64
+	// Disconnected counts friend links reset for a bad frame.
+	Disconnected uint64
+	// Links counts messages per connected friend.
+	Links map[peer.ID]LinkStats
+}
+
+// joinedLobby is a lobby the node is in.
+type joinedLobby struct {
+	id    LobbyID
+	rec   lobbyRecord
+	as    Identity
+	parts map[ChatID]Participant
+	// asked is when the node asked a friend for the lobby's history, zero
+	// once answered; friends asking for history meanwhile wait in waiters
+	// so they get what the answer brings, not an empty history.
+	asked   time.Time
+	waiters []*lobbyLink
+}
+
+// allows reports whether the lobby's traffic may go to friend p: any
+// friend for a public lobby; for a private one, only the friend that
+// invited this node and those it invited. So a friend that learns a
+// private lobby's id cannot listen in by subscribing.
+func (j *joinedLobby) allows(p peer.ID) bool {
+	return !j.rec.Private || slices.Contains(j.rec.Members, p.String())
+}
+
+func (j *joinedLobby) announced(parts int) lobbyAnnounced {
+	return lobbyAnnounced{ID: j.id, Name: j.rec.Name, Topic: j.rec.Topic, Participants: parts}
+}
+
+// seenEntry is one id of the seen cache, in arrival order.
+type seenEntry struct {
+	id MsgID
+	at time.Time
+}
+
+// Lobbies is the chat lobby service of one node. Its methods are safe for
+// concurrent use; Close stops it.
+type Lobbies struct {
+	cfg    LobbyConfig
+	log    *slog.Logger
+	store  *lobbyStore
+	sub    event.Subscription
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+	wg     sync.WaitGroup
+	wgMu   sync.Mutex // guards closing and wg.Add; taken after mu
+	closed bool
+
+	mu       sync.Mutex
+	joined   map[LobbyID]*joinedLobby
+	links    map[peer.ID]*lobbyLink
+	dialing  map[peer.ID]bool
+	paused   map[peer.ID]time.Time // friends that broke the protocol, until
+	seen     map[MsgID]time.Time
+	seenQ    []seenEntry
+	authors  map[ChatID]*rate.Limiter
+	dropped  map[string]uint64
+	announce chan struct{} // wakes the loop to announce to every link
+
+	disconnected atomic.Uint64
+	queueFull    atomic.Uint64
+}
+
+// NewLobbies starts the lobby service: it loads the joined lobbies,
+// registers LobbyProtocolID and opens lobby links to friends as they
+// connect, subscribing them to the joined lobbies.
+func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = LobbyKeepAlive
+	}
+	if cfg.LinkRetry <= 0 {
+		cfg.LinkRetry = LobbyLinkRetry
+	}
+	if cfg.AnnounceInterval <= 0 {
+		cfg.AnnounceInterval = LobbyAnnounceInterval
+	}
+	if cfg.Identities == nil {
+		return nil, errors.New("starting lobbies: no identities")
+	}
+	st, err := openLobbyStore(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	s := &Lobbies{
+		cfg: cfg, log: cfg.Log, store: st,
+		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{}, dialing: map[peer.ID]bool{},
+		paused: map[peer.ID]time.Time{}, seen: map[MsgID]time.Time{}, authors: map[ChatID]*rate.Limiter{},
+		dropped: map[string]uint64{}, announce: make(chan struct{}, 1),
+	}
+	recs, err := st.lobbies()
+	if err != nil {
+		return nil, err
+	}
+	for id, r := range recs {
+		as, ok := cfg.Identities.Get(ChatID(r.As))
+		if !ok {
+			s.log.Warn("lobby joined as an identity that is gone; leaving it", slog.String("lobby", id.String()))
+			st.leave(id)
+			continue
+		}
+		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}}
+	}
+	s.sub, err = cfg.Host.EventBus().Subscribe([]any{
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerConnectednessChanged),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting lobbies: %w", err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	cfg.Host.SetStreamHandler(protocol.ID(LobbyProtocolID), s.handleStream)
+	s.wg.Add(1)
+	go s.loop()
+	return s, nil
+}
+
+// Close removes the stream handler, resets every lobby link and waits for
+// the service's goroutines. It is safe to call more than once.
+func (s *Lobbies) Close() error {
+	s.once.Do(func() {
+		s.cfg.Host.RemoveStreamHandler(protocol.ID(LobbyProtocolID))
+		s.cancel()
+		s.wgMu.Lock()
+		s.closed = true
+		s.wgMu.Unlock()
+		s.sub.Close()
+		s.mu.Lock()
+		for _, l := range s.links {
+			l.stop()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// goFn runs f as one of the service's goroutines unless it is closing.
+func (s *Lobbies) goFn(f func()) bool {
+	s.wgMu.Lock()
+	defer s.wgMu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); f() }()
+	return true
+}
+
+func (s *Lobbies) event(typ string, data any) {
+	if s.cfg.Events != nil {
+		s.cfg.Events(typ, data)
+	}
+}
+
+// drop counts a dropped message or frame. Called with s.mu held.
+func (s *Lobbies) dropLocked(reason string) { s.dropped[reason]++ }
+
+func (s *Lobbies) drop(l *lobbyLink, reason string, m *LobbyMessage) {
+	s.mu.Lock()
+	s.dropLocked(reason)
+	s.mu.Unlock()
+	if reason == DropDuplicate {
+		return // normal wherever the friend graph has cycles
+	}
+	attrs := []any{slog.String("reason", reason)}
+	if l != nil {
+		attrs = append(attrs, slog.String("peer", l.peer.ShortString()))
+	}
+	if m != nil {
+		attrs = append(attrs, slog.String("lobby", m.Lobby.String()), slog.String("id", m.ID.String()),
+			slog.String("author", m.Author.Short()))
+	}
+	s.log.Debug("lobby message dropped", attrs...)
+}
+
+// Stats returns the service's counters.
+func (s *Lobbies) Stats() LobbyStats {
+	st := LobbyStats{Dropped: map[string]uint64{}, Links: map[peer.ID]LinkStats{},
+		Disconnected: s.disconnected.Load()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.dropped {
+		st.Dropped[k] = v
+	}
+	if n := s.queueFull.Load(); n > 0 {
+		st.Dropped[DropQueueFull] = n
+	}
+	for p, l := range s.links {
+		st.Links[p] = LinkStats{In: l.in.Load(), Out: l.outN.Load(), QueueDrops: l.queueDrops.Load()}
+	}
+	return st
+}
+
+// Links returns the friends with a lobby link up.
+func (s *Lobbies) Links() []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]peer.ID, 0, len(s.links))
+	for p := range s.links {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Subscribed reports whether friend p's link is subscribed to lobby id.
+func (s *Lobbies) Subscribed(p peer.ID, id LobbyID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.links[p]
+	return l != nil && l.subs[id]
+}
+
+// ---- the user's side ----
+
+// Create makes a lobby and joins it as identity as (Identities.Resolve:
+// "" is the default identity). A public lobby is announced to friends; a
+// private one is only known to those invited.
+func (s *Lobbies) Create(name, topic string, private bool, as string) (LobbyInfo, error) {
+	if err := checkLobbyName(name, topic); err != nil {
+		return LobbyInfo{}, err
+	}
+	ident, err := s.cfg.Identities.Resolve(as)
+	if err != nil {
+		return LobbyInfo{}, err
+	}
+	id := NewLobbyID()
+	return s.join(id, lobbyRecord{Name: name, Topic: topic, Private: private, As: ident.ID[:]}, ident, "")
+}
+
+// Join joins a lobby as identity as: a public lobby a friend announces,
+// or one a pending invite names (the only way into a private lobby). It
+// asks a friend in the lobby for its recent history.
+func (s *Lobbies) Join(id LobbyID, as string) (LobbyInfo, error) {
+	ident, err := s.cfg.Identities.Resolve(as)
+	if err != nil {
+		return LobbyInfo{}, err
+	}
+	s.mu.Lock()
+	_, joined := s.joined[id]
+	s.mu.Unlock()
+	if joined {
+		return LobbyInfo{}, fmt.Errorf("%w: %s", ErrAlreadyJoined, id)
+	}
+	var from peer.ID
+	rec := lobbyRecord{As: ident.ID[:]}
+	if inv, ok := s.store.invite(id); ok {
+		rec.Name, rec.Topic, rec.Private = inv.Name, inv.Topic, inv.Private
+		from, _ = peer.Decode(inv.From)
+	} else if a, ok := s.announcedLobby(id); ok {
+		rec.Name, rec.Topic = a.Name, a.Topic
+	} else {
+		return LobbyInfo{}, fmt.Errorf("%w: %s", ErrUnknownLobby, id)
+	}
+	return s.join(id, rec, ident, from)
+}
+
+// announcedLobby finds a lobby in the friends' announcements.
+func (s *Lobbies) announcedLobby(id LobbyID) (lobbyAnnounced, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.links {
+		for _, a := range l.announced {
+			if a.ID == id {
+				return a, true
+			}
+		}
+	}
+	return lobbyAnnounced{}, false
+}
+
+// join enters a lobby: stores it, subscribes every link, asks one
+// subscribed friend (preferably from) for history and says JOIN.
+func (s *Lobbies) join(id LobbyID, rec lobbyRecord, as Identity, from peer.ID) (LobbyInfo, error) {
+	if s.ctx.Err() != nil {
+		return LobbyInfo{}, ErrLobbiesClosed
+	}
+	rec.Joined = time.Now().UTC()
+	if rec.Private && from != "" {
+		rec.Members = []string{from.String()}
+	}
+	s.mu.Lock()
+	if _, ok := s.joined[id]; ok {
+		s.mu.Unlock()
+		return LobbyInfo{}, fmt.Errorf("%w: %s", ErrAlreadyJoined, id)
+	}
+	if len(s.joined) >= MaxLobbies {
+		s.mu.Unlock()
+		return LobbyInfo{}, ErrTooManyLobbies
+	}
+	if err := s.store.join(id, rec); err != nil {
+		s.mu.Unlock()
+		return LobbyInfo{}, err
+	}
+	jl := &joinedLobby{id: id, rec: rec, as: as, parts: map[ChatID]Participant{}}
+	s.joined[id] = jl
+	var ask *lobbyLink
+	for _, l := range s.links {
+		if !jl.allows(l.peer) {
+			continue
+		}
+		l.send(subscribeFrame([]LobbyID{id}))
+		if l.subs[id] && (ask == nil || l.peer == from) {
+			ask = l
+		}
+	}
+	if ask != nil {
+		ask.histWanted[id] = true
+		jl.asked = time.Now()
+		ask.send(historyRequestFrame(id, LobbyHistoryMax))
+	}
+	s.mu.Unlock()
+	if _, err := s.say(jl, LobbyKindJoin, ""); err != nil {
+		s.log.Debug("saying join", slog.Any("err", err))
+	}
+	if !rec.Private {
+		s.announceSoon()
+	}
+	return s.info(id)
+}
+
+// Invite invites friend p into a joined lobby. p must be online.
+func (s *Lobbies) Invite(id LobbyID, p peer.ID) error {
+	if !s.cfg.Friends.IsFriend(p) {
+		return fmt.Errorf("%w: %s", ErrNotFriend, p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	jl := s.joined[id]
+	if jl == nil {
+		return fmt.Errorf("%w: %s", ErrNotJoined, id)
+	}
+	l := s.links[p]
+	if l == nil {
+		return fmt.Errorf("%w: %s", ErrLobbyFriendOffline, p)
+	}
+	if !jl.allows(p) {
+		rec := jl.rec
+		rec.Members = append(slices.Clone(rec.Members), p.String())
+		if err := s.store.join(id, rec); err != nil {
+			return err
+		}
+		jl.rec = rec
+		// Subscribed first, so that p, once it joins, asks this node for
+		// the history.
+		l.send(subscribeFrame([]LobbyID{id}))
+	}
+	l.send(inviteFrame(jl.announced(0), jl.rec.Private, jl.as.Nick))
+	return nil
+}
+
+// Send says text in a joined lobby: it is stored and sent to every
+// friend in the lobby.
+func (s *Lobbies) Send(id LobbyID, text string) (LobbyMessage, error) {
+	if err := CheckText(text); err != nil {
+		return LobbyMessage{}, err
+	}
+	s.mu.Lock()
+	jl := s.joined[id]
+	s.mu.Unlock()
+	if jl == nil {
+		return LobbyMessage{}, fmt.Errorf("%w: %s", ErrNotJoined, id)
+	}
+	return s.say(jl, LobbyKindText, text)
+}
+
+// say signs, stores (unless a keep-alive) and sends a message of this
+// node's in jl.
+func (s *Lobbies) say(jl *joinedLobby, kind LobbyKind, text string) (LobbyMessage, error) {
+	m := LobbyMessage{Lobby: jl.id, ID: NewMsgID(), Kind: kind, Time: time.Now().UTC(), Text: text}
+	signLobbyMessage(jl.as, &m)
+	s.mu.Lock()
+	// Every message of ours spends the author's tokens, as it will at each
+	// friend's; only text is refused (keep-alives, join and leave must go).
+	if !s.authorLimiter(m.Author).Allow() && kind == LobbyKindText {
+		s.mu.Unlock()
+		return LobbyMessage{}, ErrLobbyTooFast
+	}
+	s.markSeenLocked(m.ID, time.Now())
+	s.mu.Unlock()
+	return s.accept(&m, nil)
+}
+
+// Log returns up to limit messages of a joined lobby stored after
+// sequence number after, oldest first.
+func (s *Lobbies) Log(id LobbyID, after uint64, limit int) ([]LobbyMessage, error) {
+	s.mu.Lock()
+	_, ok := s.joined[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotJoined, id)
+	}
+	return s.store.list(id, after, limit)
+}
+
+// Leave says LEAVE in a lobby, unsubscribes every link from it and
+// forgets it and its history.
+func (s *Lobbies) Leave(id LobbyID) error {
+	s.mu.Lock()
+	jl := s.joined[id]
+	s.mu.Unlock()
+	if jl == nil {
+		return fmt.Errorf("%w: %s", ErrNotJoined, id)
+	}
+	if _, err := s.say(jl, LobbyKindLeave, ""); err != nil {
+		s.log.Debug("saying leave", slog.Any("err", err))
+	}
+	s.mu.Lock()
+	delete(s.joined, id)
+	for _, l := range s.links {
+		l.send(unsubscribeFrame([]LobbyID{id}))
+		delete(l.histWanted, id)
+	}
+	s.mu.Unlock()
+	if err := s.store.leave(id); err != nil {
+		return err
+	}
+	if !jl.rec.Private {
+		s.announceSoon()
+	}
+	return nil
+}
+
+// Participants returns the authors heard in a joined lobby within
+// LobbyParticipantIntervals keep-alives, this node's identity first.
+func (s *Lobbies) Participants(id LobbyID) ([]Participant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	jl := s.joined[id]
+	if jl == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotJoined, id)
+	}
+	return s.participantsLocked(jl, time.Now()), nil
+}
+
+func (s *Lobbies) participantsLocked(jl *joinedLobby, now time.Time) []Participant {
+	out := []Participant{{ID: jl.as.ID, Nick: jl.as.Nick, LastSeen: now}}
+	window := LobbyParticipantIntervals * s.cfg.KeepAlive
+	for _, p := range jl.parts {
+		if p.ID != jl.as.ID && now.Sub(p.LastSeen) <= window {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].Nick < out[1+j].Nick })
+	return out
+}
+
+// info describes one joined lobby.
+func (s *Lobbies) info(id LobbyID) (LobbyInfo, error) {
+	for _, li := range s.List() {
+		if li.ID == id {
+			return li, nil
+		}
+	}
+	return LobbyInfo{}, fmt.Errorf("%w: %s", ErrUnknownLobby, id)
+}
+
+// Lobby describes a joined or announced lobby.
+func (s *Lobbies) Lobby(id LobbyID) (LobbyInfo, error) { return s.info(id) }
+
+// List returns the joined lobbies, then the public lobbies friends
+// announce that the node is not in, each with the friends announcing it;
+// by name.
+func (s *Lobbies) List() []LobbyInfo {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byID := map[LobbyID]*LobbyInfo{}
+	for id, jl := range s.joined {
+		byID[id] = &LobbyInfo{ID: id, Name: jl.rec.Name, Topic: jl.rec.Topic, Private: jl.rec.Private,
+			Joined: true, As: jl.as, Participants: len(s.participantsLocked(jl, now))}
+	}
+	for p, l := range s.links {
+		for _, a := range l.announced {
+			li := byID[a.ID]
+			if li == nil {
+				li = &LobbyInfo{ID: a.ID, Name: a.Name, Topic: a.Topic}
+				byID[a.ID] = li
+			}
+			li.Friends = append(li.Friends, p)
+			if !li.Joined {
+				li.Participants = max(li.Participants, a.Participants)
+			}
+		}
+	}
+	out := make([]LobbyInfo, 0, len(byID))
+	for _, li := range byID {
+		slices.Sort(li.Friends)
+		out = append(out, *li)
+	}
+	slices.SortFunc(out, func(a, b LobbyInfo) int {
+		if a.Joined != b.Joined {
+			if a.Joined {
+				return -1
+			}
+			return 1
+		}
+		if a.Name != b.Name {
+			if a.Name < b.Name {
+				return -1
+			}
+			return 1
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	return out
+}
+
+// Invites returns the pending invites, oldest first.
+func (s *Lobbies) Invites() ([]LobbyInvite, error) { return s.store.invites(time.Now()) }
+
+// ---- relay ----
+
+// authorLimiter returns an author's rate limiter. Called with s.mu held.
+func (s *Lobbies) authorLimiter(a ChatID) *rate.Limiter {
+	l := s.authors[a]
+	if l == nil {
+		if len(s.authors) >= MaxLobbyAuthors {
+			for k, v := range s.authors {
+				if v.Tokens() >= LobbyAuthorBurst {
+					delete(s.authors, k)
+				}
+			}
+		}
+		l = rate.NewLimiter(LobbyAuthorRate, LobbyAuthorBurst)
+		s.authors[a] = l
+	}
+	return l
+}
+
+// markSeenLocked records a message id in the seen cache.
+func (s *Lobbies) markSeenLocked(id MsgID, now time.Time) {
+	if _, ok := s.seen[id]; ok {
+		return
+	}
+	for len(s.seenQ) >= LobbySeenMax {
+		delete(s.seen, s.seenQ[0].id)
+		s.seenQ = s.seenQ[1:]
+	}
+	s.seen[id] = now
+	s.seenQ = append(s.seenQ, seenEntry{id, now})
+}
+
+// receive handles a message a friend relayed on l.
+func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
+	now := time.Now()
+	s.mu.Lock()
+	jl := s.joined[m.Lobby]
+	_, dup := s.seen[m.ID]
+	friendOK := jl != nil && !dup && l.friendLim.Allow()
+	s.mu.Unlock()
+	switch {
+	case jl == nil:
+		s.drop(l, DropNotJoined, m)
+		return
+	case dup:
+		s.drop(l, DropDuplicate, m)
+		return
+	case !friendOK:
+		s.drop(l, DropFriendRate, m)
+		return
+	}
+	if reason := checkLobbyMessage(m, now, false); reason != "" {
+		s.drop(l, reason, m)
+		return
+	}
+	if !m.verify() {
+		s.drop(l, DropBadSignature, m)
+		return
+	}
+	s.mu.Lock()
+	if _, dup := s.seen[m.ID]; dup {
+		s.mu.Unlock()
+		s.drop(l, DropDuplicate, m)
+		return
+	}
+	if !s.authorLimiter(m.Author).Allow() {
+		s.mu.Unlock()
+		s.drop(l, DropAuthorRate, m)
+		return
+	}
+	s.markSeenLocked(m.ID, now)
+	s.mu.Unlock()
+	s.accept(m, l)
+}
+
+// accept takes a message that passed every check (or this node's own):
+// records its author as a participant, stores it unless a keep-alive
+// (a duplicate of the stored history stops here), publishes it and sends
+// it to every subscribed link but from.
+func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error) {
+	if m.Kind != LobbyKindKeepAlive {
+		stored, dup, err := s.store.append(*m)
+		if err != nil {
+			return LobbyMessage{}, err
+		}
+		if dup {
+			s.drop(from, DropDuplicate, m)
+			return stored, nil
+		}
+		m = &stored
+	}
+	f := msgFrame(m)
+	s.mu.Lock()
+	jl := s.joined[m.Lobby]
+	if jl != nil {
+		if m.Kind == LobbyKindLeave {
+			delete(jl.parts, m.Author)
+		} else {
+			jl.parts[m.Author] = Participant{ID: m.Author, Nick: m.Nick, LastSeen: time.Now()}
+		}
+	}
+	for _, l := range s.links {
+		if l != from && l.subs[m.Lobby] && (jl == nil || jl.allows(l.peer)) {
+			l.sendMsg(f, m.ID)
+		}
+	}
+	s.mu.Unlock()
+	if m.Kind != LobbyKindKeepAlive {
+		s.event("lobby.message", LobbyEvent{Message: *m})
+	}
+	return *m, nil
+}
+
+// receiveHistory stores the messages of a history reply l was asked for:
+// each must be signed by its author (age is not checked); none is
+// relayed.
+func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
+	s.mu.Lock()
+	wanted := l.histWanted[id]
+	delete(l.histWanted, id)
+	_, joined := s.joined[id]
+	s.mu.Unlock()
+	if !wanted || !joined {
+		s.drop(l, DropUnsolicited, nil)
+		return
+	}
+	defer s.historyDone(id)
+	now := time.Now()
+	for i := range ms {
+		m := &ms[i]
+		if m.Kind == LobbyKindKeepAlive {
+			s.drop(l, DropBadKind, m)
+			continue
+		}
+		if reason := checkLobbyMessage(m, now, true); reason != "" {
+			s.drop(l, reason, m)
+			continue
+		}
+		if !m.verify() {
+			s.drop(l, DropBadSignature, m)
+			continue
+		}
+		stored, dup, err := s.store.append(*m)
+		if err != nil {
+			s.log.Debug("storing history", slog.Any("err", err))
+			return
+		}
+		s.mu.Lock()
+		s.markSeenLocked(m.ID, now)
+		s.mu.Unlock()
+		if !dup {
+			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
+		}
+	}
+}
+
+// historyDone answers the friends that asked for a lobby's history
+// while this node waited for its own.
+func (s *Lobbies) historyDone(id LobbyID) {
+	s.mu.Lock()
+	var waiters []*lobbyLink
+	if jl := s.joined[id]; jl != nil {
+		jl.asked, waiters, jl.waiters = time.Time{}, jl.waiters, nil
+	}
+	s.mu.Unlock()
+	for _, w := range waiters {
+		s.answerHistory(w, id, LobbyHistoryMax)
+	}
+}
+
+// answerHistory answers a friend's history request for a joined lobby;
+// if this node's own request is pending, once it is answered.
+func (s *Lobbies) answerHistory(l *lobbyLink, id LobbyID, n int) {
+	s.mu.Lock()
+	jl, joined := s.joined[id]
+	if joined && !jl.allows(l.peer) {
+		joined = false // a private lobby's history only goes to its members
+	}
+	if joined && !jl.asked.IsZero() && !slices.Contains(jl.waiters, l) && len(jl.waiters) < MaxLobbies {
+		jl.waiters = append(jl.waiters, l)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if !joined || n <= 0 {
+		l.send(historyReplyFrame(id, nil))
+		return
+	}
+	ms, err := s.store.recent(id, n, LobbyHistoryBytes)
+	if err != nil {
+		s.log.Debug("reading history for a friend", slog.Any("err", err))
+	}
+	l.send(historyReplyFrame(id, ms))
+}
+
+// receiveInvite stores an invite from friend l.
+func (s *Lobbies) receiveInvite(l *lobbyLink, inv *lobbyInviteFrame) {
+	s.mu.Lock()
+	_, joined := s.joined[inv.lobby.ID]
+	s.mu.Unlock()
+	if joined {
+		return
+	}
+	li := LobbyInvite{Lobby: inv.lobby.ID, Name: inv.lobby.Name, Topic: inv.lobby.Topic, Private: inv.private,
+		From: l.peer.String(), Nick: inv.nick, Received: time.Now().UTC()}
+	ok, err := s.store.addInvite(li)
+	if err != nil {
+		s.log.Debug("storing invite", slog.Any("err", err))
+		return
+	}
+	if !ok {
+		s.drop(l, DropInvitesFull, nil)
+		return
+	}
+	s.event("lobby.invite", li)
+}
+
+// ---- links ----
+
+// loop watches friends connect and disconnect, reopens links, says
+// keep-alives, announces and expires caches.
+func (s *Lobbies) loop() {
+	defer s.wg.Done()
+	retry := time.NewTicker(s.cfg.LinkRetry)
+	defer retry.Stop()
+	keep := time.NewTicker(s.cfg.KeepAlive)
+	defer keep.Stop()
+	announce := time.NewTicker(s.cfg.AnnounceInterval)
+	defer announce.Stop()
+	janitor := time.NewTicker(10 * time.Second)
+	defer janitor.Stop()
+	s.poke()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case ev, ok := <-s.sub.Out():
+			if !ok {
+				return
+			}
+			switch e := ev.(type) {
+			case event.EvtPeerIdentificationCompleted:
+				s.maybeOpen(e.Peer)
+			case event.EvtPeerConnectednessChanged:
+				if e.Connectedness != network.Connected {
+					s.mu.Lock()
+					l := s.links[e.Peer]
+					s.mu.Unlock()
+					if l != nil {
+						l.stop()
+					}
+				}
+			}
+		case <-retry.C:
+			s.poke()
+		case <-keep.C:
+			s.keepAlive()
+		case <-announce.C:
+			s.announceAll()
+		case <-s.announce:
+			s.announceAll()
+		case now := <-janitor.C:
+			s.expire(now)
+		}
+	}
+}
+
+// announceSoon has the loop announce to every link.
+func (s *Lobbies) announceSoon() {
+	select {
+	case s.announce <- struct{}{}:
+	default:
+	}
+}
+
+// announcementLocked is this node's public lobbies.
+func (s *Lobbies) announcementLocked() []lobbyAnnounced {
+	now := time.Now()
+	var out []lobbyAnnounced
+	for _, jl := range s.joined {
+		if !jl.rec.Private {
+			out = append(out, jl.announced(len(s.participantsLocked(jl, now))))
+		}
+	}
+	return out
+}
+
+func (s *Lobbies) announceAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := announceFrame(s.announcementLocked())
+	for _, l := range s.links {
+		l.send(f)
+	}
+}
+
+func (s *Lobbies) keepAlive() {
+	s.mu.Lock()
+	var ls []*joinedLobby
+	for _, jl := range s.joined {
+		ls = append(ls, jl)
+	}
+	s.mu.Unlock()
+	for _, jl := range ls {
+		if _, err := s.say(jl, LobbyKindKeepAlive, ""); err != nil {
+			s.log.Debug("saying keep-alive", slog.Any("err", err))
+		}
+	}
+}
+
+func (s *Lobbies) expire(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.seenQ) > 0 && now.Sub(s.seenQ[0].at) > LobbySeenTTL {
+		delete(s.seen, s.seenQ[0].id)
+		s.seenQ = s.seenQ[1:]
+	}
+	if len(s.seenQ) == 0 {
+		s.seenQ = nil // let the backing array go
+	}
+	for p, until := range s.paused {
+		if now.After(until) {
+			delete(s.paused, p)
+		}
+	}
+	window := LobbyParticipantIntervals * s.cfg.KeepAlive
+	var late []LobbyID
+	for _, jl := range s.joined {
+		if !jl.asked.IsZero() && now.Sub(jl.asked) > LobbyHistoryWait {
+			late = append(late, jl.id)
+		}
+		for a, p := range jl.parts {
+			if now.Sub(p.LastSeen) > window {
+				delete(jl.parts, a)
+			}
+		}
+	}
+	for a, l := range s.authors {
+		if l.Tokens() >= LobbyAuthorBurst {
+			delete(s.authors, a)
+		}
+	}
+	if len(late) > 0 {
+		s.goFn(func() {
+			for _, id := range late {
+				s.historyDone(id)
+			}
+		})
+	}
+}
+
+// poke opens links to connected friends that have none.
+func (s *Lobbies) poke() {
+	for _, p := range s.cfg.Friends.IDs() {
+		if s.cfg.Host.Network().Connectedness(p) == network.Connected {
+			s.maybeOpen(p)
+		}
+	}
+}
+
+// lobbyOpener reports whether self opens the lobby stream to p: the lower
+// peer ID does, so each pair has one stream.
+func lobbyOpener(self, p peer.ID) bool { return self < p }
+
+// maybeOpen opens the lobby stream to friend p if this side opens it and
+// there is none.
+func (s *Lobbies) maybeOpen(p peer.ID) {
+	if p == s.cfg.Host.ID() || !s.cfg.Friends.IsFriend(p) || !lobbyOpener(s.cfg.Host.ID(), p) {
+		return
+	}
+	s.mu.Lock()
+	_, have := s.links[p]
+	busy := have || s.dialing[p] || time.Now().Before(s.paused[p])
+	if !busy {
+		s.dialing[p] = true
+	}
+	s.mu.Unlock()
+	if busy {
+		return
+	}
+	ok := s.goFn(func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.dialing, p)
+			s.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(s.ctx, LobbyLinkOpenTimeout)
+		defer cancel()
+		st, err := s.cfg.Host.NewStream(network.WithNoDial(ctx, "lobby links go to connected friends"), p, protocol.ID(LobbyProtocolID))
+		if err != nil {
+			s.log.Debug("opening lobby stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
+			return
+		}
+		s.addLink(st)
+	})
+	if !ok {
+		s.mu.Lock()
+		delete(s.dialing, p)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Lobbies) handleStream(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	s.mu.Lock()
+	paused := time.Now().Before(s.paused[p])
+	s.mu.Unlock()
+	if !s.cfg.Friends.IsFriend(p) || paused {
+		st.Reset()
+		return
+	}
+	s.addLink(st)
+}
+
+// addLink makes st the lobby stream of its peer, then sends it the
+// subscriptions and the announcement. When both sides opened one, the
+// stream opened by the lower peer ID stays.
+func (s *Lobbies) addLink(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	outbound := st.Stat().Direction == network.DirOutbound
+	l := newLobbyLink(s, p, st)
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		st.Reset()
+		return
+	}
+	if old, ok := s.links[p]; ok {
+		if outbound != lobbyOpener(s.cfg.Host.ID(), p) {
+			s.mu.Unlock()
+			st.Reset()
+			return
+		}
+		delete(s.links, p)
+		defer old.stop()
+	}
+	s.wgMu.Lock()
+	if s.closed {
+		s.wgMu.Unlock()
+		s.mu.Unlock()
+		st.Reset()
+		return
+	}
+	s.wg.Add(2)
+	s.wgMu.Unlock()
+	s.links[p] = l
+	var ids []LobbyID
+	for id, jl := range s.joined {
+		if jl.allows(p) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		l.send(subscribeFrame(ids))
+	}
+	l.send(announceFrame(s.announcementLocked()))
+	s.mu.Unlock()
+	s.log.Debug("lobby link up", slog.String("peer", p.ShortString()))
+	go func() { defer s.wg.Done(); l.writeLoop() }()
+	go func() { defer s.wg.Done(); l.readLoop() }()
+}
+
+// dropLink forgets l once its read loop ended.
+func (s *Lobbies) dropLink(l *lobbyLink) {
+	s.mu.Lock()
+	if s.links[l.peer] == l {
+		delete(s.links, l.peer)
+	}
+	var pending []LobbyID
+	for id := range l.histWanted {
+		pending = append(pending, id)
+	}
+	s.mu.Unlock()
+	for _, id := range pending {
+		s.historyDone(id) // no answer will come from l
+	}
+	s.log.Debug("lobby link down", slog.String("peer", l.peer.ShortString()))
+}
+
+// disconnect cuts off a friend's lobby link for a frame that broke the
+// protocol and refuses a new one for LobbyBadFriendPause; the friend's
+// other protocols go on.
+func (s *Lobbies) disconnect(l *lobbyLink, err error) {
+	s.disconnected.Add(1)
+	s.mu.Lock()
+	s.paused[l.peer] = time.Now().Add(LobbyBadFriendPause)
+	s.mu.Unlock()
+	s.log.Info("friend sent an invalid lobby frame; lobby link reset",
+		slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+	l.stop()
+}
+
+// lobbyLink is the lobby stream to one friend. Fields after mu's comment
+// are guarded by Lobbies.mu.
+type lobbyLink struct {
+	s       *Lobbies
+	peer    peer.ID
+	st      network.Stream
+	out     chan outFrame
+	done    chan struct{}
+	stopped sync.Once
+
+	friendLim *rate.Limiter // lobby messages from the friend
+	ctrlLim   *rate.Limiter // invites and history requests from the friend
+
+	in, outN, queueDrops atomic.Uint64 // lobby messages read, written, dropped on a full queue
+
+	// guarded by Lobbies.mu
+	subs       map[LobbyID]bool
+	announced  []lobbyAnnounced
+	histWanted map[LobbyID]bool
+}
+
+// outFrame is a frame queued for a link; msg is set for a lobby message
+// (for the counters).
+type outFrame struct {
+	f   *pb.LobbyFrame
+	msg *MsgID
+}
+
+func newLobbyLink(s *Lobbies, p peer.ID, st network.Stream) *lobbyLink {
+	return &lobbyLink{
+		s: s, peer: p, st: st,
+		out:        make(chan outFrame, LobbyLinkQueue),
+		done:       make(chan struct{}),
+		friendLim:  rate.NewLimiter(LobbyFriendRate, LobbyFriendBurst),
+		ctrlLim:    rate.NewLimiter(LobbyControlRate, LobbyControlBurst),
+		subs:       map[LobbyID]bool{},
+		histWanted: map[LobbyID]bool{},
+	}
+}
+
+// stop ends the link: its loops return and the stream is reset.
+func (l *lobbyLink) stop() {
+	l.stopped.Do(func() {
+		close(l.done)
+		l.st.Reset()
+	})
+}
+
+// send queues f without blocking; a full queue drops it.
+func (l *lobbyLink) send(f *pb.LobbyFrame) { l.enqueue(outFrame{f: f}) }
+
+func (l *lobbyLink) sendMsg(f *pb.LobbyFrame, id MsgID) { l.enqueue(outFrame{f: f, msg: &id}) }
+
+func (l *lobbyLink) enqueue(o outFrame) {
+	select {
+	case l.out <- o:
+	case <-l.done:
+	default:
+		// Called with or without Lobbies.mu held: atomic counters only.
+		l.queueDrops.Add(1)
+		l.s.queueFull.Add(1)
+	}
+}
+
+func (l *lobbyLink) writeLoop() {
+	fw := newLobbyFrameWriter(l.st)
+	for {
+		var o outFrame
+		select {
+		case <-l.done:
+			return
+		case o = <-l.out:
+		}
+		l.st.SetWriteDeadline(time.Now().Add(LobbyWriteTimeout))
+		for {
+			if err := fw.write(o.f); err != nil {
+				l.s.log.Debug("writing lobby frame", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+				l.stop()
+				return
+			}
+			if o.msg != nil {
+				l.outN.Add(1)
+				if l.s.cfg.OnRelay != nil {
+					l.s.cfg.OnRelay(l.peer, true, *o.msg)
+				}
+			}
+			select {
+			case o = <-l.out:
+				continue
+			default:
+			}
+			break
+		}
+		if err := fw.flush(); err != nil {
+			l.s.log.Debug("writing lobby frames", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+			l.stop()
+			return
+		}
+	}
+}
+
+func (l *lobbyLink) readLoop() {
+	defer l.s.dropLink(l)
+	defer l.stop()
+	r := bufio.NewReaderSize(l.st, 16<<10)
+	var buf []byte
+	for {
+		f, err := readLobbyFrame(r, &buf)
+		if err != nil {
+			if errors.Is(err, ErrBadLobbyFrame) {
+				l.s.disconnect(l, err)
+			} else if !errors.Is(err, io.EOF) {
+				l.s.log.Debug("lobby link ended", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+			}
+			return
+		}
+		if err := l.handle(f); err != nil {
+			l.s.disconnect(l, err)
+			return
+		}
+	}
+}
+
+// handle acts on one frame from the friend. An error breaks the link.
+func (l *lobbyLink) handle(f lobbyFrame) error {
+	s := l.s
+	switch f.typ {
+	case lobbyFrameMessage:
+		l.in.Add(1)
+		if s.cfg.OnRelay != nil {
+			s.cfg.OnRelay(l.peer, false, f.msg.ID)
+		}
+		s.receive(l, f.msg)
+	case lobbyFrameSubscribe:
+		s.mu.Lock()
+		for _, id := range f.lobbies {
+			l.subs[id] = true
+		}
+		n := len(l.subs)
+		s.mu.Unlock()
+		if n > MaxLobbies {
+			return fmt.Errorf("%w: subscribed to %d lobbies", ErrBadLobbyFrame, n)
+		}
+	case lobbyFrameUnsubscribe:
+		s.mu.Lock()
+		for _, id := range f.lobbies {
+			delete(l.subs, id)
+		}
+		s.mu.Unlock()
+	case lobbyFrameAnnounce:
+		s.mu.Lock()
+		l.announced = f.announce
+		s.mu.Unlock()
+	case lobbyFrameInvite:
+		if !l.ctrlLim.Allow() {
+			s.drop(l, DropControlRate, nil)
+			return nil
+		}
+		s.receiveInvite(l, f.invite)
+	case lobbyFrameHistoryRequest:
+		if !l.ctrlLim.Allow() {
+			s.drop(l, DropControlRate, nil)
+			return nil
+		}
+		s.answerHistory(l, f.lobby, f.max)
+	case lobbyFrameHistoryReply:
+		s.receiveHistory(l, f.lobby, f.history)
+	}
+	return nil
+}

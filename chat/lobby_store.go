@@ -1,0 +1,319 @@
+package chat
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	"kith/chat/pb"
+	"kith/internal/store"
+)
+
+// lobbyRecord is a joined lobby as stored in bbolt.
+type lobbyRecord struct {
+	Name    string    `json:"name"`
+	Topic   string    `json:"topic"`
+	Private bool      `json:"private"`
+	As      []byte    `json:"as"` // the ChatID the node speaks as
+	Joined  time.Time `json:"joined"`
+	// Members are the friends (peer IDs) a private lobby's traffic may go
+	// to: the one that invited this node and those it invited.
+	Members []string `json:"members,omitempty"`
+}
+
+// lobbyStore keeps joined lobbies, their histories and pending invites.
+// Each method is one bbolt transaction.
+type lobbyStore struct {
+	db *bolt.DB
+}
+
+func openLobbyStore(db *bolt.DB) (*lobbyStore, error) {
+	if err := store.CreateBuckets(db, bucketLobbies, bucketLobbyHistory, bucketLobbySeen, bucketLobbyInvites); err != nil {
+		return nil, err
+	}
+	return &lobbyStore{db: db}, nil
+}
+
+// lobbies returns every joined lobby.
+func (s *lobbyStore) lobbies() (map[LobbyID]lobbyRecord, error) {
+	out := map[LobbyID]lobbyRecord{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLobbies).ForEach(func(k, v []byte) error {
+			var r lobbyRecord
+			if len(k) != len(LobbyID{}) || json.Unmarshal(v, &r) != nil || len(r.As) != len(ChatID{}) {
+				return fmt.Errorf("lobby %x: bad record", k)
+			}
+			out[LobbyID(k)] = r
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading lobbies: %w", err)
+	}
+	return out, nil
+}
+
+// join stores r as joined and removes any invite to it.
+func (s *lobbyStore) join(id LobbyID, r lobbyRecord) error {
+	b, _ := json.Marshal(r)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketLobbyInvites).Delete(id[:]); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketLobbies).Put(id[:], b)
+	})
+	if err != nil {
+		return fmt.Errorf("storing lobby: %w", err)
+	}
+	return nil
+}
+
+// leave forgets a lobby and its history.
+func (s *lobbyStore) leave(id LobbyID) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketLobbies).Delete(id[:]); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketLobbyHistory, bucketLobbySeen} {
+			if b := tx.Bucket(name); b.Bucket(id[:]) != nil {
+				if err := b.DeleteBucket(id[:]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("leaving lobby: %w", err)
+	}
+	return nil
+}
+
+// encodeStored is a stored message: the time it was stored, then its
+// wire form.
+func encodeStored(m *LobbyMessage) ([]byte, error) {
+	b := binary.BigEndian.AppendUint64(nil, uint64(m.Stored.UnixMilli()))
+	return proto.MarshalOptions{}.MarshalAppend(b, lobbyMessageToWire(m))
+}
+
+func decodeStored(seq uint64, v []byte) (LobbyMessage, error) {
+	if len(v) < 8 {
+		return LobbyMessage{}, fmt.Errorf("lobby message %d: short record", seq)
+	}
+	var w pb.LobbyMessage
+	if err := proto.Unmarshal(v[8:], &w); err != nil {
+		return LobbyMessage{}, fmt.Errorf("lobby message %d: %w", seq, err)
+	}
+	m, err := lobbyMessageFromWire(&w)
+	if err != nil {
+		return LobbyMessage{}, fmt.Errorf("lobby message %d: %w", seq, err)
+	}
+	m.Seq = seq
+	m.Stored = time.UnixMilli(int64(binary.BigEndian.Uint64(v[:8]))).UTC()
+	return m, nil
+}
+
+// append stores m as the next message of its lobby unless its id is
+// there already (dup), and deletes the oldest beyond MaxLobbyHistory. It
+// fails if the lobby is not joined.
+func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
+	dup := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketLobbies).Get(m.Lobby[:]) == nil {
+			return ErrNotJoined
+		}
+		seen, err := tx.Bucket(bucketLobbySeen).CreateBucketIfNotExists(m.Lobby[:])
+		if err != nil {
+			return err
+		}
+		if seen.Get(m.ID[:]) != nil {
+			dup = true
+			return nil
+		}
+		hist, err := tx.Bucket(bucketLobbyHistory).CreateBucketIfNotExists(m.Lobby[:])
+		if err != nil {
+			return err
+		}
+		if m.Seq, err = hist.NextSequence(); err != nil {
+			return err
+		}
+		m.Stored = time.Now().UTC().Truncate(time.Millisecond)
+		v, err := encodeStored(&m)
+		if err != nil {
+			return err
+		}
+		if err := hist.Put(seqKey(m.Seq), v); err != nil {
+			return err
+		}
+		if err := seen.Put(m.ID[:], seqKey(m.Seq)); err != nil {
+			return err
+		}
+		if m.Seq > MaxLobbyHistory {
+			old := seqKey(m.Seq - MaxLobbyHistory)
+			if ov := hist.Get(old); ov != nil {
+				if om, err := decodeStored(0, ov); err == nil {
+					seen.Delete(om.ID[:])
+				}
+				return hist.Delete(old)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return LobbyMessage{}, false, fmt.Errorf("storing lobby message: %w", err)
+	}
+	return m, dup, nil
+}
+
+// has reports whether a message id is in a lobby's history.
+func (s *lobbyStore) has(lobby LobbyID, id MsgID) bool {
+	found := false
+	s.db.View(func(tx *bolt.Tx) error {
+		if seen := tx.Bucket(bucketLobbySeen).Bucket(lobby[:]); seen != nil {
+			found = seen.Get(id[:]) != nil
+		}
+		return nil
+	})
+	return found
+}
+
+// list returns up to limit messages of a lobby after sequence number
+// after, oldest first.
+func (s *lobbyStore) list(lobby LobbyID, after uint64, limit int) ([]LobbyMessage, error) {
+	if limit <= 0 || limit > MaxLogPage {
+		limit = MaxLogPage
+	}
+	var out []LobbyMessage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
+		if hist == nil {
+			return nil
+		}
+		c := hist.Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading lobby history: %w", err)
+	}
+	return out, nil
+}
+
+// recent returns the newest messages of a lobby, at most max of them and
+// of at most maxBytes in wire form, oldest first.
+func (s *lobbyStore) recent(lobby LobbyID, max, maxBytes int) ([]LobbyMessage, error) {
+	var out []LobbyMessage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
+		if hist == nil {
+			return nil
+		}
+		c := hist.Cursor()
+		size := 0
+		for k, v := c.Last(); k != nil && len(out) < max; k, v = c.Prev() {
+			size += len(v) + 8
+			if size > maxBytes {
+				break
+			}
+			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading lobby history: %w", err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// LobbyInvite is an invite into a lobby received from a friend and not
+// acted on yet.
+type LobbyInvite struct {
+	Lobby    LobbyID   `json:"lobby"`
+	Name     string    `json:"name"`
+	Topic    string    `json:"topic"`
+	Private  bool      `json:"private"`
+	From     string    `json:"from"` // the friend's peer ID
+	Nick     string    `json:"nick"` // the inviter's chat nickname
+	Received time.Time `json:"received"`
+}
+
+// addInvite stores an invite, replacing one to the same lobby; it
+// reports false when MaxLobbyInvites others wait.
+func (s *lobbyStore) addInvite(inv LobbyInvite) (bool, error) {
+	ok := true
+	b, _ := json.Marshal(inv)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketLobbyInvites)
+		if bk.Get(inv.Lobby[:]) == nil && bk.Stats().KeyN >= MaxLobbyInvites {
+			ok = false
+			return nil
+		}
+		return bk.Put(inv.Lobby[:], b)
+	})
+	if err != nil {
+		return false, fmt.Errorf("storing lobby invite: %w", err)
+	}
+	return ok, nil
+}
+
+// invites returns the pending invites, dropping those older than
+// LobbyInviteTTL.
+func (s *lobbyStore) invites(now time.Time) ([]LobbyInvite, error) {
+	var out []LobbyInvite
+	var expired [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLobbyInvites).ForEach(func(k, v []byte) error {
+			var inv LobbyInvite
+			if json.Unmarshal(v, &inv) != nil || now.Sub(inv.Received) > LobbyInviteTTL {
+				expired = append(expired, slices.Clone(k))
+				return nil
+			}
+			out = append(out, inv)
+			return nil
+		})
+	})
+	if err == nil && len(expired) > 0 {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			for _, k := range expired {
+				if err := tx.Bucket(bucketLobbyInvites).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading lobby invites: %w", err)
+	}
+	slices.SortFunc(out, func(a, b LobbyInvite) int { return a.Received.Compare(b.Received) })
+	return out, nil
+}
+
+// invite returns the pending invite to a lobby, if any.
+func (s *lobbyStore) invite(id LobbyID) (LobbyInvite, bool) {
+	var inv LobbyInvite
+	ok := false
+	s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketLobbyInvites).Get(id[:]); v != nil {
+			ok = json.Unmarshal(v, &inv) == nil
+		}
+		return nil
+	})
+	return inv, ok && time.Since(inv.Received) <= LobbyInviteTTL
+}
