@@ -142,3 +142,98 @@ func distantChatDemo(ctx context.Context, d *Demo) error {
 
 // tapOf returns the byte recorder of a relay of the tunnel chain.
 func tapOf(d *Demo, name string) *relayTap { return d.taps[name] }
+
+func lobbyDemo(ctx context.Context, d *Demo) error {
+	chain := []string{"ana", "ben", "cai", "dan", "eli"}
+	for _, name := range []string{"ben", "cai", "dan"} {
+		if _, err := d.Nodes[name].Chat().Identities().New(name + "-rides"); err != nil {
+			return err
+		}
+	}
+	ana := d.Nodes["ana"]
+	lobby, err := ana.Lobbies().Create("night trains", "sleepers, routes, tips", false, "")
+	if err != nil {
+		return err
+	}
+	d.Say("ana opens the public lobby %q (%s); friends announce it to their friends as they join", lobby.Name, lobby.ID)
+	t0 := time.Now()
+	for _, name := range chain[1:] {
+		n := d.Nodes[name]
+		err := WaitFor(ctx, 20*time.Second, name+" to hear of the lobby", func() bool {
+			for _, li := range n.Lobbies().List() {
+				if li.ID == lobby.ID {
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := n.Lobbies().Join(lobby.ID, ""); err != nil {
+			return err
+		}
+	}
+	d.Say("ben, cai, dan and eli joined, each through the friend who announced it, in %v", time.Since(t0).Round(time.Millisecond))
+	before := settledLinkTotals(ctx, d, chain)
+	texts := map[string]string{"eli": "hello from the far end of the chain", "ana": "welcome, eli: the 23:10 to Lisbon is the one"}
+	for _, from := range []string{"eli", "ana"} {
+		if _, err := d.Nodes[from].Lobbies().Send(lobby.ID, texts[from]); err != nil {
+			return err
+		}
+	}
+	t1 := time.Now()
+	for _, name := range chain {
+		n := d.Nodes[name]
+		err := WaitFor(ctx, 20*time.Second, name+" to get both messages", func() bool {
+			ms, _ := n.Lobbies().Log(lobby.ID, 0, 0)
+			got := 0
+			for _, m := range ms {
+				if m.Text == texts["eli"] || m.Text == texts["ana"] {
+					got++
+				}
+			}
+			return got == 2
+		})
+		if err != nil {
+			return err
+		}
+	}
+	d.Say("eli's and ana's messages reached all five members, 4 hops apart, in %v, each once", time.Since(t1).Round(time.Millisecond))
+	after := settledLinkTotals(ctx, d, chain)
+	if after-before != 8 {
+		return fmt.Errorf("%d lobby messages crossed the chain's links for 2 messages on 4 links", after-before)
+	}
+	d.Say("lobby messages that crossed the chain's 4 links meanwhile: 8, so each of the 2 crossed each link once")
+	return nil
+}
+
+// settledLinkTotals waits until no lobby message has moved for a moment
+// (joins and keep-alives settle) and returns lobbyLinkTotals.
+func settledLinkTotals(ctx context.Context, d *Demo, names []string) uint64 {
+	last := lobbyLinkTotals(d, names)
+	for range 50 {
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(100 * time.Millisecond):
+		}
+		now := lobbyLinkTotals(d, names)
+		if now == last {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
+// lobbyLinkTotals sums the lobby messages the named nodes sent to friends.
+func lobbyLinkTotals(d *Demo, names []string) uint64 {
+	var n uint64
+	for _, name := range names {
+		for _, ls := range d.Nodes[name].Lobbies().Stats().Links {
+			n += ls.Out
+		}
+	}
+	return n
+}

@@ -50,6 +50,7 @@ var Steps = []Step{
 	{"Anonymous search and a tunnelled download along a chain of five", tunnelDemo},
 	{"Private chat: a message waits for a friend who is offline", privateChatDemo},
 	{"Distant chat between the ends of the chain, through tunnels", distantChatDemo},
+	{"A chat lobby across the chain, relayed friend to friend", lobbyDemo},
 }
 
 // Run plays every step, printing to out, and stops all nodes at the end.
