@@ -31,11 +31,38 @@ type HostConfig struct {
 func NewResourceManager() (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	return newResourceManager(limits.AutoScale())
+}
+
+// resourceLimits puts kith's limits over base, libp2p's defaults scaled
+// to the machine. Stream limits are fixed, not scaled: libp2p's scaled
+// defaults would let a small machine relay fewer tunnels than the router
+// admits (a relayed tunnel is an inbound and an outbound stream of one
+// protocol).
+func resourceLimits(base rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
+	streams := rcmgr.ResourceLimits{
+		Streams:         rcmgr.LimitVal(MaxStreams),
+		StreamsInbound:  rcmgr.LimitVal(MaxStreams),
+		StreamsOutbound: rcmgr.LimitVal(MaxStreams),
+	}
+	perPeer := rcmgr.ResourceLimits{
+		Streams:         rcmgr.LimitVal(StreamsPerPeer),
+		StreamsInbound:  rcmgr.LimitVal(StreamsPerPeer),
+		StreamsOutbound: rcmgr.LimitVal(StreamsPerPeer),
+	}
 	cfg := rcmgr.PartialLimitConfig{
 		System: rcmgr.ResourceLimits{
-			Conns:  rcmgr.LimitVal(MaxConns),
-			Memory: rcmgr.LimitVal64(HostMemory),
+			Conns:           rcmgr.LimitVal(MaxConns),
+			Memory:          rcmgr.LimitVal64(HostMemory),
+			Streams:         streams.Streams,
+			StreamsInbound:  streams.StreamsInbound,
+			StreamsOutbound: streams.StreamsOutbound,
 		},
+		Transient:           streams,
+		ProtocolDefault:     streams,
+		ServiceDefault:      streams,
+		ProtocolPeerDefault: perPeer,
+		ServicePeerDefault:  perPeer,
 		PeerDefault: rcmgr.ResourceLimits{
 			Streams:         rcmgr.LimitVal(StreamsPerPeer),
 			StreamsInbound:  rcmgr.LimitVal(StreamsPerPeer),
@@ -45,7 +72,11 @@ func NewResourceManager() (network.ResourceManager, error) {
 			ConnsOutbound:   rcmgr.LimitVal(ConnsPerPeer),
 		},
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(cfg.Build(limits.AutoScale())))
+	return cfg.Build(base)
+}
+
+func newResourceManager(base rcmgr.ConcreteLimitConfig) (network.ResourceManager, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(base)))
 	if err != nil {
 		return nil, fmt.Errorf("building resource manager: %w", err)
 	}

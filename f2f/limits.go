@@ -16,6 +16,11 @@ const (
 	// StreamsPerPeer caps the streams one friend may hold open with us,
 	// enforced by libp2p's resource manager.
 	StreamsPerPeer = 512
+	// MaxStreams caps the streams of the whole host, and of any one
+	// protocol, in each direction. It is fixed rather than scaled to the
+	// machine so that the tunnels the router admits (tunnels.MaxTunnels,
+	// an inbound and an outbound stream each) fit on any machine.
+	MaxStreams = 8192
 	// ConnsPerPeer caps concurrent connections per friend.
 	ConnsPerPeer = 8
 	// MaxConns caps all connections of the host (friends only, by the gater).
