@@ -168,6 +168,10 @@ type joinedLobby struct {
 	// so they get what the answer brings, not an empty history.
 	asked   time.Time
 	waiters []*lobbyLink
+	// missed is set while no friend link carries the lobby after it did
+	// (and after a start): the node may have missed messages, so the
+	// next friend that subscribes is asked for recent history.
+	missed bool
 }
 
 // allows reports whether the lobby's traffic may go to friend p: any
@@ -257,7 +261,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 			st.leave(id)
 			continue
 		}
-		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}}
+		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, missed: true}
 	}
 	s.sub, err = cfg.Host.EventBus().Subscribe([]any{
 		new(event.EvtPeerIdentificationCompleted),
@@ -823,6 +827,16 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 	}
 }
 
+// needsCatchUpLocked reports whether friend l subscribing to lobby id
+// should be asked for the lobby's recent history: the node is in the
+// lobby but was cut off from it (no friend link carried it, or it just
+// started) and may have missed messages. Whatever the history brings
+// that is already stored is dropped as a duplicate.
+func (s *Lobbies) needsCatchUpLocked(l *lobbyLink, id LobbyID) bool {
+	jl := s.joined[id]
+	return jl != nil && jl.missed && jl.allows(l.peer) && jl.asked.IsZero() && !l.histWanted[id]
+}
+
 // historyDone answers the friends that asked for a lobby's history
 // while this node waited for its own.
 func (s *Lobbies) historyDone(id LobbyID) {
@@ -1129,11 +1143,27 @@ func (s *Lobbies) addLink(st network.Stream) {
 	go func() { defer s.wg.Done(); l.readLoop() }()
 }
 
+// carriedLocked reports whether some friend link is subscribed to lobby
+// id.
+func (s *Lobbies) carriedLocked(id LobbyID) bool {
+	for _, l := range s.links {
+		if l.subs[id] {
+			return true
+		}
+	}
+	return false
+}
+
 // dropLink forgets l once its read loop ended.
 func (s *Lobbies) dropLink(l *lobbyLink) {
 	s.mu.Lock()
 	if s.links[l.peer] == l {
 		delete(s.links, l.peer)
+	}
+	for id := range l.subs {
+		if jl := s.joined[id]; jl != nil && !s.carriedLocked(id) {
+			jl.missed = true
+		}
 	}
 	var pending []LobbyID
 	for id := range l.histWanted {
@@ -1294,10 +1324,22 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.receive(l, f.msg)
 	case lobbyFrameSubscribe:
 		s.mu.Lock()
+		var catchUp []LobbyID
 		for _, id := range f.lobbies {
+			if !l.subs[id] && len(l.subs) < MaxLobbies && s.needsCatchUpLocked(l, id) {
+				catchUp = append(catchUp, id)
+			}
 			l.subs[id] = true
 		}
 		n := len(l.subs)
+		for _, id := range catchUp {
+			// Unlike a join, a catch-up does not hold the friends' own
+			// history requests: two nodes catching up from each other
+			// would wait for each other.
+			s.joined[id].missed = false
+			l.histWanted[id] = true
+			l.send(historyRequestFrame(id, LobbyHistoryMax))
+		}
 		s.mu.Unlock()
 		if n > MaxLobbies {
 			return fmt.Errorf("%w: subscribed to %d lobbies", ErrBadLobbyFrame, n)

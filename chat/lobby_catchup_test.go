@@ -1,0 +1,73 @@
+package chat
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestLobbyCatchUp: a member that was cut off from a lobby (its daemon
+// stopped, or its only link to the lobby dropped) gets what was said
+// meanwhile from the first friend that carries the lobby again, and no
+// message twice.
+func TestLobbyCatchUp(t *testing.T) {
+	nodes := lobbyNet(t, []string{"a", "b", "c"}, [][2]int{{0, 1}, {1, 2}}, time.Minute)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	lobby, err := a.lob.Create("catch-up", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b hears of the lobby", func() bool { return announced(b, lobby.ID) })
+	if _, err := b.lob.Join(lobby.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "c hears of the lobby", func() bool { return announced(c, lobby.ID) })
+	if _, err := c.lob.Join(lobby.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b carries the lobby to c", func() bool { return b.lob.Subscribed(c.id(), lobby.ID) })
+
+	has := func(n *lobbyNode, ids []MsgID) bool {
+		ms, _ := n.lob.Log(lobby.ID, 0, 0)
+		for _, id := range ids {
+			if !slices.ContainsFunc(ms, func(m LobbyMessage) bool { return m.ID == id }) {
+				return false
+			}
+		}
+		return true
+	}
+	say := func(text string) MsgID {
+		m, err := a.lob.Send(lobby.ID, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.ID
+	}
+
+	// c's daemon stops; a speaks; c starts again.
+	c.stop()
+	waitFor(t, 10*time.Second, "b sees c gone", func() bool { return !slices.Contains(b.lob.Links(), c.id()) })
+	missed := []MsgID{say("while c was away 1"), say("while c was away 2")}
+	c.start()
+	lobbyConnect(t, c, b)
+	waitFor(t, 10*time.Second, "c catches up after a restart", func() bool { return has(c, missed) })
+
+	// c's link to b drops without a restart; a speaks; the link comes back.
+	c.h.Network().ClosePeer(b.id())
+	waitFor(t, 10*time.Second, "the link to drop", func() bool { return !slices.Contains(c.lob.Links(), b.id()) })
+	missed2 := []MsgID{say("while the link was down")}
+	lobbyConnect(t, c, b)
+	waitFor(t, 10*time.Second, "c catches up after a lost link", func() bool { return has(c, missed2) })
+
+	ms, err := c.lob.Log(lobby.ID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[MsgID]bool{}
+	for _, m := range ms {
+		if seen[m.ID] {
+			t.Fatalf("message %s twice in c's history", m.ID)
+		}
+		seen[m.ID] = true
+	}
+}
