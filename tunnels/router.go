@@ -455,12 +455,17 @@ func (l *link) stop() {
 }
 
 // send queues m without blocking; a full queue drops it.
-func (l *link) send(m Message) {
+// send queues m for the friend; it reports false if m was dropped (the
+// queue is full or the link is down).
+func (l *link) send(m Message) bool {
 	select {
 	case l.out <- m:
+		return true
 	case <-l.done:
+		return false
 	default:
 		l.r.msgsDropped.Add(1)
+		return false
 	}
 }
 

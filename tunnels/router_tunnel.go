@@ -88,9 +88,17 @@ type outMsg struct {
 	m Message
 }
 
-func flush(out []outMsg) {
+// flush sends out. A TunnelRequest that a full send queue drops is
+// failed at once, as if the friend had answered FailLimit, so the
+// request's sender learns now instead of when TunnelRequestTTL ends.
+func (r *Router) flush(out []outMsg) {
 	for _, o := range out {
-		o.l.send(o.m)
+		if o.l.send(o.m) {
+			continue
+		}
+		if req, ok := o.m.(*TunnelRequest); ok {
+			r.handleTunnelFail(o.l, &TunnelFail{ID: req.ID, Code: FailLimit})
+		}
 	}
 }
 
@@ -193,7 +201,7 @@ func (t *tunnelTable) dropLink(r *Router, l *link) []network.Stream {
 			streams = append(streams, s...)
 		}
 	}
-	r.goFn(func() { flush(out) })
+	r.goFn(func() { r.flush(out) })
 	return streams
 }
 
@@ -245,7 +253,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 	}
 	endpoint := !holds && r.cfg.Endpoint != nil && r.cfg.Endpoint.AcceptsTarget(m.Target)
 	var out []outMsg
-	defer func() { flush(out) }()
+	defer func() { r.flush(out) }()
 	fail := func(c FailCode) { out = append(out, outMsg{l, &TunnelFail{ID: m.ID, Code: c}}) }
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -310,7 +318,7 @@ func (r *Router) handleTunnelOK(l *link, m *TunnelOK) {
 	var out []outMsg
 	var streams []network.Stream
 	defer func() {
-		flush(out)
+		r.flush(out)
 		resetAll(streams)
 	}()
 	key := linkKey{l.peer, m.ID}
@@ -373,7 +381,7 @@ func (r *Router) openRelayStream(rt *route, right *link, id TunnelID) {
 		out = append(out, outMsg{rt.left, &TunnelOK{ID: rt.leftID}})
 	}
 	r.mu.Unlock()
-	flush(out)
+	r.flush(out)
 	resetAll(streams)
 }
 
@@ -413,7 +421,7 @@ func (r *Router) handleTunnelFail(l *link, m *TunnelFail) {
 		}
 	}
 	r.mu.Unlock()
-	flush(out)
+	r.flush(out)
 	resetAll(streams)
 }
 
@@ -432,7 +440,7 @@ func (r *Router) handleTunnelClose(l *link, m *TunnelClose) {
 		}
 	}
 	r.mu.Unlock()
-	flush(out)
+	r.flush(out)
 	resetAll(streams)
 }
 
@@ -471,7 +479,7 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 	}
 	r.tun.pending[target]++
 	r.mu.Unlock()
-	flush(out)
+	r.flush(out)
 
 	var got []io.ReadWriteCloser
 	for left := len(links); left > 0 && len(got) < n; left-- {
@@ -512,7 +520,7 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 		}
 	}
 	r.mu.Unlock()
-	flush(out)
+	r.flush(out)
 	if len(got) == 0 {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("requesting tunnel: %w: %w", ErrNoTunnel, err)
