@@ -30,6 +30,14 @@ echo "== share protocol over a plain TCP socket vs raw TCP"
 go test ./share/ -run '^$' -bench 'ServeRangeTCP|RawTCP' -count 3 "$@" | grep -E '^Benchmark'
 
 echo
+echo "== tunnel vs a spliced raw libp2p chain, 1-3 relays, and tunnel setup time"
+go test ./tunnels/ -run '^$' -bench Chain -benchtime 3x -count 2 "$@" | grep -E '^Benchmark'
+
+echo
+echo "== tunnelled download through 1 and 3 relays"
+go test ./node/ -run '^$' -bench TunnelDownload -benchtime 3x "$@" | grep -E '^Benchmark'
+
+echo
 echo "== memory per idle tunnel at a relay (1,000 tunnels, relay in its own process)"
 go test ./tunnels/ -run '^$' -bench RelayIdleTunnels -benchtime 1x -count 2 "$@" | grep -E '^Benchmark'
 
