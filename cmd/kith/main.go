@@ -71,7 +71,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newInitCmd(g), newUpCmd(g), newIDCmd(g), newStatusCmd(g),
 		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newSearchCmd(g), newDownloadsCmd(g),
-		newChatCmd(g), newIdentityCmd(g), newLobbyCmd(g), newDistantCmd(g), newDemoCmd(),
+		newChatCmd(g), newIdentityCmd(g), newLobbyCmd(g), newDistantCmd(g), newSimCmd(), newDemoCmd(),
 	)
 	return root
 }

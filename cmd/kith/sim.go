@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kith/node/sim"
+)
+
+// newSimCmd is `kith sim`: many kith routers on an in-process mocknet.
+func newSimCmd() *cobra.Command {
+	cfg := sim.DefaultConfig()
+	var (
+		bandwidth string
+		asJSON    bool
+		outDir    string
+		quiet     bool
+		timeout   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "simulate a friend network of many kith nodes and report search, tunnel and privacy figures",
+		Long: "kith sim starts one in-process libp2p host and one real kith router per node on a mocknet\n" +
+			"whose links are the friendships of a generated graph, runs searches and tunnel setups,\n" +
+			"and reports reach, latency, messages, duplicates, tunnel success, what adversaries\n" +
+			"learn about search origins, and cost. The same --seed gives the same graph and workload.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bw, err := parseBandwidth(bandwidth)
+			if err != nil {
+				return usageError{err}
+			}
+			cfg.Bandwidth = bw
+			if !quiet {
+				cfg.Progress = cmd.ErrOrStderr()
+			}
+			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer cancel()
+			ctx, cancel2 := context.WithTimeout(ctx, timeout)
+			defer cancel2()
+			rep, err := sim.Run(ctx, cfg)
+			if err != nil {
+				return fmt.Errorf("simulating: %w", err)
+			}
+			if outDir != "" {
+				if err := rep.WriteFiles(outDir); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, rep)
+			}
+			return rep.WriteTable(out)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes")
+	f.IntVar(&cfg.Degree, "degree", cfg.Degree, "average number of friends per node (even)")
+	f.StringVar(&cfg.Graph, "graph", cfg.Graph, "friend graph: smallworld (Watts–Strogatz), scalefree (Barabási–Albert) or ring")
+	f.Float64Var(&cfg.Rewire, "rewire", cfg.Rewire, "small-world rewiring probability")
+	f.DurationVar(&cfg.Latency, "latency", cfg.Latency, "one-way latency of every friend link")
+	f.StringVar(&bandwidth, "bandwidth", "10MB/s", "bandwidth of every friend link, e.g. 10MB/s, 512KiB/s, or 0 for unlimited")
+	f.IntVar(&cfg.Searches, "searches", cfg.Searches, "number of searches")
+	f.Float64Var(&cfg.SearchRate, "rate", cfg.SearchRate, "searches started per second across the network (at most the routers' per-friend limit)")
+	f.DurationVar(&cfg.SearchWindow, "window", cfg.SearchWindow, "how long each search collects results")
+	f.Float64Var(&cfg.TargetShare, "target-share", cfg.TargetShare, "share of searches for the file held by a single node")
+	f.IntVar(&cfg.Files, "files", cfg.Files, "number of distinct files (file 0 has one holder, the others Zipf replicas)")
+	f.IntVar(&cfg.Tunnels, "tunnels", cfg.Tunnels, "number of tunnels opened to the single holder, one at a time")
+	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the graph, identities, placement, workload and depth randomness")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&outDir, "out", "", "also write CSV files and SVG charts to this folder")
+	f.BoolVar(&quiet, "quiet", false, "do not print progress to stderr")
+	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
+	return cmd
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// parseBandwidth reads "10MB/s", "512KiB/s", "1e6" or "0" as bytes per
+// second. KB, MB and GB are powers of 1000; KiB, MiB and GiB of 1024.
+func parseBandwidth(s string) (float64, error) {
+	t := strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		m      float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSuffix(t, u.suffix), u.m
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad --bandwidth %q: give bytes per second such as 10MB/s, 512KiB/s or 0 for unlimited", s)
+	}
+	return v * mult, nil
+}

@@ -1,0 +1,83 @@
+// Package sim is kith's network simulator: it runs the real turtle
+// router (package tunnels) on hundreds or thousands of in-process libp2p
+// hosts joined by a generated friend graph, drives a workload of
+// searches and tunnel setups, and reports what users and the privacy
+// model care about. `kith sim` is its command line.
+//
+// # Model
+//
+// A run builds a friend graph, deterministic from the seed: a
+// Watts–Strogatz small world (a ring lattice of the given degree with
+// each edge rewired with probability 0.1), a Barabási–Albert scale-free
+// graph, or the ring lattice alone. Each vertex is a host on a go-libp2p
+// mocknet with an Ed25519 identity derived from the seed; each edge is a
+// mocknet link with the configured latency and bandwidth (latency is
+// added to every write) and a connection, so the mocknet's topology is
+// the friend graph. Each host runs an unmodified tunnels.Router whose
+// friends are its graph neighbours and whose depth randomness is a PCG
+// seeded from the seed and the node: nothing of the router is modelled.
+//
+// Files: file 0 is held by one random node (the rare file); file k >= 1
+// by ceil(N*PopularShare/k) random nodes. Searches look for a file by
+// root hash, the rare file with probability TargetShare, else file k
+// with probability proportional to 1/k, from random origins that do not
+// hold it, started at SearchRate per second. Every search crosses each
+// link at most once each way, so SearchRate is also the load on every
+// link and must stay under tunnels.SearchesPerSecond: a network whose
+// searches reach everyone carries at most that many searches per
+// second, whatever its size. Then Tunnels tunnels are opened one after
+// another from random origins to the rare file's holder.
+//
+// What the nodes do is seen through tunnels.Tap: every control message
+// each router writes on each link is decoded, with its time. A node's
+// first copy of a search is the one with the earliest write (every link
+// has the same latency); the path an answer took is followed back from
+// the holder along first copies. A tunnel's relays are the nodes whose
+// data tap moved bytes while it came up.
+//
+// # Privacy rules
+//
+// One adversary: every node in turn plays an adversary that sees the
+// searches it relays and, for each search it did not start, looks at its
+// first copy (sender, depth, time) and decides whether to accuse the
+// sender of being the origin. Each accusation is right when the sender
+// is the origin. Precision is right accusations over accusations; recall
+// is right accusations over the (friend of the origin, search) pairs in
+// which the friend got the search. The rules:
+//
+//   - first sender: always accuse. Its precision is the base rate, the
+//     share of first copies that come straight from the origin.
+//   - depth d: accuse when the first copy's depth is d. The report gives
+//     the best such d (the best precision among depths with at least 20
+//     accusations) and d = MaxDepth. The router's depth rule is meant to
+//     make every d as likely from an origin as from a relay, so these
+//     should stay at the base rate; the report also lists the depth
+//     distribution of copies sent by origins and by relays.
+//   - lead: accuse when no copy from another sender arrives within half
+//     a link latency of the first. It uses timing, which the depth rule
+//     does not hide, and on a mocknet with equal latencies timing is
+//     cleaner than on the Internet: read it as an upper bound.
+//
+// Colluders: round(c*N) nodes chosen at random pool what they see. For
+// each search from a node outside the coalition they accuse the sender
+// of the earliest copy any of them received from a non-colluder (rule
+// first), or do so only when no other sender's copy reached any of them
+// within half a link latency (rule lead). The report gives, per share c,
+// the fraction of searches whose origin they name correctly (recall),
+// the precision of their accusations, and the share of searches whose
+// origin has a colluder among its friends, which bounds what first-copy
+// rules can achieve.
+//
+// # Cost
+//
+// Memory per node is the growth of the Go heap in use (after a GC) from
+// before the hosts start to when every router link is up, divided by N:
+// host, mocknet link, router and its streams. CPU per search is the
+// process's user and system time during the search phase divided by
+// the number of searches; it includes every relay's work.
+//
+// # Not yet measured
+//
+// Chat lobbies (delivery completeness, duplicates per link, time to reach
+// all subscribers) are not simulated yet: see the TODO in run.
+package sim
