@@ -70,7 +70,13 @@ type TunnelRequest struct {
 	Depth int
 	// Target is TargetForRoot or TargetForChatID of what is asked for.
 	Target [32]byte
+	// RequestID is the same at every hop: the origin picks it, relays copy
+	// it, and a relay forwards a request it has seen before no further.
+	RequestID RequestID
 }
+
+// RequestID names one tunnel request end to end (see TunnelRequest).
+type RequestID [16]byte
 
 // TunnelOK answers a TunnelRequest: the tunnel is set up.
 type TunnelOK struct {
@@ -145,7 +151,7 @@ func (m *TunnelRequest) toWire() (*pb.RouterMessage, error) {
 	if m.Depth < 0 || m.Depth > MaxDepth {
 		return nil, fmt.Errorf("%w: tunnel request depth %d", ErrInvalidMessage, m.Depth)
 	}
-	w := &pb.TunnelRequest{Id: uint64(m.ID), Depth: uint32(m.Depth), Target: m.Target[:]}
+	w := &pb.TunnelRequest{Id: uint64(m.ID), Depth: uint32(m.Depth), Target: m.Target[:], RequestId: m.RequestID[:]}
 	if _, err := tunnelRequestFromWire(w); err != nil {
 		return nil, err
 	}
@@ -286,7 +292,10 @@ func tunnelRequestFromWire(w *pb.TunnelRequest) (*TunnelRequest, error) {
 	if len(w.Target) != len(m.Target) {
 		return nil, fmt.Errorf("%w: tunnel target of %d bytes", ErrInvalidMessage, len(w.Target))
 	}
-	m.ID, m.Depth, m.Target = id, int(w.Depth), [32]byte(w.Target)
+	if len(w.RequestId) != len(m.RequestID) {
+		return nil, fmt.Errorf("%w: tunnel request id of %d bytes", ErrInvalidMessage, len(w.RequestId))
+	}
+	m.ID, m.Depth, m.Target, m.RequestID = id, int(w.Depth), [32]byte(w.Target), RequestID(w.RequestId)
 	return &m, nil
 }
 

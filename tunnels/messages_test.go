@@ -26,7 +26,7 @@ func validMessages(t testing.TB) []Message {
 		&Search{ID: SearchID{2}, Depth: 0, RootHash: SearchHash(testRoot), ReplyKey: [32]byte{9}},
 		&Search{ID: SearchID{3}, Depth: MaxDepth, Keywords: strings.Repeat("ü", MaxKeywordsLen/2), ReplyKey: [32]byte(key.Public)},
 		&SearchResult{SearchID: SearchID{1}, Sealed: sealed},
-		&TunnelRequest{ID: 1 << 63, Depth: 6, Target: TargetForRoot(testRoot)},
+		&TunnelRequest{ID: 1 << 63, Depth: 6, Target: TargetForRoot(testRoot), RequestID: RequestID{1, 2}},
 		&TunnelOK{ID: 7},
 		&TunnelFail{ID: 8, Code: FailNoRoute},
 		&TunnelFail{ID: 8, Code: 99}, // unknown codes pass through
@@ -113,6 +113,7 @@ func TestMessageReaderChecks(t *testing.T) {
 		"nil result":      {Body: &pb.RouterMessage_SearchResult{}},
 		"nil request":     {Body: &pb.RouterMessage_TunnelRequest{}},
 		"short target":    {Body: &pb.RouterMessage_TunnelRequest{TunnelRequest: &pb.TunnelRequest{Id: 1, Target: key[:3]}}},
+		"no request id":   {Body: &pb.RouterMessage_TunnelRequest{TunnelRequest: &pb.TunnelRequest{Id: 1, Target: key[:]}}},
 		"nil ok":          {Body: &pb.RouterMessage_TunnelOk{}},
 	}
 	for name, m := range invalid {

@@ -89,3 +89,67 @@ func TestDroppedRequestFailsFast(t *testing.T) {
 	}
 	t.Logf("failed in %v", took)
 }
+
+// TestTunnelRequestCrossesLinkOnce: in a fully meshed network, where
+// every relay gets copies of a request by many paths, every link carries
+// the request at most once in each direction, before and after the
+// holder answers.
+func TestTunnelRequestCrossesLinkOnce(t *testing.T) {
+	const n = 6
+	var edges [][2]int
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			edges = append(edges, [2]int{i, j})
+		}
+	}
+	share := &fakeShare{name: "mesh.bin", root: [32]byte(randBytes(32)), size: 1}
+	incoming := make(chan *Tunnel, n)
+	nodes := newNet(t, n, edges, func(i int, c *RouterConfig) {
+		if i == n-1 {
+			holderTunnels(share, incoming)(c)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for round := range 3 {
+		ts, err := nodes[0].r.OpenTunnels(ctx, share.root, 1)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for _, tn := range ts {
+			tn.Close()
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // copies still on their way
+	for len(incoming) > 0 {
+		(<-incoming).Close()
+	}
+	perRequest := map[RequestID]int{}
+	for _, to := range nodes {
+		for _, from := range nodes {
+			if from == to {
+				continue
+			}
+			seen := map[RequestID]int{}
+			for _, m := range to.tap.messages(t, from.h.ID(), true) {
+				if req, ok := m.(*TunnelRequest); ok {
+					seen[req.RequestID]++
+					perRequest[req.RequestID]++
+				}
+			}
+			for id, c := range seen {
+				if c > 1 {
+					t.Fatalf("request %x crossed a link %d times in one direction", id[:4], c)
+				}
+			}
+		}
+	}
+	if len(perRequest) != 3 {
+		t.Fatalf("%d distinct requests seen, want 3", len(perRequest))
+	}
+	for id, c := range perRequest {
+		if c < n-1 {
+			t.Fatalf("request %x crossed only %d links: the test proves nothing", id[:4], c)
+		}
+	}
+}

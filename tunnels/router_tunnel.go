@@ -2,6 +2,7 @@ package tunnels
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"time"
@@ -62,12 +63,54 @@ type originReq struct {
 	closed  bool
 }
 
+// requestCache remembers the RequestIDs of tunnel requests this node
+// forwarded or sent, for RequestCacheTTL and at most RequestCacheSize of
+// them (the oldest go first).
+type requestCache struct {
+	m     map[RequestID]time.Time
+	order []RequestID // in the order added; a ring once full
+	next  int
+}
+
+func newRequestCache() requestCache {
+	return requestCache{m: make(map[RequestID]time.Time)}
+}
+
+func (c *requestCache) has(id RequestID) bool {
+	_, ok := c.m[id]
+	return ok
+}
+
+// add records id, dropping the oldest entry when the cache is full.
+func (c *requestCache) add(id RequestID, now time.Time) {
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	if len(c.order) < RequestCacheSize {
+		c.order = append(c.order, id)
+	} else {
+		delete(c.m, c.order[c.next])
+		c.order[c.next] = id
+		c.next = (c.next + 1) % RequestCacheSize
+	}
+	c.m[id] = now
+}
+
+// expire forgets the entries older than RequestCacheTTL.
+func (c *requestCache) expire(now time.Time) {
+	for id, t := range c.m {
+		if now.Sub(t) >= RequestCacheTTL {
+			delete(c.m, id)
+		}
+	}
+}
+
 // tunnelTable holds the routing entries. Guarded by Router.mu.
 type tunnelTable struct {
 	byLeft  map[linkKey]*route
 	byRight map[linkKey]*route
-	pending map[[32]byte]int // targets with a request in flight
-	perLink map[peer.ID]int  // routes counted on their left link
+	seen    requestCache    // requests forwarded lately, by RequestID
+	perLink map[peer.ID]int // routes counted on their left link
 	total   int
 	dialing map[peer.ID]bool // router streams being opened
 }
@@ -76,7 +119,7 @@ func newTunnelTable() tunnelTable {
 	return tunnelTable{
 		byLeft:  make(map[linkKey]*route),
 		byRight: make(map[linkKey]*route),
-		pending: make(map[[32]byte]int),
+		seen:    newRequestCache(),
 		perLink: make(map[peer.ID]int),
 		dialing: make(map[peer.ID]bool),
 	}
@@ -123,12 +166,6 @@ func (t *tunnelTable) remove(rt *route, skip *link, out []outMsg) ([]outMsg, []n
 			} else {
 				out = append(out, outMsg{rt.left, &TunnelClose{ID: rt.leftID}})
 			}
-		}
-	}
-	if rt.state == routePending {
-		t.pending[rt.target]--
-		if t.pending[rt.target] <= 0 {
-			delete(t.pending, rt.target)
 		}
 	}
 	for k, l := range rt.branches {
@@ -208,6 +245,7 @@ func (t *tunnelTable) dropLink(r *Router, l *link) []network.Stream {
 // expire drops requests and half-made tunnels older than
 // TunnelRequestTTL.
 func (t *tunnelTable) expire(now time.Time) ([]outMsg, []network.Stream) {
+	t.seen.expire(now)
 	var out []outMsg
 	var streams []network.Stream
 	for _, rt := range t.byLeft {
@@ -276,9 +314,10 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		out = append(out, outMsg{l, &TunnelOK{ID: m.ID}})
 		return
 	}
-	if t.pending[m.Target] > 0 {
-		// A copy of a request already in flight (a loop, or another
-		// searcher's request for the same target): refuse it fast.
+	if t.seen.has(m.RequestID) {
+		// A copy of a request forwarded already, by another path or
+		// round a loop: refuse it fast, so a request floods each link
+		// at most once.
 		fail(FailDuplicate)
 		return
 	}
@@ -298,7 +337,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 			d, _ := ForwardDepth(r.cfg.Rand, m.Depth)
 			id := newTunnelID()
 			rt.branches[linkKey{o.peer, id}] = o
-			out = append(out, outMsg{o, &TunnelRequest{ID: id, Depth: d, Target: m.Target}})
+			out = append(out, outMsg{o, &TunnelRequest{ID: id, Depth: d, Target: m.Target, RequestID: m.RequestID}})
 		}
 	}
 	if len(rt.branches) == 0 {
@@ -309,7 +348,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		t.byRight[k] = rt
 	}
 	t.byLeft[key] = rt
-	t.pending[m.Target]++
+	t.seen.add(m.RequestID, time.Now())
 	t.perLink[l.peer]++
 	t.total++
 }
@@ -352,10 +391,6 @@ func (r *Router) handleTunnelOK(l *link, m *TunnelOK) {
 		out = append(out, outMsg{o, &TunnelClose{ID: k.id}})
 	}
 	rt.branches = nil
-	t.pending[rt.target]--
-	if t.pending[rt.target] <= 0 {
-		delete(t.pending, rt.target)
-	}
 	rt.state = routeAwaitLeft
 	rt.right, rt.rightID = l, m.ID
 	rt.expires = time.Now().Add(TunnelRequestTTL)
@@ -469,15 +504,17 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 	rt := &route{target: target, origin: o, branches: make(map[linkKey]*link)}
 	var out []outMsg
 	v := OriginDepth(r.cfg.Rand)
+	var reqID RequestID
+	rand.Read(reqID[:])
+	r.tun.seen.add(reqID, time.Now()) // copies that come back round a loop are refused
 	for _, l := range links {
 		d, _ := ForwardDepth(r.cfg.Rand, v)
 		id := newTunnelID()
 		k := linkKey{l.peer, id}
 		rt.branches[k] = l
 		r.tun.byRight[k] = rt
-		out = append(out, outMsg{l, &TunnelRequest{ID: id, Depth: d, Target: target}})
+		out = append(out, outMsg{l, &TunnelRequest{ID: id, Depth: d, Target: target, RequestID: reqID}})
 	}
-	r.tun.pending[target]++
 	r.mu.Unlock()
 	r.flush(out)
 
@@ -495,9 +532,6 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 		}
 	}
 	r.mu.Lock()
-	if r.tun.pending[target]--; r.tun.pending[target] <= 0 {
-		delete(r.tun.pending, target)
-	}
 	out = out[:0]
 	for k, l := range rt.branches {
 		delete(r.tun.byRight, k)

@@ -120,7 +120,7 @@ func tunnelDemo(ctx context.Context, d *Demo) error {
 	d.Say("eli shares %s ANONYMOUSLY (not browsable): %s", dir, share.FormatSize(tunnelFileSize))
 
 	// Depths are random (see package tunnels): a search reaches four hops
-	// about half the time, so ana asks again until an answer comes back.
+	// almost always, and ana asks again if no answer came back.
 	var hit tunnels.Result
 	found := false
 	for try := 1; try <= 15 && !found; try++ {

@@ -410,7 +410,11 @@ type TunnelRequest struct {
 	Depth uint32 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`
 	// target is a keyed BLAKE3 hash of a file root or a chat identity key
 	// (32 bytes).
-	Target        []byte `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	Target []byte `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	// request_id is chosen at random by the origin and copied unchanged by
+	// every relay (16 bytes), so that a relay forwards each request once
+	// however many paths bring it copies.
+	RequestId     []byte `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +466,13 @@ func (x *TunnelRequest) GetDepth() uint32 {
 func (x *TunnelRequest) GetTarget() []byte {
 	if x != nil {
 		return x.Target
+	}
+	return nil
+}
+
+func (x *TunnelRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
 	}
 	return nil
 }
@@ -739,11 +750,13 @@ const file_tunnels_pb_router_proto_rawDesc = "" +
 	"\x05query\"C\n" +
 	"\fSearchResult\x12\x1b\n" +
 	"\tsearch_id\x18\x01 \x01(\fR\bsearchId\x12\x16\n" +
-	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"M\n" +
+	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"l\n" +
 	"\rTunnelRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x06R\x02id\x12\x14\n" +
 	"\x05depth\x18\x02 \x01(\rR\x05depth\x12\x16\n" +
-	"\x06target\x18\x03 \x01(\fR\x06target\"\x1a\n" +
+	"\x06target\x18\x03 \x01(\fR\x06target\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\fR\trequestId\"\x1a\n" +
 	"\bTunnelOK\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x06R\x02id\"H\n" +
 	"\n" +
