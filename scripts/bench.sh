@@ -44,3 +44,7 @@ go test ./tunnels/ -run '^$' -bench RelayIdleTunnels -benchtime 1x -count 2 "$@"
 echo
 echo "== idle memory of kith up with 2 friends (VmRSS after 20 s)"
 bash scripts/idle-memory.sh
+
+echo
+echo "== the many-node simulator at 200 and 1,000 nodes (BENCHMARKS.md, Simulator)"
+bash scripts/sim.sh
