@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -28,11 +29,12 @@ func newSimCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
-		Short: "simulate a friend network of many kith nodes and report search, tunnel and privacy figures",
-		Long: "kith sim starts one in-process libp2p host and one real kith router per node on a mocknet\n" +
-			"whose links are the friendships of a generated graph, runs searches and tunnel setups,\n" +
-			"and reports reach, latency, messages, duplicates, tunnel success, what adversaries\n" +
-			"learn about search origins, and cost. The same --seed gives the same graph and workload.",
+		Short: "simulate a friend network of many kith nodes and report search, tunnel, lobby and privacy figures",
+		Long: "kith sim starts one in-process libp2p host, one real kith router and one real lobby service\n" +
+			"per node on a mocknet whose links are the friendships of a generated graph, runs searches,\n" +
+			"tunnel setups and a chat lobby, and reports reach, latency, messages, duplicates, tunnel\n" +
+			"success, lobby delivery, what adversaries learn about search origins, and cost. The same\n" +
+			"--seed gives the same graph and workload.",
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bw, err := parseBandwidth(bandwidth)
@@ -40,6 +42,12 @@ func newSimCmd() *cobra.Command {
 				return usageError{err}
 			}
 			cfg.Bandwidth = bw
+			if outDir != "" {
+				// Before the run, so that a bad folder does not cost its results.
+				if err := os.MkdirAll(outDir, 0o755); err != nil {
+					return fmt.Errorf("making the --out folder: %w", err)
+				}
+			}
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
@@ -76,6 +84,11 @@ func newSimCmd() *cobra.Command {
 	f.Float64Var(&cfg.TargetShare, "target-share", cfg.TargetShare, "share of searches for the file held by a single node")
 	f.IntVar(&cfg.Files, "files", cfg.Files, "number of distinct files (file 0 has one holder, the others Zipf replicas)")
 	f.IntVar(&cfg.Tunnels, "tunnels", cfg.Tunnels, "number of tunnels opened to the single holder, one at a time")
+	f.BoolVar(&cfg.Lobby, "lobby", cfg.Lobby, "run the lobby phase: one public lobby, its members joining, then messages")
+	f.Float64Var(&cfg.LobbyMembers, "lobby-members", cfg.LobbyMembers, "share of nodes in the lobby, nearest its creator first (0 to 1)")
+	f.IntVar(&cfg.LobbyMessages, "lobby-messages", cfg.LobbyMessages, "number of lobby messages, each from a random member")
+	f.Float64Var(&cfg.LobbyMessageRate, "lobby-rate", cfg.LobbyMessageRate, "lobby messages sent per second (at most the lobby's per-friend limit)")
+	f.Float64Var(&cfg.LobbyJoinRate, "lobby-join-rate", cfg.LobbyJoinRate, "most members joining per second (at most the lobby's per-friend limit)")
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the graph, identities, placement, workload and depth randomness")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&outDir, "out", "", "also write CSV files and SVG charts to this folder")

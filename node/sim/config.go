@@ -6,6 +6,7 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"kith/chat"
 	"kith/tunnels"
 )
 
@@ -57,6 +58,32 @@ type Config struct {
 	// analysis, e.g. 0.01, 0.05, 0.15.
 	Colluders []float64
 
+	// Lobby turns the lobby phase on: a chat lobby service per node, one
+	// public lobby, its members joining, then messages.
+	Lobby bool
+	// LobbyMembers is the share of nodes in the lobby: its creator, a
+	// random node, and the nodes nearest it in a breadth-first walk of
+	// the friend graph. Fewer than two members skip the phase.
+	LobbyMembers float64
+	// LobbyMessages is the number of text messages, each from a random
+	// member.
+	LobbyMessages int
+	// LobbyMessageRate is the number of lobby messages sent per second.
+	// Every message crosses every link between members, so this is also
+	// the load on each link: keep it under chat.LobbyFriendRate, and low
+	// enough that the machine keeps up (each message costs every member a
+	// signature check and a store).
+	LobbyMessageRate float64
+	// LobbyJoinRate is the most members that join per second: each JOIN
+	// is a lobby message too, so at most chat.LobbyFriendRate.
+	LobbyJoinRate float64
+	// LobbyJoinWindow is the most JOINs that may be on their way to the
+	// members at once; the next member waits (see joinLobby).
+	LobbyJoinWindow int
+	// LobbyWait bounds the wait for the messages to reach every member
+	// after the last is sent.
+	LobbyWait time.Duration
+
 	// LinkWait bounds the wait for every router link to come up.
 	LinkWait time.Duration
 	// ConnectWorkers is how many connections are made at once.
@@ -88,7 +115,16 @@ func DefaultConfig() Config {
 		Tunnels:       10,
 		TunnelTimeout: 4 * time.Second,
 		Colluders:     []float64{0.01, 0.05, 0.15, 0.25},
-		LinkWait:      2 * time.Minute,
+
+		Lobby:            true,
+		LobbyMembers:     1,
+		LobbyMessages:    20,
+		LobbyMessageRate: 2,
+		LobbyJoinRate:    0.9 * chat.LobbyFriendRate,
+		LobbyJoinWindow:  20,
+		LobbyWait:        15 * time.Second,
+
+		LinkWait: 2 * time.Minute,
 	}
 }
 
@@ -107,6 +143,25 @@ func (c *Config) check() error {
 			c.SearchRate, tunnels.SearchesPerSecond)
 	case c.SearchWindow <= 0 || c.TunnelTimeout <= 0:
 		return fmt.Errorf("search window and tunnel timeout must be positive")
+	}
+	if c.Lobby {
+		switch {
+		case c.LobbyMembers < 0 || c.LobbyMembers > 1:
+			return fmt.Errorf("lobby members is a share of the nodes, from 0 to 1, got %v", c.LobbyMembers)
+		case c.LobbyMessages < 0:
+			return fmt.Errorf("lobby messages cannot be negative")
+		case c.LobbyMessageRate <= 0 || c.LobbyJoinRate <= 0 || c.LobbyWait <= 0:
+			return fmt.Errorf("lobby message rate, join rate and wait must be positive")
+		case c.LobbyMessageRate > chat.LobbyFriendRate:
+			return fmt.Errorf("lobby message rate %v/s is above the lobby's per-friend limit of %d/s: every lobby message crosses every link between members, so relays would drop them",
+				c.LobbyMessageRate, chat.LobbyFriendRate)
+		case c.LobbyJoinRate > chat.LobbyFriendRate:
+			return fmt.Errorf("lobby join rate %v/s is above the lobby's per-friend limit of %d/s: every JOIN crosses every link between members, so relays would drop them",
+				c.LobbyJoinRate, chat.LobbyFriendRate)
+		}
+		if c.LobbyJoinWindow <= 0 {
+			c.LobbyJoinWindow = 20
+		}
 	}
 	if c.ConnectWorkers <= 0 {
 		c.ConnectWorkers = 8

@@ -1,8 +1,9 @@
 // Package sim is kith's network simulator: it runs the real turtle
-// router (package tunnels) on hundreds or thousands of in-process libp2p
-// hosts joined by a generated friend graph, drives a workload of
-// searches and tunnel setups, and reports what users and the privacy
-// model care about. `kith sim` is its command line.
+// router (package tunnels) and the real chat lobby service (package chat)
+// on hundreds or thousands of in-process libp2p hosts joined by a
+// generated friend graph, drives a workload of searches, tunnel setups
+// and lobby messages, and reports what users and the privacy model care
+// about. `kith sim` is its command line.
 //
 // # Model
 //
@@ -76,8 +77,42 @@
 // process's user and system time during the search phase divided by
 // the number of searches; it includes every relay's work.
 //
-// # Not yet measured
+// # Lobbies
 //
-// Chat lobbies (delivery completeness, duplicates per link, time to reach
-// all subscribers) are not simulated yet: see the TODO in run.
+// After the tunnels, every node starts an unmodified chat.Lobbies on its
+// host, with its own bbolt file (store.Options.NoSync: the files live in
+// a temporary folder removed at the end) and one chat identity, and a
+// lobby link comes up on every friend link. A random node creates a
+// public lobby; the members are the creator and the nodes nearest it in
+// a breadth-first walk of the friend graph (LobbyMembers of all nodes),
+// and they join in that order, each once a friend's announcement shows
+// the lobby in its List. A JOIN is a lobby message flooded to every
+// member like any other, so joins start at most LobbyJoinRate a second
+// (under chat.LobbyFriendRate, the limit of each friend link) and at
+// most LobbyJoinWindow at a time may still be on their way to the
+// members that joined before them. Once every link between two members
+// is subscribed both ways, LobbyMessages text messages are sent,
+// LobbyMessageRate a second, each by a random member whose per-author
+// tokens (chat.LobbyAuthorRate) are not short at the time.
+//
+// A message is delivered to a member when that member's service stores
+// it (its "lobby.message" event, relayed or from a history reply); its
+// subscribers are the members but its author. Delivery is the share of
+// (subscriber, message) pairs delivered, and the time to reach all
+// subscribers runs from Send to the last subscriber's event. Every
+// message frame written on a link is seen through LobbyConfig.OnRelay;
+// a (message, link, direction) written twice is a duplicate and must
+// never happen. Messages per lobby message count its frames on all
+// links, against the cost of a flood in which each member sends it once
+// to every member friend but its sender, 2*links - (members - 1); the
+// extra copies a relay drops as already seen are the price of cycles.
+// Whatever relays drop for another reason (rates, full queues) is
+// reported by reason, as chat.LobbyStats counts it.
+//
+// Keep-alives are off: every service's keep-alive ticker starts within
+// the same second, so at chat.LobbyKeepAlive all members would speak at
+// once, a burst no real network sees. The report gives instead what they
+// would add to each link between members: one message per member per
+// interval, which at 1,000 members is 17 a second against the limit of
+// 20.
 package sim

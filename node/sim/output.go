@@ -17,7 +17,9 @@ import (
 // searches.csv, tunnels.csv, reach.csv, and three SVG charts,
 // reach.svg (reach by distance from the origin), latency.svg (CDF of the
 // time to the first result) and messages.svg (histogram of messages per
-// search).
+// search); and, when the lobby phase ran, lobby.csv (one row per lobby
+// message) and lobby.svg (CDF of the time each lobby message took to
+// reach all subscribers).
 func (r *Report) WriteFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing simulation files: %w", err)
@@ -66,6 +68,26 @@ func (r *Report) WriteFiles(dir string) error {
 		msgs = append(msgs, float64(s.Copies+s.Results))
 	}
 	files["messages.svg"] = []byte(histogram("Messages per search ("+title+")", "messages (Search + SearchResult, all links)", "searches", msgs, 20))
+
+	if l := r.Lobby; l != nil && l.Skipped == "" {
+		rows = [][]string{{"message", "author", "sent_ms", "reached", "by_history", "reach_all_ms", "frames", "same_dir_duplicates"}}
+		var all []float64
+		for _, m := range l.Rows {
+			rows = append(rows, []string{itoa(m.K), itoa(m.Author), ftoa(m.SentMs), itoa(m.Reached), itoa(m.ByHistory),
+				ftoa(m.ReachAllMs), itoa(m.Frames), itoa(m.Duplicates)})
+			if m.ReachAllMs >= 0 {
+				all = append(all, m.ReachAllMs)
+			}
+		}
+		files["lobby.csv"] = csvBytes(rows)
+		slices.Sort(all)
+		xs, ys = nil, nil
+		for i, v := range all {
+			xs, ys = append(xs, v), append(ys, float64(i+1)/float64(len(l.Rows)))
+		}
+		files["lobby.svg"] = []byte(lineChart(fmt.Sprintf("Lobby message to all %d subscribers, CDF (%s)", l.Members-l.NotJoined-1, title),
+			"ms from Send", "share of messages", xs, ys, 1))
+	}
 
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {

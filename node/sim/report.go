@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"kith/chat"
 	"kith/tunnels"
 )
 
@@ -23,7 +24,7 @@ type Report struct {
 	Tunnels TunnelReport  `json:"tunnels"`
 	Privacy PrivacyReport `json:"privacy"`
 	Cost    CostReport    `json:"cost"`
-	// Lobby is nil: lobby measurements are not built yet.
+	// Lobby is the lobby phase; nil when it was turned off.
 	Lobby *LobbyReport `json:"lobby"`
 	// FriendsDisconnected counts friends cut off by a router for an
 	// invalid message: 0 in a healthy run.
@@ -64,7 +65,10 @@ type Timing struct {
 	LinksUpSeconds float64 `json:"links_up_s"`
 	SearchSeconds  float64 `json:"search_phase_s"`
 	TunnelSeconds  float64 `json:"tunnel_setup_total_s"`
-	TotalSeconds   float64 `json:"total_s"`
+	// LobbySeconds is the length of the lobby phase: services up, joins
+	// and messages.
+	LobbySeconds float64 `json:"lobby_phase_s"`
+	TotalSeconds float64 `json:"total_s"`
 }
 
 // Summary describes a sample.
@@ -178,8 +182,101 @@ type CostReport struct {
 	CPUPerSearchMs float64 `json:"cpu_per_search_ms"`
 }
 
-// LobbyReport is reserved for lobby measurements (not built yet).
-type LobbyReport struct{}
+// LobbyReport is what one public lobby achieved and cost: created by a
+// random node, joined by its members in breadth-first order from the
+// creator, then Messages messages from random members.
+type LobbyReport struct {
+	// Skipped says why the lobby phase did not run; empty if it ran.
+	Skipped string `json:"skipped,omitempty"`
+	// Members counts the nodes meant to join, the creator included;
+	// NotJoined those that never saw a friend announce the lobby
+	// (0 in a healthy run).
+	Members   int `json:"members"`
+	NotJoined int `json:"not_joined"`
+	// MemberLinks counts the friend links between two members: the links
+	// the lobby's traffic may use.
+	MemberLinks int `json:"member_links"`
+	// JoinRate is the most joins started per second; JoinSeconds how
+	// long the members took to join.
+	JoinRate    float64 `json:"join_rate_per_s"`
+	JoinSeconds float64 `json:"join_phase_s"`
+	// JoinDelivered is the share of (member, later member) pairs in which
+	// the member stored the later member's JOIN.
+	JoinDelivered float64 `json:"join_delivered"`
+	// MessagesPerJoin counts a JOIN's frames on all links.
+	MessagesPerJoin Summary `json:"messages_per_join"`
+
+	// Messages counts the text messages sent, MessageRate a second;
+	// SendErrors counts failed sends by error (none in a healthy run).
+	Messages    int            `json:"messages"`
+	MessageRate float64        `json:"message_rate_per_s"`
+	SendErrors  map[string]int `json:"send_errors,omitempty"`
+	// Delivered is the share of (subscriber, message) pairs in which the
+	// subscriber stored the message; the subscribers of a message are the
+	// members but its author. ByHistory counts the pairs delivered by a
+	// history reply rather than relayed.
+	Delivered      float64 `json:"delivered"`
+	DeliveredPairs int     `json:"delivered_pairs"`
+	ExpectedPairs  int     `json:"expected_pairs"`
+	ByHistory      int     `json:"by_history"`
+	// Complete is the share of messages that reached every subscriber.
+	Complete float64 `json:"complete"`
+	// ReachAllMs is, per message that reached every subscriber, the time
+	// from Send to the last subscriber storing it; DeliveryMs the same
+	// for every delivered pair.
+	ReachAllMs Summary `json:"reach_all_ms"`
+	DeliveryMs Summary `json:"delivery_ms"`
+	// MessagesPerMessage counts a text message's frames on all links.
+	// FloodMessages is what a flood costs in which every member sends the
+	// message once to each member friend but the one it came from:
+	// 2*MemberLinks - (members - 1).
+	MessagesPerMessage Summary `json:"messages_per_message"`
+	FloodMessages      int     `json:"flood_messages"`
+
+	// SameDirectionDuplicates counts (message, link, direction) that
+	// carried a lobby message more than once, over every message, JOINs
+	// included: must be 0. TextDuplicates counts those of text messages.
+	SameDirectionDuplicates int64 `json:"same_direction_duplicates"`
+	TextDuplicates          int64 `json:"text_duplicates"`
+	// Frames counts lobby message frames written on all links;
+	// FramesUnread those not read at the other end when the run ended.
+	Frames       int64 `json:"frames"`
+	FramesUnread int64 `json:"frames_unread"`
+	// RedundantDrops counts copies dropped by relays as already seen: a
+	// message crosses a link both ways when both ends got it elsewhere
+	// first, the cost of flooding over a graph with cycles.
+	RedundantDrops uint64 `json:"redundant_drops"`
+	// Dropped counts what relays dropped for any other reason, by chat's
+	// Drop* names (friend_rate, author_rate, queue_full, ...): empty in a
+	// healthy run. LinksReset counts lobby links reset for a bad frame.
+	Dropped    map[string]uint64 `json:"dropped,omitempty"`
+	LinksReset uint64            `json:"links_reset"`
+
+	// CPUPerJoinMs and CPUPerMessageMs are the process's CPU time in the
+	// join and message phases over the joins and messages: every relay's
+	// signature checks, stores and writes.
+	CPUPerJoinMs    float64 `json:"cpu_per_join_ms"`
+	CPUPerMessageMs float64 `json:"cpu_per_message_ms"`
+	// KeepAlivePerLink is what keep-alives at chat.LobbyKeepAlive would
+	// add to every link between members, in messages a second (one per
+	// member per interval), against chat.LobbyFriendRate. The simulator
+	// says none: see the package doc.
+	KeepAlivePerLink float64 `json:"keepalive_per_link_per_s"`
+
+	// Rows are the per-message data behind the figures, for CSV.
+	Rows []LobbyRow `json:"-"`
+}
+
+// LobbyRow is one text message of the lobby phase, for CSV.
+type LobbyRow struct {
+	K, Author  int
+	SentMs     float64 // since the run's epoch
+	Reached    int     // subscribers that stored it
+	ByHistory  int
+	ReachAllMs float64 // -1 if a subscriber never got it
+	Frames     int
+	Duplicates int
+}
 
 // SearchRow is one search, for CSV and charts.
 type SearchRow struct {
@@ -447,11 +544,11 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 	s.FirstResultMs = summarize(first)
 	s.MessagesPerSearch = summarize(msgs)
 	s.RedundantCopies = summarize(redundant)
-	for _, d := range dist[1:] {
-		s.ReachByDistance = append(s.ReachByDistance, ratio(d.reached, d.total))
-	}
 	if len(dist) > 0 {
-		s.ReachByDistance = append([]float64{1}, s.ReachByDistance...)
+		s.ReachByDistance = []float64{1}
+		for _, d := range dist[1:] {
+			s.ReachByDistance = append(s.ReachByDistance, ratio(d.reached, d.total))
+		}
 	}
 
 	t := &rep.Tunnels
@@ -567,7 +664,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("graph\t%s, %d nodes, %d edges, mean degree %.2f (max %d), mean distance %.2f hops", c.Graph, c.Nodes, c.Edges, c.MeanDegree, c.MaxDegree, c.MeanDistance)
 	p("links\t%.0f ms latency, %s", c.LatencyMs, bandwidthString(c.Bandwidth))
 	p("workload\tseed %d, %d searches at %.1f/s (%.0f%% for the file held by one node), %d files, %d tunnels", c.Seed, c.Searches, c.SearchRate, 100*c.TargetShare, c.Files, c.Tunnels)
-	p("time\tlinks up %.1fs, searches %.1fs, total %.1fs", r.Timing.LinksUpSeconds, r.Timing.SearchSeconds, r.Timing.TotalSeconds)
+	p("time\tlinks up %.1fs, searches %.1fs, lobby %.1fs, total %.1fs", r.Timing.LinksUpSeconds, r.Timing.SearchSeconds, r.Timing.LobbySeconds, r.Timing.TotalSeconds)
 	p("")
 	s := r.Search
 	p("SEARCH\t")
@@ -613,13 +710,53 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("COST\t")
 	p("memory\t%.0f KiB heap per node, %d goroutines", r.Cost.HeapPerNodeKiB, r.Cost.Goroutines)
 	p("cpu\t%.1f ms per search (whole process, search phase)", r.Cost.CPUPerSearchMs)
-	if r.Lobby == nil {
-		p("LOBBIES\tnot measured yet")
-	}
+	p("")
+	r.writeLobby(p)
 	if r.FriendsDisconnected > 0 || r.Undecoded > 0 {
 		p("ANOMALIES\t%d friends disconnected, %d undecoded writes", r.FriendsDisconnected, r.Undecoded)
 	}
 	return tw.Flush()
+}
+
+// writeLobby prints the LOBBIES section of the table.
+func (r *Report) writeLobby(p func(string, ...any)) {
+	l := r.Lobby
+	switch {
+	case l == nil:
+		p("LOBBIES\toff")
+		return
+	case l.Skipped != "":
+		p("LOBBIES\tskipped: %s", l.Skipped)
+		return
+	}
+	p("LOBBIES\t(one public lobby; definitions: go doc kith/node/sim)")
+	p("members\t%d (%d never saw it announced), %d links between members", l.Members, l.NotJoined, l.MemberLinks)
+	p("joins\t%.1fs at up to %.0f/s; each reached %.2f%% of earlier members in %.0f messages (mean)", l.JoinSeconds, l.JoinRate, 100*l.JoinDelivered, l.MessagesPerJoin.Mean)
+	p("messages\t%d at %.1f/s from random members", l.Messages, l.MessageRate)
+	for e, k := range l.SendErrors {
+		p("send errors\t%d: %s", k, e)
+	}
+	p("delivered\t%.2f%% of %d (subscriber, message) pairs (%d by history); %.0f%% of messages reached everyone", 100*l.Delivered, l.ExpectedPairs, l.ByHistory, 100*l.Complete)
+	p("time to reach all subscribers\tp50 %.0f ms, p95 %.0f ms, max %.0f ms", l.ReachAllMs.P50, l.ReachAllMs.P95, l.ReachAllMs.Max)
+	p("time to each subscriber\tp50 %.0f ms, p95 %.0f ms", l.DeliveryMs.P50, l.DeliveryMs.P95)
+	p("messages per lobby message\tmean %.0f, p95 %.0f (flood: %d)", l.MessagesPerMessage.Mean, l.MessagesPerMessage.P95, l.FloodMessages)
+	p("same message twice on a link, same direction\t%d (%d of text messages), over %d frames", l.SameDirectionDuplicates, l.TextDuplicates, l.Frames)
+	p("relay drops\t%d redundant copies; other: %s; %d links reset, %d frames unread", l.RedundantDrops, fmtCounts(l.Dropped), l.LinksReset, l.FramesUnread)
+	p("cpu\t%.1f ms per join, %.1f ms per message (whole process)", l.CPUPerJoinMs, l.CPUPerMessageMs)
+	p("keep-alives at the default interval\twould add %.1f messages/s to every member link (friend limit %d/s)", l.KeepAlivePerLink, chat.LobbyFriendRate)
+}
+
+// fmtCounts prints counts by name, sorted, or "none".
+func fmtCounts(m map[string]uint64) string {
+	var out []string
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("%s %d", k, v))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }
 
 func fmtShares(xs []float64) string {

@@ -262,10 +262,15 @@ func run(ctx context.Context, cfg Config, g *Graph, fab Fabric, baseHeap uint64,
 	tuns := runTunnels(ctx, cfg, nodes, place, obs, rng)
 	rep.Timing.TunnelSeconds = sumSetup(tuns)
 	progress(cfg, "%d tunnels done after %v", len(tuns), time.Since(t0).Round(time.Millisecond))
-	// TODO(lobbies): measure chat lobbies (delivery completeness,
-	// duplicates per link, time to reach all subscribers) with
-	// chat.NewLobbies on each host, one bbolt file per node in a temp
-	// dir; see the report's Lobby section.
+	if cfg.Lobby {
+		t1 := time.Now()
+		lr, err := runLobby(ctx, cfg, g, nodes, obs.peers, obs.now)
+		if err != nil {
+			return nil, err
+		}
+		rep.Lobby = lr
+		rep.Timing.LobbySeconds = time.Since(t1).Seconds()
+	}
 
 	for _, nd := range nodes {
 		st := nd.r.Stats()

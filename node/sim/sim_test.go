@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
+	"kith/chat"
 	"kith/f2f"
+	"kith/tunnels"
 )
 
 func TestMain(m *testing.M) {
@@ -26,12 +29,37 @@ func TestMain(m *testing.M) {
 }
 
 // constSource returns the same value for every draw: uniform() is always
-// u. With u = 0.5 an origin starts at depth 3 and every hop decrements
-// (0.5 is below the keep probability at MaxDepth only), so a search
-// reaches exactly the nodes within 3 hops whatever order copies arrive in.
+// u. With u = 0 every relay keeps the depth: searches flood everything.
 type constSource struct{ u float64 }
 
 func (c constSource) Uint64() uint64 { return uint64(c.u*(1<<53)) << 11 }
+
+// threeHops returns the constSource with which an origin starts at depth
+// 3 and every hop decrements, so a search reaches exactly the nodes within
+// 3 hops whatever order copies arrive in: the middle of the range of u
+// that does so under the router's current depth rule.
+func threeHops(t *testing.T) constSource {
+	t.Helper()
+	lo, hi := -1.0, -1.0
+	for i := range 10000 {
+		c := constSource{float64(i) / 10000}
+		ok := tunnels.OriginDepth(c) == 3
+		for d := 1; d <= 3 && ok; d++ {
+			next, _ := tunnels.ForwardDepth(c, d)
+			ok = next == d-1
+		}
+		if ok {
+			if lo < 0 {
+				lo = c.u
+			}
+			hi = c.u
+		}
+	}
+	if lo < 0 {
+		t.Fatal("no constant draw makes an origin start at depth 3 and every hop decrement")
+	}
+	return constSource{(lo + hi) / 2}
+}
 
 // testConfig is a small, fast run.
 func testConfig(n, degree int, graph string) Config {
@@ -47,7 +75,44 @@ func testConfig(n, degree int, graph string) Config {
 	cfg.Files = 4
 	cfg.Seed = 42
 	cfg.Progress = nil
+	cfg.Lobby = false // on in the tests that check lobbies
+	cfg.LobbyMessages = 10
+	cfg.LobbyMessageRate = 10
+	cfg.LobbyWait = 5 * time.Second
 	return cfg
+}
+
+// checkLobby checks the invariants of a lobby phase in which every member
+// must get every message: all delivered, no link carrying a message twice
+// the same way, nothing dropped, and each message costing exactly a flood
+// (every member sends it once to each member friend but its sender).
+func checkLobby(t *testing.T, l *LobbyReport, members, messages int) {
+	t.Helper()
+	if l == nil || l.Skipped != "" {
+		t.Fatalf("lobby phase did not run: %+v", l)
+	}
+	t.Logf("lobby: %d members, %d links, delivered %.3f, reach all %+v, frames/msg %+v (flood %d), %d redundant, drops %v, join %.1fs",
+		l.Members, l.MemberLinks, l.Delivered, l.ReachAllMs, l.MessagesPerMessage, l.FloodMessages, l.RedundantDrops, l.Dropped, l.JoinSeconds)
+	if l.Members != members || l.NotJoined != 0 || l.Messages != messages || len(l.SendErrors) > 0 {
+		t.Errorf("%d members (%d not joined), %d messages, send errors %v; want %d members, %d messages",
+			l.Members, l.NotJoined, l.Messages, l.SendErrors, members, messages)
+	}
+	if l.Delivered != 1 || l.Complete != 1 || l.ExpectedPairs != messages*(members-1) || l.JoinDelivered != 1 {
+		t.Errorf("delivered %.3f of %d pairs (%.3f of messages complete), joins %.3f: want every message and join everywhere",
+			l.Delivered, l.ExpectedPairs, l.Complete, l.JoinDelivered)
+	}
+	if l.SameDirectionDuplicates != 0 || l.TextDuplicates != 0 {
+		t.Errorf("%d lobby messages crossed a link twice the same way", l.SameDirectionDuplicates)
+	}
+	if l.MessagesPerMessage.N != messages || l.MessagesPerMessage.Mean != float64(l.FloodMessages) || l.MessagesPerMessage.Max != float64(l.FloodMessages) {
+		t.Errorf("frames per message %+v, want exactly the flood's %d", l.MessagesPerMessage, l.FloodMessages)
+	}
+	if len(l.Dropped) > 0 || l.LinksReset != 0 || l.FramesUnread != 0 {
+		t.Errorf("dropped %v, %d links reset, %d frames unread", l.Dropped, l.LinksReset, l.FramesUnread)
+	}
+	if l.ReachAllMs.N != messages || l.ReachAllMs.P50 <= 0 || l.DeliveryMs.P50 > l.ReachAllMs.P95 {
+		t.Errorf("reach all %+v, delivery %+v", l.ReachAllMs, l.DeliveryMs)
+	}
 }
 
 // TestSimSmall runs a small simulation with full-depth searches (every
@@ -57,6 +122,7 @@ func TestSimSmall(t *testing.T) {
 	cfg := testConfig(30, 4, GraphSmallWorld)
 	cfg.Rand = func(int) mrand.Source { return constSource{0} }
 	cfg.Progress = testWriter{t}
+	cfg.Lobby = true
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rep, err := Run(ctx, cfg)
@@ -90,18 +156,125 @@ func TestSimSmall(t *testing.T) {
 	if p.Observations == 0 || len(p.Colluders) != len(cfg.Colluders) || len(p.Single) < 2 {
 		t.Errorf("privacy %+v", p)
 	}
+	checkLobby(t, rep.Lobby, cfg.Nodes, cfg.LobbyMessages)
 	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil || !bytes.Contains(table.Bytes(), []byte("rare file found")) {
+	if err := rep.WriteTable(&table); err != nil || !bytes.Contains(table.Bytes(), []byte("rare file found")) ||
+		!bytes.Contains(table.Bytes(), []byte("time to reach all subscribers")) {
 		t.Errorf("table: %v\n%s", err, table.String())
 	}
 	dir := t.TempDir()
 	if err := rep.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"report.json", "searches.csv", "tunnels.csv", "reach.csv", "reach.svg", "latency.svg", "messages.svg"} {
+	for _, name := range []string{"report.json", "searches.csv", "tunnels.csv", "reach.csv", "reach.svg", "latency.svg", "messages.svg", "lobby.csv", "lobby.svg"} {
 		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestSimLobbyPart runs the lobby phase alone with half of a scale-free
+// graph in the lobby: the members nearest the creator, whose traffic
+// must stay on the links between them.
+func TestSimLobbyPart(t *testing.T) {
+	cfg := testConfig(40, 4, GraphScaleFree)
+	cfg.Searches, cfg.Tunnels = 0, 0
+	cfg.Lobby, cfg.LobbyMembers = true, 0.5
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLobby(t, rep.Lobby, 20, cfg.LobbyMessages)
+	if rep.Search.Searches != 0 || rep.Tunnels.Tried != 0 {
+		t.Errorf("searches %d, tunnels %d; want none", rep.Search.Searches, rep.Tunnels.Tried)
+	}
+}
+
+// TestSimLobbyOffAndSkipped checks that the lobby phase can be turned
+// off and that a lobby of fewer than two members is skipped cleanly.
+func TestSimLobbyOffAndSkipped(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		lobby   bool
+		members float64
+		want    string
+	}{
+		{"off", false, 1, "LOBBIES  off"},
+		{"one member", true, 0.05, "LOBBIES  skipped: 1 member(s)"},
+		{"none", true, 0, "LOBBIES  skipped: 0 member(s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(10, 2, GraphRing)
+			cfg.Searches, cfg.Tunnels = 0, 0
+			cfg.Lobby, cfg.LobbyMembers = tc.lobby, tc.members
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (rep.Lobby == nil) == tc.lobby {
+				t.Errorf("lobby report %+v with the phase on=%v", rep.Lobby, tc.lobby)
+			}
+			var table bytes.Buffer
+			if err := rep.WriteTable(&table); err != nil || !bytes.Contains(table.Bytes(), []byte(tc.want)) {
+				t.Errorf("table lacks %q: %v\n%s", tc.want, err, table.String())
+			}
+			if err := rep.WriteFiles(t.TempDir()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestLobbyMembersAndPlan checks the lobby workload without a network:
+// members are a breadth-first prefix from the creator, each with a
+// friend that joined before it, and the plan never has an author say
+// more than its per-author tokens allow at a relay.
+func TestLobbyMembersAndPlan(t *testing.T) {
+	g, err := NewGraph(GraphSmallWorld, 100, 6, DefaultRewire, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := mrand.New(mrand.NewPCG(7, 2))
+	for _, count := range []int{2, 17, 100} {
+		ms := lobbyMembers(g, 5, count, rng)
+		if len(ms) != count || ms[0] != 5 {
+			t.Fatalf("%d members from node 5: %v", count, ms)
+		}
+		d := g.Distances(5)
+		for k, v := range ms[1:] {
+			if !slices.ContainsFunc(ms[:k+1], func(u int) bool { return g.IsFriend(u, v) }) {
+				t.Errorf("member %d joins before any of its friends", v)
+			}
+			if d[v] < d[ms[k]] {
+				t.Errorf("member %d at distance %d after one at %d", v, d[v], d[ms[k]])
+			}
+		}
+	}
+	cfg := testConfig(10, 2, GraphRing)
+	cfg.LobbyMessages, cfg.LobbyMessageRate = 60, 20
+	plan := planLobbyMessages(cfg, []int{3, 4}, rng)
+	if len(plan.authors) != 60 {
+		t.Fatalf("planned %d messages", len(plan.authors))
+	}
+	// Replay each author's bucket as a relay sees it: the JOIN, then
+	// every message at its time; it must never run dry.
+	for _, a := range []int{3, 4} {
+		tokens, last := float64(chat.LobbyAuthorBurst-1), time.Duration(0)
+		for k, at := range plan.at {
+			if plan.authors[k] != a {
+				continue
+			}
+			tokens = min(chat.LobbyAuthorBurst, tokens+chat.LobbyAuthorRate*(at-last).Seconds()) - 1
+			last = at
+			if tokens < 0 {
+				t.Fatalf("author %d over its rate at message %d (%v)", a, k, at)
+			}
+		}
+	}
+	if span := plan.at[len(plan.at)-1]; span < 10*time.Second {
+		t.Errorf("60 messages from 2 authors planned in %v: faster than their rate", span)
 	}
 }
 
@@ -109,7 +282,8 @@ func TestSimSmall(t *testing.T) {
 // and the workload.
 func TestSimRepeatable(t *testing.T) {
 	cfg := testConfig(16, 2, GraphRing)
-	cfg.Rand = func(int) mrand.Source { return constSource{0.5} }
+	three := threeHops(t)
+	cfg.Rand = func(int) mrand.Source { return three }
 	cfg.Tunnels = 0
 	var runs [2]*Report
 	for i := range runs {
@@ -135,7 +309,9 @@ func TestSimRepeatable(t *testing.T) {
 // the two runs must agree search by search and tunnel by tunnel.
 func TestSimMatchesRealHosts(t *testing.T) {
 	cfg := testConfig(16, 2, GraphRing)
-	cfg.Rand = func(int) mrand.Source { return constSource{0.5} }
+	three := threeHops(t)
+	cfg.Rand = func(int) mrand.Source { return three }
+	cfg.Lobby = true
 	g, err := NewGraph(cfg.Graph, cfg.Nodes, cfg.Degree, 0, cfg.Seed)
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +354,19 @@ func TestSimMatchesRealHosts(t *testing.T) {
 		r := realRep.TunnelRows[i]
 		if s.Origin != r.Origin || s.OK != r.OK || s.Path != r.Path {
 			t.Errorf("tunnel %d: mocknet %+v, real hosts %+v", i, s, r)
+		}
+	}
+	// The lobby: every member gets every message on both, each message
+	// crossing the ring's links 17 times (every node sends it on, the
+	// author both ways), whichever way the two fronts meet.
+	checkLobby(t, simRep.Lobby, cfg.Nodes, cfg.LobbyMessages)
+	checkLobby(t, realRep.Lobby, cfg.Nodes, cfg.LobbyMessages)
+	if simRep.Lobby.FloodMessages != 17 {
+		t.Errorf("lobby flood of %d frames on a ring of 16, want 17", simRep.Lobby.FloodMessages)
+	}
+	for i, s := range simRep.Lobby.Rows {
+		if r := realRep.Lobby.Rows[i]; s.Author != r.Author || s.Reached != r.Reached || s.Frames != r.Frames {
+			t.Errorf("lobby message %d: mocknet %+v, real hosts %+v", i, s, r)
 		}
 	}
 }

@@ -1,0 +1,718 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+
+	"kith/chat"
+	"kith/internal/store"
+)
+
+// simKeepAlive is the lobby keep-alive interval in the simulator: longer
+// than any run, so no keep-alive is said. Every node's keep-alive ticker
+// starts within the same second, so at the default interval all members
+// would speak at once, a burst no real network sees; the load they would
+// add is reported as LobbyReport.KeepAlivePerLink instead.
+const simKeepAlive = 24 * time.Hour
+
+// lobbySettle is how long a join may take to reach every member that
+// joined before it before the join pacer stops waiting for it.
+const lobbySettle = 5 * time.Second
+
+// lobbyNode is one node's lobby service and the bbolt file it keeps.
+type lobbyNode struct {
+	peer peer.ID
+	db   *bolt.DB
+	lob  *chat.Lobbies // nil until started
+}
+
+// lobbyNet is the lobby service of every node, each with its own bbolt
+// file under dir.
+type lobbyNet struct {
+	dir   string
+	nodes []*lobbyNode
+}
+
+// startLobbies starts a chat.Lobbies on every host, each with a bbolt
+// file (without fsync: the files are thrown away) in a new temporary
+// folder and one chat identity. Close stops them and removes the folder.
+func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver) (*lobbyNet, error) {
+	dir, err := os.MkdirTemp("", "kith-sim-lobbies-")
+	if err != nil {
+		return nil, fmt.Errorf("starting lobbies: %w", err)
+	}
+	ln := &lobbyNet{dir: dir, nodes: make([]*lobbyNode, len(hosts))}
+	// Every identity is known to the observer before any service runs.
+	ids := make([]*chat.Identities, len(hosts))
+	for i, h := range hosts {
+		nd := &lobbyNode{peer: h.ID()}
+		if nd.db, err = store.Open(filepath.Join(dir, fmt.Sprintf("node%d.db", i)), store.Options{NoSync: true}); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("starting lobbies of node %d: %w", i, err)
+		}
+		ln.nodes[i] = nd
+		if ids[i], err = chat.OpenIdentities(nd.db); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("starting lobbies of node %d: %w", i, err)
+		}
+		as, err := ids[i].New(fmt.Sprintf("n%d", i))
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("starting lobbies of node %d: %w", i, err)
+		}
+		obs.authors[as.ID] = i
+	}
+	for i, h := range hosts {
+		nd := ln.nodes[i]
+		nd.lob, err = chat.NewLobbies(chat.LobbyConfig{
+			Host: h, DB: nd.db, Friends: friends[i], Identities: ids[i],
+			Events:    obs.events(i),
+			OnRelay:   obs.relay(i),
+			KeepAlive: simKeepAlive,
+			LinkRetry: simLinkRetry,
+		})
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("starting lobbies of node %d: %w", i, err)
+		}
+	}
+	return ln, nil
+}
+
+// Close stops every lobby service, a few at a time, then closes the
+// bbolt files and removes their folder.
+func (ln *lobbyNet) Close() error {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, nd := range ln.nodes {
+		if nd == nil || nd.lob == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			nd.lob.Close()
+		})
+	}
+	wg.Wait()
+	var errs []error
+	for _, nd := range ln.nodes {
+		if nd != nil {
+			errs = append(errs, nd.db.Close())
+		}
+	}
+	errs = append(errs, os.RemoveAll(ln.dir))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("closing lobbies: %w", err)
+	}
+	return nil
+}
+
+// lobbyMsg is what was seen of one lobby message.
+type lobbyMsg struct {
+	idx       int // its bit in the per-link sets
+	kind      atomic.Uint32
+	crossings atomic.Int64 // frames written, all links
+	dups      atomic.Int64 // (link, direction) crossings after the first
+
+	// Text messages only.
+	mu      sync.Mutex
+	k       int // index in the workload, -1 until Send returned
+	author  int
+	sent    time.Duration // just before Send, since the epoch
+	at      []time.Duration
+	history []bool
+}
+
+// lobbyObserver records what the lobby services of all nodes relay and
+// deliver: every message frame written on a link (LobbyConfig.OnRelay)
+// and every message a node stores (LobbyConfig.Events). A message's id is
+// known to the workload only once Send returns, so records are keyed by
+// id and made by whichever sees an id first.
+type lobbyObserver struct {
+	now     func() time.Duration
+	n       int
+	peers   map[peer.ID]int     // read-only once the services start
+	slots   []map[int]int       // per node, friend -> its place in Adj
+	authors map[chat.ChatID]int // filled before each service starts
+
+	mu   sync.RWMutex
+	msgs map[chat.MsgID]*lobbyMsg
+
+	links []linkSets // per node
+
+	// Join pacing: pos[i] is node i's place in the join order (-1 if not
+	// a member, set just before it joins); earlier[a] counts the members
+	// that joined before a and got a's JOIN.
+	pos     []atomic.Int32
+	earlier []atomic.Int32
+}
+
+// linkSets records, per friend link of one node, which messages the
+// node wrote on it.
+type linkSets struct {
+	mu   sync.Mutex
+	bits [][]uint64 // per slot, one bit per message
+	in   atomic.Int64
+}
+
+func newLobbyObserver(g *Graph, peers map[peer.ID]int, now func() time.Duration) *lobbyObserver {
+	n := g.N()
+	o := &lobbyObserver{
+		now: now, n: n, peers: peers, slots: make([]map[int]int, n), authors: make(map[chat.ChatID]int, n),
+		msgs: make(map[chat.MsgID]*lobbyMsg), links: make([]linkSets, n),
+		pos: make([]atomic.Int32, n), earlier: make([]atomic.Int32, n),
+	}
+	for i, adj := range g.Adj {
+		o.slots[i] = make(map[int]int, len(adj))
+		for s, j := range adj {
+			o.slots[i][j] = s
+		}
+		o.links[i].bits = make([][]uint64, len(adj))
+		o.pos[i].Store(-1)
+	}
+	return o
+}
+
+// msg returns the record of id, making it on first sight.
+func (o *lobbyObserver) msg(id chat.MsgID) *lobbyMsg {
+	o.mu.RLock()
+	m := o.msgs[id]
+	o.mu.RUnlock()
+	if m != nil {
+		return m
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if m = o.msgs[id]; m == nil {
+		m = &lobbyMsg{idx: len(o.msgs), k: -1, author: -1}
+		o.msgs[id] = m
+	}
+	return m
+}
+
+// relay returns node i's LobbyConfig.OnRelay: a written frame sets the
+// message's bit on the link, and a bit already set is a duplicate.
+func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID) {
+	return func(p peer.ID, out bool, id chat.MsgID) {
+		if !out {
+			o.links[i].in.Add(1)
+			return
+		}
+		j, ok := o.peers[p]
+		if !ok {
+			return
+		}
+		slot, ok := o.slots[i][j]
+		if !ok {
+			return
+		}
+		m := o.msg(id)
+		m.crossings.Add(1)
+		ls := &o.links[i]
+		word, bit := m.idx/64, uint64(1)<<(m.idx%64)
+		ls.mu.Lock()
+		b := ls.bits[slot]
+		if len(b) <= word {
+			b = append(b, make([]uint64, word+1-len(b))...)
+			ls.bits[slot] = b
+		}
+		dup := b[word]&bit != 0
+		b[word] |= bit
+		ls.mu.Unlock()
+		if dup {
+			m.dups.Add(1)
+		}
+	}
+}
+
+// events returns node i's LobbyConfig.Events: it records when each text
+// message reached the node, and which joins reached it.
+func (o *lobbyObserver) events(i int) func(string, any) {
+	return func(typ string, data any) {
+		ev, ok := data.(chat.LobbyEvent)
+		if typ != "lobby.message" || !ok {
+			return
+		}
+		switch ev.Message.Kind {
+		case chat.LobbyKindText:
+			at := o.now()
+			m := o.msg(ev.Message.ID)
+			m.kind.Store(uint32(chat.LobbyKindText))
+			m.mu.Lock()
+			if m.at == nil {
+				m.at = make([]time.Duration, o.n)
+				m.history = make([]bool, o.n)
+				for k := range m.at {
+					m.at[k] = -1
+				}
+			}
+			if m.at[i] < 0 {
+				m.at[i], m.history[i] = at, ev.History
+			}
+			m.mu.Unlock()
+		case chat.LobbyKindJoin:
+			o.msg(ev.Message.ID).kind.Store(uint32(chat.LobbyKindJoin))
+			a, ok := o.authors[ev.Message.Author]
+			if !ok || a == i {
+				return
+			}
+			if pi, pa := o.pos[i].Load(), o.pos[a].Load(); pi >= 0 && pi < pa {
+				o.earlier[a].Add(1)
+			}
+		}
+	}
+}
+
+// lobbyMembers returns the lobby's members in join order: the creator,
+// then the nearest nodes in a breadth-first walk from it (friends in a
+// random order), count in all. Each member after the creator has a
+// friend that joined before it, the only way it can learn of the lobby.
+func lobbyMembers(g *Graph, creator, count int, rng *mrand.Rand) []int {
+	seen := make([]bool, g.N())
+	seen[creator] = true
+	order := []int{creator}
+	for head := 0; head < len(order) && len(order) < count; head++ {
+		adj := slices.Clone(g.Adj[order[head]])
+		rng.Shuffle(len(adj), func(a, b int) { adj[a], adj[b] = adj[b], adj[a] })
+		for _, w := range adj {
+			if !seen[w] && len(order) < count {
+				seen[w] = true
+				order = append(order, w)
+			}
+		}
+	}
+	return order
+}
+
+// lobbyPlan is who says what when in the message phase.
+type lobbyPlan struct {
+	authors []int
+	at      []time.Duration // from the start of the phase
+}
+
+// planLobbyMessages draws an author among members for each of cfg's
+// messages, sent LobbyMessageRate a second, so that no author runs short
+// of chat.LobbyAuthorRate tokens at any relay: an author is picked only
+// if its bucket (which the JOIN drew on) holds two tokens at the time,
+// one spare for messages that bunch on the way; when none does, the
+// message waits.
+func planLobbyMessages(cfg Config, members []int, rng *mrand.Rand) lobbyPlan {
+	const rate, burst = float64(chat.LobbyAuthorRate), float64(chat.LobbyAuthorBurst)
+	tokens := make(map[int]float64, len(members))
+	last := make(map[int]time.Duration, len(members))
+	step := time.Duration(float64(time.Second) / cfg.LobbyMessageRate)
+	var p lobbyPlan
+	at := time.Duration(0)
+	for len(p.authors) < cfg.LobbyMessages {
+		have := func(a int) float64 {
+			t, ok := tokens[a]
+			if !ok {
+				return burst - 1
+			}
+			return min(burst, t+rate*(at-last[a]).Seconds())
+		}
+		a := -1
+		for range 100 {
+			if c := members[rng.IntN(len(members))]; have(c) >= 2 {
+				a = c
+				break
+			}
+		}
+		if a < 0 {
+			at += time.Duration(float64(time.Second) / rate)
+			continue
+		}
+		tokens[a], last[a] = have(a)-1, at
+		p.authors = append(p.authors, a)
+		p.at = append(p.at, at)
+		at += step
+	}
+	return p
+}
+
+// lobbyRun is what the lobby phase did, for analyseLobby.
+type lobbyRun struct {
+	members     []int // in join order
+	memberLinks int
+	inLobby     []bool // per node: created or joined the lobby
+	earlierN    []int  // per node in the lobby: members in it before it joined
+	notJoined   int
+	joinTime    time.Duration
+	joinCPU     time.Duration
+	msgCPU      time.Duration
+	sendErrs    map[string]int
+	texts       []*lobbyMsg // by workload index; nil if Send failed
+	stats       []chat.LobbyStats
+}
+
+// runLobby runs the lobby phase on the routers' hosts: a lobby service
+// per node, one public lobby created by a random node, joined by the
+// members in breadth-first order, then cfg.LobbyMessages messages from
+// random members. A lobby of fewer than two members is skipped.
+func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers map[peer.ID]int, now func() time.Duration) (*LobbyReport, error) {
+	n := g.N()
+	count := int(math.Round(cfg.LobbyMembers * float64(n)))
+	if count < 2 {
+		return &LobbyReport{Skipped: fmt.Sprintf("%d member(s) (%g of %d nodes): no one to deliver to", count, cfg.LobbyMembers, n)}, nil
+	}
+	rng := mrand.New(mrand.NewPCG(cfg.Seed, 2))
+	members := lobbyMembers(g, rng.IntN(n), count, rng)
+	plan := planLobbyMessages(cfg, members, rng)
+
+	obs := newLobbyObserver(g, peers, now)
+	hosts := make([]host.Host, n)
+	friends := make([]*friendSet, n)
+	for i, nd := range nodes {
+		hosts[i], friends[i] = nd.h, nd.friends
+	}
+	t0 := time.Now()
+	ln, err := startLobbies(hosts, friends, obs)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := ln.Close(); err != nil {
+			progress(cfg, "%v", err)
+		}
+	}()
+	if err := waitLobbyLinks(ctx, cfg, g, ln); err != nil {
+		return nil, err
+	}
+	progress(cfg, "%d lobby services and all %d lobby links up in %v", n, 2*len(g.Edges()), time.Since(t0).Round(time.Millisecond))
+
+	run := &lobbyRun{members: members, inLobby: make([]bool, n), earlierN: make([]int, n), sendErrs: map[string]int{}}
+	isMember := make([]bool, n)
+	for _, v := range members {
+		isMember[v] = true
+	}
+	for _, e := range g.Edges() {
+		if isMember[e.A] && isMember[e.B] {
+			run.memberLinks++
+		}
+	}
+	cpu0, t1 := cpuTime(), time.Now()
+	id, err := joinLobby(ctx, cfg, g, ln, obs, run)
+	if err != nil {
+		return nil, err
+	}
+	run.joinTime, run.joinCPU = time.Since(t1), cpuTime()-cpu0
+	progress(cfg, "%d of %d members joined the lobby in %v", len(members)-run.notJoined, len(members), run.joinTime.Round(time.Millisecond))
+
+	cpu0 = cpuTime()
+	if err := sendLobbyMessages(ctx, cfg, ln, obs, id, plan, run); err != nil {
+		return nil, err
+	}
+	run.msgCPU = cpuTime() - cpu0
+	for _, nd := range ln.nodes {
+		run.stats = append(run.stats, nd.lob.Stats())
+	}
+	rep := analyseLobby(cfg, obs, run)
+	progress(cfg, "%d lobby messages done after %v", len(plan.authors), time.Since(t0).Round(time.Millisecond))
+	return rep, nil
+}
+
+// waitLobbyLinks waits until every node has a lobby link to each friend.
+func waitLobbyLinks(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet) error {
+	return poll(ctx, cfg.LinkWait, "waiting for lobby links", func() (bool, string) {
+		missing := 0
+		for i, nd := range ln.nodes {
+			missing += len(g.Adj[i]) - len(nd.lob.Links())
+		}
+		return missing == 0, fmt.Sprintf("%d of %d still down", missing, 2*len(g.Edges()))
+	})
+}
+
+// errPollTimeout is poll's error when limit passes.
+var errPollTimeout = errors.New("timed out")
+
+// poll calls done every 5 ms until it reports true, ctx ends or limit
+// passes; the error then wraps ctx's or errPollTimeout, with what and
+// done's description of the state.
+func poll(ctx context.Context, limit time.Duration, what string, done func() (bool, string)) error {
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, state := done()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %w after %v: %s", what, errPollTimeout, limit, state)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// joinLobby has the first member create a public lobby and the others
+// join it in order, each once a friend announces it to it. Joins are
+// paced: every JOIN is flooded to the members and crosses every link
+// between them, so at most LobbyJoinRate a second start (under each
+// link's chat.LobbyFriendRate), and at most LobbyJoinWindow may still be
+// on their way to the members that joined before them. The window is
+// for the simulator's two cores: when they fall behind, relays read
+// bunched frames late and drop them over the friend rate, which no
+// network of separate machines would do. joinLobby returns once every
+// join has spread and every link between members carries the lobby
+// both ways.
+func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lobbyObserver, run *lobbyRun) (chat.LobbyID, error) {
+	members := run.members
+	creator := members[0]
+	obs.pos[creator].Store(0)
+	li, err := ln.nodes[creator].lob.Create("sim", "the simulator's lobby", false, "")
+	if err != nil {
+		return chat.LobbyID{}, fmt.Errorf("creating the lobby at node %d: %w", creator, err)
+	}
+	id := li.ID
+	run.inLobby[creator] = true
+	joined := make([]time.Time, len(members)) // when each started to join; zero if it did not
+	joined[0] = time.Now()
+	inside := 1
+	// settled reports whether the join at place k reached every member
+	// in the lobby before it, or had its time.
+	settled := func(k int, now time.Time) bool {
+		v := members[k]
+		return joined[k].IsZero() || int(obs.earlier[v].Load()) >= run.earlierN[v] || now.Sub(joined[k]) > lobbySettle
+	}
+	oldest := 0 // every join before it is settled
+	open := func(upTo int) int {
+		now := time.Now()
+		for oldest < upTo && settled(oldest, now) {
+			oldest++
+		}
+		n := 0
+		for j := oldest; j < upTo; j++ {
+			if !settled(j, now) {
+				n++
+			}
+		}
+		return n
+	}
+	start := time.Now()
+	burst := chat.LobbyFriendBurst / 2
+	for k := 1; k < len(members); k++ {
+		v := members[k]
+		at := start.Add(time.Duration(float64(max(0, k-burst)) / cfg.LobbyJoinRate * float64(time.Second)))
+		select {
+		case <-ctx.Done():
+			return id, fmt.Errorf("joining the lobby: %w", ctx.Err())
+		case <-time.After(time.Until(at)):
+		}
+		err := poll(ctx, 2*lobbySettle, "waiting for joins to spread", func() (bool, string) {
+			n := open(k)
+			return n < cfg.LobbyJoinWindow, fmt.Sprintf("%d joins on their way", n)
+		})
+		if err != nil {
+			return id, err
+		}
+		lob := ln.nodes[v].lob
+		err = poll(ctx, lobbySettle, "waiting for a friend to announce the lobby", func() (bool, string) {
+			info, err := lob.Lobby(id)
+			return err == nil && len(info.Friends) > 0, "not announced"
+		})
+		if errors.Is(err, errPollTimeout) {
+			run.notJoined++
+			continue
+		}
+		if err != nil {
+			return id, err
+		}
+		obs.pos[v].Store(int32(k))
+		run.earlierN[v] = inside
+		joined[k] = time.Now()
+		if _, err := lob.Join(id, ""); err != nil {
+			return id, fmt.Errorf("joining the lobby at node %d: %w", v, err)
+		}
+		run.inLobby[v] = true
+		inside++
+	}
+	// Every join settled and every link between members subscribed both
+	// ways, or the messages would find the lobby still forming.
+	err = poll(ctx, lobbySettle+cfg.LobbyWait, "waiting for the lobby to form", func() (bool, string) {
+		n := open(len(members))
+		missing := 0
+		for _, a := range members {
+			for _, b := range g.Adj[a] {
+				if run.inLobby[a] && run.inLobby[b] && !ln.nodes[a].lob.Subscribed(ln.nodes[b].peer, id) {
+					missing++
+				}
+			}
+		}
+		return n == 0 && missing == 0, fmt.Sprintf("%d joins on their way, %d member links not subscribed", n, missing)
+	})
+	return id, err
+}
+
+// sendLobbyMessages sends the planned messages, then waits until each
+// has reached every member or LobbyWait has passed since the last, and
+// a few latencies more for late duplicates.
+func sendLobbyMessages(ctx context.Context, cfg Config, ln *lobbyNet, obs *lobbyObserver, id chat.LobbyID, plan lobbyPlan, run *lobbyRun) error {
+	run.texts = make([]*lobbyMsg, len(plan.authors))
+	start := time.Now()
+	for k, a := range plan.authors {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sending lobby messages: %w", ctx.Err())
+		case <-time.After(time.Until(start.Add(plan.at[k]))):
+		}
+		sent := obs.now()
+		m, err := ln.nodes[a].lob.Send(id, fmt.Sprintf("sim message %d from node %d", k, a))
+		if err != nil {
+			run.sendErrs[err.Error()]++
+			continue
+		}
+		rec := obs.msg(m.ID)
+		rec.mu.Lock()
+		rec.k, rec.author, rec.sent = k, a, sent
+		rec.mu.Unlock()
+		run.texts[k] = rec
+	}
+	want := len(run.members) - run.notJoined
+	err := poll(ctx, cfg.LobbyWait, "waiting for lobby messages", func() (bool, string) {
+		for _, m := range run.texts {
+			if m != nil && m.reached() < want {
+				return false, ""
+			}
+		}
+		return true, ""
+	})
+	if err != nil && !errors.Is(err, errPollTimeout) {
+		return err // a message short of members after LobbyWait is what the report shows
+	}
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("sending lobby messages: %w", ctx.Err())
+	case <-time.After(10*cfg.Latency + 200*time.Millisecond):
+	}
+	return nil
+}
+
+// reached counts the nodes that stored a text message, its author too.
+func (m *lobbyMsg) reached() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, at := range m.at {
+		if at >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// analyseLobby turns what the lobby phase saw into the report's figures.
+func analyseLobby(cfg Config, obs *lobbyObserver, run *lobbyRun) *LobbyReport {
+	inside := len(run.members) - run.notJoined
+	rep := &LobbyReport{
+		Members: len(run.members), NotJoined: run.notJoined, MemberLinks: run.memberLinks,
+		Messages: len(run.texts), MessageRate: cfg.LobbyMessageRate, JoinRate: cfg.LobbyJoinRate,
+		FloodMessages:    2*run.memberLinks - (inside - 1),
+		JoinSeconds:      run.joinTime.Seconds(),
+		KeepAlivePerLink: float64(inside) / chat.LobbyKeepAlive.Seconds(),
+		Dropped:          map[string]uint64{},
+	}
+	if len(run.sendErrs) > 0 {
+		rep.SendErrors = run.sendErrs
+	}
+	rep.CPUPerJoinMs = float64(run.joinCPU) / float64(time.Millisecond) / float64(max(1, inside-1))
+	var reachAll, delivery, frames []float64
+	sent, complete := 0, 0
+	for k, m := range run.texts {
+		if m == nil {
+			continue
+		}
+		sent++
+		m.mu.Lock()
+		row := LobbyRow{K: k, Author: m.author, SentMs: ms(m.sent), ReachAllMs: -1,
+			Frames: int(m.crossings.Load()), Duplicates: int(m.dups.Load())}
+		var last time.Duration
+		for i, at := range m.at {
+			if i == m.author || !run.inLobby[i] {
+				continue
+			}
+			rep.ExpectedPairs++
+			if at < 0 {
+				continue
+			}
+			row.Reached++
+			if m.history[i] {
+				row.ByHistory++
+			}
+			delivery = append(delivery, ms(at-m.sent))
+			last = max(last, at-m.sent)
+		}
+		if m.at == nil { // not even its author's event: nothing reached
+			rep.ExpectedPairs += inside - 1
+		}
+		m.mu.Unlock()
+		rep.DeliveredPairs += row.Reached
+		rep.ByHistory += row.ByHistory
+		if row.Reached == inside-1 {
+			complete++
+			row.ReachAllMs = ms(last)
+			reachAll = append(reachAll, row.ReachAllMs)
+		}
+		frames = append(frames, float64(row.Frames))
+		rep.TextDuplicates += int64(row.Duplicates)
+		rep.Rows = append(rep.Rows, row)
+	}
+	rep.Delivered = ratio(rep.DeliveredPairs, rep.ExpectedPairs)
+	rep.Complete = ratio(complete, sent)
+	rep.ReachAllMs = summarize(reachAll)
+	rep.DeliveryMs = summarize(delivery)
+	rep.MessagesPerMessage = summarize(frames)
+	rep.CPUPerMessageMs = float64(run.msgCPU) / float64(time.Millisecond) / float64(max(1, sent))
+
+	obs.mu.RLock()
+	var joinFrames []float64
+	for _, m := range obs.msgs {
+		rep.Frames += m.crossings.Load()
+		rep.SameDirectionDuplicates += m.dups.Load()
+		if chat.LobbyKind(m.kind.Load()) == chat.LobbyKindJoin {
+			joinFrames = append(joinFrames, float64(m.crossings.Load()))
+		}
+	}
+	obs.mu.RUnlock()
+	rep.MessagesPerJoin = summarize(joinFrames)
+	var got, want int
+	for _, v := range run.members[1:] {
+		if run.inLobby[v] {
+			got += int(obs.earlier[v].Load())
+			want += run.earlierN[v]
+		}
+	}
+	rep.JoinDelivered = ratio(got, want)
+	for i := range obs.links {
+		rep.FramesUnread += obs.links[i].in.Load()
+	}
+	rep.FramesUnread = rep.Frames - rep.FramesUnread
+	for _, st := range run.stats {
+		for reason, c := range st.Dropped {
+			if reason == chat.DropDuplicate {
+				rep.RedundantDrops += c
+			} else {
+				rep.Dropped[reason] += c
+			}
+		}
+		rep.LinksReset += st.Disconnected
+	}
+	return rep
+}
