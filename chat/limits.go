@@ -116,6 +116,15 @@ const (
 	// LobbyParticipantIntervals keep-alives after it was last heard.
 	LobbyKeepAlive            = time.Minute
 	LobbyParticipantIntervals = 3
+	// LobbyKeepAliveShare is the most of a link's LobbyFriendRate that a
+	// lobby's keep-alives may take: in a large lobby members say they are
+	// there less often than LobbyKeepAlive (every participants / (20/s x
+	// 0.25) seconds: 200 s with 1,000 members), so presence never crowds
+	// out what members say.
+	LobbyKeepAliveShare = 0.25
+	// LobbyKeepAliveChecks is how many times per LobbyKeepAlive the node
+	// looks whether a lobby's keep-alive is due.
+	LobbyKeepAliveChecks = 6
 	// LobbyAnnounceInterval is how often public lobbies are announced to
 	// every friend even when nothing changed.
 	LobbyAnnounceInterval = 2 * time.Minute

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -168,6 +169,8 @@ type joinedLobby struct {
 	// so they get what the answer brings, not an empty history.
 	asked   time.Time
 	waiters []*lobbyLink
+	// nextKeepAlive is when this node next says it is in the lobby.
+	nextKeepAlive time.Time
 	// missed is set while no friend link carries the lobby after it did
 	// (and after a start): the node may have missed messages, so the
 	// next friend that subscribes is asked for recent history.
@@ -597,7 +600,7 @@ func (s *Lobbies) Participants(id LobbyID) ([]Participant, error) {
 
 func (s *Lobbies) participantsLocked(jl *joinedLobby, now time.Time) []Participant {
 	out := []Participant{{ID: jl.as.ID, Nick: jl.as.Nick, LastSeen: now}}
-	window := LobbyParticipantIntervals * s.cfg.KeepAlive
+	window := LobbyParticipantIntervals * s.keepAliveIntervalLocked(jl)
 	for _, p := range jl.parts {
 		if p.ID != jl.as.ID && now.Sub(p.LastSeen) <= window {
 			out = append(out, p)
@@ -906,7 +909,7 @@ func (s *Lobbies) loop() {
 	defer s.wg.Done()
 	retry := time.NewTicker(s.cfg.LinkRetry)
 	defer retry.Stop()
-	keep := time.NewTicker(s.cfg.KeepAlive)
+	keep := time.NewTicker(max(s.cfg.KeepAlive/LobbyKeepAliveChecks, time.Millisecond))
 	defer keep.Stop()
 	announce := time.NewTicker(s.cfg.AnnounceInterval)
 	defer announce.Stop()
@@ -977,10 +980,32 @@ func (s *Lobbies) announceAll() {
 	}
 }
 
+// keepAliveIntervalLocked is how often a member of jl says it is there:
+// KeepAlive, or longer in a large lobby, so that keep-alives, which cross
+// every link between members, take at most LobbyKeepAliveShare of a
+// link's LobbyFriendRate whatever the number of participants.
+func (s *Lobbies) keepAliveIntervalLocked(jl *joinedLobby) time.Duration {
+	parts := float64(len(jl.parts) + 1)
+	scaled := time.Duration(parts / (LobbyFriendRate * LobbyKeepAliveShare) * float64(time.Second))
+	return max(s.cfg.KeepAlive, scaled)
+}
+
 func (s *Lobbies) keepAlive() {
+	now := time.Now()
 	s.mu.Lock()
 	var ls []*joinedLobby
 	for _, jl := range s.joined {
+		if jl.nextKeepAlive.IsZero() {
+			// First round after a start or a join: a random point in the
+			// interval, so members that started together spread out.
+			jl.nextKeepAlive = now.Add(time.Duration(mrand.Int64N(int64(s.keepAliveIntervalLocked(jl)))))
+			continue
+		}
+		if now.Before(jl.nextKeepAlive) {
+			continue
+		}
+		iv := s.keepAliveIntervalLocked(jl)
+		jl.nextKeepAlive = now.Add(iv*3/4 + time.Duration(mrand.Int64N(int64(iv/2)+1)))
 		ls = append(ls, jl)
 	}
 	s.mu.Unlock()
@@ -1006,12 +1031,12 @@ func (s *Lobbies) expire(now time.Time) {
 			delete(s.paused, p)
 		}
 	}
-	window := LobbyParticipantIntervals * s.cfg.KeepAlive
 	var late []LobbyID
 	for _, jl := range s.joined {
 		if !jl.asked.IsZero() && now.Sub(jl.asked) > LobbyHistoryWait {
 			late = append(late, jl.id)
 		}
+		window := LobbyParticipantIntervals * s.keepAliveIntervalLocked(jl)
 		for a, p := range jl.parts {
 			if now.Sub(p.LastSeen) > window {
 				delete(jl.parts, a)
