@@ -344,6 +344,11 @@ func (r *run) prepare(size int64) error {
 			f.Close()
 			return fmt.Errorf("sizing partial file: %w", err)
 		}
+		if err := reserveSpace(f, size); err != nil {
+			f.Close()
+			os.Remove(path)
+			return fmt.Errorf("reserving %s for the partial file: %w", FormatSize(size), err)
+		}
 	}
 	r.file = f
 	if r.syncFile, err = os.Open(path); err != nil {

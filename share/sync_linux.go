@@ -22,3 +22,18 @@ func mapFile(f *os.File, size int64) (data []byte, unmap func(), err error) {
 	}
 	return b, func() { syscall.Munmap(b) }, nil
 }
+
+// reserveSpace allocates size bytes of disk for f, so that a full disk
+// is found when a download starts, not half way, and the file's blocks
+// are laid out once instead of as written. A file system that cannot
+// preallocate is not an error.
+func reserveSpace(f *os.File, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+	if err == syscall.EOPNOTSUPP || err == syscall.ENOSYS {
+		return nil
+	}
+	return err
+}
