@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -14,6 +15,16 @@ import (
 	"kith/chat"
 	"kith/tunnels"
 )
+
+// mustFreePort returns a port free for TCP and UDP a moment ago.
+func mustFreePort(t *testing.T) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // chatHistory returns n's whole history with other.
 func chatHistory(t *testing.T, n, other *Node) []chat.Message {
@@ -30,8 +41,29 @@ func chatHistory(t *testing.T, n, other *Node) []chat.Message {
 // with daemons restarted at random moments end with both histories
 // holding every message exactly once, each author's in the order written.
 func TestChatOfflineFriendThenSoak(t *testing.T) {
-	a, homeA := testNode(t, "a")
-	b, homeB := testNode(t, "b")
+	// Like `kith up`, each node keeps its port across restarts: two
+	// friends that both came back on new ports while apart would have no
+	// address of each other left (and here no common friend to ask).
+	homeA, homeB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	ports := map[string]int{homeA: mustFreePort(t), homeB: mustFreePort(t)}
+	start := func(home string) *Node {
+		t.Helper()
+		cfg := testConfig(home)
+		p := ports[home]
+		cfg.ListenAddrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p)}
+		n, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	for _, h := range []string{homeA, homeB} {
+		if _, err := Init(h, filepath.Base(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := start(homeA), start(homeB)
 	befriend(t, a, b)
 	waitFor(t, 20*time.Second, "friends online", func() bool { return isOnline(a, b) && isOnline(b, a) })
 
@@ -43,7 +75,7 @@ func TestChatOfflineFriendThenSoak(t *testing.T) {
 	if s := a.Chat().Summary(b.ID()); s.Pending != 1 {
 		t.Fatalf("pending while the friend is down: %+v", s)
 	}
-	b = startHome(t, homeB)
+	b = start(homeB)
 	waitFor(t, 30*time.Second, "delivery after the friend started", func() bool {
 		return a.Chat().Summary(b.ID()).Pending == 0
 	})
@@ -70,7 +102,7 @@ func TestChatOfflineFriendThenSoak(t *testing.T) {
 			victim := []*Node{a, b}[rng.IntN(2)]
 			home := homes[victim]
 			victim.Close()
-			restarted := startHome(t, home)
+			restarted := start(home)
 			homes[restarted] = home
 			if victim == a {
 				a = restarted
