@@ -71,6 +71,10 @@
 // 4..6 sends 6 more often and never 3, which a neighbour can count.) Depth
 // alone therefore gives no evidence; timing, being the first to send a
 // search id, and a node's set of links are beyond what depth can hide.
+// Against timing, every node, the origin included, sends a search on to
+// each friend after a random delay of up to DefaultSearchDelay, drawn
+// anew per link, so that a copy that went round through a common friend
+// often reaches a friend of the origin before the origin's own.
 //
 // Reach: a node sends depth 0 on a link with probability nu(0) = 1 - k(6),
 // whatever it received, so a path from the origin goes on past each hop

@@ -145,6 +145,11 @@ const (
 
 // --- Router (router.go, router_search.go, router_tunnel.go, dataplane.go).
 const (
+	// DefaultSearchDelay is the longest random delay before a node sends
+	// a search on to a friend, its own searches included, so that timing
+	// tells a friend of the origin less about who started a search. It
+	// adds about half of it per hop to the time to a first answer.
+	DefaultSearchDelay = 200 * time.Millisecond
 	// DefaultLinkRetry is how often a router (re)opens the control streams
 	// to connected friends that have none.
 	DefaultLinkRetry = 2 * time.Second

@@ -104,11 +104,14 @@ type RouterConfig struct {
 	// LinkRetry is how often links to connected friends that have none are
 	// (re)opened; 0 means DefaultLinkRetry.
 	LinkRetry time.Duration
+	// SearchDelay is the longest random delay before a search is sent to
+	// a friend (see sendSearch); 0 sends at once.
+	SearchDelay time.Duration
 }
 
 // DefaultRouterConfig returns a RouterConfig with the defaults.
 func DefaultRouterConfig() RouterConfig {
-	return RouterConfig{LinkRetry: DefaultLinkRetry}
+	return RouterConfig{LinkRetry: DefaultLinkRetry, SearchDelay: DefaultSearchDelay}
 }
 
 // RouterStats counts what a Router dropped.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -144,9 +145,32 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 		d, _ := ForwardDepth(r.cfg.Rand, v)
 		c := m
 		c.Depth = d
-		l.send(&c)
+		r.sendSearch(l, &c)
 	}
 	return sub.ch, nil
+}
+
+// sendSearch sends a search to friend l after a random delay of up to
+// RouterConfig.SearchDelay, drawn anew for every link, for a relay's
+// copies and an origin's own alike. Without it, the first copy of a search
+// that a friend of the origin receives comes straight from the origin, so
+// friends comparing arrival times could name the origin; with it, a copy
+// that went round through a common friend often arrives first.
+func (r *Router) sendSearch(l *link, m *Search) {
+	if r.cfg.SearchDelay <= 0 {
+		l.send(m)
+		return
+	}
+	delay := time.Duration(mrand.Int64N(int64(r.cfg.SearchDelay) + 1))
+	if !r.track(1) {
+		return
+	}
+	time.AfterFunc(delay, func() {
+		defer r.wg.Done()
+		if r.ctx.Err() == nil {
+			l.send(m)
+		}
+	})
 }
 
 func (r *Router) handleSearch(l *link, m *Search) {
@@ -168,7 +192,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		d, _ := ForwardDepth(r.cfg.Rand, m.Depth)
 		c := *m
 		c.Depth = d
-		o.send(&c)
+		r.sendSearch(o, &c)
 	}
 	if r.cfg.Searcher == nil {
 		return
