@@ -712,11 +712,17 @@ func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 	s.mu.Lock()
 	jl := s.joined[m.Lobby]
 	_, dup := s.seen[m.ID]
-	friendOK := jl != nil && !dup && l.friendLim.Allow()
+	member := jl != nil && jl.allows(l.peer)
+	friendOK := member && !dup && l.friendLim.Allow()
 	s.mu.Unlock()
 	switch {
 	case jl == nil:
 		s.drop(l, DropNotJoined, m)
+		return
+	case !member:
+		// A private lobby's traffic comes only from the friend that
+		// invited us and those we invited.
+		s.drop(l, DropUnsolicited, m)
 		return
 	case dup:
 		s.drop(l, DropDuplicate, m)

@@ -71,3 +71,34 @@ func TestLobbyCatchUp(t *testing.T) {
 		seen[m.ID] = true
 	}
 }
+
+// TestPrivateLobbyOnlyFromMembers: a friend that is neither the inviter
+// nor an invitee cannot put messages into a private lobby, even signed
+// ones; into a public lobby it can.
+func TestPrivateLobbyOnlyFromMembers(t *testing.T) {
+	a := lobbyNet(t, []string{"a"}, nil, time.Minute)[0]
+	priv, err := a.lob.Create("members only", "", true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := a.lob.Create("open", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newRawFriend(t, a)
+	waitFor(t, 10*time.Second, "x's lobby link", func() bool { return len(a.lob.Links()) == 1 })
+	mallory := testIdentity(t, "mallory")
+	now := time.Now()
+	x.send(t, signed(mallory, priv.ID, LobbyKindText, now, "let me in"), signed(mallory, pub.ID, LobbyKindText, now, "hello all"))
+	waitFor(t, 10*time.Second, "the public message stored", func() bool {
+		ms, _ := a.lob.Log(pub.ID, 0, 0)
+		return slices.ContainsFunc(ms, func(m LobbyMessage) bool { return m.Text == "hello all" })
+	})
+	if n := a.lob.Stats().Dropped[DropUnsolicited]; n != 1 {
+		t.Fatalf("unsolicited drops: %d, want 1", n)
+	}
+	ms, _ := a.lob.Log(priv.ID, 0, 0)
+	if slices.ContainsFunc(ms, func(m LobbyMessage) bool { return m.Text == "let me in" }) {
+		t.Fatal("a non-member's message entered a private lobby")
+	}
+}

@@ -1,6 +1,7 @@
 package tunnels
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -365,16 +366,21 @@ func (r *MessageReader) Read() (Message, error) {
 	return m, nil
 }
 
+// messageWriterKeep is the largest buffer a MessageWriter keeps between
+// messages.
+const messageWriterKeep = 4 << 10
+
 // MessageWriter writes router messages. It is not safe for concurrent
 // use.
 type MessageWriter struct {
-	w pbio.Writer
+	w   io.Writer
+	buf []byte
 }
 
 // NewMessageWriter returns a MessageWriter writing to w, unbuffered: each
-// Write is one write to w.
+// Write is one write to w, the length prefix and the message together.
 func NewMessageWriter(w io.Writer) *MessageWriter {
-	return &MessageWriter{w: pbio.NewDelimitedWriter(w)}
+	return &MessageWriter{w: w}
 }
 
 // Write checks m as a reader would and writes it. A message that breaks
@@ -385,10 +391,18 @@ func (w *MessageWriter) Write(m Message) error {
 	if err != nil {
 		return fmt.Errorf("writing router message: %w", err)
 	}
-	if proto.Size(wire) > MaxControlMsg {
+	size := proto.Size(wire)
+	if size > MaxControlMsg {
 		return fmt.Errorf("writing router message: %w", ErrMessageTooLarge)
 	}
-	if err := w.w.WriteMsg(wire); err != nil {
+	b := binary.AppendUvarint(w.buf[:0], uint64(size))
+	if b, err = (proto.MarshalOptions{}).MarshalAppend(b, wire); err != nil {
+		return fmt.Errorf("writing router message: %w", err)
+	}
+	if cap(b) <= messageWriterKeep {
+		w.buf = b // small messages reuse the buffer; large ones let it go
+	}
+	if _, err := w.w.Write(b); err != nil {
 		return fmt.Errorf("writing router message: %w", err)
 	}
 	return nil

@@ -158,3 +158,40 @@ func TestMessageReaderChecks(t *testing.T) {
 		t.Errorf("DecodeMessage oversize: %v", err)
 	}
 }
+
+// countingWriter counts the writes made to it.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Buffer.Write(p)
+}
+
+// TestMessageWriterOneWrite: each message is one write to the stream, so
+// one stream frame, and what is written reads back.
+func TestMessageWriterOneWrite(t *testing.T) {
+	var cw countingWriter
+	w := NewMessageWriter(&cw)
+	msgs := []Message{
+		&TunnelOK{ID: 7},
+		&SearchResult{SearchID: SearchID{1}, Sealed: make([]byte, MaxSealedResults)},
+		&TunnelFail{ID: 9, Code: FailLimit},
+	}
+	for i, m := range msgs {
+		if err := w.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		if cw.writes != i+1 {
+			t.Fatalf("after %d messages, %d writes", i+1, cw.writes)
+		}
+	}
+	r := NewMessageReader(bytes.NewReader(cw.Bytes()))
+	for i := range msgs {
+		if _, err := r.Read(); err != nil {
+			t.Fatalf("message %d does not read back: %v", i, err)
+		}
+	}
+}
