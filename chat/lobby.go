@@ -45,6 +45,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"kith/chat/pb"
+	"kith/internal/seen"
 )
 
 // Errors of lobbies.
@@ -189,12 +190,6 @@ func (j *joinedLobby) announced(parts int) lobbyAnnounced {
 	return lobbyAnnounced{ID: j.id, Name: j.rec.Name, Topic: j.rec.Topic, Participants: parts}
 }
 
-// seenEntry is one id of the seen cache, in arrival order.
-type seenEntry struct {
-	id MsgID
-	at time.Time
-}
-
 // Lobbies is the chat lobby service of one node. Its methods are safe for
 // concurrent use; Close stops it.
 type Lobbies struct {
@@ -214,8 +209,7 @@ type Lobbies struct {
 	links    map[peer.ID]*lobbyLink
 	dialing  map[peer.ID]bool
 	paused   map[peer.ID]time.Time // friends that broke the protocol, until
-	seen     map[MsgID]time.Time
-	seenQ    []seenEntry
+	seen     *seen.Set[MsgID]      // message ids taken lately
 	authors  map[ChatID]*rate.Limiter
 	dropped  map[string]uint64
 	announce chan struct{} // wakes the loop to announce to every link
@@ -250,7 +244,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 	s := &Lobbies{
 		cfg: cfg, log: cfg.Log, store: st,
 		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{}, dialing: map[peer.ID]bool{},
-		paused: map[peer.ID]time.Time{}, seen: map[MsgID]time.Time{}, authors: map[ChatID]*rate.Limiter{},
+		paused: map[peer.ID]time.Time{}, seen: seen.New[MsgID](LobbySeenMax, LobbySeenTTL), authors: map[ChatID]*rate.Limiter{},
 		dropped: map[string]uint64{}, announce: make(chan struct{}, 1),
 	}
 	recs, err := st.lobbies()
@@ -541,7 +535,7 @@ func (s *Lobbies) say(jl *joinedLobby, kind LobbyKind, text string) (LobbyMessag
 		s.mu.Unlock()
 		return LobbyMessage{}, ErrLobbyTooFast
 	}
-	s.markSeenLocked(m.ID, time.Now())
+	s.seen.Add(m.ID, time.Now())
 	s.mu.Unlock()
 	return s.accept(&m, nil)
 }
@@ -693,25 +687,12 @@ func (s *Lobbies) authorLimiter(a ChatID) *rate.Limiter {
 	return l
 }
 
-// markSeenLocked records a message id in the seen cache.
-func (s *Lobbies) markSeenLocked(id MsgID, now time.Time) {
-	if _, ok := s.seen[id]; ok {
-		return
-	}
-	for len(s.seenQ) >= LobbySeenMax {
-		delete(s.seen, s.seenQ[0].id)
-		s.seenQ = s.seenQ[1:]
-	}
-	s.seen[id] = now
-	s.seenQ = append(s.seenQ, seenEntry{id, now})
-}
-
 // receive handles a message a friend relayed on l.
 func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 	now := time.Now()
 	s.mu.Lock()
 	jl := s.joined[m.Lobby]
-	_, dup := s.seen[m.ID]
+	dup := s.seen.Has(m.ID)
 	member := jl != nil && jl.allows(l.peer)
 	friendOK := member && !dup && l.friendLim.Allow()
 	s.mu.Unlock()
@@ -740,7 +721,7 @@ func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 		return
 	}
 	s.mu.Lock()
-	if _, dup := s.seen[m.ID]; dup {
+	if s.seen.Has(m.ID) {
 		s.mu.Unlock()
 		s.drop(l, DropDuplicate, m)
 		return
@@ -750,7 +731,7 @@ func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 		s.drop(l, DropAuthorRate, m)
 		return
 	}
-	s.markSeenLocked(m.ID, now)
+	s.seen.Add(m.ID, now)
 	s.mu.Unlock()
 	s.accept(m, l)
 }
@@ -828,7 +809,7 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 			return
 		}
 		s.mu.Lock()
-		s.markSeenLocked(m.ID, now)
+		s.seen.Add(m.ID, now)
 		s.mu.Unlock()
 		if !dup {
 			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
@@ -1025,13 +1006,7 @@ func (s *Lobbies) keepAlive() {
 func (s *Lobbies) expire(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.seenQ) > 0 && now.Sub(s.seenQ[0].at) > LobbySeenTTL {
-		delete(s.seen, s.seenQ[0].id)
-		s.seenQ = s.seenQ[1:]
-	}
-	if len(s.seenQ) == 0 {
-		s.seenQ = nil // let the backing array go
-	}
+	s.seen.Expire(now)
 	for p, until := range s.paused {
 		if now.After(until) {
 			delete(s.paused, p)

@@ -26,6 +26,7 @@ import (
 
 	"kith/chat/pb"
 	"kith/f2f"
+	"kith/internal/seen"
 	"kith/internal/store"
 )
 
@@ -665,7 +666,7 @@ func TestLobbyRestartAndInvite(t *testing.T) {
 	// though the seen cache started empty.
 	dupBefore := b.lob.Stats().Dropped[DropDuplicate]
 	b.lob.mu.Lock()
-	delete(b.lob.seen, m1.ID)
+	b.lob.seen = seen.New[MsgID](LobbySeenMax, LobbySeenTTL)
 	b.lob.mu.Unlock()
 	a.lob.mu.Lock()
 	a.lob.links[b.id()].sendMsg(msgFrame(&m1), m1.ID)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"kith/internal/seen"
 )
 
 // Route states.
@@ -63,54 +65,12 @@ type originReq struct {
 	closed  bool
 }
 
-// requestCache remembers the RequestIDs of tunnel requests this node
-// forwarded or sent, for RequestCacheTTL and at most RequestCacheSize of
-// them (the oldest go first).
-type requestCache struct {
-	m     map[RequestID]time.Time
-	order []RequestID // in the order added; a ring once full
-	next  int
-}
-
-func newRequestCache() requestCache {
-	return requestCache{m: make(map[RequestID]time.Time)}
-}
-
-func (c *requestCache) has(id RequestID) bool {
-	_, ok := c.m[id]
-	return ok
-}
-
-// add records id, dropping the oldest entry when the cache is full.
-func (c *requestCache) add(id RequestID, now time.Time) {
-	if _, ok := c.m[id]; ok {
-		return
-	}
-	if len(c.order) < RequestCacheSize {
-		c.order = append(c.order, id)
-	} else {
-		delete(c.m, c.order[c.next])
-		c.order[c.next] = id
-		c.next = (c.next + 1) % RequestCacheSize
-	}
-	c.m[id] = now
-}
-
-// expire forgets the entries older than RequestCacheTTL.
-func (c *requestCache) expire(now time.Time) {
-	for id, t := range c.m {
-		if now.Sub(t) >= RequestCacheTTL {
-			delete(c.m, id)
-		}
-	}
-}
-
 // tunnelTable holds the routing entries. Guarded by Router.mu.
 type tunnelTable struct {
 	byLeft  map[linkKey]*route
 	byRight map[linkKey]*route
-	seen    requestCache    // requests forwarded lately, by RequestID
-	perLink map[peer.ID]int // routes counted on their left link
+	seen    *seen.Set[RequestID] // requests forwarded or sent lately
+	perLink map[peer.ID]int      // routes counted on their left link
 	total   int
 	dialing map[peer.ID]bool // router streams being opened
 }
@@ -119,7 +79,7 @@ func newTunnelTable() tunnelTable {
 	return tunnelTable{
 		byLeft:  make(map[linkKey]*route),
 		byRight: make(map[linkKey]*route),
-		seen:    newRequestCache(),
+		seen:    seen.New[RequestID](RequestCacheSize, RequestCacheTTL),
 		perLink: make(map[peer.ID]int),
 		dialing: make(map[peer.ID]bool),
 	}
@@ -245,7 +205,7 @@ func (t *tunnelTable) dropLink(r *Router, l *link) []network.Stream {
 // expire drops requests and half-made tunnels older than
 // TunnelRequestTTL.
 func (t *tunnelTable) expire(now time.Time) ([]outMsg, []network.Stream) {
-	t.seen.expire(now)
+	t.seen.Expire(now)
 	var out []outMsg
 	var streams []network.Stream
 	for _, rt := range t.byLeft {
@@ -314,7 +274,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		out = append(out, outMsg{l, &TunnelOK{ID: m.ID}})
 		return
 	}
-	if t.seen.has(m.RequestID) {
+	if t.seen.Has(m.RequestID) {
 		// A copy of a request forwarded already, by another path or
 		// round a loop: refuse it fast, so a request floods each link
 		// at most once.
@@ -348,7 +308,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		t.byRight[k] = rt
 	}
 	t.byLeft[key] = rt
-	t.seen.add(m.RequestID, time.Now())
+	t.seen.Add(m.RequestID, time.Now())
 	t.perLink[l.peer]++
 	t.total++
 }
@@ -506,7 +466,7 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 	v := OriginDepth(r.cfg.Rand)
 	var reqID RequestID
 	rand.Read(reqID[:])
-	r.tun.seen.add(reqID, time.Now()) // copies that come back round a loop are refused
+	r.tun.seen.Add(reqID, time.Now()) // copies that come back round a loop are refused
 	for _, l := range links {
 		d, _ := ForwardDepth(r.cfg.Rand, v)
 		id := newTunnelID()
