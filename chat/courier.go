@@ -71,8 +71,9 @@ type courier struct {
 	typing atomic.Bool
 }
 
-// kick makes sure conv's courier runs and looks at its outbox now.
-func (e *engine) kick(conv convKey, r route) {
+// kick makes sure conv's courier runs and looks at its outbox now; with
+// typing it also sends a Typing notice.
+func (e *engine) kick(conv convKey, r route, typing bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -85,6 +86,9 @@ func (e *engine) kick(conv convKey, r route) {
 		e.wg.Add(1)
 		go c.run()
 	}
+	if typing {
+		c.typing.Store(true) // under e.mu, so the courier cannot retire first
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -94,26 +98,10 @@ func (e *engine) kick(conv convKey, r route) {
 // typing asks conv's courier, if its peer is reachable now, to send a
 // Typing notice.
 func (e *engine) typing(conv convKey, r route) {
-	e.mu.Lock()
-	c := e.couriers[conv]
-	e.mu.Unlock()
-	if c == nil {
-		if r.ready != nil && !r.ready() {
-			return
-		}
-		e.kick(conv, r)
-		e.mu.Lock()
-		c = e.couriers[conv]
-		e.mu.Unlock()
-		if c == nil {
-			return
-		}
+	if r.ready != nil && !r.ready() {
+		return
 	}
-	c.typing.Store(true)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	e.kick(conv, r, true)
 }
 
 // retire removes the courier if nothing woke it since it last looked.
@@ -415,7 +403,17 @@ func abort(rw io.Closer) {
 	rw.Close()
 }
 
-// newPeerLimiter returns the rate at which one peer's messages are taken.
-func newPeerLimiter() *rate.Limiter {
-	return rate.NewLimiter(MessagesPerSecond, MessageBurst)
+// peerLimiter returns the rate at which one peer's messages are taken,
+// kept in m. Past MaxRatedPeers peers, m starts afresh, so that many
+// callers cost bounded memory. The caller holds the lock guarding m.
+func peerLimiter[K comparable](m map[K]*rate.Limiter, peer K) *rate.Limiter {
+	l := m[peer]
+	if l == nil {
+		if len(m) >= MaxRatedPeers {
+			clear(m)
+		}
+		l = rate.NewLimiter(MessagesPerSecond, MessageBurst)
+		m[peer] = l
+	}
+	return l
 }

@@ -39,19 +39,6 @@ type DistantDeliveredEvent struct {
 	IDs    []MsgID `json:"ids"`
 }
 
-// MarshalText writes the text form of the chat id.
-func (id ChatID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
-
-// UnmarshalText parses the text form of a chat id.
-func (id *ChatID) UnmarshalText(b []byte) error {
-	v, err := ParseChatID(string(b))
-	if err != nil {
-		return err
-	}
-	*id = v
-	return nil
-}
-
 // distant returns the identities of a distant conversation.
 func (c convKey) distant() (local, remote ChatID, ok bool) {
 	if len(c) != 1+2*len(ChatID{}) || c[0] != 'd' {
@@ -132,7 +119,7 @@ func (s *Service) SendDistant(as string, to ChatID, text string) (Message, error
 		return Message{}, err
 	}
 	s.e.events("distant.message", DistantEvent{Local: local.ID, Remote: to, Message: m})
-	s.e.kick(conv, s.distantRoute(local, to))
+	s.e.kick(conv, s.distantRoute(local, to), false)
 	return m, nil
 }
 
@@ -243,13 +230,5 @@ func (s *Service) serveDistant(target [32]byte, rw io.ReadWriteCloser) error {
 func (s *Service) distantLimiter(remote ChatID) *rate.Limiter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.distantLimits[remote]
-	if l == nil {
-		if len(s.distantLimits) >= MaxDistantPeers {
-			clear(s.distantLimits) // many callers at once: start their counts afresh
-		}
-		l = newPeerLimiter()
-		s.distantLimits[remote] = l
-	}
-	return l
+	return peerLimiter(s.distantLimits, remote)
 }

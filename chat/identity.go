@@ -44,6 +44,19 @@ func (id ChatID) String() string {
 // Short returns the first characters of the text form, for display.
 func (id ChatID) Short() string { return id.String()[:12] }
 
+// MarshalText writes the text form of the chat id.
+func (id ChatID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses the text form of a chat id.
+func (id *ChatID) UnmarshalText(b []byte) error {
+	v, err := ParseChatID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 // Errors of chat identities.
 var (
 	// ErrBadChatID means a text is not a chat id (wrong prefix, length,

@@ -27,9 +27,9 @@ const (
 	// one friend (or one distant session) are read and stored; a faster
 	// sender is slowed down, not dropped, so nothing is lost.
 	MessagesPerSecond = 200
-	// MaxDistantPeers caps the distant chat peers whose rates are
-	// tracked at once.
-	MaxDistantPeers = 1024
+	// MaxRatedPeers caps the peers (friends, distant identities) whose
+	// message rates are tracked at once; past it the counts start afresh.
+	MaxRatedPeers = 1024
 	// MessageBurst is how many messages a friend may send at once before
 	// MessagesPerSecond applies.
 	MessageBurst = 500

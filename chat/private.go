@@ -105,10 +105,10 @@ func New(cfg Config) (*Service, error) {
 	}
 	for _, c := range convs {
 		if p, ok := c.friend(); ok {
-			s.e.kick(c, s.friendRoute(p))
+			s.e.kick(c, s.friendRoute(p), false)
 		} else if local, remote, ok := c.distant(); ok {
 			if id, ok := ids.Get(local); ok {
-				s.e.kick(c, s.distantRoute(id, remote))
+				s.e.kick(c, s.distantRoute(id, remote), false)
 			}
 		}
 	}
@@ -148,7 +148,7 @@ func (s *Service) watchPeers() {
 		}
 		conv := friendConv(p)
 		if s.e.hist.pending(conv) > 0 {
-			s.e.kick(conv, s.friendRoute(p))
+			s.e.kick(conv, s.friendRoute(p), false)
 		}
 	}
 }
@@ -190,7 +190,7 @@ func (s *Service) Send(p peer.ID, text string) (Message, error) {
 		return Message{}, err
 	}
 	s.e.events("chat.message", PrivateEvent{Peer: p, Message: m})
-	s.e.kick(conv, s.friendRoute(p))
+	s.e.kick(conv, s.friendRoute(p), false)
 	return m, nil
 }
 
@@ -231,12 +231,7 @@ func (s *Service) Summary(p peer.ID) Summary {
 func (s *Service) limiter(p peer.ID) *rate.Limiter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.limits[p]
-	if l == nil {
-		l = newPeerLimiter()
-		s.limits[p] = l
-	}
-	return l
+	return peerLimiter(s.limits, p)
 }
 
 // handle serves a friend's private chat stream.

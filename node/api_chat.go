@@ -73,7 +73,7 @@ func logQuery(r *http.Request) (after uint64, since time.Time, limit int, err er
 }
 
 func (a *apiServer) chatLog(w http.ResponseWriter, r *http.Request) {
-	f, err := a.n.resolveFriend(r.PathValue("friend"))
+	f, err := a.n.friends.Resolve(r.PathValue("friend"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -95,7 +95,7 @@ func (a *apiServer) chatLog(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) chatSend(w http.ResponseWriter, r *http.Request) {
-	f, err := a.n.resolveFriend(r.PathValue("friend"))
+	f, err := a.n.friends.Resolve(r.PathValue("friend"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -113,7 +113,7 @@ func (a *apiServer) chatSend(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) chatRead(w http.ResponseWriter, r *http.Request) {
-	f, err := a.n.resolveFriend(r.PathValue("friend"))
+	f, err := a.n.friends.Resolve(r.PathValue("friend"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -126,7 +126,7 @@ func (a *apiServer) chatRead(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) chatTyping(w http.ResponseWriter, r *http.Request) {
-	f, err := a.n.resolveFriend(r.PathValue("friend"))
+	f, err := a.n.friends.Resolve(r.PathValue("friend"))
 	if err != nil {
 		writeError(w, err)
 		return

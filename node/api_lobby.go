@@ -137,7 +137,7 @@ func (a *apiServer) lobbyInvite(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	f, err := a.n.resolveFriend(req.Friend)
+	f, err := a.n.friends.Resolve(req.Friend)
 	if err != nil {
 		writeError(w, err)
 		return

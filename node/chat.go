@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"kith/chat"
-	"kith/f2f"
 )
 
 // startChat starts private and distant chat on the node's host and
@@ -102,9 +101,4 @@ func (n *Node) Conversations() []Conversation {
 		return strings.Compare(a.Name, b.Name)
 	})
 	return out
-}
-
-// resolveFriend finds a friend by name or peer ID.
-func (n *Node) resolveFriend(ref string) (f2f.Friend, error) {
-	return n.friends.Resolve(ref)
 }

@@ -153,24 +153,35 @@ func (c *Client) RemoveFriend(ctx context.Context, ref string) (FriendInfo, erro
 	return f, c.do(ctx, http.MethodDelete, "/v1/friends/"+url.PathEscape(ref), nil, &f)
 }
 
-// Events follows the daemon's event stream, calling fn for each event until
-// ctx ends, the daemon goes away, or fn returns an error.
-func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://kith/v1/events", nil)
+// stream opens a GET of path whose answer the caller reads as it comes;
+// the caller closes the body. An error answer is decoded into an APIError.
+func (c *Client) stream(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://kith"+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if isDialFailure(err) {
-			return c.noDaemon(err)
+			return nil, c.noDaemon(err)
 		}
-		return fmt.Errorf("talking to the daemon: %w", err)
+		return nil, fmt.Errorf("talking to the daemon: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, decodeAnswer(resp, nil)
+	}
+	return resp, nil
+}
+
+// Events follows the daemon's event stream, calling fn for each event until
+// ctx ends, the daemon goes away, or fn returns an error.
+func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
+	resp, err := c.stream(ctx, "/v1/events")
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return decodeAnswer(resp, nil)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -262,21 +273,11 @@ func (c *Client) Search(ctx context.Context, query string, timeout time.Duration
 	if timeout > 0 {
 		q.Set("timeout", timeout.String())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://kith/v1/search?"+q.Encode(), nil)
+	resp, err := c.stream(ctx, "/v1/search?"+q.Encode())
 	if err != nil {
 		return err
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if isDialFailure(err) {
-			return c.noDaemon(err)
-		}
-		return fmt.Errorf("talking to the daemon: %w", err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return decodeAnswer(resp, nil)
-	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var h SearchHit
