@@ -141,12 +141,7 @@ func (s *Service) DistantSummary(as string, remote ChatID) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	conv := distantConv(local.ID, remote)
-	sum := Summary{Unread: s.e.hist.unread(conv), Pending: s.e.hist.pending(conv)}
-	if m, ok := s.e.hist.last(conv); ok {
-		sum.Last = &m
-	}
-	return sum, nil
+	return s.e.hist.summary(distantConv(local.ID, remote)), nil
 }
 
 // AcceptsTarget reports whether target is the tunnel target of one of

@@ -331,6 +331,15 @@ func (h *history) last(conv convKey) (Message, bool) {
 	return m, ok
 }
 
+// summary returns the state of conv: unread, pending and the newest message.
+func (h *history) summary(conv convKey) Summary {
+	sum := Summary{Unread: h.unread(conv), Pending: h.pending(conv)}
+	if m, ok := h.last(conv); ok {
+		sum.Last = &m
+	}
+	return sum
+}
+
 // markRead records that everything in conv up to now has been read.
 func (h *history) markRead(conv convKey) error {
 	err := h.db.Update(func(tx *bolt.Tx) error {

@@ -219,14 +219,7 @@ type Summary struct {
 }
 
 // Summary returns the state of the conversation with friend p.
-func (s *Service) Summary(p peer.ID) Summary {
-	conv := friendConv(p)
-	sum := Summary{Unread: s.e.hist.unread(conv), Pending: s.e.hist.pending(conv)}
-	if m, ok := s.e.hist.last(conv); ok {
-		sum.Last = &m
-	}
-	return sum
-}
+func (s *Service) Summary(p peer.ID) Summary { return s.e.hist.summary(friendConv(p)) }
 
 func (s *Service) limiter(p peer.ID) *rate.Limiter {
 	s.mu.Lock()

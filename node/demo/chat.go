@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -15,13 +14,7 @@ import (
 // restart starts the node of a demo home again after it was closed, as
 // `kith up` would after a reboot.
 func (d *Demo) restart(name string) (*node.Node, error) {
-	cfg := node.DefaultConfig(filepath.Join(d.dir, name))
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.MDNS = false
-	cfg.NoAPI = true
-	cfg.RedialMin = 200 * time.Millisecond
-	cfg.RedialMax = 2 * time.Second
-	n, err := node.Start(cfg)
+	n, err := node.Start(d.config(name))
 	if err != nil {
 		return nil, err
 	}

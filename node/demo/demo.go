@@ -84,13 +84,19 @@ func (d *Demo) StartNode(name string) (*node.Node, error) {
 	if _, err := node.Init(home, name); err != nil {
 		return nil, err
 	}
-	cfg := node.DefaultConfig(home)
+	return node.Start(d.config(name))
+}
+
+// config is the node configuration of the demo home called name: loopback
+// TCP only, no mDNS, no API socket, quick redials.
+func (d *Demo) config(name string) node.Config {
+	cfg := node.DefaultConfig(filepath.Join(d.dir, name))
 	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS = false
 	cfg.NoAPI = true
 	cfg.RedialMin = 200 * time.Millisecond
 	cfg.RedialMax = 2 * time.Second
-	return node.Start(cfg)
+	return cfg
 }
 
 func (d *Demo) stopAll() {

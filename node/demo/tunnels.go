@@ -60,12 +60,7 @@ func (d *Demo) startTapped(name string, tap *tunnels.Tap) (*node.Node, error) {
 	if _, err := node.Init(home, name); err != nil {
 		return nil, err
 	}
-	cfg := node.DefaultConfig(home)
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.MDNS = false
-	cfg.NoAPI = true
-	cfg.RedialMin = 200 * time.Millisecond
-	cfg.RedialMax = 2 * time.Second
+	cfg := d.config(name)
 	cfg.TunnelTap = tap
 	return node.Start(cfg)
 }
