@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -124,6 +125,10 @@ type apiServer struct {
 // startAPI serves the API on a unix socket at path (mode 0600). A socket
 // left by a crashed daemon is removed; one that answers means another
 // daemon runs (the database lock normally says so first).
+//
+// The socket is never reachable with a looser mode, whatever the umask:
+// it is made in a fresh 0700 folder beside path, set to 0600 there, and
+// only then renamed into place.
 func startAPI(n *Node, path string) (*apiServer, error) {
 	if _, err := os.Stat(path); err == nil {
 		if isUnixSocketAlive(path) {
@@ -133,13 +138,9 @@ func startAPI(n *Node, path string) (*apiServer, error) {
 			return nil, fmt.Errorf("removing stale socket: %w", err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("securing %s: %w", path, err)
+		return nil, err
 	}
 	a := &apiServer{n: n, path: path, ln: ln, closing: make(chan struct{})}
 	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -151,6 +152,41 @@ func startAPI(n *Node, path string) (*apiServer, error) {
 		}
 	}()
 	return a, nil
+}
+
+// apiListenHook, if set, runs after the socket is made and before it is
+// moved into place (a test looks at the socket's path then).
+var apiListenHook func(tmp string)
+
+// listenPrivate listens on a unix socket at path that nobody but this
+// user can reach at any moment: see startAPI.
+func listenPrivate(path string) (net.Listener, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".api-")
+	if err != nil { // MkdirTemp makes the folder 0700
+		return nil, fmt.Errorf("making the API socket: %w", err)
+	}
+	defer os.Remove(dir)
+	tmp := filepath.Join(dir, filepath.Base(path))
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // close() removes path itself
+	fail := func(what string, err error) (net.Listener, error) {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fail("securing", err)
+	}
+	if apiListenHook != nil {
+		apiListenHook(tmp)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail("placing", err)
+	}
+	return ln, nil
 }
 
 func (a *apiServer) close() error {

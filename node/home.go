@@ -62,7 +62,7 @@ func Init(home, name string) (Settings, error) {
 	if err := f2f.CheckName(name); err != nil {
 		return Settings{}, err
 	}
-	if err := os.MkdirAll(home, 0o700); err != nil {
+	if err := os.MkdirAll(home, HomeMode); err != nil {
 		return Settings{}, fmt.Errorf("creating home: %w", err)
 	}
 	keyPath := filepath.Join(home, KeyFile)
@@ -86,6 +86,30 @@ func Init(home, name string) (Settings, error) {
 		return Settings{}, err
 	}
 	return s, nil
+}
+
+// HomeMode is the mode of a node's home folder: nobody but its user may
+// look in it, so the API socket, the database and the key are out of
+// other local users' reach even before their own modes are checked.
+const HomeMode = 0o700
+
+// secureHome tightens a home folder that others may enter or read, and
+// refuses one that belongs to another user.
+func secureHome(home string) (tightened bool, err error) {
+	fi, err := os.Stat(home)
+	if err != nil {
+		return false, fmt.Errorf("checking home: %w", err)
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Getuid() {
+		return false, fmt.Errorf("home %s belongs to another user (uid %d): run kith as that user or pick another --home", home, uid)
+	}
+	if fi.Mode().Perm()&^HomeMode == 0 {
+		return false, nil
+	}
+	if err := os.Chmod(home, HomeMode); err != nil {
+		return false, fmt.Errorf("tightening home %s to 0700: %w", home, err)
+	}
+	return true, nil
 }
 
 // CheckHome reports whether home holds an initialised node, with an error

@@ -120,6 +120,11 @@ func Start(cfg Config) (n *Node, err error) {
 			n = nil
 		}
 	}()
+	if tightened, err := secureHome(cfg.Home); err != nil {
+		return n, err
+	} else if tightened {
+		log.Warn("home folder was open to other users; set it to 0700", slog.String("home", cfg.Home))
+	}
 	if n.key, err = f2f.LoadIdentity(filepath.Join(cfg.Home, KeyFile)); err != nil {
 		return n, err
 	}
