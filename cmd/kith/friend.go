@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kith/internal/peertext"
 	"kith/node"
 )
 
@@ -90,9 +91,10 @@ func newFriendRmCmd(g *globals) *cobra.Command {
 	}
 }
 
+// displayName is a friend's or a peer's name made safe to print.
 func displayName(n string) string {
 	if n == "" {
 		return "(no name)"
 	}
-	return n
+	return peertext.Line(n)
 }

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"kith/internal/peertext"
 	"kith/node"
 )
 
@@ -47,7 +49,8 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "kith: %v\n", err)
+	// An error may quote what a peer sent (a name, a path): print it safe.
+	fmt.Fprintf(os.Stderr, "kith: %s\n", peertext.Line(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(os.Stderr, "see `%s --help`\n", cmd.CommandPath())
@@ -130,13 +133,26 @@ func printList[T any](items []T, asJSON bool, empty, header string, row func(T) 
 		fmt.Fprintln(tw, header)
 	}
 	for _, it := range items {
-		fmt.Fprintln(tw, row(it))
+		fmt.Fprintln(tw, cleanRow(row(it)))
 	}
 	return tw.Flush()
 }
 
+// cleanRow makes every cell of a tab-separated row safe to print: most
+// listings show names that came from peers.
+func cleanRow(row string) string {
+	cells := strings.Split(row, "\t")
+	for i, c := range cells {
+		cells[i] = peertext.Line(c)
+	}
+	return strings.Join(cells, "\t")
+}
+
+// printJSON prints v as indented JSON. Text stays as it came (scripts read
+// it), with no HTML escaping: a link's & stays &.
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

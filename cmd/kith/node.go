@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -77,7 +78,7 @@ func newUpCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Log = newLogger(os.Stderr, level)
 			n, err := node.Start(cfg)
 			if err != nil {
 				return err
@@ -162,4 +163,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// newLogger is the daemon's logger. Its text handler quotes any value that
+// is not plain printable text, escaping control and bidi characters, so a
+// name or message from a peer that reaches a log line cannot drive the
+// terminal that shows the log.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
