@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -271,7 +272,17 @@ func (a *apiServer) eventStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errors.New("streaming unsupported"))
 		return
 	}
-	events, cancel := a.n.events.Subscribe()
+	// A client that reconnects says which event it saw last, as a
+	// browser's EventSource does (Last-Event-ID) or with ?since=ID.
+	after, _ := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64)
+	if since := r.URL.Query().Get("since"); since != "" {
+		var err error
+		if after, err = strconv.ParseUint(since, 10, 64); err != nil {
+			writeError(w, fmt.Errorf("%w: since must be an event id", ErrBadRequest))
+			return
+		}
+	}
+	events, cancel := a.n.events.SubscribeAfter(after)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -296,6 +307,9 @@ func (a *apiServer) eventStream(w http.ResponseWriter, r *http.Request) {
 			b, err := json.Marshal(ev)
 			if err != nil {
 				continue
+			}
+			if ev.ID > 0 {
+				fmt.Fprintf(w, "id: %d\n", ev.ID)
 			}
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, b)
 			fl.Flush()

@@ -177,7 +177,18 @@ func (c *Client) stream(ctx context.Context, path string) (*http.Response, error
 // Events follows the daemon's event stream, calling fn for each event until
 // ctx ends, the daemon goes away, or fn returns an error.
 func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
-	resp, err := c.stream(ctx, "/v1/events")
+	return c.EventsSince(ctx, 0, fn)
+}
+
+// EventsSince is Events for a client that saw events up to the one with
+// ID since: the daemon first sends those it still keeps after it (and an
+// EventDropped if it no longer keeps them all).
+func (c *Client) EventsSince(ctx context.Context, since uint64, fn func(Event) error) error {
+	path := "/v1/events"
+	if since > 0 {
+		path += "?since=" + strconv.FormatUint(since, 10)
+	}
+	resp, err := c.stream(ctx, path)
 	if err != nil {
 		return err
 	}

@@ -7,53 +7,133 @@ import (
 
 // Event is one thing that happened in the node, as sent on the API's event
 // stream. Type is dotted, e.g. "friend.online"; Data is JSON-encodable.
+// ID numbers the node's events from 1 in the order they were published
+// (since the daemon started); a client that reconnects asks for those
+// after the last ID it saw. An "events.dropped" event, which tells a
+// subscriber how many events it missed, has no ID of its own.
 type Event struct {
+	ID   uint64    `json:"id,omitempty"`
 	Type string    `json:"type"`
 	Time time.Time `json:"time"`
 	Data any       `json:"data,omitempty"`
 }
 
-// eventBuffer is how many events a slow subscriber may lag before it loses
-// events (it is told so by a "events.dropped" event).
-const eventBuffer = 256
+// EventDropped is the type of the event that tells a subscriber it missed
+// events, because it did not keep up or asked for events the node no longer
+// keeps. Its data is a DroppedEvent.
+const EventDropped = "events.dropped"
+
+// DroppedEvent is the data of an EventDropped event.
+type DroppedEvent struct {
+	// Missed is how many events the subscriber did not get.
+	Missed uint64 `json:"missed"`
+}
+
+const (
+	// eventBuffer is how many events a slow subscriber may lag before it
+	// loses events (it is then sent an EventDropped).
+	eventBuffer = 256
+	// EventHistory is how many recent events the bus keeps for
+	// subscribers that reconnect and ask for what they missed.
+	EventHistory = 1024
+)
 
 // Bus fans events out to subscribers. Publishing never blocks: a subscriber
-// that does not keep up loses events rather than stalling the node.
+// that does not keep up loses events rather than stalling the node, and is
+// told how many it lost.
 type Bus struct {
-	mu   sync.Mutex
-	subs map[chan Event]struct{}
+	mu      sync.Mutex
+	last    uint64
+	history []Event // the last EventHistory events, oldest first
+	subs    map[*subscriber]struct{}
+}
+
+type subscriber struct {
+	ch      chan Event
+	dropped uint64 // events lost since the last one delivered
 }
 
 // NewBus returns an empty bus.
-func NewBus() *Bus { return &Bus{subs: map[chan Event]struct{}{}} }
+func NewBus() *Bus { return &Bus{subs: map[*subscriber]struct{}{}} }
 
 // Publish sends an event to every subscriber that has room for it.
 func (b *Bus) Publish(typ string, data any) {
-	ev := Event{Type: typ, Time: time.Now().UTC(), Data: data}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for ch := range b.subs {
-		select {
-		case ch <- ev:
-		default:
-		}
+	b.last++
+	ev := Event{ID: b.last, Type: typ, Time: time.Now().UTC(), Data: data}
+	if len(b.history) == EventHistory {
+		copy(b.history, b.history[1:])
+		b.history = b.history[:EventHistory-1]
+	}
+	b.history = append(b.history, ev)
+	for s := range b.subs {
+		s.send(ev)
 	}
 }
 
-// Subscribe returns a channel of events and a function that ends the
-// subscription and closes the channel.
-func (b *Bus) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, eventBuffer)
+// LastID returns the ID of the last event published, 0 if none.
+func (b *Bus) LastID() uint64 {
 	b.mu.Lock()
-	b.subs[ch] = struct{}{}
+	defer b.mu.Unlock()
+	return b.last
+}
+
+// send delivers ev, first telling of events lost before it, or counts it
+// lost.
+func (s *subscriber) send(ev Event) {
+	if s.dropped > 0 {
+		if len(s.ch)+2 > cap(s.ch) {
+			s.dropped++
+			return
+		}
+		s.ch <- Event{Type: EventDropped, Time: ev.Time, Data: DroppedEvent{Missed: s.dropped}}
+		s.dropped = 0
+	}
+	select {
+	case s.ch <- ev:
+	default:
+		s.dropped++
+	}
+}
+
+// Subscribe returns a channel of the events published from now on and a
+// function that ends the subscription and closes the channel.
+func (b *Bus) Subscribe() (<-chan Event, func()) { return b.SubscribeAfter(0) }
+
+// SubscribeAfter is Subscribe for a subscriber that saw events up to the
+// one with ID after: with after > 0 the channel starts
+// with the kept events published after the one with that ID (preceded by
+// an EventDropped if some of them are no longer kept); with 0 it carries
+// only events from now on.
+func (b *Bus) SubscribeAfter(after uint64) (<-chan Event, func()) {
+	b.mu.Lock()
+	var replay []Event
+	var missed uint64
+	if after > 0 && after < b.last {
+		oldest := b.last + 1 - uint64(len(b.history))
+		if after+1 < oldest {
+			missed = oldest - after - 1
+			after = oldest - 1
+		}
+		replay = b.history[len(b.history)-int(b.last-after):]
+	}
+	s := &subscriber{ch: make(chan Event, max(eventBuffer, len(replay)+1))}
+	if missed > 0 {
+		s.ch <- Event{Type: EventDropped, Time: time.Now().UTC(), Data: DroppedEvent{Missed: missed}}
+	}
+	for _, ev := range replay {
+		s.ch <- ev
+	}
+	b.subs[s] = struct{}{}
 	b.mu.Unlock()
 	var once sync.Once
-	return ch, func() {
+	return s.ch, func() {
 		once.Do(func() {
 			b.mu.Lock()
-			delete(b.subs, ch)
+			delete(b.subs, s)
 			b.mu.Unlock()
-			close(ch)
+			close(s.ch)
 		})
 	}
 }
