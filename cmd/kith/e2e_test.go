@@ -215,6 +215,9 @@ func TestCLIBadInput(t *testing.T) {
 	}{
 		{"init twice", []string{"init", "--home", home}, 1, "already exists"},
 		{"unknown flag", []string{"status", "--bogus", "--home", home}, 2, "unknown flag"},
+		{"unknown command", []string{"bogus", "--home", home}, 2, "unknown command"},
+		{"unknown subcommand", []string{"friend", "bogus", "--home", home}, 2, "unknown command"},
+		{"group without a command", []string{"share", "--home", home}, 2, "needs a command"},
 		{"missing argument", []string{"friend", "add", "--home", home}, 2, "accepts 1 arg"},
 		{"no home", []string{"status", "--home", filepath.Join(dir, "none")}, 1, "kith init"},
 		{"no daemon", []string{"friend", "ls", "--home", home}, 1, "no daemon is running"},

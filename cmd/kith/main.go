@@ -49,6 +49,9 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		err = usageError{err} // cobra's own, for `kith bogus`
+	}
 	// An error may quote what a peer sent (a name, a path): print it safe.
 	fmt.Fprintf(os.Stderr, "kith: %s\n", peertext.Line(err.Error()))
 	var ue usageError
@@ -76,7 +79,29 @@ func newRoot() *cobra.Command {
 		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newSearchCmd(g), newDownloadsCmd(g),
 		newChatCmd(g), newIdentityCmd(g), newLobbyCmd(g), newDistantCmd(g), newSimCmd(), newDemoCmd(),
 	)
+	groupsNeedCommand(root)
 	return root
+}
+
+// groupsNeedCommand makes every command that only groups others (`kith
+// friend`) a usage error without one of them: an unknown subcommand, or
+// none, exits 2 with the group's help on stderr, where cobra would exit 0.
+func groupsNeedCommand(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		groupsNeedCommand(sub)
+	}
+	if c.Runnable() || !c.HasSubCommands() || !c.HasParent() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, a []string) error {
+		cmd.SetOut(os.Stderr)
+		cmd.Help()
+		if len(a) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q", a[0], cmd.CommandPath())}
+		}
+		return usageError{fmt.Errorf("%q needs a command", cmd.CommandPath())}
+	}
 }
 
 // args wraps a cobra argument validator so its errors are usage errors.
