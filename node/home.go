@@ -14,6 +14,7 @@ import (
 
 	"kith/f2f"
 	"kith/internal/store"
+	"kith/internal/version"
 )
 
 // Files in a node's home folder.
@@ -74,7 +75,7 @@ func Init(home, name string) (Settings, error) {
 		return Settings{}, err
 	}
 	s := Settings{Name: name, Port: port}
-	db, err := store.Open(filepath.Join(home, DBFile), store.Options{})
+	db, err := store.Open(filepath.Join(home, DBFile), store.Options{Writer: version.Get().String()})
 	if err != nil {
 		return Settings{}, err
 	}

@@ -25,6 +25,7 @@ import (
 	"kith/chat"
 	"kith/f2f"
 	"kith/internal/store"
+	"kith/internal/version"
 	"kith/share"
 	"kith/tunnels"
 )
@@ -128,7 +129,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if n.key, err = f2f.LoadIdentity(filepath.Join(cfg.Home, KeyFile)); err != nil {
 		return n, err
 	}
-	n.db, err = store.Open(filepath.Join(cfg.Home, DBFile), store.Options{})
+	n.db, err = store.Open(filepath.Join(cfg.Home, DBFile), store.Options{Writer: version.Get().String()})
 	if errors.Is(err, store.ErrLocked) {
 		return n, fmt.Errorf("%w (%s)", ErrDaemonRunning, cfg.Home)
 	}
@@ -325,6 +326,9 @@ type Status struct {
 	Connections   int       `json:"connections"`
 	Refused       uint64    `json:"refused_connections"`
 	PID           int       `json:"pid"`
+	// Version is the daemon's build; Schema the database layout it uses.
+	Version version.Info `json:"version"`
+	Schema  uint64       `json:"schema"`
 }
 
 // Status reports what the node is doing now.
@@ -334,7 +338,7 @@ func (n *Node) Status() Status {
 		ListenAddrs: addrStrings(n.host.Addrs()),
 		Started:     n.started.UTC(), UptimeSeconds: time.Since(n.started).Seconds(),
 		Connections: len(n.host.Network().Conns()), Refused: n.gater.Refused(),
-		PID: os.Getpid(),
+		PID: os.Getpid(), Version: version.Get(), Schema: store.SchemaVersion,
 	}
 	for _, f := range n.friends.List() {
 		st.FriendsTotal++

@@ -26,7 +26,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kithBin = filepath.Join(dir, "kith")
-	build := exec.Command("go", "build", "-o", kithBin, ".")
+	// -buildvcs=auto stamps the revision where git and the repository are
+	// there, whatever GOFLAGS says, as a user's `go install` does.
+	build := exec.Command("go", "build", "-buildvcs=auto", "-o", kithBin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building kith:", err)

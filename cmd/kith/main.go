@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/internal/peertext"
+	"kith/internal/version"
 	"kith/node"
 )
 
@@ -78,7 +79,10 @@ func newRoot() *cobra.Command {
 		newInitCmd(g), newUpCmd(g), newIDCmd(g), newStatusCmd(g),
 		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newSearchCmd(g), newDownloadsCmd(g),
 		newChatCmd(g), newIdentityCmd(g), newLobbyCmd(g), newDistantCmd(g), newSimCmd(), newDemoCmd(),
+		newVersionCmd(),
 	)
+	root.Version = version.Get().String()
+	root.SetVersionTemplate("kith {{.Version}}\n")
 	groupsNeedCommand(root)
 	return root
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kith/internal/store"
+	"kith/internal/version"
 	"kith/node"
 	"kith/share"
 )
@@ -157,6 +159,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Printf("friends:   %d online of %d\n", st.FriendsOnline, st.FriendsTotal)
 				fmt.Printf("uptime:    %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
 				fmt.Printf("listening: %s\n", strings.Join(st.ListenAddrs, "\n           "))
+				fmt.Printf("version:   %s, database schema %d\n", st.Version, st.Schema)
 				return nil
 			})
 		},
@@ -171,4 +174,29 @@ func newStatusCmd(g *globals) *cobra.Command {
 // terminal that shows the log.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func newVersionCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "version [--json]",
+		Short: "print the build: version, VCS revision, Go version and database schema",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := versionInfo{Info: version.Get(), Schema: store.SchemaVersion}
+			if asJSON {
+				return printJSON(v)
+			}
+			fmt.Printf("kith %s, database schema %d\n", v.Info, v.Schema)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// versionInfo is what `kith version --json` prints.
+type versionInfo struct {
+	version.Info
+	Schema uint64 `json:"schema"`
 }

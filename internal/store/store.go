@@ -25,6 +25,9 @@ const FileMode = 0o600
 var (
 	bucketMeta       = []byte("meta")
 	keySchemaVersion = []byte("schema_version")
+	// keyWrittenBy holds the build (version.Info's one-line form) that
+	// last opened the database for writing, so a refusal can name it.
+	keyWrittenBy = []byte("written_by")
 )
 
 // Sentinel errors of Open.
@@ -43,6 +46,8 @@ type Options struct {
 	NoSync bool
 	// LockTimeout bounds the wait for the file lock; zero means one second.
 	LockTimeout time.Duration
+	// Writer names this build; if set, it is recorded as the last writer.
+	Writer string
 }
 
 // Open opens (creating if needed) the database at path, records the schema
@@ -72,14 +77,21 @@ func Open(path string, opts Options) (*bolt.DB, error) {
 		}
 		v := meta.Get(keySchemaVersion)
 		if v == nil {
-			return meta.Put(keySchemaVersion, binary.BigEndian.AppendUint64(nil, SchemaVersion))
-		}
-		if len(v) != 8 {
+			if err := meta.Put(keySchemaVersion, binary.BigEndian.AppendUint64(nil, SchemaVersion)); err != nil {
+				return err
+			}
+		} else if len(v) != 8 {
 			return fmt.Errorf("%w: malformed version record", ErrUnknownSchema)
+		} else if got := binary.BigEndian.Uint64(v); got != SchemaVersion {
+			by := "an unknown kith"
+			if w := meta.Get(keyWrittenBy); w != nil {
+				by = "kith " + string(w)
+			}
+			return fmt.Errorf("%w: %s has schema %d, last written by %s; this kith reads schema %d: use that kith, or a newer one",
+				ErrUnknownSchema, path, got, by, SchemaVersion)
 		}
-		if got := binary.BigEndian.Uint64(v); got != SchemaVersion {
-			return fmt.Errorf("%w: %s has schema %d, this kith reads schema %d; use the kith version that wrote it",
-				ErrUnknownSchema, path, got, SchemaVersion)
+		if opts.Writer != "" {
+			return meta.Put(keyWrittenBy, []byte(opts.Writer))
 		}
 		return nil
 	})
@@ -88,6 +100,19 @@ func Open(path string, opts Options) (*bolt.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// WrittenBy returns the build that last opened db for writing, "" if none
+// recorded it.
+func WrittenBy(db *bolt.DB) string {
+	var by string
+	db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			by = string(meta.Get(keyWrittenBy))
+		}
+		return nil
+	})
+	return by
 }
 
 // SetSchemaVersion overwrites the recorded schema version. Tests use it to

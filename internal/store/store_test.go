@@ -94,13 +94,19 @@ func TestOpenNoSync(t *testing.T) {
 
 func TestOpenUnknownSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kith.db")
-	db := testOpen(t, path)
+	db, err := Open(path, Options{Writer: "v9.9.9 (rev abcdef) go1.99"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if by := WrittenBy(db); by != "v9.9.9 (rev abcdef) go1.99" {
+		t.Fatalf("WrittenBy = %q", by)
+	}
 	if err := SetSchemaVersion(db, 99); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 
-	db, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	db, err = Open(path, Options{LockTimeout: 100 * time.Millisecond, Writer: "v1 (this one)"})
 	if !errors.Is(err, ErrUnknownSchema) {
 		if db != nil {
 			db.Close()
@@ -111,7 +117,7 @@ func TestOpenUnknownSchema(t *testing.T) {
 		t.Error("Open returned a database with its error")
 	}
 	msg := err.Error()
-	for _, want := range []string{"schema 99", fmt.Sprintf("schema %d", SchemaVersion), path} {
+	for _, want := range []string{"schema 99", fmt.Sprintf("schema %d", SchemaVersion), path, "last written by kith v9.9.9 (rev abcdef)"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
