@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	bolt "go.etcd.io/bbolt"
 
 	"kith/f2f"
@@ -29,6 +30,14 @@ const HomeEnv = "KITH_HOME"
 
 // ErrNoHome means the home folder holds no initialised node.
 var ErrNoHome = errors.New("no kith node here")
+
+// ErrIdentityMissing means the home has a database but its identity.key
+// is gone: the node's friends know it by that key, so it must be
+// restored, not replaced by accident.
+var ErrIdentityMissing = errors.New("the node's identity key is missing")
+
+// ErrIdentityDamaged means identity.key cannot be read as a node key.
+var ErrIdentityDamaged = errors.New("the node's identity key is damaged")
 
 // DefaultHome returns $KITH_HOME, else $XDG_DATA_HOME/kith, else
 // ~/.local/share/kith.
@@ -56,30 +65,52 @@ var (
 	keySettings = []byte("settings")
 )
 
+// InitOptions are the choices of Init besides the nickname.
+type InitOptions struct {
+	// NewIdentity makes a new identity key for a home whose key was lost,
+	// keeping its database. Friends must then add the node's new invite.
+	NewIdentity bool
+}
+
 // Init creates a node in home: the folder (0700), a new identity key, the
 // database with its schema version, and settings with a free listen port.
-// It refuses to touch a home that already has an identity.
-func Init(home, name string) (Settings, error) {
+// It refuses to touch a home that already has an identity, and a home
+// whose identity was lost (unless opts.NewIdentity).
+func Init(home, name string, opts ...InitOptions) (Settings, error) {
+	var o InitOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	if err := f2f.CheckName(name); err != nil {
 		return Settings{}, err
 	}
 	if err := os.MkdirAll(home, HomeMode); err != nil {
 		return Settings{}, fmt.Errorf("creating home: %w", err)
 	}
-	keyPath := filepath.Join(home, KeyFile)
+	keyPath, dbPath := filepath.Join(home, KeyFile), filepath.Join(home, DBFile)
 	if _, err := os.Stat(keyPath); err == nil {
 		return Settings{}, fmt.Errorf("%w at %s: kith init never replaces an identity", f2f.ErrIdentityExists, keyPath)
 	}
-	port, err := freePort()
-	if err != nil {
-		return Settings{}, err
+	_, dbErr := os.Stat(dbPath)
+	existing := dbErr == nil
+	if existing && !o.NewIdentity {
+		return Settings{}, missingIdentity(home)
 	}
-	s := Settings{Name: name, Port: port}
-	db, err := store.Open(filepath.Join(home, DBFile), store.Options{Writer: version.Get().String()})
+	db, err := store.Open(dbPath, store.Options{Writer: version.Get().String()})
 	if err != nil {
 		return Settings{}, err
 	}
 	defer db.Close()
+	s, err := loadSettings(db)
+	if !existing || err != nil {
+		port, err := freePort()
+		if err != nil {
+			return Settings{}, err
+		}
+		s = Settings{Name: name, Port: port}
+	} else if name != "" {
+		s.Name = name
+	}
 	if err := saveSettings(db, s); err != nil {
 		return Settings{}, err
 	}
@@ -89,10 +120,40 @@ func Init(home, name string) (Settings, error) {
 	return s, nil
 }
 
+func missingIdentity(home string) error {
+	return fmt.Errorf("%w: %s has kith.db but no identity.key: restore identity.key from a backup (your friends know this node by it); "+
+		"to start again with a new identity, keeping friends, shares and chat, run `kith init --new-identity` and send your friends the new invite",
+		ErrIdentityMissing, home)
+}
+
 // HomeMode is the mode of a node's home folder: nobody but its user may
 // look in it, so the API socket, the database and the key are out of
 // other local users' reach even before their own modes are checked.
 const HomeMode = 0o700
+
+// loadIdentity reads the node key, tightening a key file that others may
+// read, and says clearly what to do with one that is damaged.
+func loadIdentity(home string) (crypto.PrivKey, error) {
+	path := filepath.Join(home, KeyFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("checking %s: %w", path, err)
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Getuid() {
+		return nil, fmt.Errorf("%s belongs to another user (uid %d): run kith as that user", path, uid)
+	}
+	if fi.Mode().Perm()&^f2f.KeyFileMode != 0 {
+		if err := os.Chmod(path, f2f.KeyFileMode); err != nil {
+			return nil, fmt.Errorf("tightening %s to 0600: %w", path, err)
+		}
+	}
+	key, err := f2f.LoadIdentity(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s (%v): restore it from a backup; to start again with a new identity, move it away and run `kith init --new-identity`, then send your friends the new invite",
+			ErrIdentityDamaged, path, err)
+	}
+	return key, nil
+}
 
 // secureHome tightens a home folder that others may enter or read, and
 // refuses one that belongs to another user.
@@ -117,6 +178,9 @@ func secureHome(home string) (tightened bool, err error) {
 // that tells what to do if not.
 func CheckHome(home string) error {
 	if _, err := os.Stat(filepath.Join(home, KeyFile)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(home, DBFile)); err == nil {
+			return missingIdentity(home)
+		}
 		return fmt.Errorf("%w in %s: create one with `kith init --name NICK` (or pick another with --home)", ErrNoHome, home)
 	} else if err != nil {
 		return fmt.Errorf("checking home: %w", err)
@@ -189,4 +253,19 @@ func DefaultListenAddrs(port int) []string {
 		"/ip6/::/tcp/" + p,
 		"/ip6/::/udp/" + p + "/quic-v1",
 	}
+}
+
+// Repair copies what can be read of home's damaged kith.db into a new
+// database and keeps the damaged file beside it (see store.Repair). The
+// daemon must not be running.
+func Repair(home string) (store.RepairReport, error) {
+	path := filepath.Join(home, DBFile)
+	if _, err := os.Stat(path); err != nil {
+		return store.RepairReport{}, fmt.Errorf("%w in %s: there is no kith.db to repair", ErrNoHome, home)
+	}
+	rep, err := store.Repair(path)
+	if errors.Is(err, store.ErrLocked) {
+		return rep, fmt.Errorf("%w: stop it (`kith up` in another terminal) before `kith repair`", ErrDaemonRunning)
+	}
+	return rep, err
 }

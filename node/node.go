@@ -126,7 +126,7 @@ func Start(cfg Config) (n *Node, err error) {
 	} else if tightened {
 		log.Warn("home folder was open to other users; set it to 0700", slog.String("home", cfg.Home))
 	}
-	if n.key, err = f2f.LoadIdentity(filepath.Join(cfg.Home, KeyFile)); err != nil {
+	if n.key, err = loadIdentity(cfg.Home); err != nil {
 		return n, err
 	}
 	n.db, err = store.Open(filepath.Join(cfg.Home, DBFile), store.Options{Writer: version.Get().String()})

@@ -22,17 +22,25 @@ import (
 )
 
 func newInitCmd(g *globals) *cobra.Command {
-	var name string
+	var (
+		name        string
+		newIdentity bool
+	)
 	cmd := &cobra.Command{
 		Use:   "init [--name NICK]",
 		Short: "create a node: identity key, database and listen port",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := node.Init(g.home, name)
+			s, err := node.Init(g.home, name, node.InitOptions{NewIdentity: newIdentity})
 			if err != nil {
 				return err
 			}
-			fmt.Printf("created a kith node in %s\n", g.home)
+			if newIdentity {
+				fmt.Printf("made a new identity for the kith node in %s\n", g.home)
+				fmt.Println("your friends know your old one: send them your new invite (`kith id`) to add")
+			} else {
+				fmt.Printf("created a kith node in %s\n", g.home)
+			}
 			if s.Name != "" {
 				fmt.Printf("name:  %s\n", s.Name)
 			}
@@ -42,6 +50,36 @@ func newInitCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "your nickname, shown to friends")
+	cmd.Flags().BoolVar(&newIdentity, "new-identity", false, "make a new identity for a home whose identity.key was lost (friends must add the new invite)")
+	return cmd
+}
+
+func newRepairCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "repair [--json]",
+		Short: "copy what can be read of a damaged kith.db into a new one (the daemon must be stopped)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := node.Repair(g.home)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(rep)
+			}
+			fmt.Printf("repaired %s/%s: %d keys in %d buckets saved\n", g.home, node.DBFile, rep.Keys, rep.Buckets)
+			if rep.BadPages > 0 || len(rep.Damage) > 0 {
+				fmt.Printf("lost: %d damaged pages and what hung below them\n", rep.BadPages)
+				for _, d := range rep.Damage {
+					fmt.Printf("  %s\n", d)
+				}
+			}
+			fmt.Printf("the damaged file is kept as %s\n", rep.Damaged)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

@@ -119,8 +119,11 @@ func Open(path string, opts Options) (db *bolt.DB, err error) {
 
 // damaged is the error for a damaged file at path.
 func damaged(path string, why any) error {
-	return fmt.Errorf("%w: %s: %v; stop kith and run `kith repair`, which copies what can be read into a new database and keeps the damaged file beside it",
-		ErrDamaged, path, why)
+	// bbolt reports some damage by panicking; the panic is caught, so its
+	// word would only alarm.
+	msg := strings.ReplaceAll(fmt.Sprint(why), "panic: ", "")
+	return fmt.Errorf("%w: %s: %s; stop kith and run `kith repair`, which copies what can be read into a new database and keeps the damaged file beside it",
+		ErrDamaged, path, msg)
 }
 
 // openBolt is bolt.Open that turns a panic on a damaged file into ErrDamaged.
