@@ -103,6 +103,7 @@ var coreAPIErrors = []apiErrorCode{
 	{fs.ErrNotExist, "not_exist", http.StatusBadRequest},
 	{ErrBadRequest, "bad_request", http.StatusBadRequest},
 	{ErrNotFound, "not_found", http.StatusNotFound},
+	{ErrStopping, "stopping", http.StatusServiceUnavailable},
 }
 
 // API request errors.
@@ -111,17 +112,31 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrNotFound: no such API endpoint.
 	ErrNotFound = errors.New("no such API endpoint")
+	// ErrStopping: the daemon stopped while the request ran, which was cut
+	// short (what it finished is kept).
+	ErrStopping = errors.New("the daemon is stopping")
 )
 
 type apiServer struct {
 	n       *Node
 	path    string
-	ln      net.Listener
 	srv     *http.Server
 	closing chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	// ctx is every request's base context: close cancels it first, so a
+	// long request (indexing a share) stops instead of holding up the exit.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu   sync.Mutex
+	ln   net.Listener
+	sock os.FileInfo // the socket file ln made, to notice it gone or replaced
 }
+
+// socketCheckInterval is how often the daemon looks whether its API socket
+// is still where the CLI looks for it (a user or a cleaner may delete it).
+const socketCheckInterval = time.Second
 
 // startAPI serves the API on a unix socket at path (mode 0600). A socket
 // left by a crashed daemon is removed; one that answers means another
@@ -143,16 +158,69 @@ func startAPI(n *Node, path string) (*apiServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &apiServer{n: n, path: path, ln: ln, closing: make(chan struct{})}
-	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a := &apiServer{n: n, path: path, closing: make(chan struct{})}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return a.ctx }}
+	a.serve(ln)
+	a.wg.Add(1)
+	go a.watchSocket()
+	return a, nil
+}
+
+// serve starts serving on ln, which becomes the current listener.
+func (a *apiServer) serve(ln net.Listener) {
+	fi, _ := os.Stat(a.path)
+	a.mu.Lock()
+	old := a.ln
+	a.ln, a.sock = ln, fi
+	a.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Warn("API server stopped", slog.Any("err", err))
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			a.n.log.Warn("API server stopped", slog.Any("err", err))
 		}
 	}()
-	return a, nil
+}
+
+// watchSocket makes the socket anew when its file is deleted or replaced,
+// so the CLI never finds "no daemon" while one runs.
+func (a *apiServer) watchSocket() {
+	defer a.wg.Done()
+	t := time.NewTicker(socketCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.closing:
+			return
+		case <-t.C:
+		}
+		fi, err := os.Lstat(a.path)
+		a.mu.Lock()
+		same := err == nil && a.sock != nil && os.SameFile(fi, a.sock)
+		a.mu.Unlock()
+		if same {
+			continue
+		}
+		if err == nil { // something else is there now: ours was replaced
+			if isUnixSocketAlive(a.path) {
+				a.n.log.Warn("another process answers on the API socket; leaving it", slog.String("socket", a.path))
+				continue
+			}
+			os.Remove(a.path)
+		}
+		ln, err := listenPrivate(a.path)
+		if err != nil {
+			a.n.log.Warn("API socket gone and cannot be made again", slog.String("socket", a.path), slog.Any("err", err))
+			continue
+		}
+		a.n.log.Warn("API socket was deleted; made it again", slog.String("socket", a.path))
+		a.serve(ln)
+	}
 }
 
 // apiListenHook, if set, runs after the socket is made and before it is
@@ -194,10 +262,14 @@ func (a *apiServer) close() error {
 	var err error
 	a.once.Do(func() {
 		close(a.closing) // ends event streams, so Shutdown need not wait for them
+		a.cancel()       // and every request still running
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err = a.srv.Shutdown(ctx)
 		a.wg.Wait()
+		a.mu.Lock()
+		a.ln.Close() // in case watchSocket made one as Shutdown ran
+		a.mu.Unlock()
 		os.Remove(a.path)
 	})
 	return err
@@ -353,6 +425,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w; the request was cut short: %v", ErrStopping, err)
+	}
 	code, status := "internal", http.StatusInternalServerError
 	for _, e := range apiErrors {
 		if errors.Is(err, e.err) {

@@ -56,7 +56,19 @@ func NewClient(home string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
+			conn, err := d.DialContext(ctx, "unix", sock)
+			// A daemon that lost its socket makes it again within
+			// socketCheckInterval: wait for it rather than say none runs.
+			for deadline := time.Now().Add(3 * socketCheckInterval); err != nil && isDialFailure(err) &&
+				time.Now().Before(deadline) && DaemonPID(home) > 0; {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+				conn, err = d.DialContext(ctx, "unix", sock)
+			}
+			return conn, err
 		},
 		DisableCompression: true,
 	}
@@ -64,6 +76,10 @@ func NewClient(home string) *Client {
 }
 
 func (c *Client) noDaemon(err error) error {
+	if pid := DaemonPID(c.home); pid > 0 {
+		return fmt.Errorf("%w: the daemon of %s (process %d) runs but does not answer on %s; it makes its socket again within seconds of losing it: try again, or stop that process",
+			ErrNoDaemon, c.home, pid, SocketFile)
+	}
 	return fmt.Errorf("%w for home %s: start it with `kith up` (%v)", ErrNoDaemon, c.home, err)
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	bolt "go.etcd.io/bbolt"
@@ -23,6 +24,9 @@ const (
 	KeyFile    = "identity.key"
 	DBFile     = "kith.db"
 	SocketFile = "api.sock"
+	// PIDFile holds the running daemon's process ID, so a command that
+	// cannot reach the API can tell a daemon without a socket from none.
+	PIDFile = "kith.pid"
 )
 
 // HomeEnv names the environment variable that picks the home folder.
@@ -268,4 +272,23 @@ func Repair(home string) (store.RepairReport, error) {
 		return rep, fmt.Errorf("%w: stop it (`kith up` in another terminal) before `kith repair`", ErrDaemonRunning)
 	}
 	return rep, err
+}
+
+// writePID records this process as home's daemon.
+func writePID(home string) error {
+	return os.WriteFile(filepath.Join(home, PIDFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+}
+
+// DaemonPID returns the process ID of home's running daemon, or 0 if no
+// live process is recorded.
+func DaemonPID(home string) int {
+	b, err := os.ReadFile(filepath.Join(home, PIDFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || !processAlive(pid) {
+		return 0
+	}
+	return pid
 }

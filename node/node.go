@@ -95,6 +95,7 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	pidFile   bool // this node wrote PIDFile
 }
 
 // ErrDaemonRunning means another process already runs this home's node.
@@ -131,11 +132,18 @@ func Start(cfg Config) (n *Node, err error) {
 	}
 	n.db, err = store.Open(filepath.Join(cfg.Home, DBFile), store.Options{Writer: version.Get().String()})
 	if errors.Is(err, store.ErrLocked) {
+		if pid := DaemonPID(cfg.Home); pid > 0 {
+			return n, fmt.Errorf("%w (%s, process %d)", ErrDaemonRunning, cfg.Home, pid)
+		}
 		return n, fmt.Errorf("%w (%s)", ErrDaemonRunning, cfg.Home)
 	}
 	if err != nil {
 		return n, err
 	}
+	if err := writePID(cfg.Home); err != nil {
+		return n, fmt.Errorf("recording the daemon's process: %w", err)
+	}
+	n.pidFile = true
 	if n.settings, err = loadSettings(n.db); err != nil {
 		return n, err
 	}
@@ -235,6 +243,9 @@ func (n *Node) Close() error {
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
+		}
+		if n.pidFile {
+			os.Remove(filepath.Join(n.cfg.Home, PIDFile))
 		}
 		if n.db != nil {
 			errs = append(errs, n.db.Close())
