@@ -127,11 +127,13 @@ func newUpCmd(g *globals) *cobra.Command {
 			fmt.Printf("kith up: %s (%s)\n", st.PeerID, st.Name)
 			fmt.Printf("listening on:\n  %s\n", strings.Join(st.ListenAddrs, "\n  "))
 			fmt.Printf("friends: %d; API: %s/%s\n", st.FriendsTotal, g.home, node.SocketFile)
+			sdNotify("READY=1\nSTATUS=up, " + st.PeerID)
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 			s := <-sig
 			signal.Stop(sig)
 			fmt.Printf("kith: %s, shutting down\n", s)
+			sdNotify("STOPPING=1")
 			done := make(chan error, 1)
 			go func() { done <- n.Close() }()
 			select {
