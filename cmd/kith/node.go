@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kith/internal/logging"
 	"kith/internal/store"
 	"kith/internal/version"
 	"kith/node"
@@ -88,6 +88,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		listen      []string
 		noMDNS      bool
 		logLevel    string
+		logFormat   string
 		maxUpload   string
 		maxDownload string
 		downloads   string
@@ -118,7 +119,10 @@ func newUpCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			cfg.Log = newLogger(os.Stderr, level)
+			if cfg.Log, err = logging.New(os.Stderr, logFormat, level); err != nil {
+				return usageError{fmt.Errorf("--log-format: %w", err)}
+			}
+			logging.CaptureLibraries(cfg.Log.Handler(), level)
 			n, err := node.Start(cfg)
 			if err != nil {
 				return err
@@ -148,7 +152,8 @@ func newUpCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable); default: all interfaces on the port chosen at init")
 	cmd.Flags().BoolVar(&noMDNS, "no-mdns", false, "do not announce or look for friends on the LAN")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (also for libp2p's and the DHT's logs)")
+	cmd.Flags().StringVar(&logFormat, "log-format", logging.FormatText, "text or json")
 	cmd.Flags().StringVar(&maxUpload, "max-upload", "", "cap uploads, bytes per second (e.g. 64MiB, 10MB); default: none")
 	cmd.Flags().StringVar(&maxDownload, "max-download", "", "cap downloads, bytes per second (e.g. 10MB); default: none")
 	cmd.Flags().StringVar(&downloads, "downloads", "", "downloads folder (default: HOME/downloads)")
@@ -208,13 +213,6 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// newLogger is the daemon's logger. Its text handler quotes any value that
-// is not plain printable text, escaping control and bidi characters, so a
-// name or message from a peer that reaches a log line cannot drive the
-// terminal that shows the log.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
 
 func newVersionCmd() *cobra.Command {
 	var asJSON bool
