@@ -213,7 +213,6 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-
 func newVersionCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
