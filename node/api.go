@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -287,6 +288,14 @@ func (a *apiServer) routes() http.Handler {
 	a.tunnelRoutes(mux)
 	a.chatRoutes(mux)
 	a.lobbyRoutes(mux)
+	// Profiling, on the socket only its owner can reach: `go tool pprof
+	// unix:HOME/api.sock` does not work, so fetch the profile with curl
+	// --unix-socket (see README, Operations).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %s %s", ErrNotFound, r.Method, r.URL.Path))
 	})

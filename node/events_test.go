@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"errors"
 	"testing"
 	"time"
@@ -104,6 +106,23 @@ func TestEventStreamResumes(t *testing.T) {
 	for i, id := range ids {
 		if id != base+3+uint64(i) {
 			t.Fatalf("resumed after %d with ids %v, want %d, %d, %d", base+2, ids, base+3, base+4, base+5)
+		}
+	}
+}
+
+// The API socket serves Go's profiles.
+func TestAPIProfiles(t *testing.T) {
+	_, home := testNode(t, "ana")
+	c := NewClient(home)
+	for _, path := range []string{"/debug/pprof/goroutine?debug=1", "/debug/pprof/heap?debug=1"} {
+		resp, err := c.stream(t.Context(), path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Contains(b, []byte("goroutine")) && !bytes.Contains(b, []byte("heap")) {
+			t.Fatalf("%s: %.200s", path, b)
 		}
 	}
 }
