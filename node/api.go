@@ -105,6 +105,7 @@ var coreAPIErrors = []apiErrorCode{
 	{ErrBadRequest, "bad_request", http.StatusBadRequest},
 	{ErrNotFound, "not_found", http.StatusNotFound},
 	{ErrStopping, "stopping", http.StatusServiceUnavailable},
+	{ErrBadSetting, "bad_setting", http.StatusBadRequest},
 }
 
 // API request errors.
@@ -284,6 +285,8 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/friends", a.addFriend)
 	mux.HandleFunc("DELETE /v1/friends/{ref}", a.removeFriend)
 	mux.HandleFunc("GET /v1/events", a.eventStream)
+	mux.HandleFunc("GET /v1/config", a.listConfig)
+	mux.HandleFunc("PUT /v1/config/{key}", a.setConfig)
 	a.shareRoutes(mux)
 	a.tunnelRoutes(mux)
 	a.chatRoutes(mux)
@@ -343,6 +346,29 @@ func (a *apiServer) removeFriend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, friendJSON(f))
+}
+
+func (a *apiServer) listConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Settings())
+}
+
+// SetConfigRequest is the body of PUT /v1/config/{key}.
+type SetConfigRequest struct {
+	Value string `json:"value"`
+}
+
+func (a *apiServer) setConfig(w http.ResponseWriter, r *http.Request) {
+	var req SetConfigRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	st, err := a.n.SetSetting(r.PathValue("key"), req.Value)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	a.n.events.Publish("config.changed", st)
+	writeJSON(w, http.StatusOK, st)
 }
 
 // eventStream sends node events as server-sent events until the client

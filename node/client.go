@@ -231,6 +231,18 @@ func (c *Client) EventsSince(ctx context.Context, since uint64, fn func(Event) e
 	return ctx.Err()
 }
 
+// Config lists the daemon's settings.
+func (c *Client) Config(ctx context.Context) ([]Setting, error) {
+	var out []Setting
+	return out, c.do(ctx, http.MethodGet, "/v1/config", nil, &out)
+}
+
+// SetConfig changes one setting.
+func (c *Client) SetConfig(ctx context.Context, key, value string) (Setting, error) {
+	var out Setting
+	return out, c.do(ctx, http.MethodPut, "/v1/config/"+url.PathEscape(key), SetConfigRequest{Value: value}, &out)
+}
+
 // Shares lists the node's shared folders.
 func (c *Client) Shares(ctx context.Context) ([]share.ShareInfo, error) {
 	var out []share.ShareInfo

@@ -58,10 +58,22 @@ func DefaultHome() string {
 	return ".kith"
 }
 
-// Settings are the node's own choices, kept in the database.
+// Settings are the node's own choices, kept in the database (`kith
+// config`). A flag of `kith up` overrides one for that run only.
 type Settings struct {
 	Name string `json:"name"`
 	Port int    `json:"port"` // listen port for TCP and QUIC on all interfaces
+	// Listen replaces the default listen addresses (every interface on
+	// Port) when set.
+	Listen []string `json:"listen,omitempty"`
+	// MaxUpload and MaxDownload cap share traffic, bytes per second; 0 is
+	// no cap.
+	MaxUpload   int64 `json:"max_upload,omitempty"`
+	MaxDownload int64 `json:"max_download,omitempty"`
+	// Downloads is the downloads folder; "" is HOME/downloads.
+	Downloads string `json:"downloads,omitempty"`
+	// NoMDNS keeps the node off the LAN's mDNS.
+	NoMDNS bool `json:"no_mdns,omitempty"`
 }
 
 var (

@@ -50,8 +50,11 @@ type Config struct {
 	// .partial); empty means HOME/downloads.
 	DownloadDir string
 	// MaxUpload and MaxDownload cap share traffic in bytes per second for
-	// all friends and tunnels together; zero means no cap.
+	// all friends and tunnels together; zero means the stored setting
+	// (none by default), negative means no cap whatever is stored.
 	MaxUpload, MaxDownload int64
+	// ForceMDNS keeps MDNS on even when the stored settings switch it off.
+	ForceMDNS bool
 	// DownloadTuning overrides the download engine's defaults.
 	DownloadTuning share.Tuning
 	// RedialMin and RedialMax override the friend redial backoff.
@@ -73,11 +76,13 @@ func DefaultConfig(home string) Config {
 // Node is a running kith node: the libp2p host with its friends-only gater,
 // the friend connector, the friends DHT and the local API.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	key      crypto.PrivKey
-	settings Settings
-	started  time.Time
+	cfg Config
+	log *slog.Logger
+	key crypto.PrivKey
+	// settingsMu guards settings, which `kith config set` changes.
+	settingsMu sync.Mutex
+	settings   Settings
+	started    time.Time
 
 	db        *bolt.DB
 	friends   *f2f.Friends
@@ -147,6 +152,8 @@ func Start(cfg Config) (n *Node, err error) {
 	if n.settings, err = loadSettings(n.db); err != nil {
 		return n, err
 	}
+	cfg = applySettings(cfg, n.settings)
+	n.cfg = cfg
 	id, err := peer.IDFromPrivateKey(n.key)
 	if err != nil {
 		return n, fmt.Errorf("deriving peer ID: %w", err)
@@ -285,7 +292,11 @@ func (n *Node) Browse(ctx context.Context, friend, path string, offset int) (Bro
 }
 
 // Name is the node owner's nickname.
-func (n *Node) Name() string { return n.settings.Name }
+func (n *Node) Name() string {
+	n.settingsMu.Lock()
+	defer n.settingsMu.Unlock()
+	return n.settings.Name
+}
 
 // InviteAddrs are the addresses put in invites: every listen address, minus
 // loopback ones when there is anything else, minus link-local ones.
@@ -307,7 +318,7 @@ func (n *Node) InviteAddrs() []ma.Multiaddr {
 
 // Invite returns the node's signed one-line invite.
 func (n *Node) Invite() (string, error) {
-	return f2f.NewInvite(n.key, n.InviteAddrs(), n.settings.Name)
+	return f2f.NewInvite(n.key, n.InviteAddrs(), n.Name())
 }
 
 // AddFriend verifies an invite and adds its node as a friend.
@@ -337,6 +348,10 @@ type Status struct {
 	Connections   int       `json:"connections"`
 	Refused       uint64    `json:"refused_connections"`
 	PID           int       `json:"pid"`
+	// MaxUpload and MaxDownload are the caps in effect, bytes per second
+	// (0: none).
+	MaxUpload   int64 `json:"max_upload"`
+	MaxDownload int64 `json:"max_download"`
 	// Version is the daemon's build; Schema the database layout it uses.
 	Version version.Info `json:"version"`
 	Schema  uint64       `json:"schema"`
@@ -345,11 +360,12 @@ type Status struct {
 // Status reports what the node is doing now.
 func (n *Node) Status() Status {
 	st := Status{
-		PeerID: n.ID().String(), Name: n.settings.Name, Home: n.cfg.Home,
+		PeerID: n.ID().String(), Name: n.Name(), Home: n.cfg.Home,
 		ListenAddrs: addrStrings(n.host.Addrs()),
 		Started:     n.started.UTC(), UptimeSeconds: time.Since(n.started).Seconds(),
 		Connections: len(n.host.Network().Conns()), Refused: n.gater.Refused(),
 		PID: os.Getpid(), Version: version.Get(), Schema: store.SchemaVersion,
+		MaxUpload: n.cfg.MaxUpload, MaxDownload: n.cfg.MaxDownload,
 	}
 	for _, f := range n.friends.List() {
 		st.FriendsTotal++

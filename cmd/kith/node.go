@@ -108,11 +108,11 @@ func newUpCmd(g *globals) *cobra.Command {
 			cfg := node.DefaultConfig(g.home)
 			cfg.ListenAddrs = listen
 			cfg.MDNS = !noMDNS
-			if cfg.MaxUpload, err = share.ParseRate(maxUpload); err != nil {
-				return usageError{fmt.Errorf("--max-upload: %w", err)}
+			if cfg.MaxUpload, err = rateFlag(cmd, "max-upload", maxUpload); err != nil {
+				return err
 			}
-			if cfg.MaxDownload, err = share.ParseRate(maxDownload); err != nil {
-				return usageError{fmt.Errorf("--max-download: %w", err)}
+			if cfg.MaxDownload, err = rateFlag(cmd, "max-download", maxDownload); err != nil {
+				return err
 			}
 			if downloads != "" {
 				if cfg.DownloadDir, err = filepath.Abs(downloads); err != nil {
@@ -211,6 +211,22 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// rateFlag reads a rate flag of `kith up`: 0 if not given (the stored
+// setting applies), -1 for an explicit 0 (no cap, whatever is stored).
+func rateFlag(cmd *cobra.Command, name, v string) (int64, error) {
+	if !cmd.Flags().Changed(name) {
+		return 0, nil
+	}
+	r, err := share.ParseRate(v)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("--%s: %w", name, err)}
+	}
+	if r == 0 {
+		return -1, nil
+	}
+	return r, nil
 }
 
 func newVersionCmd() *cobra.Command {

@@ -1,0 +1,237 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	ma "github.com/multiformats/go-multiaddr"
+	bolt "go.etcd.io/bbolt"
+
+	"kith/f2f"
+	"kith/internal/store"
+	"kith/internal/version"
+	"kith/share"
+)
+
+// ErrBadSetting means a `kith config` key is unknown or its value invalid.
+var ErrBadSetting = errors.New("bad setting")
+
+// Setting is one `kith config` key with its value as text.
+type Setting struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	// Default is the value an unset key has.
+	Default string `json:"default"`
+	// Help says what the key does.
+	Help string `json:"help"`
+	// Live is set when a change takes effect at once; others take effect
+	// at the next `kith up`.
+	Live bool `json:"live,omitempty"`
+}
+
+// settingKey describes one key: how to show, check and store its value.
+type settingKey struct {
+	key, help, def string
+	live           bool
+	get            func(*Settings) string
+	set            func(*Settings, string) error
+}
+
+var settingKeys = []settingKey{
+	{key: "name", help: "your nickname, carried in your invite", live: true,
+		get: func(s *Settings) string { return s.Name },
+		set: func(s *Settings, v string) error {
+			if err := f2f.CheckName(v); err != nil {
+				return err
+			}
+			s.Name = v
+			return nil
+		}},
+	{key: "port", help: "the TCP and QUIC port on every interface (when listen is unset)",
+		get: func(s *Settings) string { return strconv.Itoa(s.Port) },
+		set: func(s *Settings, v string) error {
+			p, err := strconv.Atoi(v)
+			if err != nil || p < 1 || p > 65535 {
+				return fmt.Errorf("%w: port %q: want 1-65535", ErrBadSetting, v)
+			}
+			s.Port = p
+			return nil
+		}},
+	{key: "listen", help: "multiaddrs to listen on, comma-separated; empty: every interface on port", def: "",
+		get: func(s *Settings) string { return strings.Join(s.Listen, ",") },
+		set: func(s *Settings, v string) error {
+			var out []string
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a == "" {
+					continue
+				}
+				if _, err := ma.NewMultiaddr(a); err != nil {
+					return fmt.Errorf("%w: listen address %q: %v", ErrBadSetting, a, err)
+				}
+				out = append(out, a)
+			}
+			s.Listen = out
+			return nil
+		}},
+	{key: "max-upload", help: "cap on uploads, bytes per second (64MiB, 10MB; 0: none)", def: "0",
+		get: func(s *Settings) string { return rateText(s.MaxUpload) },
+		set: func(s *Settings, v string) (err error) { s.MaxUpload, err = share.ParseRate(v); return err }},
+	{key: "max-download", help: "cap on downloads, bytes per second (0: none)", def: "0",
+		get: func(s *Settings) string { return rateText(s.MaxDownload) },
+		set: func(s *Settings, v string) (err error) { s.MaxDownload, err = share.ParseRate(v); return err }},
+	{key: "downloads", help: "the downloads folder (an absolute path); empty: HOME/downloads", def: "",
+		get: func(s *Settings) string { return s.Downloads },
+		set: func(s *Settings, v string) error {
+			if v != "" && !filepath.IsAbs(v) {
+				return fmt.Errorf("%w: downloads %q: want an absolute path", ErrBadSetting, v)
+			}
+			s.Downloads = v
+			return nil
+		}},
+	{key: "mdns", help: "announce the node on the LAN and find friends there (true or false)", def: "true",
+		get: func(s *Settings) string { return strconv.FormatBool(!s.NoMDNS) },
+		set: func(s *Settings, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%w: mdns %q: want true or false", ErrBadSetting, v)
+			}
+			s.NoMDNS = !b
+			return nil
+		}},
+}
+
+func rateText(bps int64) string {
+	if bps <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(bps, 10)
+}
+
+func findSetting(key string) (settingKey, error) {
+	i := slices.IndexFunc(settingKeys, func(k settingKey) bool { return k.key == key })
+	if i < 0 {
+		var keys []string
+		for _, k := range settingKeys {
+			keys = append(keys, k.key)
+		}
+		return settingKey{}, fmt.Errorf("%w: no key %q (keys: %s)", ErrBadSetting, key, strings.Join(keys, ", "))
+	}
+	return settingKeys[i], nil
+}
+
+// listSettings shows s key by key.
+func listSettings(s Settings) []Setting {
+	out := make([]Setting, 0, len(settingKeys))
+	for _, k := range settingKeys {
+		out = append(out, Setting{Key: k.key, Value: k.get(&s), Default: k.def, Help: k.help, Live: k.live})
+	}
+	return out
+}
+
+// changeSetting sets key to value in s.
+func changeSetting(s *Settings, key, value string) (Setting, error) {
+	k, err := findSetting(key)
+	if err != nil {
+		return Setting{}, err
+	}
+	if err := k.set(s, value); err != nil {
+		if !errors.Is(err, ErrBadSetting) {
+			err = fmt.Errorf("%w: %s: %w", ErrBadSetting, key, err)
+		}
+		return Setting{}, err
+	}
+	return Setting{Key: k.key, Value: k.get(s), Default: k.def, Help: k.help, Live: k.live}, nil
+}
+
+// Settings lists the node's settings.
+func (n *Node) Settings() []Setting {
+	n.settingsMu.Lock()
+	defer n.settingsMu.Unlock()
+	return listSettings(n.settings)
+}
+
+// SetSetting changes one setting and stores it. Live ones (the nickname)
+// take effect at once: the next invite carries them.
+func (n *Node) SetSetting(key, value string) (Setting, error) {
+	n.settingsMu.Lock()
+	defer n.settingsMu.Unlock()
+	s := n.settings
+	out, err := changeSetting(&s, key, value)
+	if err != nil {
+		return out, err
+	}
+	if err := saveSettings(n.db, s); err != nil {
+		return out, err
+	}
+	n.settings = s
+	return out, nil
+}
+
+// HomeSettings lists the settings of a home whose daemon is not running.
+func HomeSettings(home string) ([]Setting, error) {
+	var out []Setting
+	err := withHomeDB(home, func(db *bolt.DB) error {
+		s, err := loadSettings(db)
+		out = listSettings(s)
+		return err
+	})
+	return out, err
+}
+
+// SetHomeSetting changes a setting of a home whose daemon is not running.
+func SetHomeSetting(home, key, value string) (Setting, error) {
+	var out Setting
+	err := withHomeDB(home, func(db *bolt.DB) error {
+		s, err := loadSettings(db)
+		if err != nil {
+			return err
+		}
+		if out, err = changeSetting(&s, key, value); err != nil {
+			return err
+		}
+		return saveSettings(db, s)
+	})
+	return out, err
+}
+
+func withHomeDB(home string, fn func(*bolt.DB) error) error {
+	if err := CheckHome(home); err != nil {
+		return err
+	}
+	db, err := store.Open(filepath.Join(home, DBFile), store.Options{Writer: version.Get().String()})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w (%s): change settings through it", ErrDaemonRunning, home)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+// applySettings fills what cfg leaves unset from the stored settings: a
+// field the caller set (a flag of `kith up`) wins for this run.
+func applySettings(cfg Config, s Settings) Config {
+	if len(cfg.ListenAddrs) == 0 {
+		cfg.ListenAddrs = s.Listen
+	}
+	if cfg.MaxUpload == 0 {
+		cfg.MaxUpload = s.MaxUpload
+	}
+	if cfg.MaxDownload == 0 {
+		cfg.MaxDownload = s.MaxDownload
+	}
+	// A negative cap is a flag's explicit "no cap" over a stored one.
+	cfg.MaxUpload, cfg.MaxDownload = max(cfg.MaxUpload, 0), max(cfg.MaxDownload, 0)
+	if cfg.DownloadDir == "" {
+		cfg.DownloadDir = s.Downloads
+	}
+	if s.NoMDNS && !cfg.ForceMDNS {
+		cfg.MDNS = false
+	}
+	return cfg
+}
