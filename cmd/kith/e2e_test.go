@@ -178,7 +178,13 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if invA != idA.Invite && !strings.HasPrefix(invA, "kith:") {
 		t.Fatalf("plain id output %q", invA)
 	}
-	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
+	var added node.FriendInfo
+	if err := json.Unmarshal([]byte(mustKith(t, "friend", "add", idB.Invite, "--json", "--home", homeA)), &added); err != nil {
+		t.Fatal(err)
+	}
+	if added.PeerID != idB.PeerID || added.Name != "bob" {
+		t.Fatalf("friend add --json printed %+v", added)
+	}
 	mustKith(t, "friend", "add", idA.Invite, "--name", "al", "--home", homeB)
 	waitFriend(t, homeA, idB.PeerID, true)
 	waitFriend(t, homeB, idA.PeerID, true)

@@ -23,9 +23,12 @@ func newFriendCmd(g *globals) *cobra.Command {
 }
 
 func newFriendAddCmd(g *globals) *cobra.Command {
-	var name string
+	var (
+		name   string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
-		Use:   "add INVITE [--name N]",
+		Use:   "add INVITE [--name N] [--json]",
 		Short: "add a friend from their invite (they must add yours too)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -34,6 +37,9 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if asJSON {
+					return printJSON(f)
+				}
 				fmt.Printf("added %s (%s)\n", displayName(f.Name), f.PeerID)
 				fmt.Println("the connection opens once they add your invite too (`kith id`)")
 				return nil
@@ -41,6 +47,7 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "what to call this friend (default: their nickname)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the friend added as JSON")
 	return cmd
 }
 
