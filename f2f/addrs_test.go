@@ -1,7 +1,9 @@
 package f2f
 
 import (
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,4 +126,141 @@ func TestHostileAddressesNotStoredNorDialled(t *testing.T) {
 	if !slices.ContainsFunc(allowed, harmless[0].Equal) {
 		t.Errorf("the loopback address %s from the invite was never dialled", harmless[0])
 	}
+}
+
+// TestAddrPolicy: which addresses a node stores and dials, by where it
+// listens and which networks its interfaces are on.
+func TestAddrPolicy(t *testing.T) {
+	_, friend := newKey(t)
+	_, other := newKey(t)
+	nets := func(ss ...string) func() []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return func() []netip.Prefix { return out }
+	}
+	onLoopback := &AddrPolicy{loopback: true, nets: nets("127.0.0.1/8")}
+	atHome := &AddrPolicy{nets: nets("127.0.0.1/8", "192.168.1.10/24", "fd12:3456::7/64")}
+	onTailnet := &AddrPolicy{nets: nets("100.101.102.103/32")}
+	long := "/dns4/" + strings.Repeat("a", MaxAddrLen) + ".example/tcp/1"
+	cases := []struct {
+		addr                               string
+		loopback, home, tailnet, nilPolicy bool
+	}{
+		{"/ip4/203.0.113.7/tcp/4001", true, true, true, true},
+		{"/ip4/203.0.113.7/udp/4001/quic-v1", true, true, true, true},
+		{"/ip6/2001:4860::8888/tcp/4001", true, true, true, true},
+		{"/ip4/203.0.113.7/tcp/4001/p2p/" + friend.String(), true, true, true, true},
+		{"/ip4/203.0.113.7/tcp/4001/p2p/" + other.String(), false, false, false, false},
+		{"/dns4/example.org/tcp/4001", true, true, true, true},
+		{"/ip4/127.0.0.1/tcp/4001", true, false, false, true},
+		{"/ip6/::1/tcp/4001", true, false, false, true},
+		{"/dns/localhost/tcp/22", true, false, false, true},
+		{"/ip4/192.168.1.20/tcp/4001", false, true, false, true},
+		{"/ip4/192.168.2.20/tcp/4001", false, false, false, true},
+		{"/ip4/10.0.0.1/tcp/4001", false, false, false, true},
+		{"/ip6/fd12:3456::9/tcp/4001", false, true, false, true},
+		{"/ip6/fd99::9/tcp/4001", false, false, false, true},
+		{"/ip4/100.64.1.2/tcp/4001", false, false, true, true},
+		// never, wherever the node is
+		{"/ip4/169.254.169.254/tcp/80", false, false, false, false},
+		{"/ip4/169.254.3.4/tcp/4001", false, false, false, false},
+		{"/ip6/fe80::1/tcp/4001", false, false, false, false},
+		{"/ip6/fd00:ec2::254/tcp/80", false, false, false, false},
+		{"/ip4/100.100.100.200/tcp/80", false, false, false, false},
+		{"/ip6/::ffff:169.254.169.254/tcp/80", false, false, false, false},
+		{"/ip6/64:ff9b::a9fe:a9fe/tcp/80", false, false, false, false}, // NAT64 of 169.254.169.254
+		{"/ip4/0.0.0.0/tcp/4001", false, false, false, false},
+		{"/ip6/::/tcp/4001", false, false, false, false},
+		{"/ip4/0.1.2.3/tcp/4001", false, false, false, false},
+		{"/ip4/224.0.0.251/udp/5353/quic-v1", false, false, false, false},
+		{"/ip6/ff02::1/tcp/4001", false, false, false, false},
+		{"/ip4/255.255.255.255/tcp/4001", false, false, false, false},
+		{"/ip4/240.0.0.1/tcp/4001", false, false, false, false},
+		{"/ip4/203.0.113.7/tcp/0", false, false, false, false},
+		{"/ip4/203.0.113.7/udp/4001", false, false, false, false},
+		{"/ip4/203.0.113.7/tcp/4001/ws", false, false, false, false},
+		{"/ip4/203.0.113.7/tcp/4001/p2p/" + other.String() + "/p2p-circuit", false, false, false, false},
+		{long, false, false, false, false},
+	}
+	for _, c := range cases {
+		a, err := ma.NewMultiaddr(c.addr)
+		if err != nil {
+			t.Fatalf("%s: %v", c.addr, err)
+		}
+		for _, p := range []struct {
+			name   string
+			policy *AddrPolicy
+			want   bool
+		}{{"loopback", onLoopback, c.loopback}, {"home", atHome, c.home}, {"tailnet", onTailnet, c.tailnet}, {"nil", nil, c.nilPolicy}} {
+			if got := p.policy.Allowed(friend, a); got != p.want {
+				t.Errorf("%s policy, %s: allowed %v, want %v", p.name, c.addr, got, p.want)
+			}
+		}
+	}
+	// NewAddrPolicy: loopback only for an explicit loopback listen address.
+	if !NewAddrPolicy(mustAddrs(t, "/ip4/127.0.0.1/tcp/0")).loopback {
+		t.Error("a node on 127.0.0.1 may not dial loopback")
+	}
+	if NewAddrPolicy(mustAddrs(t, "/ip4/0.0.0.0/tcp/4001", "/ip6/::/udp/4001/quic-v1")).loopback {
+		t.Error("a node on every interface may dial loopback")
+	}
+}
+
+// TestUnconfirmedAddrsExpire: addresses a friend gave that never worked go
+// after UnconfirmedAddrTTL or MaxUnconfirmedDials failed dials; the one
+// that worked last stays, even when newer ones push the others out.
+func TestUnconfirmedAddrsExpire(t *testing.T) {
+	e := newFriendsEnv(t)
+	now := time.Now()
+	e.f.now = func() time.Time { return now }
+	worked, stale, dialled := mustAddrs(t, "/ip4/203.0.113.1/tcp/1"), mustAddrs(t, "/ip4/203.0.113.2/tcp/2"), mustAddrs(t, "/ip4/203.0.113.3/tcp/3")
+	ada := e.add("ada", slices.Concat(worked, stale)...)
+	e.f.AddrWorked(ada.ID, worked[0])
+
+	now = now.Add(UnconfirmedAddrTTL / 2)
+	e.f.LearnAddrs(ada.ID, dialled)
+	for range MaxUnconfirmedDials - 1 {
+		e.f.DialFailed(ada.ID, slices.Concat(worked, dialled))
+	}
+	assertAddrs(t, e.mustGet(ada.ID).Addrs, slices.Concat(dialled, worked, stale))
+	dropped := e.f.DialFailed(ada.ID, dialled)
+	assertAddrs(t, dropped, dialled)
+	assertAddrs(t, e.mustGet(ada.ID).Addrs, slices.Concat(worked, stale))
+
+	now = now.Add(UnconfirmedAddrTTL/2 + time.Second)
+	assertAddrs(t, e.f.ExpireAddrs()[ada.ID], stale)
+	assertAddrs(t, e.mustGet(ada.ID).Addrs, worked)
+	e.reopen()
+	e.f.now = func() time.Time { return now }
+	assertAddrs(t, e.mustGet(ada.ID).Addrs, worked)
+
+	// A friend that floods us with addresses cannot push out the one that
+	// worked.
+	e.f.LearnAddrs(ada.ID, tcpAddrs(t, 1000, MaxStoredAddrs+4))
+	got := e.mustGet(ada.ID).Addrs
+	if len(got) != MaxStoredAddrs || !slices.ContainsFunc(got, worked[0].Equal) {
+		t.Errorf("after a flood of addresses: %d stored, the one that worked kept: %v", len(got), slices.ContainsFunc(got, worked[0].Equal))
+	}
+	if e.f.ExpireAddrs()[ada.ID] != nil {
+		t.Error("fresh addresses expired")
+	}
+}
+
+// TestStoredAddrsFollowPolicy: a friend list with the policy of a node that
+// listens on every interface stores no loopback or foreign private address
+// of a friend.
+func TestStoredAddrsFollowPolicy(t *testing.T) {
+	e := newFriendsEnv(t)
+	e.f.SetAddrPolicy(&AddrPolicy{nets: func() []netip.Prefix { return nil }})
+	good := mustAddrs(t, "/ip4/203.0.113.1/tcp/1")
+	bad := mustAddrs(t, "/ip4/127.0.0.1/tcp/22", "/ip4/10.1.1.1/tcp/80", "/ip4/169.254.169.254/tcp/80")
+	ada := e.add("ada", slices.Concat(bad, good)...)
+	assertAddrs(t, ada.Addrs, good)
+	if e.f.LearnAddrs(ada.ID, bad) {
+		t.Error("LearnAddrs took refused addresses as new")
+	}
+	e.f.SetOnline(ada.ID, true, bad)
+	assertAddrs(t, e.mustGet(ada.ID).Addrs, good)
 }

@@ -370,6 +370,10 @@ func (f *Friends) AddrWorked(id peer.ID, a ma.Multiaddr) {
 	}
 	a = stripPeer(a)
 	now := f.now()
+	if len(fr.addrs) > 0 && fr.addrs[0].addr.Equal(a) && now.Sub(fr.addrs[0].worked) < workedRefresh {
+		f.mu.Unlock()
+		return // nothing worth a disk write
+	}
 	sa := storedAddr{addr: a, learned: now}
 	rest := make([]storedAddr, 0, len(fr.addrs))
 	for _, old := range fr.addrs {
@@ -386,9 +390,16 @@ func (f *Friends) AddrWorked(id peer.ID, a ma.Multiaddr) {
 	_ = f.write(id, rec)
 }
 
+// workedRefresh is how stale the stored time an address last worked may
+// get before a new connection to it is written down.
+const workedRefresh = time.Hour
+
 // DialFailed records a dial of the friend id that failed on every one of
 // tried; addresses that never worked count the failure and go once
-// expired (see ExpireAddrs). It returns the addresses dropped.
+// expired (see ExpireAddrs). It returns the addresses dropped. The counts
+// are written only with a drop (a restart forgets them; the
+// UnconfirmedAddrTTL still holds), so a friend that is away costs no disk
+// write per dial.
 func (f *Friends) DialFailed(id peer.ID, tried []ma.Multiaddr) []ma.Multiaddr {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
@@ -408,7 +419,9 @@ func (f *Friends) DialFailed(id peer.ID, tried []ma.Multiaddr) []ma.Multiaddr {
 	f.setAddrsLocked(fr, kept)
 	rec := recordOf(fr)
 	f.mu.Unlock()
-	_ = f.write(id, rec)
+	if len(dropped) > 0 {
+		_ = f.write(id, rec)
+	}
 	return dropped
 }
 

@@ -1,6 +1,7 @@
 package f2f
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
 
 	"kith/f2f/pb"
 	"kith/internal/frame"
@@ -268,4 +270,132 @@ func TestKadAnswersOnlyFriendsOfBoth(t *testing.T) {
 	if addrs := a.host.Peerstore().Addrs(ks[1].id); len(addrs) > 0 {
 		t.Errorf("A's peerstore holds K1's addresses %v", addrs)
 	}
+}
+
+// TestLookupGrantRevoked: when K removes A from its friends, its new grant
+// reaches B, and B stops giving K's address to A.
+func TestLookupGrantRevoked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b, k := newPeer(t, "tcp"), newPeer(t, "tcp"), newPeer(t, "tcp")
+	befriend(a, b)
+	befriend(b, k)
+	befriend(a, k)
+	waitFor(t, 10*time.Second, "all connected", func() bool {
+		return online(a, b.id) && online(b, k.id) && online(a, k.id)
+	})
+	askK := func() []peer.AddrInfo {
+		key, proof := a.dht.look.request(k.id, b.id)
+		return kadAsk(ctx, t, a.host, b.id, key[:], proof)
+	}
+	waitFor(t, 5*time.Second, "B to give K's address to A", func() bool { return len(askK()) == 1 })
+	b.dht.look.mu.Lock()
+	n := len(b.dht.look.grants[k.id])
+	b.dht.look.mu.Unlock()
+	if n == 0 || n%LookupVerifierPad != 0 {
+		t.Errorf("K's grant holds %d verifiers, want a multiple of %d", n, LookupVerifierPad)
+	}
+	if _, err := k.friends.Remove(a.id.String()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "B to stop giving K's address to A", func() bool { return len(askK()) == 0 })
+}
+
+// TestKadUnsupportedRequests: requests other than FIND_NODE and PING are
+// refused with a reset; PING is answered.
+func TestKadUnsupportedRequests(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b := newPeer(t, "tcp"), newPeer(t, "tcp")
+	befriend(a, b)
+	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(a, b.id) && online(b, a.id) })
+	send := func(m *pb.KadMessage) (*pb.KadMessage, error) {
+		s, err := a.host.NewStream(ctx, b.id, kadProto)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		s.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := frame.NewWriter(s, KadMaxMessage).WriteMsg(m); err != nil {
+			return nil, err
+		}
+		var resp pb.KadMessage
+		return &resp, frame.NewReader(s, KadMaxMessage, frame.Options{}).ReadMsg(&resp)
+	}
+	if resp, err := send(&pb.KadMessage{Type: pb.KadMessage_PING}); err != nil || resp.Type != pb.KadMessage_PING {
+		t.Errorf("PING: %v, %v", resp, err)
+	}
+	for _, typ := range []pb.KadMessage_Type{pb.KadMessage_PUT_VALUE, pb.KadMessage_GET_VALUE, pb.KadMessage_ADD_PROVIDER, pb.KadMessage_GET_PROVIDERS, 99} {
+		if resp, err := send(&pb.KadMessage{Type: typ, Key: []byte("k")}); err == nil {
+			t.Errorf("%v answered: %v", typ, resp)
+		}
+	}
+	if b.dht.Stats().Refused < 5 {
+		t.Errorf("B refused %d requests, want 5", b.dht.Stats().Refused)
+	}
+}
+
+func FuzzKadRequest(f *testing.F) {
+	for _, m := range []*pb.KadMessage{
+		{Type: pb.KadMessage_FIND_NODE, Key: make([]byte, 32), Proof: make([]byte, proofLen)},
+		{Type: pb.KadMessage_PING},
+		{Type: pb.KadMessage_GET_VALUE, Key: []byte("x")},
+		{Type: pb.KadMessage_FIND_NODE, CloserPeers: []*pb.KadMessage_Peer{{Id: []byte("x")}}},
+	} {
+		b, _ := proto.Marshal(m)
+		f.Add(b)
+	}
+	f.Add([]byte{0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := readKadRequest(b)
+		if err != nil {
+			return
+		}
+		if req.typ != pb.KadMessage_FIND_NODE && req.typ != pb.KadMessage_PING || len(req.key) > 64 || len(req.proof) > proofLen {
+			t.Fatalf("accepted %+v", req)
+		}
+	})
+}
+
+func FuzzKadAnswer(f *testing.F) {
+	_, id := newKey(f)
+	a := mustAddrs(f, "/ip4/127.0.0.1/tcp/1")[0]
+	for _, m := range []*pb.KadMessage{
+		{Type: pb.KadMessage_FIND_NODE, CloserPeers: []*pb.KadMessage_Peer{{Id: []byte(id), Addrs: [][]byte{a.Bytes(), {1, 2, 3}}}}},
+		{Type: pb.KadMessage_FIND_NODE, CloserPeers: []*pb.KadMessage_Peer{{Id: []byte("bad")}, {Id: []byte(id)}, {Id: []byte(id)}}},
+	} {
+		b, _ := proto.Marshal(m)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		peers, err := readKadAnswer(b)
+		if err != nil {
+			return
+		}
+		seen := map[peer.ID]bool{}
+		for _, ai := range peers {
+			if seen[ai.ID] || len(ai.Addrs) > MaxStoredAddrs || ai.ID.Validate() != nil {
+				t.Fatalf("answer decoded to %v", peers)
+			}
+			seen[ai.ID] = true
+		}
+	})
+}
+
+func FuzzLookupGrant(f *testing.F) {
+	g := &pb.LookupGrant{Verifiers: [][]byte{make([]byte, proofLen), make([]byte, proofLen)}}
+	b, _ := proto.Marshal(g)
+	f.Add(b)
+	b, _ = proto.Marshal(&pb.LookupGrant{Verifiers: [][]byte{{1}}})
+	f.Add(b)
+	f.Add([]byte{0x0a, 0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vs, err := parseGrant(b)
+		if err != nil {
+			return
+		}
+		if len(vs) > MaxLookupVerifiers || !slices.IsSortedFunc(vs, func(a, b verifier) int { return bytes.Compare(a[:], b[:]) }) {
+			t.Fatalf("grant decoded to %d verifiers, sorted %v", len(vs), slices.IsSortedFunc(vs, func(a, b verifier) int { return bytes.Compare(a[:], b[:]) }))
+		}
+	})
 }

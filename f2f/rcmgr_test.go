@@ -2,6 +2,7 @@ package f2f
 
 import (
 	"context"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -96,4 +97,31 @@ func testProtocolPeerStreamCap(t *testing.T, transport string) {
 	if err := roundTrip(ctx, m, v.id, nil); err != nil {
 		t.Errorf("another protocol of the friend: %v", err)
 	}
+}
+
+// TestPeerAndHostMemoryLimits: on a real host, one friend's scope cannot
+// reserve more than PeerMemory, nor the host's more than HostMemory, and
+// transient (unnegotiated) scopes no more than TransientMemory.
+func TestPeerAndHostMemoryLimits(t *testing.T) {
+	v, m := newPeer(t, "tcp"), newPeer(t, "tcp")
+	befriend(v, m)
+	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(v, m.id) && online(m, v.id) })
+	rm := v.host.Network().ResourceManager()
+	check := func(what string, s network.ResourceScope, limit int) {
+		t.Helper()
+		if err := s.ReserveMemory(limit+1, network.ReservationPriorityAlways); !errors.Is(err, network.ErrResourceLimitExceeded) {
+			t.Errorf("%s: reserving %d bytes over its limit: %v", what, limit+1, err)
+			if err == nil {
+				s.ReleaseMemory(limit + 1)
+			}
+		}
+		if err := s.ReserveMemory(limit/2, network.ReservationPriorityAlways); err != nil {
+			t.Errorf("%s: reserving half its limit: %v", what, err)
+		} else {
+			s.ReleaseMemory(limit / 2)
+		}
+	}
+	rm.ViewPeer(m.id, func(s network.PeerScope) error { check("friend", s, PeerMemory); return nil })
+	rm.ViewSystem(func(s network.ResourceScope) error { check("host", s, HostMemory); return nil })
+	rm.ViewTransient(func(s network.ResourceScope) error { check("transient", s, TransientMemory); return nil })
 }
