@@ -370,7 +370,7 @@ func (f *Friends) AddrWorked(id peer.ID, a ma.Multiaddr) {
 	}
 	a = stripPeer(a)
 	now := f.now()
-	if len(fr.addrs) > 0 && fr.addrs[0].addr.Equal(a) && now.Sub(fr.addrs[0].worked) < workedRefresh {
+	if len(fr.addrs) > 0 && fr.addrs[0].addr.Equal(a) && now.Sub(fr.addrs[0].worked) < AddrWorkedRefresh {
 		f.mu.Unlock()
 		return // nothing worth a disk write
 	}
@@ -389,10 +389,6 @@ func (f *Friends) AddrWorked(id peer.ID, a ma.Multiaddr) {
 	f.mu.Unlock()
 	_ = f.write(id, rec)
 }
-
-// workedRefresh is how stale the stored time an address last worked may
-// get before a new connection to it is written down.
-const workedRefresh = time.Hour
 
 // DialFailed records a dial of the friend id that failed on every one of
 // tried; addresses that never worked count the failure and go once

@@ -1,6 +1,7 @@
 package f2f
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -128,6 +129,9 @@ func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protoco
 // sources that are not known friend endpoints) before any handshake, and
 // every dial passes the address policy of a node listening on ListenAddrs.
 func NewHost(cfg HostConfig) (host.Host, error) {
+	if cfg.Gater == nil {
+		return nil, errors.New("starting libp2p host: no gater")
+	}
 	rm, err := NewResourceManager(cfg.ProtocolPeerStreams)
 	if err != nil {
 		return nil, err

@@ -105,6 +105,10 @@ const (
 	// hours of a friend being away, then the node stops dialling what a
 	// friend told it and waits to be dialled or found through the DHT.
 	MaxUnconfirmedDials = 32
+	// AddrWorkedRefresh is how stale the stored time an address last
+	// worked may get before another connection to it is written to disk
+	// (one write per reconnect would be one per friend per redial).
+	AddrWorkedRefresh = time.Hour
 	// AddrExpiryInterval is how often the Connector drops expired
 	// addresses.
 	AddrExpiryInterval = time.Minute
@@ -147,9 +151,11 @@ const (
 	// verifiers of 16 bytes with their 2-byte tags.
 	LookupGrantMax = 20 << 10
 	// LookupGrantRate is how many grants per second we take from one
-	// friend (it sends one per connection and per change of its friend
-	// list); LookupGrantBurst of them at once.
-	LookupGrantRate  = 1.0
+	// friend: it sends one per connection and per change of its friend
+	// list, and each replaces the last, so more is only a friend making us
+	// parse 20 KiB in a loop.
+	LookupGrantRate = 1.0
+	// LookupGrantBurst is how many grants of one friend we take at once.
 	LookupGrantBurst = 8
 	// LookupGrantDelay gathers changes of our friend list before we send
 	// new grants.
