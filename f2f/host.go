@@ -28,7 +28,9 @@ type HostConfig struct {
 	// ProtocolPeerStreams caps, per protocol, the streams one peer may
 	// have open with us at once in each direction (resource manager
 	// ProtocolPeer limits): the node passes the caps the other packages
-	// export. f2f's own protocols are capped whatever is given here.
+	// export. f2f's own protocols have caps of their own
+	// (KadStreamsPerPeer, LookupStreamsPerPeer), which an entry here
+	// replaces.
 	ProtocolPeerStreams map[protocol.ID]int
 	// Extra options are appended last (tests, the simulator).
 	Extra []libp2p.Option
