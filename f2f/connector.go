@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -36,7 +35,7 @@ const (
 type ConnectorConfig struct {
 	Host    host.Host
 	Friends *Friends
-	DHT     *dht.IpfsDHT // nil: no DHT lookups for stale addresses
+	DHT     *FriendDHT // nil: no DHT lookups for stale addresses
 	Log     *slog.Logger
 	// OnAddrs, if set, is called when new addresses of a friend are learned.
 	OnAddrs   func(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
@@ -76,14 +75,19 @@ type Connector struct {
 	sub    event.Subscription
 	kick   chan struct{}
 
+	policy  *AddrPolicy
+	lookups chan struct{} // a token per lookup running (MaxConcurrentLookups)
+
 	mu    sync.Mutex
 	state map[peer.ID]*dialState
 
-	dials, lookups, foundNew, staleClosed atomic.Uint64
-	closeOnce                             sync.Once
+	dials, lookupsRun, foundNew, staleClosed atomic.Uint64
+	closeOnce                                sync.Once
 }
 
-// NewConnector starts a connector. Close stops it.
+// NewConnector starts a connector. Close stops it. It sets the address
+// policy of the host (addrs.go) on the friend list, so that only addresses
+// the node may dial are stored.
 func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	if cfg.RedialMin == 0 {
 		cfg.RedialMin = RedialMin
@@ -105,9 +109,12 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	c := &Connector{
 		cfg: cfg, h: cfg.Host, log: cfg.Log,
 		ctx: ctx, cancel: cancel, sub: sub,
-		kick:  make(chan struct{}, 1),
-		state: map[peer.ID]*dialState{},
+		kick:    make(chan struct{}, 1),
+		state:   map[peer.ID]*dialState{},
+		policy:  NewAddrPolicy(cfg.Host.Network().ListenAddresses()),
+		lookups: make(chan struct{}, MaxConcurrentLookups),
 	}
+	cfg.Friends.SetAddrPolicy(c.policy)
 	for _, f := range cfg.Friends.List() {
 		c.adopt(f)
 	}
@@ -130,7 +137,7 @@ func (c *Connector) Close() error {
 
 // Stats returns counters of what the connector did.
 func (c *Connector) Stats() ConnectorStats {
-	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookups.Load(), DHTFoundNew: c.foundNew.Load(),
+	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookupsRun.Load(), DHTFoundNew: c.foundNew.Load(),
 		DeadConnsClosed: c.staleClosed.Load()}
 }
 
@@ -157,6 +164,7 @@ func (c *Connector) LearnAddrs(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
 	if !c.cfg.Friends.IsFriend(id) {
 		return
 	}
+	addrs = c.policy.Filter(id, addrs)
 	c.h.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
 	if c.cfg.Friends.LearnAddrs(id, addrs) && c.cfg.OnAddrs != nil {
 		c.cfg.OnAddrs(id, addrs, src)
@@ -171,7 +179,7 @@ func (c *Connector) LearnAddrs(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
 
 func (c *Connector) adopt(f Friend) {
 	c.h.ConnManager().Protect(f.ID, protectTag)
-	c.h.Peerstore().AddAddrs(f.ID, f.Addrs, peerstore.PermanentAddrTTL)
+	c.h.Peerstore().AddAddrs(f.ID, c.policy.Filter(f.ID, f.Addrs), peerstore.PermanentAddrTTL)
 	c.mu.Lock()
 	if _, ok := c.state[f.ID]; !ok {
 		c.state[f.ID] = &dialState{backoff: c.cfg.RedialMin}
@@ -202,6 +210,9 @@ func (c *Connector) loop() {
 	defer c.wg.Done()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	expire := time.NewTicker(AddrExpiryInterval)
+	defer expire.Stop()
+	c.expireAddrs()
 	c.dialDue()
 	for {
 		select {
@@ -216,7 +227,27 @@ func (c *Connector) loop() {
 			c.dialDue()
 		case <-tick.C:
 			c.dialDue()
+		case <-expire.C:
+			c.expireAddrs()
 		}
+	}
+}
+
+// expireAddrs drops the friends' addresses that never worked and expired,
+// from the store and from the peerstore.
+func (c *Connector) expireAddrs() {
+	for id, addrs := range c.cfg.Friends.ExpireAddrs() {
+		c.forget(id, addrs)
+	}
+}
+
+// forget takes addresses of id out of the peerstore.
+func (c *Connector) forget(id peer.ID, addrs []ma.Multiaddr) {
+	for _, a := range addrs {
+		c.h.Peerstore().SetAddr(id, a, 0)
+	}
+	if len(addrs) > 0 {
+		c.log.Debug("dropped a friend's addresses that never worked", slog.String("peer", id.ShortString()), slog.Any("addrs", addrs))
 	}
 }
 
@@ -226,7 +257,11 @@ func (c *Connector) handleEvent(ev any) {
 		if !c.cfg.Friends.IsFriend(e.Peer) || c.h.Network().Connectedness(e.Peer) != network.Connected {
 			return
 		}
-		addrs := e.ListenAddrs
+		if e.Conn != nil && e.Conn.Stat().Direction == network.DirOutbound {
+			// We dialled that address and the friend answered: it works.
+			c.cfg.Friends.AddrWorked(e.Peer, e.Conn.RemoteMultiaddr())
+		}
+		addrs := c.policy.Filter(e.Peer, e.ListenAddrs)
 		if len(addrs) > 0 {
 			c.h.Peerstore().AddAddrs(e.Peer, addrs, peerstore.PermanentAddrTTL)
 			if c.cfg.Friends.LearnAddrs(e.Peer, addrs) && c.cfg.OnAddrs != nil {
@@ -302,8 +337,12 @@ func (c *Connector) connect(id peer.ID) error {
 	if !ok {
 		return nil
 	}
-	c.h.Peerstore().AddAddrs(id, fr.Addrs, peerstore.PermanentAddrTTL)
-	err := c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: fr.Addrs})
+	addrs := c.policy.Filter(id, fr.Addrs)
+	c.h.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
+	err := c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs})
+	if err != nil && len(addrs) > 0 && c.ctx.Err() == nil && c.h.Network().Connectedness(id) != network.Connected {
+		c.forget(id, c.cfg.Friends.DialFailed(id, addrs))
+	}
 	if err == nil || c.cfg.DHT == nil || c.ctx.Err() != nil {
 		return err
 	}
@@ -311,9 +350,16 @@ func (c *Connector) connect(id peer.ID) error {
 	return c.lookup(ctx, id, fr.Addrs)
 }
 
-// lookup asks the friends DHT for id's current addresses and dials them.
+// lookup asks the friends DHT for id's current addresses and dials them;
+// at most MaxConcurrentLookups run at once.
 func (c *Connector) lookup(ctx context.Context, id peer.ID, known []ma.Multiaddr) error {
-	c.lookups.Add(1)
+	select {
+	case c.lookups <- struct{}{}:
+		defer func() { <-c.lookups }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.lookupsRun.Add(1)
 	ai, err := c.cfg.DHT.FindPeer(ctx, id)
 	if err != nil {
 		// The lookup dials the peers it learns of, its target too; it may
@@ -323,6 +369,7 @@ func (c *Connector) lookup(ctx context.Context, id peer.ID, known []ma.Multiaddr
 		}
 		ai = peer.AddrInfo{ID: id, Addrs: c.h.Peerstore().Addrs(id)}
 	}
+	ai.Addrs = c.policy.Filter(id, ai.Addrs)
 	var fresh []ma.Multiaddr
 	for _, a := range ai.Addrs {
 		if !slices.ContainsFunc(known, a.Equal) {

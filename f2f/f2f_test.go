@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -87,14 +87,26 @@ type testPeer struct {
 	gater   *Gater
 	host    host.Host
 	conn    *Connector
-	dht     *dht.IpfsDHT
+	dht     *FriendDHT
 	rec     *recorder
 	closed  bool
+	// extra libp2p options for the host (identify's addresses, ...)
+	extra []libp2p.Option
+	// onGater, if set, runs on each new gater before the host starts.
+	onGater func(*Gater)
+	// protoStreams are the host's per-protocol-per-peer stream caps.
+	protoStreams map[protocol.ID]int
 }
 
 // newPeer starts a peer listening on 127.0.0.1 with the given transport
 // ("tcp" or "quic"), with a fresh key and store.
 func newPeer(t *testing.T, transport string) *testPeer {
+	t.Helper()
+	return newPeerWith(t, transport, nil)
+}
+
+// newPeerWith is newPeer with a hook that sets the peer up before it starts.
+func newPeerWith(t *testing.T, transport string, setup func(*testPeer)) *testPeer {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := CreateIdentity(filepath.Join(dir, "identity.key"))
@@ -103,6 +115,9 @@ func newPeer(t *testing.T, transport string) *testPeer {
 	}
 	p := &testPeer{t: t, key: key, dbPath: filepath.Join(dir, "kith.db")}
 	p.id, _ = peer.IDFromPrivateKey(key)
+	if setup != nil {
+		setup(p)
+	}
 	p.start(transport)
 	return p
 }
@@ -126,7 +141,11 @@ func (p *testPeer) start(transport string) {
 		t.Fatal(err)
 	}
 	p.gater = NewGater(p.friends, nil)
-	p.host, err = NewHost(HostConfig{Key: p.key, ListenAddrs: []string{listenAddr(transport)}, Gater: p.gater})
+	if p.onGater != nil {
+		p.onGater(p.gater)
+	}
+	p.host, err = NewHost(HostConfig{Key: p.key, ListenAddrs: []string{listenAddr(transport)}, Gater: p.gater, Extra: p.extra,
+		ProtocolPeerStreams: p.protoStreams})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,31 @@ type friendRecord struct {
 	Addrs    []string  `json:"addrs"`
 	Added    time.Time `json:"added"`
 	LastSeen time.Time `json:"last_seen"`
+	// AddrState is what we know of each address, in the order of Addrs
+	// (absent in records written before it existed).
+	AddrState []addrRecord `json:"addr_state,omitempty"`
+}
+
+// addrRecord is a storedAddr's state as stored, in Unix seconds.
+type addrRecord struct {
+	Learned int64 `json:"learned"`
+	Worked  int64 `json:"worked,omitempty"`
+	Fails   int   `json:"fails,omitempty"`
+}
+
+// storedAddr is one address of a friend with what we know of it.
+type storedAddr struct {
+	addr    ma.Multiaddr
+	learned time.Time // when the friend last told us (invite, identify, DHT)
+	worked  time.Time // when we last connected to it; zero: never
+	fails   int       // failed dials while it never worked
+}
+
+// friendEntry is a friend in memory: the Friend handed out (its Addrs
+// mirror addrs) and the state of each address.
+type friendEntry struct {
+	Friend
+	addrs []storedAddr
 }
 
 // ChangeKind says what happened to a friend in a Change.
@@ -62,8 +87,15 @@ type Friends struct {
 	// disk I/O.
 	wmu      sync.Mutex
 	mu       sync.RWMutex
-	friends  map[peer.ID]*Friend
+	friends  map[peer.ID]*friendEntry
 	watchers []func(Change)
+	// endpoints counts the friends' addresses by endpoint, for the
+	// admission of inbound connections (knownEndpoint).
+	endpoints map[endpoint]int
+	// policy filters every address before it is stored; nil until the
+	// Connector sets the host's (SetAddrPolicy).
+	policy *AddrPolicy
+	now    func() time.Time // tests move the clock
 }
 
 // OpenFriends loads the friend list of the node self from db.
@@ -71,7 +103,8 @@ func OpenFriends(db *bolt.DB, self peer.ID) (*Friends, error) {
 	if err := store.CreateBuckets(db, bucketFriends); err != nil {
 		return nil, err
 	}
-	f := &Friends{db: db, self: self, friends: map[peer.ID]*Friend{}}
+	f := &Friends{db: db, self: self, friends: map[peer.ID]*friendEntry{}, endpoints: map[endpoint]int{}, now: time.Now}
+	now := f.now()
 	err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFriends).ForEach(func(k, v []byte) error {
 			id, err := peer.IDFromBytes(k)
@@ -82,13 +115,25 @@ func OpenFriends(db *bolt.DB, self peer.ID) (*Friends, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("friend %s: %w", id, err)
 			}
-			fr := &Friend{ID: id, Name: r.Name, Added: r.Added, LastSeen: r.LastSeen}
-			for _, s := range r.Addrs {
-				if a, err := ma.NewMultiaddr(s); err == nil {
-					fr.Addrs = append(fr.Addrs, a)
+			e := &friendEntry{Friend: Friend{ID: id, Name: r.Name, Added: r.Added, LastSeen: r.LastSeen}}
+			var addrs []storedAddr
+			for i, s := range r.Addrs {
+				a, err := ma.NewMultiaddr(s)
+				if err != nil || !(*AddrPolicy)(nil).Allowed(id, a) {
+					continue
 				}
+				sa := storedAddr{addr: stripPeer(a), learned: now}
+				if i < len(r.AddrState) {
+					st := r.AddrState[i]
+					sa.learned, sa.fails = time.Unix(st.Learned, 0), st.Fails
+					if st.Worked != 0 {
+						sa.worked = time.Unix(st.Worked, 0)
+					}
+				}
+				addrs = append(addrs, sa)
 			}
-			f.friends[id] = fr
+			f.friends[id] = e
+			f.setAddrsLocked(e, addrs)
 			return nil
 		})
 	})
@@ -128,19 +173,19 @@ func (f *Friends) IsFriend(id peer.ID) bool {
 func (f *Friends) Get(id peer.ID) (Friend, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	fr, ok := f.friends[id]
+	e, ok := f.friends[id]
 	if !ok {
 		return Friend{}, false
 	}
-	return copyFriend(fr), true
+	return copyFriend(e), true
 }
 
 // List returns copies of all friends, sorted by name then peer ID.
 func (f *Friends) List() []Friend {
 	f.mu.RLock()
 	out := make([]Friend, 0, len(f.friends))
-	for _, fr := range f.friends {
-		out = append(out, copyFriend(fr))
+	for _, e := range f.friends {
+		out = append(out, copyFriend(e))
 	}
 	f.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -180,13 +225,18 @@ func (f *Friends) Add(inv Invite, name string) (Friend, error) {
 	if f.IsFriend(inv.ID) {
 		return Friend{}, fmt.Errorf("%w: %s", ErrAlreadyFriend, inv.ID)
 	}
-	fr := &Friend{ID: inv.ID, Name: name, Addrs: capAddrs(inv.Addrs), Added: time.Now().UTC()}
-	if err := f.write(fr.ID, recordOf(fr)); err != nil {
+	e := &friendEntry{Friend: Friend{ID: inv.ID, Name: name, Added: f.now().UTC()}}
+	f.mu.RLock()
+	addrs, _ := f.mergeLocked(e, inv.Addrs)
+	f.mu.RUnlock()
+	rec := recordOf(&friendEntry{Friend: e.Friend, addrs: addrs})
+	if err := f.write(e.ID, rec); err != nil {
 		return Friend{}, err
 	}
 	f.mu.Lock()
-	f.friends[inv.ID] = fr
-	out := copyFriend(fr)
+	f.friends[inv.ID] = e
+	f.setAddrsLocked(e, addrs)
+	out := copyFriend(e)
 	f.mu.Unlock()
 	f.notify(Change{Kind: FriendAdded, Friend: out})
 	return out, nil
@@ -207,6 +257,9 @@ func (f *Friends) Remove(ref string) (Friend, error) {
 		return Friend{}, fmt.Errorf("removing friend: %w", err)
 	}
 	f.mu.Lock()
+	if e, ok := f.friends[fr.ID]; ok {
+		f.setAddrsLocked(e, nil)
+	}
 	delete(f.friends, fr.ID)
 	f.mu.Unlock()
 	f.notify(Change{Kind: FriendRemoved, Friend: fr})
@@ -217,21 +270,21 @@ func (f *Friends) Remove(ref string) (Friend, error) {
 func (f *Friends) Resolve(ref string) (Friend, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	fr, err := f.resolveLocked(ref)
+	e, err := f.resolveLocked(ref)
 	if err != nil {
 		return Friend{}, err
 	}
-	return copyFriend(fr), nil
+	return copyFriend(e), nil
 }
 
-func (f *Friends) resolveLocked(ref string) (*Friend, error) {
+func (f *Friends) resolveLocked(ref string) (*friendEntry, error) {
 	ref = strings.TrimSpace(ref)
 	if id, err := peer.Decode(ref); err == nil {
 		if fr, ok := f.friends[id]; ok {
 			return fr, nil
 		}
 	}
-	var found *Friend
+	var found *friendEntry
 	for _, fr := range f.friends {
 		if fr.Name == ref {
 			if found != nil {
@@ -260,11 +313,12 @@ func (f *Friends) SetOnline(id peer.ID, online bool, addrs []ma.Multiaddr) {
 	}
 	changed := fr.Online != online
 	if online || fr.Online {
-		fr.LastSeen = time.Now().UTC()
+		fr.LastSeen = f.now().UTC()
 	}
 	fr.Online = online
 	if len(addrs) > 0 {
-		fr.Addrs = mergeAddrs(addrs, fr.Addrs)
+		merged, _ := f.mergeLocked(fr, addrs)
+		f.setAddrsLocked(fr, merged)
 	}
 	rec, out := recordOf(fr), copyFriend(fr)
 	f.mu.Unlock()
@@ -280,8 +334,9 @@ func (f *Friends) SetOnline(id peer.ID, online bool, addrs []ma.Multiaddr) {
 	}
 }
 
-// LearnAddrs adds addresses for a friend (newest first) and persists them.
-// It reports whether any of them was new.
+// LearnAddrs adds addresses a friend told us of (newest first) and
+// persists them; addresses the policy refuses are dropped. It reports
+// whether any of them was new.
 func (f *Friends) LearnAddrs(id peer.ID, addrs []ma.Multiaddr) bool {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
@@ -291,13 +346,8 @@ func (f *Friends) LearnAddrs(id peer.ID, addrs []ma.Multiaddr) bool {
 		f.mu.Unlock()
 		return false
 	}
-	isNew := false
-	for _, a := range addrs {
-		if !slices.ContainsFunc(fr.Addrs, a.Equal) {
-			isNew = true
-		}
-	}
-	fr.Addrs = mergeAddrs(addrs, fr.Addrs)
+	merged, isNew := f.mergeLocked(fr, addrs)
+	f.setAddrsLocked(fr, merged)
 	rec := recordOf(fr)
 	f.mu.Unlock()
 	if isNew {
@@ -306,10 +356,216 @@ func (f *Friends) LearnAddrs(id peer.ID, addrs []ma.Multiaddr) bool {
 	return isNew
 }
 
-func recordOf(fr *Friend) friendRecord {
+// AddrWorked records that we connected to the friend id at a (an address
+// we dialled). The address that worked last is never expired nor pushed
+// out by newer ones.
+func (f *Friends) AddrWorked(id peer.ID, a ma.Multiaddr) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.mu.Lock()
+	fr, ok := f.friends[id]
+	if !ok || !f.policy.Allowed(id, a) {
+		f.mu.Unlock()
+		return
+	}
+	a = stripPeer(a)
+	now := f.now()
+	if len(fr.addrs) > 0 && fr.addrs[0].addr.Equal(a) && now.Sub(fr.addrs[0].worked) < AddrWorkedRefresh {
+		f.mu.Unlock()
+		return // nothing worth a disk write
+	}
+	sa := storedAddr{addr: a, learned: now}
+	rest := make([]storedAddr, 0, len(fr.addrs))
+	for _, old := range fr.addrs {
+		if old.addr.Equal(a) {
+			sa.learned = old.learned
+			continue
+		}
+		rest = append(rest, old)
+	}
+	sa.worked = now
+	f.setAddrsLocked(fr, capStored(append([]storedAddr{sa}, rest...)))
+	rec := recordOf(fr)
+	f.mu.Unlock()
+	_ = f.write(id, rec)
+}
+
+// DialFailed records a dial of the friend id that failed on every one of
+// tried; addresses that never worked count the failure and go once
+// expired (see ExpireAddrs). It returns the addresses dropped. The counts
+// are written only with a drop (a restart forgets them; the
+// UnconfirmedAddrTTL still holds), so a friend that is away costs no disk
+// write per dial.
+func (f *Friends) DialFailed(id peer.ID, tried []ma.Multiaddr) []ma.Multiaddr {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.mu.Lock()
+	fr, ok := f.friends[id]
+	if !ok {
+		f.mu.Unlock()
+		return nil
+	}
+	addrs := slices.Clone(fr.addrs)
+	for i := range addrs {
+		if addrs[i].worked.IsZero() && slices.ContainsFunc(tried, func(t ma.Multiaddr) bool { return stripPeer(t).Equal(addrs[i].addr) }) {
+			addrs[i].fails++
+		}
+	}
+	kept, dropped := expired(addrs, f.now())
+	f.setAddrsLocked(fr, kept)
+	rec := recordOf(fr)
+	f.mu.Unlock()
+	if len(dropped) > 0 {
+		_ = f.write(id, rec)
+	}
+	return dropped
+}
+
+// ExpireAddrs drops, for every friend, the addresses that never worked
+// and were learned more than UnconfirmedAddrTTL ago or failed
+// MaxUnconfirmedDials dials. It returns what it dropped, by friend.
+func (f *Friends) ExpireAddrs() map[peer.ID][]ma.Multiaddr {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	now := f.now()
+	out := map[peer.ID][]ma.Multiaddr{}
+	recs := map[peer.ID]friendRecord{}
+	f.mu.Lock()
+	for id, fr := range f.friends {
+		kept, dropped := expired(fr.addrs, now)
+		if len(dropped) == 0 {
+			continue
+		}
+		f.setAddrsLocked(fr, kept)
+		out[id], recs[id] = dropped, recordOf(fr)
+	}
+	f.mu.Unlock()
+	for id, rec := range recs {
+		_ = f.write(id, rec)
+	}
+	return out
+}
+
+// SetAddrPolicy sets the policy addresses must pass to be stored; the
+// Connector sets the host's. Addresses stored before are not re-checked
+// here (the Gater checks every dial).
+func (f *Friends) SetAddrPolicy(p *AddrPolicy) {
+	f.mu.Lock()
+	f.policy = p
+	f.mu.Unlock()
+}
+
+// knownEndpoint reports whether e is the endpoint of a stored address of
+// some friend (the Gater's admission asks it).
+func (f *Friends) knownEndpoint(e endpoint) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.endpoints[e] > 0
+}
+
+// mergeLocked returns fr's addresses with fresh (those the policy admits)
+// first, learned now, then the old ones, capped; and whether any was new.
+// The caller holds f.mu.
+func (f *Friends) mergeLocked(fr *friendEntry, fresh []ma.Multiaddr) ([]storedAddr, bool) {
+	now := f.now()
+	out := make([]storedAddr, 0, len(fresh)+len(fr.addrs))
+	isNew := false
+	for _, a := range fresh {
+		if !f.policy.Allowed(fr.ID, a) {
+			continue
+		}
+		a = stripPeer(a)
+		if slices.ContainsFunc(out, func(s storedAddr) bool { return s.addr.Equal(a) }) {
+			continue
+		}
+		sa := storedAddr{addr: a, learned: now}
+		if i := slices.IndexFunc(fr.addrs, func(s storedAddr) bool { return s.addr.Equal(a) }); i >= 0 {
+			sa.worked, sa.fails = fr.addrs[i].worked, fr.addrs[i].fails
+		} else {
+			isNew = true
+		}
+		out = append(out, sa)
+	}
+	for _, old := range fr.addrs {
+		if !slices.ContainsFunc(out, func(s storedAddr) bool { return s.addr.Equal(old.addr) }) {
+			out = append(out, old)
+		}
+	}
+	return capStored(out), isNew
+}
+
+// setAddrsLocked replaces the addresses of fr, a friend on the list,
+// keeping Friend.Addrs and the endpoint index in step. The caller holds
+// f.mu for writing.
+func (f *Friends) setAddrsLocked(fr *friendEntry, addrs []storedAddr) {
+	for _, sa := range fr.addrs {
+		if e, ok := addrEndpoint(sa.addr); ok {
+			if f.endpoints[e]--; f.endpoints[e] <= 0 {
+				delete(f.endpoints, e)
+			}
+		}
+	}
+	fr.addrs = addrs
+	fr.Addrs = addrList(addrs)
+	for _, sa := range addrs {
+		if e, ok := addrEndpoint(sa.addr); ok {
+			f.endpoints[e]++
+		}
+	}
+}
+
+// expired splits addrs into those kept and the addresses dropped: ones
+// that never worked and are too old or failed too often.
+func expired(addrs []storedAddr, now time.Time) (kept []storedAddr, dropped []ma.Multiaddr) {
+	for _, sa := range addrs {
+		if sa.worked.IsZero() && (now.Sub(sa.learned) >= UnconfirmedAddrTTL || sa.fails >= MaxUnconfirmedDials) {
+			dropped = append(dropped, sa.addr)
+			continue
+		}
+		kept = append(kept, sa)
+	}
+	return kept, dropped
+}
+
+// capStored keeps the first MaxStoredAddrs addresses, and the one that
+// worked last even when it comes later.
+func capStored(addrs []storedAddr) []storedAddr {
+	if len(addrs) <= MaxStoredAddrs {
+		return addrs
+	}
+	last := -1
+	for i, sa := range addrs {
+		if !sa.worked.IsZero() && (last < 0 || sa.worked.After(addrs[last].worked)) {
+			last = i
+		}
+	}
+	out := slices.Clone(addrs[:MaxStoredAddrs])
+	if last >= MaxStoredAddrs {
+		out[MaxStoredAddrs-1] = addrs[last]
+	}
+	return out
+}
+
+func addrList(addrs []storedAddr) []ma.Multiaddr {
+	if len(addrs) == 0 {
+		return nil
+	}
+	out := make([]ma.Multiaddr, len(addrs))
+	for i, sa := range addrs {
+		out[i] = sa.addr
+	}
+	return out
+}
+
+func recordOf(fr *friendEntry) friendRecord {
 	r := friendRecord{Name: fr.Name, Added: fr.Added, LastSeen: fr.LastSeen}
-	for _, a := range fr.Addrs {
-		r.Addrs = append(r.Addrs, a.String())
+	for _, sa := range fr.addrs {
+		r.Addrs = append(r.Addrs, sa.addr.String())
+		st := addrRecord{Learned: sa.learned.Unix(), Fails: sa.fails}
+		if !sa.worked.IsZero() {
+			st.Worked = sa.worked.Unix()
+		}
+		r.AddrState = append(r.AddrState, st)
 	}
 	return r
 }
@@ -330,26 +586,8 @@ func (f *Friends) write(id peer.ID, r friendRecord) error {
 	return nil
 }
 
-func copyFriend(fr *Friend) Friend {
-	c := *fr
-	c.Addrs = slices.Clone(fr.Addrs)
+func copyFriend(e *friendEntry) Friend {
+	c := e.Friend
+	c.Addrs = slices.Clone(e.Addrs)
 	return c
-}
-
-// mergeAddrs puts fresh first, then the old ones not in fresh, capped.
-func mergeAddrs(fresh, old []ma.Multiaddr) []ma.Multiaddr {
-	out := make([]ma.Multiaddr, 0, len(fresh)+len(old))
-	for _, a := range append(slices.Clone(fresh), old...) {
-		if !slices.ContainsFunc(out, a.Equal) {
-			out = append(out, a)
-		}
-	}
-	return capAddrs(out)
-}
-
-func capAddrs(a []ma.Multiaddr) []ma.Multiaddr {
-	if len(a) > MaxStoredAddrs {
-		a = a[:MaxStoredAddrs]
-	}
-	return slices.Clone(a)
 }

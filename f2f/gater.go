@@ -16,31 +16,72 @@ type Allowlist interface {
 	IsFriend(peer.ID) bool
 }
 
+// endpointList is an Allowlist that also knows its friends' addresses
+// (Friends): inbound connections from them skip the per-IP handshake rate.
+type endpointList interface {
+	knownEndpoint(endpoint) bool
+}
+
 // Gater is a libp2p connection gater that admits only friends. Inbound
 // connections are judged in InterceptSecured, right after the security
 // handshake authenticated the remote key and before the muxer runs any
-// protocol; outbound dials to non-friends are stopped before they start.
+// protocol; outbound dials to non-friends are stopped before they start,
+// and a friend's address is dialled only if the address policy allows it
+// (addrs.go). Before the handshake, NewHost puts the Gater's admission in
+// front of inbound connections (admission.go).
 //
 // Gaters are only asked about new connections: whoever removes a friend must
 // also close its live connections (the Connector does).
 type Gater struct {
 	allow   Allowlist
 	log     *slog.Logger
+	adm     *admission
+	policy  atomic.Pointer[AddrPolicy]
 	refused atomic.Uint64
+	// addrsRefused counts addresses of friends the policy kept us from
+	// dialling.
+	addrsRefused atomic.Uint64
+	// dialHook, if set, sees every address dial verdict and may change it
+	// (tests: record verdicts, never dial outside 127.0.0.0/8).
+	dialHook atomic.Pointer[func(peer.ID, ma.Multiaddr, bool) bool]
 }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
 
-// NewGater returns a gater that admits the peers allow admits.
+// NewGater returns a gater that admits the peers allow admits. If allow is
+// a *Friends, its friends' addresses are known endpoints to the admission.
 func NewGater(allow Allowlist, log *slog.Logger) *Gater {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Gater{allow: allow, log: log}
+	var known func(endpoint) bool
+	if el, ok := allow.(endpointList); ok {
+		known = el.knownEndpoint
+	}
+	return &Gater{allow: allow, log: log, adm: newAdmission(known)}
+}
+
+// GaterStats counts what the Gater refused and admitted.
+type GaterStats struct {
+	// Refused counts peers refused: non-friends after the handshake and
+	// dials to non-friends.
+	Refused uint64
+	// AddrsRefused counts friends' addresses the policy would not dial.
+	AddrsRefused uint64
+	// Admission counts inbound connections judged before the handshake.
+	Admission AdmissionStats
 }
 
 // Refused counts the connections and dials refused so far.
 func (g *Gater) Refused() uint64 { return g.refused.Load() }
+
+// Stats returns the Gater's counters.
+func (g *Gater) Stats() GaterStats {
+	return GaterStats{Refused: g.refused.Load(), AddrsRefused: g.addrsRefused.Load(), Admission: g.adm.stats()}
+}
+
+// setPolicy sets the address policy of dials (NewHost: the host's).
+func (g *Gater) setPolicy(p *AddrPolicy) { g.policy.Store(p) }
 
 func (g *Gater) admit(p peer.ID, dir string) bool {
 	if g.allow.IsFriend(p) {
@@ -54,17 +95,38 @@ func (g *Gater) admit(p peer.ID, dir string) bool {
 // InterceptPeerDial refuses outbound dials to non-friends.
 func (g *Gater) InterceptPeerDial(p peer.ID) bool { return g.admit(p, "dial") }
 
-// InterceptAddrDial refuses outbound dials to non-friends, per address.
-func (g *Gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allow.IsFriend(p) }
+// InterceptAddrDial refuses outbound dials to non-friends, and to any
+// address of a friend the address policy refuses (libp2p has resolved DNS
+// names by then).
+func (g *Gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
+	ok := g.allow.IsFriend(p)
+	if ok && !g.policy.Load().Allowed(p, a) {
+		ok = false
+		g.addrsRefused.Add(1)
+		g.log.Debug("not dialling a friend's address", slog.String("peer", p.ShortString()), slog.String("addr", a.String()))
+	}
+	if h := g.dialHook.Load(); h != nil {
+		ok = (*h)(p, a, ok)
+	}
+	return ok
+}
 
-// InterceptAccept lets raw inbound connections through: the remote key is not
-// known until the security handshake.
+// InterceptAccept lets raw inbound connections through: the remote key is
+// not known until the security handshake, and the handshake rate is
+// enforced for TCP and QUIC alike in the resource manager (admission.go).
 func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
 // InterceptSecured admits only friends, in both directions, after the
-// handshake and before any protocol.
-func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.admit(p, dir.String())
+// handshake and before any protocol. A friend's inbound endpoint is
+// remembered, so that it gets back in past the handshake rate.
+func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, cma network.ConnMultiaddrs) bool {
+	if !g.admit(p, dir.String()) {
+		return false
+	}
+	if dir == network.DirInbound {
+		g.adm.remember(cma.RemoteMultiaddr())
+	}
+	return true
 }
 
 // InterceptUpgraded admits every connection that passed InterceptSecured.

@@ -1,6 +1,7 @@
 package f2f
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -8,12 +9,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	xrate "github.com/libp2p/go-libp2p/x/rate"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // HostConfig says how to build the libp2p host of a node.
@@ -21,17 +25,30 @@ type HostConfig struct {
 	Key         crypto.PrivKey
 	ListenAddrs []string // multiaddrs; TCP and QUIC
 	Gater       *Gater
+	// ProtocolPeerStreams caps, per protocol, the streams one peer may
+	// have open with us at once in each direction (resource manager
+	// ProtocolPeer limits): the node passes the caps the other packages
+	// export. f2f's own protocols have caps of their own
+	// (KadStreamsPerPeer, LookupStreamsPerPeer), which an entry here
+	// replaces.
+	ProtocolPeerStreams map[protocol.ID]int
 	// Extra options are appended last (tests, the simulator).
 	Extra []libp2p.Option
 }
 
 // NewResourceManager builds libp2p's resource manager with kith's explicit
 // limits on top of the auto-scaled defaults: every peer is a friend, so the
-// per-peer caps are generous but finite.
-func NewResourceManager() (network.ResourceManager, error) {
+// per-peer caps are generous but finite. protoStreams are per-protocol
+// per-peer stream caps (see HostConfig.ProtocolPeerStreams).
+func NewResourceManager(protoStreams map[protocol.ID]int) (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	return newResourceManager(limits.AutoScale())
+	return newResourceManager(limits.AutoScale(), protoStreams)
+}
+
+// ownProtocolStreams are the per-peer stream caps of f2f's protocols.
+func ownProtocolStreams() map[protocol.ID]int {
+	return map[protocol.ID]int{DHTProtocol: KadStreamsPerPeer, LookupProtocol: LookupStreamsPerPeer}
 }
 
 // resourceLimits puts kith's limits over base, libp2p's defaults scaled
@@ -39,7 +56,7 @@ func NewResourceManager() (network.ResourceManager, error) {
 // defaults would let a small machine relay fewer tunnels than the router
 // admits (a relayed tunnel is an inbound and an outbound stream of one
 // protocol).
-func resourceLimits(base rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
+func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID]int) rcmgr.ConcreteLimitConfig {
 	streams := rcmgr.ResourceLimits{
 		Streams:         rcmgr.LimitVal(MaxStreams),
 		StreamsInbound:  rcmgr.LimitVal(MaxStreams),
@@ -50,6 +67,18 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
 		StreamsInbound:  rcmgr.LimitVal(StreamsPerPeer),
 		StreamsOutbound: rcmgr.LimitVal(StreamsPerPeer),
 	}
+	transient := streams
+	transient.Memory = rcmgr.LimitVal64(TransientMemory)
+	protoPeer := map[protocol.ID]rcmgr.ResourceLimits{}
+	for _, caps := range []map[protocol.ID]int{ownProtocolStreams(), protoStreams} {
+		for pid, n := range caps {
+			protoPeer[pid] = rcmgr.ResourceLimits{
+				Streams:         rcmgr.LimitVal(2 * n),
+				StreamsInbound:  rcmgr.LimitVal(n),
+				StreamsOutbound: rcmgr.LimitVal(n),
+			}
+		}
+	}
 	cfg := rcmgr.PartialLimitConfig{
 		System: rcmgr.ResourceLimits{
 			Conns:           rcmgr.LimitVal(MaxConns),
@@ -58,7 +87,8 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
 			StreamsInbound:  streams.StreamsInbound,
 			StreamsOutbound: streams.StreamsOutbound,
 		},
-		Transient:           streams,
+		Transient:           transient,
+		ProtocolPeer:        protoPeer,
 		ProtocolDefault:     streams,
 		ServiceDefault:      streams,
 		ProtocolPeerDefault: perPeer,
@@ -70,13 +100,22 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
 			Conns:           rcmgr.LimitVal(ConnsPerPeer),
 			ConnsInbound:    rcmgr.LimitVal(ConnsPerPeer),
 			ConnsOutbound:   rcmgr.LimitVal(ConnsPerPeer),
+			Memory:          rcmgr.LimitVal64(PeerMemory),
 		},
 	}
 	return cfg.Build(base)
 }
 
-func newResourceManager(base rcmgr.ConcreteLimitConfig) (network.ResourceManager, error) {
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(base)))
+func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID]int) (network.ResourceManager, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(base, protoStreams)),
+		// The handshake rate is kith's admission, which knows friends'
+		// endpoints; libp2p's per-IP rate would let a stranger on a
+		// friend's IP lock the friend out.
+		rcmgr.WithConnRateLimiters(&xrate.Limiter{}),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: MaxConnsPerIP}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: MaxConnsPerIP}}),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("building resource manager: %w", err)
 	}
@@ -87,11 +126,26 @@ func newResourceManager(base rcmgr.ConcreteLimitConfig) (network.ResourceManager
 // gater, libp2p's resource manager with explicit limits, and a connection
 // manager that never trims friends (the Connector protects them). No relay
 // transport, no NAT port mapping, no metrics.
+//
+// Inbound connections pass the Gater's admission (a handshake rate for
+// sources that are not known friend endpoints) before any handshake, and
+// every dial passes the address policy of a node listening on ListenAddrs.
 func NewHost(cfg HostConfig) (host.Host, error) {
-	rm, err := NewResourceManager()
+	if cfg.Gater == nil {
+		return nil, errors.New("starting libp2p host: no gater")
+	}
+	rm, err := NewResourceManager(cfg.ProtocolPeerStreams)
 	if err != nil {
 		return nil, err
 	}
+	var listen []ma.Multiaddr
+	for _, s := range cfg.ListenAddrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			listen = append(listen, a)
+		}
+	}
+	cfg.Gater.setPolicy(NewAddrPolicy(listen))
+	rm = admittingRcmgr{ResourceManager: rm, adm: cfg.Gater.adm}
 	cm, err := connmgr.NewConnManager(MaxConns/2, MaxConns-64, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("building connection manager: %w", err)

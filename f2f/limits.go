@@ -27,6 +27,139 @@ const (
 	MaxConns = 1024
 	// HostMemory bounds the resource manager's memory for the whole host.
 	HostMemory = 1 << 30
+	// PeerMemory bounds the memory one peer's connections and streams may
+	// hold in the resource manager (muxer windows, frame buffers charged
+	// to stream scopes): one friend can take at most an eighth of
+	// HostMemory, so eight misbehaving friends are needed to starve the
+	// rest. 128 MiB still lets a fast friend's yamux windows grow to
+	// their 16 MiB maximum on several streams at once.
+	PeerMemory = 128 << 20
+	// TransientMemory bounds what streams and connections may hold
+	// before their protocol or peer is known (multistream negotiation,
+	// handshakes): nothing of ours runs there, so it is small.
+	TransientMemory = 64 << 20
+	// MaxConnsPerIP caps concurrent connections from one IPv4 address
+	// (or IPv6 /56), in libp2p's resource manager. Its default of 8 would
+	// refuse the ninth friend behind one NAT; 64 still bounds the
+	// half-open handshakes one source can hold.
+	MaxConnsPerIP = 64
+)
+
+// Admission of inbound connections before the security handshake (see
+// admission.go). A stranger is refused by the gater only after the
+// handshake, which costs the node a key exchange and a signature (about
+// 0.5 ms of CPU each way); these rates bound how often a source that is
+// not a known friend endpoint may make it pay that.
+const (
+	// HandshakeRatePerIP is the sustained rate, per second, of inbound
+	// connections allowed to start a handshake from one IP (IPv6: one
+	// /56) that is not a known friend endpoint. A friend that moved
+	// reconnects in one or two attempts; a flood gets 2 a second.
+	HandshakeRatePerIP = 2.0
+	// HandshakeBurstPerIP is how many such connections one IP may start
+	// at once: enough for several friends behind one NAT coming back
+	// together after we restart.
+	HandshakeBurstPerIP = 16
+	// HandshakeRate is the sustained rate, per second, of such
+	// connections from all sources together: 32 handshakes a second cost
+	// under 2% of a core.
+	HandshakeRate = 32.0
+	// HandshakeBurst is how many such connections all sources together
+	// may start at once.
+	HandshakeBurst = 64
+	// KnownHandshakeRate is the sustained rate, per second, of inbound
+	// connections from known friend endpoints, all together: they skip
+	// the per-IP buckets (so friends behind a stranger's IP get in), but
+	// a friend reconnecting in a loop still costs a bounded CPU.
+	KnownHandshakeRate = 16.0
+	// KnownHandshakeBurst is how many connections from known friend
+	// endpoints may start at once (every friend coming back together
+	// after we restart).
+	KnownHandshakeBurst = 128
+	// MaxTrackedSources bounds the per-IP buckets kept at once. A bucket
+	// exists only for a source admitted in the last
+	// HandshakeBurstPerIP/HandshakeRatePerIP seconds (a full bucket is
+	// dropped: it is the same as none), and only admitted sources get
+	// one, so HandshakeBurst + HandshakeRate*8 s = 320 are ever needed.
+	MaxTrackedSources = 4096
+	// MaxKnownEndpoints bounds the remote endpoints (IP and port) of
+	// friends' past inbound connections that skip the rate limits.
+	MaxKnownEndpoints = 4096
+	// KnownEndpointTTL is how long such an endpoint is remembered.
+	KnownEndpointTTL = 24 * time.Hour
+)
+
+// Addresses of friends (see addrs.go).
+const (
+	// MaxAddrLen bounds one stored or dialled address in bytes: an IP,
+	// a port, a transport and a peer ID fit in 64; 128 leaves room for
+	// DNS names.
+	MaxAddrLen = 128
+	// UnconfirmedAddrTTL is how long an address we never connected to
+	// is kept after it was last learned (from an invite, identify or the
+	// DHT); a friend's current addresses are learned again at each
+	// connection, stale ones go.
+	UnconfirmedAddrTTL = 72 * time.Hour
+	// MaxUnconfirmedDials is how many failed dials an address we never
+	// connected to survives: with the redial backoff that is about two
+	// hours of a friend being away, then the node stops dialling what a
+	// friend told it and waits to be dialled or found through the DHT.
+	MaxUnconfirmedDials = 32
+	// AddrWorkedRefresh is how stale the stored time an address last
+	// worked may get before another connection to it is written to disk
+	// (one write per reconnect would be one per friend per redial).
+	AddrWorkedRefresh = time.Hour
+	// AddrExpiryInterval is how often the Connector drops expired
+	// addresses.
+	AddrExpiryInterval = time.Minute
+	// InterfaceRefresh is how long the list of our own interface
+	// networks (which private ranges we share) is cached.
+	InterfaceRefresh = 30 * time.Second
+)
+
+// Friends DHT (see dht.go, kad.go, lookup.go).
+const (
+	// KadMaxMessage bounds one friends-DHT message: a request is under
+	// 100 bytes, an answer names one peer with at most MaxStoredAddrs
+	// addresses of at most MaxAddrLen bytes (about 2.2 KiB).
+	KadMaxMessage = 16 << 10
+	// KadFrameTimeout bounds the time from a DHT message's first byte to
+	// its last: a friend trickling a frame holds a stream that long.
+	KadFrameTimeout = 5 * time.Second
+	// KadIdleTimeout closes a DHT stream that carries no request for
+	// this long.
+	KadIdleTimeout = 30 * time.Second
+	// KadRequestTimeout bounds one request of ours, answer included.
+	KadRequestTimeout = 10 * time.Second
+	// KadStreamsPerPeer caps the DHT streams one friend may have open
+	// with us at once (resource manager, per protocol per peer). A
+	// lookup asks a peer one question at a time; 8 leaves room for
+	// lookups running side by side.
+	KadStreamsPerPeer = 8
+	// LookupStreamsPerPeer caps one friend's concurrent lookup-grant
+	// streams (one message each).
+	LookupStreamsPerPeer = 2
+	// MaxLookupVerifiers bounds the verifiers one friend's grant may
+	// carry (one per friend of theirs, padded): 1024 x 16 bytes is 16 KiB
+	// held per friend.
+	MaxLookupVerifiers = 1024
+	// LookupVerifierPad rounds the verifiers we send up to a multiple of
+	// this, with random fillers, so a friend learns our friend count only
+	// to within 32.
+	LookupVerifierPad = 32
+	// LookupGrantMax bounds one grant message: MaxLookupVerifiers
+	// verifiers of 16 bytes with their 2-byte tags.
+	LookupGrantMax = 20 << 10
+	// LookupGrantRate is how many grants per second we take from one
+	// friend: it sends one per connection and per change of its friend
+	// list, and each replaces the last, so more is only a friend making us
+	// parse 20 KiB in a loop.
+	LookupGrantRate = 1.0
+	// LookupGrantBurst is how many grants of one friend we take at once.
+	LookupGrantBurst = 8
+	// LookupGrantDelay gathers changes of our friend list before we send
+	// new grants.
+	LookupGrantDelay = 200 * time.Millisecond
 )
 
 // Redial backoff for friends that cannot be reached.
@@ -37,6 +170,11 @@ const (
 	RedialMax = 5 * time.Minute
 	// DialTimeout bounds one dial attempt (all addresses of a friend).
 	DialTimeout = 15 * time.Second
+	// MaxConcurrentLookups bounds the friends-DHT lookups the Connector
+	// runs at once (each asks several friends): after a move, many stale
+	// friends are looked up a few at a time, within every friend's
+	// KadStreamsPerPeer.
+	MaxConcurrentLookups = 4
 	// ConnProbeTimeout bounds the ping that tells a friend's live
 	// connection from a dead one when the friend reconnects.
 	ConnProbeTimeout = 3 * time.Second

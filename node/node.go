@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -88,7 +87,7 @@ type Node struct {
 	friends   *f2f.Friends
 	gater     *f2f.Gater
 	host      host.Host
-	dht       *dht.IpfsDHT
+	dht       *f2f.FriendDHT
 	connector *f2f.Connector
 	mdns      interface{ Close() error }
 	events    *Bus
