@@ -36,7 +36,7 @@ func testAdmission(t *testing.T, transport string) {
 	}
 
 	// A stranger dialling A: every protocol of ours is out of reach.
-	for _, pid := range []string{string(testProto), string(identify.ID), string(libp2pping.ID), DHTPrefix + "/kad/1.0.0"} {
+	for _, pid := range []string{string(testProto), string(identify.ID), string(libp2pping.ID), string(DHTProtocol)} {
 		stranger.host.Peerstore().AddAddrs(a.id, a.host.Addrs(), time.Minute)
 		s, err := stranger.host.NewStream(ctx, a.id, protocolID(pid))
 		if err == nil {

@@ -18,11 +18,13 @@ import (
 )
 
 // DHTPrefix isolates kith's DHT from the public IPFS one: its protocol is
-// /kith/kad/1.0.0, which no IPFS node speaks.
+// /kith/kad/2.0.0, which no IPFS node speaks.
 const DHTPrefix = "/kith"
 
 // DHTProtocol is the friends DHT's protocol, served by kith itself (kad.go).
-const DHTProtocol protocol.ID = DHTPrefix + "/kad/1.0.0"
+// Version 2: kith's own messages (blinded keys, lookup proofs), which
+// version 1 (kad-dht's) peers cannot read.
+const DHTProtocol protocol.ID = DHTPrefix + "/kad/2.0.0"
 
 // FriendDHT is a Kademlia DHT among friends, used only to find the current
 // addresses of a friend whose known ones went stale by asking the other
@@ -80,6 +82,7 @@ func newFriendDHT(h host.Host, friends *Friends, autoRefresh bool, log *slog.Log
 	sender := &kadSender{h: h, look: look}
 	opts := []dht.Option{
 		dht.ProtocolPrefix(DHTPrefix),
+		dht.V1ProtocolOverride(DHTProtocol), // which friends count as DHT peers
 		// Client mode: kad-dht registers no handler; kadServer serves.
 		dht.Mode(dht.ModeClient),
 		dht.WithCustomMessageSender(func(host.Host, []protocol.ID) dhtpb.MessageSenderWithDisconnect { return sender }),

@@ -22,7 +22,7 @@ import (
 	"kith/internal/frame"
 )
 
-const kadProto = protocol.ID(DHTPrefix + "/kad/1.0.0")
+const kadProto = DHTProtocol
 
 // heapInUse is the live heap after a collection.
 func heapInUse() int64 {

@@ -1,4 +1,4 @@
-// Wire form of the friends DHT (/kith/kad/1.0.0) and of lookup grants
+// Wire form of the friends DHT (/kith/kad/2.0.0) and of lookup grants
 // (/kith/lookup/1). Each message travels as one frame: a uvarint length,
 // then the message (kith/internal/frame).
 
