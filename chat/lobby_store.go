@@ -182,12 +182,11 @@ func (s *lobbyStore) has(lobby LobbyID, id MsgID) bool {
 	return found
 }
 
-// list returns up to limit messages of a lobby after sequence number
-// after, oldest first.
+// list returns a page of a lobby's history: messages after sequence
+// number after, oldest first, at most limit (MaxLogPage if 0) and
+// MaxLogPageBytes of text. An empty page means there are no more.
 func (s *lobbyStore) list(lobby LobbyID, after uint64, limit int) ([]LobbyMessage, error) {
-	if limit <= 0 || limit > MaxLogPage {
-		limit = MaxLogPage
-	}
+	limit = pageLimit(limit)
 	var out []LobbyMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
@@ -195,11 +194,16 @@ func (s *lobbyStore) list(lobby LobbyID, after uint64, limit int) ([]LobbyMessag
 			return nil
 		}
 		c := hist.Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+		bytes := 0
+		for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
 			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
 			}
+			if pageFull(len(out), bytes, len(m.Text), limit) {
+				break
+			}
+			bytes += len(m.Text)
 			out = append(out, m)
 		}
 		return nil

@@ -1,0 +1,304 @@
+package chat
+
+// Attacks of the adversarial review (issue 10) on the chat package, each
+// run against real hosts and a real bbolt store.
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	bolt "go.etcd.io/bbolt"
+)
+
+// goroutinesIn counts the goroutines whose stack has fn in it.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			n++
+		}
+	}
+	return n
+}
+
+// rawChatStream opens a /kith/chat/1 stream from a to b and returns a
+// frame writer on it; nothing is read from it.
+func rawChatStream(t *testing.T, from, to *testPeer) (network.Stream, *frameWriter) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := from.h.NewStream(ctx, to.id(), protocol.ID(ProtocolID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, newFrameWriter(st)
+}
+
+// TestPrivateResetStopsWork: a friend that used up its rate opens many
+// chat streams, writes a window of messages on each and resets them all.
+// The work for those streams stops at once: no handler is left waiting
+// on the friend's rate or on a channel for a stream that is gone.
+func TestPrivateResetStopsWork(t *testing.T) {
+	const streams, perStream = 32, SendWindow
+	a, b := newTestPeer(t), newTestPeer(t)
+	befriend(a, b)
+	a.start()
+	b.start()
+	connect(t, a, b)
+	// The friend's rate is spent for the next half minute.
+	lim := a.svc.limiter(b.id())
+	for range 30 * MessagesPerSecond / MessageBurst {
+		lim.ReserveN(time.Now(), MessageBurst)
+	}
+	var sts []network.Stream
+	for range streams {
+		st, fw := rawChatStream(t, b, a)
+		for range perStream {
+			if err := fw.message(Message{ID: NewMsgID(), Time: time.Now(), Text: "x"}); err != nil {
+				break // the handler may reset a stream that breaks the protocol
+			}
+		}
+		fw.flush()
+		sts = append(sts, st)
+	}
+	// Let the handlers read what was sent and start waiting.
+	waitFor(t, 10*time.Second, "handlers busy", func() bool { return goroutinesIn("(*engine).serveFrames") > 0 })
+	time.Sleep(200 * time.Millisecond)
+	for _, st := range sts {
+		st.Reset()
+	}
+	waitFor(t, 5*time.Second, "every handler of the reset streams gone", func() bool {
+		return goroutinesIn("(*engine).serveFrames") == 0 && goroutinesIn("(*Service).handle") == 0
+	})
+	if st := a.svc.Stats(); st.Streams != 0 || st.StreamsRefused < streams-ChatStreamsPerFriend {
+		t.Fatalf("after the resets: %+v; want no stream served and %d refused", st, streams-ChatStreamsPerFriend)
+	}
+}
+
+// TestPrivateTypingFlood: a friend pumps typing notices; they become
+// events at most at the typing rate.
+func TestPrivateTypingFlood(t *testing.T) {
+	const notices = 20000
+	a, b := newTestPeer(t), newTestPeer(t)
+	befriend(a, b)
+	a.start()
+	b.start()
+	connect(t, a, b)
+	st, fw := rawChatStream(t, b, a)
+	start := time.Now()
+	for range notices {
+		if err := fw.typing(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	st.CloseWrite()
+	// The handler has read everything once the stream ends from its side.
+	waitFor(t, 20*time.Second, "the flood read", func() bool { return goroutinesIn("(*Service).handle") == 0 })
+	elapsed := time.Since(start)
+	got := a.events.count("chat.typing")
+	bound := 2 + int(elapsed.Seconds()*1)
+	t.Logf("%d typing notices in %v became %d events", notices, elapsed.Round(time.Millisecond), got)
+	if got > bound {
+		t.Fatalf("%d typing events from %d notices in %v, want at most %d", got, notices, elapsed, bound)
+	}
+	st.Reset()
+}
+
+// historyBytes sums the stored records of tp's conversation with friend
+// other, and counts them.
+func historyBytes(t *testing.T, tp *testPeer, other *testPeer) (bytes, n int) {
+	t.Helper()
+	tp.db.View(func(tx *bolt.Tx) error {
+		h := tx.Bucket(bucketHistory).Bucket([]byte(friendConv(other.id())))
+		if h == nil {
+			return nil
+		}
+		return h.ForEach(func(k, v []byte) error {
+			bytes += len(k) + len(v)
+			n++
+			return nil
+		})
+	})
+	return bytes, n
+}
+
+// TestPrivateHistoryBudget: a friend writes, within the chat rate, more
+// than a conversation's history budget in text that JSON would blow up
+// sixfold ('<' is \u003c). The receiver stores it compactly, keeps the
+// conversation within its budget (the oldest messages go), and says so;
+// a page of the history is bounded in bytes.
+func TestPrivateHistoryBudget(t *testing.T) {
+	const budget = HistoryBudget
+	const textSize = 8 << 10
+	total := int(budget/MessageCost(strings.Repeat("x", textSize))) + 300 // past the budget
+	a, b := newTestPeer(t), newTestPeer(t)
+	befriend(a, b)
+	a.start()
+	b.start()
+	connect(t, a, b)
+	text := strings.Repeat("<", textSize)
+	sent := 0
+	for i := range total {
+		if _, err := b.svc.Send(a.id(), fmt.Sprintf("%d%s", i, text[:textSize-8])); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		sent++
+		if i%100 == 99 { // keep the sender's outbox within its cap
+			waitFor(t, 60*time.Second, "delivery", func() bool { return b.svc.Summary(a.id()).Pending < 200 })
+		}
+	}
+	waitFor(t, 2*time.Minute, "all delivered", func() bool { return b.svc.Summary(a.id()).Pending == 0 })
+	stored, n := historyBytes(t, a, b)
+	t.Logf("%d messages of %d B sent; receiver keeps %d messages in %d B", sent, textSize, n, stored)
+	if stored > budget+budget/8 {
+		t.Fatalf("receiver stores %d B of one friend's history, over the budget of %d B", stored, budget)
+	}
+	if perMsg := stored / max(n, 1); perMsg > textSize+64 {
+		t.Fatalf("a message of %d B of text takes %d B of store", textSize, perMsg)
+	}
+	sum := a.svc.Summary(b.id())
+	if sum.Trimmed == 0 || sum.Stored > budget || sum.Messages != n {
+		t.Fatalf("summary %+v: want messages trimmed, at most %d B and %d messages", sum, budget, n)
+	}
+	ms, err := a.svc.History(b.id(), 0, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pageBytes := 0
+	for _, m := range ms {
+		pageBytes += len(m.Text)
+	}
+	if pageBytes > MaxLogPageBytes || len(ms) == 0 {
+		t.Fatalf("one page of history is %d messages, %d B of text", len(ms), pageBytes)
+	}
+	// Paging through it all, forwards and backwards, gives every message once.
+	var fwd, back []uint64
+	for after := uint64(0); ; {
+		page, err := a.svc.History(b.id(), after, time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, m := range page {
+			fwd = append(fwd, m.Seq)
+		}
+		after = page[len(page)-1].Seq
+	}
+	for before := uint64(0); ; {
+		page, err := a.svc.HistoryBefore(b.id(), before, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for i := len(page) - 1; i >= 0; i-- {
+			back = append(back, page[i].Seq)
+		}
+		before = page[0].Seq
+	}
+	if len(fwd) != n || len(back) != n || fwd[0] != back[n-1] || fwd[n-1] != back[0] {
+		t.Fatalf("paging: %d forwards, %d backwards, want %d", len(fwd), len(back), n)
+	}
+}
+
+// TestChatCloseWaitsForHandlers: Close does not return while a chat
+// stream handler still writes to the store.
+func TestChatCloseWaitsForHandlers(t *testing.T) {
+	a, b := newTestPeer(t), newTestPeer(t)
+	befriend(a, b)
+	a.start()
+	b.start()
+	connect(t, a, b)
+	// Hold the store's write lock, so that a's handler blocks storing.
+	release, holding := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- a.db.Update(func(*bolt.Tx) error {
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before the cleanups, which close the store
+	if _, err := b.svc.Send(a.id(), "arrives while the store is busy"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a's handler storing", func() bool { return goroutinesIn("(*history).appendIncoming") > 0 })
+	closed := make(chan struct{})
+	go func() {
+		a.svc.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a stream handler was writing to the store")
+	case <-time.After(300 * time.Millisecond):
+	}
+	unblock()
+	<-closed
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	a.svc = nil
+}
+
+// TestLobbySockPuppets: a friend speaks in a lobby under a new identity
+// per message. The puppets do not fill the participant list beyond what
+// one friend link may bring, and do not stretch the keep-alive interval
+// past what the capped count gives.
+func TestLobbySockPuppets(t *testing.T) {
+	const puppets = 200
+	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
+	a, b := nodes[0], nodes[1]
+	li, err := a.lob.Create("den", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := li.ID
+	waitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
+	if _, err := b.lob.Join(id, ""); err != nil {
+		t.Fatal(err)
+	}
+	evil := newRawFriend(t, a)
+	evil.fw.write(subscribeFrame([]LobbyID{id}))
+	evil.fw.flush()
+	start := time.Now()
+	for i := range puppets {
+		// Paced at the friend rate, so that every puppet gets in.
+		evil.send(t, signed(testIdentity(t, fmt.Sprintf("puppet%d", i)), id, LobbyKindKeepAlive, time.Now(), ""))
+		time.Sleep(time.Second / LobbyFriendRate)
+	}
+	waitFor(t, 10*time.Second, "the puppets relayed to b", func() bool {
+		return a.lob.Stats().Links[b.h.ID()].Out >= puppets/2
+	})
+	elapsed := time.Since(start)
+	ps, err := a.lob.Participants(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.lob.mu.Lock()
+	iv := a.lob.keepAliveIntervalLocked(a.lob.joined[id])
+	a.lob.mu.Unlock()
+	t.Logf("%d puppets in %v: %d participants, keep-alive every %v", puppets, elapsed.Round(time.Millisecond), len(ps), iv)
+	if bound := 2 + 50 + int(elapsed.Seconds()); len(ps) > bound {
+		t.Fatalf("%d participants after %d puppets of one friend in %v, want at most %d", len(ps), puppets, elapsed, bound)
+	}
+}
