@@ -6,6 +6,8 @@ package chat
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	bolt "go.etcd.io/bbolt"
+
+	"kith/tunnels"
 )
 
 // goroutinesIn counts the goroutines whose stack has fn in it.
@@ -300,5 +304,93 @@ func TestLobbySockPuppets(t *testing.T) {
 	t.Logf("%d puppets in %v: %d participants, keep-alive every %v", puppets, elapsed.Round(time.Millisecond), len(ps), iv)
 	if bound := 2 + 50 + int(elapsed.Seconds()); len(ps) > bound {
 		t.Fatalf("%d participants after %d puppets of one friend in %v, want at most %d", len(ps), puppets, elapsed, bound)
+	}
+}
+
+// pipeTunnels makes "tunnels" of net.Pipe whose far end runs the
+// responder's handshake as identity as and then hangs up.
+type pipeTunnels struct {
+	as     Identity
+	closed chan struct{} // closed once the near end was closed or reset
+}
+
+type pipeEnd struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (p *pipeEnd) Close() error {
+	p.once.Do(func() { close(p.closed) })
+	return p.Conn.Close()
+}
+
+func (pt *pipeTunnels) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]io.ReadWriteCloser, error) {
+	near, far := net.Pipe()
+	go func() {
+		tunnels.AcceptChatSession(context.Background(), far, pt.as.DHKey())
+		far.Close() // before the caller's Hello
+	}()
+	return []io.ReadWriteCloser{&pipeEnd{Conn: near, closed: pt.closed}}, nil
+}
+
+// TestDistantDialFailedHello: when the Hello after a distant handshake
+// cannot be written, dialling fails and the session is closed, instead
+// of a session that is not reset being handed to the courier.
+func TestDistantDialFailedHello(t *testing.T) {
+	a := newTestPeer(t)
+	a.start()
+	me, err := a.svc.Identities().New("me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve := testIdentity(t, "eve")
+	pt := &pipeTunnels{as: eve, closed: make(chan struct{})}
+	a.svc.cfg.Tunnels = pt
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rw, err := a.svc.distantRoute(me, eve.ID).dial(ctx)
+	if err == nil {
+		rw.Close()
+		t.Fatal("dial succeeded though the Hello could not be written")
+	}
+	select {
+	case <-pt.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session of a failed Hello was left open")
+	}
+}
+
+// TestLobbyQueueBoundedInBytes: a friend that reads nothing of its lobby
+// link while large frames are relayed to it costs at most
+// LobbyLinkQueueBytes of queued frames; the rest are dropped and counted.
+func TestLobbyQueueBoundedInBytes(t *testing.T) {
+	nodes := lobbyNet(t, []string{"a"}, nil, time.Minute)
+	a := nodes[0]
+	li, err := a.lob.Create("den", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := newRawFriend(t, a) // newRawFriend drains the stream: take it over
+	slow.st.SetReadDeadline(time.Now().Add(-time.Second))
+	slow.fw.write(subscribeFrame([]LobbyID{li.ID}))
+	slow.fw.flush()
+	waitFor(t, 10*time.Second, "the slow friend subscribed", func() bool { return a.lob.Subscribed(slow.h.ID(), li.ID) })
+	a.lob.mu.Lock()
+	l := a.lob.links[slow.h.ID()]
+	a.lob.mu.Unlock()
+	author := testIdentity(t, "loud")
+	text := strings.Repeat("x", MaxTextSize)
+	var most int64
+	for range 2 * LobbyLinkQueue {
+		m := signed(author, li.ID, LobbyKindText, time.Now(), text)
+		l.sendMsg(msgFrame(m), m.ID)
+		most = max(most, l.queued.Load())
+	}
+	drops := a.lob.Stats().Links[slow.h.ID()].QueueDrops
+	t.Logf("%d frames of %d KiB queued to a friend that reads nothing: at most %d KiB waited, %d dropped",
+		2*LobbyLinkQueue, MaxTextSize>>10, most>>10, drops)
+	if most > LobbyLinkQueueBytes || drops == 0 {
+		t.Fatalf("queued up to %d B (bound %d), %d drops", most, LobbyLinkQueueBytes, drops)
 	}
 }
