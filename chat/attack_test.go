@@ -5,6 +5,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -392,5 +393,100 @@ func TestLobbyQueueBoundedInBytes(t *testing.T) {
 		2*LobbyLinkQueue, MaxTextSize>>10, most>>10, drops)
 	if most > LobbyLinkQueueBytes || drops == 0 {
 		t.Fatalf("queued up to %d B (bound %d), %d drops", most, LobbyLinkQueueBytes, drops)
+	}
+}
+
+// TestChatStorageFull: once all conversations hold ChatStorageBudget, the
+// user's Send fails with an error that says what to do, and a friend's
+// messages are refused without being acked: they stay in its outbox,
+// counted, and come in once there is room.
+func TestChatStorageFull(t *testing.T) {
+	a, b := newTestPeer(t), newTestPeer(t)
+	befriend(a, b)
+	a.start()
+	b.start()
+	// A small budget for the test: 40 messages of 1 KiB.
+	text := strings.Repeat("y", 1<<10)
+	a.svc.e.hist.total = 40 * MessageCost(text)
+	connect(t, a, b)
+	for i := range 60 {
+		if _, err := b.svc.Send(a.id(), fmt.Sprintf("%02d %s", i, text[3:])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "a refusing", func() bool { return a.svc.Stats().RefusedStorage > 0 })
+	got := len(a.history(b))
+	pending := b.svc.Summary(a.id()).Pending
+	t.Logf("60 sent: %d stored, %d wait in the sender's outbox", got, pending)
+	if got > 40 || got+pending != 60 {
+		t.Fatalf("%d stored and %d waiting of 60: want at most 40 stored and none lost", got, pending)
+	}
+	if _, err := a.svc.Send(b.id(), "my own"); !errors.Is(err, ErrChatStorageFull) || !strings.Contains(err.Error(), "kith chat clear") {
+		t.Fatalf("Send with the store full: %v", err)
+	}
+	// Room again: what waited comes in, in order.
+	if err := a.svc.ClearHistory(b.id()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.Send(a.id(), "wake up"); err != nil { // wakes the courier from its backoff
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the rest delivered", func() bool { return b.svc.Summary(a.id()).Pending == 0 })
+	hist := a.history(b)
+	if len(hist) != 60-got+1 || hist[len(hist)-1].Text != "wake up" {
+		t.Fatalf("after clearing: %d messages, want %d", len(hist), 60-got+1)
+	}
+}
+
+// TestLobbyHistoryBudget: a friend that fills a lobby with the largest
+// messages, within the rates, churns within MaxLobbyHistoryBytes of the
+// lobby's history; a page of the lobby's log is bounded in bytes.
+func TestLobbyHistoryBudget(t *testing.T) {
+	nodes := lobbyNet(t, []string{"a"}, nil, time.Minute)
+	a := nodes[0]
+	li, err := a.lob.Create("den", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := newRawFriend(t, a)
+	text := strings.Repeat("z", MaxTextSize)
+	total := int(MaxLobbyHistoryBytes/(MaxTextSize+MessageOverhead)) + 40
+	var authors []Identity
+	for i := range total/LobbyAuthorBurst + 1 {
+		authors = append(authors, testIdentity(t, fmt.Sprintf("loud%d", i)))
+	}
+	for i := range total {
+		evil.send(t, signed(authors[i/LobbyAuthorBurst], li.ID, LobbyKindText, time.Now(), text))
+		if i >= LobbyFriendBurst {
+			time.Sleep(time.Second / LobbyFriendRate)
+		}
+	}
+	waitFor(t, 20*time.Second, "the flood stored", func() bool {
+		return a.lob.Stats().Links[evil.h.ID()].In >= uint64(total)
+	})
+	var stored int64
+	var msgs int
+	for after := uint64(0); ; {
+		page, err := a.lob.Log(li.ID, after, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		bytes := 0
+		for _, m := range page {
+			bytes += len(m.Text)
+			stored += int64(len(m.Text)) + MessageOverhead
+		}
+		if bytes > MaxLogPageBytes {
+			t.Fatalf("a page of the lobby log holds %d B of text", bytes)
+		}
+		msgs += len(page)
+		after = page[len(page)-1].Seq
+	}
+	t.Logf("%d messages of %d KiB sent; the lobby keeps %d (%d KiB)", total, MaxTextSize>>10, msgs, stored>>10)
+	if stored > MaxLobbyHistoryBytes || msgs >= total {
+		t.Fatalf("the lobby keeps %d messages, %d B: over its budget of %d B", msgs, stored, MaxLobbyHistoryBytes)
 	}
 }

@@ -46,4 +46,7 @@ var (
 	// bucketLobbyInvites maps a lobby id to a JSON LobbyInvite waiting
 	// for the user to join.
 	bucketLobbyInvites = []byte("chat.lobby.invites")
+	// bucketLobbyUsage maps a joined lobby's id to the 8-byte count of
+	// what its history holds (storedCost), against MaxLobbyHistoryBytes.
+	bucketLobbyUsage = []byte("chat.lobby.usage")
 )

@@ -193,6 +193,11 @@ const (
 	// MaxLobbyHistory is the most messages kept per lobby; older ones are
 	// deleted as new ones arrive.
 	MaxLobbyHistory = 10000
+	// MaxLobbyHistoryBytes is the most one lobby's history keeps (records
+	// and MessageOverhead each), like HistoryBudget for a conversation:
+	// older messages are deleted as new ones arrive, so a lobby's loudest
+	// members only churn within it.
+	MaxLobbyHistoryBytes = HistoryBudget
 	// LobbyMaxAge is how old a relayed message may be (by its author's
 	// clock) to be accepted; history replies are exempt.
 	LobbyMaxAge = 10 * time.Minute
