@@ -159,6 +159,10 @@ const (
 	// one friend; a receiver shows typing for TypingShown after one.
 	TypingInterval = 3 * time.Second
 	TypingShown    = 6 * time.Second
+	// StorageFullWarnEvery is the least time between two warnings in the
+	// log that ChatStorageBudget refuses messages, however many it
+	// refuses.
+	StorageFullWarnEvery = time.Minute
 	// TypingEventRate and TypingEventBurst bound the typing notices of one
 	// friend that become events (one a second, 2 at once): an honest
 	// friend sends one every TypingInterval; more are dropped before they

@@ -68,7 +68,9 @@ type Service struct {
 		streamsRefused, streamsBroken, refusedStorage, refusedRequests atomic.Uint64
 		sessionsLimited, typingDropped                                 atomic.Uint64
 	}
+	fullWarned atomic.Int64 // when storage full was last logged, Unix ns
 }
+
 
 // Stats counts what the chat service refused, and what it holds.
 type Stats struct {
@@ -357,7 +359,10 @@ func (s *Service) release(p peer.ID, distant bool) {
 func (s *Service) refused(err error) {
 	if errors.Is(err, ErrChatStorageFull) {
 		s.stats.refusedStorage.Add(1)
-		s.cfg.Log.Warn("chat storage full: incoming messages wait in their senders' outboxes", slog.Any("err", err))
+		now := time.Now().UnixNano()
+		if last := s.fullWarned.Load(); now-last >= int64(StorageFullWarnEvery) && s.fullWarned.CompareAndSwap(last, now) {
+			s.cfg.Log.Warn("chat storage full: incoming messages wait in their senders' outboxes", slog.Any("err", err))
+		}
 	} else {
 		s.stats.refusedRequests.Add(1)
 	}
