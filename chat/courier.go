@@ -217,6 +217,7 @@ func (c *courier) session() error {
 	}()
 
 	fw := newFrameWriter(rw)
+	wd, _ := rw.(interface{ SetWriteDeadline(time.Time) error })
 	written := map[MsgID]int{} // on this stream, not yet acked: text bytes
 	writtenBytes := 0
 	var sentUpTo uint64
@@ -227,6 +228,9 @@ func (c *courier) session() error {
 	lastTyping := time.Time{}
 	for {
 		wrote := false
+		if wd != nil { // a peer that reads nothing stalls this courier at most so long
+			wd.SetWriteDeadline(time.Now().Add(StreamTimeout))
+		}
 		if len(written) < SendWindow {
 			ms, err := c.e.hist.outbox(c.conv, sentUpTo, SendWindow-len(written))
 			if err != nil {
