@@ -216,6 +216,15 @@ func TestChatFloodMemory(t *testing.T) {
 	if !delivered {
 		t.Fatalf("carol's messages were not delivered during the flood: the victim has %d of %d", carolMessages(), 1+carolSends)
 	}
+	// What the flood left on disk: one conversation's budget, churned.
+	fi, err := os.Stat(filepath.Join(homeV, "kith.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kith.db after the flood: %d MiB", fi.Size()>>20)
+	if fi.Size() > 4*chat.HistoryBudget {
+		t.Fatalf("kith.db grew to %d MiB under one friend's flood", fi.Size()>>20)
+	}
 	dv.stop(t)
 	dc.stop(t)
 }
