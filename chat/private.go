@@ -71,7 +71,6 @@ type Service struct {
 	fullWarned atomic.Int64 // when storage full was last logged, Unix ns
 }
 
-
 // Stats counts what the chat service refused, and what it holds.
 type Stats struct {
 	// Streams is the chat streams and distant sessions served now.
