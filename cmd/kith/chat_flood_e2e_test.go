@@ -64,10 +64,17 @@ func procMemory(t *testing.T, pid int) (rss, hwm int64) {
 const floodMemoryBound = 64 << 20
 
 // TestChatFloodMemory: a friend opens 512 /kith/chat/1 streams to a real
-// `kith up` and pumps the largest frames into all of them. The daemon's
-// memory stays within floodMemoryBound of its idle memory, and another
-// friend's messages are delivered during the attack.
+// `kith up` and pumps the largest frames into all of them, over TCP
+// (yamux) and over QUIC. The daemon's memory stays within
+// floodMemoryBound of its idle memory, and another friend's messages are
+// delivered during the attack.
 func TestChatFloodMemory(t *testing.T) {
+	for _, transport := range []string{"tcp", "quic-v1"} {
+		t.Run(transport, func(t *testing.T) { chatFlood(t, transport) })
+	}
+}
+
+func chatFlood(t *testing.T, transport string) {
 	const (
 		streams   = 512
 		maxOpens  = 4096             // streams the attacker opens in all
@@ -95,7 +102,11 @@ func TestChatFloodMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	allow := &staticAllow{id: victimID}
-	h, err := f2f.NewHost(f2f.HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: f2f.NewGater(allow, nil)})
+	listen := "/ip4/127.0.0.1/tcp/0"
+	if transport == "quic-v1" {
+		listen = "/ip4/127.0.0.1/udp/0/quic-v1"
+	}
+	h, err := f2f.NewHost(f2f.HostConfig{Key: key, ListenAddrs: []string{listen}, Gater: f2f.NewGater(allow, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,15 +116,15 @@ func TestChatFloodMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustKith(t, "friend", "add", inv, "--home", homeV)
-	var tcp []ma.Multiaddr
+	var addrs []ma.Multiaddr // the victim's, of the transport under test only
 	for _, a := range idV.Addrs {
-		if m, err := ma.NewMultiaddr(a); err == nil && strings.Contains(a, "/tcp/") {
-			tcp = append(tcp, m)
+		if m, err := ma.NewMultiaddr(a); err == nil && strings.Contains(a, "/"+transport) && !(transport == "tcp" && strings.Contains(a, "/quic")) {
+			addrs = append(addrs, m)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: victimID, Addrs: tcp}); err != nil {
+	if err := h.Connect(ctx, peer.AddrInfo{ID: victimID, Addrs: addrs}); err != nil {
 		t.Fatal(err)
 	}
 	waitFriend(t, homeV, h.ID().String(), true)
