@@ -349,7 +349,7 @@ type inbox struct {
 func (in *inbox) put(m Message) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.n >= SendWindow || (in.n > 0 && in.bytes+len(m.Text) > SendWindowBytes) {
+	if in.n >= SendWindow || (in.n > 0 && in.bytes+len(m.Text) > StreamBufferBytes) {
 		return errOverWindow
 	}
 	if in.mem != nil {

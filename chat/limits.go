@@ -102,10 +102,11 @@ const (
 	// and not seen acked, besides SendWindow messages; a single message
 	// may always be written.
 	SendWindowBytes = 256 << 10
-	// StreamBufferBytes is the most text a receiver holds for one stream:
-	// the sender's window (at most max(SendWindowBytes, MaxTextSize)),
-	// the frame being read is on top (MaxFrameSize, charged to the
-	// stream's scope).
+	// StreamBufferBytes is the most text a receiver holds for one stream
+	// (besides SendWindow messages; one message always fits): the
+	// sender's window, so an honest sender never meets it and a stream
+	// that goes past it is reset. The frame being read is on top
+	// (MaxFrameSize, charged to the stream's scope).
 	StreamBufferBytes = SendWindowBytes
 	// ChatStreamsPerFriend caps the /kith/chat/1 streams one friend may
 	// have open to us at once; more are reset as they come. A courier
