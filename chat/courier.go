@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"golang.org/x/time/rate"
+
+	kframe "kith/internal/frame"
 )
 
 // errAckTimeout means a peer left messages unacked for StreamTimeout.
@@ -47,6 +50,18 @@ func (e *engine) close() {
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
+}
+
+// track adds one goroutine (a stream handler, a distant session) to the
+// engine's, unless it is closing; the caller then calls e.wg.Done.
+func (e *engine) track() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.wg.Add(1)
+	return true
 }
 
 // route is how a courier reaches its peer.
@@ -182,7 +197,8 @@ func (c *courier) session() error {
 	readers.Add(1)
 	go func() {
 		defer readers.Done()
-		fr := newFrameReader(rw)
+		fr := newFrameReader(rw, memoryOf(rw))
+		defer fr.close()
 		for {
 			f, err := fr.read()
 			if err != nil {
@@ -201,7 +217,9 @@ func (c *courier) session() error {
 	}()
 
 	fw := newFrameWriter(rw)
-	written := map[MsgID]bool{} // on this stream, not yet acked
+	wd, _ := rw.(interface{ SetWriteDeadline(time.Time) error })
+	written := map[MsgID]int{} // on this stream, not yet acked: text bytes
+	writtenBytes := 0
 	var sentUpTo uint64
 	idle := time.NewTimer(CourierIdle)
 	defer idle.Stop()
@@ -210,16 +228,23 @@ func (c *courier) session() error {
 	lastTyping := time.Time{}
 	for {
 		wrote := false
+		if wd != nil { // a peer that reads nothing stalls this courier at most so long
+			wd.SetWriteDeadline(time.Now().Add(StreamTimeout))
+		}
 		if len(written) < SendWindow {
 			ms, err := c.e.hist.outbox(c.conv, sentUpTo, SendWindow-len(written))
 			if err != nil {
 				return err
 			}
 			for _, m := range ms {
+				if len(written) > 0 && writtenBytes+len(m.Text) > SendWindowBytes {
+					break // the rest when acks come
+				}
 				if err := fw.message(m); err != nil {
 					return fmt.Errorf("writing message: %w", err)
 				}
-				written[m.ID] = true
+				written[m.ID] = len(m.Text)
+				writtenBytes += len(m.Text)
 				sentUpTo = m.Seq
 				wrote = true
 			}
@@ -254,7 +279,10 @@ func (c *courier) session() error {
 				}
 			}
 			for _, id := range ids {
-				delete(written, id)
+				if n, ok := written[id]; ok {
+					writtenBytes -= n
+					delete(written, id)
+				}
 			}
 			got, err := c.e.hist.acked(c.conv, ids)
 			if err != nil {
@@ -287,95 +315,190 @@ type receiver struct {
 	conv    convKey
 	limit   *rate.Limiter
 	stored  func(Message) // a new message entered the history
-	typing  func()
-	noHello bool // a Hello frame breaks the protocol here
+	typing  func()        // a typing notice came (the callee rate-limits)
+	noHello bool          // a Hello frame breaks the protocol here
+	// refused is told why a message was refused (not stored, not acked);
+	// serve then ends the stream cleanly, so the sender keeps it.
+	refused func(error)
 }
+
+// errStopped ends a stream after a message was refused: the acks written
+// before go out (the stream is closed, not reset).
+var errStopped = errors.New("stream stopped: a message was refused")
+
+// errOverWindow means a peer wrote more unacked messages than the send
+// window allows on one stream.
+var errOverWindow = fmt.Errorf("%w: more unacked than the send window (%d messages, %d KiB)", ErrBadFrame, SendWindow, SendWindowBytes>>10)
+
+// inbox holds what a stream's reader took in and the store has not acked
+// yet: at most one sender's window (SendWindow messages, SendWindowBytes
+// of text or one message), charged to the stream's memory scope.
+type inbox struct {
+	mem  kframe.MemoryScope
+	wake chan struct{} // capacity 1
+
+	mu      sync.Mutex
+	msgs    []Message // read, not taken yet
+	n       int       // read and not acked: queued and being stored
+	bytes   int       // text of those
+	charged int       // bytes reserved in mem
+	eof     bool      // the sender ended the stream cleanly
+}
+
+// put queues m; it fails when m would take the stream past the window.
+func (in *inbox) put(m Message) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.n >= SendWindow || (in.n > 0 && in.bytes+len(m.Text) > StreamBufferBytes) {
+		return errOverWindow
+	}
+	if in.mem != nil {
+		if err := in.mem.ReserveMemory(len(m.Text), memoryPriority); err != nil {
+			return fmt.Errorf("buffering a chat message: %w", err)
+		}
+		in.charged += len(m.Text)
+	}
+	in.msgs = append(in.msgs, m)
+	in.n++
+	in.bytes += len(m.Text)
+	in.signal()
+	return nil
+}
+
+func (in *inbox) signal() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued messages, and whether the sender has ended.
+func (in *inbox) take() ([]Message, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ms := in.msgs
+	in.msgs = nil
+	return ms, in.eof && len(ms) == 0
+}
+
+// done releases ms, stored and acked (or given up).
+func (in *inbox) done(ms []Message) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	b := 0
+	for _, m := range ms {
+		b += len(m.Text)
+	}
+	in.n -= len(ms)
+	in.bytes -= b
+	if in.mem != nil {
+		r := min(b, in.charged)
+		in.mem.ReleaseMemory(r)
+		in.charged -= r
+	}
+}
+
+// release gives back everything still charged.
+func (in *inbox) release() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.mem != nil && in.charged > 0 {
+		in.mem.ReleaseMemory(in.charged)
+	}
+	in.charged, in.msgs = 0, nil
+}
+
+// memoryPriority is the reservation priority of a stream's queued
+// messages: like frame buffers, up to 80% of the scope.
+const memoryPriority = 204
 
 // serve reads frames from rw, stores each new message before it acks it
 // (acking duplicates again) and reports typing notices. It returns nil
-// when the peer ends the stream, and an error wrapping ErrBadFrame when
-// the peer breaks the protocol; on an error rw is closed.
-func (e *engine) serve(ctx context.Context, rw io.ReadWriteCloser, rc receiver) error {
-	return e.serveFrames(ctx, newFrameReader(rw), rw, rc)
+// when the peer ends the stream, errStopped when a message was refused,
+// and another error (wrapping ErrBadFrame when the peer broke the
+// protocol) when the stream failed; the caller then resets rw.
+func (e *engine) serve(ctx context.Context, rw io.ReadWriteCloser, mem kframe.MemoryScope, rc receiver) error {
+	fr := newFrameReader(rw, mem)
+	defer fr.close()
+	return e.serveFrames(ctx, fr, rw, mem, rc)
 }
 
 // serveFrames is serve with the stream's frame reader already made. A
-// reader goroutine decodes frames while the messages that arrived
-// meanwhile are stored in one transaction and acked in one Ack.
-func (e *engine) serveFrames(ctx context.Context, fr *frameReader, rw io.ReadWriteCloser, rc receiver) (err error) {
-	frames := make(chan frame, MaxAckIDs)
-	readErr := make(chan error, 1)
-	done := make(chan struct{})
+// reader goroutine reads frames as they come (so a reset stream is seen
+// at once and ends everything done for it) into the stream's inbox,
+// which the sender's window bounds; meanwhile the loop here waits for the
+// peer's rate, stores what arrived in one transaction and acks it in one
+// Ack.
+func (e *engine) serveFrames(ctx context.Context, fr *frameReader, rw io.ReadWriteCloser, mem kframe.MemoryScope, rc receiver) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	in := &inbox{mem: mem, wake: make(chan struct{}, 1)}
+	defer in.release()
 	var reader sync.WaitGroup
 	reader.Add(1)
 	go func() {
 		defer reader.Done()
 		for {
 			f, err := fr.read()
-			if err != nil {
-				readErr <- err
-				close(frames)
+			if errors.Is(err, io.EOF) {
+				in.mu.Lock()
+				in.eof = true
+				in.mu.Unlock()
+				in.signal()
 				return
 			}
-			select {
-			case frames <- f:
-			case <-done:
+			if err == nil {
+				switch {
+				case f.msg != nil:
+					err = in.put(*f.msg)
+				case f.typing:
+					if rc.typing != nil {
+						rc.typing()
+					}
+				case f.hello != nil && rc.noHello:
+					err = fmt.Errorf("%w: unexpected hello", ErrBadFrame)
+				}
+			}
+			if err != nil {
+				cancel(err) // wakes the loop, even from a rate wait
 				return
 			}
 		}
 	}()
 	defer func() {
-		close(done)
-		if err != nil {
+		if err != nil && !errors.Is(err, errStopped) {
 			abort(rw) // unblocks the reader
+		} else {
+			rw.Close()
 		}
 		reader.Wait()
 	}()
 
 	fw := newFrameWriter(rw)
+	wd, _ := rw.(interface{ SetWriteDeadline(time.Time) error })
 	for {
-		f, ok := <-frames
-		if !ok {
-			if err := <-readErr; !errors.Is(err, io.EOF) {
-				return err
+		select {
+		case <-in.wake:
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return cause
 			}
+			return ctx.Err()
+		}
+		msgs, ended := in.take()
+		if ended {
 			return nil
-		}
-		batch := []frame{f}
-	drain:
-		for len(batch) < MaxAckIDs {
-			select {
-			case f, ok := <-frames:
-				if !ok {
-					break drain // the error comes on the next round
-				}
-				batch = append(batch, f)
-			default:
-				break drain
-			}
-		}
-		var msgs []Message
-		var ids []MsgID
-		for _, f := range batch {
-			switch {
-			case f.msg != nil:
-				msgs = append(msgs, *f.msg)
-				ids = append(ids, f.msg.ID)
-			case f.typing:
-				if rc.typing != nil {
-					rc.typing()
-				}
-			case f.hello != nil && rc.noHello:
-				return fmt.Errorf("%w: unexpected hello", ErrBadFrame)
-			}
 		}
 		if len(msgs) == 0 {
 			continue
 		}
 		if err := rc.limit.WaitN(ctx, len(msgs)); err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				return cause
+			}
 			return fmt.Errorf("waiting for the peer's rate: %w", err)
 		}
-		stored, err := e.hist.appendIncoming(rc.conv, msgs)
+		stored, ack, refused, err := e.hist.appendIncoming(rc.conv, msgs)
 		if err != nil {
 			return err
 		}
@@ -384,13 +507,35 @@ func (e *engine) serveFrames(ctx context.Context, fr *frameReader, rw io.ReadWri
 				rc.stored(m)
 			}
 		}
-		if err := fw.ack(ids); err != nil {
-			return fmt.Errorf("writing ack: %w", err)
+		if len(ack) > 0 {
+			if wd != nil {
+				wd.SetWriteDeadline(time.Now().Add(StreamTimeout))
+			}
+			if err := fw.ack(ack); err != nil {
+				return fmt.Errorf("writing ack: %w", err)
+			}
+			if err := fw.flush(); err != nil {
+				return fmt.Errorf("writing ack: %w", err)
+			}
 		}
-		if err := fw.flush(); err != nil {
-			return fmt.Errorf("writing ack: %w", err)
+		in.done(msgs)
+		if refused != nil {
+			if rc.refused != nil {
+				rc.refused(refused)
+			}
+			return fmt.Errorf("%w: %w", errStopped, refused)
 		}
+		in.signal() // more may have come meanwhile
 	}
+}
+
+// memoryOf returns the libp2p resource scope of rw, if it is a stream,
+// for its buffers to be charged to.
+func memoryOf(rw any) kframe.MemoryScope {
+	if st, ok := rw.(interface{ Scope() network.StreamScope }); ok {
+		return st.Scope()
+	}
+	return nil
 }
 
 // abort ends rw at once: a reset where the stream has one (so the peer
@@ -403,16 +548,16 @@ func abort(rw io.Closer) {
 	rw.Close()
 }
 
-// peerLimiter returns the rate at which one peer's messages are taken,
-// kept in m. Past MaxRatedPeers peers, m starts afresh, so that many
-// callers cost bounded memory. The caller holds the lock guarding m.
-func peerLimiter[K comparable](m map[K]*rate.Limiter, peer K) *rate.Limiter {
+// peerLimiter returns one peer's rate limiter (r a second, burst b), kept
+// in m. Past MaxRatedPeers peers, m starts afresh, so that many callers
+// cost bounded memory. The caller holds the lock guarding m.
+func peerLimiter[K comparable](m map[K]*rate.Limiter, peer K, r rate.Limit, b int) *rate.Limiter {
 	l := m[peer]
 	if l == nil {
 		if len(m) >= MaxRatedPeers {
 			clear(m)
 		}
-		l = rate.NewLimiter(MessagesPerSecond, MessageBurst)
+		l = rate.NewLimiter(r, b)
 		m[peer] = l
 	}
 	return l

@@ -13,6 +13,13 @@
 // drops as a duplicate: each message appears once in each history, in
 // the order it was sent.
 //
+// What a peer can make this node hold is bounded (limits.go): in memory,
+// a stream's sender window, a friend's ChatStreamsPerFriend streams and
+// the node's MaxChatStreams; on disk, HistoryBudget per conversation
+// (the oldest messages go), ChatStorageBudget in all (then messages are
+// refused, not acked), and small quotas for distant requests: messages
+// from chat identities the user never wrote to nor accepted.
+//
 // Distant chat carries the same frames inside an end-to-end Noise_XK
 // session (tunnels.OpenChatSession) over a tunnel whose target is
 // tunnels.TargetForChat of the recipient's chat id, so relays learn

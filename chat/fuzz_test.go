@@ -25,7 +25,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{2, 0x1a, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fr := newFrameReader(bytes.NewReader(b))
+		fr := newFrameReader(bytes.NewReader(b), nil)
 		for range 64 {
 			fm, err := fr.read()
 			if err != nil {
@@ -64,7 +64,7 @@ func FuzzReadFrame(f *testing.F) {
 				w := newFrameWriter(&out)
 				w.message(*fm.msg)
 				w.flush()
-				again, err := newFrameReader(&out).read()
+				again, err := newFrameReader(&out, nil).read()
 				if err != nil || again.msg == nil || again.msg.ID != fm.msg.ID || again.msg.Text != fm.msg.Text || !again.msg.Time.Equal(fm.msg.Time) {
 					t.Fatalf("re-encoded message differs: %v", err)
 				}

@@ -17,8 +17,114 @@ const (
 	// MaxOutbox caps the messages waiting for one conversation's ack; a
 	// Send beyond it fails with ErrOutboxFull.
 	MaxOutbox = 10000
-	// MaxLogPage caps the messages one History call returns.
-	MaxLogPage = 10000
+	// MaxOutboxBytes caps the text waiting for one conversation's ack
+	// (counted as MessageCost); a Send beyond it fails with
+	// ErrOutboxFull. It is a quarter of HistoryBudget, so the budget can
+	// always be kept by deleting delivered messages.
+	MaxOutboxBytes = HistoryBudget / 4
+	// MaxLogPage caps the messages one page of a history (chat, distant
+	// or lobby) holds.
+	MaxLogPage = 1000
+	// MaxLogPageBytes caps the text of one page of a history; a page has
+	// at least one message. So no answer of the local API grows with a
+	// history (a page of the largest messages is 16 of them).
+	MaxLogPageBytes = 1 << 20
+)
+
+// Storage: what chat keeps on disk, per conversation and in all
+// (history.go). Sizes are counted as MessageCost: the text and a fixed
+// overhead, whatever the record's encoding.
+const (
+	// MessageOverhead is what a stored message costs besides its text:
+	// its record (id, times, flags), its key, its entry in the seen
+	// bucket and bbolt's per-entry overhead, rounded up.
+	MessageOverhead = 128
+	// HistoryBudget is the most one conversation (with a friend, or a
+	// distant one) keeps. Past it, the oldest messages that are not
+	// waiting for delivery are deleted as new ones arrive (at most
+	// TrimBatch per message), and the conversation's Summary counts
+	// them (Trimmed), so `kith chat log` can say so. 16 MiB is about
+	// 200,000 typed messages; one friend that writes as fast as the
+	// rate allows only churns within it.
+	HistoryBudget = 16 << 20
+	// TrimBatch caps the messages one new message makes room for by
+	// deleting, so that a conversation over its budget (an old store)
+	// shrinks step by step instead of in one huge transaction.
+	TrimBatch = 64
+	// ChatStorageBudget is the most all conversations keep together
+	// (lobbies have their own cap, MaxLobbyHistory). When it is
+	// reached, a message that would grow the store is refused: a Send
+	// fails with ErrChatStorageFull, which says what to delete, and an
+	// incoming message is not acked (it stays in the sender's outbox)
+	// and counted in Stats.Refused.
+	ChatStorageBudget = 1 << 30
+)
+
+// Distant requests: messages from chat identities the user never wrote
+// to nor accepted (distant.go). A request takes only a small quota, and
+// all requests together a small budget, whatever number of identities
+// the senders make; what does not fit is not acked and waits in the
+// sender's outbox until the user accepts (or deletes) the request.
+const (
+	// DistantRequestMessages and DistantRequestBytes are the quota of one
+	// request: enough to say who one is and why one writes.
+	DistantRequestMessages = 10
+	DistantRequestBytes    = 64<<10 + DistantRequestMessages*MessageOverhead
+	// MaxDistantRequests caps the requests kept; a message that would
+	// open one more is refused.
+	MaxDistantRequests = 100
+	// DistantRequestsBytes caps the text of all requests together: a
+	// stranger with a new identity per message fills this, not the disk.
+	DistantRequestsBytes = 1 << 20
+	// DistantRequestSessionRate and DistantRequestSessionBurst bound the
+	// distant sessions the node serves for identities that are not
+	// accepted, in all (one every 2 s, 10 at once): a new identity per
+	// session does not reset it. Accepted identities are not counted.
+	DistantRequestSessionRate  = 0.5
+	DistantRequestSessionBurst = 10
+	// DistantHandshakeRate and DistantHandshakeBurst bound the Noise
+	// handshakes of incoming distant sessions, for the CPU they cost
+	// before the caller's identity is known.
+	DistantHandshakeRate  = 10
+	DistantHandshakeBurst = 20
+	// MaxDistantSessions caps the distant sessions served at once.
+	MaxDistantSessions = 64
+)
+
+// Memory: what one chat stream, one friend and the node may buffer
+// (courier.go, private.go). A receiver holds a stream's messages from
+// when they are read until they are stored and acked; the sender's
+// window bounds that, and a sender that writes past it breaks the
+// protocol (its stream is reset). Frame buffers are grown as bytes
+// arrive and charged to the stream's libp2p resource scope.
+const (
+	// SendWindowBytes caps the text a courier has written on one stream
+	// and not seen acked, besides SendWindow messages; a single message
+	// may always be written.
+	SendWindowBytes = 256 << 10
+	// StreamBufferBytes is the most text a receiver holds for one stream
+	// (besides SendWindow messages; one message always fits): the
+	// sender's window, so an honest sender never meets it and a stream
+	// that goes past it is reset. The frame being read is on top
+	// (MaxFrameSize, charged to the stream's scope).
+	StreamBufferBytes = SendWindowBytes
+	// ChatStreamsPerFriend caps the /kith/chat/1 streams one friend may
+	// have open to us at once; more are reset as they come. A courier
+	// keeps one, and a resend may overlap it briefly. The node also sets
+	// it as libp2p's per-protocol, per-peer stream limit.
+	ChatStreamsPerFriend = 4
+	// MaxChatStreams caps the chat streams and distant sessions the node
+	// serves at once. With StreamBufferBytes and the frame being read,
+	// chat buffers at most MaxChatStreams x 320 KiB (80 MiB) in all and
+	// ChatStreamsPerFriend x 320 KiB (1.25 MiB) per friend.
+	MaxChatStreams = 256
+	// StreamIdleTimeout closes a chat stream on which nothing arrived for
+	// so long (a courier closes its own after CourierIdle).
+	StreamIdleTimeout = 2 * CourierIdle
+	// FrameTimeout bounds the time from a frame's first byte to its last:
+	// a peer that trickles a frame holds only what it sent, and not for
+	// long.
+	FrameTimeout = StreamTimeout
 )
 
 // Rates and timing of private and distant chat.
@@ -54,6 +160,16 @@ const (
 	// one friend; a receiver shows typing for TypingShown after one.
 	TypingInterval = 3 * time.Second
 	TypingShown    = 6 * time.Second
+	// StorageFullWarnEvery is the least time between two warnings in the
+	// log that ChatStorageBudget refuses messages, however many it
+	// refuses.
+	StorageFullWarnEvery = time.Minute
+	// TypingEventRate and TypingEventBurst bound the typing notices of one
+	// friend that become events (one a second, 2 at once): an honest
+	// friend sends one every TypingInterval; more are dropped before they
+	// reach the event stream.
+	TypingEventRate  = 1
+	TypingEventBurst = 2
 )
 
 // Lobbies: sizes, rates and timing of chat lobbies (lobby*.go).
@@ -82,6 +198,11 @@ const (
 	// MaxLobbyHistory is the most messages kept per lobby; older ones are
 	// deleted as new ones arrive.
 	MaxLobbyHistory = 10000
+	// MaxLobbyHistoryBytes is the most one lobby's history keeps (records
+	// and MessageOverhead each), like HistoryBudget for a conversation:
+	// older messages are deleted as new ones arrive, so a lobby's loudest
+	// members only churn within it.
+	MaxLobbyHistoryBytes = HistoryBudget
 	// LobbyMaxAge is how old a relayed message may be (by its author's
 	// clock) to be accepted; history replies are exempt.
 	LobbyMaxAge = 10 * time.Minute
@@ -111,6 +232,29 @@ const (
 	// LobbyLinkQueue is the frames waiting to be written to one friend;
 	// frames beyond it are dropped and counted.
 	LobbyLinkQueue = 512
+	// LobbyLinkQueueBytes caps the encoded frames waiting to be written to
+	// one friend (a full history reply is 256 KiB): frames beyond it are
+	// dropped and counted, like those beyond LobbyLinkQueue.
+	LobbyLinkQueueBytes = 2 << 20
+	// LobbyFrameTimeout bounds the time from a lobby frame's first byte to
+	// its last.
+	LobbyFrameTimeout = LobbyWriteTimeout
+	// MaxLobbyParticipants caps the participants kept per lobby; authors
+	// heard beyond it are relayed but not listed. The keep-alive interval
+	// is computed from at most this many (so at most 200 s).
+	MaxLobbyParticipants = 1000
+	// LobbyParticipantsPerLink caps the participants one friend link may
+	// have brought into a lobby's list: a friend that speaks under a new
+	// identity per message fills at most this share of it.
+	LobbyParticipantsPerLink = MaxLobbyParticipants / 2
+	// LobbyNewParticipantRate and LobbyNewParticipantBurst bound how fast
+	// one friend link brings participants not heard before (one a second,
+	// 50 at once, over all lobbies): an author heard beyond it is relayed
+	// but listed only when heard again with a token to spare. A member
+	// behind one friend learns a large lobby's participants within a few
+	// keep-alive intervals.
+	LobbyNewParticipantRate  = 1
+	LobbyNewParticipantBurst = 50
 	// LobbyKeepAlive is how often a member says it is still in a lobby
 	// (LobbyConfig.KeepAlive); a participant is shown for
 	// LobbyParticipantIntervals keep-alives after it was last heard.

@@ -23,7 +23,6 @@ package chat
 // on the friend links between its members.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +42,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
 
 	"kith/chat/pb"
 	"kith/internal/seen"
@@ -140,6 +140,9 @@ type Participant struct {
 	ID       ChatID
 	Nick     string
 	LastSeen time.Time
+	// via is the friend link the author was first heard through ("" for
+	// this node's own identity).
+	via peer.ID
 }
 
 // LinkStats counts the lobby messages that crossed one friend link.
@@ -155,6 +158,10 @@ type LobbyStats struct {
 	Dropped map[string]uint64
 	// Disconnected counts friend links reset for a bad frame.
 	Disconnected uint64
+	// ParticipantsRefused counts authors heard but not listed as
+	// participants, for MaxLobbyParticipants, LobbyParticipantsPerLink or
+	// the link's LobbyNewParticipantRate.
+	ParticipantsRefused uint64
 	// Links counts messages per connected friend.
 	Links map[peer.ID]LinkStats
 }
@@ -216,6 +223,7 @@ type Lobbies struct {
 
 	disconnected atomic.Uint64
 	queueFull    atomic.Uint64
+	partsRefused atomic.Uint64
 }
 
 // NewLobbies starts the lobby service: it loads the joined lobbies,
@@ -336,7 +344,7 @@ func (s *Lobbies) drop(l *lobbyLink, reason string, m *LobbyMessage) {
 // Stats returns the service's counters.
 func (s *Lobbies) Stats() LobbyStats {
 	st := LobbyStats{Dropped: map[string]uint64{}, Links: map[peer.ID]LinkStats{},
-		Disconnected: s.disconnected.Load()}
+		Disconnected: s.disconnected.Load(), ParticipantsRefused: s.partsRefused.Load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.dropped {
@@ -540,8 +548,9 @@ func (s *Lobbies) say(jl *joinedLobby, kind LobbyKind, text string) (LobbyMessag
 	return s.accept(&m, nil)
 }
 
-// Log returns up to limit messages of a joined lobby stored after
-// sequence number after, oldest first.
+// Log returns a page of a joined lobby's history: messages stored after
+// sequence number after, oldest first, at most limit (MaxLogPage if 0)
+// and MaxLogPageBytes of text; an empty page means there are no more.
 func (s *Lobbies) Log(id LobbyID, after uint64, limit int) ([]LobbyMessage, error) {
 	s.mu.Lock()
 	_, ok := s.joined[id]
@@ -758,8 +767,17 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 	if jl != nil {
 		if m.Kind == LobbyKindLeave {
 			delete(jl.parts, m.Author)
+		} else if p, ok := jl.parts[m.Author]; ok {
+			p.Nick, p.LastSeen = m.Nick, time.Now()
+			jl.parts[m.Author] = p
+		} else if s.newParticipantLocked(jl, from) {
+			p := Participant{ID: m.Author, Nick: m.Nick, LastSeen: time.Now()}
+			if from != nil {
+				p.via = from.peer
+			}
+			jl.parts[m.Author] = p
 		} else {
-			jl.parts[m.Author] = Participant{ID: m.Author, Nick: m.Nick, LastSeen: time.Now()}
+			s.partsRefused.Add(1)
 		}
 	}
 	for _, l := range s.links {
@@ -772,6 +790,29 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 		s.event("lobby.message", LobbyEvent{Message: *m})
 	}
 	return *m, nil
+}
+
+// newParticipantLocked reports whether an author not heard before in jl,
+// whose message came through from (nil: this node), may be listed: the
+// lobby has fewer than MaxLobbyParticipants, from brought fewer than
+// LobbyParticipantsPerLink of them, and from's new-participant rate
+// allows one more. So sock puppets (a new identity per message) of one
+// friend fill at most part of the list, slowly, and cannot stretch the
+// keep-alive interval past what MaxLobbyParticipants gives.
+func (s *Lobbies) newParticipantLocked(jl *joinedLobby, from *lobbyLink) bool {
+	if len(jl.parts) >= MaxLobbyParticipants {
+		return false
+	}
+	if from == nil {
+		return true
+	}
+	n := 0
+	for _, p := range jl.parts {
+		if p.via == from.peer {
+			n++
+		}
+	}
+	return n < LobbyParticipantsPerLink && from.newParts.Allow()
 }
 
 // receiveHistory stores the messages of a history reply l was asked for:
@@ -972,7 +1013,7 @@ func (s *Lobbies) announceAll() {
 // every link between members, take at most LobbyKeepAliveShare of a
 // link's LobbyFriendRate whatever the number of participants.
 func (s *Lobbies) keepAliveIntervalLocked(jl *joinedLobby) time.Duration {
-	parts := float64(len(jl.parts) + 1)
+	parts := float64(min(len(jl.parts)+1, MaxLobbyParticipants))
 	scaled := time.Duration(parts / (LobbyFriendRate * LobbyKeepAliveShare) * float64(time.Second))
 	return max(s.cfg.KeepAlive, scaled)
 }
@@ -1207,8 +1248,10 @@ type lobbyLink struct {
 
 	friendLim *rate.Limiter // lobby messages from the friend
 	ctrlLim   *rate.Limiter // invites and history requests from the friend
+	newParts  *rate.Limiter // participants first heard through the friend
 
 	in, outN, queueDrops atomic.Uint64 // lobby messages read, written, dropped on a full queue
+	queued               atomic.Int64  // bytes of the frames in out
 
 	// guarded by Lobbies.mu
 	subs       map[LobbyID]bool
@@ -1219,8 +1262,9 @@ type lobbyLink struct {
 // outFrame is a frame queued for a link; msg is set for a lobby message
 // (for the counters).
 type outFrame struct {
-	f   *pb.LobbyFrame
-	msg *MsgID
+	f    *pb.LobbyFrame
+	msg  *MsgID
+	size int64 // encoded, for LobbyLinkQueueBytes
 }
 
 func newLobbyLink(s *Lobbies, p peer.ID, st network.Stream) *lobbyLink {
@@ -1230,6 +1274,7 @@ func newLobbyLink(s *Lobbies, p peer.ID, st network.Stream) *lobbyLink {
 		done:       make(chan struct{}),
 		friendLim:  rate.NewLimiter(LobbyFriendRate, LobbyFriendBurst),
 		ctrlLim:    rate.NewLimiter(LobbyControlRate, LobbyControlBurst),
+		newParts:   rate.NewLimiter(LobbyNewParticipantRate, LobbyNewParticipantBurst),
 		subs:       map[LobbyID]bool{},
 		histWanted: map[LobbyID]bool{},
 	}
@@ -1248,12 +1293,23 @@ func (l *lobbyLink) send(f *pb.LobbyFrame) { l.enqueue(outFrame{f: f}) }
 
 func (l *lobbyLink) sendMsg(f *pb.LobbyFrame, id MsgID) { l.enqueue(outFrame{f: f, msg: &id}) }
 
+// enqueue queues o unless the queue holds LobbyLinkQueue frames or
+// LobbyLinkQueueBytes. Called with or without Lobbies.mu held: atomic
+// counters only.
 func (l *lobbyLink) enqueue(o outFrame) {
+	o.size = int64(proto.Size(o.f))
+	if l.queued.Add(o.size) > LobbyLinkQueueBytes {
+		l.queued.Add(-o.size)
+		l.queueDrops.Add(1)
+		l.s.queueFull.Add(1)
+		return
+	}
 	select {
 	case l.out <- o:
 	case <-l.done:
+		l.queued.Add(-o.size)
 	default:
-		// Called with or without Lobbies.mu held: atomic counters only.
+		l.queued.Add(-o.size)
 		l.queueDrops.Add(1)
 		l.s.queueFull.Add(1)
 	}
@@ -1270,6 +1326,7 @@ func (l *lobbyLink) writeLoop() {
 		}
 		l.st.SetWriteDeadline(time.Now().Add(LobbyWriteTimeout))
 		for {
+			l.queued.Add(-o.size)
 			if err := fw.write(o.f); err != nil {
 				l.s.log.Debug("writing lobby frame", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
 				l.stop()
@@ -1299,10 +1356,10 @@ func (l *lobbyLink) writeLoop() {
 func (l *lobbyLink) readLoop() {
 	defer l.s.dropLink(l)
 	defer l.stop()
-	r := bufio.NewReaderSize(l.st, 16<<10)
-	var buf []byte
+	fr := newLobbyFrameReader(l.st, l.st.Scope())
+	defer fr.close()
 	for {
-		f, err := readLobbyFrame(r, &buf)
+		f, err := fr.read()
 		if err != nil {
 			if errors.Is(err, ErrBadLobbyFrame) {
 				l.s.disconnect(l, err)

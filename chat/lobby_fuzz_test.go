@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"bufio"
 	"bytes"
 	"testing"
 	"time"
@@ -22,10 +21,9 @@ func FuzzLobbyFrame(f *testing.F) {
 	f.Add(bytes.Join(seeds, nil))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := bufio.NewReader(bytes.NewReader(data))
-		var buf []byte
+		r := newLobbyFrameReader(bytes.NewReader(data), nil)
 		for range 64 {
-			fr, err := readLobbyFrame(r, &buf)
+			fr, err := r.read()
 			if err != nil {
 				return
 			}

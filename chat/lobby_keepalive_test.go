@@ -6,8 +6,10 @@ import (
 )
 
 // TestLobbyKeepAliveScales: keep-alives, which cross every link between
-// a lobby's members, stay within LobbyKeepAliveShare of a link's rate
-// however many members there are; small lobbies keep LobbyKeepAlive.
+// a lobby's members, stay within LobbyKeepAliveShare of a link's rate up
+// to MaxLobbyParticipants members; small lobbies keep LobbyKeepAlive; and
+// more participants (sock puppets) never stretch the interval past what
+// MaxLobbyParticipants gives.
 func TestLobbyKeepAliveScales(t *testing.T) {
 	s := &Lobbies{cfg: LobbyConfig{KeepAlive: LobbyKeepAlive}}
 	for _, n := range []int{1, 10, 100, 300, 1000, 10000} {
@@ -18,6 +20,12 @@ func TestLobbyKeepAliveScales(t *testing.T) {
 			jl.parts[id] = Participant{}
 		}
 		iv := s.keepAliveIntervalLocked(jl)
+		if most := time.Duration(MaxLobbyParticipants / (LobbyFriendRate * LobbyKeepAliveShare) * float64(time.Second)); iv > most {
+			t.Fatalf("%d members: interval %v, over the %v that MaxLobbyParticipants gives", n, iv, most)
+		}
+		if n > MaxLobbyParticipants {
+			continue
+		}
 		if iv < LobbyKeepAlive {
 			t.Fatalf("%d members: interval %v below LobbyKeepAlive", n, iv)
 		}

@@ -33,11 +33,33 @@ type lobbyStore struct {
 }
 
 func openLobbyStore(db *bolt.DB) (*lobbyStore, error) {
-	if err := store.CreateBuckets(db, bucketLobbies, bucketLobbyHistory, bucketLobbySeen, bucketLobbyInvites); err != nil {
+	if err := store.CreateBuckets(db, bucketLobbies, bucketLobbyHistory, bucketLobbySeen, bucketLobbyInvites, bucketLobbyUsage); err != nil {
 		return nil, err
+	}
+	// Lobbies joined before their bytes were counted are counted once.
+	err := db.Update(func(tx *bolt.Tx) error {
+		use := tx.Bucket(bucketLobbyUsage)
+		return tx.Bucket(bucketLobbyHistory).ForEachBucket(func(id []byte) error {
+			if use.Get(id) != nil {
+				return nil
+			}
+			var n int64
+			tx.Bucket(bucketLobbyHistory).Bucket(id).ForEach(func(k, v []byte) error {
+				n += int64(len(v)) + MessageOverhead
+				return nil
+			})
+			return use.Put(id, binary.BigEndian.AppendUint64(nil, uint64(n)))
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting lobby histories: %w", err)
 	}
 	return &lobbyStore{db: db}, nil
 }
+
+// storedCost is what a stored lobby message counts against
+// MaxLobbyHistoryBytes: its record and MessageOverhead.
+func storedCost(v []byte) int64 { return int64(len(v)) + MessageOverhead }
 
 // lobbies returns every joined lobby.
 func (s *lobbyStore) lobbies() (map[LobbyID]lobbyRecord, error) {
@@ -86,7 +108,7 @@ func (s *lobbyStore) leave(id LobbyID) error {
 				}
 			}
 		}
-		return nil
+		return tx.Bucket(bucketLobbyUsage).Delete(id[:])
 	})
 	if err != nil {
 		return fmt.Errorf("leaving lobby: %w", err)
@@ -119,7 +141,8 @@ func decodeStored(seq uint64, v []byte) (LobbyMessage, error) {
 }
 
 // append stores m as the next message of its lobby unless its id is
-// there already (dup), and deletes the oldest beyond MaxLobbyHistory. It
+// there already (dup), and deletes the oldest beyond MaxLobbyHistory
+// messages or MaxLobbyHistoryBytes (at most TrimBatch at a time). It
 // fails if the lobby is not joined.
 func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
 	dup := false
@@ -153,16 +176,40 @@ func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
 		if err := seen.Put(m.ID[:], seqKey(m.Seq)); err != nil {
 			return err
 		}
+		use := tx.Bucket(bucketLobbyUsage)
+		var bytes int64
+		if b := use.Get(m.Lobby[:]); len(b) == 8 {
+			bytes = int64(binary.BigEndian.Uint64(b))
+		}
+		bytes += storedCost(v)
+		drop := func(k, ov []byte) error {
+			if om, err := decodeStored(0, ov); err == nil {
+				if err := seen.Delete(om.ID[:]); err != nil {
+					return err
+				}
+			}
+			bytes -= storedCost(ov)
+			return hist.Delete(k)
+		}
 		if m.Seq > MaxLobbyHistory {
 			old := seqKey(m.Seq - MaxLobbyHistory)
 			if ov := hist.Get(old); ov != nil {
-				if om, err := decodeStored(0, ov); err == nil {
-					seen.Delete(om.ID[:])
+				if err := drop(old, ov); err != nil {
+					return err
 				}
-				return hist.Delete(old)
 			}
 		}
-		return nil
+		for i := 0; bytes > MaxLobbyHistoryBytes && i < TrimBatch; i++ {
+			k, ov := hist.Cursor().First()
+			if k == nil || string(k) == string(seqKey(m.Seq)) {
+				break
+			}
+			k = slices.Clone(k)
+			if err := drop(k, ov); err != nil {
+				return err
+			}
+		}
+		return use.Put(m.Lobby[:], binary.BigEndian.AppendUint64(nil, uint64(max(bytes, 0))))
 	})
 	if err != nil {
 		return LobbyMessage{}, false, fmt.Errorf("storing lobby message: %w", err)
@@ -182,12 +229,11 @@ func (s *lobbyStore) has(lobby LobbyID, id MsgID) bool {
 	return found
 }
 
-// list returns up to limit messages of a lobby after sequence number
-// after, oldest first.
+// list returns a page of a lobby's history: messages after sequence
+// number after, oldest first, at most limit (MaxLogPage if 0) and
+// MaxLogPageBytes of text. An empty page means there are no more.
 func (s *lobbyStore) list(lobby LobbyID, after uint64, limit int) ([]LobbyMessage, error) {
-	if limit <= 0 || limit > MaxLogPage {
-		limit = MaxLogPage
-	}
+	limit = pageLimit(limit)
 	var out []LobbyMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
@@ -195,11 +241,16 @@ func (s *lobbyStore) list(lobby LobbyID, after uint64, limit int) ([]LobbyMessag
 			return nil
 		}
 		c := hist.Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+		bytes := 0
+		for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
 			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
 			}
+			if pageFull(len(out), bytes, len(m.Text), limit) {
+				break
+			}
+			bytes += len(m.Text)
 			out = append(out, m)
 		}
 		return nil

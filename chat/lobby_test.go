@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -803,7 +802,7 @@ func lobbySeedFrames(t testing.TB) [][]byte {
 
 func TestLobbyFrameRoundTrip(t *testing.T) {
 	for _, b := range lobbySeedFrames(t) {
-		f, err := readLobbyFrame(bufio.NewReader(bytes.NewReader(b)), new([]byte))
+		f, err := newLobbyFrameReader(bytes.NewReader(b), nil).read()
 		if err != nil || f.typ == 0 {
 			t.Fatalf("seed frame: %v %+v", err, f)
 		}
@@ -825,7 +824,7 @@ func TestLobbyFrameRoundTrip(t *testing.T) {
 		"truncated": {append(varint.ToUvarint(10), 1, 2), false},
 		"empty":     {nil, false},
 	} {
-		_, err := readLobbyFrame(bufio.NewReader(bytes.NewReader(tc.b)), new([]byte))
+		_, err := newLobbyFrameReader(bytes.NewReader(tc.b), nil).read()
 		if err == nil || errors.Is(err, ErrBadLobbyFrame) != tc.bad {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -13,10 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/multiformats/go-varint"
-	"google.golang.org/protobuf/proto"
-
 	"kith/chat/pb"
+	kframe "kith/internal/frame"
 )
 
 // LobbyProtocolID is the libp2p protocol of chat lobbies: one long-lived
@@ -248,43 +246,40 @@ type lobbyFrame struct {
 	history  []LobbyMessage // history reply
 }
 
-// readLobbyFrame reads one frame: a uvarint length of at most
-// MaxLobbyFrameSize, then a LobbyFrame. It returns io.EOF at a clean end
-// between frames, an error wrapping ErrBadLobbyFrame for bytes that break
-// the protocol, and the stream's own error otherwise. buf is reused for
-// frames that fit.
-func readLobbyFrame(r *bufio.Reader, buf *[]byte) (lobbyFrame, error) {
-	n, err := varint.ReadUvarint(r)
+// lobbyFrameReader reads lobby frames: a uvarint length of at most
+// MaxLobbyFrameSize, then a LobbyFrame (kith/internal/frame: the buffer
+// grows as bytes arrive, a frame must arrive within LobbyFrameTimeout of
+// its first byte, buffers are charged to mem).
+type lobbyFrameReader struct {
+	r *kframe.Reader
+}
+
+func newLobbyFrameReader(r io.Reader, mem kframe.MemoryScope) *lobbyFrameReader {
+	return &lobbyFrameReader{r: kframe.NewReader(r, MaxLobbyFrameSize, kframe.Options{
+		FrameTimeout: LobbyFrameTimeout, Memory: mem})}
+}
+
+// read returns the next frame. It returns io.EOF at a clean end between
+// frames, an error wrapping ErrBadLobbyFrame for bytes that break the
+// protocol, and the stream's own error otherwise.
+func (fr *lobbyFrameReader) read() (lobbyFrame, error) {
+	b, err := fr.r.Next()
 	if err != nil {
-		if errors.Is(err, varint.ErrOverflow) || errors.Is(err, varint.ErrNotMinimal) {
-			return lobbyFrame{}, fmt.Errorf("%w: frame length: %w", ErrBadLobbyFrame, err)
-		}
-		return lobbyFrame{}, err
-	}
-	if n > MaxLobbyFrameSize {
-		return lobbyFrame{}, fmt.Errorf("%w: frame of %d bytes", ErrBadLobbyFrame, n)
-	}
-	b := *buf
-	if uint64(cap(b)) < n {
-		b = make([]byte, n)
-		if n <= 16<<10 {
-			*buf = b
-		}
-	}
-	b = b[:n]
-	if _, err := io.ReadFull(r, b); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+		if kframe.IsPeerFault(err) {
+			return lobbyFrame{}, fmt.Errorf("%w: %w", ErrBadLobbyFrame, err)
 		}
 		return lobbyFrame{}, err
 	}
 	return decodeLobbyFrame(b)
 }
 
+// close releases what the reader charged to its memory scope.
+func (fr *lobbyFrameReader) close() { fr.r.Close() }
+
 // decodeLobbyFrame decodes and checks the bytes of one LobbyFrame.
 func decodeLobbyFrame(b []byte) (lobbyFrame, error) {
 	var w pb.LobbyFrame
-	if err := proto.Unmarshal(b, &w); err != nil {
+	if err := kframe.Unmarshal(b, &w); err != nil {
 		return lobbyFrame{}, fmt.Errorf("%w: %w", ErrBadLobbyFrame, err)
 	}
 	return lobbyFrameFromWire(&w)
@@ -422,7 +417,7 @@ func lobbyInfoFromWire(w *pb.LobbyInfo) (lobbyAnnounced, error) {
 	if err != nil {
 		return lobbyAnnounced{}, err
 	}
-	a := lobbyAnnounced{ID: id, Name: string(w.Name), Topic: string(w.Topic), Participants: int(min(w.Participants, 1<<20))}
+	a := lobbyAnnounced{ID: id, Name: string(w.Name), Topic: string(w.Topic), Participants: int(min(w.Participants, MaxLobbyParticipants))}
 	if err := checkLobbyName(a.Name, a.Topic); err != nil {
 		return lobbyAnnounced{}, fmt.Errorf("%w: %w", ErrBadLobbyFrame, err)
 	}
@@ -459,31 +454,24 @@ func printable(s string) bool {
 
 // lobbyFrameWriter writes lobby frames through a buffer; flush sends them.
 type lobbyFrameWriter struct {
-	bw  *bufio.Writer
-	buf []byte
+	bw *bufio.Writer
+	fw *kframe.Writer
 }
 
 func newLobbyFrameWriter(w io.Writer) *lobbyFrameWriter {
-	return &lobbyFrameWriter{bw: bufio.NewWriterSize(w, 16<<10)}
+	bw := bufio.NewWriterSize(w, 16<<10)
+	return &lobbyFrameWriter{bw: bw, fw: kframe.NewWriter(bw, MaxLobbyFrameSize)}
 }
 
 // write encodes f with its length in front.
 func (fw *lobbyFrameWriter) write(f *pb.LobbyFrame) error {
-	b, err := proto.MarshalOptions{}.MarshalAppend(fw.buf[:0], f)
-	if err != nil {
-		return fmt.Errorf("encoding lobby frame: %w", err)
-	}
-	if len(b) > MaxLobbyFrameSize {
-		return fmt.Errorf("%w: frame of %d bytes", ErrBadLobbyFrame, len(b))
-	}
-	if cap(b) <= 16<<10 {
-		fw.buf = b
-	}
-	if _, err := fw.bw.Write(varint.ToUvarint(uint64(len(b)))); err != nil {
+	if err := fw.fw.WriteMsg(f); err != nil {
+		if errors.Is(err, kframe.ErrTooLarge) {
+			return fmt.Errorf("%w: %w", ErrBadLobbyFrame, err)
+		}
 		return err
 	}
-	_, err = fw.bw.Write(b)
-	return err
+	return nil
 }
 
 func (fw *lobbyFrameWriter) flush() error { return fw.bw.Flush() }

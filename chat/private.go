@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -55,7 +56,63 @@ type Service struct {
 
 	mu            sync.Mutex
 	limits        map[peer.ID]*rate.Limiter // per friend, for incoming messages
+	typingLimits  map[peer.ID]*rate.Limiter // per friend, for typing events
 	distantLimits map[ChatID]*rate.Limiter  // per distant peer, likewise
+	streams       map[peer.ID]int           // chat streams served per friend
+	serving       int                       // chat streams and distant sessions served
+	distant       int                       // distant sessions served
+	handshakes    *rate.Limiter             // incoming distant handshakes
+	requests      *rate.Limiter             // distant sessions of identities not accepted
+
+	stats struct {
+		streamsRefused, streamsBroken, refusedStorage, refusedRequests atomic.Uint64
+		sessionsLimited, typingDropped                                 atomic.Uint64
+	}
+	fullWarned atomic.Int64 // when storage full was last logged, Unix ns
+}
+
+// Stats counts what the chat service refused, and what it holds.
+type Stats struct {
+	// Streams is the chat streams and distant sessions served now.
+	Streams int `json:"streams"`
+	// StreamsRefused counts chat streams and distant sessions refused at
+	// once for a cap (ChatStreamsPerFriend, MaxChatStreams,
+	// MaxDistantSessions).
+	StreamsRefused uint64 `json:"streams_refused"`
+	// StreamsBroken counts streams reset because the peer broke the
+	// protocol (a bad frame, more than the send window).
+	StreamsBroken uint64 `json:"streams_broken"`
+	// RefusedStorage counts incoming messages refused, not acked, because
+	// ChatStorageBudget was reached.
+	RefusedStorage uint64 `json:"refused_storage"`
+	// RefusedRequests counts incoming distant messages refused, not
+	// acked, for the requests' quotas.
+	RefusedRequests uint64 `json:"refused_requests"`
+	// SessionsLimited counts distant sessions refused for the handshake
+	// or request session rates.
+	SessionsLimited uint64 `json:"sessions_limited"`
+	// TypingDropped counts typing notices over TypingEventRate.
+	TypingDropped uint64 `json:"typing_dropped"`
+	// StoredBytes and StoredMessages are what all conversations hold
+	// (MessageCost), against ChatStorageBudget.
+	StoredBytes    int64 `json:"stored_bytes"`
+	StoredMessages int64 `json:"stored_messages"`
+	// Requests and RequestBytes are the distant requests and what they
+	// hold, against MaxDistantRequests and DistantRequestsBytes.
+	Requests     int64 `json:"requests"`
+	RequestBytes int64 `json:"request_bytes"`
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() Stats {
+	all, req := s.e.hist.totals()
+	s.mu.Lock()
+	n := s.serving
+	s.mu.Unlock()
+	return Stats{Streams: n, StreamsRefused: s.stats.streamsRefused.Load(), StreamsBroken: s.stats.streamsBroken.Load(),
+		RefusedStorage: s.stats.refusedStorage.Load(), RefusedRequests: s.stats.refusedRequests.Load(),
+		SessionsLimited: s.stats.sessionsLimited.Load(), TypingDropped: s.stats.typingDropped.Load(),
+		StoredBytes: all.Bytes, StoredMessages: all.Msgs, Requests: req.Msgs, RequestBytes: req.Bytes}
 }
 
 // PrivateEvent is the data of a "chat.message" event.
@@ -90,7 +147,10 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, e: newEngine(hist, cfg.Log, cfg.Events), ids: ids,
-		limits: map[peer.ID]*rate.Limiter{}, distantLimits: map[ChatID]*rate.Limiter{}}
+		limits: map[peer.ID]*rate.Limiter{}, typingLimits: map[peer.ID]*rate.Limiter{},
+		distantLimits: map[ChatID]*rate.Limiter{}, streams: map[peer.ID]int{},
+		handshakes: rate.NewLimiter(DistantHandshakeRate, DistantHandshakeBurst),
+		requests:   rate.NewLimiter(DistantRequestSessionRate, DistantRequestSessionBurst)}
 	s.sub, err = cfg.Host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to peer events: %w", err)
@@ -115,8 +175,9 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Close stops delivering and serving; messages still in an outbox wait
-// for the next start.
+// Close stops delivering and serving, and waits for every courier,
+// stream handler and distant session to end; messages still in an
+// outbox wait for the next start.
 func (s *Service) Close() error {
 	s.once.Do(func() {
 		s.cfg.Host.RemoveStreamHandler(protocol.ID(ProtocolID))
@@ -201,11 +262,24 @@ func (s *Service) Typing(p peer.ID) {
 	}
 }
 
-// History returns up to limit messages with friend p stored after
-// sequence number after and written at or after since (if not zero).
+// History returns a page of the history with friend p: messages stored
+// after sequence number after and written at or after since (if not
+// zero), oldest first, at most limit (MaxLogPage if 0) and
+// MaxLogPageBytes of text. An empty page means there are no more.
 func (s *Service) History(p peer.ID, after uint64, since time.Time, limit int) ([]Message, error) {
 	return s.e.hist.list(friendConv(p), after, since, limit)
 }
+
+// HistoryBefore returns the page of the history with friend p that ends
+// just before sequence number before (0: the newest page), oldest first,
+// bounded as History's.
+func (s *Service) HistoryBefore(p peer.ID, before uint64, limit int) ([]Message, error) {
+	return s.e.hist.listBefore(friendConv(p), before, limit)
+}
+
+// ClearHistory deletes the history with friend p, but for the messages
+// still waiting for delivery.
+func (s *Service) ClearHistory(p peer.ID) error { return s.e.hist.clear(friendConv(p), true) }
 
 // MarkRead marks every message with friend p read.
 func (s *Service) MarkRead(p peer.ID) error { return s.e.hist.markRead(friendConv(p)) }
@@ -214,6 +288,15 @@ func (s *Service) MarkRead(p peer.ID) error { return s.e.hist.markRead(friendCon
 type Summary struct {
 	Unread  int `json:"unread"`
 	Pending int `json:"pending"` // outgoing messages not acked yet
+	// Messages is how many messages the history holds, Stored what they
+	// count against HistoryBudget (MessageCost), and Trimmed how many
+	// older ones were deleted to keep it.
+	Messages int   `json:"messages"`
+	Stored   int64 `json:"stored"`
+	Trimmed  int   `json:"trimmed,omitempty"`
+	// Request is set for a distant conversation the user has not
+	// answered nor accepted.
+	Request bool `json:"request,omitempty"`
 	// Last is the newest message, if any.
 	Last *Message `json:"last,omitempty"`
 }
@@ -224,16 +307,81 @@ func (s *Service) Summary(p peer.ID) Summary { return s.e.hist.summary(friendCon
 func (s *Service) limiter(p peer.ID) *rate.Limiter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return peerLimiter(s.limits, p)
+	return peerLimiter(s.limits, p, MessagesPerSecond, MessageBurst)
 }
 
-// handle serves a friend's private chat stream.
+// typingEvent publishes a friend's typing notice, at most at
+// TypingEventRate.
+func (s *Service) typingEvent(p peer.ID) {
+	s.mu.Lock()
+	ok := peerLimiter(s.typingLimits, p, TypingEventRate, TypingEventBurst).Allow()
+	s.mu.Unlock()
+	if !ok {
+		s.stats.typingDropped.Add(1)
+		return
+	}
+	s.e.events("chat.typing", TypingEvent{Peer: p})
+}
+
+// admit counts one more stream served for friend p (distant: a distant
+// session, p empty), within ChatStreamsPerFriend, MaxChatStreams and
+// MaxDistantSessions; release undoes it.
+func (s *Service) admit(p peer.ID, distant bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving >= MaxChatStreams || (distant && s.distant >= MaxDistantSessions) ||
+		(!distant && s.streams[p] >= ChatStreamsPerFriend) {
+		s.stats.streamsRefused.Add(1)
+		return false
+	}
+	s.serving++
+	if distant {
+		s.distant++
+	} else {
+		s.streams[p]++
+	}
+	return true
+}
+
+func (s *Service) release(p peer.ID, distant bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serving--
+	if distant {
+		s.distant--
+	} else if s.streams[p]--; s.streams[p] <= 0 {
+		delete(s.streams, p)
+	}
+}
+
+// refused counts an incoming message refused for a budget.
+func (s *Service) refused(err error) {
+	if errors.Is(err, ErrChatStorageFull) {
+		s.stats.refusedStorage.Add(1)
+		now := time.Now().UnixNano()
+		if last := s.fullWarned.Load(); now-last >= int64(StorageFullWarnEvery) && s.fullWarned.CompareAndSwap(last, now) {
+			s.cfg.Log.Warn("chat storage full: incoming messages wait in their senders' outboxes", slog.Any("err", err))
+		}
+	} else {
+		s.stats.refusedRequests.Add(1)
+	}
+}
+
+// handle serves a friend's private chat stream: at most
+// ChatStreamsPerFriend at once per friend, each tracked by the engine so
+// that Close waits for it.
 func (s *Service) handle(st network.Stream) {
 	p := st.Conn().RemotePeer()
-	if !s.cfg.Friends.IsFriend(p) {
+	if !s.cfg.Friends.IsFriend(p) || !s.admit(p, false) {
 		st.Reset()
 		return
 	}
+	defer s.release(p, false)
+	if !s.e.track() {
+		st.Reset()
+		return
+	}
+	defer s.e.wg.Done()
 	conv := friendConv(p)
 	// Two streams of one conversation may overlap (a resend on a new
 	// stream while the old one drains): each stores in order and the
@@ -242,23 +390,22 @@ func (s *Service) handle(st network.Stream) {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
-	err := s.e.serve(ctx, st, receiver{
+	err := s.e.serve(ctx, st, st.Scope(), receiver{
 		conv:    conv,
 		limit:   s.limiter(p),
 		noHello: true,
 		stored: func(m Message) {
 			s.e.events("chat.message", PrivateEvent{Peer: p, Message: m})
 		},
-		typing: func() { s.e.events("chat.typing", TypingEvent{Peer: p}) },
+		typing:  func() { s.typingEvent(p) },
+		refused: s.refused,
 	})
-	if err != nil {
-		if errors.Is(err, ErrBadFrame) {
-			s.cfg.Log.Warn("friend broke the chat protocol; stream closed", slog.String("peer", p.String()), slog.Any("err", err))
-		} else {
-			s.cfg.Log.Debug("chat stream ended", slog.String("peer", p.String()), slog.Any("err", err))
-		}
-		st.Reset()
-		return
+	switch {
+	case err == nil, errors.Is(err, errStopped):
+	case errors.Is(err, ErrBadFrame):
+		s.stats.streamsBroken.Add(1)
+		s.cfg.Log.Info("friend broke the chat protocol; stream reset", slog.String("peer", p.String()), slog.Any("err", err))
+	default:
+		s.cfg.Log.Debug("chat stream ended", slog.String("peer", p.String()), slog.Any("err", err))
 	}
-	st.Close()
 }

@@ -7,9 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/libp2p/go-msgio/pbio"
-
 	"kith/chat/pb"
+	kframe "kith/internal/frame"
 )
 
 // ProtocolID is the libp2p protocol of private chat between friends.
@@ -29,28 +28,40 @@ type frame struct {
 }
 
 // frameReader reads chat frames: uvarint-delimited pb.Frame messages of at
-// most MaxFrameSize bytes, each checked before it is returned.
+// most MaxFrameSize bytes (kith/internal/frame), each checked before it is
+// returned. Frame buffers grow as bytes arrive and are charged to mem.
 type frameReader struct {
-	r pbio.Reader
+	r *kframe.Reader
 }
 
-func newFrameReader(r io.Reader) *frameReader {
-	return &frameReader{r: pbio.NewDelimitedReader(r, MaxFrameSize)}
+// newFrameReader reads frames from r, charging their buffers to mem (a
+// stream's resource scope; nil charges nothing). A frame must arrive
+// within FrameTimeout of its first byte, and a stream with nothing for
+// StreamIdleTimeout ends, if r has read deadlines.
+func newFrameReader(r io.Reader, mem kframe.MemoryScope) *frameReader {
+	return &frameReader{r: kframe.NewReader(r, MaxFrameSize, kframe.Options{
+		FrameTimeout: FrameTimeout, IdleTimeout: StreamIdleTimeout, Memory: mem})}
 }
 
 // read returns the next frame. It returns io.EOF when the stream ends
-// cleanly between frames and an error wrapping ErrBadFrame for a frame
-// that breaks the protocol.
+// cleanly between frames, an error wrapping ErrBadFrame for a frame that
+// breaks the protocol, and the stream's own error otherwise.
 func (fr *frameReader) read() (frame, error) {
 	var w pb.Frame
 	if err := fr.r.ReadMsg(&w); err != nil {
-		if errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, io.EOF):
 			return frame{}, io.EOF
+		case kframe.IsPeerFault(err):
+			return frame{}, fmt.Errorf("%w: %w", ErrBadFrame, err)
 		}
-		return frame{}, fmt.Errorf("%w: %w", ErrBadFrame, err)
+		return frame{}, fmt.Errorf("reading chat frame: %w", err)
 	}
 	return decodeFrame(&w)
 }
+
+// close releases what the reader charged to its memory scope.
+func (fr *frameReader) close() { fr.r.Close() }
 
 // decodeFrame checks w and turns it into a frame.
 func decodeFrame(w *pb.Frame) (frame, error) {
@@ -104,12 +115,12 @@ func chatIDFromBytes(b []byte) (ChatID, error) {
 // frameWriter writes chat frames through a buffer; flush sends them.
 type frameWriter struct {
 	bw *bufio.Writer
-	pw pbio.Writer
+	pw *kframe.Writer
 }
 
 func newFrameWriter(w io.Writer) *frameWriter {
 	bw := bufio.NewWriterSize(w, 16<<10)
-	return &frameWriter{bw: bw, pw: pbio.NewDelimitedWriter(bw)}
+	return &frameWriter{bw: bw, pw: kframe.NewWriter(bw, MaxFrameSize)}
 }
 
 func (fw *frameWriter) message(m Message) error {

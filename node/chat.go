@@ -71,12 +71,18 @@ func (n *Node) Chat() *chat.Service { return n.chat }
 
 // Conversation is the state of the private chat with one friend.
 type Conversation struct {
-	PeerID  string        `json:"peer_id"`
-	Name    string        `json:"name"`
-	Online  bool          `json:"online"`
-	Unread  int           `json:"unread"`
-	Pending int           `json:"pending"`
-	Last    *chat.Message `json:"last,omitempty"`
+	PeerID  string `json:"peer_id"`
+	Name    string `json:"name"`
+	Online  bool   `json:"online"`
+	Unread  int    `json:"unread"`
+	Pending int    `json:"pending"`
+	// Messages and Stored are what the history holds (Stored against
+	// chat.HistoryBudget); Trimmed counts older messages deleted to keep
+	// the budget.
+	Messages int           `json:"messages"`
+	Stored   int64         `json:"stored"`
+	Trimmed  int           `json:"trimmed,omitempty"`
+	Last     *chat.Message `json:"last,omitempty"`
 }
 
 // Conversations lists the private chat with every friend, most recent
@@ -86,7 +92,7 @@ func (n *Node) Conversations() []Conversation {
 	for _, f := range n.friends.List() {
 		s := n.chat.Summary(f.ID)
 		out = append(out, Conversation{PeerID: f.ID.String(), Name: f.Name, Online: f.Online,
-			Unread: s.Unread, Pending: s.Pending, Last: s.Last})
+			Unread: s.Unread, Pending: s.Pending, Messages: s.Messages, Stored: s.Stored, Trimmed: s.Trimmed, Last: s.Last})
 	}
 	lastTime := func(c Conversation) time.Time {
 		if c.Last == nil {

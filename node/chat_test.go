@@ -26,14 +26,21 @@ func mustFreePort(t *testing.T) int {
 	return p
 }
 
-// chatHistory returns n's whole history with other.
+// chatHistory returns n's whole history with other, page by page.
 func chatHistory(t *testing.T, n, other *Node) []chat.Message {
 	t.Helper()
-	ms, err := n.Chat().History(other.ID(), 0, time.Time{}, 0)
-	if err != nil {
-		t.Fatal(err)
+	var all []chat.Message
+	for after := uint64(0); ; {
+		ms, err := n.Chat().History(other.ID(), after, time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			return all
+		}
+		all = append(all, ms...)
+		after = ms[len(ms)-1].Seq
 	}
-	return ms
 }
 
 // TestChatOfflineFriendThenSoak: a message to a friend whose daemon is

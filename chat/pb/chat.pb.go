@@ -4,7 +4,12 @@
 // something to say opens a stream and writes Frames, each preceded by its
 // length as a uvarint (at most chat.MaxFrameSize bytes); the other side
 // answers each Message, once it is stored, with an Ack on the same stream.
-// Typing frames are not answered.
+// Typing frames are not answered. A sender has at most 64 messages and
+// 256 KiB of text (or a single message) written and not acked on one
+// stream (chat.SendWindow, chat.SendWindowBytes); a receiver resets a
+// stream that goes past it. A receiver that cannot store a message (a
+// budget is full) does not ack it and ends the stream cleanly: the
+// sender keeps the message and tries again later.
 //
 // Distant chat carries the same Frames inside an end-to-end Noise_XK
 // session over a tunnel. Its first frame from the initiator is a Hello

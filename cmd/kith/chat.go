@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/chat"
+	"kith/internal/peertext"
 	"kith/node"
 )
 
@@ -24,7 +26,7 @@ func newChatCmd(g *globals) *cobra.Command {
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runChatTUI(g) },
 	}
-	cmd.AddCommand(newChatSendCmd(g), newChatLogCmd(g))
+	cmd.AddCommand(newChatSendCmd(g), newChatLogCmd(g), newChatClearCmd(g))
 	return cmd
 }
 
@@ -82,7 +84,7 @@ func newChatLogCmd(g *globals) *cobra.Command {
 				return usageError{err}
 			}
 			return g.call(func(ctx context.Context, c *node.Client) error {
-				ms, err := allMessages(ctx, func(after uint64) ([]chat.Message, error) {
+				err := printMessagePages(asJSON, "me", a[0], func(after uint64) ([]chat.Message, error) {
 					return c.ChatLog(ctx, a[0], after, from, 0)
 				})
 				if err != nil {
@@ -91,7 +93,20 @@ func newChatLogCmd(g *globals) *cobra.Command {
 				if err := c.ChatRead(ctx, a[0]); err != nil {
 					return err
 				}
-				return printMessages(ms, asJSON, "me", a[0])
+				if asJSON {
+					return nil
+				}
+				convs, err := c.Conversations(ctx)
+				if err != nil {
+					return err
+				}
+				for _, cv := range convs {
+					if (cv.PeerID == a[0] || cv.Name == a[0]) && cv.Trimmed > 0 {
+						fmt.Printf("(%d older messages were deleted: a conversation keeps at most %d MiB)\n",
+							cv.Trimmed, chat.HistoryBudget>>20)
+					}
+				}
+				return nil
 			})
 		},
 	}
@@ -100,21 +115,78 @@ func newChatLogCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// allMessages pages through a history.
-func allMessages(ctx context.Context, page func(after uint64) ([]chat.Message, error)) ([]chat.Message, error) {
-	var all []chat.Message
+func newChatClearCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "clear FRIEND",
+		Short: "delete the history with a friend (messages not delivered yet stay)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				if err := c.ChatClear(ctx, a[0]); err != nil {
+					return err
+				}
+				fmt.Printf("deleted the history with %s\n", peertext.Line(a[0]))
+				return nil
+			})
+		},
+	}
+}
+
+// printMessagePages prints a history page by page as page(after) gives
+// it, so that neither the daemon's answers nor this process grow with
+// the history: JSON (one array), or one line per message with its time,
+// author and text (made safe to show); outgoing messages not delivered
+// yet are marked.
+func printMessagePages(asJSON bool, me, them string, page func(after uint64) ([]chat.Message, error)) error {
 	var after uint64
+	n := 0
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	if asJSON {
+		out.WriteString("[")
+	}
 	for {
 		ms, err := page(after)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		all = append(all, ms...)
-		if len(ms) < chat.MaxLogPage {
-			return all, nil
+		if len(ms) == 0 {
+			break
+		}
+		for _, m := range ms {
+			if asJSON {
+				b, err := json.Marshal(m)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					out.WriteString(",")
+				}
+				out.WriteString("\n  ")
+				out.Write(b)
+			} else {
+				who, mark := them, ""
+				if m.Out {
+					who = me
+					if !m.Delivered {
+						mark = "  (not delivered yet)"
+					}
+				}
+				fmt.Fprintf(out, "%s  %s: %s%s\n", m.Time.Local().Format("2006-01-02 15:04:05"), peertext.Line(who), peertext.Text(m.Text), mark)
+			}
+			n++
 		}
 		after = ms[len(ms)-1].Seq
 	}
+	switch {
+	case asJSON && n > 0:
+		out.WriteString("\n]\n")
+	case asJSON:
+		out.WriteString("]\n")
+	case n == 0:
+		out.WriteString("no messages\n")
+	}
+	return nil
 }
 
 // parseSince reads --since: empty, a duration ago, an RFC 3339 time, a
@@ -138,34 +210,6 @@ func parseSince(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: want a time (RFC 3339, 2006-01-02, 15:04) or a duration (1h30m)", s)
 }
 
-// printMessages prints a history: JSON, or one line per message with its
-// time, author and text; outgoing messages not delivered yet are marked.
-func printMessages(ms []chat.Message, asJSON bool, me, them string) error {
-	if asJSON {
-		if ms == nil {
-			ms = []chat.Message{}
-		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(ms)
-	}
-	if len(ms) == 0 {
-		fmt.Println("no messages")
-		return nil
-	}
-	for _, m := range ms {
-		who, mark := them, ""
-		if m.Out {
-			who = me
-			if !m.Delivered {
-				mark = "  (not delivered yet)"
-			}
-		}
-		fmt.Printf("%s  %s: %s%s\n", m.Time.Local().Format("2006-01-02 15:04:05"), who, cleanText(m.Text), mark)
-	}
-	return nil
-}
-
 func newIdentityCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "identity",
@@ -185,7 +229,7 @@ func newIdentityCmd(g *globals) *cobra.Command {
 				}
 				return printList(ids, asJSON, "no chat identities yet: `kith identity new NICK`",
 					"NICK\tCHAT ID\tCREATED", func(i node.IdentityInfo) string {
-						return fmt.Sprintf("%s\t%s\t%s", i.Nick, i.ChatID, i.Created.Local().Format("2006-01-02 15:04"))
+						return fmt.Sprintf("%s\t%s\t%s", peertext.Line(i.Nick), i.ChatID, i.Created.Local().Format("2006-01-02 15:04"))
 					})
 			})
 		},
@@ -204,7 +248,7 @@ func newIdentityCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("%s\t%s\n", i.Nick, i.ChatID)
+				fmt.Printf("%s\t%s\n", peertext.Line(i.Nick), i.ChatID)
 				return nil
 			})
 		},
@@ -261,18 +305,123 @@ func newDistantCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.call(func(ctx context.Context, c *node.Client) error {
-				ms, err := allMessages(ctx, func(after uint64) ([]chat.Message, error) {
+				return printMessagePages(asJSON, "me", a[0][:12], func(after uint64) ([]chat.Message, error) {
 					return c.DistantLog(ctx, a[0], logAs, after, 0)
 				})
-				if err != nil {
-					return err
-				}
-				return printMessages(ms, asJSON, "me", a[0][:12])
 			})
 		},
 	}
 	log.Flags().StringVar(&logAs, "as", "", "your chat identity (default: your first)")
 	log.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(send, log)
+	cmd.AddCommand(send, log, newDistantLsCmd(g, false), newDistantLsCmd(g, true), newDistantAcceptCmd(g), newDistantRmCmd(g))
+	return cmd
+}
+
+// newDistantLsCmd is `kith distant ls` (accepted conversations) or, with
+// requests, `kith distant requests` (those from identities you have not
+// answered nor accepted).
+func newDistantLsCmd(g *globals, requests bool) *cobra.Command {
+	var asJSON bool
+	use, short := "ls [--json]", "list your distant conversations"
+	empty := "no distant conversations: `kith distant send CHATID TEXT` starts one"
+	if requests {
+		use, short = "requests [--json]", "list messages from chat ids you have not answered: accept or delete them"
+		empty = "no requests"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				all, err := c.DistantList(ctx)
+				if err != nil {
+					return err
+				}
+				var list []node.DistantConversation
+				others := 0
+				for _, d := range all {
+					if d.Request == requests {
+						list = append(list, d)
+					} else {
+						others++
+					}
+				}
+				err = printList(list, asJSON, empty, "CHAT ID\tAS\tMESSAGES\tUNREAD\tLAST", func(d node.DistantConversation) string {
+					last := ""
+					if d.Last != nil {
+						last = d.Last.Stored.Local().Format("2006-01-02 15:04") + "  " + truncateText(peertext.Line(d.Last.Text), 40)
+					}
+					return fmt.Sprintf("%s\t%s\t%d\t%d\t%s", d.Remote, peertext.Line(d.LocalNick), d.Messages, d.Unread, last)
+				})
+				if err != nil || asJSON {
+					return err
+				}
+				if !requests && others > 0 {
+					fmt.Printf("\n%d requests from chat ids you have not answered: `kith distant requests`\n", others)
+				}
+				if requests && len(list) > 0 {
+					fmt.Printf("\n`kith distant accept CHATID` lets one in; `kith distant rm CHATID` deletes it\n")
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// truncateText cuts s to n runes, ending it with "…" when cut.
+func truncateText(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func newDistantAcceptCmd(g *globals) *cobra.Command {
+	var as string
+	cmd := &cobra.Command{
+		Use:   "accept CHATID [--as IDENTITY]",
+		Short: "accept a request: its messages come in in full from now on",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if _, err := chat.ParseChatID(a[0]); err != nil {
+				return err
+			}
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				if err := c.DistantAccept(ctx, a[0], as); err != nil {
+					return err
+				}
+				fmt.Printf("accepted %s\n", a[0])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&as, "as", "", "your chat identity it wrote to (default: your first)")
+	return cmd
+}
+
+func newDistantRmCmd(g *globals) *cobra.Command {
+	var as string
+	cmd := &cobra.Command{
+		Use:   "rm CHATID [--as IDENTITY]",
+		Short: "delete a distant conversation or request; if it writes again, that is a new request",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if _, err := chat.ParseChatID(a[0]); err != nil {
+				return err
+			}
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				if err := c.DistantDelete(ctx, a[0], as); err != nil {
+					return err
+				}
+				fmt.Printf("deleted the conversation with %s\n", a[0])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&as, "as", "", "your chat identity (default: your first)")
 	return cmd
 }

@@ -113,8 +113,19 @@ func TestChatSurvivesKill(t *testing.T) {
 		}
 		sendErr <- nil
 	}()
+	all := func() ([]chat.Message, error) {
+		var out []chat.Message
+		for after := uint64(0); ; {
+			ms, err := cb.ChatLog(ctx, idA.PeerID, after, time.Time{}, 0)
+			if err != nil || len(ms) == 0 {
+				return out, err
+			}
+			out = append(out, ms...)
+			after = ms[len(ms)-1].Seq
+		}
+	}
 	received := func() int {
-		ms, err := cb.ChatLog(ctx, idA.PeerID, 0, time.Time{}, 0)
+		ms, err := all()
 		if err != nil {
 			return -1
 		}
@@ -144,7 +155,7 @@ func TestChatSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCount("all delivered", func(n int) bool { return n >= total })
-	ms, err := cb.ChatLog(ctx, idA.PeerID, 0, time.Time{}, 0)
+	ms, err := all()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/term"
 
 	"kith/chat"
+	"kith/internal/peertext"
 	"kith/node"
 )
 
@@ -31,8 +32,10 @@ const (
 	// tuiHistory is how many of a conversation's latest messages the
 	// window loads when the conversation is first shown.
 	tuiHistory = 500
-	// tuiKeep caps the messages the window holds per conversation.
-	tuiKeep = 2000
+	// tuiKeep caps the messages the window holds per conversation, and
+	// tuiKeepBytes their text.
+	tuiKeep      = 2000
+	tuiKeepBytes = 8 << 20
 	// tuiResync is how often the window re-reads the friends list and
 	// the shown conversation, to heal missed events.
 	tuiResync = 5 * time.Second
@@ -332,7 +335,7 @@ func (m *chatModel) selectFriend(i int) tea.Cmd {
 
 func (m *chatModel) updatePlaceholder() {
 	if f := m.selected(); f != nil {
-		m.input.Placeholder = "message " + cleanLine(f.name) + " (Enter sends)"
+		m.input.Placeholder = "message " + peertext.Line(f.name) + " (Enter sends)"
 	} else {
 		m.input.Placeholder = "no friends yet: add one with `kith friend add INVITE`"
 	}
@@ -398,18 +401,17 @@ func (m *chatModel) loadConversations() tea.Cmd {
 	})
 }
 
-// loadHistory reads what the window lacks of a conversation: the latest
-// tuiHistory messages the first time, later everything after the oldest
-// message still waiting for delivery (so delivery marks heal too) or
-// after the newest held.
+// loadHistory reads what the window lacks of a conversation, page by
+// page: the newest page (at most tuiHistory messages) the first time,
+// later everything after the oldest message still waiting for delivery
+// (so delivery marks heal too) or after the newest held, up to what the
+// window keeps.
 func (m *chatModel) loadHistory(f *friendRow) tea.Cmd {
 	cv := m.convo(f.id)
 	var after uint64
+	first := !cv.loaded
 	switch {
-	case !cv.loaded:
-		if f.lastSeq > tuiHistory {
-			after = f.lastSeq - tuiHistory
-		}
+	case first:
 	case len(cv.msgs) > 0:
 		after = cv.msgs[len(cv.msgs)-1].Seq
 		for _, msg := range cv.msgs {
@@ -421,8 +423,27 @@ func (m *chatModel) loadHistory(f *friendRow) tea.Cmd {
 	}
 	c, id, name := m.c, f.id, f.name
 	return m.call(func(ctx context.Context) tea.Msg {
-		msgs, err := c.ChatLog(ctx, id, after, time.Time{}, 0)
-		return historyMsg{peer: id, name: name, msgs: msgs, err: err}
+		if first {
+			msgs, err := c.ChatLogBefore(ctx, id, 0, tuiHistory)
+			return historyMsg{peer: id, name: name, msgs: msgs, err: err}
+		}
+		var all []chat.Message
+		bytes := 0
+		for len(all) < tuiKeep && bytes < tuiKeepBytes {
+			page, err := c.ChatLog(ctx, id, after, time.Time{}, 0)
+			if err != nil {
+				return historyMsg{peer: id, name: name, err: err}
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, msg := range page {
+				bytes += len(msg.Text)
+			}
+			all = append(all, page...)
+			after = page[len(page)-1].Seq
+		}
+		return historyMsg{peer: id, name: name, msgs: all}
 	})
 }
 
@@ -431,7 +452,7 @@ func (m *chatModel) markRead(f *friendRow) tea.Cmd {
 	c, id, name := m.c, f.id, f.name
 	return m.call(func(ctx context.Context) tea.Msg {
 		if err := c.ChatRead(ctx, id); err != nil {
-			return callErrMsg{"marking the chat with " + cleanLine(name) + " read", err}
+			return callErrMsg{"marking the chat with " + peertext.Line(name) + " read", err}
 		}
 		return nil
 	})
@@ -530,7 +551,7 @@ func (m *chatModel) mergeFriends(convs []node.Conversation) {
 // gotHistory merges a history page into its conversation.
 func (m *chatModel) gotHistory(msg historyMsg) tea.Cmd {
 	if msg.err != nil {
-		m.setError("reading the chat with "+cleanLine(msg.name), msg.err)
+		m.setError("reading the chat with "+peertext.Line(msg.name), msg.err)
 		return nil
 	}
 	f := m.friend(msg.peer)
@@ -554,7 +575,7 @@ func (m *chatModel) gotHistory(msg historyMsg) tea.Cmd {
 // back to the input when it is still empty.
 func (m *chatModel) gotSent(msg sentMsg) tea.Cmd {
 	if msg.err != nil {
-		m.setError("not sent to "+cleanLine(msg.name), msg.err)
+		m.setError("not sent to "+peertext.Line(msg.name), msg.err)
 		if m.input.Value() == "" {
 			m.input.SetValue(msg.text)
 		}
@@ -657,7 +678,7 @@ func redecode(data, v any) error {
 
 // mergeMessages merges add into msgs (both ascending by Seq): a message
 // of add replaces the held one of the same Seq. At most tuiKeep of the
-// newest are kept.
+// newest, and tuiKeepBytes of text, are kept.
 func mergeMessages(msgs, add []chat.Message) []chat.Message {
 	for _, a := range add {
 		i, found := slices.BinarySearchFunc(msgs, a.Seq, func(x chat.Message, seq uint64) int {
@@ -681,7 +702,14 @@ func mergeMessages(msgs, add []chat.Message) []chat.Message {
 	if len(msgs) > tuiKeep {
 		msgs = slices.Delete(msgs, 0, len(msgs)-tuiKeep)
 	}
-	return msgs
+	bytes, cut := 0, 0
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if bytes += len(msgs[i].Text); bytes > tuiKeepBytes && i < len(msgs)-1 {
+			cut = i + 1
+			break
+		}
+	}
+	return slices.Delete(msgs, 0, cut)
 }
 
 // setError shows in the status line that what failed, and why.

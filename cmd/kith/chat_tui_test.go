@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kith/chat"
+	"kith/internal/peertext"
 	"kith/node"
 )
 
@@ -342,8 +343,8 @@ func TestChatTUIMergeAndClean(t *testing.T) {
 		t.Fatalf("merged %v, want %s", got, want)
 	}
 
-	if got := cleanText("a\x1b[2Jb\tc\r\nd\u202ee"); got != "a\uFFFD[2Jb c\nd\uFFFDe" {
-		t.Fatalf("cleanText: %q", got)
+	if got := peertext.Text("a\x1b[2Jb\tc\r\nd\u202ee\u009b"); got != `a\x1b[2Jb c`+"\n"+`d\u202ee\u009b` {
+		t.Fatalf("peertext.Text: %q", got)
 	}
 	if got := truncate("abcdef", 4); got != "abc…" {
 		t.Fatalf("truncate: %q", got)

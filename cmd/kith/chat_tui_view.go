@@ -17,9 +17,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/charmbracelet/lipgloss"
+
+	"kith/internal/peertext"
 )
 
 const (
@@ -87,7 +88,7 @@ func (m *chatModel) conversationText(width int) string {
 		}
 		return styleFaint.Render("No messages yet: say hello.")
 	}
-	name := cleanLine(f.name)
+	name := peertext.Line(f.name)
 	var b strings.Builder
 	for i, msg := range cv.msgs {
 		who, mark := styleThem.Render(name), ""
@@ -101,7 +102,7 @@ func (m *chatModel) conversationText(width int) string {
 			b.WriteByte('\n')
 		}
 		head := styleFaint.Render(stamp(msg.Time)) + " " + who + ": "
-		text := cleanText(msg.Text) + styleFaint.Render(mark)
+		text := peertext.Text(msg.Text) + styleFaint.Render(mark)
 		// The text wraps in its own column after the head, unless a
 		// long name leaves it too narrow.
 		if hw := lipgloss.Width(head); hw <= width/2 {
@@ -139,11 +140,11 @@ func (m *chatModel) View() string {
 
 	typing := ""
 	if f := m.selected(); f != nil && m.convo(f.id).typingUntil.After(time.Now()) {
-		typing = styleTyping.Render(cleanLine(f.name) + " is typing…")
+		typing = styleTyping.Render(peertext.Line(f.name) + " is typing…")
 	}
 	status := styleFaint.Render(truncate(tuiHelp, m.width))
 	if m.status != "" {
-		status = truncate(cleanLine(m.status), m.width)
+		status = truncate(peertext.Line(m.status), m.width)
 		if m.statusErr {
 			status = styleError.Render(status)
 		}
@@ -173,7 +174,7 @@ func (m *chatModel) friendsPane(width, height int) string {
 		if f.unread > 0 {
 			count = fmt.Sprintf(" %d", f.unread)
 		}
-		name := truncate(cleanLine(f.name), width-3-lipgloss.Width(count))
+		name := truncate(peertext.Line(f.name), width-3-lipgloss.Width(count))
 		pad := strings.Repeat(" ", max(0, width-3-lipgloss.Width(name)-lipgloss.Width(count)))
 		if i == m.sel {
 			lines = append(lines, styleSelected.Render(dot+" "+name+pad+count))
@@ -196,7 +197,7 @@ func (m *chatModel) conversationHeader(width int) string {
 	if f == nil {
 		return strings.Repeat(" ", width)
 	}
-	head := styleTitle.Render(cleanLine(f.name)) + " "
+	head := styleTitle.Render(peertext.Line(f.name)) + " "
 	if f.online {
 		head += styleOnline.Render("● online")
 	} else {
@@ -221,28 +222,4 @@ func truncate(s string, width int) string {
 		r = r[:len(r)-1]
 	}
 	return string(r) + "…"
-}
-
-// cleanText makes a friend's text safe to print: control characters,
-// which could drive the terminal, become U+FFFD; tabs become spaces;
-// newlines stay.
-func cleanText(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n':
-			return r
-		case r == '\t':
-			return ' '
-		case r == '\r':
-			return -1
-		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
-			return '\uFFFD'
-		}
-		return r
-	}, s)
-}
-
-// cleanLine is cleanText on one line: newlines become spaces.
-func cleanLine(s string) string {
-	return strings.ReplaceAll(cleanText(s), "\n", " ")
 }

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"kith/chat"
+	"kith/internal/peertext"
 	"kith/node"
 )
 
@@ -86,7 +91,8 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 							state += ", joined"
 							who = l.AsNick
 						}
-						return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", l.ID, l.Name, state, l.Participants, who, l.Topic)
+						return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", l.ID, peertext.Line(l.Name), state, l.Participants,
+							peertext.Line(who), peertext.Line(l.Topic))
 					})
 				if err != nil || len(ls.Invites) == 0 {
 					return err
@@ -97,7 +103,8 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 					if i.Private {
 						kind = " (private)"
 					}
-					return fmt.Sprintf("%s\t%s%s\t%s as %s\t%s", i.Lobby, i.Name, kind, displayName(i.FromName), i.Nick, i.Topic)
+					return fmt.Sprintf("%s\t%s%s\t%s as %s\t%s", i.Lobby, peertext.Line(i.Name), kind,
+						peertext.Line(displayName(i.FromName)), peertext.Line(i.Nick), peertext.Line(i.Topic))
 				})
 			})
 		},
@@ -130,7 +137,7 @@ func newLobbyJoinCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("joined %s (%s) as %s\n", li.Name, li.ID, li.AsNick)
+				fmt.Printf("joined %s (%s) as %s\n", peertext.Line(li.Name), li.ID, peertext.Line(li.AsNick))
 				return nil
 			})
 		},
@@ -198,39 +205,47 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.call(func(ctx context.Context, c *node.Client) error {
-				var all []node.LobbyMessage
+				// Page by page, so nothing grows with the history.
+				out := bufio.NewWriter(os.Stdout)
+				defer out.Flush()
 				var after uint64
+				n := 0
+				if asJSON {
+					out.WriteString("[")
+				}
 				for {
 					ms, err := c.LobbyLog(ctx, id, after, 0)
 					if err != nil {
 						return err
 					}
-					all = append(all, ms...)
-					if len(ms) < chat.MaxLogPage {
+					if len(ms) == 0 {
 						break
+					}
+					for _, m := range ms {
+						if asJSON {
+							b, err := json.Marshal(m)
+							if err != nil {
+								return err
+							}
+							if n > 0 {
+								out.WriteString(",")
+							}
+							out.WriteString("\n  ")
+							out.Write(b)
+						} else {
+							printLobbyMessage(out, m)
+						}
+						n++
 					}
 					after = ms[len(ms)-1].Seq
 				}
-				if asJSON {
-					if all == nil {
-						all = []node.LobbyMessage{}
-					}
-					return printJSON(all)
-				}
-				if len(all) == 0 {
-					fmt.Println("no messages")
-				}
-				for _, m := range all {
-					at := m.Time.Local().Format("2006-01-02 15:04:05")
-					who := fmt.Sprintf("%s (%s)", m.Nick, m.Author[:min(len(m.Author), 12)])
-					switch m.Kind {
-					case chat.LobbyKindJoin:
-						fmt.Printf("%s  -> %s joined\n", at, who)
-					case chat.LobbyKindLeave:
-						fmt.Printf("%s  <- %s left\n", at, who)
-					default:
-						fmt.Printf("%s  %s: %s\n", at, who, m.Text)
-					}
+				switch {
+				case asJSON && n > 0:
+					out.WriteString("\n]\n")
+				case asJSON:
+					out.WriteString("]\n")
+				case n == 0:
+					out.WriteString("no messages\n")
 				}
 				return nil
 			})
@@ -238,6 +253,21 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printLobbyMessage prints one lobby message on a line, the author's
+// nick and text made safe to show.
+func printLobbyMessage(w io.Writer, m node.LobbyMessage) {
+	at := m.Time.Local().Format("2006-01-02 15:04:05")
+	who := fmt.Sprintf("%s (%s)", peertext.Line(m.Nick), peertext.Line(m.Author[:min(len(m.Author), 12)]))
+	switch m.Kind {
+	case chat.LobbyKindJoin:
+		fmt.Fprintf(w, "%s  -> %s joined\n", at, who)
+	case chat.LobbyKindLeave:
+		fmt.Fprintf(w, "%s  <- %s left\n", at, who)
+	default:
+		fmt.Fprintf(w, "%s  %s: %s\n", at, who, peertext.Text(m.Text))
+	}
 }
 
 func newLobbyLeaveCmd(g *globals) *cobra.Command {
@@ -278,7 +308,7 @@ func newLobbyWhoCmd(g *globals) *cobra.Command {
 					return err
 				}
 				return printList(ps, asJSON, "nobody", "NICK\tCHAT ID", func(p node.LobbyParticipant) string {
-					return fmt.Sprintf("%s\t%s", p.Nick, p.ChatID)
+					return fmt.Sprintf("%s\t%s", peertext.Line(p.Nick), p.ChatID)
 				})
 			})
 		},
