@@ -524,9 +524,18 @@ func (r *run) worker(s *sourceState) {
 		cancel()
 		if err != nil {
 			r.release(first, count)
+			var er ErrorReply
 			switch {
 			case s.ctx.Err() != nil:
 				return
+			case errors.As(err, &er) && er.Code == CodeBusy:
+				// The source is short of memory now: try again soon.
+				select {
+				case <-s.ctx.Done():
+					return
+				case <-time.After(DownloadBusyWait):
+				}
+				continue
 			case stalled:
 				r.mu.Lock()
 				s.stalls++
