@@ -173,3 +173,52 @@ func TestServeChargesMemory(t *testing.T) {
 		t.Errorf("stats: %+v, want 2 busy", st)
 	}
 }
+
+// TestServeRatesPerPeer: the streams of one peer share its request rates,
+// which outlive a stream; another peer has rates of its own.
+func TestServeRatesPerPeer(t *testing.T) {
+	noLeaks(t)
+	cat := newMemCatalog()
+	_, sf := cat.add(t, t.TempDir(), "f", 100, true, false)
+	srv := NewServer(cat)
+	open := func(peer string) *Peer {
+		client, server := tcpPair(t)
+		go srv.ServeStream(context.Background(), server, ScopeFriend, StreamInfo{Peer: peer})
+		p := NewPeer(client)
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	ctx := context.Background()
+	// Peer p spends its burst of Have on one stream, then closes it.
+	p1 := open("p")
+	for range HaveBurst {
+		if _, err := p1.Have(ctx, sf.Tree.Root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1.Close()
+	if st := srv.Stats(); st.Have != HaveBurst || st.Throttled != 0 {
+		t.Fatalf("after the burst: %+v", st)
+	}
+	// Its next stream waits for the rate.
+	p2 := open("p")
+	for range 5 {
+		if _, err := p2.Have(ctx, sf.Tree.Root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := srv.Stats(); st.Throttled < 4 {
+		t.Errorf("a new stream of the same peer refilled its rate: %+v", st)
+	}
+	// Another peer does not wait.
+	before := srv.Stats().Throttled
+	q := open("q")
+	for range 10 {
+		if _, err := q.Have(ctx, sf.Tree.Root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := srv.Stats(); st.Throttled != before {
+		t.Errorf("another peer was throttled: %+v", st)
+	}
+}
