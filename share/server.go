@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -624,7 +625,7 @@ func (c *serverConn) file(root [32]byte) (*openFile, *ErrorReply) {
 		if !ok || sf.Tree.Root != root {
 			return nil, &ErrorReply{Code: CodeNotFound}
 		}
-		f, err := os.Open(sf.Path)
+		f, err := openShared(sf)
 		if err != nil {
 			c.s.log.Debug("opening shared file", slog.String("path", sf.Path), slog.Any("err", err))
 			return nil, &ErrorReply{Code: CodeNotFound, Message: msgFileChanged}
@@ -642,6 +643,15 @@ func (c *serverConn) file(root [32]byte) (*openFile, *ErrorReply) {
 		return nil, &ErrorReply{Code: CodeNotFound, Message: msgFileChanged}
 	}
 	return of, nil
+}
+
+// openShared opens sf's file beneath its share folder, following no
+// symlink (see openInShare).
+func openShared(sf SharedFile) (*os.File, error) {
+	if sf.Dir == "" {
+		return openInShare(filepath.Dir(sf.Path), filepath.Base(sf.Path))
+	}
+	return openInShare(sf.Dir, sf.Rel)
 }
 
 // drop closes of and forgets it.

@@ -1,0 +1,6 @@
+//go:build unix && !linux
+
+package share
+
+// openBeneath opens rel beneath the folder dfd, one name at a time.
+func openBeneath(dfd int, rel string) (int, error) { return openWalk(dfd, rel) }
