@@ -32,7 +32,7 @@ func TestShareSymlinkSwap(t *testing.T) {
 	// The private files outside the share, same sizes and mtimes.
 	private := map[string][]byte{
 		filepath.Join(secret, "docs", "report.txt"): bytes.Repeat([]byte("S"), size),
-		filepath.Join(secret, "notes.txt"):         bytes.Repeat([]byte("T"), size),
+		filepath.Join(secret, "notes.txt"):          bytes.Repeat([]byte("T"), size),
 	}
 	for p, data := range private {
 		os.MkdirAll(filepath.Dir(p), 0o700)
