@@ -261,6 +261,9 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 	if name == "" {
 		name = hex.EncodeToString(link.Root[:8])
 	}
+	if err := checkPlaceable(dir, name); err != nil {
+		return DownloadInfo{}, err
+	}
 	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC()}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -969,15 +969,12 @@ func (r *run) verifyLoop(f *os.File) error {
 const checkRunGroups = 16
 
 // placeFile moves src to dir/name, or to "name (2).ext" and so on if that
-// exists: an existing file is never overwritten.
+// exists: an existing file is never overwritten. Every name tried fits the
+// folder's file system (see candidateName).
 func placeFile(src, dir, name string) (string, error) {
-	ext := filepath.Ext(name)
-	stem := strings.TrimSuffix(name, ext)
-	for n := 1; n < 1000; n++ {
-		dest := filepath.Join(dir, name)
-		if n > 1 {
-			dest = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", stem, n, ext))
-		}
+	budget := nameMax(dir)
+	for n := 1; n < maxNameTries; n++ {
+		dest := filepath.Join(dir, candidateName(name, n, budget))
 		err := os.Link(src, dest)
 		if errors.Is(err, os.ErrExist) {
 			continue
@@ -995,6 +992,50 @@ func placeFile(src, dir, name string) (string, error) {
 		return dest, nil
 	}
 	return "", fmt.Errorf("moving download into place: too many files named %s", name)
+}
+
+// maxNameTries bounds the names placeFile tries: name, "name (2)" and so
+// on up to "name (999)".
+const maxNameTries = 1000
+
+// candidateName returns the n-th name to try for a download called name
+// in a folder whose file system takes names of at most budget bytes: name
+// itself for n = 1, else "stem (n).ext". A name that does not fit has its
+// stem cut, at a character boundary, and keeps its extension (an extension
+// of more than a quarter of the budget counts as part of the stem).
+func candidateName(name string, n, budget int) string {
+	ext := filepath.Ext(name)
+	if len(ext) > budget/4 {
+		ext = ""
+	}
+	stem := strings.TrimSuffix(name, ext)
+	suffix := ""
+	if n > 1 {
+		suffix = fmt.Sprintf(" (%d)", n)
+	}
+	return truncateUTF8(stem, budget-len(suffix)-len(ext)) + suffix + ext
+}
+
+// checkPlaceable checks, before a download starts, that a file of the name
+// it will get can be created in dir: it creates the first free candidate
+// name and removes it again. So a folder that cannot take the file fails
+// the download at once, not after its last byte.
+func checkPlaceable(dir, name string) error {
+	budget := nameMax(dir)
+	for n := 1; n < maxNameTries; n++ {
+		p := filepath.Join(dir, candidateName(name, n, budget))
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("cannot create the download in %s: %w", dir, err)
+		}
+		f.Close()
+		os.Remove(p)
+		return nil
+	}
+	return fmt.Errorf("cannot create the download in %s: too many files named %s", dir, name)
 }
 
 // copyNew copies src to dest, which must not exist (another file system).
@@ -1052,6 +1093,10 @@ func (r *run) finish(state DownloadState, path string, err error) {
 		r.log.Info("download done", slog.String("path", path))
 		r.emit("download.done", true)
 	} else {
+		// A failed download starts afresh if added again: its partial
+		// data is of no more use.
+		r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
+		os.Remove(r.m.partialPath(r.root))
 		r.log.Warn("download failed", slog.Any("err", err))
 		r.emit("download.failed", true)
 	}

@@ -23,3 +23,13 @@ func openBeneath(dfd int, rel string) (int, error) {
 	}
 	return fd, err
 }
+
+// nameMax returns the longest file name, in bytes, that the file system of
+// dir takes: its statfs name length, at most MaxNameLen.
+func nameMax(dir string) int {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil || st.Namelen <= 0 {
+		return MaxNameLen
+	}
+	return min(int(st.Namelen), MaxNameLen)
+}

@@ -18,3 +18,6 @@ func openInShare(dir, rel string) (*os.File, error) {
 	}
 	return os.Open(filepath.Join(dir, p))
 }
+
+// nameMax returns the longest file name, in bytes, assumed everywhere.
+func nameMax(string) int { return MaxNameLen }
