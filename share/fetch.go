@@ -1176,7 +1176,7 @@ func candidateName(name string, n, budget int) string {
 	if n > 1 {
 		suffix = fmt.Sprintf(" (%d)", n)
 	}
-	return truncateUTF8(stem, budget-len(suffix)-len(ext)) + suffix + ext
+	return truncateUTF8(stem, max(budget-len(suffix)-len(ext), 0)) + suffix + ext
 }
 
 // checkPlaceable checks, before a download starts, that a file of the name
