@@ -286,67 +286,90 @@ func (r *run) fetchAll() error {
 }
 
 // proveSize finds the file's size among the sizes srcs claim, before any
-// space is reserved for it. Each source is asked, all at once, for the
-// last group at the size it claims, which is checked against the root:
-// BLAKE3 and Bao bind the length into the tree (the last group's place and
-// length fix its chunk counters and the shape of its proof), so a wrong
-// size cannot verify and a source cannot fix the size by claiming it. The
-// first claim that verifies is the size; the others are lies. It returns
-// the size (UnknownSize if none verified), the sources that claim it and
-// the proof, whose group is the download's first; sources that lied or
-// sent a bad proof are dropped for good, those that could not answer are
-// closed and may be found again.
+// space is reserved for it. For each size claimed, one source claiming it
+// is asked for the last group at that size, which is checked against the
+// root (the next source is asked if that one cannot answer or sends bad
+// data); the claims are tried all at once. BLAKE3 and Bao bind the length
+// into the tree (the last group's place and length fix its chunk counters
+// and the shape of its proof), so a wrong size cannot verify and a source
+// cannot fix the size by claiming it. The first claim that verifies is the
+// size; the others are lies, and their proofs are cut short. It returns the
+// size (UnknownSize if none verified), the sources that claim it and the
+// proof, whose group is the download's first; sources that lied or sent a
+// bad proof are dropped for good, those that could not answer are closed
+// and may be found again.
 func (r *run) proveSize(srcs []*Source) (int64, []*Source, *sizeProof) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.m.cfg.Tuning.StallTimeout)
 	defer cancel()
+	var claims []int64
+	byClaim := map[int64][]*Source{}
+	for _, src := range srcs {
+		c := src.Have.Size
+		if _, ok := byClaim[c]; !ok {
+			claims = append(claims, c)
+		}
+		byClaim[c] = append(byClaim[c], src)
+	}
 	type result struct {
 		sizeProof
 		err error
 	}
-	results := make(chan result, len(srcs))
-	for _, src := range srcs {
-		go func() {
-			data, proof, err := r.proveClaim(ctx, src)
-			results <- result{sizeProof{src, data, proof}, err}
-		}()
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Go(func() {
+			for _, src := range byClaim[c] {
+				data, proof, err := r.proveClaim(ctx, src)
+				results <- result{sizeProof{src, data, proof}, err}
+				if err == nil || ctx.Err() != nil {
+					return
+				}
+			}
+		})
 	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
 	size := int64(UnknownSize)
 	var won *sizeProof
-	all := make([]result, 0, len(srcs))
-	for range srcs {
-		res := <-results
+	tried := map[*Source]error{}
+	for res := range results {
+		tried[res.src] = res.err
 		r.mu.Lock()
 		switch {
 		case res.err == nil && size < 0:
 			size, won = res.src.Have.Size, &res.sizeProof
-			cancel() // the others need not finish
+			cancel() // the other claims are lies: no need to finish them
 		case res.err == nil:
-			r.fetched++ // proven again: dropped
+			// A second size verified: BLAKE3 would be broken. Keep the
+			// first; the other's sources are refused below.
+			r.fetched++
 			r.duplicates++
 		case errors.Is(res.err, ErrMismatch) && res.src.Have.Size > 0:
 			r.fetched++
 			r.bad++
 		}
 		r.mu.Unlock()
-		all = append(all, res)
 	}
 	if size >= 0 {
 		r.log.Info("file size proven", slog.Int64("size", size))
 	}
 	var keep []*Source
-	for _, res := range all {
-		claim := res.src.Have.Size
+	for _, src := range srcs {
+		claim := src.Have.Size
+		err, wasTried := tried[src]
 		switch {
 		case size >= 0 && claim != size:
-			r.refuse(res.src, fmt.Sprintf("claimed %d bytes; the root proves %d", claim, size), true)
-		case liedAboutSize(res.err):
-			r.refuse(res.src, fmt.Sprintf("could not prove its size of %d bytes: %v", claim, res.err), true)
-		case size >= 0 && (res.err == nil || errors.Is(res.err, context.Canceled) || errors.Is(res.err, errNoLastGroup)):
-			keep = append(keep, res.src)
+			r.refuse(src, fmt.Sprintf("claimed %d bytes; the root proves %d", claim, size), true)
+		case wasTried && liedAboutSize(err):
+			r.refuse(src, fmt.Sprintf("could not prove its size of %d bytes: %v", claim, err), true)
+		case size >= 0 && (!wasTried || err == nil || errors.Is(err, errNoLastGroup)):
+			keep = append(keep, src)
 		default:
-			r.log.Debug("download source could not prove its size", slog.String("source", res.src.Name), slog.Any("err", res.err))
-			if res.src.Close != nil {
-				res.src.Close()
+			r.log.Debug("download source could not prove its size", slog.String("source", src.Name), slog.Any("err", err))
+			if src.Close != nil {
+				src.Close()
 			}
 		}
 	}
