@@ -31,6 +31,10 @@ type shareService struct {
 	anonMu sync.Mutex
 	anon   map[[32]byte]bool // roots of anonymous (tunnels only) downloads
 
+	streamsMu sync.Mutex
+	streams   map[peer.ID]int // share streams being served, per friend
+	served    int             // share streams being served in all
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -38,7 +42,7 @@ type shareService struct {
 
 func startShare(n *Node) (*shareService, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &shareService{n: n, ctx: ctx, cancel: cancel}
+	s := &shareService{n: n, ctx: ctx, cancel: cancel, streams: map[peer.ID]int{}}
 	var err error
 	if s.index, err = share.OpenIndex(n.db, n.log); err != nil {
 		cancel()
@@ -93,7 +97,10 @@ func (s *shareService) close() error {
 }
 
 // handleStream serves a friend's share stream. The gater admitted only
-// friends, so every caller here is one; they see browsable shares only.
+// friends, so every caller here is one; they see browsable shares only. A
+// friend with share.MaxShareStreamsPerFriend streams open, or a node with
+// share.MaxShareStreams, has the new one reset. The stream's buffers are
+// charged to its resource scope, under the service share.ServiceName.
 func (s *shareService) handleStream(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()
@@ -101,9 +108,44 @@ func (s *shareService) handleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
-	if err := s.server.Serve(s.ctx, st, share.ScopeFriend); err != nil {
-		s.n.log.Debug("share stream ended", slog.String("peer", st.Conn().RemotePeer().ShortString()), slog.Any("err", err))
+	from := st.Conn().RemotePeer()
+	if !s.admitStream(from) {
+		s.n.log.Debug("share stream refused: too many open", slog.String("peer", from.ShortString()))
+		st.Reset()
+		return
 	}
+	defer s.leaveStream(from)
+	if err := st.Scope().SetService(share.ServiceName); err != nil {
+		s.n.log.Debug("share stream refused by the resource manager", slog.String("peer", from.ShortString()), slog.Any("err", err))
+		st.Reset()
+		return
+	}
+	info := share.StreamInfo{Peer: from.String(), Memory: st.Scope()}
+	if err := s.server.ServeStream(s.ctx, st, share.ScopeFriend, info); err != nil {
+		s.n.log.Debug("share stream ended", slog.String("peer", from.ShortString()), slog.Any("err", err))
+	}
+}
+
+// admitStream counts a new share stream of friend p, unless p or the node
+// has as many as they may.
+func (s *shareService) admitStream(p peer.ID) bool {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams[p] >= share.MaxShareStreamsPerFriend || s.served >= share.MaxShareStreams {
+		return false
+	}
+	s.streams[p]++
+	s.served++
+	return true
+}
+
+func (s *shareService) leaveStream(p peer.ID) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streams[p]--; s.streams[p] <= 0 {
+		delete(s.streams, p)
+	}
+	s.served--
 }
 
 // openPeer opens a share stream to a friend.

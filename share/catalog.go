@@ -21,8 +21,14 @@ const (
 // SharedFile is one indexed file as the server needs it to answer requests.
 // Path comes from the node's own scan of its shares, never from a peer.
 type SharedFile struct {
-	// Path is the absolute local path of the file.
+	// Path is the absolute local path of the file, for logs.
 	Path string
+	// Dir is the share folder that holds the file and Rel the path inside
+	// it (slash-separated) of the file to read: for a symlink, of the file
+	// the link resolved to when it was indexed. The server opens Rel
+	// beneath Dir following no symlink. If Dir is "", Path is opened as
+	// Rel beneath its own folder.
+	Dir, Rel string
 	// Name is the file's base name.
 	Name string
 	// ModTime is the modification time seen at indexing; the server refuses

@@ -70,21 +70,24 @@ type SourceInfo struct {
 
 // DownloadInfo is a download as the API shows it.
 type DownloadInfo struct {
-	Root     string        `json:"root"`
-	Name     string        `json:"name"`
-	Size     int64         `json:"size"`
-	Dir      string        `json:"dir"`
-	State    DownloadState `json:"state"`
-	Path     string        `json:"path,omitempty"` // final path, once done
-	Error    string        `json:"error,omitempty"`
-	Groups   int64         `json:"groups"`
-	Verified int64         `json:"verified"` // groups verified and durably recorded (a restart keeps them)
-	Received int64         `json:"received"` // groups verified and written, recorded or not yet
-	Done     int64         `json:"bytes_done"`
-	Rate     float64       `json:"rate"`
-	Sources  []SourceInfo  `json:"sources"`
-	Added    time.Time     `json:"added"`
-	Finished time.Time     `json:"finished,omitzero"`
+	Root string `json:"root"`
+	Name string `json:"name"`
+	// Size is the file size in bytes, UnknownSize (-1) if not known yet.
+	// Until SizeProven it is only what the link said.
+	Size       int64         `json:"size"`
+	SizeProven bool          `json:"size_proven"`
+	Dir        string        `json:"dir"`
+	State      DownloadState `json:"state"`
+	Path       string        `json:"path,omitempty"` // final path, once done
+	Error      string        `json:"error,omitempty"`
+	Groups     int64         `json:"groups"`
+	Verified   int64         `json:"verified"` // groups verified and durably recorded (a restart keeps them)
+	Received   int64         `json:"received"` // groups verified and written, recorded or not yet
+	Done       int64         `json:"bytes_done"`
+	Rate       float64       `json:"rate"`
+	Sources    []SourceInfo  `json:"sources"`
+	Added      time.Time     `json:"added"`
+	Finished   time.Time     `json:"finished,omitzero"`
 	// Counters of this run of the daemon, for tests and diagnostics.
 	ResumedGroups   int64 `json:"resumed_groups"`   // verified before this run started
 	FetchedGroups   int64 `json:"fetched_groups"`   // received in this run (good, bad and duplicate)
@@ -94,14 +97,17 @@ type DownloadInfo struct {
 
 // downloadRecord is a download as stored in bucketDownloads.
 type downloadRecord struct {
-	Name     string        `json:"name"`
-	Size     int64         `json:"size"`
-	Dir      string        `json:"dir"`
-	State    DownloadState `json:"state"`
-	Path     string        `json:"path,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Added    time.Time     `json:"added"`
-	Finished time.Time     `json:"finished,omitzero"`
+	Name string `json:"name"`
+	// Size is the file's size: a claim (the link's) until SizeProven,
+	// when a proof from a source or from the data verified it.
+	Size       int64         `json:"size"`
+	SizeProven bool          `json:"size_proven,omitempty"`
+	Dir        string        `json:"dir"`
+	State      DownloadState `json:"state"`
+	Path       string        `json:"path,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Added      time.Time     `json:"added"`
+	Finished   time.Time     `json:"finished,omitzero"`
 }
 
 // ManagerConfig configures a download Manager.
@@ -261,6 +267,9 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 	if name == "" {
 		name = hex.EncodeToString(link.Root[:8])
 	}
+	if err := checkPlaceable(dir, name); err != nil {
+		return DownloadInfo{}, err
+	}
 	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -342,7 +351,7 @@ func (m *Manager) Info(root [32]byte) (DownloadInfo, bool) {
 		return DownloadInfo{}, false
 	}
 	info := DownloadInfo{
-		Root: hex.EncodeToString(root[:]), Name: rec.Name, Size: rec.Size, Dir: rec.Dir,
+		Root: hex.EncodeToString(root[:]), Name: rec.Name, Size: rec.Size, SizeProven: rec.SizeProven, Dir: rec.Dir,
 		State: rec.State, Path: rec.Path, Error: rec.Error, Added: rec.Added, Finished: rec.Finished,
 		Sources: []SourceInfo{},
 	}

@@ -2,6 +2,7 @@ package share
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -121,7 +122,8 @@ func TestDownloadSourceDisappears(t *testing.T) {
 	if len(fs) != 1 || !strings.HasPrefix(fs[0].Dropped, "error") {
 		t.Fatalf("flaky source: %+v", fs)
 	}
-	if fs[0].Bytes != 2*GroupSize {
+	// Its first range is the last group, which proved the size.
+	if _, last := GroupBounds(dlSize, Groups(dlSize)-1); fs[0].Bytes != GroupSize+last {
 		t.Errorf("flaky source sent %d bytes, want its 2 ranges", fs[0].Bytes)
 	}
 	if hs := sourceInfo(info, "honest"); len(hs) != 1 || hs[0].Dropped != "" {
@@ -159,9 +161,11 @@ func TestDownloadStalledSource(t *testing.T) {
 	t.Run("dropped", func(t *testing.T) {
 		e := newDLEnv(t)
 		data, link := e.file("f.bin", 5*GroupSize)
-		var stalls atomic.Int64
+		var calls atomic.Int64
 		stuck := newTestSource("stuck")
-		stuck.wrap = stall(&stalls)
+		// It proves the size, then stalls: a source that cannot prove
+		// its size is never attached.
+		stuck.wrap = gated(1, &calls)
 		stuck.offer = func() bool { return stuck.offered.Load() == 0 }
 		honest := newTestSource("honest")
 		// Offered only once the stuck source is gone: it alone stalls.
@@ -175,10 +179,10 @@ func TestDownloadStalledSource(t *testing.T) {
 		info := waitDone(t, m, link.Root)
 		checkDone(t, m, info, data)
 		ss := sourceInfo(info, "stuck")
-		if len(ss) != 1 || ss[0].Dropped != "stalled" || ss[0].Bytes != 0 {
+		if len(ss) != 1 || ss[0].Dropped != "stalled" || ss[0].Bytes != GroupSize {
 			t.Fatalf("stuck source: %+v", ss)
 		}
-		if n := stalls.Load(); n < DownloadMaxStalls {
+		if n := calls.Load() - 1; n < DownloadMaxStalls {
 			t.Errorf("dropped after %d stalls, want %d", n, DownloadMaxStalls)
 		}
 		// Window 2: two rounds of stalls before the third.
@@ -307,8 +311,11 @@ func TestDownloadUnknownSize(t *testing.T) {
 			if want := hex.EncodeToString(link.Root[:8]); !tc.known && filepath.Base(info.Path) != want {
 				t.Errorf("saved as %s, want %s", info.Path, want)
 			}
-			if n := otherCalls.Load(); n != 0 || other.offered.Load() == 0 || len(sourceInfo(info, "other")) != 0 {
-				t.Errorf("source with another size: offered %d times, asked %d ranges, listed %v", other.offered.Load(), n, sourceInfo(info, "other"))
+			// Asked at most for the proof of the size it claimed, then
+			// dropped as a liar, having sent nothing that counted.
+			os := sourceInfo(info, "other")
+			if n := otherCalls.Load(); n > 1 || other.offered.Load() != 1 || len(os) != 1 || os[0].Bytes != 0 || !strings.Contains(os[0].Dropped, "claimed") {
+				t.Errorf("source with another size: offered %d times, asked %d ranges, listed %v", other.offered.Load(), n, os)
 			}
 			e.finder.checkAllClosed()
 		})
@@ -400,22 +407,51 @@ func addAgain(t *testing.T, m *Manager, link Link) {
 	}
 }
 
-// TestDownloadEmptyWrongRoot: a link that says size 0 with the root of
-// another file fails at once rather than saving an empty file.
-func TestDownloadEmptyWrongRoot(t *testing.T) {
-	e := newDLEnv(t)
-	_, link := e.file("f.bin", GroupSize)
-	link.Size = 0
-	m := e.manager(testTuning)
-	if _, err := m.Add(link, ""); err != nil {
-		t.Fatal(err)
-	}
-	info := waitInfo(t, m, link.Root, "the end", func(i DownloadInfo) bool { return i.State == StateDone || i.State == StateFailed })
-	if info.State != StateFailed || !strings.Contains(info.Error, ErrMismatch.Error()) {
-		t.Errorf("info: %+v", info)
-	}
-	if _, err := os.Stat(filepath.Join(e.dir, "f.bin")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a file was saved: %v", err)
+// TestDownloadLinkSizeIsAClaim: a link's size is a claim that the source's
+// proof overrules: a link that says 0 bytes for a root that is not the
+// empty file's, or 20 GiB for a file of 1 MiB, still gets the file, and
+// no space is reserved for the wrong size. Without a source nothing is
+// saved.
+func TestDownloadLinkSizeIsAClaim(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		size   int64
+		source bool
+	}{
+		{"zero", 0, true},
+		{"20 GiB", 20 << 30, true},
+		{"zero without source", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDLEnv(t)
+			data, link := e.file("f.bin", 4*GroupSize+7)
+			link.Size = tc.size
+			if tc.source {
+				e.finder.set(newTestSource("a"))
+			}
+			m := e.manager(testTuning)
+			if _, err := m.Add(link, ""); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.source {
+				info := waitInfo(t, m, link.Root, "searching", func(i DownloadInfo) bool { return i.State == StateSearching })
+				if info.SizeProven {
+					t.Errorf("size proven without a source: %+v", info)
+				}
+				if _, err := os.Stat(m.partialPath(link.Root)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a partial file for an unproven size: %v", err)
+				}
+				if _, err := os.Stat(filepath.Join(e.dir, "f.bin")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a file was saved: %v", err)
+				}
+				return
+			}
+			info := waitDone(t, m, link.Root)
+			checkDone(t, m, info, data)
+			if !info.SizeProven {
+				t.Errorf("info: %+v", info)
+			}
+		})
 	}
 }
 
@@ -462,7 +498,17 @@ func TestDownloadCloseStopsAll(t *testing.T) {
 	e := newDLEnv(t)
 	var calls atomic.Int64
 	slow := newTestSource("slow")
-	slow.wrap = gated(1, &calls)
+	// It proves the sizes (the last groups), then stalls.
+	slow.wrap = func(p *Peer, _ func()) Fetcher {
+		return fetchFunc(func(ctx context.Context, root [32]byte, size, first, count int64, buf []byte) ([]byte, []byte, error) {
+			if first+count == Groups(size) {
+				return p.GetRange(ctx, root, size, first, count, buf)
+			}
+			calls.Add(1)
+			<-ctx.Done()
+			return nil, nil, ctx.Err()
+		})
+	}
 	e.finder.set(slow)
 	_, l1 := e.file("a.bin", 4*GroupSize)
 	_, l2 := e.file("b.bin", 6*GroupSize)

@@ -207,13 +207,18 @@ func (r *run) fetchAll() error {
 		started = true
 		return false, nil
 	}
-	// A known size needs no source to begin: an empty file, or one whose
-	// groups were all stored before a restart, completes without any.
+	// A proven size needs no source to begin: an empty file, or one whose
+	// groups were all stored before a restart, completes without any. A
+	// size from the link, or from a source, is only a claim until a proof
+	// agrees (see proveSize); nothing is reserved for it before.
 	r.mu.Lock()
-	known := r.rec.Size >= 0
+	size, known := r.rec.Size, r.rec.SizeProven && r.rec.Size >= 0
 	r.mu.Unlock()
+	if r.root == EmptyRoot {
+		size, known = 0, true // only the empty file has the empty root
+	}
 	if known {
-		if done, err := begin(UnknownSize); done || err != nil {
+		if done, err := begin(size); done || err != nil {
 			return err
 		}
 	}
@@ -238,21 +243,27 @@ func (r *run) fetchAll() error {
 			}
 		}
 		srcs := r.find()
-		for i, src := range srcs {
-			if !started {
-				if done, err := begin(src.Have.Size); done || err != nil {
-					closeSources(srcs[i:]) // found, never attached
+		var sp *sizeProof
+		if !started && len(srcs) > 0 {
+			var size int64
+			if size, srcs, sp = r.proveSize(srcs); size >= 0 {
+				if done, err := begin(size); done || err != nil {
+					closeSources(srcs) // found, never attached
 					return err
 				}
 			}
+		}
+		for _, src := range srcs {
 			if src.Have.Size != r.size {
-				r.log.Info("source has another size for this root; skipped", slog.String("source", src.Name))
-				if src.Close != nil {
-					src.Close()
-				}
+				// Only one size verifies against the root: this one is
+				// not it.
+				r.refuse(src, fmt.Sprintf("claimed %d bytes; the root proves %d", src.Have.Size, r.size), true)
 				continue
 			}
 			s := r.attach(src)
+			if sp != nil && sp.src == src {
+				r.deliver(s, Groups(r.size)-1, sp.data, sp.proof)
+			}
 			for range r.m.cfg.Tuning.Window {
 				wg.Add(1)
 				go func() { defer wg.Done(); r.worker(s) }()
@@ -272,6 +283,180 @@ func (r *run) fetchAll() error {
 			r.setState(StateActive)
 		}
 	}
+}
+
+// proveSize finds the file's size among the sizes srcs claim, before any
+// space is reserved for it. For each size claimed, one source claiming it
+// is asked for the last group at that size, which is checked against the
+// root (the next source is asked if that one cannot answer or sends bad
+// data); the claims are tried all at once. BLAKE3 and Bao bind the length
+// into the tree (the last group's place and length fix its chunk counters
+// and the shape of its proof), so a wrong size cannot verify and a source
+// cannot fix the size by claiming it. The first claim that verifies is the
+// size; the others are lies, and their proofs are cut short. It returns the
+// size (UnknownSize if none verified), the sources that claim it and the
+// proof, whose group is the download's first; sources that lied or sent a
+// bad proof are dropped for good, those that could not answer are closed
+// and may be found again.
+func (r *run) proveSize(srcs []*Source) (int64, []*Source, *sizeProof) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.m.cfg.Tuning.StallTimeout)
+	defer cancel()
+	var claims []int64
+	byClaim := map[int64][]*Source{}
+	for _, src := range srcs {
+		c := src.Have.Size
+		if _, ok := byClaim[c]; !ok {
+			claims = append(claims, c)
+		}
+		byClaim[c] = append(byClaim[c], src)
+	}
+	type result struct {
+		sizeProof
+		err error
+	}
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Go(func() {
+			for _, src := range byClaim[c] {
+				data, proof, err := r.proveClaim(ctx, src)
+				results <- result{sizeProof{src, data, proof}, err}
+				if err == nil || ctx.Err() != nil {
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	size := int64(UnknownSize)
+	var won *sizeProof
+	tried := map[*Source]error{}
+	for res := range results {
+		tried[res.src] = res.err
+		r.mu.Lock()
+		switch {
+		case res.err == nil && size < 0:
+			size, won = res.src.Have.Size, &res.sizeProof
+			cancel() // the other claims are lies: no need to finish them
+		case res.err == nil:
+			// A second size verified: BLAKE3 would be broken. Keep the
+			// first; the other's sources are refused below.
+			r.fetched++
+			r.duplicates++
+		case errors.Is(res.err, ErrMismatch) && res.src.Have.Size > 0:
+			r.fetched++
+			r.bad++
+		}
+		r.mu.Unlock()
+	}
+	if size >= 0 {
+		r.log.Info("file size proven", slog.Int64("size", size))
+	}
+	var keep []*Source
+	for _, src := range srcs {
+		claim := src.Have.Size
+		err, wasTried := tried[src]
+		switch {
+		case size >= 0 && claim != size:
+			r.refuse(src, fmt.Sprintf("claimed %d bytes; the root proves %d", claim, size), true)
+		case wasTried && liedAboutSize(err):
+			r.refuse(src, fmt.Sprintf("could not prove its size of %d bytes: %v", claim, err), true)
+		case size >= 0 && (!wasTried || err == nil || errors.Is(err, errNoLastGroup)):
+			keep = append(keep, src)
+		default:
+			r.log.Debug("download source could not prove its size", slog.String("source", src.Name), slog.Any("err", err))
+			if src.Close != nil {
+				src.Close()
+			}
+		}
+	}
+	return size, keep, won
+}
+
+// sizeProof is the last group of a file from src, verified at the size src
+// claimed.
+type sizeProof struct {
+	src         *Source
+	data, proof []byte
+}
+
+// deliver writes group i, which a size proof brought from s, as if s had
+// been asked for it; the verifier checks it again from the disk.
+func (r *run) deliver(s *sourceState, i int64, data, proof []byte) {
+	r.mu.Lock()
+	if r.state[i] != groupFree {
+		r.fetched++ // resumed already
+		r.duplicates++
+		r.mu.Unlock()
+		return
+	}
+	r.state[i] = groupAsked
+	r.inflight[i]++
+	r.askedAt[i], r.askedBy[i] = time.Now().UnixNano(), s
+	r.mu.Unlock()
+	if err := r.write(s, i, 1, data, proof); err != nil {
+		r.fail(err)
+	}
+}
+
+// errNoLastGroup means a source does not hold the group that would prove
+// the size it claims.
+var errNoLastGroup = errors.New("source does not hold the last group")
+
+// proveClaim fetches the last group at the size src claims and verifies it.
+func (r *run) proveClaim(ctx context.Context, src *Source) (data, proof []byte, err error) {
+	size := src.Have.Size
+	switch {
+	case size < 0 || size > MaxFileSize:
+		return nil, nil, fmt.Errorf("%w: %d", ErrBadSize, size)
+	case size == 0:
+		return nil, nil, fmt.Errorf("empty file: %w", ErrMismatch) // the root is not EmptyRoot
+	}
+	last := Groups(size) - 1
+	if !src.Have.Has(last) {
+		return nil, nil, errNoLastGroup
+	}
+	data, proof, err = src.Fetcher.GetRange(ctx, r.root, size, last, 1, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := VerifyGroup(r.root, size, last, data, proof); err != nil {
+		return nil, nil, err
+	}
+	return data, proof, nil
+}
+
+// liedAboutSize reports whether err, from proveClaim, shows the source
+// claimed a size the root does not have (or cannot back its claim), rather
+// than a stream that failed.
+func liedAboutSize(err error) bool {
+	var er ErrorReply
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &er):
+		return er.Code != CodeBusy
+	}
+	return errors.Is(err, ErrMismatch) || errors.Is(err, ErrBadProof) || errors.Is(err, ErrBadSize) || errors.Is(err, ErrBadReply)
+}
+
+// refuse turns down a source that was found but not attached, closing it;
+// a liar is listed among the download's dropped sources and never taken
+// again.
+func (r *run) refuse(src *Source, reason string, liar bool) {
+	r.mu.Lock()
+	if liar {
+		r.dropped[src.Key] = reason
+		r.gone = append(r.gone, SourceInfo{Name: src.Name, Dropped: reason})
+	}
+	r.mu.Unlock()
+	if src.Close != nil {
+		src.Close()
+	}
+	r.log.Info("download source refused", slog.String("source", src.Name), slog.String("reason", reason))
 }
 
 // closeSources closes sources that were found but not attached.
@@ -307,14 +492,12 @@ func (r *run) activeSources() int {
 	return n
 }
 
-// prepare fixes the file size (from the link or the first source), opens
-// the partial file and loads which groups are already stored.
+// prepare fixes the file size, which a proof established (or an earlier
+// run recorded so), opens the partial file and loads which groups are
+// already stored. Only now is space reserved for the file.
 func (r *run) prepare(size int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.rec.Size >= 0 {
-		size = r.rec.Size
-	}
 	if size < 0 || size > MaxFileSize {
 		return fmt.Errorf("%w: %d", ErrBadSize, size)
 	}
@@ -323,8 +506,11 @@ func (r *run) prepare(size int64) error {
 	r.inflight = make([]uint8, r.groups)
 	r.askedAt = make([]int64, r.groups)
 	r.askedBy = make([]*sourceState, r.groups)
-	if r.rec.Size < 0 {
-		r.rec.Size = size
+	if r.rec.Size != size || !r.rec.SizeProven {
+		if r.rec.Size >= 0 && r.rec.Size != size {
+			r.log.Info("the link's size was wrong", slog.Int64("link_size", r.rec.Size), slog.Int64("size", size))
+		}
+		r.rec.Size, r.rec.SizeProven = size, true
 		r.saveLocked()
 	}
 	path := r.m.partialPath(r.root)
@@ -524,9 +710,18 @@ func (r *run) worker(s *sourceState) {
 		cancel()
 		if err != nil {
 			r.release(first, count)
+			var er ErrorReply
 			switch {
 			case s.ctx.Err() != nil:
 				return
+			case errors.As(err, &er) && er.Code == CodeBusy:
+				// The source is short of memory now: try again soon.
+				select {
+				case <-s.ctx.Done():
+					return
+				case <-time.After(DownloadBusyWait):
+				}
+				continue
 			case stalled:
 				r.mu.Lock()
 				s.stalls++
@@ -960,15 +1155,12 @@ func (r *run) verifyLoop(f *os.File) error {
 const checkRunGroups = 16
 
 // placeFile moves src to dir/name, or to "name (2).ext" and so on if that
-// exists: an existing file is never overwritten.
+// exists: an existing file is never overwritten. Every name tried fits the
+// folder's file system (see candidateName).
 func placeFile(src, dir, name string) (string, error) {
-	ext := filepath.Ext(name)
-	stem := strings.TrimSuffix(name, ext)
-	for n := 1; n < 1000; n++ {
-		dest := filepath.Join(dir, name)
-		if n > 1 {
-			dest = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", stem, n, ext))
-		}
+	budget := nameMax(dir)
+	for n := 1; n < maxNameTries; n++ {
+		dest := filepath.Join(dir, candidateName(name, n, budget))
 		err := os.Link(src, dest)
 		if errors.Is(err, os.ErrExist) {
 			continue
@@ -986,6 +1178,50 @@ func placeFile(src, dir, name string) (string, error) {
 		return dest, nil
 	}
 	return "", fmt.Errorf("moving download into place: too many files named %s", name)
+}
+
+// maxNameTries bounds the names placeFile tries: name, "name (2)" and so
+// on up to "name (999)".
+const maxNameTries = 1000
+
+// candidateName returns the n-th name to try for a download called name
+// in a folder whose file system takes names of at most budget bytes: name
+// itself for n = 1, else "stem (n).ext". A name that does not fit has its
+// stem cut, at a character boundary, and keeps its extension (an extension
+// of more than a quarter of the budget counts as part of the stem).
+func candidateName(name string, n, budget int) string {
+	ext := filepath.Ext(name)
+	if len(ext) > budget/4 {
+		ext = ""
+	}
+	stem := strings.TrimSuffix(name, ext)
+	suffix := ""
+	if n > 1 {
+		suffix = fmt.Sprintf(" (%d)", n)
+	}
+	return truncateUTF8(stem, max(budget-len(suffix)-len(ext), 0)) + suffix + ext
+}
+
+// checkPlaceable checks, before a download starts, that a file of the name
+// it will get can be created in dir: it creates the first free candidate
+// name and removes it again. So a folder that cannot take the file fails
+// the download at once, not after its last byte.
+func checkPlaceable(dir, name string) error {
+	budget := nameMax(dir)
+	for n := 1; n < maxNameTries; n++ {
+		p := filepath.Join(dir, candidateName(name, n, budget))
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("cannot create the download in %s: %w", dir, err)
+		}
+		f.Close()
+		os.Remove(p)
+		return nil
+	}
+	return fmt.Errorf("cannot create the download in %s: too many files named %s", dir, name)
 }
 
 // copyNew copies src to dest, which must not exist (another file system).
@@ -1043,6 +1279,10 @@ func (r *run) finish(state DownloadState, path string, err error) {
 		r.log.Info("download done", slog.String("path", path))
 		r.emit("download.done", true)
 	} else {
+		// A failed download starts afresh if added again: its partial
+		// data is of no more use.
+		r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
+		os.Remove(r.m.partialPath(r.root))
 		r.log.Warn("download failed", slog.Any("err", err))
 		r.emit("download.failed", true)
 	}
@@ -1076,7 +1316,7 @@ func (r *run) info() DownloadInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	info := DownloadInfo{
-		Root: r.rootHex(), Name: r.rec.Name, Size: r.rec.Size, Dir: r.rec.Dir,
+		Root: r.rootHex(), Name: r.rec.Name, Size: r.rec.Size, SizeProven: r.rec.SizeProven, Dir: r.rec.Dir,
 		State: r.rec.State, Path: r.rec.Path, Error: r.rec.Error,
 		Groups: r.groups, Verified: r.stored, Received: r.received, Rate: r.meter.rate(),
 		Added: r.rec.Added, Finished: r.rec.Finished, Sources: []SourceInfo{},

@@ -313,6 +313,8 @@ func (x *Index) Lookup(root [32]byte, scope Scope) (SharedFile, bool) {
 			}
 			sf = SharedFile{
 				Path:    filepath.Join(dir, filepath.FromSlash(cmp.Or(rec.Target, rel))),
+				Dir:     dir,
+				Rel:     cmp.Or(rec.Target, rel),
 				Name:    path.Base(rel),
 				ModTime: time.Unix(0, rec.MTime),
 				Tree:    Tree{Root: root, Size: rec.Size, Outboard: bytes.Clone(ob)},

@@ -86,6 +86,9 @@ const (
 	DownloadEndgameAfter = time.Second
 	// MaxConcurrentDownloads caps downloads fetching at once; others queue.
 	MaxConcurrentDownloads = 8
+	// DownloadBusyWait is how long a worker waits before it asks again a
+	// source that answered CodeBusy (it had no memory for the range).
+	DownloadBusyWait = 500 * time.Millisecond
 )
 
 // Server and peer limits.
@@ -103,4 +106,85 @@ const (
 	// IdleTimeoutSeconds is how long a server keeps a stream on which no
 	// byte moves either way.
 	IdleTimeoutSeconds = 120
+)
+
+// What a misbehaving friend may cost a server: memory per stream, per
+// friend and in all, and requests per second. docs/ARCHITECTURE.md
+// ("Security: share") has the figures measured under attack.
+const (
+	// MaxRequestSize caps one request frame a server reads (5 KiB). The
+	// largest request is a Browse with a path of MaxPathLen bytes and some
+	// 40 bytes of framing. A peer that announces a longer frame is cut off
+	// before its body is read, and one that sends a frame slowly holds no
+	// more than it sent (the buffer grows as bytes arrive).
+	MaxRequestSize = 5 << 10
+	// ServerFrameTimeout bounds the time from a request frame's first byte
+	// to its last. A request is one to three packets; a peer that dribbles
+	// one is cut off (the stream is reset) instead of holding the stream.
+	ServerFrameTimeout = 10 * time.Second
+	// ServerReadBuffer is a served stream's read buffer: requests are
+	// small, so a full one holds a few of them.
+	ServerReadBuffer = 4 << 10
+	// ServerWriteBuffer is a served stream's write buffer, allocated at the
+	// first reply. Range data bypasses it (it is written from the chunk),
+	// so it only gathers headers, proofs and listings.
+	ServerWriteBuffer = 16 << 10
+	// ServeStreamMemory is what a served stream may buffer besides its
+	// data chunk: the read buffer, the request being read, the pipelined
+	// requests and the write buffer (105 KiB). The server charges it to
+	// the stream's resource scope when the stream starts.
+	ServeStreamMemory = ServerReadBuffer + MaxRequestSize + MaxPipelinedRequests*MaxRequestSize + ServerWriteBuffer
+	// MaxServeStreamMemory is the most one served stream buffers: the above
+	// and, while it answers a GetRange, one ServeChunkSize chunk, charged
+	// to the stream's scope for as long as the range is being written
+	// (1.1 MiB).
+	MaxServeStreamMemory = ServeStreamMemory + ServeChunkSize
+	// MaxShareStreamsPerFriend caps the share streams one friend may have
+	// open with us at once; more are reset on arrival. A friend's node
+	// uses one per download it runs from us (at most
+	// MaxConcurrentDownloads) and short-lived ones to browse and to ask
+	// Have. The node also sets it as libp2p's per-protocol-per-peer stream
+	// limit for ProtocolID.
+	MaxShareStreamsPerFriend = 16
+	// MaxShareFriendMemory is the most one friend's share streams buffer
+	// in all (17.6 MiB): MaxShareStreamsPerFriend streams of
+	// MaxServeStreamMemory.
+	MaxShareFriendMemory = MaxShareStreamsPerFriend * MaxServeStreamMemory
+	// MaxShareStreams caps the share streams of all friends together.
+	MaxShareStreams = 128
+	// MaxShareMemory is the most all served friend streams buffer together
+	// (141 MiB), and it is reached only while every one of them is in the
+	// middle of writing a range to a friend that does not read it.
+	MaxShareMemory = MaxShareStreams * MaxServeStreamMemory
+)
+
+// Request rates per friend, over all its streams (tunnel sessions, which
+// name no friend, each have rates of their own). A request beyond its rate
+// waits for its turn: it is slowed, never dropped, and the requests behind
+// it wait in the stream, so a flood costs the server at most the rate.
+const (
+	// BrowseRate is the Browse requests a friend is answered per second.
+	// Listing a folder costs time in its number of entries, whatever the
+	// page; `kith browse` asks one page of MaxBrowseEntries at a time.
+	BrowseRate = 10
+	// BrowseBurst is how many Browse requests a friend may send at once
+	// (32 pages: 32k entries) before BrowseRate applies.
+	BrowseBurst = 32
+	// HaveRate is the Have requests (and requests of unknown types) a
+	// friend is answered per second. Each is an index lookup that copies
+	// the file's outboard; a download asks once per source search.
+	HaveRate = 50
+	// HaveBurst is how many Have requests a friend may send at once, so
+	// that a friend starting many downloads is not slowed.
+	HaveBurst = 100
+	// RangeRate is the GetRange requests a friend is answered per second:
+	// at the download engine's 1 MiB ranges, 2 GiB/s, more than a friend
+	// link carries; it bounds a flood of one-group requests.
+	RangeRate = 2048
+	// RangeBurst is how many GetRange requests a friend may send at once.
+	RangeBurst = 512
+	// peerRatesKeep is how long a friend's rates outlive its last stream,
+	// so that closing and opening streams does not refill them (each
+	// bucket refills in at most a few seconds).
+	peerRatesKeep = time.Minute
 )

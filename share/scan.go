@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -400,10 +399,10 @@ func (s *scan) skip(reason, rel string, err error) {
 // before reading; a file that changes meanwhile is refused.
 func (s *scan) hash(ctx context.Context, j hashJob) hashResult {
 	r := hashResult{hashJob: j}
-	p := filepath.Join(s.dir, filepath.FromSlash(cmp.Or(j.target, j.rel)))
-	// O_NONBLOCK: should the file have become a FIFO since the walk,
-	// opening it must not wait for a writer.
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// Opened as the server will open it: beneath the share, through no
+	// symlink (a folder swapped for one since the walk is refused), and
+	// with O_NONBLOCK, so that a file that became a FIFO cannot block.
+	f, err := openInShare(s.dir, cmp.Or(j.target, j.rel))
 	if err != nil {
 		r.err = err
 		return r

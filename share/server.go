@@ -7,10 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"kith/internal/frame"
 )
 
 // fileRecheck is how long a stream trusts a catalog lookup before it asks
@@ -24,16 +29,57 @@ const msgFileChanged = "file changed since indexing"
 
 // Server answers share streams from a Catalog: Have, GetRange and Browse
 // requests of the /kith/share/1 protocol. One Server serves any number of
-// streams at once; its methods are safe for concurrent use. It keeps no
-// state between streams, so it needs no Close: a stream's resources go when
-// its Serve returns.
+// streams at once; its methods are safe for concurrent use. Besides the
+// request rates of the peers it serves (kept a while after their last
+// stream, see StreamInfo.Peer) it keeps no state between streams, so it
+// needs no Close: a stream's resources go when its Serve returns.
 type Server struct {
-	catalog   Catalog
-	log       *slog.Logger
-	limiter   *RateLimiter
-	idle      time.Duration
-	pipeline  int
-	openFiles int
+	catalog      Catalog
+	log          *slog.Logger
+	limiter      *RateLimiter
+	idle         time.Duration
+	frameTimeout time.Duration
+	pipeline     int
+	openFiles    int
+
+	ratesMu sync.Mutex
+	rates   map[string]*peerRates
+
+	stats serverCounters
+}
+
+// StreamInfo is what a Server knows of a stream besides its bytes.
+type StreamInfo struct {
+	// Peer names who is at the other end, such as a friend's peer ID: the
+	// request rates (BrowseRate, HaveRate, RangeRate) are shared by every
+	// stream of one Peer. A stream with no Peer (a tunnel session) has
+	// rates of its own.
+	Peer string
+	// Memory, if set, is charged for the stream's buffers before they are
+	// allocated: ServeStreamMemory for as long as the stream is served and
+	// ServeChunkSize while a range is written. Pass a libp2p stream's
+	// Scope(), so that libp2p's resource manager sees them in the stream's,
+	// the peer's and the protocol's scopes.
+	Memory frame.MemoryScope
+}
+
+// ServerStats counts what a Server did, since it was made.
+type ServerStats struct {
+	// Have, Ranges and Browses count the requests answered, by kind
+	// (refusals included).
+	Have, Ranges, Browses int64
+	// Throttled counts requests that waited for their peer's rate.
+	Throttled int64
+	// Busy counts requests refused with CodeBusy (no memory for them) and
+	// streams refused at start for the same reason.
+	Busy int64
+	// PeerFaults counts streams ended because the peer broke the protocol:
+	// a frame too large, malformed or too slow.
+	PeerFaults int64
+}
+
+type serverCounters struct {
+	have, ranges, browses, throttled, busy, peerFaults atomic.Int64
 }
 
 // ServerOption tunes a Server.
@@ -62,6 +108,13 @@ func WithIdleTimeout(d time.Duration) ServerOption {
 	return func(s *Server) { s.idle = d }
 }
 
+// WithFrameTimeout sets the time a request frame may take from its first
+// byte to its last (ServerFrameTimeout by default; zero or less disables
+// it). It needs streams with a SetReadDeadline method.
+func WithFrameTimeout(d time.Duration) ServerOption {
+	return func(s *Server) { s.frameTimeout = d }
+}
+
 // WithPipelineDepth sets how many requests a stream reads ahead of the one
 // it answers, between 1 and the default, MaxPipelinedRequests.
 func WithPipelineDepth(n int) ServerOption {
@@ -71,11 +124,13 @@ func WithPipelineDepth(n int) ServerOption {
 // NewServer returns a server of the files in c.
 func NewServer(c Catalog, opts ...ServerOption) *Server {
 	s := &Server{
-		catalog:   c,
-		log:       slog.New(slog.DiscardHandler),
-		idle:      IdleTimeoutSeconds * time.Second,
-		pipeline:  MaxPipelinedRequests,
-		openFiles: MaxOpenFilesPerStream,
+		catalog:      c,
+		log:          slog.New(slog.DiscardHandler),
+		idle:         IdleTimeoutSeconds * time.Second,
+		frameTimeout: ServerFrameTimeout,
+		pipeline:     MaxPipelinedRequests,
+		openFiles:    MaxOpenFilesPerStream,
+		rates:        map[string]*peerRates{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -83,8 +138,21 @@ func NewServer(c Catalog, opts ...ServerOption) *Server {
 	return s
 }
 
-// chunkPool holds ServeChunkSize buffers; a stream takes one for its first
-// range and gives it back when it ends.
+// Stats returns what the server did so far.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Have: s.stats.have.Load(), Ranges: s.stats.ranges.Load(), Browses: s.stats.browses.Load(),
+		Throttled: s.stats.throttled.Load(), Busy: s.stats.busy.Load(), PeerFaults: s.stats.peerFaults.Load(),
+	}
+}
+
+// memoryPriority is the priority of a served stream's reservations: they
+// may take a scope's memory until it is 80% full (libp2p's
+// ReservationPriorityHigh).
+const memoryPriority = 204
+
+// chunkPool holds ServeChunkSize buffers; a stream takes one for each range
+// it writes.
 var chunkPool = sync.Pool{New: func() any {
 	b := make([]byte, ServeChunkSize)
 	return &b
@@ -95,26 +163,46 @@ var chunkPool = sync.Pool{New: func() any {
 // closes rwc, or resets it if it has a Reset method and the stream broke.
 // scope says who the peer is and so what it may see. Serve blocks until
 // every goroutine it started has stopped; it returns nil when the peer
-// closed the stream cleanly after its last request.
+// closed the stream cleanly after its last request. It is ServeStream with
+// no StreamInfo.
 //
 // A peer may pipeline requests: up to the pipeline depth are read ahead of
 // the one being answered, the rest wait in the stream. A request for a file
 // that does not exist, or that is not shared in scope, is answered
 // CodeNotFound either way. A malformed request is answered CodeBadRequest
 // and ends the stream; a request type this version does not know is
-// answered CodeUnknownRequest and the stream goes on.
+// answered CodeUnknownRequest and the stream goes on. A request frame over
+// MaxRequestSize, or slower than the frame timeout, ends the stream. A
+// request beyond its peer's rate waits for its turn.
 func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser, scope Scope) error {
+	return s.ServeStream(ctx, rwc, scope, StreamInfo{})
+}
+
+// ServeStream is Serve for a stream of which info says who sent it and
+// where its buffers are charged. If info.Memory refuses ServeStreamMemory,
+// the stream is reset at once.
+func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, scope Scope, info StreamInfo) error {
 	switch scope {
 	case ScopeFriend, ScopeAnonymous, ScopeLocal:
 	default:
 		rwc.Close()
 		return fmt.Errorf("serving share stream: unknown scope %d", scope)
 	}
+	if info.Memory != nil {
+		if err := info.Memory.ReserveMemory(ServeStreamMemory, memoryPriority); err != nil {
+			s.stats.busy.Add(1)
+			resetStream(rwc)
+			return fmt.Errorf("serving share stream: %w: %w", frame.ErrNoMemory, err)
+		}
+		defer info.Memory.ReleaseMemory(ServeStreamMemory)
+	}
+	rates := s.acquireRates(info.Peer)
+	defer s.releaseRates(rates)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
-	c := &serverConn{s: s, scope: scope, rwc: rwc}
+	c := &serverConn{s: s, scope: scope, rwc: rwc, mem: info.Memory, rates: rates}
 	c.rw = activityRW{rw: rwc, n: &c.activity}
-	c.w = NewWriter(LimitWriter(ctx, c.rw, s.limiter))
+	c.w = newWriter(LimitWriter(ctx, c.rw, s.limiter), ServerWriteBuffer)
 
 	reqs := make(chan request, s.pipeline)
 	var wg sync.WaitGroup
@@ -150,6 +238,83 @@ func (s *Server) Serve(ctx context.Context, rwc io.ReadWriteCloser, scope Scope)
 	return nil
 }
 
+// resetStream resets rwc if it can be reset, else closes it.
+func resetStream(rwc io.ReadWriteCloser) {
+	if r, ok := rwc.(interface{ Reset() error }); ok {
+		r.Reset()
+		return
+	}
+	rwc.Close()
+}
+
+// peerRates are the request rates of one peer, shared by its streams.
+type peerRates struct {
+	peer                 string
+	streams              int       // streams being served; guarded by Server.ratesMu
+	last                 time.Time // when the last stream ended; guarded by Server.ratesMu
+	browse, have, ranges *rate.Limiter
+}
+
+func newPeerRates(peer string) *peerRates {
+	return &peerRates{
+		peer:   peer,
+		browse: rate.NewLimiter(BrowseRate, BrowseBurst),
+		have:   rate.NewLimiter(HaveRate, HaveBurst),
+		ranges: rate.NewLimiter(RangeRate, RangeBurst),
+	}
+}
+
+// acquireRates returns the rates of peer for one more stream, and forgets
+// those of peers without a stream for peerRatesKeep.
+func (s *Server) acquireRates(peer string) *peerRates {
+	if peer == "" {
+		return newPeerRates("")
+	}
+	s.ratesMu.Lock()
+	defer s.ratesMu.Unlock()
+	now := time.Now()
+	for k, r := range s.rates {
+		if r.streams == 0 && now.Sub(r.last) > peerRatesKeep {
+			delete(s.rates, k)
+		}
+	}
+	r := s.rates[peer]
+	if r == nil {
+		r = newPeerRates(peer)
+		s.rates[peer] = r
+	}
+	r.streams++
+	return r
+}
+
+func (s *Server) releaseRates(r *peerRates) {
+	if r.peer == "" {
+		return
+	}
+	s.ratesMu.Lock()
+	r.streams--
+	r.last = time.Now()
+	s.ratesMu.Unlock()
+}
+
+// wait waits for the turn of a request of type msg, or for ctx.
+func (c *serverConn) wait(ctx context.Context, msg Message) error {
+	var l *rate.Limiter
+	switch msg.(type) {
+	case Browse:
+		l = c.rates.browse
+	case GetRange:
+		l = c.rates.ranges
+	default:
+		l = c.rates.have
+	}
+	if l.Allow() {
+		return nil
+	}
+	c.s.stats.throttled.Add(1)
+	return l.Wait(ctx)
+}
+
 // request is one request read from a stream, for the answering loop.
 type request struct {
 	id   uint64
@@ -165,6 +330,8 @@ type serverConn struct {
 	s     *Server
 	scope Scope
 	rwc   io.ReadWriteCloser
+	mem   frame.MemoryScope // nil: not accounted
+	rates *peerRates
 	rw    activityRW
 	w     *Writer
 
@@ -175,7 +342,6 @@ type serverConn struct {
 	readErr error
 
 	files []*openFile // most recently used first
-	chunk *[]byte     // from chunkPool, once a range was served
 	proof []byte
 }
 
@@ -244,19 +410,29 @@ func (c *serverConn) watch(ctx, parent context.Context) {
 }
 
 func (c *serverConn) closeStream() {
-	if r, ok := c.rwc.(interface{ Reset() error }); ok && c.reset.Load() {
-		r.Reset()
+	if c.reset.Load() {
+		resetStream(c.rwc)
 		return
 	}
 	c.rwc.Close()
 }
 
 // readRequests reads requests into reqs until the stream ends, a malformed
-// frame, or ctx ends.
+// frame, or ctx ends. A frame that breaks the protocol (too large,
+// malformed, too slow) resets the stream once what was read is answered.
 func (c *serverConn) readRequests(ctx context.Context, reqs chan<- request) {
-	r := NewReader(c.rw)
+	d, _ := c.rwc.(frame.Deadliner)
+	r := newReader(c.rw, ServerReadBuffer, MaxRequestSize, frame.Options{
+		FrameTimeout: c.s.frameTimeout, Deadliner: d, Memory: c.mem,
+	})
+	defer r.close()
 	for {
 		f, err := r.ReadFrame()
+		if err != nil && frame.IsPeerFault(err) {
+			c.s.stats.peerFaults.Add(1)
+			c.reset.Store(true)
+			c.s.log.Debug("share peer broke the protocol", slog.Any("err", err))
+		}
 		req, stop := request{id: f.ID}, false
 		switch {
 		case err == nil:
@@ -289,13 +465,19 @@ func (c *serverConn) readRequests(ctx context.Context, reqs chan<- request) {
 // answer answers requests in order until reqs is closed or a write fails.
 func (c *serverConn) answer(ctx context.Context, reqs <-chan request) error {
 	for req := range reqs {
+		if err := c.wait(ctx, req.msg); err != nil {
+			return nil // ctx ended
+		}
 		var err error
 		switch m := req.msg.(type) {
 		case Have:
+			c.s.stats.have.Add(1)
 			err = c.have(req.id, m)
 		case GetRange:
+			c.s.stats.ranges.Add(1)
 			err = c.getRange(req.id, m)
 		case Browse:
+			c.s.stats.browses.Add(1)
 			err = c.browse(req.id, m)
 		default:
 			c.s.log.Debug("share request refused", slog.Uint64("id", req.id), slog.String("code", req.code.String()), slog.String("why", req.text))
@@ -343,10 +525,13 @@ func (c *serverConn) getRange(id uint64, m GetRange) error {
 		return c.fail(id, CodeInternal, "bad outboard")
 	}
 	c.proof = proof
-	if c.chunk == nil {
-		c.chunk = chunkPool.Get().(*[]byte)
+	cp, ok := c.takeChunk()
+	if !ok {
+		c.s.stats.busy.Add(1)
+		return c.fail(id, CodeBusy, "no memory for a range now")
 	}
-	chunk := *c.chunk
+	defer c.putChunk(cp)
+	chunk := *cp
 	off, n := m.First*GroupSize, RangeDataSize(size, m.First, m.Count)
 	k := min(n, int64(len(chunk)))
 	if _, err := of.f.ReadAt(chunk[:k], off); err != nil {
@@ -440,7 +625,7 @@ func (c *serverConn) file(root [32]byte) (*openFile, *ErrorReply) {
 		if !ok || sf.Tree.Root != root {
 			return nil, &ErrorReply{Code: CodeNotFound}
 		}
-		f, err := os.Open(sf.Path)
+		f, err := openShared(sf)
 		if err != nil {
 			c.s.log.Debug("opening shared file", slog.String("path", sf.Path), slog.Any("err", err))
 			return nil, &ErrorReply{Code: CodeNotFound, Message: msgFileChanged}
@@ -460,6 +645,15 @@ func (c *serverConn) file(root [32]byte) (*openFile, *ErrorReply) {
 	return of, nil
 }
 
+// openShared opens sf's file beneath its share folder, following no
+// symlink (see openInShare).
+func openShared(sf SharedFile) (*os.File, error) {
+	if sf.Dir == "" {
+		return openInShare(filepath.Dir(sf.Path), filepath.Base(sf.Path))
+	}
+	return openInShare(sf.Dir, sf.Rel)
+}
+
 // drop closes of and forgets it.
 func (c *serverConn) drop(of *openFile) {
 	for i, f := range c.files {
@@ -471,14 +665,30 @@ func (c *serverConn) drop(of *openFile) {
 	of.f.Close()
 }
 
-// release closes the stream's files and returns its buffer.
+// takeChunk returns a data chunk for one range, charged to the stream's
+// memory scope; ok is false if the scope refused it.
+func (c *serverConn) takeChunk() (*[]byte, bool) {
+	if c.mem != nil {
+		if err := c.mem.ReserveMemory(ServeChunkSize, memoryPriority); err != nil {
+			c.s.log.Debug("no memory for a share range", slog.Any("err", err))
+			return nil, false
+		}
+	}
+	return chunkPool.Get().(*[]byte), true
+}
+
+// putChunk gives back a chunk takeChunk returned.
+func (c *serverConn) putChunk(p *[]byte) {
+	chunkPool.Put(p)
+	if c.mem != nil {
+		c.mem.ReleaseMemory(ServeChunkSize)
+	}
+}
+
+// release closes the stream's files.
 func (c *serverConn) release() {
 	for _, of := range c.files {
 		of.f.Close()
 	}
 	c.files = nil
-	if c.chunk != nil {
-		chunkPool.Put(c.chunk)
-		c.chunk = nil
-	}
 }

@@ -6,35 +6,43 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/libp2p/go-msgio/pbio"
 	"google.golang.org/protobuf/proto"
 
+	"kith/internal/frame"
 	"kith/share/pb"
 )
 
-// streamBufferSize is the buffer of a Reader and a Writer. Payloads larger
-// than this bypass the buffers, so range data is copied once, from the
-// stream into the caller's buffer.
+// streamBufferSize is the read buffer of a requesting Reader (a Peer's).
+// Payloads larger than this bypass it, so range data is copied once, from
+// the stream into the caller's buffer.
 const streamBufferSize = 64 << 10
 
 // Reader reads frames from a share stream: uvarint-length-delimited pb.Frame
-// messages of at most MaxMessageSize bytes, each RangeReply followed by its
-// raw payload. It works over any io.Reader. A Reader is not safe for
-// concurrent use, but one goroutine may read a stream with a Reader while
-// another writes it with a Writer.
+// messages (see package frame), each RangeReply followed by its raw
+// payload. It works over any io.Reader. A frame's buffer grows as its bytes
+// arrive, so a peer that announces a large frame and sends it slowly holds
+// only what it sent. A Reader is not safe for concurrent use, but one
+// goroutine may read a stream with a Reader while another writes it with a
+// Writer.
 type Reader struct {
 	br      *bufio.Reader
-	pr      pbio.Reader
+	fr      *frame.Reader
 	pending int64 // payload bytes of the last RangeReply not yet read
 }
 
-// NewReader returns a Reader that reads from r.
+// NewReader returns a Reader of frames of at most MaxMessageSize bytes from
+// r, with no timeouts: the reader of a requester, whose calls have their
+// own deadlines.
 func NewReader(r io.Reader) *Reader {
-	br := bufio.NewReaderSize(r, streamBufferSize)
-	// pbio wraps its reader in bufio.NewReader, which hands back br itself
-	// since br is large enough; so message and payload reads share one
-	// buffer and no payload byte is read ahead and lost.
-	return &Reader{br: br, pr: pbio.NewDelimitedReader(br, MaxMessageSize)}
+	return newReader(r, streamBufferSize, MaxMessageSize, frame.Options{})
+}
+
+// newReader returns a Reader with a read buffer of bufSize bytes, of frames
+// of at most max bytes, read with opts. Frames and payloads are read from
+// the same buffer, so no payload byte is read ahead and lost.
+func newReader(r io.Reader, bufSize, max int, opts frame.Options) *Reader {
+	br := bufio.NewReaderSize(r, bufSize)
+	return &Reader{br: br, fr: frame.NewReader(br, max, opts)}
 }
 
 // ReadFrame reads the next frame, first skipping what is left of the
@@ -46,7 +54,8 @@ func NewReader(r io.Reader) *Reader {
 // CodeUnknownRequest and the stream used on. On an error wrapping
 // ErrBadMessage the ID is also set, for a CodeBadRequest answer, but the
 // peer is broken and the stream should then be closed; likewise after any
-// other error.
+// other error. Errors for which frame.IsPeerFault holds (a frame too large,
+// malformed or too slow) mean the peer broke the protocol.
 func (r *Reader) ReadFrame() (Frame, error) {
 	if r.pending > 0 {
 		n, err := r.br.Discard(int(r.pending))
@@ -55,17 +64,21 @@ func (r *Reader) ReadFrame() (Frame, error) {
 			return Frame{}, fmt.Errorf("skipping range payload: %w", noEOF(err))
 		}
 	}
-	var w pb.Frame
-	if err := r.pr.ReadMsg(&w); err != nil {
+	b, err := r.fr.Next()
+	if err != nil {
 		switch {
 		case err == io.EOF:
 			return Frame{}, io.EOF
-		case errors.Is(err, io.ErrShortBuffer):
-			return Frame{}, fmt.Errorf("reading share message: %w", ErrMessageTooLarge)
-		case errors.Is(err, proto.Error):
+		case errors.Is(err, frame.ErrTooLarge):
+			return Frame{}, fmt.Errorf("reading share message: %w: %w", ErrMessageTooLarge, err)
+		case errors.Is(err, frame.ErrMalformed):
 			return Frame{}, fmt.Errorf("reading share message: %w: %w", ErrBadMessage, err)
 		}
 		return Frame{}, fmt.Errorf("reading share message: %w", err)
+	}
+	var w pb.Frame
+	if err := frame.Unmarshal(b, &w); err != nil {
+		return Frame{}, fmt.Errorf("reading share message: %w: %w", ErrBadMessage, err)
 	}
 	f, err := fromWire(&w)
 	if err != nil {
@@ -98,18 +111,36 @@ func (r *Reader) Pending() int64 {
 	return r.pending
 }
 
+// close releases what the Reader charged to its memory scope.
+func (r *Reader) close() { r.fr.Close() }
+
 // Writer writes frames to a share stream. Every method writes whole frames
-// and flushes them, blocking until the underlying writer has taken them. A
-// Writer is not safe for concurrent use.
+// and flushes them, blocking until the underlying writer has taken them. Its
+// buffer is allocated at the first write, so a stream that is never
+// answered costs none. A Writer is not safe for concurrent use.
 type Writer struct {
-	bw *bufio.Writer
-	pw pbio.Writer
+	w       io.Writer
+	size    int
+	bw      *bufio.Writer // nil until the first write
+	scratch []byte        // the encoded frame
 }
 
-// NewWriter returns a Writer that writes to w.
+// NewWriter returns a Writer that writes to w through a buffer of
+// streamBufferSize bytes.
 func NewWriter(w io.Writer) *Writer {
-	bw := bufio.NewWriterSize(w, streamBufferSize)
-	return &Writer{bw: bw, pw: pbio.NewDelimitedWriter(bw)}
+	return newWriter(w, streamBufferSize)
+}
+
+func newWriter(w io.Writer, size int) *Writer {
+	return &Writer{w: w, size: size}
+}
+
+// buf returns the write buffer, allocating it on first use.
+func (w *Writer) buf() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = bufio.NewWriterSize(w.w, w.size)
+	}
+	return w.bw
 }
 
 // WriteFrame writes f, which must not be a RangeReply (see WriteRange). An
@@ -155,6 +186,8 @@ func (w *Writer) write(f Frame) error {
 	return nil
 }
 
+// writeNoFlush encodes f into the buffer (which it allocates if need be),
+// without flushing it.
 func (w *Writer) writeNoFlush(f Frame) error {
 	m, err := f.toWire()
 	if err != nil {
@@ -163,11 +196,22 @@ func (w *Writer) writeNoFlush(f Frame) error {
 	if proto.Size(m) > MaxMessageSize {
 		return fmt.Errorf("writing share message: %w", ErrMessageTooLarge)
 	}
-	if err := w.pw.WriteMsg(m); err != nil {
+	b, err := frame.Append(w.scratch[:0], m, MaxMessageSize)
+	if err != nil {
+		return fmt.Errorf("writing share message: %w", err)
+	}
+	if cap(b) <= maxKeptScratch {
+		w.scratch = b
+	}
+	if _, err := w.buf().Write(b); err != nil {
 		return fmt.Errorf("writing share message: %w", err)
 	}
 	return nil
 }
+
+// maxKeptScratch is the largest encoding buffer a Writer keeps between
+// frames; a larger frame (a long BrowseReply) gets a buffer of its own.
+const maxKeptScratch = 4 << 10
 
 // noEOF turns io.EOF into io.ErrUnexpectedEOF: in the middle of a payload
 // the end of the stream is always unexpected.

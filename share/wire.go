@@ -12,6 +12,10 @@ import (
 // protocol also runs over tunnel sessions, which carry no protocol ID.
 const ProtocolID = "/kith/share/1"
 
+// ServiceName is the libp2p resource-manager service that served share
+// streams are attached to.
+const ServiceName = "kith.share"
+
 // Message is the body of a Frame: one of Have, HaveReply, GetRange,
 // RangeReply, Browse, BrowseReply or ErrorReply.
 type Message interface {

@@ -13,9 +13,33 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"kith/internal/peertext"
 	"kith/node"
 	"kith/share"
 )
+
+// Everything printed here that a peer could have chosen (file and folder
+// names from a friend's shares, names in links, download names and errors
+// that carry a peer's words) goes through peertext.Line; so do local names
+// and paths, which may hold names that came from peers.
+
+// safe makes s, which may hold text from a peer, safe to print on a line.
+func safe(s string) string { return peertext.Line(s) }
+
+// safeError is an error whose text may hold text from a peer, printed
+// through peertext.Line; errors.Is and errors.As still see the error.
+type safeError struct{ err error }
+
+func (e safeError) Error() string { return peertext.Line(e.err.Error()) }
+func (e safeError) Unwrap() error { return e.err }
+
+// peerError wraps err, if any, as a safeError.
+func peerError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return safeError{err}
+}
 
 func newShareCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -45,13 +69,13 @@ func newShareAddCmd(g *globals) *cobra.Command {
 			if !browsable && !anonymous {
 				browsable = true
 			}
-			fmt.Printf("indexing %s …\n", dir)
+			fmt.Printf("indexing %s …\n", safe(dir))
 			res, err := c.AddShare(context.Background(), node.AddShareRequest{Dir: dir, Browsable: browsable, Anonymous: anonymous})
 			if err != nil {
 				return err
 			}
 			fmt.Printf("shared %s as %q (%s): %d files, %s; hashed %d in %v\n",
-				res.Share.Dir, res.Share.Name, flagsText(res.Share), res.Share.Files, share.FormatSize(res.Share.Bytes),
+				safe(res.Share.Dir), res.Share.Name, flagsText(res.Share), res.Share.Files, share.FormatSize(res.Share.Bytes),
 				res.Scan.Hashed, res.Scan.Duration.Round(time.Millisecond))
 			if res.Scan.Skipped > 0 {
 				fmt.Printf("skipped %d entries that cannot be shared (see the daemon's log)\n", res.Scan.Skipped)
@@ -95,7 +119,7 @@ func newShareLsCmd(g *globals) *cobra.Command {
 						return printJSON(fs)
 					}
 					for _, f := range fs {
-						fmt.Println(f.Link)
+						fmt.Println(safe(f.Link))
 					}
 					return nil
 				}
@@ -105,7 +129,7 @@ func newShareLsCmd(g *globals) *cobra.Command {
 				}
 				return printList(ss, asJSON, "nothing shared yet: `kith share add DIR`",
 					"NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED", func(s share.ShareInfo) string {
-						return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", s.Name, s.Dir, flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
+						return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", safe(s.Name), safe(s.Dir), flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
 					})
 			})
 		},
@@ -142,7 +166,7 @@ func newShareRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("stopped sharing %s\n", s.Dir)
+			fmt.Printf("stopped sharing %s\n", safe(s.Dir))
 			return nil
 		},
 	}
@@ -182,7 +206,7 @@ func newShareFindCmd(g *globals) *cobra.Command {
 					return err
 				}
 				return printList(fs, asJSON, "no match", "", func(f node.FileInfo) string {
-					return fmt.Sprintf("%s\t%s\t%s", f.Name, share.FormatSize(f.Size), f.Link)
+					return fmt.Sprintf("%s\t%s\t%s", safe(f.Name), share.FormatSize(f.Size), safe(f.Link))
 				})
 			})
 		},
@@ -213,7 +237,7 @@ func newBrowseCmd(g *globals) *cobra.Command {
 			for offset := 0; ; offset += len(l.Entries) {
 				l, err = c.Browse(ctx, a[0], path, offset)
 				if err != nil {
-					return err
+					return peerError(err)
 				}
 				all = append(all, l.Entries...)
 				if !l.More || len(l.Entries) == 0 || len(all) >= 100000 {
@@ -231,9 +255,9 @@ func newBrowseCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			for _, e := range all {
 				if e.Dir {
-					fmt.Fprintf(tw, "%s/\t\t\n", e.Name)
+					fmt.Fprintf(tw, "%s/\t\t\n", safe(e.Name))
 				} else {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, share.FormatSize(e.Size), e.Link)
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(e.Name), share.FormatSize(e.Size), safe(e.Link))
 				}
 			}
 			return tw.Flush()
@@ -267,10 +291,10 @@ func newGetCmd(g *globals) *cobra.Command {
 			info, err := c.AddDownload(ctx, node.GetRequest{Link: a[0], To: to, Anonymous: anonymous})
 			cancel()
 			if err != nil {
-				return err
+				return peerError(err)
 			}
 			if detach {
-				fmt.Printf("queued %s (%s); follow it with `kith downloads`\n", info.Name, info.Root)
+				fmt.Printf("queued %s (%s); follow it with `kith downloads`\n", safe(info.Name), safe(info.Root))
 				return nil
 			}
 			return followDownload(c, info)
@@ -282,12 +306,20 @@ func newGetCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// followDownload shows a progress bar until the download ends.
+// followDownload shows a progress bar until the download ends. The bar is
+// drawn again when the size changes (a link's size is only a claim until a
+// source proves it).
 func followDownload(c *node.Client, info share.DownloadInfo) error {
 	var bar *progressbar.ProgressBar
+	barSize := int64(-1)
 	started := time.Now()
 	for {
+		if bar != nil && info.Size != barSize {
+			bar.Clear()
+			bar = nil
+		}
 		if bar == nil && info.Size >= 0 {
+			barSize = info.Size
 			bar = progressbar.NewOptions64(max(info.Size, 1),
 				progressbar.OptionSetWriter(os.Stderr),
 				progressbar.OptionShowBytes(true),
@@ -305,7 +337,7 @@ func followDownload(c *node.Client, info share.DownloadInfo) error {
 					live++
 				}
 			}
-			bar.Describe(fmt.Sprintf("%s [%s, %d source(s)]", info.Name, info.State, live))
+			bar.Describe(fmt.Sprintf("%s [%s, %d source(s)]", safe(info.Name), info.State, live))
 			bar.Set64(info.Done)
 		}
 		switch info.State {
@@ -316,11 +348,11 @@ func followDownload(c *node.Client, info share.DownloadInfo) error {
 			secs := time.Since(started).Seconds()
 			fmt.Fprintln(os.Stderr)
 			fmt.Printf("done: %s (%s, %.1f MB/s), BLAKE3 root verified: %s\n",
-				info.Path, share.FormatSize(info.Size), float64(info.Size)/1e6/max(secs, 0.001), info.Root)
+				safe(info.Path), share.FormatSize(info.Size), float64(info.Size)/1e6/max(secs, 0.001), safe(info.Root))
 			return nil
 		case share.StateFailed:
 			fmt.Fprintln(os.Stderr)
-			return fmt.Errorf("download failed: %s", info.Error)
+			return fmt.Errorf("download failed: %s", safe(info.Error))
 		}
 		time.Sleep(200 * time.Millisecond)
 		ctx, cancel := apiContext()
@@ -330,7 +362,7 @@ func followDownload(c *node.Client, info share.DownloadInfo) error {
 			return errors.New("download was cancelled")
 		}
 		if err != nil {
-			return err
+			return peerError(err)
 		}
 		info = next
 	}
@@ -353,8 +385,8 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 					if d.Size > 0 {
 						pct = 100 * float64(d.Done) / float64(d.Size)
 					}
-					return fmt.Sprintf("%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s", d.Name, d.State, pct, share.FormatSize(d.Size),
-						share.FormatSize(int64(d.Rate)), len(d.Sources), d.Root)
+					return fmt.Sprintf("%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s", safe(d.Name), d.State, pct, share.FormatSize(d.Size),
+						share.FormatSize(int64(d.Rate)), len(d.Sources), safe(d.Root))
 				})
 			})
 		},

@@ -229,3 +229,17 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestShorterAfterLonger reads a frame shorter than the one before it from
+// a stream that goes on: the reader must not read past the frame into the
+// next one.
+func TestShorterAfterLonger(t *testing.T) {
+	msgs := []string{"a longer message first", "short", "", "next"}
+	r := NewReader(bytes.NewReader(encode(t, msgs...)), 1<<20, Options{})
+	for _, want := range msgs {
+		var got wrapperspb.StringValue
+		if err := r.ReadMsg(&got); err != nil || got.Value != want {
+			t.Fatalf("got %q, %v; want %q", got.Value, err, want)
+		}
+	}
+}
