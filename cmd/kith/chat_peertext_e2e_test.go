@@ -9,11 +9,6 @@ import (
 	"kith/chat"
 )
 
-// hostile are characters that drive a terminal or reorder what it shows:
-// ESC, BEL, CSI (U+009B, a C1 control), a right-to-left override and a
-// carriage return.
-var hostile = []string{"\x1b", "\a", "\u009b", "\u202e", "\r"}
-
 // assertShown fails if out holds any hostile character raw.
 func assertShown(t *testing.T, what, out string) {
 	t.Helper()

@@ -9,6 +9,12 @@ import (
 	"kith/node"
 )
 
+// hostile are characters that must never reach a terminal as themselves:
+// ESC and BEL (escape sequences), CSI (U+009B, a C1 control), a
+// right-to-left override and a carriage return. The CLI tests of every
+// command that prints peer text check their output for them.
+var hostile = []string{"\x1b", "\a", "\u009b", "\u202e", "\r"}
+
 // hostileNick is a nickname a friend may put in its invite: printable by
 // the invite's rules, but with a C1 CSI (U+009B starts an escape sequence
 // on many terminals) and a right-to-left override.

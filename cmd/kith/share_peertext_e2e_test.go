@@ -14,15 +14,14 @@ import (
 	"kith/share"
 )
 
-// hostile holds what must never reach a terminal as itself: ESC (which
-// starts escape sequences), the C1 CSI U+009B and the bidi override U+202E.
-var hostile = []string{"\x1b", "\u009b", "\u202e"}
-
 // checkSafe fails the test if out holds a hostile character, and unless it
 // shows each of want as an escape.
 func checkSafe(t *testing.T, what, out string, want ...string) {
 	t.Helper()
 	for _, h := range hostile {
+		if h == "\r" {
+			continue // kith get's progress bar redraws its line with it
+		}
 		if strings.Contains(out, h) {
 			t.Errorf("%s printed %q raw:\n%q", what, h, out)
 		}
