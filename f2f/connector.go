@@ -3,6 +3,8 @@ package f2f
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,12 +53,35 @@ type ConnectorStats struct {
 	// DeadConnsClosed counts connections closed because they did not
 	// answer a ping after the friend reconnected.
 	DeadConnsClosed uint64
+	// RelayedClosed counts relayed connections closed once a direct one
+	// to the same friend identified.
+	RelayedClosed uint64
+	// AddrChanges counts changes of our own interface addresses seen
+	// while running (each makes every friend due for a dial).
+	AddrChanges uint64
 }
 
 type dialState struct {
 	next    time.Time
 	backoff time.Duration
 	dialing bool
+	// lastErr is the last dial's error (cut to MaxLastError), lastAt
+	// when it ran, attempts how many dials failed in a row.
+	lastErr  string
+	lastAt   time.Time
+	attempts int
+}
+
+// DialInfo is what the Connector knows of its dials of one friend.
+type DialInfo struct {
+	// LastError is the last failed dial's error ("" after a success).
+	LastError string
+	// LastAttempt is when the last dial ran (zero: never).
+	LastAttempt time.Time
+	// NextAttempt is when the next dial is due.
+	NextAttempt time.Time
+	// Failures counts failed dials in a row.
+	Failures int
 }
 
 // Connector keeps a connection to every reachable friend: it dials each one,
@@ -82,7 +107,12 @@ type Connector struct {
 	state map[peer.ID]*dialState
 
 	dials, lookupsRun, foundNew, staleClosed atomic.Uint64
+	relayedClosed, addrChanges               atomic.Uint64
 	closeOnce                                sync.Once
+
+	// localIPs are our interface IPs as last seen (moving networks).
+	localIPs map[netip.Addr]bool
+	probes   chan struct{} // probes of our connections running at once
 }
 
 // NewConnector starts a connector. Close stops it. It sets the address
@@ -101,6 +131,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	sub, err := cfg.Host.EventBus().Subscribe([]any{
 		new(event.EvtPeerConnectednessChanged),
 		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtLocalAddressesUpdated),
 	})
 	if err != nil {
 		return nil, err
@@ -111,8 +142,10 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 		ctx: ctx, cancel: cancel, sub: sub,
 		kick:    make(chan struct{}, 1),
 		state:   map[peer.ID]*dialState{},
-		policy:  NewAddrPolicy(cfg.Host.Network().ListenAddresses()),
-		lookups: make(chan struct{}, MaxConcurrentLookups),
+		policy:   NewAddrPolicy(cfg.Host.Network().ListenAddresses()),
+		lookups:  make(chan struct{}, MaxConcurrentLookups),
+		localIPs: currentIPs(),
+		probes:   make(chan struct{}, MaxConcurrentProbes),
 	}
 	cfg.Friends.SetAddrPolicy(c.policy)
 	for _, f := range cfg.Friends.List() {
@@ -138,7 +171,18 @@ func (c *Connector) Close() error {
 // Stats returns counters of what the connector did.
 func (c *Connector) Stats() ConnectorStats {
 	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookupsRun.Load(), DHTFoundNew: c.foundNew.Load(),
-		DeadConnsClosed: c.staleClosed.Load()}
+		DeadConnsClosed: c.staleClosed.Load(), RelayedClosed: c.relayedClosed.Load(), AddrChanges: c.addrChanges.Load()}
+}
+
+// DialInfo returns what the connector knows of its dials of id.
+func (c *Connector) DialInfo(id peer.ID) DialInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.state[id]
+	if !ok {
+		return DialInfo{}
+	}
+	return DialInfo{LastError: st.lastErr, LastAttempt: st.lastAt, NextAttempt: st.next, Failures: st.attempts}
 }
 
 // Kick makes the connector dial every disconnected friend now.
@@ -253,10 +297,13 @@ func (c *Connector) forget(id peer.ID, addrs []ma.Multiaddr) {
 
 func (c *Connector) handleEvent(ev any) {
 	switch e := ev.(type) {
+	case event.EvtLocalAddressesUpdated:
+		c.localAddrsChanged()
 	case event.EvtPeerIdentificationCompleted:
 		if !c.cfg.Friends.IsFriend(e.Peer) || c.h.Network().Connectedness(e.Peer) != network.Connected {
 			return
 		}
+		c.afterRelayedGrace(e.Peer)
 		if e.Conn != nil && e.Conn.Stat().Direction == network.DirOutbound {
 			// We dialled that address and the friend answered: it works.
 			c.cfg.Friends.AddrWorked(e.Peer, e.Conn.RemoteMultiaddr())
@@ -271,6 +318,7 @@ func (c *Connector) handleEvent(ev any) {
 		c.mu.Lock()
 		if st, ok := c.state[e.Peer]; ok {
 			st.backoff = c.cfg.RedialMin
+			st.lastErr, st.attempts = "", 0
 		}
 		c.mu.Unlock()
 		c.cfg.Friends.SetOnline(e.Peer, true, nil)
@@ -323,7 +371,13 @@ func (c *Connector) dial(id peer.ID) {
 		st.dialing = false
 		st.next = time.Now().Add(st.backoff)
 		st.backoff = min(st.backoff*2, c.cfg.RedialMax)
+		st.lastAt = time.Now()
 		if err != nil {
+			st.attempts++
+			st.lastErr = err.Error()
+			if len(st.lastErr) > MaxLastError {
+				st.lastErr = st.lastErr[:MaxLastError]
+			}
 			c.log.Debug("dial failed", slog.String("peer", id.ShortString()), slog.Any("err", err))
 		}
 	}
@@ -386,4 +440,116 @@ func (c *Connector) lookup(ctx context.Context, id peer.ID, known []ma.Multiaddr
 		}
 	}
 	return c.h.Connect(ctx, ai)
+}
+
+// afterRelayedGrace closes, RelayedCloseDelay from now, the relayed
+// connections to the friend p if a direct one is open then. libp2p opens
+// new streams on the direct connection but leaves the relayed one and
+// its streams alone; once it is closed, the long-lived streams (the
+// router's and the lobby's links, chat) are opened again on the direct
+// connection, and the relay carries nothing more of ours.
+func (c *Connector) afterRelayedGrace(p peer.ID) {
+	relayed := false
+	for _, conn := range c.h.Network().ConnsToPeer(p) {
+		if isCircuit(conn.RemoteMultiaddr()) {
+			relayed = true
+		}
+	}
+	if !relayed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(RelayedCloseDelay):
+		}
+		conns := c.h.Network().ConnsToPeer(p)
+		if !slices.ContainsFunc(conns, func(x network.Conn) bool { return !x.IsClosed() && !isCircuit(x.RemoteMultiaddr()) }) {
+			return
+		}
+		for _, conn := range conns {
+			if isCircuit(conn.RemoteMultiaddr()) {
+				c.relayedClosed.Add(1)
+				c.log.Info("friend reached directly: closing the relayed connection", slog.String("peer", p.ShortString()),
+					slog.String("via", conn.RemoteMultiaddr().String()))
+				conn.Close()
+			}
+		}
+	}()
+}
+
+// currentIPs returns the IPs on our interfaces now.
+func currentIPs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				out[ip.Unmap()] = true
+			}
+		}
+	}
+	return out
+}
+
+// localAddrsChanged runs when the host's advertised addresses change.
+// If our interface addresses changed (a new DHCP lease, another network),
+// connections from an address we no longer have are closed, the others
+// are probed (one that does not answer is dead: the path it used is
+// gone), and every friend is due for a dial, so that friends hear of our
+// new addresses from us at once instead of after their redial backoff.
+func (c *Connector) localAddrsChanged() {
+	now := currentIPs()
+	c.mu.Lock()
+	same := len(now) == len(c.localIPs)
+	for ip := range now {
+		if !c.localIPs[ip] {
+			same = false
+		}
+	}
+	c.localIPs = now
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	c.addrChanges.Add(1)
+	c.log.Info("our addresses changed: checking friend connections and dialling friends", slog.Int("addrs", len(now)))
+	for _, conn := range c.h.Network().Conns() {
+		if !c.cfg.Friends.IsFriend(conn.RemotePeer()) {
+			continue
+		}
+		if ip, ok := addrIP(conn.LocalMultiaddr()); ok && !ip.IsUnspecified() && !now[ip] && !isCircuit(conn.RemoteMultiaddr()) {
+			c.staleClosed.Add(1)
+			conn.Close()
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			select {
+			case c.probes <- struct{}{}:
+				defer func() { <-c.probes }()
+			case <-c.ctx.Done():
+				return
+			}
+			if err := pingConn(c.ctx, conn); err != nil && c.ctx.Err() == nil {
+				c.staleClosed.Add(1)
+				c.log.Info("closing a friend connection that died with our old address", slog.String("peer", conn.RemotePeer().ShortString()), slog.Any("err", err))
+				conn.Close()
+				c.poke()
+			}
+		}()
+	}
+	c.mu.Lock()
+	for _, st := range c.state {
+		st.next, st.backoff = time.Time{}, c.cfg.RedialMin
+	}
+	c.mu.Unlock()
+	c.poke()
 }

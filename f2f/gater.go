@@ -44,6 +44,12 @@ type Gater struct {
 	// dialHook, if set, sees every address dial verdict and may change it
 	// (tests: record verdicts, never dial outside 127.0.0.0/8).
 	dialHook atomic.Pointer[func(peer.ID, ma.Multiaddr, bool) bool]
+	// intro, if set, holds the introduction tokens whose connections are
+	// admitted inbound, restricted to IntroduceProtocol (introduce.go).
+	intro atomic.Pointer[Introductions]
+	// introAdmitted counts connections admitted with a token;
+	// introStreamsRefused the streams such connections were refused.
+	introAdmitted, introStreamsRefused atomic.Uint64
 }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
@@ -58,7 +64,7 @@ func NewGater(allow Allowlist, log *slog.Logger) *Gater {
 	if el, ok := allow.(endpointList); ok {
 		known = el.knownEndpoint
 	}
-	return &Gater{allow: allow, log: log, adm: newAdmission(known)}
+	return &Gater{allow: allow, log: log, adm: newAdmission(known, allow.IsFriend)}
 }
 
 // GaterStats counts what the Gater refused and admitted.
@@ -70,6 +76,10 @@ type GaterStats struct {
 	AddrsRefused uint64
 	// Admission counts inbound connections judged before the handshake.
 	Admission AdmissionStats
+	// IntroAdmitted counts inbound connections admitted with an
+	// introduction token; IntroStreamsRefused the streams of other
+	// protocols they were refused.
+	IntroAdmitted, IntroStreamsRefused uint64
 }
 
 // Refused counts the connections and dials refused so far.
@@ -77,7 +87,8 @@ func (g *Gater) Refused() uint64 { return g.refused.Load() }
 
 // Stats returns the Gater's counters.
 func (g *Gater) Stats() GaterStats {
-	return GaterStats{Refused: g.refused.Load(), AddrsRefused: g.addrsRefused.Load(), Admission: g.adm.stats()}
+	return GaterStats{Refused: g.refused.Load(), AddrsRefused: g.addrsRefused.Load(), Admission: g.adm.stats(),
+		IntroAdmitted: g.introAdmitted.Load(), IntroStreamsRefused: g.introStreamsRefused.Load()}
 }
 
 // setPolicy sets the address policy of dials (NewHost: the host's).
@@ -120,10 +131,15 @@ func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 // handshake and before any protocol. A friend's inbound endpoint is
 // remembered, so that it gets back in past the handshake rate.
 func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, cma network.ConnMultiaddrs) bool {
+	if dir == network.DirInbound && !g.allow.IsFriend(p) && g.introOpen(p) {
+		g.introAdmitted.Add(1)
+		g.log.Debug("admitted an introduction token", slog.String("token", p.ShortString()))
+		return true
+	}
 	if !g.admit(p, dir.String()) {
 		return false
 	}
-	if dir == network.DirInbound {
+	if dir == network.DirInbound && !isCircuit(cma.RemoteMultiaddr()) {
 		g.adm.remember(cma.RemoteMultiaddr())
 	}
 	return true
@@ -132,4 +148,17 @@ func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, cma network.C
 // InterceptUpgraded admits every connection that passed InterceptSecured.
 func (g *Gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
+}
+
+// introOpen reports whether p is an open introduction token.
+func (g *Gater) introOpen(p peer.ID) bool {
+	in := g.intro.Load()
+	return in != nil && in.open(p)
+}
+
+// restricted reports whether p's connections may open only
+// IntroduceProtocol: an introduction token, not a friend.
+func (g *Gater) restricted(p peer.ID) bool {
+	in := g.intro.Load()
+	return in != nil && !g.allow.IsFriend(p) && in.known(p)
 }
