@@ -140,8 +140,8 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	c := &Connector{
 		cfg: cfg, h: cfg.Host, log: cfg.Log,
 		ctx: ctx, cancel: cancel, sub: sub,
-		kick:    make(chan struct{}, 1),
-		state:   map[peer.ID]*dialState{},
+		kick:     make(chan struct{}, 1),
+		state:    map[peer.ID]*dialState{},
 		policy:   NewAddrPolicy(cfg.Host.Network().ListenAddresses()),
 		lookups:  make(chan struct{}, MaxConcurrentLookups),
 		localIPs: currentIPs(),

@@ -122,7 +122,9 @@ type mdnsNet struct {
 	addrs []ma.Multiaddr
 }
 
-func (n mdnsNet) InterfaceListenAddresses() ([]ma.Multiaddr, error) { return slices.Clone(n.addrs), nil }
+func (n mdnsNet) InterfaceListenAddresses() ([]ma.Multiaddr, error) {
+	return slices.Clone(n.addrs), nil
+}
 
 func (m *MDNS) restart() error {
 	m.mu.Lock()

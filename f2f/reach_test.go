@@ -35,7 +35,6 @@ func closedPort(t *testing.T) ma.Multiaddr {
 	return ma.StringCast("/ip4/127.0.0.1/tcp/" + strconv.Itoa(port))
 }
 
-
 // TestReachDialBack: a friend dials A back with its own key from a fresh
 // port. A's real address is reached (A is "public"), an address nothing
 // listens on is not; a node whose only candidate is unreachable is

@@ -438,4 +438,3 @@ func (c *Client) RejectIntroduction(ctx context.Context, ref string) (IntroReque
 	err := c.do(ctx, http.MethodDelete, "/v1/introductions/"+url.PathEscape(ref), nil, &out)
 	return out, err
 }
-
