@@ -40,7 +40,12 @@ type ConnectorConfig struct {
 	DHT     *FriendDHT // nil: no DHT lookups for stale addresses
 	Log     *slog.Logger
 	// OnAddrs, if set, is called when new addresses of a friend are learned.
-	OnAddrs   func(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
+	OnAddrs func(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
+	// Reachable, if set, reports that friends can dial us directly: a
+	// friend we know only by circuit addresses is then given
+	// CircuitDialGrace to dial us itself (a direct connection, no
+	// relay) before we dial it through its relay.
+	Reachable func() bool
 	RedialMin time.Duration
 	RedialMax time.Duration
 }
@@ -70,6 +75,9 @@ type dialState struct {
 	lastErr  string
 	lastAt   time.Time
 	attempts int
+	// circuitAt is when a friend known only by circuit addresses became
+	// due while we are reachable (see ConnectorConfig.Reachable).
+	circuitAt time.Time
 }
 
 // DialInfo is what the Connector knows of its dials of one friend.
@@ -344,6 +352,23 @@ func (c *Connector) handleEvent(ev any) {
 	}
 }
 
+// waitForInbound reports whether to leave the friend id to dial us: we
+// are directly reachable and know it only by circuit addresses, and
+// CircuitDialGrace has not passed. The caller holds c.mu.
+func (c *Connector) waitForInbound(id peer.ID, st *dialState, now time.Time) bool {
+	if c.cfg.Reachable == nil || !c.cfg.Reachable() {
+		return false
+	}
+	fr, ok := c.cfg.Friends.Get(id)
+	if !ok || len(fr.Addrs) == 0 || slices.ContainsFunc(fr.Addrs, func(a ma.Multiaddr) bool { return !isCircuit(a) }) {
+		return false
+	}
+	if st.circuitAt.IsZero() {
+		st.circuitAt = now
+	}
+	return now.Sub(st.circuitAt) < CircuitDialGrace
+}
+
 // dialDue starts a dial for every friend that is disconnected and due.
 func (c *Connector) dialDue() {
 	now := time.Now()
@@ -351,6 +376,10 @@ func (c *Connector) dialDue() {
 	defer c.mu.Unlock()
 	for id, st := range c.state {
 		if st.dialing || now.Before(st.next) || c.h.Network().Connectedness(id) == network.Connected {
+			st.circuitAt = time.Time{}
+			continue
+		}
+		if c.waitForInbound(id, st, now) {
 			continue
 		}
 		st.dialing = true

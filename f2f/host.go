@@ -13,7 +13,6 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -179,10 +178,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	}
 	tr := cfg.Traversal
 	if tr != nil {
-		opts = append(opts,
-			libp2p.AddrsFactory(tr.adv.factory),
-			libp2p.EnableHolePunching(holepunch.WithTracer(tr.punch)),
-		)
+		opts = append(opts, libp2p.AddrsFactory(tr.adv.factory))
 		if cfg.PortMap && !allLoopbackAddrs(listen) {
 			tr.nat = &natWatch{}
 			opts = append(opts, libp2p.NATManager(tr.nat.construct))
@@ -195,14 +191,33 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if tr != nil {
 		tr.adv.setNetwork(h.Network())
 		tr.punch.h.Store(&h)
+		if err := tr.startHolePunching(h); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("starting libp2p host: %w", err)
+		}
+		return traversalHost{Host: h, tr: tr}, nil
 	}
 	return h, nil
 }
 
-// allLoopbackAddrs reports whether every address is a loopback one.
+// traversalHost is a host whose hole punching Traversal runs: closing it
+// stops that first.
+type traversalHost struct {
+	host.Host
+	tr *Traversal
+}
+
+func (h traversalHost) Close() error {
+	h.tr.stopHolePunching()
+	return h.Host.Close()
+}
+
+// allLoopbackAddrs reports whether every IP address of addrs is a
+// loopback one (others, like the relay transport's /p2p-circuit, do not
+// count).
 func allLoopbackAddrs(addrs []ma.Multiaddr) bool {
 	for _, a := range addrs {
-		if ip, ok := addrIP(a); !ok || !ip.IsLoopback() {
+		if ip, ok := addrIP(a); ok && !ip.IsLoopback() {
 			return false
 		}
 	}

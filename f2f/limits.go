@@ -268,6 +268,9 @@ const (
 	// ReachRecheck is how often reachability is checked again when
 	// nothing changed.
 	ReachRecheck = 10 * time.Minute
+	// ReachUnknownRetry is how often a node that knows nothing of its
+	// reachability yet asks again.
+	ReachUnknownRetry = 30 * time.Second
 	// ReachSettle is how long after a change of our candidate addresses
 	// (or a friend connecting while we know nothing) a check waits, to
 	// gather more changes.
@@ -300,6 +303,27 @@ const (
 	// MaxConcurrentProbes bounds the pings that check our connections
 	// after our addresses changed.
 	MaxConcurrentProbes = 16
+	// CircuitDialGrace is how long a directly reachable node leaves a
+	// friend it knows only through relays to dial it directly, before it
+	// dials through the relay itself: long enough for the friend's own
+	// redial and lookup, short enough that a friend that cannot reach us
+	// (a firewall that blocks it) is reached through the relay soon.
+	CircuitDialGrace = 15 * time.Second
+)
+
+// Hole punching (traversal.go).
+const (
+	// PunchCheckInterval is how often the node looks for relayed
+	// connections libp2p's DCUtR service did not punch.
+	PunchCheckInterval = 2 * time.Second
+	// PunchRetryMin is the wait before the first punch of such a
+	// connection (libp2p's own punch, if it runs, goes first), doubling
+	// after each attempt.
+	PunchRetryMin = 3 * time.Second
+	// PunchRetryMax caps the wait between punches of a friend that stays
+	// relayed (its NAT defeats punching): one attempt of up to three
+	// punches every ten minutes costs little.
+	PunchRetryMax = 10 * time.Minute
 )
 
 // One-step friendship (introduce.go).

@@ -115,6 +115,7 @@ type Reach struct {
 	state     ReachState
 	lastCands string
 	checkAt   time.Time // zero: no check scheduled
+	lastTry   time.Time // when a check last ran
 	limits    map[peer.ID]*rate.Limiter
 }
 
@@ -156,6 +157,7 @@ func NewReach(cfg ReachConfig) (*Reach, error) {
 	r.h.SetStreamHandler(ReachProtocol, r.handle)
 	if cfg.Traversal != nil {
 		cfg.Traversal.AddSource(r.Adopted)
+		cfg.Traversal.SetObserved(r.Observed)
 	}
 	r.wg.Add(1)
 	go r.loop()
@@ -184,6 +186,14 @@ func (r *Reach) State() ReachState {
 		st.Observed = append(st.Observed, o.String())
 	}
 	return st
+}
+
+// Private reports whether friends found the node unreachable from
+// outside (and none reached it).
+func (r *Reach) Private() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state.State == ReachPrivate
 }
 
 // Public reports whether a friend reached the node from outside.
@@ -241,6 +251,14 @@ func (r *Reach) Adopted() []ma.Multiaddr {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
+}
+
+// Observed returns the distinct addresses friends observe for us, each
+// seen by at least one friend.
+func (r *Reach) Observed() []ma.Multiaddr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.observedLocked()
 }
 
 // observedLocked returns the distinct addresses friends observe for us.
@@ -337,6 +355,9 @@ func (r *Reach) candidates() []ma.Multiaddr {
 	r.mu.Unlock()
 	var out []ma.Multiaddr
 	for _, a := range all {
+		if isCircuit(a) {
+			continue
+		}
 		a = thinWaist(a)
 		if a == nil || !r.cfg.candidate(a) || slices.ContainsFunc(out, a.Equal) {
 			continue
@@ -364,9 +385,12 @@ func (r *Reach) maybeCheck() {
 	if !r.state.Checked.IsZero() && now.Sub(r.state.Checked) > ReachRecheck && r.checkAt.IsZero() {
 		r.checkAt = now
 	}
+	if r.state.State == ReachUnknown && r.checkAt.IsZero() && now.Sub(r.lastTry) > ReachUnknownRetry {
+		r.checkAt = now
+	}
 	due := !r.checkAt.IsZero() && !now.Before(r.checkAt)
 	if due {
-		r.checkAt = time.Time{}
+		r.checkAt, r.lastTry = time.Time{}, now
 	}
 	r.mu.Unlock()
 	if due {
@@ -414,6 +438,7 @@ func (r *Reach) checkers(cands []ma.Multiaddr) []peer.ID {
 // records what they found.
 func (r *Reach) check(cands []ma.Multiaddr) {
 	checkers := r.checkers(cands)
+	r.log.Debug("checking reachability", slog.Any("candidates", cands), slog.Int("checkers", len(checkers)))
 	now := time.Now()
 	if len(cands) == 0 {
 		r.mu.Lock()
@@ -666,6 +691,7 @@ func (r *Reach) dialBack(ctx context.Context, asker peer.ID, addrs []ma.Multiadd
 		if err == nil {
 			out[i] = pb.ReachAnswer_REACHED
 		}
+		r.log.Debug("dialled a friend back", slog.String("peer", asker.ShortString()), slog.String("addr", addrs[i].String()), slog.Any("err", err))
 		d.Network().ClosePeer(asker)
 		d.Peerstore().ClearAddrs(asker)
 	}

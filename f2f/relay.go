@@ -49,6 +49,10 @@ type RelayConfig struct {
 	// MaxCircuits caps the circuits open at once; 0 means
 	// DefaultRelayCircuits.
 	MaxCircuits int
+	// Unreachable, if set, reports that friends found the node behind a
+	// NAT: it then refuses new reservations, since circuit addresses
+	// through it would reach no one outside its network.
+	Unreachable func() bool
 	// Log receives refusals at Debug.
 	Log *slog.Logger
 }
@@ -81,12 +85,13 @@ type RelayStats struct {
 // Relay is the node's relay service for friends. It is safe for
 // concurrent use.
 type Relay struct {
-	svc     *relay.Relay
-	friends Allowlist
-	log     *slog.Logger
-	max     int
-	lim     *rate.Limiter // nil: no cap
-	rateVal atomic.Int64
+	svc         *relay.Relay
+	friends     Allowlist
+	unreachable func() bool
+	log         *slog.Logger
+	max         int
+	lim         *rate.Limiter // nil: no cap
+	rateVal     atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -111,7 +116,7 @@ func StartRelay(h host.Host, friends Allowlist, cfg RelayConfig) (*Relay, error)
 		cfg.Rate = DefaultRelayRate
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Relay{friends: friends, log: cfg.Log, max: cfg.MaxCircuits, ctx: ctx, cancel: cancel}
+	r := &Relay{friends: friends, log: cfg.Log, max: cfg.MaxCircuits, ctx: ctx, cancel: cancel, unreachable: cfg.Unreachable}
 	if cfg.Rate > 0 {
 		r.lim = rate.NewLimiter(rate.Limit(cfg.Rate), max(RelayRateBurst, int(min(cfg.Rate, 1<<30))/10))
 		r.rateVal.Store(cfg.Rate)
@@ -183,12 +188,16 @@ func (r *Relay) Stats() RelayStats {
 type relayACL struct{ r *Relay }
 
 func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
-	if a.r.friends.IsFriend(p) {
-		return true
+	if !a.r.friends.IsFriend(p) {
+		a.r.notFriend.Add(1)
+		a.r.log.Debug("relay: refused a reservation from a non-friend", slog.String("peer", p.ShortString()))
+		return false
 	}
-	a.r.notFriend.Add(1)
-	a.r.log.Debug("relay: refused a reservation from a non-friend", slog.String("peer", p.ShortString()))
-	return false
+	if a.r.unreachable != nil && a.r.unreachable() {
+		a.r.log.Debug("relay: refused a reservation: we are behind a NAT ourselves", slog.String("peer", p.ShortString()))
+		return false
+	}
+	return true
 }
 
 func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dst peer.ID) bool {

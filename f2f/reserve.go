@@ -2,6 +2,7 @@ package f2f
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -43,6 +45,10 @@ type Reservations struct {
 	kick   chan struct{}
 	once   sync.Once
 
+	// loopback is set for a node that listens on loopback only (tests,
+	// the demo): there every relay is a good one.
+	loopback bool
+
 	mu    sync.Mutex
 	held  map[peer.ID]*heldReservation
 	retry map[peer.ID]time.Time // relays left alone until then
@@ -55,7 +61,11 @@ type ReservationsConfig struct {
 	// Need reports whether the node needs relays now (it is not known to
 	// be directly reachable); nil means always.
 	Need func() bool
-	Log  *slog.Logger
+	// Punched, if set, tells connections a hole punch made: dialling a
+	// friend's public address through a punched hole says nothing of
+	// whether others can reach it.
+	Punched func(network.Conn) bool
+	Log     *slog.Logger
 }
 
 type heldReservation struct {
@@ -92,7 +102,8 @@ func NewReservations(cfg ReservationsConfig) (*Reservations, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Reservations{cfg: cfg, h: cfg.Host, log: cfg.Log, ctx: ctx, cancel: cancel, sub: sub,
-		kick: make(chan struct{}, 1), held: map[peer.ID]*heldReservation{}, retry: map[peer.ID]time.Time{}}
+		kick: make(chan struct{}, 1), held: map[peer.ID]*heldReservation{}, retry: map[peer.ID]time.Time{},
+		loopback: allLoopbackAddrs(cfg.Host.Network().ListenAddresses())}
 	r.wg.Add(1)
 	go r.loop()
 	return r, nil
@@ -191,9 +202,10 @@ func directConn(h host.Host, p peer.ID) network.Conn {
 }
 
 // relayRank says how good a relay p is: 2 if we dialled it at a public
-// address (it is reachable from outside), 1 if it is at a public
-// address, 0 otherwise (a LAN friend: useful only to friends on the LAN).
-// -1: no direct connection, or p does not relay.
+// address (it is reachable from outside), 0 otherwise (a friend that
+// dialled us, perhaps from behind its own NAT, or a LAN friend: useful
+// only to friends on its network). -1: no direct connection, or p does
+// not relay.
 func (r *Reservations) relayRank(p peer.ID) int {
 	c := directConn(r.h, p)
 	if c == nil {
@@ -202,11 +214,9 @@ func (r *Reservations) relayRank(p peer.ID) int {
 	if ok, _ := r.h.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop); len(ok) == 0 {
 		return -1
 	}
-	if manet.IsPublicAddr(c.RemoteMultiaddr()) {
-		if c.Stat().Direction == network.DirOutbound {
-			return 2
-		}
-		return 1
+	if manet.IsPublicAddr(c.RemoteMultiaddr()) && c.Stat().Direction == network.DirOutbound &&
+		(r.cfg.Punched == nil || !r.cfg.Punched(c)) {
+		return 2
 	}
 	return 0
 }
@@ -298,10 +308,21 @@ func (r *Reservations) reserve(id peer.ID, rank int) bool {
 	defer r.mu.Unlock()
 	if err != nil {
 		r.retry[id] = time.Now().Add(ReserveRetry)
-		if old, ok := r.held[id]; ok && time.Now().After(old.expires) {
+		var rerr client.ReservationError
+		refused := errors.As(err, &rerr) && rerr.Status != pbv2.Status_CONNECTION_FAILED
+		if old, ok := r.held[id]; ok && (refused || time.Now().After(old.expires)) {
 			delete(r.held, id)
+			r.log.Info("relay reservation dropped: the relay refused to renew it", slog.String("relay", id.ShortString()))
 		}
 		r.log.Debug("relay reservation failed", slog.String("relay", id.ShortString()), slog.Any("err", err))
+		return false
+	}
+	if rank < 2 && len(rsvp.Addrs) == 0 && !r.loopback {
+		// A relay we did not dial at a public address and that knows no
+		// public address of its own is behind a NAT too: its circuit
+		// addresses would reach no one.
+		r.retry[id] = time.Now().Add(ReserveRetry)
+		delete(r.held, id)
 		return false
 	}
 	h, ok := r.held[id]

@@ -1,6 +1,9 @@
 package f2f
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,7 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // Traversal is what a node's host does to be reached through NATs: the
@@ -21,6 +26,24 @@ type Traversal struct {
 	adv   *advertiser
 	nat   *natWatch // nil: port mapping off
 	punch *punchTracer
+
+	// hps is the DCUtR service, run here rather than by libp2p's
+	// EnableHolePunching so that a relayed connection that came before
+	// the node learned a public address (the usual order: it learns it
+	// from the friend that relays) is punched too (retryPunches).
+	hps      *holepunch.Service
+	observed atomic.Pointer[func() []ma.Multiaddr]
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	mu       sync.Mutex
+	retries  map[peer.ID]*punchRetry
+}
+
+type punchRetry struct {
+	next     time.Time
+	attempts int
+	running  bool
 }
 
 // NewTraversal returns the traversal state of a node that announces
@@ -28,6 +51,125 @@ type Traversal struct {
 // addresses it finds itself.
 func NewTraversal(announce []ma.Multiaddr) *Traversal {
 	return &Traversal{adv: newAdvertiser(announce), punch: &punchTracer{conns: map[string]bool{}}}
+}
+
+// SetObserved gives the addresses friends observe for us (Reach), which
+// hole punching tells the other end to dial.
+func (t *Traversal) SetObserved(fn func() []ma.Multiaddr) { t.observed.Store(&fn) }
+
+// holePunchAddrs are the public addresses a hole punch gives the other
+// end: those the host advertises and those friends observe for us, even
+// by one friend (libp2p's HolePunchAddrs, with our own observations).
+func (t *Traversal) holePunchAddrs() []ma.Multiaddr {
+	hp := t.punch.h.Load()
+	if hp == nil {
+		return nil
+	}
+	all := (*hp).Addrs()
+	if fn := t.observed.Load(); fn != nil {
+		all = append(all, (*fn)()...)
+	}
+	var out []ma.Multiaddr
+	for _, a := range all {
+		if !isCircuit(a) && manet.IsPublicAddr(a) && !slices.ContainsFunc(out, a.Equal) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// startHolePunching runs DCUtR on h, and the loop that punches relayed
+// connections libp2p's service did not (retryPunches).
+func (t *Traversal) startHolePunching(h host.Host) error {
+	ids, ok := h.(interface{ IDService() identify.IDService })
+	if !ok {
+		return errors.New("hole punching: the host has no identify service")
+	}
+	svc, err := holepunch.NewService(h, ids.IDService(), t.holePunchAddrs, holepunch.WithTracer(t.punch))
+	if err != nil {
+		return fmt.Errorf("hole punching: %w", err)
+	}
+	t.hps, t.stop, t.retries = svc, make(chan struct{}), map[peer.ID]*punchRetry{}
+	t.wg.Add(1)
+	go t.retryPunches(h)
+	return nil
+}
+
+func (t *Traversal) stopHolePunching() {
+	t.stopOnce.Do(func() {
+		if t.stop == nil {
+			return
+		}
+		close(t.stop)
+		t.hps.Close()
+		t.wg.Wait()
+	})
+}
+
+// retryPunches hole-punches the friends we reach only through a relay and
+// that reached us through it (DCUtR's initiator is the end the relayed
+// connection came in to): libp2p's service punches a relayed connection
+// only as it opens, and only once the host has a public address, which
+// it often learns from that same relay a moment later. Attempts back off
+// from PunchRetryMin to PunchRetryMax.
+func (t *Traversal) retryPunches(h host.Host) {
+	defer t.wg.Done()
+	tick := time.NewTicker(PunchCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		if !slices.Contains(h.Mux().Protocols(), holepunch.Protocol) || len(t.holePunchAddrs()) == 0 {
+			continue // the service is not ready: it registers its handler then
+		}
+		now := time.Now()
+		relayedIn := map[peer.ID]bool{}
+		direct := map[peer.ID]bool{}
+		for _, c := range h.Network().Conns() {
+			if isCircuit(c.RemoteMultiaddr()) {
+				if c.Stat().Direction == network.DirInbound {
+					relayedIn[c.RemotePeer()] = true
+				}
+			} else {
+				direct[c.RemotePeer()] = true
+			}
+		}
+		t.mu.Lock()
+		for p := range t.retries {
+			if !relayedIn[p] || direct[p] {
+				delete(t.retries, p)
+			}
+		}
+		for p := range relayedIn {
+			if direct[p] {
+				continue
+			}
+			st := t.retries[p]
+			if st == nil {
+				st = &punchRetry{next: now.Add(PunchRetryMin)}
+				t.retries[p] = st
+			}
+			if st.running || now.Before(st.next) {
+				continue
+			}
+			st.running = true
+			st.attempts++
+			st.next = now.Add(min(PunchRetryMin<<min(st.attempts, 16), PunchRetryMax))
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				err := t.hps.DirectConnect(p)
+				t.mu.Lock()
+				st.running = false
+				t.mu.Unlock()
+				_ = err // counted by the tracer
+			}()
+		}
+		t.mu.Unlock()
+	}
 }
 
 // AddSource adds addresses the host advertises, asked for each time the

@@ -105,6 +105,7 @@ type Node struct {
 	connector *f2f.Connector
 	trav      *f2f.Traversal
 	reach     *reachService
+	reachable atomic.Pointer[f2f.Reach] // reach.reach, for the connector
 	mdns      interface{ Close() error }
 	events    *Bus
 	share     *shareService
@@ -197,6 +198,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n.connector, err = f2f.NewConnector(f2f.ConnectorConfig{
 		Host: n.host, Friends: n.friends, DHT: n.dht, Log: log,
 		RedialMin: cfg.RedialMin, RedialMax: cfg.RedialMax,
+		Reachable: func() bool { rc := n.reachable.Load(); return rc != nil && rc.Public() },
 		OnAddrs: func(id peer.ID, addrs []ma.Multiaddr, src f2f.AddrSource) {
 			n.events.Publish("friend.addrs", map[string]any{"peer_id": id.String(), "addrs": addrStrings(addrs), "source": src})
 		},

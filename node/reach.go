@@ -71,15 +71,17 @@ func startReach(n *Node) (*reachService, error) {
 		Log: n.log.With("service", "reach"), Names: names}); err != nil {
 		return nil, err
 	}
+	n.reachable.Store(r.reach)
 	if r.res, err = f2f.NewReservations(f2f.ReservationsConfig{Host: n.host, Friends: n.friends,
-		Need: func() bool { return !r.reach.Public() }, Log: n.log.With("service", "relay-client")}); err != nil {
+		Need: func() bool { return !r.reach.Public() }, Punched: n.trav.Punched,
+		Log: n.log.With("service", "relay-client")}); err != nil {
 		r.close()
 		return nil, err
 	}
 	n.trav.AddSource(r.res.CircuitAddrs)
 	if !n.cfg.NoRelay {
 		if r.relay, err = f2f.StartRelay(n.host, n.friends, f2f.RelayConfig{Rate: n.cfg.RelayRate,
-			Log: n.log.With("service", "relay")}); err != nil {
+			Unreachable: r.reach.Private, Log: n.log.With("service", "relay")}); err != nil {
 			r.close()
 			return nil, err
 		}
