@@ -64,6 +64,9 @@ type ConnectorStats struct {
 	// AddrChanges counts changes of our own interface addresses seen
 	// while running (each makes every friend due for a dial).
 	AddrChanges uint64
+	// DirectUpgrades counts direct dials of friends connected only
+	// through a relay, and DirectUpgraded those that connected.
+	DirectUpgrades, DirectUpgraded uint64
 }
 
 type dialState struct {
@@ -78,6 +81,12 @@ type dialState struct {
 	// circuitAt is when a friend known only by circuit addresses became
 	// due while we are reachable (see ConnectorConfig.Reachable).
 	circuitAt time.Time
+	// upgradeAt is when to dial a friend connected only through a relay
+	// at its direct addresses, upgradeWait the backoff; upgrading is set
+	// while such a dial runs.
+	upgradeAt   time.Time
+	upgradeWait time.Duration
+	upgrading   bool
 }
 
 // DialInfo is what the Connector knows of its dials of one friend.
@@ -116,6 +125,7 @@ type Connector struct {
 
 	dials, lookupsRun, foundNew, staleClosed atomic.Uint64
 	relayedClosed, addrChanges               atomic.Uint64
+	upgrades, upgraded                       atomic.Uint64
 	closeOnce                                sync.Once
 
 	// localIPs are our interface IPs as last seen (moving networks).
@@ -179,7 +189,8 @@ func (c *Connector) Close() error {
 // Stats returns counters of what the connector did.
 func (c *Connector) Stats() ConnectorStats {
 	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookupsRun.Load(), DHTFoundNew: c.foundNew.Load(),
-		DeadConnsClosed: c.staleClosed.Load(), RelayedClosed: c.relayedClosed.Load(), AddrChanges: c.addrChanges.Load()}
+		DeadConnsClosed: c.staleClosed.Load(), RelayedClosed: c.relayedClosed.Load(), AddrChanges: c.addrChanges.Load(),
+		DirectUpgrades: c.upgrades.Load(), DirectUpgraded: c.upgraded.Load()}
 }
 
 // DialInfo returns what the connector knows of its dials of id.
@@ -352,6 +363,62 @@ func (c *Connector) handleEvent(ev any) {
 	}
 }
 
+// maybeUpgrade dials, with backoff, the direct addresses of the friend
+// id when it is connected only through a relay: hole punching may have
+// failed, or the friend may have become reachable since (a port mapping,
+// a forwarded port, a new address learned from another friend). The
+// caller holds c.mu.
+func (c *Connector) maybeUpgrade(id peer.ID, st *dialState, now time.Time) {
+	if st.upgrading || now.Before(st.upgradeAt) {
+		return
+	}
+	for _, conn := range c.h.Network().ConnsToPeer(id) {
+		if !conn.IsClosed() && !isCircuit(conn.RemoteMultiaddr()) {
+			st.upgradeAt, st.upgradeWait = time.Time{}, 0
+			return
+		}
+	}
+	fr, ok := c.cfg.Friends.Get(id)
+	if !ok {
+		return
+	}
+	var direct []ma.Multiaddr
+	for _, a := range c.policy.Filter(id, fr.Addrs) {
+		if !isCircuit(a) {
+			direct = append(direct, a)
+		}
+	}
+	if st.upgradeWait == 0 {
+		// The first try waits for the hole punch the relayed connection
+		// starts.
+		st.upgradeWait = DirectUpgradeMin
+		st.upgradeAt = now.Add(st.upgradeWait)
+		return
+	}
+	st.upgradeWait = min(2*st.upgradeWait, DirectUpgradeMax)
+	st.upgradeAt = now.Add(st.upgradeWait)
+	if len(direct) == 0 {
+		return
+	}
+	st.upgrading = true
+	c.upgrades.Add(1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(network.WithForceDirectDial(c.ctx, "upgrade a relayed friend"), DialTimeout)
+		err := c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: direct})
+		cancel()
+		if err == nil {
+			c.upgraded.Add(1)
+			c.log.Info("friend reached directly instead of through a relay", slog.String("peer", id.ShortString()))
+			c.afterRelayedGrace(id)
+		}
+		c.mu.Lock()
+		st.upgrading = false
+		c.mu.Unlock()
+	}()
+}
+
 // waitForInbound reports whether to leave the friend id to dial us: we
 // are directly reachable and know it only by circuit addresses, and
 // CircuitDialGrace has not passed. The caller holds c.mu.
@@ -375,7 +442,15 @@ func (c *Connector) dialDue() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, st := range c.state {
-		if st.dialing || now.Before(st.next) || c.h.Network().Connectedness(id) == network.Connected {
+		if c.h.Network().Connectedness(id) == network.Connected {
+			st.circuitAt = time.Time{}
+			c.maybeUpgrade(id, st, now)
+			continue
+		}
+		if !st.upgrading {
+			st.upgradeAt, st.upgradeWait = time.Time{}, 0
+		}
+		if st.dialing || now.Before(st.next) {
 			st.circuitAt = time.Time{}
 			continue
 		}

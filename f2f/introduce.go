@@ -333,23 +333,25 @@ func (in *Introductions) addRequest(inv Invite, text string) error {
 	return in.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntroRequests).Put([]byte(inv.ID), v) })
 }
 
-// handle takes one introduction from a token's connection.
+// handle takes one introduction from a token's connection, which is
+// good for this one exchange: the introduced node closes it once it has
+// the answer, or it is closed IntroLinger after the answer.
 func (in *Introductions) handle(s network.Stream) {
 	token := s.Conn().RemotePeer()
 	self := s.Conn().LocalPeer()
-	defer s.Conn().Close() // the token's connection is good for this one exchange
+	conn := s.Conn()
+	defer conn.Close()
 	status := in.take(s, token, self)
 	s.SetWriteDeadline(time.Now().Add(KadRequestTimeout))
 	if err := frame.NewWriter(s, IntroMaxMessage).WriteMsg(&pb.IntroductionAnswer{Status: status}); err != nil {
 		s.Reset()
 		return
 	}
-	s.CloseWrite()
-	// Wait briefly for the introduced node to read the answer and close.
-	s.SetReadDeadline(time.Now().Add(time.Second))
-	var b [1]byte
-	s.Read(b[:])
 	s.Close()
+	// Closing the connection at once could lose the answer in flight.
+	for deadline := time.Now().Add(IntroLinger); !conn.IsClosed() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (in *Introductions) take(s network.Stream, token, self peer.ID) pb.IntroductionAnswer_Status {
@@ -363,29 +365,19 @@ func (in *Introductions) take(s network.Stream, token, self peer.ID) pb.Introduc
 	}
 	rd := frame.NewReader(s, IntroMaxMessage, frame.Options{FrameTimeout: KadFrameTimeout, IdleTimeout: KadFrameTimeout, Memory: s.Scope()})
 	defer rd.Close()
-	var m pb.Introduction
-	if err := rd.ReadMsg(&m); err != nil {
+	b, err := rd.Next()
+	if err != nil {
 		return refuse("bad message", slog.Any("err", err))
 	}
-	inv, err := ParseInvite(m.Invite)
+	inv, text, err := readIntroduction(b, self, token)
 	if err != nil {
-		return refuse("bad invite", slog.Any("err", err))
-	}
-	if inv.ID == self || inv.ID == token || len(inv.IntroKey) > 0 {
-		return refuse("invite of the wrong node")
-	}
-	pub, err := inv.ID.ExtractPublicKey()
-	if err != nil {
-		return refuse("invite without a key")
-	}
-	if ok, err := pub.Verify(introBinding(self, token, m.Invite), m.Binding); err != nil || !ok {
-		return refuse("binding does not verify")
+		return refuse("bad introduction", slog.Any("err", err))
 	}
 	if !in.use(token, inv.ID) {
 		return refuse("token used or expired")
 	}
 	if in.approve.Load() {
-		if err := in.addRequest(inv, m.Invite); err != nil {
+		if err := in.addRequest(inv, text); err != nil {
 			return refuse("cannot keep the request", slog.Any("err", err))
 		}
 		in.pending.Add(1)
@@ -400,6 +392,34 @@ func (in *Introductions) take(s network.Stream, token, self peer.ID) pb.Introduc
 	in.accepted.Add(1)
 	in.log.Info("new friend by introduction", slog.String("peer", inv.ID.ShortString()))
 	return pb.IntroductionAnswer_ACCEPTED
+}
+
+// errIntroduction means an introduction message does not hold.
+var errIntroduction = errors.New("bad introduction")
+
+// readIntroduction decodes an introduction made to inviter with token:
+// a valid invite of another node than both, bound to them by that
+// node's key. It returns the invite and its text.
+func readIntroduction(b []byte, inviter, token peer.ID) (Invite, string, error) {
+	var m pb.Introduction
+	if err := frame.Unmarshal(b, &m); err != nil {
+		return Invite{}, "", err
+	}
+	inv, err := ParseInvite(m.Invite)
+	if err != nil {
+		return Invite{}, "", err
+	}
+	if inv.ID == inviter || inv.ID == token || len(inv.IntroKey) > 0 {
+		return Invite{}, "", fmt.Errorf("%w: the invite of the wrong node", errIntroduction)
+	}
+	pub, err := inv.ID.ExtractPublicKey()
+	if err != nil {
+		return Invite{}, "", fmt.Errorf("%w: no key in the invite", errIntroduction)
+	}
+	if ok, err := pub.Verify(introBinding(inviter, token, m.Invite), m.Binding); err != nil || !ok {
+		return Invite{}, "", fmt.Errorf("%w: the binding does not verify", errIntroduction)
+	}
+	return inv, m.Invite, nil
 }
 
 // introBinding is what the introduced node signs with its node key.

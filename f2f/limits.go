@@ -231,7 +231,7 @@ const (
 	// ReserveInterval is how often the reservations are checked: dropped
 	// relays replaced, a better relay (one we dialled at a public
 	// address) taken, renewals made.
-	ReserveInterval = 5 * time.Second
+	ReserveInterval = 2 * time.Second
 	// ReserveRetry is how long a relay that refused a reservation (or
 	// failed) is left alone.
 	ReserveRetry = time.Minute
@@ -268,6 +268,14 @@ const (
 	// ReachRecheck is how often reachability is checked again when
 	// nothing changed.
 	ReachRecheck = 10 * time.Minute
+	// ReachTick is how often Reach looks whether a check is due (a
+	// change is checked ReachSettle after it, to this precision).
+	ReachTick = 500 * time.Millisecond
+	// ReserveUnknownDelay is how long a node that does not know yet
+	// whether it is reachable waits for its friends' answer before it
+	// reserves on their relays anyway (an answer takes a few seconds;
+	// a node that is reachable then never holds a reservation).
+	ReserveUnknownDelay = 6 * time.Second
 	// ReachUnknownRetry is how often a node that knows nothing of its
 	// reachability yet asks again.
 	ReachUnknownRetry = 30 * time.Second
@@ -303,6 +311,12 @@ const (
 	// MaxConcurrentProbes bounds the pings that check our connections
 	// after our addresses changed.
 	MaxConcurrentProbes = 16
+	// DirectUpgradeMin is how long a friend is connected only through a
+	// relay before we dial its direct addresses (time for the hole
+	// punch first), doubling up to DirectUpgradeMax while it stays so.
+	DirectUpgradeMin = 10 * time.Second
+	// DirectUpgradeMax caps the wait between such dials.
+	DirectUpgradeMax = 10 * time.Minute
 	// CircuitDialGrace is how long a directly reachable node leaves a
 	// friend it knows only through relays to dial it directly, before it
 	// dials through the relay itself: long enough for the friend's own
@@ -347,4 +361,7 @@ const (
 	IntroMaxMessage = MaxInviteText + 256
 	// IntroTimeout bounds one introduction, dial included.
 	IntroTimeout = 20 * time.Second
+	// IntroLinger is how long a token's connection stays after the
+	// answer, for the introduced node to read it and close.
+	IntroLinger = 3 * time.Second
 )

@@ -88,6 +88,9 @@ type ReachConfig struct {
 	Log       *slog.Logger
 	// Names, if set, names friends in ReachState.How.
 	Names func(peer.ID) string
+	// OnChange, if set, is called (on Reach's goroutine) when the state
+	// changes: public, private or unknown.
+	OnChange func(ReachState)
 	// candidate, if set, replaces manet.IsPublicAddr as the test of which
 	// of our addresses are worth checking (tests on 127.0.0.1).
 	candidate func(ma.Multiaddr) bool
@@ -117,6 +120,7 @@ type Reach struct {
 	checkAt   time.Time // zero: no check scheduled
 	lastTry   time.Time // when a check last ran
 	limits    map[peer.ID]*rate.Limiter
+	started   time.Time
 }
 
 type observedKey struct {
@@ -151,8 +155,8 @@ func NewReach(cfg ReachConfig) (*Reach, error) {
 		cfg: cfg, h: cfg.Host, log: cfg.Log, ctx: ctx, cancel: cancel, sub: sub,
 		kick: make(chan struct{}, 1), sem: make(chan struct{}, ReachConcurrent),
 		observed: map[observedKey]observation{}, confirmed: map[string]time.Time{}, refuted: map[string]time.Time{},
-		limits: map[peer.ID]*rate.Limiter{},
-		state:  ReachState{State: ReachUnknown, How: "not checked yet: no friend online to ask"},
+		limits: map[peer.ID]*rate.Limiter{}, started: time.Now(),
+		state: ReachState{State: ReachUnknown, How: "not checked yet: no friend online to ask"},
 	}
 	r.h.SetStreamHandler(ReachProtocol, r.handle)
 	if cfg.Traversal != nil {
@@ -275,7 +279,7 @@ func (r *Reach) observedLocked() []ma.Multiaddr {
 
 func (r *Reach) loop() {
 	defer r.wg.Done()
-	tick := time.NewTicker(ReserveInterval)
+	tick := time.NewTicker(ReachTick)
 	defer tick.Stop()
 	for {
 		select {
@@ -292,6 +296,10 @@ func (r *Reach) loop() {
 		r.maybeCheck()
 	}
 }
+
+// Started returns when Reach started (Reservations waits a moment for
+// a first answer before it reserves).
+func (r *Reach) Started() time.Time { return r.started }
 
 // observe records the address a friend sees us at.
 func (r *Reach) observe(e event.EvtPeerIdentificationCompleted) {
@@ -442,13 +450,18 @@ func (r *Reach) check(cands []ma.Multiaddr) {
 	now := time.Now()
 	if len(cands) == 0 {
 		r.mu.Lock()
+		was := r.state.State
 		if len(checkers) > 0 {
 			r.state = ReachState{State: ReachPrivate, Checked: now,
 				How: "every address of this node is private and no friend sees a public one (a home router's NAT, or only LAN friends online)"}
 		} else if r.state.Checked.IsZero() {
 			r.state = ReachState{State: ReachUnknown, How: "not checked yet: no friend online to ask"}
 		}
+		st := r.state
 		r.mu.Unlock()
+		if st.State != was && r.cfg.OnChange != nil {
+			r.cfg.OnChange(st)
+		}
 		return
 	}
 	if len(checkers) == 0 {
@@ -529,10 +542,16 @@ func (r *Reach) check(cands []ma.Multiaddr) {
 			st.State = ReachUnknown
 		}
 	}
-	if r.state.State != st.State {
+	changed := r.state.State != st.State
+	if changed {
 		r.log.Info("reachability", slog.String("state", st.State), slog.String("how", st.How))
 	}
 	r.state = st
+	if changed && r.cfg.OnChange != nil {
+		r.mu.Unlock()
+		r.cfg.OnChange(st)
+		r.mu.Lock()
+	}
 }
 
 // ask sends friend id a dial-back request for cands.
@@ -557,18 +576,38 @@ func (r *Reach) ask(id peer.ID, cands []ma.Multiaddr) ([]pb.ReachAnswer_Result, 
 	s.CloseWrite()
 	rd := frame.NewReader(s, ReachMaxMessage, frame.Options{FrameTimeout: ReachRequestTimeout, Memory: s.Scope()})
 	defer rd.Close()
-	var ans pb.ReachAnswer
-	if err := rd.ReadMsg(&ans); err != nil {
+	b, err := rd.Next()
+	var res []pb.ReachAnswer_Result
+	if err == nil {
+		res, err = readReachAnswer(b, len(cands))
+	}
+	if err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("reading reach answer: %w", err)
 	}
-	if len(ans.Results) > len(cands) {
-		return nil, fmt.Errorf("reading reach answer: %d results for %d addresses", len(ans.Results), len(cands))
+	return res, nil
+}
+
+// readReachAnswer decodes the answer to a request of n addresses: at
+// most n results, each a known value (others read as SKIPPED).
+func readReachAnswer(b []byte, n int) ([]pb.ReachAnswer_Result, error) {
+	var ans pb.ReachAnswer
+	if err := frame.Unmarshal(b, &ans); err != nil {
+		return nil, err
+	}
+	if len(ans.Results) > n {
+		return nil, fmt.Errorf("%w: %d results for %d addresses", errReachRequest, len(ans.Results), n)
+	}
+	for i, v := range ans.Results {
+		if v != pb.ReachAnswer_REACHED && v != pb.ReachAnswer_FAILED {
+			ans.Results[i] = pb.ReachAnswer_SKIPPED
+		}
 	}
 	return ans.Results, nil
 }
 
-// errReachRequest means a friend sent a malformed dial-back request.
+// errReachRequest means a friend sent a malformed dial-back request or
+// answer.
 var errReachRequest = errors.New("malformed reach request")
 
 // readReachRequest decodes a dial-back request.

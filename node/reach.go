@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -67,17 +68,28 @@ func startReach(n *Node) (*reachService, error) {
 		}
 		return p.ShortString()
 	}
+	var res atomic.Pointer[f2f.Reservations]
 	if r.reach, err = f2f.NewReach(f2f.ReachConfig{Host: n.host, Key: n.key, Friends: n.friends, Traversal: n.trav,
-		Log: n.log.With("service", "reach"), Names: names}); err != nil {
+		Log: n.log.With("service", "reach"), Names: names,
+		OnChange: func(f2f.ReachState) {
+			if rs := res.Load(); rs != nil {
+				rs.Kick()
+			}
+		}}); err != nil {
 		return nil, err
 	}
 	n.reachable.Store(r.reach)
+	need := func() bool {
+		// Not known to be reachable: relays are needed, once friends had
+		// a moment to tell.
+		return r.reach.Private() || (!r.reach.Public() && time.Since(r.reach.Started()) > f2f.ReserveUnknownDelay)
+	}
 	if r.res, err = f2f.NewReservations(f2f.ReservationsConfig{Host: n.host, Friends: n.friends,
-		Need: func() bool { return !r.reach.Public() }, Punched: n.trav.Punched,
-		Log: n.log.With("service", "relay-client")}); err != nil {
+		Need: need, Punched: n.trav.Punched, Log: n.log.With("service", "relay-client")}); err != nil {
 		r.close()
 		return nil, err
 	}
+	res.Store(r.res)
 	n.trav.AddSource(r.res.CircuitAddrs)
 	if !n.cfg.NoRelay {
 		if r.relay, err = f2f.StartRelay(n.host, n.friends, f2f.RelayConfig{Rate: n.cfg.RelayRate,
