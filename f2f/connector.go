@@ -41,6 +41,13 @@ type ConnectorConfig struct {
 	Log     *slog.Logger
 	// OnAddrs, if set, is called when new addresses of a friend are learned.
 	OnAddrs func(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
+	// Gater, if set, is the host's: a node behind NAT (Private) dials a
+	// friend that has circuit addresses through its relay first, leaving
+	// the direct path to the hole punch that follows (dialling a friend's
+	// NAT mapping unprompted works only by chance).
+	Gater *Gater
+	// Private, if set, reports that friends found us behind a NAT.
+	Private func() bool
 	// Reachable, if set, reports that friends can dial us directly: a
 	// friend we know only by circuit addresses is then given
 	// CircuitDialGrace to dial us itself (a direct connection, no
@@ -497,7 +504,17 @@ func (c *Connector) connect(id peer.ID) error {
 	}
 	addrs := c.policy.Filter(id, fr.Addrs)
 	c.h.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
-	err := c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs})
+	var err error
+	if c.cfg.Gater != nil && c.cfg.Private != nil && c.cfg.Private() && slices.ContainsFunc(addrs, isCircuit) {
+		done := c.cfg.Gater.dialCircuitsOnly(id)
+		err = c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs})
+		done()
+		if err == nil || c.ctx.Err() != nil {
+			return err
+		}
+		c.log.Debug("dial through relays failed, dialling directly", slog.String("peer", id.ShortString()), slog.Any("err", err))
+	}
+	err = c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs})
 	if err != nil && len(addrs) > 0 && c.ctx.Err() == nil && c.h.Network().Connectedness(id) != network.Connected {
 		c.forget(id, c.cfg.Friends.DialFailed(id, addrs))
 	}

@@ -2,6 +2,7 @@ package f2f
 
 import (
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -50,7 +51,22 @@ type Gater struct {
 	// introAdmitted counts connections admitted with a token;
 	// introStreamsRefused the streams such connections were refused.
 	introAdmitted, introStreamsRefused atomic.Uint64
+	// circuitOnly holds the friends whose direct addresses are not
+	// dialled for now (Connector.connect: a node behind NAT reaches a
+	// NATed friend through its relay first, then hole-punches).
+	circuitOnly sync.Map // peer.ID -> struct{}
+	// relayedOK, if set, says through which relays inbound relayed
+	// connections are taken (SetRelayedFilter).
+	relayedOK atomic.Pointer[func(relay peer.ID) bool]
+	// relayedRefused counts inbound relayed connections refused by it.
+	relayedRefused atomic.Uint64
 }
+
+// SetRelayedFilter makes the Gater take inbound relayed connections only
+// through relays ok admits: a node that found itself directly reachable
+// and dropped its reservations refuses what a relay still sends it on an
+// old one, so friends dial it directly instead.
+func (g *Gater) SetRelayedFilter(ok func(relay peer.ID) bool) { g.relayedOK.Store(&ok) }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
 
@@ -80,6 +96,9 @@ type GaterStats struct {
 	// introduction token; IntroStreamsRefused the streams of other
 	// protocols they were refused.
 	IntroAdmitted, IntroStreamsRefused uint64
+	// RelayedRefused counts inbound relayed connections refused because
+	// we are directly reachable.
+	RelayedRefused uint64
 }
 
 // Refused counts the connections and dials refused so far.
@@ -88,7 +107,7 @@ func (g *Gater) Refused() uint64 { return g.refused.Load() }
 // Stats returns the Gater's counters.
 func (g *Gater) Stats() GaterStats {
 	return GaterStats{Refused: g.refused.Load(), AddrsRefused: g.addrsRefused.Load(), Admission: g.adm.stats(),
-		IntroAdmitted: g.introAdmitted.Load(), IntroStreamsRefused: g.introStreamsRefused.Load()}
+		IntroAdmitted: g.introAdmitted.Load(), IntroStreamsRefused: g.introStreamsRefused.Load(), RelayedRefused: g.relayedRefused.Load()}
 }
 
 // setPolicy sets the address policy of dials (NewHost: the host's).
@@ -111,6 +130,9 @@ func (g *Gater) InterceptPeerDial(p peer.ID) bool { return g.admit(p, "dial") }
 // names by then).
 func (g *Gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	ok := g.allow.IsFriend(p)
+	if _, only := g.circuitOnly.Load(p); ok && only && !isCircuit(a) {
+		return false
+	}
 	if ok && !g.policy.Load().Allowed(p, a) {
 		ok = false
 		g.addrsRefused.Add(1)
@@ -122,10 +144,18 @@ func (g *Gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	return ok
 }
 
-// InterceptAccept lets raw inbound connections through: the remote key is
-// not known until the security handshake, and the handshake rate is
-// enforced for TCP and QUIC alike in the resource manager (admission.go).
-func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+// InterceptAccept lets raw inbound connections through (but relayed ones
+// SetRelayedFilter refuses): the remote key is not known until the
+// security handshake, and the handshake rate is enforced for TCP and
+// QUIC alike in the resource manager (admission.go).
+func (g *Gater) InterceptAccept(cma network.ConnMultiaddrs) bool {
+	if fn := g.relayedOK.Load(); fn != nil && isCircuit(cma.RemoteMultiaddr()) && !(*fn)(CircuitRelay(cma.RemoteMultiaddr())) {
+		g.relayedRefused.Add(1)
+		g.log.Debug("refused a relayed connection: we are directly reachable", slog.String("via", cma.RemoteMultiaddr().String()))
+		return false
+	}
+	return true
+}
 
 // InterceptSecured admits only friends, in both directions, after the
 // handshake and before any protocol. A friend's inbound endpoint is
@@ -161,4 +191,11 @@ func (g *Gater) introOpen(p peer.ID) bool {
 func (g *Gater) restricted(p peer.ID) bool {
 	in := g.intro.Load()
 	return in != nil && !g.allow.IsFriend(p) && in.known(p)
+}
+
+// dialCircuitsOnly makes dials of the friend p use its circuit addresses
+// only, until the returned function is called.
+func (g *Gater) dialCircuitsOnly(p peer.ID) func() {
+	g.circuitOnly.Store(p, struct{}{})
+	return func() { g.circuitOnly.Delete(p) }
 }

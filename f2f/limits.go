@@ -248,8 +248,10 @@ const (
 	// ReachMaxMessage bounds one reach message: MaxReachAddrs addresses
 	// of MaxAddrLen bytes with their framing.
 	ReachMaxMessage = 2 << 10
-	// ReachDialTimeout bounds one dial back.
-	ReachDialTimeout = 5 * time.Second
+	// ReachDialTimeout bounds one dial back (an address that drops
+	// packets takes all of it): a handshake is three round trips, under
+	// a second on any link a friend can use.
+	ReachDialTimeout = 3 * time.Second
 	// ReachRequestTimeout bounds a whole dial-back request, answer
 	// included (its dials run side by side).
 	ReachRequestTimeout = 15 * time.Second

@@ -472,6 +472,11 @@ func (r *Reach) check(cands []ma.Multiaddr) {
 		r.mu.Unlock()
 		return
 	}
+	r.mu.Lock()
+	if r.state.Checked.IsZero() {
+		r.state.How = fmt.Sprintf("checking: asking %s to dial back", r.cfg.Names(checkers[0]))
+	}
+	r.mu.Unlock()
 	reached := map[string]peer.ID{}
 	failed := map[string]bool{}
 	var by []peer.ID
@@ -707,33 +712,32 @@ func (r *Reach) dialBack(ctx context.Context, asker peer.ID, addrs []ma.Multiadd
 			todo = append(todo, i)
 		}
 	}
-	if len(todo) == 0 {
-		return out
-	}
-	d, err := newDialer(r.cfg.Key, asker, func(a ma.Multiaddr) bool {
-		tw := thinWaist(a)
-		return tw != nil && slices.ContainsFunc(todo, func(i int) bool { return addrs[i].Equal(tw) })
-	})
-	if err != nil {
-		r.log.Debug("starting dial-back", slog.Any("err", err))
-		return out
-	}
-	defer d.Close()
+	// Each address gets a dialler of its own, side by side: a host dials
+	// a peer once at a time, and a dial to an address that drops packets
+	// takes the whole ReachDialTimeout.
+	var wg sync.WaitGroup
 	for _, i := range todo {
 		out[i] = pb.ReachAnswer_FAILED
-		if ctx.Err() != nil {
-			continue
-		}
-		dctx, cancel := context.WithTimeout(ctx, ReachDialTimeout)
-		err := d.Connect(dctx, peer.AddrInfo{ID: asker, Addrs: []ma.Multiaddr{addrs[i]}})
-		cancel()
-		if err == nil {
-			out[i] = pb.ReachAnswer_REACHED
-		}
-		r.log.Debug("dialled a friend back", slog.String("peer", asker.ShortString()), slog.String("addr", addrs[i].String()), slog.Any("err", err))
-		d.Network().ClosePeer(asker)
-		d.Peerstore().ClearAddrs(asker)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			target := addrs[i]
+			d, err := newDialer(r.cfg.Key, asker, func(a ma.Multiaddr) bool { return target.Equal(thinWaist(a)) })
+			if err != nil {
+				r.log.Debug("starting dial-back", slog.Any("err", err))
+				return
+			}
+			defer d.Close()
+			dctx, cancel := context.WithTimeout(ctx, ReachDialTimeout)
+			err = d.Connect(dctx, peer.AddrInfo{ID: asker, Addrs: []ma.Multiaddr{target}})
+			cancel()
+			if err == nil {
+				out[i] = pb.ReachAnswer_REACHED
+			}
+			r.log.Debug("dialled a friend back", slog.String("peer", asker.ShortString()), slog.String("addr", target.String()), slog.Any("err", err))
+		}()
 	}
+	wg.Wait()
 	return out
 }
 

@@ -140,6 +140,14 @@ func (r *Reservations) Held() []Reservation {
 	return out
 }
 
+// Holds reports whether we hold a reservation on relay.
+func (r *Reservations) Holds(relay peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.held[relay]
+	return ok
+}
+
 // CircuitAddrs returns the circuit addresses of every reservation held.
 func (r *Reservations) CircuitAddrs() []ma.Multiaddr {
 	r.mu.Lock()

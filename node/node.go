@@ -199,6 +199,8 @@ func Start(cfg Config) (n *Node, err error) {
 		Host: n.host, Friends: n.friends, DHT: n.dht, Log: log,
 		RedialMin: cfg.RedialMin, RedialMax: cfg.RedialMax,
 		Reachable: func() bool { rc := n.reachable.Load(); return rc != nil && rc.Public() },
+		Private:   func() bool { rc := n.reachable.Load(); return rc != nil && rc.Private() },
+		Gater:     n.gater,
 		OnAddrs: func(id peer.ID, addrs []ma.Multiaddr, src f2f.AddrSource) {
 			n.events.Publish("friend.addrs", map[string]any{"peer_id": id.String(), "addrs": addrStrings(addrs), "source": src})
 		},

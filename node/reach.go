@@ -79,9 +79,10 @@ func startReach(n *Node) (*reachService, error) {
 		return nil, err
 	}
 	n.reachable.Store(r.reach)
+	// Relays are needed behind NAT, and when friends have not said yet
+	// after a moment (a node that is reachable hears so first, and never
+	// holds a reservation).
 	need := func() bool {
-		// Not known to be reachable: relays are needed, once friends had
-		// a moment to tell.
 		return r.reach.Private() || (!r.reach.Public() && time.Since(r.reach.Started()) > f2f.ReserveUnknownDelay)
 	}
 	if r.res, err = f2f.NewReservations(f2f.ReservationsConfig{Host: n.host, Friends: n.friends,
@@ -90,6 +91,9 @@ func startReach(n *Node) (*reachService, error) {
 		return nil, err
 	}
 	res.Store(r.res)
+	// Directly reachable: friends dial us; a relay that still holds a
+	// reservation we dropped is not used.
+	n.gater.SetRelayedFilter(func(relay peer.ID) bool { return !r.reach.Public() || r.res.Holds(relay) })
 	n.trav.AddSource(r.res.CircuitAddrs)
 	if !n.cfg.NoRelay {
 		if r.relay, err = f2f.StartRelay(n.host, n.friends, f2f.RelayConfig{Rate: n.cfg.RelayRate,
