@@ -586,3 +586,175 @@ deny 0-65535 0.0.0.0/0 0-65535
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestNATMovingLAN: two friends on a LAN that find each other with mDNS
+// (only inside the test's namespaces) both change address while
+// running; they are online again, and chat gets through, within 30 s.
+func TestNATMovingLAN(t *testing.T) {
+	n := netnstest.New(t)
+	lan, l1, l2 := n.Add("lan"), n.Add("l1"), n.Add("l2")
+	n.Link(l1, "eth0", lan, "l1")
+	n.Link(l2, "eth0", lan, "l2")
+	n.Bridge(lan, "br0", "l1", "l2")
+	n.Addr(l1, "eth0", "10.9.0.1/24")
+	n.Addr(l2, "eth0", "10.9.0.2/24")
+	for _, ns := range []string{l1, l2} {
+		n.IP(ns, "route", "replace", "224.0.0.0/4", "dev", "eth0")
+	}
+	n.Isolated()
+	dir := t.TempDir()
+	h1, h2 := filepath.Join(dir, "one"), filepath.Join(dir, "two")
+	mustKith(t, "init", "--name", "one", "--home", h1, "--port", "4001")
+	mustKith(t, "init", "--name", "two", "--home", h2, "--port", "4001")
+	startNSDaemon(t, n, l1, h1, 4001, "--mdns")
+	startNSDaemon(t, n, l2, h2, 4001, "--mdns")
+	befriendHomes(t, h1, h2)
+	id1, id2 := inviteOf(t, h1).PeerID, inviteOf(t, h2).PeerID
+	waitFriend(t, h1, id2, true)
+	waitFriend(t, h2, id1, true)
+
+	// Both move: new DHCP leases, say.
+	for _, m := range []struct{ ns, old, new string }{{l1, "10.9.0.1/24", "10.9.0.11/24"}, {l2, "10.9.0.2/24", "10.9.0.12/24"}} {
+		n.DelAddr(m.ns, "eth0", m.old)
+		n.Addr(m.ns, "eth0", m.new)
+		n.IP(m.ns, "route", "replace", "224.0.0.0/4", "dev", "eth0")
+	}
+	start := time.Now()
+	mustKith(t, "chat", "send", "two", "moved, from one", "--home", h1)
+	mustKith(t, "chat", "send", "one", "moved, from two", "--home", h2)
+	for _, c := range []struct{ home, from, text string }{{h2, "one", "moved, from one"}, {h1, "two", "moved, from two"}} {
+		for !strings.Contains(mustKith(t, "chat", "log", c.from, "--home", c.home), c.text) {
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("%q not delivered within 30 s of both moving: %+v", c.text, friendLs(t, c.home))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	t.Logf("FIGURE two LAN friends that both moved were back in touch %v later", time.Since(start))
+	for _, c := range []struct{ home, id, ip string }{{h1, id2, "10.9.0.12"}, {h2, id1, "10.9.0.11"}} {
+		f := friendOf(t, c.home, c.id)
+		if !f.Online || !strings.Contains(strings.Join(f.Addrs, " "), c.ip) {
+			t.Fatalf("after the move: %+v", f)
+		}
+	}
+}
+
+// TestNATHolePunchTrials measures, for BENCHMARKS.md, in the topology of
+// TestNATTraversal, KITH_NAT_TRIALS times (20 for the figures): two new
+// nodes behind the two NATs start, befriend P, hold reservations on it,
+// and become friends; the time from then to their relayed and to their
+// hole-punched connection, and whether the punch succeeds. Then a
+// 128 MiB download over a punched connection against one relayed by P
+// with no rate cap. It runs only when KITH_NAT_TRIALS is set:
+// `KITH_NAT_TRIALS=20 go test -run TestNATHolePunchTrials -v ./cmd/kith/`.
+func TestNATHolePunchTrials(t *testing.T) {
+	trials, _ := strconv.Atoi(os.Getenv("KITH_NAT_TRIALS"))
+	if trials <= 0 {
+		t.Skip("set KITH_NAT_TRIALS=20 to measure hole punching for BENCHMARKS.md")
+	}
+	tp := newNATTopo(t)
+	dir := t.TempDir()
+	hP := filepath.Join(dir, "p")
+	mustKith(t, "init", "--name", "p", "--home", hP, "--port", "4001")
+	startNSDaemon(t, tp.net, tp.p, hP, 4001, "--relay-rate", "0")
+	idP := inviteOf(t, hP).PeerID
+	shared := filepath.Join(dir, "shared")
+	os.MkdirAll(shared, 0o700)
+	writeRandom(t, filepath.Join(shared, "bench.bin"), 128*mib, 3)
+
+	var relayed, punched, stops []time.Duration
+	succeeded, viaRelay := 0, 0
+	var hA, hB, idB string
+	var dA, dB *daemon
+	for i := range trials {
+		if dA != nil {
+			s := time.Now()
+			dA.stop(t)
+			dB.stop(t)
+			stops = append(stops, time.Since(s))
+		}
+		// New nodes on new ports each time: no mapping the routers track
+		// from an earlier trial helps.
+		hA, hB = filepath.Join(dir, fmt.Sprintf("a%d", i)), filepath.Join(dir, fmt.Sprintf("b%d", i))
+		mustKith(t, "init", "--name", "ha", "--home", hA, "--port", strconv.Itoa(4100+2*i))
+		mustKith(t, "init", "--name", "hb", "--home", hB, "--port", strconv.Itoa(4101+2*i))
+		dA = startNSDaemon(t, tp.net, tp.ha, hA, 4100+2*i)
+		dB = startNSDaemon(t, tp.net, tp.hb, hB, 4101+2*i)
+		befriendHomes(t, hA, hP)
+		befriendHomes(t, hB, hP)
+		for _, h := range []string{hA, hB} {
+			deadline := time.Now().Add(30 * time.Second)
+			for len(statusOf(t, h).Reach.Reservations) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("trial %d: %s holds no reservation", i+1, h)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		circuits := statusOf(t, hP).Reach.Relay.CircuitsTotal
+		idB = inviteOf(t, hB).PeerID
+		mustKith(t, "friend", "add", inviteOf(t, hB).Invite, "--home", hA)
+		start := time.Now()
+		mustKith(t, "friend", "add", inviteOf(t, hA).Invite, "--home", hB)
+		var tRelay time.Duration
+		first, ok := "", false
+		for time.Since(start) < 30*time.Second {
+			f := friendOf(t, hA, idB)
+			if f.Online && tRelay == 0 {
+				tRelay, first = time.Since(start), f.Path
+			}
+			if f.Online && f.Path == f2f.PathHolePunched {
+				punched = append(punched, time.Since(start))
+				ok = true
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		usedRelay := statusOf(t, hP).Reach.Relay.CircuitsTotal > circuits
+		if tRelay > 0 && usedRelay {
+			relayed = append(relayed, tRelay)
+			viaRelay++
+		}
+		if ok {
+			succeeded++
+		}
+		t.Logf("trial %d: online after %v (first path %q, through P: %v), hole-punched: %v", i+1, tRelay, first, usedRelay, ok)
+	}
+	t.Logf("FIGURE hole punching (DCUtR): %d of %d trials; %d connected through P first; from friendship to relayed %v; to hole-punched %v; daemon stops %v",
+		succeeded, trials, viaRelay, spread(relayed), spread(punched), spread(stops))
+
+	// The same file over the last punched connection, then relayed by P.
+	mustKith(t, "share", "add", shared, "--home", hB)
+	if f := friendOf(t, hA, idB); f.Path == f2f.PathRelayed || !f.Online {
+		t.Fatalf("not direct before the download: %+v", f)
+	}
+	start := time.Now()
+	fetch(t, hA, linkOf(t, hB, "bench.bin"), filepath.Join(dir, "got1"), 3*time.Minute)
+	direct := time.Since(start)
+	dB.stop(t)
+	tp.net.SetMasquerade(tp.rb, "wan", "--random-fully")
+	startNSDaemon(t, tp.net, tp.hb, hB, 4900)
+	waitFriendState(t, hA, idB, 60*time.Second, "HB relayed", func(f node.FriendInfo) bool { return f.Online && f.Path == f2f.PathRelayed })
+	start = time.Now()
+	fetch(t, hA, linkOf(t, hB, "bench.bin"), filepath.Join(dir, "got2"), 5*time.Minute)
+	relay := time.Since(start)
+	t.Logf("FIGURE 128 MiB download: direct %v (%.1f MiB/s), relayed by P with no cap %v (%.1f MiB/s): relayed/direct = %.2f",
+		direct, 128/direct.Seconds(), relay, 128/relay.Seconds(), direct.Seconds()/relay.Seconds())
+	_ = idP
+}
+
+// spread prints the median and range of ds.
+func spread(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	s := append([]time.Duration(nil), ds...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return fmt.Sprintf("median %v (%v - %v, n=%d)", s[len(s)/2].Round(10*time.Millisecond), s[0].Round(10*time.Millisecond), s[len(s)-1].Round(10*time.Millisecond), len(s))
+}
