@@ -232,6 +232,10 @@ const (
 	// relays replaced, a better relay (one we dialled at a public
 	// address) taken, renewals made.
 	ReserveInterval = 2 * time.Second
+	// ReserveRefresh is how often a reservation is renewed: a relay that
+	// found itself behind NAT since refuses the renewal, and the slot is
+	// dropped (one stream per relay every 5 minutes).
+	ReserveRefresh = 5 * time.Minute
 	// ReserveRetry is how long a relay that refused a reservation (or
 	// failed) is left alone.
 	ReserveRetry = time.Minute

@@ -213,7 +213,7 @@ func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dst peer.ID) bool {
 type relayTracer struct{ r *Relay }
 
 func (t relayTracer) RelayStatus(bool)               {}
-func (t relayTracer) ConnectionOpened()              { t.r.circTotal.Add(1) }
+func (t relayTracer) ConnectionOpened()              {}
 func (t relayTracer) ConnectionClosed(time.Duration) {}
 func (t relayTracer) ReservationClosed(cnt int)      { t.r.reservations.Add(-int64(cnt)) }
 func (t relayTracer) BytesTransferred(cnt int)       { t.r.bytes.Add(uint64(cnt)) }

@@ -71,6 +71,7 @@ type ReservationsConfig struct {
 type heldReservation struct {
 	relay   peer.ID
 	since   time.Time
+	renewed time.Time
 	expires time.Time
 	rank    int
 	addrs   []ma.Multiaddr // circuit addresses
@@ -241,7 +242,8 @@ func (r *Reservations) reconcile() {
 		case !need || !r.cfg.Friends.IsFriend(id) || directConn(r.h, id) == nil || now.After(h.expires):
 			delete(r.held, id)
 			r.log.Info("relay reservation dropped", slog.String("relay", id.ShortString()))
-		case h.expires.Sub(now) < RelayReservationTTL/4 || h.expires.Sub(now) < (h.expires.Sub(h.since))/4:
+		case h.expires.Sub(now) < RelayReservationTTL/4 || h.expires.Sub(now) < (h.expires.Sub(h.since))/4 ||
+			now.Sub(h.renewed) > ReserveRefresh:
 			renew = append(renew, id)
 		default:
 			h.rank = max(h.rank, r.relayRank(id))
@@ -339,7 +341,7 @@ func (r *Reservations) reserve(id peer.ID, rank int) bool {
 		r.held[id] = h
 		r.log.Info("relay reservation held", slog.String("relay", id.ShortString()), slog.Time("expires", rsvp.Expiration))
 	}
-	h.expires, h.rank = rsvp.Expiration, rank
+	h.expires, h.rank, h.renewed = rsvp.Expiration, rank, time.Now()
 	h.addrs = r.circuitAddrs(id, rsvp.Addrs)
 	return true
 }

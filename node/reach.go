@@ -36,9 +36,6 @@ type reachService struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
-
-	mu      sync.Mutex
-	warning string
 }
 
 // parseAnnounce parses --announce addresses.
@@ -157,12 +154,8 @@ func (r *reachService) unreachableWarning() string {
 			return ""
 		}
 	}
-	w := "every address of this node is private and no friend relays for it: friends outside this network can reach you only if " +
+	return "every address of this node is private and no friend relays for it: friends outside this network can reach you only if " +
 		"one of you has a forwarded port (`kith up --announce /ip4/PUBLIC-IP/tcp/PORT`) or a friend with a reachable address is online"
-	r.mu.Lock()
-	r.warning = w
-	r.mu.Unlock()
-	return w
 }
 
 // ReachStatus is the reachability part of `kith status`.
@@ -203,14 +196,8 @@ func (r *reachService) status() *ReachStatus {
 		rs := r.relay.Stats()
 		st.Relay = &rs
 	}
-	r.mu.Lock()
-	st.Warning = r.warning
-	r.mu.Unlock()
-	if st.Warning != "" && r.unreachableWarning() == "" {
-		r.mu.Lock()
-		r.warning = ""
-		r.mu.Unlock()
-		st.Warning = ""
+	if time.Since(r.n.started) > reachWarnDelay {
+		st.Warning = r.unreachableWarning()
 	}
 	return st
 }

@@ -394,8 +394,8 @@ func TestNATTraversal(t *testing.T) {
 		}
 	})
 
+	hS := filepath.Join(dir, "s")
 	t.Run("a stranger cannot use P", func(t *testing.T) {
-		hS := filepath.Join(dir, "s")
 		mustKith(t, "init", "--name", "s", "--home", hS, "--port", "4010")
 		startNSDaemon(top, tp.net, tp.hb, hS, 4010)
 		before := statusOf(t, hP).Refused
@@ -513,6 +513,21 @@ func TestNATTraversal(t *testing.T) {
 				t.Fatalf("HB with a forwarded port: %+v", statusOf(t, hB).Reach.Reachability)
 			}
 			time.Sleep(500 * time.Millisecond)
+		}
+	})
+
+	t.Run("warning when nothing reaches a node", func(t *testing.T) {
+		// The stranger runs behind RB with no friend that relays for it:
+		// 20 s after its start it is told what to do.
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(statusOf(t, hS).Reach.Warning, "--announce") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no warning for a node nobody can reach: %+v", statusOf(t, hS).Reach)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if out := mustKith(t, "status", "--home", hS); !strings.Contains(out, "warning:") {
+			t.Fatalf("status text:\n%s", out)
 		}
 	})
 }
