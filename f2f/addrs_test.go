@@ -87,11 +87,8 @@ func TestHostileAddressesNotStoredNorDialled(t *testing.T) {
 		})}
 	})
 	m.add(v)
-	var inviteAddrs []ma.Multiaddr
-	for _, a := range m.host.Network().ListenAddresses() {
-		inviteAddrs = append(inviteAddrs, a)
-	}
-	inviteAddrs = append(append(inviteAddrs, harmless...), inviteHostile...)
+	inviteAddrs := append(slices.Clone(m.host.Network().ListenAddresses()), harmless...)
+	inviteAddrs = append(inviteAddrs, inviteHostile...)
 	v.addWithAddrs(m, inviteAddrs)
 	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(v, m.id) && online(m, v.id) })
 	waitFor(t, 5*time.Second, "identify's addresses to be stored", func() bool {

@@ -316,6 +316,27 @@ func TestNATTraversal(t *testing.T) {
 			t.Fatalf("P's status text:\n%s", out)
 		}
 
+		// The relayed connection is closed: every stream (the router and
+		// lobby links, chat) runs on the direct one now.
+		deadline = time.Now().Add(15 * time.Second)
+		for statusOf(t, hP).Reach.Relay.Circuits != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("P still relays for HA and HB: %+v", statusOf(t, hP).Reach.Relay)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		mustKith(t, "chat", "send", "hb", "hello, directly", "--home", hA)
+		deadline = time.Now().Add(20 * time.Second)
+		for !strings.Contains(mustKith(t, "chat", "log", "ha", "--home", hB), "hello, directly") {
+			if time.Now().After(deadline) {
+				t.Fatal("chat over the punched connection not delivered")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if n := statusOf(t, hP).Reach.Relay.Circuits; n != 0 {
+			t.Fatalf("chat went through P (%d circuits)", n)
+		}
+
 		// 256 MiB from HB to HA: over the direct connection.
 		before := relayBytes(t, hP)
 		start := time.Now()
