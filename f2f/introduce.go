@@ -64,7 +64,8 @@ var (
 	ErrIntroRefused = errors.New("the introduction was refused: its token was used, expired or never issued; ask for a new invite (`kith id --introduce`), or exchange plain invites")
 	// ErrIntroUnreachable: the inviter could not be reached directly to
 	// introduce us.
-	ErrIntroUnreachable = errors.New("could not reach the inviter to introduce you: the invite's addresses did not answer")
+	ErrIntroUnreachable = errors.New("could not reach the inviter directly to introduce you (an introduction does not go through relays): " +
+		"exchange plain invites instead (`kith id` on both sides)")
 	// ErrTooManyIntros: as many introduction tokens are open as allowed.
 	ErrTooManyIntros = errors.New("too many open introduction invites: wait for one to be used or expire")
 	// ErrNoSuchRequest: no pending introduction matches.

@@ -98,13 +98,11 @@ func TestRelayServesFriendsOnly(t *testing.T) {
 				t.Fatalf("friend's reservation: %v", err)
 			}
 			waitFor(t, 5*time.Second, "R to count the reservation", func() bool { return relay.Stats().Reservations == 1 })
-			if err := dialVia(ctx, t, a, r, b); err != nil {
-				t.Fatalf("circuit between friends: %v", err)
-			}
+			// A's Connector may dial the circuit too once it knows it; one
+			// of the two connections may be closed as a duplicate.
+			dialVia(ctx, t, a, r, b)
+			waitFor(t, 10*time.Second, "a relayed connection A-B", func() bool { return relayedConn(a, b.id) != nil })
 			c := relayedConn(a, b.id)
-			if c == nil {
-				t.Fatal("no relayed connection A-B")
-			}
 			if c.Stat().Limited {
 				t.Fatal("relayed friend connection is limited: kith's protocols would not run over it")
 			}
