@@ -29,7 +29,6 @@ import (
 
 	"kith/f2f/pb"
 	"kith/internal/frame"
-	"kith/internal/store"
 )
 
 // Friendship in one step. `kith id --introduce` makes an invite that
@@ -128,12 +127,15 @@ func OpenIntroductions(db *bolt.DB, friends *Friends, log *slog.Logger) (*Introd
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := store.CreateBuckets(db, bucketIntros, bucketIntroRequests); err != nil {
-		return nil, err
-	}
+	// The buckets are made on first use: a node that never introduces
+	// keeps the database it had.
 	in := &Introductions{db: db, friends: friends, log: log, now: time.Now, tokens: map[peer.ID]introToken{}}
 	err := db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIntros).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketIntros)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
 			id, err := peer.IDFromBytes(k)
 			if err != nil {
 				return nil // not ours to read; dropped at the next prune
@@ -202,7 +204,12 @@ func (in *Introductions) pruneLocked(now time.Time) {
 	for id, t := range in.tokens {
 		if now.Sub(t.Expires) > IntroKeepUsed {
 			delete(in.tokens, id)
-			_ = in.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntros).Delete([]byte(id)) })
+			_ = in.db.Update(func(tx *bolt.Tx) error {
+				if b := tx.Bucket(bucketIntros); b != nil {
+					return b.Delete([]byte(id))
+				}
+				return nil
+			})
 		}
 	}
 }
@@ -212,7 +219,13 @@ func (in *Introductions) put(id peer.ID, t introToken) error {
 	if err != nil {
 		return err
 	}
-	if err := in.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntros).Put([]byte(id), v) }); err != nil {
+	if err := in.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketIntros)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
+	}); err != nil {
 		return fmt.Errorf("storing introduction token: %w", err)
 	}
 	return nil
@@ -255,7 +268,11 @@ func (in *Introductions) use(id, who peer.ID) bool {
 func (in *Introductions) Requests() []IntroRequest {
 	var out []IntroRequest
 	_ = in.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIntroRequests).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketIntroRequests)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
 			var r IntroRequest
 			id, err := peer.IDFromBytes(k)
 			if err == nil && json.Unmarshal(v, &r) == nil {
@@ -318,20 +335,29 @@ func (in *Introductions) findRequest(ref string) (IntroRequest, error) {
 }
 
 func (in *Introductions) dropRequest(id peer.ID) {
-	_ = in.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntroRequests).Delete([]byte(id)) })
+	_ = in.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketIntroRequests); b != nil {
+			return b.Delete([]byte(id))
+		}
+		return nil
+	})
 }
 
 func (in *Introductions) addRequest(inv Invite, text string) error {
-	n := 0
-	_ = in.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketIntroRequests).Stats().KeyN; return nil })
-	if n >= MaxIntroRequests {
-		return ErrTooManyIntros
-	}
 	v, err := json.Marshal(IntroRequest{Name: inv.Name, Invite: text, At: in.now().UTC()})
 	if err != nil {
 		return err
 	}
-	return in.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIntroRequests).Put([]byte(inv.ID), v) })
+	return in.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketIntroRequests)
+		if err != nil {
+			return err
+		}
+		if b.Stats().KeyN >= MaxIntroRequests {
+			return ErrTooManyIntros
+		}
+		return b.Put([]byte(inv.ID), v)
+	})
 }
 
 // handle takes one introduction from a token's connection, which is
