@@ -114,7 +114,7 @@ type Introductions struct {
 	// Approve, when set, keeps introductions for the owner's approval
 	// instead of adding the friend at once.
 	approve atomic.Bool
-	now     func() time.Time
+	clock   atomic.Pointer[func() time.Time] // tests move it
 
 	mu     sync.Mutex
 	tokens map[peer.ID]introToken
@@ -129,7 +129,7 @@ func OpenIntroductions(db *bolt.DB, friends *Friends, log *slog.Logger) (*Introd
 	}
 	// The buckets are made on first use: a node that never introduces
 	// keeps the database it had.
-	in := &Introductions{db: db, friends: friends, log: log, now: time.Now, tokens: map[peer.ID]introToken{}}
+	in := &Introductions{db: db, friends: friends, log: log, tokens: map[peer.ID]introToken{}}
 	err := db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketIntros)
 		if b == nil {
@@ -582,4 +582,12 @@ func ServeIntroductions(h host.Host, g *Gater, in *Introductions) {
 		}
 		in.handle(s)
 	})
+}
+
+// now is the Introductions' clock.
+func (in *Introductions) now() time.Time {
+	if fn := in.clock.Load(); fn != nil {
+		return (*fn)()
+	}
+	return time.Now()
 }

@@ -85,9 +85,12 @@ func TestIntroductionTokens(t *testing.T) {
 		{name: "replayed by the same key", run: func() (string, error) { return introduce(b, used) }, want: ErrIntroRefused},
 		{name: "used, second key", run: func() (string, error) { return introduce(c, used) }, want: ErrIntroRefused},
 		{name: "expired", run: func() (string, error) { return introduce(c, expired) }, want: ErrIntroRefused,
-			before: func() { a.in.now = func() time.Time { return time.Now().Add(2 * time.Hour) } }},
+			before: func() {
+				later := func() time.Time { return time.Now().Add(2 * time.Hour) }
+				a.in.clock.Store(&later)
+			}},
 		{name: "forged", run: func() (string, error) { return introduce(c, forged) }, want: ErrIntroRefused,
-			before: func() { a.in.now = time.Now }},
+			before: func() { a.in.clock.Store(nil) }},
 		{name: "another node's invite", want: ErrIntroRefused, run: func() (string, error) {
 			// D holds the token but presents C's invite, signed by D.
 			text, _ := NewInvite(c.key, c.host.Addrs(), "c")
