@@ -3,6 +3,7 @@ package f2f
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,8 +80,19 @@ func NewAddrPolicy(listen []ma.Multiaddr) *AddrPolicy {
 
 // Allowed reports whether the node may store and dial a, an address of
 // the friend id (id may be empty when unknown).
+//
+// A circuit address (RELAY-ADDR/p2p/RELAY/p2p-circuit, optionally
+// followed by /p2p/ID) is judged by its relay's address: it must pass as
+// an address of RELAY, which must not be id itself, and it names one hop
+// only. Whether RELAY is a friend is the Gater's question when libp2p
+// dials it (only friends relay for friends).
 func (p *AddrPolicy) Allowed(id peer.ID, a ma.Multiaddr) bool {
 	if a == nil || len(a.Bytes()) > MaxAddrLen {
+		return false
+	}
+	if relayAddr, relay, ok := splitCircuit(id, a); ok {
+		return relay != id && p.Allowed(relay, relayAddr)
+	} else if isCircuit(a) {
 		return false
 	}
 	host, ok := splitAddr(id, a)
@@ -167,6 +179,50 @@ func (p *AddrPolicy) sharesNet(ip netip.Addr, cgnat bool) bool {
 	return false
 }
 
+// isCircuit reports whether a holds a /p2p-circuit component.
+func isCircuit(a ma.Multiaddr) bool {
+	for _, c := range a {
+		if c.Code() == ma.P_CIRCUIT {
+			return true
+		}
+	}
+	return false
+}
+
+// IsCircuitAddr reports whether a is a relayed (circuit) address.
+func IsCircuitAddr(a ma.Multiaddr) bool { return isCircuit(a) }
+
+// splitCircuit splits a circuit address of id into the relay's address
+// (with /p2p/RELAY) and the relay's ID. It fails on anything but exactly
+// RELAY-ADDR/p2p/RELAY/p2p-circuit[/p2p/id].
+func splitCircuit(id peer.ID, a ma.Multiaddr) (ma.Multiaddr, peer.ID, bool) {
+	comps := []ma.Component(a)
+	i := slices.IndexFunc(comps, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT })
+	if i < 2 || comps[i-1].Code() != ma.P_P2P {
+		return nil, "", false
+	}
+	switch rest := comps[i+1:]; {
+	case len(rest) == 0:
+	case len(rest) == 1 && rest[0].Code() == ma.P_P2P && (id == "" || rest[0].Value() == id.String()):
+	default:
+		return nil, "", false
+	}
+	relay, err := peer.Decode(comps[i-1].Value())
+	if err != nil {
+		return nil, "", false
+	}
+	return ma.Multiaddr(slices.Clone(comps[:i])), relay, true
+}
+
+// CircuitRelay returns the relay of a circuit address, or "" if a is not one.
+func CircuitRelay(a ma.Multiaddr) peer.ID {
+	_, relay, ok := splitCircuit("", a)
+	if !ok {
+		return ""
+	}
+	return relay
+}
+
 // splitAddr checks that a is host/transport[/p2p/id] with a transport kith
 // dials, and returns its host component.
 func splitAddr(id peer.ID, a ma.Multiaddr) (ma.Component, bool) {
@@ -218,9 +274,10 @@ type endpoint struct {
 }
 
 // addrEndpoint returns the endpoint of an IP address with TCP or UDP.
+// A circuit address has none (its first components are the relay's).
 func addrEndpoint(a ma.Multiaddr) (endpoint, bool) {
 	ip, ok := addrIP(a)
-	if !ok || len(a) < 2 {
+	if !ok || len(a) < 2 || isCircuit(a) {
 		return endpoint{}, false
 	}
 	var e endpoint

@@ -87,11 +87,8 @@ func TestHostileAddressesNotStoredNorDialled(t *testing.T) {
 		})}
 	})
 	m.add(v)
-	var inviteAddrs []ma.Multiaddr
-	for _, a := range m.host.Network().ListenAddresses() {
-		inviteAddrs = append(inviteAddrs, a)
-	}
-	inviteAddrs = append(append(inviteAddrs, harmless...), inviteHostile...)
+	inviteAddrs := append(slices.Clone(m.host.Network().ListenAddresses()), harmless...)
+	inviteAddrs = append(inviteAddrs, inviteHostile...)
 	v.addWithAddrs(m, inviteAddrs)
 	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(v, m.id) && online(m, v.id) })
 	waitFor(t, 5*time.Second, "identify's addresses to be stored", func() bool {
@@ -181,7 +178,17 @@ func TestAddrPolicy(t *testing.T) {
 		{"/ip4/203.0.113.7/tcp/0", false, false, false, false},
 		{"/ip4/203.0.113.7/udp/4001", false, false, false, false},
 		{"/ip4/203.0.113.7/tcp/4001/ws", false, false, false, false},
-		{"/ip4/203.0.113.7/tcp/4001/p2p/" + other.String() + "/p2p-circuit", false, false, false, false},
+		// circuit addresses: judged by the relay's address
+		{"/ip4/203.0.113.7/tcp/4001/p2p/" + other.String() + "/p2p-circuit", true, true, true, true},
+		{"/ip4/1.2.0.3/udp/4001/quic-v1/p2p/" + other.String() + "/p2p-circuit/p2p/" + friend.String(), true, true, true, true},
+		{"/ip4/127.0.0.1/tcp/4001/p2p/" + other.String() + "/p2p-circuit", true, false, false, true},
+		{"/ip4/192.168.1.20/tcp/4001/p2p/" + other.String() + "/p2p-circuit", false, true, false, true},
+		{"/ip4/169.254.169.254/tcp/80/p2p/" + other.String() + "/p2p-circuit", false, false, false, false},
+		{"/ip4/203.0.113.7/tcp/4001/p2p/" + friend.String() + "/p2p-circuit", false, false, false, false},                                                         // relayed by itself
+		{"/ip4/203.0.113.7/tcp/4001/p2p/" + other.String() + "/p2p-circuit/p2p/" + other.String(), false, false, false, false},                                    // another peer's
+		{"/ip4/203.0.113.7/tcp/4001/p2p-circuit", false, false, false, false},                                                                                     // no relay ID
+		{"/ip4/203.0.113.7/tcp/4001/p2p/" + other.String() + "/p2p-circuit/ip4/1.2.3.4/tcp/1/p2p/" + other.String() + "/p2p-circuit", false, false, false, false}, // a chain
+		{"/ip4/1.2.0.1/tcp/4001", true, true, true, true},                                                                                                         // public-looking test addresses (netns tests)
 		{long, false, false, false, false},
 	}
 	for _, c := range cases {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
 
@@ -36,7 +37,8 @@ var errNotAdmitted = errors.New("inbound connection over the handshake rate")
 // known endpoint must first answer a Retry (see verifySource), so a
 // spoofed source address cannot use it. It is safe for concurrent use.
 type admission struct {
-	known func(endpoint) bool // stored friend addresses; may be nil
+	known    func(endpoint) bool // stored friend addresses; may be nil
+	isFriend func(peer.ID) bool  // the relays of relayed connections; may be nil
 
 	mu       sync.Mutex
 	global   *rate.Limiter
@@ -45,12 +47,13 @@ type admission struct {
 	pruneAt  int
 	observed *seen.Set[endpoint] // friends' past inbound endpoints
 
-	admittedKnown, admitted, refused atomic.Uint64
+	admittedKnown, admittedRelayed, admitted, refused atomic.Uint64
 }
 
-func newAdmission(known func(endpoint) bool) *admission {
+func newAdmission(known func(endpoint) bool, isFriend func(peer.ID) bool) *admission {
 	return &admission{
 		known:    known,
+		isFriend: isFriend,
 		global:   rate.NewLimiter(HandshakeRate, HandshakeBurst),
 		friends:  rate.NewLimiter(KnownHandshakeRate, KnownHandshakeBurst),
 		perIP:    map[netip.Prefix]*rate.Limiter{},
@@ -70,14 +73,33 @@ func sourceKey(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// allow decides on an inbound connection from remote.
+// allow decides on an inbound connection from remote. A relayed
+// connection comes through a friend's relay (the relay's own gater
+// admitted both ends' connections to it), so it draws on the bucket of
+// known friend endpoints; one through a relay that is not a friend is
+// refused before its handshake.
 func (a *admission) allow(remote ma.Multiaddr) bool {
+	now := time.Now()
+	if isCircuit(remote) {
+		if relay := CircuitRelay(remote); relay == "" || a.isFriend == nil || !a.isFriend(relay) {
+			a.refused.Add(1)
+			return false
+		}
+		a.mu.Lock()
+		ok := a.friends.AllowN(now, 1)
+		a.mu.Unlock()
+		if !ok {
+			a.refused.Add(1)
+			return false
+		}
+		a.admittedRelayed.Add(1)
+		return true
+	}
 	e, ok := addrEndpoint(remote)
 	if !ok {
 		a.refused.Add(1)
 		return false
 	}
-	now := time.Now()
 	if a.isKnown(e, now) {
 		a.mu.Lock()
 		ok := a.friends.AllowN(now, 1)
@@ -165,6 +187,8 @@ func (a *admission) verifySource(addr net.Addr) bool {
 type AdmissionStats struct {
 	// AdmittedKnown came from known friend endpoints.
 	AdmittedKnown uint64
+	// AdmittedRelayed came through a friend's relay.
+	AdmittedRelayed uint64
 	// Admitted came from other sources, within the handshake rates.
 	Admitted uint64
 	// Refused were closed before any handshake.
@@ -172,14 +196,26 @@ type AdmissionStats struct {
 }
 
 func (a *admission) stats() AdmissionStats {
-	return AdmissionStats{AdmittedKnown: a.admittedKnown.Load(), Admitted: a.admitted.Load(), Refused: a.refused.Load()}
+	return AdmissionStats{AdmittedKnown: a.admittedKnown.Load(), AdmittedRelayed: a.admittedRelayed.Load(), Admitted: a.admitted.Load(), Refused: a.refused.Load()}
 }
 
 // admittingRcmgr is the host's resource manager with the admission in
-// front of inbound connections.
+// front of inbound connections, and the stream restriction of
+// introduction tokens.
 type admittingRcmgr struct {
 	network.ResourceManager
 	adm *admission
+	g   *Gater
+}
+
+// OpenStream gives the streams of an introduction token's connection a
+// scope that admits IntroduceProtocol only.
+func (r admittingRcmgr) OpenStream(p peer.ID, dir network.Direction) (network.StreamManagementScope, error) {
+	s, err := r.ResourceManager.OpenStream(p, dir)
+	if err != nil || r.g == nil || !r.g.restricted(p) {
+		return s, err
+	}
+	return introScope{StreamManagementScope: s, refused: &r.g.introStreamsRefused}, nil
 }
 
 // OpenConnection refuses an inbound connection the admission refuses,

@@ -3,6 +3,8 @@ package f2f
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,19 @@ type ConnectorConfig struct {
 	DHT     *FriendDHT // nil: no DHT lookups for stale addresses
 	Log     *slog.Logger
 	// OnAddrs, if set, is called when new addresses of a friend are learned.
-	OnAddrs   func(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
+	OnAddrs func(id peer.ID, addrs []ma.Multiaddr, src AddrSource)
+	// Gater, if set, is the host's: a node behind NAT (Private) dials a
+	// friend that has circuit addresses through its relay first, leaving
+	// the direct path to the hole punch that follows (dialling a friend's
+	// NAT mapping unprompted works only by chance).
+	Gater *Gater
+	// Private, if set, reports that friends found us behind a NAT.
+	Private func() bool
+	// Reachable, if set, reports that friends can dial us directly: a
+	// friend we know only by circuit addresses is then given
+	// CircuitDialGrace to dial us itself (a direct connection, no
+	// relay) before we dial it through its relay.
+	Reachable func() bool
 	RedialMin time.Duration
 	RedialMax time.Duration
 }
@@ -51,12 +65,47 @@ type ConnectorStats struct {
 	// DeadConnsClosed counts connections closed because they did not
 	// answer a ping after the friend reconnected.
 	DeadConnsClosed uint64
+	// RelayedClosed counts relayed connections closed once a direct one
+	// to the same friend identified.
+	RelayedClosed uint64
+	// AddrChanges counts changes of our own interface addresses seen
+	// while running (each makes every friend due for a dial).
+	AddrChanges uint64
+	// DirectUpgrades counts direct dials of friends connected only
+	// through a relay, and DirectUpgraded those that connected.
+	DirectUpgrades, DirectUpgraded uint64
 }
 
 type dialState struct {
 	next    time.Time
 	backoff time.Duration
 	dialing bool
+	// lastErr is the last dial's error (cut to MaxLastError), lastAt
+	// when it ran, attempts how many dials failed in a row.
+	lastErr  string
+	lastAt   time.Time
+	attempts int
+	// circuitAt is when a friend known only by circuit addresses became
+	// due while we are reachable (see ConnectorConfig.Reachable).
+	circuitAt time.Time
+	// upgradeAt is when to dial a friend connected only through a relay
+	// at its direct addresses, upgradeWait the backoff; upgrading is set
+	// while such a dial runs.
+	upgradeAt   time.Time
+	upgradeWait time.Duration
+	upgrading   bool
+}
+
+// DialInfo is what the Connector knows of its dials of one friend.
+type DialInfo struct {
+	// LastError is the last failed dial's error ("" after a success).
+	LastError string
+	// LastAttempt is when the last dial ran (zero: never).
+	LastAttempt time.Time
+	// NextAttempt is when the next dial is due.
+	NextAttempt time.Time
+	// Failures counts failed dials in a row.
+	Failures int
 }
 
 // Connector keeps a connection to every reachable friend: it dials each one,
@@ -82,7 +131,13 @@ type Connector struct {
 	state map[peer.ID]*dialState
 
 	dials, lookupsRun, foundNew, staleClosed atomic.Uint64
+	relayedClosed, addrChanges               atomic.Uint64
+	upgrades, upgraded                       atomic.Uint64
 	closeOnce                                sync.Once
+
+	// localIPs are our interface IPs as last seen (moving networks).
+	localIPs map[netip.Addr]bool
+	probes   chan struct{} // probes of our connections running at once
 }
 
 // NewConnector starts a connector. Close stops it. It sets the address
@@ -101,6 +156,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	sub, err := cfg.Host.EventBus().Subscribe([]any{
 		new(event.EvtPeerConnectednessChanged),
 		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtLocalAddressesUpdated),
 	})
 	if err != nil {
 		return nil, err
@@ -109,10 +165,12 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	c := &Connector{
 		cfg: cfg, h: cfg.Host, log: cfg.Log,
 		ctx: ctx, cancel: cancel, sub: sub,
-		kick:    make(chan struct{}, 1),
-		state:   map[peer.ID]*dialState{},
-		policy:  NewAddrPolicy(cfg.Host.Network().ListenAddresses()),
-		lookups: make(chan struct{}, MaxConcurrentLookups),
+		kick:     make(chan struct{}, 1),
+		state:    map[peer.ID]*dialState{},
+		policy:   NewAddrPolicy(cfg.Host.Network().ListenAddresses()),
+		lookups:  make(chan struct{}, MaxConcurrentLookups),
+		localIPs: currentIPs(),
+		probes:   make(chan struct{}, MaxConcurrentProbes),
 	}
 	cfg.Friends.SetAddrPolicy(c.policy)
 	for _, f := range cfg.Friends.List() {
@@ -138,7 +196,19 @@ func (c *Connector) Close() error {
 // Stats returns counters of what the connector did.
 func (c *Connector) Stats() ConnectorStats {
 	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookupsRun.Load(), DHTFoundNew: c.foundNew.Load(),
-		DeadConnsClosed: c.staleClosed.Load()}
+		DeadConnsClosed: c.staleClosed.Load(), RelayedClosed: c.relayedClosed.Load(), AddrChanges: c.addrChanges.Load(),
+		DirectUpgrades: c.upgrades.Load(), DirectUpgraded: c.upgraded.Load()}
+}
+
+// DialInfo returns what the connector knows of its dials of id.
+func (c *Connector) DialInfo(id peer.ID) DialInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.state[id]
+	if !ok {
+		return DialInfo{}
+	}
+	return DialInfo{LastError: st.lastErr, LastAttempt: st.lastAt, NextAttempt: st.next, Failures: st.attempts}
 }
 
 // Kick makes the connector dial every disconnected friend now.
@@ -253,10 +323,13 @@ func (c *Connector) forget(id peer.ID, addrs []ma.Multiaddr) {
 
 func (c *Connector) handleEvent(ev any) {
 	switch e := ev.(type) {
+	case event.EvtLocalAddressesUpdated:
+		c.localAddrsChanged()
 	case event.EvtPeerIdentificationCompleted:
 		if !c.cfg.Friends.IsFriend(e.Peer) || c.h.Network().Connectedness(e.Peer) != network.Connected {
 			return
 		}
+		c.afterRelayedGrace(e.Peer)
 		if e.Conn != nil && e.Conn.Stat().Direction == network.DirOutbound {
 			// We dialled that address and the friend answered: it works.
 			c.cfg.Friends.AddrWorked(e.Peer, e.Conn.RemoteMultiaddr())
@@ -271,6 +344,7 @@ func (c *Connector) handleEvent(ev any) {
 		c.mu.Lock()
 		if st, ok := c.state[e.Peer]; ok {
 			st.backoff = c.cfg.RedialMin
+			st.lastErr, st.attempts = "", 0
 		}
 		c.mu.Unlock()
 		c.cfg.Friends.SetOnline(e.Peer, true, nil)
@@ -296,13 +370,98 @@ func (c *Connector) handleEvent(ev any) {
 	}
 }
 
+// maybeUpgrade dials, with backoff, the direct addresses of the friend
+// id when it is connected only through a relay: hole punching may have
+// failed, or the friend may have become reachable since (a port mapping,
+// a forwarded port, a new address learned from another friend). The
+// caller holds c.mu.
+func (c *Connector) maybeUpgrade(id peer.ID, st *dialState, now time.Time) {
+	if st.upgrading || now.Before(st.upgradeAt) {
+		return
+	}
+	for _, conn := range c.h.Network().ConnsToPeer(id) {
+		if !conn.IsClosed() && !isCircuit(conn.RemoteMultiaddr()) {
+			st.upgradeAt, st.upgradeWait = time.Time{}, 0
+			return
+		}
+	}
+	fr, ok := c.cfg.Friends.Get(id)
+	if !ok {
+		return
+	}
+	var direct []ma.Multiaddr
+	for _, a := range c.policy.Filter(id, fr.Addrs) {
+		if !isCircuit(a) {
+			direct = append(direct, a)
+		}
+	}
+	if st.upgradeWait == 0 {
+		// The first try waits for the hole punch the relayed connection
+		// starts.
+		st.upgradeWait = DirectUpgradeMin
+		st.upgradeAt = now.Add(st.upgradeWait)
+		return
+	}
+	st.upgradeWait = min(2*st.upgradeWait, DirectUpgradeMax)
+	st.upgradeAt = now.Add(st.upgradeWait)
+	if len(direct) == 0 {
+		return
+	}
+	st.upgrading = true
+	c.upgrades.Add(1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(network.WithForceDirectDial(c.ctx, "upgrade a relayed friend"), DialTimeout)
+		err := c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: direct})
+		cancel()
+		if err == nil {
+			c.upgraded.Add(1)
+			c.log.Info("friend reached directly instead of through a relay", slog.String("peer", id.ShortString()))
+			c.afterRelayedGrace(id)
+		}
+		c.mu.Lock()
+		st.upgrading = false
+		c.mu.Unlock()
+	}()
+}
+
+// waitForInbound reports whether to leave the friend id to dial us: we
+// are directly reachable and know it only by circuit addresses, and
+// CircuitDialGrace has not passed. The caller holds c.mu.
+func (c *Connector) waitForInbound(id peer.ID, st *dialState, now time.Time) bool {
+	if c.cfg.Reachable == nil || !c.cfg.Reachable() {
+		return false
+	}
+	fr, ok := c.cfg.Friends.Get(id)
+	if !ok || len(fr.Addrs) == 0 || slices.ContainsFunc(fr.Addrs, func(a ma.Multiaddr) bool { return !isCircuit(a) }) {
+		return false
+	}
+	if st.circuitAt.IsZero() {
+		st.circuitAt = now
+	}
+	return now.Sub(st.circuitAt) < CircuitDialGrace
+}
+
 // dialDue starts a dial for every friend that is disconnected and due.
 func (c *Connector) dialDue() {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, st := range c.state {
-		if st.dialing || now.Before(st.next) || c.h.Network().Connectedness(id) == network.Connected {
+		if c.h.Network().Connectedness(id) == network.Connected {
+			st.circuitAt = time.Time{}
+			c.maybeUpgrade(id, st, now)
+			continue
+		}
+		if !st.upgrading {
+			st.upgradeAt, st.upgradeWait = time.Time{}, 0
+		}
+		if st.dialing || now.Before(st.next) {
+			st.circuitAt = time.Time{}
+			continue
+		}
+		if c.waitForInbound(id, st, now) {
 			continue
 		}
 		st.dialing = true
@@ -323,7 +482,13 @@ func (c *Connector) dial(id peer.ID) {
 		st.dialing = false
 		st.next = time.Now().Add(st.backoff)
 		st.backoff = min(st.backoff*2, c.cfg.RedialMax)
+		st.lastAt = time.Now()
 		if err != nil {
+			st.attempts++
+			st.lastErr = err.Error()
+			if len(st.lastErr) > MaxLastError {
+				st.lastErr = st.lastErr[:MaxLastError]
+			}
 			c.log.Debug("dial failed", slog.String("peer", id.ShortString()), slog.Any("err", err))
 		}
 	}
@@ -339,7 +504,17 @@ func (c *Connector) connect(id peer.ID) error {
 	}
 	addrs := c.policy.Filter(id, fr.Addrs)
 	c.h.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
-	err := c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs})
+	var err error
+	if c.cfg.Gater != nil && c.cfg.Private != nil && c.cfg.Private() && slices.ContainsFunc(addrs, isCircuit) {
+		done := c.cfg.Gater.dialCircuitsOnly(id)
+		err = c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs})
+		done()
+		if err == nil || c.ctx.Err() != nil {
+			return err
+		}
+		c.log.Debug("dial through relays failed, dialling directly", slog.String("peer", id.ShortString()), slog.Any("err", err))
+	}
+	err = c.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: addrs})
 	if err != nil && len(addrs) > 0 && c.ctx.Err() == nil && c.h.Network().Connectedness(id) != network.Connected {
 		c.forget(id, c.cfg.Friends.DialFailed(id, addrs))
 	}
@@ -386,4 +561,116 @@ func (c *Connector) lookup(ctx context.Context, id peer.ID, known []ma.Multiaddr
 		}
 	}
 	return c.h.Connect(ctx, ai)
+}
+
+// afterRelayedGrace closes, RelayedCloseDelay from now, the relayed
+// connections to the friend p if a direct one is open then. libp2p opens
+// new streams on the direct connection but leaves the relayed one and
+// its streams alone; once it is closed, the long-lived streams (the
+// router's and the lobby's links, chat) are opened again on the direct
+// connection, and the relay carries nothing more of ours.
+func (c *Connector) afterRelayedGrace(p peer.ID) {
+	relayed := false
+	for _, conn := range c.h.Network().ConnsToPeer(p) {
+		if isCircuit(conn.RemoteMultiaddr()) {
+			relayed = true
+		}
+	}
+	if !relayed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(RelayedCloseDelay):
+		}
+		conns := c.h.Network().ConnsToPeer(p)
+		if !slices.ContainsFunc(conns, func(x network.Conn) bool { return !x.IsClosed() && !isCircuit(x.RemoteMultiaddr()) }) {
+			return
+		}
+		for _, conn := range conns {
+			if isCircuit(conn.RemoteMultiaddr()) {
+				c.relayedClosed.Add(1)
+				c.log.Info("friend reached directly: closing the relayed connection", slog.String("peer", p.ShortString()),
+					slog.String("via", conn.RemoteMultiaddr().String()))
+				conn.Close()
+			}
+		}
+	}()
+}
+
+// currentIPs returns the IPs on our interfaces now.
+func currentIPs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				out[ip.Unmap()] = true
+			}
+		}
+	}
+	return out
+}
+
+// localAddrsChanged runs when the host's advertised addresses change.
+// If our interface addresses changed (a new DHCP lease, another network),
+// connections from an address we no longer have are closed, the others
+// are probed (one that does not answer is dead: the path it used is
+// gone), and every friend is due for a dial, so that friends hear of our
+// new addresses from us at once instead of after their redial backoff.
+func (c *Connector) localAddrsChanged() {
+	now := currentIPs()
+	c.mu.Lock()
+	same := len(now) == len(c.localIPs)
+	for ip := range now {
+		if !c.localIPs[ip] {
+			same = false
+		}
+	}
+	c.localIPs = now
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	c.addrChanges.Add(1)
+	c.log.Info("our addresses changed: checking friend connections and dialling friends", slog.Int("addrs", len(now)))
+	for _, conn := range c.h.Network().Conns() {
+		if !c.cfg.Friends.IsFriend(conn.RemotePeer()) {
+			continue
+		}
+		if ip, ok := addrIP(conn.LocalMultiaddr()); ok && !ip.IsUnspecified() && !now[ip] && !isCircuit(conn.RemoteMultiaddr()) {
+			c.staleClosed.Add(1)
+			conn.Close()
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			select {
+			case c.probes <- struct{}{}:
+				defer func() { <-c.probes }()
+			case <-c.ctx.Done():
+				return
+			}
+			if err := pingConn(c.ctx, conn); err != nil && c.ctx.Err() == nil {
+				c.staleClosed.Add(1)
+				c.log.Info("closing a friend connection that died with our old address", slog.String("peer", conn.RemotePeer().ShortString()), slog.Any("err", err))
+				conn.Close()
+				c.poke()
+			}
+		}()
+	}
+	c.mu.Lock()
+	for _, st := range c.state {
+		st.next, st.backoff = time.Time{}, c.cfg.RedialMin
+	}
+	c.mu.Unlock()
+	c.poke()
 }

@@ -96,6 +96,8 @@ type testPeer struct {
 	onGater func(*Gater)
 	// protoStreams are the host's per-protocol-per-peer stream caps.
 	protoStreams map[protocol.ID]int
+	// trav, if set, is the host's NAT traversal state.
+	trav *Traversal
 }
 
 // newPeer starts a peer listening on 127.0.0.1 with the given transport
@@ -145,7 +147,7 @@ func (p *testPeer) start(transport string) {
 		p.onGater(p.gater)
 	}
 	p.host, err = NewHost(HostConfig{Key: p.key, ListenAddrs: []string{listenAddr(transport)}, Gater: p.gater, Extra: p.extra,
-		ProtocolPeerStreams: p.protoStreams})
+		ProtocolPeerStreams: p.protoStreams, Traversal: p.trav})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package f2f
 
 import (
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -44,7 +45,28 @@ type Gater struct {
 	// dialHook, if set, sees every address dial verdict and may change it
 	// (tests: record verdicts, never dial outside 127.0.0.0/8).
 	dialHook atomic.Pointer[func(peer.ID, ma.Multiaddr, bool) bool]
+	// intro, if set, holds the introduction tokens whose connections are
+	// admitted inbound, restricted to IntroduceProtocol (introduce.go).
+	intro atomic.Pointer[Introductions]
+	// introAdmitted counts connections admitted with a token;
+	// introStreamsRefused the streams such connections were refused.
+	introAdmitted, introStreamsRefused atomic.Uint64
+	// circuitOnly holds the friends whose direct addresses are not
+	// dialled for now (Connector.connect: a node behind NAT reaches a
+	// NATed friend through its relay first, then hole-punches).
+	circuitOnly sync.Map // peer.ID -> struct{}
+	// relayedOK, if set, says through which relays inbound relayed
+	// connections are taken (SetRelayedFilter).
+	relayedOK atomic.Pointer[func(relay peer.ID) bool]
+	// relayedRefused counts inbound relayed connections refused by it.
+	relayedRefused atomic.Uint64
 }
+
+// SetRelayedFilter makes the Gater take inbound relayed connections only
+// through relays ok admits: a node that found itself directly reachable
+// and dropped its reservations refuses what a relay still sends it on an
+// old one, so friends dial it directly instead.
+func (g *Gater) SetRelayedFilter(ok func(relay peer.ID) bool) { g.relayedOK.Store(&ok) }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
 
@@ -58,7 +80,7 @@ func NewGater(allow Allowlist, log *slog.Logger) *Gater {
 	if el, ok := allow.(endpointList); ok {
 		known = el.knownEndpoint
 	}
-	return &Gater{allow: allow, log: log, adm: newAdmission(known)}
+	return &Gater{allow: allow, log: log, adm: newAdmission(known, allow.IsFriend)}
 }
 
 // GaterStats counts what the Gater refused and admitted.
@@ -70,6 +92,13 @@ type GaterStats struct {
 	AddrsRefused uint64
 	// Admission counts inbound connections judged before the handshake.
 	Admission AdmissionStats
+	// IntroAdmitted counts inbound connections admitted with an
+	// introduction token; IntroStreamsRefused the streams of other
+	// protocols they were refused.
+	IntroAdmitted, IntroStreamsRefused uint64
+	// RelayedRefused counts inbound relayed connections refused because
+	// we are directly reachable.
+	RelayedRefused uint64
 }
 
 // Refused counts the connections and dials refused so far.
@@ -77,7 +106,8 @@ func (g *Gater) Refused() uint64 { return g.refused.Load() }
 
 // Stats returns the Gater's counters.
 func (g *Gater) Stats() GaterStats {
-	return GaterStats{Refused: g.refused.Load(), AddrsRefused: g.addrsRefused.Load(), Admission: g.adm.stats()}
+	return GaterStats{Refused: g.refused.Load(), AddrsRefused: g.addrsRefused.Load(), Admission: g.adm.stats(),
+		IntroAdmitted: g.introAdmitted.Load(), IntroStreamsRefused: g.introStreamsRefused.Load(), RelayedRefused: g.relayedRefused.Load()}
 }
 
 // setPolicy sets the address policy of dials (NewHost: the host's).
@@ -100,6 +130,9 @@ func (g *Gater) InterceptPeerDial(p peer.ID) bool { return g.admit(p, "dial") }
 // names by then).
 func (g *Gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	ok := g.allow.IsFriend(p)
+	if _, only := g.circuitOnly.Load(p); ok && only && !isCircuit(a) {
+		return false
+	}
 	if ok && !g.policy.Load().Allowed(p, a) {
 		ok = false
 		g.addrsRefused.Add(1)
@@ -111,19 +144,32 @@ func (g *Gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	return ok
 }
 
-// InterceptAccept lets raw inbound connections through: the remote key is
-// not known until the security handshake, and the handshake rate is
-// enforced for TCP and QUIC alike in the resource manager (admission.go).
-func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+// InterceptAccept lets raw inbound connections through (but relayed ones
+// SetRelayedFilter refuses): the remote key is not known until the
+// security handshake, and the handshake rate is enforced for TCP and
+// QUIC alike in the resource manager (admission.go).
+func (g *Gater) InterceptAccept(cma network.ConnMultiaddrs) bool {
+	if fn := g.relayedOK.Load(); fn != nil && isCircuit(cma.RemoteMultiaddr()) && !(*fn)(CircuitRelay(cma.RemoteMultiaddr())) {
+		g.relayedRefused.Add(1)
+		g.log.Debug("refused a relayed connection: we are directly reachable", slog.String("via", cma.RemoteMultiaddr().String()))
+		return false
+	}
+	return true
+}
 
 // InterceptSecured admits only friends, in both directions, after the
 // handshake and before any protocol. A friend's inbound endpoint is
 // remembered, so that it gets back in past the handshake rate.
 func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, cma network.ConnMultiaddrs) bool {
+	if dir == network.DirInbound && !g.allow.IsFriend(p) && g.introOpen(p) {
+		g.introAdmitted.Add(1)
+		g.log.Debug("admitted an introduction token", slog.String("token", p.ShortString()))
+		return true
+	}
 	if !g.admit(p, dir.String()) {
 		return false
 	}
-	if dir == network.DirInbound {
+	if dir == network.DirInbound && !isCircuit(cma.RemoteMultiaddr()) {
 		g.adm.remember(cma.RemoteMultiaddr())
 	}
 	return true
@@ -132,4 +178,24 @@ func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, cma network.C
 // InterceptUpgraded admits every connection that passed InterceptSecured.
 func (g *Gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
+}
+
+// introOpen reports whether p is an open introduction token.
+func (g *Gater) introOpen(p peer.ID) bool {
+	in := g.intro.Load()
+	return in != nil && in.open(p)
+}
+
+// restricted reports whether p's connections may open only
+// IntroduceProtocol: an introduction token, not a friend.
+func (g *Gater) restricted(p peer.ID) bool {
+	in := g.intro.Load()
+	return in != nil && !g.allow.IsFriend(p) && in.known(p)
+}
+
+// dialCircuitsOnly makes dials of the friend p use its circuit addresses
+// only, until the returned function is called.
+func (g *Gater) dialCircuitsOnly(p peer.ID) func() {
+	g.circuitOnly.Store(p, struct{}{})
+	return func() { g.circuitOnly.Delete(p) }
 }

@@ -32,6 +32,16 @@ type HostConfig struct {
 	// (KadStreamsPerPeer, LookupStreamsPerPeer), which an entry here
 	// replaces.
 	ProtocolPeerStreams map[protocol.ID]int
+	// Traversal, if set, makes the host reachable through NATs: it
+	// advertises what Traversal gathers, maps ports with UPnP / NAT-PMP
+	// (PortMap), and hole-punches with friends (DCUtR). Without it the
+	// host still dials and accepts relayed connections (friends relay for
+	// friends) but advertises only its interface addresses.
+	Traversal *Traversal
+	// PortMap asks a UPnP IGD / NAT-PMP gateway for port mappings (with
+	// Traversal; never when every listen address is loopback, so tests
+	// and the demo send nothing to the LAN).
+	PortMap bool
 	// Extra options are appended last (tests, the simulator).
 	Extra []libp2p.Option
 }
@@ -124,8 +134,11 @@ func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protoco
 
 // NewHost builds a libp2p host with TCP (Noise, yamux) and QUIC, the friend
 // gater, libp2p's resource manager with explicit limits, and a connection
-// manager that never trims friends (the Connector protects them). No relay
-// transport, no NAT port mapping, no metrics.
+// manager that never trims friends (the Connector protects them). The
+// relay transport is on (a friend's relay carries friends' connections,
+// see relay.go); with cfg.Traversal, so are DCUtR hole punching, the
+// advertised addresses of advertise.go and, with cfg.PortMap, UPnP /
+// NAT-PMP. No AutoNAT service, no AutoRelay, no metrics.
 //
 // Inbound connections pass the Gater's admission (a handshake rate for
 // sources that are not known friend endpoints) before any handshake, and
@@ -145,7 +158,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		}
 	}
 	cfg.Gater.setPolicy(NewAddrPolicy(listen))
-	rm = admittingRcmgr{ResourceManager: rm, adm: cfg.Gater.adm}
+	rm = admittingRcmgr{ResourceManager: rm, adm: cfg.Gater.adm, g: cfg.Gater}
 	cm, err := connmgr.NewConnManager(MaxConns/2, MaxConns-64, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("building connection manager: %w", err)
@@ -160,12 +173,53 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ConnectionGater(cfg.Gater),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
-		libp2p.DisableRelay(),
+		libp2p.EnableRelay(),
 		libp2p.DisableMetrics(),
+	}
+	tr := cfg.Traversal
+	if tr != nil {
+		opts = append(opts, libp2p.AddrsFactory(tr.adv.factory))
+		if cfg.PortMap && !allLoopbackAddrs(listen) {
+			tr.nat = &natWatch{}
+			opts = append(opts, libp2p.NATManager(tr.nat.construct))
+		}
 	}
 	h, err := libp2p.New(append(opts, cfg.Extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("starting libp2p host: %w", err)
 	}
+	if tr != nil {
+		tr.adv.setNetwork(h.Network())
+		tr.punch.h.Store(&h)
+		if err := tr.startHolePunching(h); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("starting libp2p host: %w", err)
+		}
+		return traversalHost{Host: h, tr: tr}, nil
+	}
 	return h, nil
+}
+
+// traversalHost is a host whose hole punching Traversal runs: closing it
+// stops that first.
+type traversalHost struct {
+	host.Host
+	tr *Traversal
+}
+
+func (h traversalHost) Close() error {
+	h.tr.stopHolePunching()
+	return h.Host.Close()
+}
+
+// allLoopbackAddrs reports whether every IP address of addrs is a
+// loopback one (others, like the relay transport's /p2p-circuit, do not
+// count).
+func allLoopbackAddrs(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if ip, ok := addrIP(a); ok && !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }

@@ -31,10 +31,28 @@ type Invite struct {
 	Addrs   []ma.Multiaddr
 	Name    string
 	Created time.Time
+	// IntroKey, in an introduction invite, is the seed of the one-time
+	// token key (introduce.go); IntroExpires is when the token expires.
+	IntroKey     []byte
+	IntroExpires time.Time
 }
 
 // NewInvite signs an invite with the node key and returns its one-line text.
 func NewInvite(key crypto.PrivKey, addrs []ma.Multiaddr, name string) (string, error) {
+	return newInvite(key, addrs, name, nil, time.Time{})
+}
+
+// NewIntroInvite signs an introduction invite: a plain invite that also
+// carries the one-time token of seed (Introductions.Issue), good until
+// expires.
+func NewIntroInvite(key crypto.PrivKey, addrs []ma.Multiaddr, name string, seed []byte, expires time.Time) (string, error) {
+	if len(seed) != 32 {
+		return "", fmt.Errorf("introduction token of %d bytes", len(seed))
+	}
+	return newInvite(key, addrs, name, seed, expires)
+}
+
+func newInvite(key crypto.PrivKey, addrs []ma.Multiaddr, name string, seed []byte, expires time.Time) (string, error) {
 	id, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return "", fmt.Errorf("deriving peer ID: %w", err)
@@ -46,6 +64,9 @@ func NewInvite(key crypto.PrivKey, addrs []ma.Multiaddr, name string) (string, e
 		addrs = addrs[:MaxInviteAddrs]
 	}
 	w := &pb.Invite{Version: InviteVersion, PeerId: []byte(id), Name: name, Created: time.Now().Unix()}
+	if seed != nil {
+		w.IntroKey, w.IntroExpires = seed, expires.Unix()
+	}
 	for _, a := range addrs {
 		w.Addrs = append(w.Addrs, a.Bytes())
 	}
@@ -146,6 +167,12 @@ func ParseInvite(text string) (Invite, error) {
 		return Invite{}, fmt.Errorf("%w: %d addresses, at most %d", ErrInviteGarbled, len(w.Addrs), MaxInviteAddrs)
 	}
 	inv := Invite{ID: id, Name: w.Name, Created: time.Unix(w.Created, 0)}
+	if len(w.IntroKey) > 0 {
+		if len(w.IntroKey) != 32 || w.IntroExpires <= 0 {
+			return Invite{}, fmt.Errorf("%w: bad introduction token", ErrInviteGarbled)
+		}
+		inv.IntroKey, inv.IntroExpires = w.IntroKey, time.Unix(w.IntroExpires, 0)
+	}
 	for _, b := range w.Addrs {
 		a, err := ma.NewMultiaddrBytes(b)
 		if err != nil {

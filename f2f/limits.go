@@ -179,3 +179,195 @@ const (
 	// connection from a dead one when the friend reconnects.
 	ConnProbeTimeout = 3 * time.Second
 )
+
+// Friends relay for friends (see relay.go, reserve.go). A relayed
+// connection carries every kith protocol of a friend link until a direct
+// path exists, so no single circuit is cut short (libp2p's default, 2
+// minutes and 128 KiB, would end a friend link at once); what relaying
+// costs the relay is capped as a whole instead.
+const (
+	// DefaultRelayRate is the relay's bandwidth cap, bytes per second, for
+	// all the circuits it carries together, in both directions: 1 MiB/s
+	// (8 Mbit/s) is a fifth of a modest home upload link, enough for
+	// friend links, chat and browsing, and a download at a useful pace
+	// for the friends that cannot hole-punch; `kith up --relay-rate`
+	// changes it.
+	DefaultRelayRate = 1 << 20
+	// DefaultRelayCircuits caps the circuits the relay carries at once,
+	// for all friends together: one per pair of friends that cannot
+	// reach each other directly, with room for a few dozen.
+	DefaultRelayCircuits = 32
+	// RelayCircuitsPerPeer caps the circuits one friend may be an end
+	// of at once (libp2p's MaxCircuits).
+	RelayCircuitsPerPeer = 8
+	// RelayReservations caps the friends that may hold a reservation
+	// with us at once.
+	RelayReservations = 128
+	// RelayReservationsPerIP caps reservations from one IP (friends
+	// behind one NAT).
+	RelayReservationsPerIP = 16
+	// RelayReservationTTL is how long a reservation lasts without a
+	// refresh.
+	RelayReservationTTL = time.Hour
+	// RelayBufferSize is the copy buffer of one relayed direction
+	// (libp2p's default is 2 KiB, which makes a fast transfer cost a
+	// system call per 2 KiB); two per circuit, so DefaultRelayCircuits
+	// circuits hold 2 MiB.
+	RelayBufferSize = 32 << 10
+	// RelayRateBurst is the burst of the relay's bandwidth cap: at
+	// least one buffer, so that a copy never waits for more tokens than
+	// the bucket holds.
+	RelayRateBurst = 2 * RelayBufferSize
+)
+
+// Reservations a node behind NAT holds on friends (reserve.go).
+const (
+	// WantReservations is how many friends' relays a node that is not
+	// directly reachable reserves on: two or more, so that one friend
+	// going offline leaves a path.
+	WantReservations = 3
+	// ReserveTimeout bounds one reservation request.
+	ReserveTimeout = 10 * time.Second
+	// ReserveInterval is how often the reservations are checked: dropped
+	// relays replaced, a better relay (one we dialled at a public
+	// address) taken, renewals made.
+	ReserveInterval = 2 * time.Second
+	// ReserveRefresh is how often a reservation is renewed: a relay that
+	// found itself behind NAT since refuses the renewal, and the slot is
+	// dropped (one stream per relay every 5 minutes).
+	ReserveRefresh = 5 * time.Minute
+	// ReserveRetry is how long a relay that refused a reservation (or
+	// failed) is left alone.
+	ReserveRetry = time.Minute
+	// MaxCircuitAddrsPerRelay bounds the circuit addresses we advertise
+	// through one relay.
+	MaxCircuitAddrsPerRelay = 4
+)
+
+// Reachability learned from friends (reach.go).
+const (
+	// MaxReachAddrs bounds the addresses one dial-back request may name
+	// (and the answers to it).
+	MaxReachAddrs = 8
+	// ReachMaxMessage bounds one reach message: MaxReachAddrs addresses
+	// of MaxAddrLen bytes with their framing.
+	ReachMaxMessage = 2 << 10
+	// ReachDialTimeout bounds one dial back (an address that drops
+	// packets takes all of it): a handshake is three round trips, under
+	// a second on any link a friend can use.
+	ReachDialTimeout = 3 * time.Second
+	// ReachRequestTimeout bounds a whole dial-back request, answer
+	// included (its dials run side by side).
+	ReachRequestTimeout = 15 * time.Second
+	// ReachRequestRate is how many dial-back requests per second we
+	// answer for one friend: a friend checks at start, when its
+	// addresses change and every ReachRecheck.
+	ReachRequestRate = 0.1
+	// ReachRequestBurst is how many dial-back requests of one friend we
+	// answer at once.
+	ReachRequestBurst = 3
+	// ReachConcurrent bounds the dial-back requests we answer at once,
+	// for all friends together (each builds a short-lived dialler).
+	ReachConcurrent = 4
+	// ReachCheckers is how many friends a node asks to dial it back.
+	ReachCheckers = 2
+	// ReachRecheck is how often reachability is checked again when
+	// nothing changed.
+	ReachRecheck = 10 * time.Minute
+	// ReachTick is how often Reach looks whether a check is due (a
+	// change is checked ReachSettle after it, to this precision).
+	ReachTick = 500 * time.Millisecond
+	// ReserveUnknownDelay is how long a node that does not know yet
+	// whether it is reachable waits for its friends' answer before it
+	// reserves on their relays anyway (an answer takes a few seconds;
+	// a node that is reachable then never holds a reservation).
+	ReserveUnknownDelay = 6 * time.Second
+	// ReachUnknownRetry is how often a node that knows nothing of its
+	// reachability yet asks again.
+	ReachUnknownRetry = 30 * time.Second
+	// ReachSettle is how long after a change of our candidate addresses
+	// (or a friend connecting while we know nothing) a check waits, to
+	// gather more changes.
+	ReachSettle = 2 * time.Second
+	// ObservedAgree is how many friends (from different IPs) must report
+	// the same observed address before it is advertised without a
+	// dial-back confirming it; libp2p's own threshold (4 observers) is
+	// more friends than many nodes have online.
+	ObservedAgree = 2
+	// MaxObservedAddrs bounds the observed addresses remembered (one
+	// per friend and transport).
+	MaxObservedAddrs = 256
+	// AdvertiseRefresh is how long the interface addresses the node
+	// advertises are cached: a new DHCP lease or another network shows
+	// in the advertised addresses within this plus libp2p's 5 s address
+	// tick (libp2p's own cache is a minute).
+	AdvertiseRefresh = 2 * time.Second
+)
+
+// Moving networks and relayed links (connector.go).
+const (
+	// RelayedCloseDelay is how long a relayed connection to a friend
+	// stays after a direct one identified: streams opened on it just
+	// before finish their exchange, the long-lived ones reopen on the
+	// direct connection.
+	RelayedCloseDelay = 2 * time.Second
+	// MaxLastError bounds the text of a friend's last dial error we keep
+	// for `kith friend ls`.
+	MaxLastError = 256
+	// MaxConcurrentProbes bounds the pings that check our connections
+	// after our addresses changed.
+	MaxConcurrentProbes = 16
+	// DirectUpgradeMin is how long a friend is connected only through a
+	// relay before we dial its direct addresses (time for the hole
+	// punch first), doubling up to DirectUpgradeMax while it stays so.
+	DirectUpgradeMin = 10 * time.Second
+	// DirectUpgradeMax caps the wait between such dials.
+	DirectUpgradeMax = 10 * time.Minute
+	// CircuitDialGrace is how long a directly reachable node leaves a
+	// friend it knows only through relays to dial it directly, before it
+	// dials through the relay itself: long enough for the friend's own
+	// redial and lookup, short enough that a friend that cannot reach us
+	// (a firewall that blocks it) is reached through the relay soon.
+	CircuitDialGrace = 15 * time.Second
+)
+
+// Hole punching (traversal.go).
+const (
+	// PunchCheckInterval is how often the node looks for relayed
+	// connections libp2p's DCUtR service did not punch.
+	PunchCheckInterval = 2 * time.Second
+	// PunchRetryMin is the wait before the first punch of such a
+	// connection (libp2p's own punch, if it runs, goes first), doubling
+	// after each attempt.
+	PunchRetryMin = 3 * time.Second
+	// PunchRetryMax caps the wait between punches of a friend that stays
+	// relayed (its NAT defeats punching): one attempt of up to three
+	// punches every ten minutes costs little.
+	PunchRetryMax = 10 * time.Minute
+)
+
+// One-step friendship (introduce.go).
+const (
+	// DefaultIntroTTL is how long an introduction invite works: a day is
+	// long enough to reach a friend by mail, short enough that a leaked
+	// invite soon stops working.
+	DefaultIntroTTL = 24 * time.Hour
+	// MaxIntroTTL caps --expires of an introduction invite.
+	MaxIntroTTL = 30 * 24 * time.Hour
+	// MaxIntroTokens caps the introduction tokens open at once (each is
+	// a peer ID the gater admits for one exchange).
+	MaxIntroTokens = 16
+	// IntroKeepUsed is how long a token is remembered after it expired,
+	// so that a replay is refused as used.
+	IntroKeepUsed = 7 * 24 * time.Hour
+	// MaxIntroRequests caps the introductions waiting for approval.
+	MaxIntroRequests = 64
+	// IntroMaxMessage bounds one introduction message: an invite
+	// (MaxInviteText) and a signature.
+	IntroMaxMessage = MaxInviteText + 256
+	// IntroTimeout bounds one introduction, dial included.
+	IntroTimeout = 20 * time.Second
+	// IntroLinger is how long a token's connection stays after the
+	// answer, for the introduced node to read it and close.
+	IntroLinger = 3 * time.Second
+)

@@ -38,6 +38,20 @@ type FriendInfo struct {
 	LastSeen time.Time `json:"last_seen,omitzero"`
 	Added    time.Time `json:"added"`
 	Addrs    []string  `json:"addrs"`
+	// Path is how an online friend is reached: direct, hole-punched or
+	// relayed (through Relay, a friend, RelayID its peer ID).
+	Path    string `json:"path,omitempty"`
+	Relay   string `json:"relay,omitempty"`
+	RelayID string `json:"relay_id,omitempty"`
+	// Reason says why an offline friend is not reached, and what to do.
+	Reason string `json:"reason,omitempty"`
+	// Updated is set by `friend add` when the invite was an existing
+	// friend's and updated its addresses.
+	Updated bool `json:"updated,omitempty"`
+	// Introduction is set by `friend add` of an introduction invite:
+	// "accepted" (friends on both sides now) or "pending" (the inviter
+	// approves first).
+	Introduction string `json:"introduction,omitempty"`
 }
 
 // InviteInfo is the answer of GET /v1/invite.
@@ -46,6 +60,9 @@ type InviteInfo struct {
 	PeerID string   `json:"peer_id"`
 	Name   string   `json:"name"`
 	Addrs  []string `json:"addrs"`
+	// Introduce marks an introduction invite, good once until Expires.
+	Introduce bool      `json:"introduce,omitempty"`
+	Expires   time.Time `json:"expires,omitzero"`
 }
 
 // AddFriendRequest is the body of POST /v1/friends.
@@ -62,7 +79,7 @@ type ErrorBody struct {
 
 // apiErrors maps sentinel errors to stable codes and HTTP statuses; the
 // client maps codes back, so errors.Is works across the socket.
-var apiErrors = slices.Concat(coreAPIErrors, chatAPIErrors, lobbyAPIErrors)
+var apiErrors = slices.Concat(coreAPIErrors, chatAPIErrors, lobbyAPIErrors, reachAPIErrors)
 
 // apiErrorCode is the code and HTTP status an error is answered with.
 type apiErrorCode struct {
@@ -291,6 +308,7 @@ func (a *apiServer) routes() http.Handler {
 	a.tunnelRoutes(mux)
 	a.chatRoutes(mux)
 	a.lobbyRoutes(mux)
+	a.reachRoutes(mux)
 	// Profiling, on the socket only its owner can reach: `go tool pprof
 	// unix:HOME/api.sock` does not work, so fetch the profile with curl
 	// --unix-socket (see README, Operations).
@@ -321,7 +339,7 @@ func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 func (a *apiServer) listFriends(w http.ResponseWriter, r *http.Request) {
 	out := []FriendInfo{}
 	for _, f := range a.n.friends.List() {
-		out = append(out, friendJSON(f))
+		out = append(out, a.n.reach.withPath(friendJSON(f), f))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -331,12 +349,12 @@ func (a *apiServer) addFriend(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	f, err := a.n.AddFriend(req.Invite, req.Name)
+	f, err := a.n.addFriendInvite(r.Context(), req.Invite, req.Name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, friendJSON(f))
+	writeJSON(w, http.StatusCreated, f)
 }
 
 func (a *apiServer) removeFriend(w http.ResponseWriter, r *http.Request) {

@@ -92,6 +92,72 @@ var settingKeys = []settingKey{
 			s.Downloads = v
 			return nil
 		}},
+	{key: "announce", help: "addresses friends should dial besides those found (a forwarded port, a static address), comma-separated multiaddrs", def: "",
+		get: func(s *Settings) string { return strings.Join(s.Announce, ",") },
+		set: func(s *Settings, v string) error {
+			var out []string
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					out = append(out, a)
+				}
+			}
+			if _, err := parseAnnounce(out); err != nil {
+				return err
+			}
+			s.Announce = out
+			return nil
+		}},
+	{key: "relay", help: "relay for friends that cannot reach each other directly (true or false)", def: "true",
+		get: func(s *Settings) string { return strconv.FormatBool(!s.NoRelay) },
+		set: func(s *Settings, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%w: relay %q: want true or false", ErrBadSetting, v)
+			}
+			s.NoRelay = !b
+			return nil
+		}},
+	{key: "relay-rate", help: "cap on relaying for friends, bytes per second, all circuits together (0: none)", def: strconv.Itoa(f2f.DefaultRelayRate),
+		get: func(s *Settings) string {
+			switch {
+			case s.RelayRate < 0:
+				return "0"
+			case s.RelayRate == 0:
+				return strconv.Itoa(f2f.DefaultRelayRate)
+			}
+			return strconv.FormatInt(s.RelayRate, 10)
+		},
+		set: func(s *Settings, v string) error {
+			r, err := share.ParseRate(v)
+			if err != nil {
+				return err
+			}
+			if r == 0 {
+				r = -1
+			}
+			s.RelayRate = r
+			return nil
+		}},
+	{key: "port-map", help: "ask the router for a port mapping with UPnP or NAT-PMP (true or false)", def: "true",
+		get: func(s *Settings) string { return strconv.FormatBool(!s.NoPortMap) },
+		set: func(s *Settings, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%w: port-map %q: want true or false", ErrBadSetting, v)
+			}
+			s.NoPortMap = !b
+			return nil
+		}},
+	{key: "approve-introductions", help: "keep introductions (kith id --introduce) for your approval instead of adding at once (true or false)", def: "false",
+		get: func(s *Settings) string { return strconv.FormatBool(s.ApproveIntroductions) },
+		set: func(s *Settings, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%w: approve-introductions %q: want true or false", ErrBadSetting, v)
+			}
+			s.ApproveIntroductions = b
+			return nil
+		}},
 	{key: "mdns", help: "announce the node on the LAN and find friends there (true or false)", def: "true",
 		get: func(s *Settings) string { return strconv.FormatBool(!s.NoMDNS) },
 		set: func(s *Settings, v string) error {
@@ -232,6 +298,15 @@ func applySettings(cfg Config, s Settings) Config {
 	}
 	if s.NoMDNS && !cfg.ForceMDNS {
 		cfg.MDNS = false
+	}
+	if len(cfg.Announce) == 0 {
+		cfg.Announce = s.Announce
+	}
+	cfg.NoRelay = cfg.NoRelay || s.NoRelay
+	cfg.NoPortMap = cfg.NoPortMap || s.NoPortMap
+	cfg.ApproveIntroductions = cfg.ApproveIntroductions || s.ApproveIntroductions
+	if cfg.RelayRate == 0 {
+		cfg.RelayRate = s.RelayRate
 	}
 	return cfg
 }

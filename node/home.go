@@ -74,6 +74,18 @@ type Settings struct {
 	Downloads string `json:"downloads,omitempty"`
 	// NoMDNS keeps the node off the LAN's mDNS.
 	NoMDNS bool `json:"no_mdns,omitempty"`
+	// Announce are addresses given to friends besides those the node
+	// finds: a forwarded port, a static address.
+	Announce []string `json:"announce,omitempty"`
+	// NoRelay stops the node relaying for friends.
+	NoRelay bool `json:"no_relay,omitempty"`
+	// RelayRate caps relaying for friends, bytes per second; 0 is the
+	// default (f2f.DefaultRelayRate), negative is no cap.
+	RelayRate int64 `json:"relay_rate,omitempty"`
+	// NoPortMap stops UPnP / NAT-PMP port mapping.
+	NoPortMap bool `json:"no_port_map,omitempty"`
+	// ApproveIntroductions keeps introductions for approval.
+	ApproveIntroductions bool `json:"approve_introductions,omitempty"`
 }
 
 var (
@@ -86,6 +98,9 @@ type InitOptions struct {
 	// NewIdentity makes a new identity key for a home whose key was lost,
 	// keeping its database. Friends must then add the node's new invite.
 	NewIdentity bool
+	// Port is the listen port (TCP and QUIC) to keep, say one forwarded
+	// on the router; 0 picks a free one.
+	Port int
 }
 
 // Init creates a node in home: the folder (0700), a new identity key, the
@@ -117,15 +132,23 @@ func Init(home, name string, opts ...InitOptions) (Settings, error) {
 		return Settings{}, err
 	}
 	defer db.Close()
+	if o.Port < 0 || o.Port > 65535 {
+		return Settings{}, fmt.Errorf("%w: port %d: want 1-65535", ErrBadSetting, o.Port)
+	}
 	s, err := loadSettings(db)
 	if !existing || err != nil {
-		port, err := freePort()
-		if err != nil {
-			return Settings{}, err
+		port := o.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return Settings{}, err
+			}
 		}
 		s = Settings{Name: name, Port: port}
 	} else if name != "" {
 		s.Name = name
+	}
+	if o.Port != 0 {
+		s.Port = o.Port
 	}
 	if err := saveSettings(db, s); err != nil {
 		return Settings{}, err

@@ -65,6 +65,20 @@ type Config struct {
 	TunnelRand mrand.Source
 	// TunnelTap, if set, sees the bytes the router moves (demo and tests).
 	TunnelTap *tunnels.Tap
+	// Announce are addresses friends should dial besides those the node
+	// finds (a forwarded port, a static address); empty means the stored
+	// setting.
+	Announce []string
+	// NoRelay stops the node relaying for friends; NoPortMap stops UPnP /
+	// NAT-PMP. The stored settings can switch either off too.
+	NoRelay, NoPortMap bool
+	// RelayRate caps what the node relays for friends, bytes per second;
+	// zero means the stored setting (f2f.DefaultRelayRate by default),
+	// negative means no cap.
+	RelayRate int64
+	// ApproveIntroductions keeps introductions (kith id --introduce) for
+	// the owner's approval instead of adding the friend at once.
+	ApproveIntroductions bool
 }
 
 // DefaultConfig is the configuration of `kith up` for home.
@@ -89,6 +103,9 @@ type Node struct {
 	host      host.Host
 	dht       *f2f.FriendDHT
 	connector *f2f.Connector
+	trav      *f2f.Traversal
+	reach     *reachService
+	reachable atomic.Pointer[f2f.Reach] // reach.reach, for the connector
 	mdns      interface{ Close() error }
 	events    *Bus
 	share     *shareService
@@ -165,7 +182,13 @@ func Start(cfg Config) (n *Node, err error) {
 	if len(listen) == 0 {
 		listen = DefaultListenAddrs(n.settings.Port)
 	}
-	if n.host, err = f2f.NewHost(f2f.HostConfig{Key: n.key, ListenAddrs: listen, Gater: n.gater}); err != nil {
+	announce, err := parseAnnounce(cfg.Announce)
+	if err != nil {
+		return n, err
+	}
+	n.trav = f2f.NewTraversal(announce)
+	if n.host, err = f2f.NewHost(f2f.HostConfig{Key: n.key, ListenAddrs: listen, Gater: n.gater,
+		Traversal: n.trav, PortMap: !cfg.NoPortMap}); err != nil {
 		return n, err
 	}
 	if n.dht, err = f2f.NewFriendDHT(n.host, n.friends, cfg.DHTAutoRefresh); err != nil {
@@ -175,6 +198,9 @@ func Start(cfg Config) (n *Node, err error) {
 	n.connector, err = f2f.NewConnector(f2f.ConnectorConfig{
 		Host: n.host, Friends: n.friends, DHT: n.dht, Log: log,
 		RedialMin: cfg.RedialMin, RedialMax: cfg.RedialMax,
+		Reachable: func() bool { rc := n.reachable.Load(); return rc != nil && rc.Public() },
+		Private:   func() bool { rc := n.reachable.Load(); return rc != nil && rc.Private() },
+		Gater:     n.gater,
 		OnAddrs: func(id peer.ID, addrs []ma.Multiaddr, src f2f.AddrSource) {
 			n.events.Publish("friend.addrs", map[string]any{"peer_id": id.String(), "addrs": addrStrings(addrs), "source": src})
 		},
@@ -182,8 +208,11 @@ func Start(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
+	if n.reach, err = startReach(n); err != nil {
+		return n, err
+	}
 	if cfg.MDNS && !allLoopback(n.host.Addrs()) {
-		if n.mdns, err = f2f.StartMDNS(n.host, n.connector); err != nil {
+		if n.mdns, err = f2f.StartMDNS(n.host, n.connector, log.With("service", "mdns")); err != nil {
 			return n, err
 		}
 	}
@@ -241,6 +270,9 @@ func (n *Node) Close() error {
 		if n.mdns != nil {
 			errs = append(errs, n.mdns.Close())
 		}
+		if n.reach != nil {
+			errs = append(errs, n.reach.close())
+		}
 		if n.connector != nil {
 			errs = append(errs, n.connector.Close())
 		}
@@ -297,8 +329,12 @@ func (n *Node) Name() string {
 	return n.settings.Name
 }
 
-// InviteAddrs are the addresses put in invites: every listen address, minus
-// loopback ones when there is anything else, minus link-local ones.
+// InviteAddrs are the addresses put in invites: every address the node
+// advertises (interface addresses, port mappings, --announce, addresses
+// friends confirmed, circuit addresses through friends' relays), minus
+// loopback ones when there is anything else, minus link-local ones;
+// public ones first, then circuits, then private ones, so that the cap
+// keeps the useful ones.
 func (n *Node) InviteAddrs() []ma.Multiaddr {
 	all := n.host.Addrs()
 	var out []ma.Multiaddr
@@ -309,6 +345,16 @@ func (n *Node) InviteAddrs() []ma.Multiaddr {
 		}
 		out = append(out, a)
 	}
+	rank := func(a ma.Multiaddr) int {
+		switch {
+		case f2f.IsCircuitAddr(a):
+			return 1
+		case manet.IsPublicAddr(a):
+			return 0
+		}
+		return 2
+	}
+	slices.SortStableFunc(out, func(a, b ma.Multiaddr) int { return rank(a) - rank(b) })
 	if len(out) > f2f.MaxInviteAddrs {
 		out = out[:f2f.MaxInviteAddrs]
 	}
@@ -320,13 +366,16 @@ func (n *Node) Invite() (string, error) {
 	return f2f.NewInvite(n.key, n.InviteAddrs(), n.Name())
 }
 
-// AddFriend verifies an invite and adds its node as a friend.
+// AddFriend verifies an invite and adds its node as a friend; an
+// existing friend's invite updates its addresses (see addFriendInvite).
 func (n *Node) AddFriend(invite, name string) (f2f.Friend, error) {
-	inv, err := f2f.ParseInvite(invite)
+	fi, err := n.addFriendInvite(context.Background(), invite, name)
 	if err != nil {
 		return f2f.Friend{}, err
 	}
-	return n.friends.Add(inv, name)
+	id, _ := peer.Decode(fi.PeerID)
+	f, _ := n.friends.Get(id)
+	return f, nil
 }
 
 // RemoveFriend removes a friend by peer ID or name and drops its connections.
@@ -354,6 +403,9 @@ type Status struct {
 	// Version is the daemon's build; Schema the database layout it uses.
 	Version version.Info `json:"version"`
 	Schema  uint64       `json:"schema"`
+	// Reach is how friends reach the node: reachability, port mapping,
+	// reservations, what it relays for friends.
+	Reach *ReachStatus `json:"reach,omitempty"`
 }
 
 // Status reports what the node is doing now.
@@ -371,6 +423,9 @@ func (n *Node) Status() Status {
 		if f.Online {
 			st.FriendsOnline++
 		}
+	}
+	if n.reach != nil {
+		st.Reach = n.reach.status()
 	}
 	return st
 }

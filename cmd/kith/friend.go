@@ -18,7 +18,8 @@ func newFriendCmd(g *globals) *cobra.Command {
 		Short: "add, list and remove friends",
 		Args:  args(cobra.NoArgs),
 	}
-	cmd.AddCommand(newFriendAddCmd(g), newFriendLsCmd(g), newFriendRmCmd(g))
+	cmd.AddCommand(newFriendAddCmd(g), newFriendLsCmd(g), newFriendRmCmd(g),
+		newFriendRequestsCmd(g), newFriendApproveCmd(g), newFriendRejectCmd(g))
 	return cmd
 }
 
@@ -40,8 +41,17 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 				if asJSON {
 					return printJSON(f)
 				}
-				fmt.Printf("added %s (%s)\n", displayName(f.Name), f.PeerID)
-				fmt.Println("the connection opens once they add your invite too (`kith id`)")
+				switch {
+				case f.Updated:
+					fmt.Printf("updated the addresses of %s (%s); dialling them now\n", displayName(f.Name), f.PeerID)
+				case f.Introduction == "accepted":
+					fmt.Printf("added %s (%s), who added you too: you are friends now\n", displayName(f.Name), f.PeerID)
+				case f.Introduction == "pending":
+					fmt.Printf("added %s (%s); they approve introductions first: the connection opens once they do\n", displayName(f.Name), f.PeerID)
+				default:
+					fmt.Printf("added %s (%s)\n", displayName(f.Name), f.PeerID)
+					fmt.Println("the connection opens once they add your invite too (`kith id`)")
+				}
 				return nil
 			})
 		},
@@ -63,16 +73,25 @@ func newFriendLsCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printList(fs, asJSON, "no friends yet: `kith friend add INVITE`",
-					"NAME\tPEER ID\tSTATUS\tLAST SEEN\tADDRESSES", func(f node.FriendInfo) string {
+				err = printList(fs, asJSON, "no friends yet: `kith friend add INVITE`",
+					"NAME\tPEER ID\tSTATUS\tLAST SEEN\tPATH\tADDRESSES", func(f node.FriendInfo) string {
 						state, seen := "offline", "never"
 						if f.Online {
 							state, seen = "online", "now"
 						} else if !f.LastSeen.IsZero() {
 							seen = time.Since(f.LastSeen).Round(time.Second).String() + " ago"
 						}
-						return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", displayName(f.Name), f.PeerID, state, seen, strings.Join(f.Addrs, " "))
+						return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", displayName(f.Name), f.PeerID, state, seen, friendPath(f), strings.Join(f.Addrs, " "))
 					})
+				if err != nil || asJSON {
+					return err
+				}
+				for _, f := range fs {
+					if f.Reason != "" {
+						fmt.Printf("%s is offline: %s\n", displayName(f.Name), peertext.Line(f.Reason))
+					}
+				}
+				return nil
 			})
 		},
 	}
@@ -104,4 +123,62 @@ func displayName(n string) string {
 		return "(no name)"
 	}
 	return peertext.Line(n)
+}
+
+func newFriendRequestsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "requests [--json]",
+		Short: "list introductions waiting for your approval (config approve-introductions)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				rs, err := c.Introductions(ctx)
+				if err != nil {
+					return err
+				}
+				return printList(rs, asJSON, "no introduction waits for approval", "NAME\tPEER ID\tSINCE", func(r node.IntroRequestInfo) string {
+					return fmt.Sprintf("%s\t%s\t%s ago", displayName(r.Name), r.PeerID, time.Since(r.At).Round(time.Second))
+				})
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newFriendApproveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "approve PEER|NAME",
+		Short: "add the node of a waiting introduction as a friend",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				f, err := c.ApproveIntroduction(ctx, a[0])
+				if err != nil {
+					return err
+				}
+				fmt.Printf("added %s (%s): you are friends now\n", displayName(f.Name), f.PeerID)
+				return nil
+			})
+		},
+	}
+}
+
+func newFriendRejectCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reject PEER|NAME",
+		Short: "drop a waiting introduction",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.call(func(ctx context.Context, c *node.Client) error {
+				r, err := c.RejectIntroduction(ctx, a[0])
+				if err != nil {
+					return err
+				}
+				fmt.Printf("dropped the introduction of %s (%s)\n", displayName(r.Name), r.PeerID)
+				return nil
+			})
+		},
+	}
 }

@@ -25,13 +25,17 @@ func newInitCmd(g *globals) *cobra.Command {
 	var (
 		name        string
 		newIdentity bool
+		port        int
 	)
 	cmd := &cobra.Command{
-		Use:   "init [--name NICK]",
+		Use:   "init [--name NICK] [--port PORT]",
 		Short: "create a node: identity key, database and listen port",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := node.Init(g.home, name, node.InitOptions{NewIdentity: newIdentity})
+			if port < 0 || port > 65535 {
+				return usageError{fmt.Errorf("--port %d: want 1-65535", port)}
+			}
+			s, err := node.Init(g.home, name, node.InitOptions{NewIdentity: newIdentity, Port: port})
 			if err != nil {
 				return err
 			}
@@ -51,6 +55,7 @@ func newInitCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "name", "", "your nickname, shown to friends")
 	cmd.Flags().BoolVar(&newIdentity, "new-identity", false, "make a new identity for a home whose identity.key was lost (friends must add the new invite)")
+	cmd.Flags().IntVar(&port, "port", 0, "listen port for TCP and QUIC, e.g. one forwarded on your router (default: a free one)")
 	return cmd
 }
 
@@ -92,6 +97,10 @@ func newUpCmd(g *globals) *cobra.Command {
 		maxUpload   string
 		maxDownload string
 		downloads   string
+		announce    []string
+		relayRate   string
+		noRelay     bool
+		noPortMap   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up [--listen MULTIADDR ...]",
@@ -119,6 +128,10 @@ func newUpCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
+			cfg.Announce, cfg.NoRelay, cfg.NoPortMap = announce, noRelay, noPortMap
+			if cfg.RelayRate, err = rateFlag(cmd, "relay-rate", relayRate); err != nil {
+				return err
+			}
 			if cfg.Log, err = logging.New(os.Stderr, logFormat, level); err != nil {
 				return usageError{fmt.Errorf("--log-format: %w", err)}
 			}
@@ -131,6 +144,11 @@ func newUpCmd(g *globals) *cobra.Command {
 			fmt.Printf("kith up: %s (%s)\n", st.PeerID, st.Name)
 			fmt.Printf("listening on:\n  %s\n", strings.Join(st.ListenAddrs, "\n  "))
 			fmt.Printf("friends: %d; API: %s/%s\n", st.FriendsTotal, g.home, node.SocketFile)
+			if st.Reach != nil && st.Reach.Relay == nil {
+				fmt.Println("relaying for friends: off (--no-relay)")
+			} else if st.Reach != nil {
+				fmt.Printf("relaying for friends: up to %s, %d circuits\n", rateText(st.Reach.Relay.Rate), st.Reach.Relay.MaxCircuits)
+			}
 			sdNotify("READY=1\nSTATUS=up, " + st.PeerID)
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -157,18 +175,60 @@ func newUpCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&maxUpload, "max-upload", "", "cap uploads, bytes per second (e.g. 64MiB, 10MB); default: none")
 	cmd.Flags().StringVar(&maxDownload, "max-download", "", "cap downloads, bytes per second (e.g. 10MB); default: none")
 	cmd.Flags().StringVar(&downloads, "downloads", "", "downloads folder (default: HOME/downloads)")
+	cmd.Flags().StringArrayVar(&announce, "announce", nil, "address friends should dial, e.g. a forwarded port: /ip4/PUBLIC-IP/tcp/PORT (repeatable)")
+	cmd.Flags().StringVar(&relayRate, "relay-rate", "", "cap relaying for friends, bytes per second, all circuits together (default 1MiB; 0: none)")
+	cmd.Flags().BoolVar(&noRelay, "no-relay", false, "do not relay for friends that cannot reach each other directly")
+	cmd.Flags().BoolVar(&noPortMap, "no-port-map", false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
 	return cmd
 }
 
+// rateText prints a rate in bytes per second.
+func rateText(bps int64) string {
+	if bps <= 0 {
+		return "no cap"
+	}
+	return humanBytes(bps) + "/s"
+}
+
+// humanBytes prints a byte count in binary units.
+func humanBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	f := float64(n)
+	i := 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
+
 func newIDCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON    bool
+		introduce bool
+		expires   time.Duration
+	)
 	cmd := &cobra.Command{
-		Use:   "id [--json]",
+		Use:   "id [--introduce [--expires 24h]] [--json]",
 		Short: "print this node's invite, to give to a friend",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if expires < 0 || (cmd.Flags().Changed("expires") && !introduce) {
+				return usageError{fmt.Errorf("--expires goes with --introduce, and is a positive duration")}
+			}
 			return g.call(func(ctx context.Context, c *node.Client) error {
-				inv, err := c.Invite(ctx)
+				var (
+					inv node.InviteInfo
+					err error
+				)
+				if introduce {
+					inv, err = c.Introduce(ctx, expires)
+				} else {
+					inv, err = c.Invite(ctx)
+				}
 				if err != nil {
 					return err
 				}
@@ -176,11 +236,18 @@ func newIDCmd(g *globals) *cobra.Command {
 					return printJSON(inv)
 				}
 				fmt.Println(inv.Invite)
+				if introduce {
+					fmt.Fprintf(os.Stderr, "one-step invite: whoever adds it first becomes your friend on both sides; it works once, until %s.\n",
+						inv.Expires.Local().Format(time.DateTime))
+					fmt.Fprintln(os.Stderr, "it is a secret: send it to one friend only, privately")
+				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&introduce, "introduce", false, "make a one-step invite: whoever adds it becomes your friend at once (once, until it expires)")
+	cmd.Flags().DurationVar(&expires, "expires", 24*time.Hour, "how long a --introduce invite works (at most 720h)")
 	return cmd
 }
 
@@ -204,6 +271,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Printf("friends:   %d online of %d\n", st.FriendsOnline, st.FriendsTotal)
 				fmt.Printf("uptime:    %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
 				fmt.Printf("listening: %s\n", strings.Join(st.ListenAddrs, "\n           "))
+				printReach(st.Reach)
 				fmt.Printf("version:   %s, database schema %d\n", st.Version, st.Schema)
 				return nil
 			})

@@ -36,7 +36,15 @@ type Invite struct {
 	// name is the nickname the node's owner chose.
 	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	// created is the Unix time in seconds at which the invite was made.
-	Created       int64 `protobuf:"varint,5,opt,name=created,proto3" json:"created,omitempty"`
+	Created int64 `protobuf:"varint,5,opt,name=created,proto3" json:"created,omitempty"`
+	// intro_key, in an introduction invite (kith id --introduce), is the
+	// private key (an ed25519 seed, 32 bytes) of a one-time identity the
+	// inviter admits for one introduction exchange; absent in a plain
+	// invite. Whoever holds the invite holds the token: it is a secret.
+	IntroKey []byte `protobuf:"bytes,6,opt,name=intro_key,json=introKey,proto3" json:"intro_key,omitempty"`
+	// intro_expires is the Unix time in seconds after which the inviter
+	// refuses the token.
+	IntroExpires  int64 `protobuf:"varint,7,opt,name=intro_expires,json=introExpires,proto3" json:"intro_expires,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -106,6 +114,20 @@ func (x *Invite) GetCreated() int64 {
 	return 0
 }
 
+func (x *Invite) GetIntroKey() []byte {
+	if x != nil {
+		return x.IntroKey
+	}
+	return nil
+}
+
+func (x *Invite) GetIntroExpires() int64 {
+	if x != nil {
+		return x.IntroExpires
+	}
+	return 0
+}
+
 // SignedInvite carries the encoded Invite and the node key's signature over
 // the domain separator "kith-invite:" followed by those exact bytes.
 type SignedInvite struct {
@@ -164,13 +186,15 @@ var File_f2f_pb_invite_proto protoreflect.FileDescriptor
 
 const file_f2f_pb_invite_proto_rawDesc = "" +
 	"\n" +
-	"\x13f2f/pb/invite.proto\x12\bkith.f2f\"\x7f\n" +
+	"\x13f2f/pb/invite.proto\x12\bkith.f2f\"\xc1\x01\n" +
 	"\x06Invite\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x17\n" +
 	"\apeer_id\x18\x02 \x01(\fR\x06peerId\x12\x14\n" +
 	"\x05addrs\x18\x03 \x03(\fR\x05addrs\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x18\n" +
-	"\acreated\x18\x05 \x01(\x03R\acreated\"D\n" +
+	"\acreated\x18\x05 \x01(\x03R\acreated\x12\x1b\n" +
+	"\tintro_key\x18\x06 \x01(\fR\bintroKey\x12#\n" +
+	"\rintro_expires\x18\a \x01(\x03R\fintroExpires\"D\n" +
 	"\fSignedInvite\x12\x16\n" +
 	"\x06invite\x18\x01 \x01(\fR\x06invite\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignatureB\rZ\vkith/f2f/pbb\x06proto3"
