@@ -216,7 +216,7 @@ func (r *Reader) readBody(n int) ([]byte, error) {
 			copy(nb, b)
 			b = nb[:len(b)]
 		}
-		m, err := io.ReadFull(r.br, b[len(b):cap(b)])
+		m, err := io.ReadFull(r.br, b[len(b):min(cap(b), n)])
 		b = b[:len(b)+m]
 		if err != nil {
 			return nil, noEOF(err)

@@ -29,13 +29,13 @@ func TestRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf, 1<<20)
 	big := string(bytes.Repeat([]byte("x"), 100<<10))
-	for _, m := range []string{"", "hello", big} {
+	for _, m := range []string{"", "hello, a frame larger than the next", "hi", big} {
 		if err := w.WriteMsg(wrapperspb.String(m)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r := NewReader(&buf, 1<<20, Options{})
-	for _, want := range []string{"", "hello", big} {
+	for _, want := range []string{"", "hello, a frame larger than the next", "hi", big} {
 		var got wrapperspb.StringValue
 		if err := r.ReadMsg(&got); err != nil {
 			t.Fatal(err)
