@@ -162,6 +162,35 @@ const (
 	// LinkQueue is the control messages queued for one friend; more are
 	// dropped.
 	LinkQueue = 256
+	// LinkQueueBytes bounds the bytes of the control messages queued for
+	// one friend, charged to the router stream's resource-manager scope
+	// until written; a message that does not fit is dropped. 256 KiB is
+	// LinkQueue answers of a typical size (one 512-byte sealed block), but
+	// only 16 of the largest (MaxSealedResults): without it, a friend that
+	// stops reading would hold LinkQueue of those, 4 MiB, until
+	// LinkWriteTimeout cut it off.
+	LinkQueueBytes = 256 << 10
+	// DefaultFrameTimeout bounds the time from the first byte of a control
+	// message to its last (RouterConfig.FrameTimeout). A friend that
+	// announces a message and sends it slowly holds only the bytes it has
+	// sent (the reader grows its buffer as they arrive) and, after this,
+	// loses its link: MaxControlMsg takes 8 s at 64 kbit/s.
+	DefaultFrameTimeout = 10 * time.Second
+	// MaxRouterStreamsPerFriend caps the inbound router streams one friend
+	// may have open at once. A link is one stream; a second is allowed
+	// while a friend that reconnected replaces its old one. More are reset
+	// at once. (The node may set the libp2p resource manager's
+	// per-protocol, per-peer stream limit of RouterProtocol to this.)
+	MaxRouterStreamsPerFriend = 2
+	// MaxTunnelStreamsPerFriend caps the inbound tunnel streams one friend
+	// may have open at once: one per tunnel it relays or opens through
+	// this node (MaxTunnelsPerFriend), and a few more whose 8-byte header
+	// is still being read (a stream whose header names no tunnel is reset
+	// at once, one that sends none within LinkWriteTimeout too). More are
+	// reset at once. (The node may set the resource manager's
+	// per-protocol, per-peer inbound stream limit of TunnelProtocol to
+	// this.)
+	MaxTunnelStreamsPerFriend = MaxTunnelsPerFriend + 16
 	// SearchResultQueue is the results of one's own search buffered for
 	// a caller that has not read them yet; more are dropped.
 	SearchResultQueue = 256

@@ -18,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
+
+	"kith/internal/frame"
 )
 
 // Friends is what the Router asks about its links: f2f.Friends implements
@@ -107,6 +109,14 @@ type RouterConfig struct {
 	// SearchDelay is the longest random delay before a search is sent to
 	// a friend (see sendSearch); 0 sends at once.
 	SearchDelay time.Duration
+	// FrameTimeout bounds the time from the first byte of a control
+	// message to its last; a friend that sends one more slowly is cut
+	// off. 0 means DefaultFrameTimeout.
+	FrameTimeout time.Duration
+	// WriteTimeout bounds one write of a control message and the exchange
+	// of a tunnel stream's header; a friend that does not read for that
+	// long loses its link. 0 means LinkWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // DefaultRouterConfig returns a RouterConfig with the defaults.
@@ -145,6 +155,12 @@ type Router struct {
 	mine     map[SearchID]*searchSub
 	tun      tunnelTable
 
+	// routerStreams and tunnelStreams count each friend's inbound
+	// streams in the handlers (MaxRouterStreamsPerFriend,
+	// MaxTunnelStreamsPerFriend).
+	routerStreams streamCounts
+	tunnelStreams streamCounts
+
 	searchesDropped atomic.Uint64
 	tunnelsDropped  atomic.Uint64
 	msgsDropped     atomic.Uint64
@@ -160,6 +176,12 @@ func NewRouter(h host.Host, friends Friends, cfg RouterConfig) (*Router, error) 
 	}
 	if cfg.LinkRetry <= 0 {
 		cfg.LinkRetry = DefaultLinkRetry
+	}
+	if cfg.FrameTimeout <= 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = LinkWriteTimeout
 	}
 	sub, err := h.EventBus().Subscribe([]any{
 		new(event.EvtPeerIdentificationCompleted),
@@ -329,7 +351,7 @@ func (r *Router) maybeOpen(p peer.ID) {
 			r.log.Debug("opening router stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
 			return
 		}
-		r.addLink(s)
+		r.addLink(s, false)
 	})
 }
 
@@ -343,26 +365,35 @@ func (r *Router) handleRouterStream(s network.Stream) {
 		s.Reset()
 		return
 	}
-	r.addLink(s)
+	if !r.routerStreams.acquire(p, MaxRouterStreamsPerFriend) {
+		r.log.Debug("refusing a router stream over the friend's limit", slog.String("peer", p.ShortString()))
+		s.Reset()
+		return
+	}
+	if !r.addLink(s, true) {
+		r.routerStreams.release(p)
+	}
 }
 
-// addLink makes s the router stream of its peer. When both sides opened
-// one, the stream opened by the lower peer ID stays.
-func (r *Router) addLink(s network.Stream) {
+// addLink makes s the router stream of its peer and reports whether it
+// did; if not, s was reset. When both sides opened one, the stream opened
+// by the lower peer ID stays. counted says s holds one of the friend's
+// inbound router stream slots, given back when the link ends.
+func (r *Router) addLink(s network.Stream, counted bool) bool {
 	p := s.Conn().RemotePeer()
 	outbound := s.Stat().Direction == network.DirOutbound
-	l := newLink(r, p, s)
+	l := newLink(r, p, s, counted)
 	r.mu.Lock()
 	if r.ctx.Err() != nil {
 		r.mu.Unlock()
 		s.Reset()
-		return
+		return false
 	}
 	if old, ok := r.links[p]; ok {
 		if outbound != opener(r.h.ID(), p) {
 			r.mu.Unlock()
 			s.Reset()
-			return
+			return false
 		}
 		delete(r.links, p)
 		defer old.stop()
@@ -370,13 +401,14 @@ func (r *Router) addLink(s network.Stream) {
 	if !r.track(2) {
 		r.mu.Unlock()
 		s.Reset()
-		return
+		return false
 	}
 	r.links[p] = l
 	r.mu.Unlock()
 	r.log.Debug("router link up", slog.String("peer", p.ShortString()))
 	go func() { defer r.wg.Done(); l.writeLoop() }()
 	go func() { defer r.wg.Done(); l.readLoop() }()
+	return true
 }
 
 // dropLink forgets l, once its read loop ended.
@@ -389,6 +421,9 @@ func (r *Router) dropLink(l *link) {
 	r.mu.Unlock()
 	for _, s := range streams {
 		s.Reset()
+	}
+	if l.counted {
+		r.routerStreams.release(l.peer)
 	}
 	r.log.Debug("router link down", slog.String("peer", l.peer.ShortString()))
 }
@@ -431,18 +466,20 @@ type link struct {
 	r       *Router
 	peer    peer.ID
 	s       network.Stream
-	out     chan Message
-	done    chan struct{}
+	counted bool          // holds one of the friend's inbound router stream slots
+	out     chan []byte   // encoded messages for the writer
+	queued  atomic.Int64  // bytes in out, charged to s's resource scope
+	done    chan struct{} // closed by stop
 	stopped sync.Once
 
 	searchLim *rate.Limiter
 	tunnelLim *rate.Limiter
 }
 
-func newLink(r *Router, p peer.ID, s network.Stream) *link {
+func newLink(r *Router, p peer.ID, s network.Stream, counted bool) *link {
 	return &link{
-		r: r, peer: p, s: s,
-		out:       make(chan Message, LinkQueue),
+		r: r, peer: p, s: s, counted: counted,
+		out:       make(chan []byte, LinkQueue),
 		done:      make(chan struct{}),
 		searchLim: rate.NewLimiter(SearchesPerSecond, SearchBurst),
 		tunnelLim: rate.NewLimiter(TunnelRequestsPerSecond, TunnelRequestBurst),
@@ -457,38 +494,80 @@ func (l *link) stop() {
 	})
 }
 
-// send queues m without blocking; a full queue drops it.
-// send queues m for the friend; it reports false if m was dropped (the
-// queue is full or the link is down).
+// send encodes m and queues it for the friend without blocking; it
+// reports false if m was dropped: the link is down, the queue holds
+// LinkQueue messages or LinkQueueBytes bytes already, or the resource
+// manager refused the memory. Queued bytes are charged to the stream's
+// resource scope until written.
 func (l *link) send(m Message) bool {
 	select {
-	case l.out <- m:
-		return true
 	case <-l.done:
 		return false
 	default:
+	}
+	b, err := appendMessage(nil, m)
+	if err != nil {
+		l.r.log.Debug("not sending an invalid router message", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+		return false
+	}
+	n := len(b)
+	if l.queued.Add(int64(n)) > LinkQueueBytes {
+		l.queued.Add(-int64(n))
 		l.r.msgsDropped.Add(1)
 		return false
 	}
+	if err := l.s.Scope().ReserveMemory(n, network.ReservationPriorityMedium); err != nil {
+		l.queued.Add(-int64(n))
+		l.r.msgsDropped.Add(1)
+		return false
+	}
+	select {
+	case l.out <- b:
+		return true
+	case <-l.done:
+	default:
+		l.r.msgsDropped.Add(1)
+	}
+	l.unqueue(n)
+	return false
 }
+
+// unqueue gives back what send charged for n bytes.
+func (l *link) unqueue(n int) {
+	l.queued.Add(-int64(n))
+	l.s.Scope().ReleaseMemory(n)
+}
+
+// queuedBytes returns the bytes waiting in the link's send queue.
+func (l *link) queuedBytes() int64 { return l.queued.Load() }
 
 func (l *link) writeLoop() {
 	var w io.Writer = l.s
 	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
 		w = tapWriter{w, func(b []byte) { tap.Control(l.peer, false, b) }}
 	}
-	mw := NewMessageWriter(w)
+	defer func() { // what is left is never sent
+		for {
+			select {
+			case b := <-l.out:
+				l.unqueue(len(b))
+			default:
+				return
+			}
+		}
+	}()
 	for {
 		select {
 		case <-l.done:
 			return
-		case m := <-l.out:
-			l.s.SetWriteDeadline(time.Now().Add(LinkWriteTimeout))
-			if err := mw.Write(m); err != nil {
-				if !errors.Is(err, ErrInvalidMessage) {
-					l.stop()
-					return
-				}
+		case b := <-l.out:
+			l.s.SetWriteDeadline(time.Now().Add(l.r.cfg.WriteTimeout))
+			_, err := w.Write(b)
+			l.unqueue(len(b))
+			if err != nil {
+				l.r.log.Debug("router link write failed", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+				l.stop()
+				return
 			}
 		}
 	}
@@ -501,7 +580,8 @@ func (l *link) readLoop() {
 	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
 		rd = tapReader{rd, func(b []byte) { tap.Control(l.peer, true, b) }}
 	}
-	mr := NewMessageReader(rd)
+	mr := newMessageReader(rd, frame.Options{FrameTimeout: l.r.cfg.FrameTimeout, Deadliner: l.s, Memory: l.s.Scope()})
+	defer mr.Close()
 	for {
 		m, err := mr.Read()
 		switch {
@@ -556,6 +636,36 @@ type tapWriter struct {
 func (t tapWriter) Write(p []byte) (int, error) {
 	t.tap(p)
 	return t.w.Write(p)
+}
+
+// streamCounts counts streams per friend. The zero value is ready.
+type streamCounts struct {
+	mu sync.Mutex
+	n  map[peer.ID]int
+}
+
+// acquire counts one more stream of p unless it has max already, and
+// reports whether it did.
+func (c *streamCounts) acquire(p peer.ID, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[p] >= max {
+		return false
+	}
+	if c.n == nil {
+		c.n = make(map[peer.ID]int)
+	}
+	c.n[p]++
+	return true
+}
+
+// release counts one stream of p less.
+func (c *streamCounts) release(p peer.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[p]--; c.n[p] <= 0 {
+		delete(c.n, p)
+	}
 }
 
 // newTunnelID returns a random non-zero TunnelID.

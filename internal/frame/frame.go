@@ -269,9 +269,12 @@ func (r *Reader) clearDeadline() {
 	}
 }
 
-// slow turns a timeout inside a frame into ErrSlow.
+// slow turns a timeout inside a frame into ErrSlow. Streams report a
+// deadline in their own types (yamux's has only a Timeout method), so a
+// timeout is anything os.IsTimeout holds for, wrapped or not.
 func (r *Reader) slow(err error) error {
-	if r.opts.FrameTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+	var te interface{ Timeout() bool }
+	if r.opts.FrameTimeout > 0 && (errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &te) && te.Timeout()) {
 		return fmt.Errorf("%w: %w", ErrSlow, err)
 	}
 	return err
