@@ -3,6 +3,7 @@ package tunnels
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -274,5 +275,54 @@ func TestRouterLinkNeverReads(t *testing.T) {
 	}
 	if !searchFinds(t, o.r, "holiday", holiday.name, 5*time.Second) {
 		t.Error("O's search through R found nothing after R dropped X")
+	}
+}
+
+// TestTunnelStreamsPerFriend: a friend that opens many tunnel streams and
+// sends half a header on each has MaxTunnelStreamsPerFriend of them wait
+// for the rest; the others are reset at once.
+func TestTunnelStreamsPerFriend(t *testing.T) {
+	nodes := newNet(t, 2, chainEdges(2), nil)
+	r := nodes[0]
+	x, _ := hostileFriend(t, r)
+	const open = MaxTunnelStreamsPerFriend + 40
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	streams := make([]network.Stream, 0, open)
+	defer func() {
+		for _, s := range streams {
+			s.Reset()
+		}
+	}()
+	for range open {
+		s, err := x.NewStream(ctx, r.h.ID(), TunnelProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+		if _, err := s.Write(make([]byte, TunnelHeaderSize/2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A reset stream fails to read at once; a waiting one times out. All
+	// are read at once, well within the header timeout of the router.
+	var reset, waiting atomic.Int32
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		wg.Go(func() {
+			s.SetReadDeadline(time.Now().Add(time.Second))
+			_, err := s.Read(make([]byte, 1))
+			var te interface{ Timeout() bool }
+			if errors.As(err, &te) && te.Timeout() {
+				waiting.Add(1)
+			} else {
+				reset.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d streams wait for their header, %d were reset", waiting.Load(), reset.Load())
+	if w := int(waiting.Load()); w != MaxTunnelStreamsPerFriend {
+		t.Errorf("%d of %d half-open tunnel streams wait, want MaxTunnelStreamsPerFriend (%d)", w, open, MaxTunnelStreamsPerFriend)
 	}
 }
