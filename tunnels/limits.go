@@ -70,9 +70,16 @@ const (
 	// RequestCacheTTL is how long a tunnel request id is remembered. It
 	// outlives the request itself (TunnelRequestTTL).
 	RequestCacheTTL = 2 * TunnelRequestTTL
-	// MaxResultsPerSearch caps the SearchResult messages relayed back for
-	// one search id; later ones are dropped.
+	// MaxResultsPerSearch caps the SearchResult messages a relay forwards
+	// back for one search id, split in equal shares among the links it
+	// sent the search on (each link's share is its own, so one friend's
+	// flood of answers cannot crowd out another link's); at the search's
+	// origin it caps, per link, both the answers that open and those that
+	// do not. Later ones are dropped.
 	MaxResultsPerSearch = 64
+	// MinResultsPerLink is the smallest share of MaxResultsPerSearch a
+	// relay gives each link, for nodes with more than 16 friends.
+	MinResultsPerLink = 4
 	// MaxFilesPerResult caps the files in one sealed SearchResult.
 	MaxFilesPerResult = 32
 	// SearchCacheSize caps the search ids remembered for duplicate

@@ -129,6 +129,7 @@ type RouterStats struct {
 	SearchesDropped     uint64 // over a friend's rate, or sent on a full queue
 	TunnelsDropped      uint64 // tunnel requests over a friend's rate
 	MessagesDropped     uint64 // control messages dropped on a full send queue
+	ResultsDropped      uint64 // search answers over a link's budget
 	FriendsDisconnected uint64 // friends cut off for invalid messages
 }
 
@@ -164,6 +165,7 @@ type Router struct {
 	searchesDropped atomic.Uint64
 	tunnelsDropped  atomic.Uint64
 	msgsDropped     atomic.Uint64
+	resultsDropped  atomic.Uint64
 	disconnected    atomic.Uint64
 }
 
@@ -242,6 +244,7 @@ func (r *Router) Stats() RouterStats {
 		SearchesDropped:     r.searchesDropped.Load(),
 		TunnelsDropped:      r.tunnelsDropped.Load(),
 		MessagesDropped:     r.msgsDropped.Load(),
+		ResultsDropped:      r.resultsDropped.Load(),
 		FriendsDisconnected: r.disconnected.Load(),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"sync"
 	"time"
@@ -15,11 +16,52 @@ import (
 // searchEntry remembers a search id: for dropping duplicates and, while
 // ReversePathTTL lasts, for routing its answers back.
 type searchEntry struct {
-	id      SearchID
-	from    *link // nil for this node's own searches
-	seen    time.Time
-	results int
-	elem    *list.Element
+	id   SearchID
+	from *link // nil for this node's own searches
+	seen time.Time
+	elem *list.Element
+	// budgets has one entry per link the search was sent on: answers
+	// come back only from those, each within its own budget.
+	budgets []answerBudget
+	// share is how many answers a relay takes from each link (see
+	// answerShare).
+	share int
+}
+
+// answerBudget counts the answers to one search taken from one link: for
+// a relay, those relayed; for the search's origin, those that opened
+// (good) and those that did not (bad).
+type answerBudget struct {
+	l         *link
+	good, bad int
+}
+
+// budget returns l's budget, or nil if the search was not sent on l.
+func (e *searchEntry) budget(l *link) *answerBudget {
+	for i := range e.budgets {
+		if e.budgets[i].l == l {
+			return &e.budgets[i]
+		}
+	}
+	return nil
+}
+
+// sentOn records that the search goes out on links, whose answers it then
+// takes. Guarded by Router.mu.
+func (e *searchEntry) sentOn(links []*link) {
+	e.budgets = make([]answerBudget, len(links))
+	for i, l := range links {
+		e.budgets[i].l = l
+	}
+	e.share = answerShare(len(links))
+}
+
+// answerShare is the answers a relay takes for one search from each of
+// the n links it sent the search on: an equal share of
+// MaxResultsPerSearch, at least MinResultsPerLink, so that one link's
+// flood cannot use up the answers of the others.
+func answerShare(n int) int {
+	return max(MinResultsPerLink, MaxResultsPerSearch/max(1, n))
 }
 
 // searchCache is bounded by SearchCacheSize and SearchCacheTTL; the
@@ -123,6 +165,7 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 	r.searches.add(m.ID, nil, time.Now())
 	r.mine[m.ID] = sub
 	links := r.otherLinks(nil)
+	r.searches.m[m.ID].sentOn(links)
 	if !r.track(1) {
 		delete(r.mine, m.ID)
 		r.mu.Unlock()
@@ -184,6 +227,9 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	if fresh && m.Depth > 0 {
 		links = r.otherLinks(l)
 	}
+	if fresh {
+		r.searches.m[m.ID].sentOn(links)
+	}
 	r.mu.Unlock()
 	if !fresh {
 		return
@@ -218,27 +264,54 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	})
 }
 
+// handleSearchResult routes an answer back towards where its search came
+// from. A relay takes from each link it sent the search on its share of
+// MaxResultsPerSearch (answerShare) and forwards those; it cannot read
+// them. The origin opens each answer and counts, per link, those that
+// open and those that do not, each up to MaxResultsPerSearch: garbage
+// costs a friend its own link's budget and never the others'.
 func (r *Router) handleSearchResult(l *link, m *SearchResult) {
 	r.mu.Lock()
 	e, ok := r.searches.m[m.SearchID]
-	if !ok || e.from == l || time.Since(e.seen) > ReversePathTTL || e.results >= MaxResultsPerSearch {
+	if !ok || time.Since(e.seen) > ReversePathTTL {
 		r.mu.Unlock()
 		return
 	}
-	e.results++
-	from := e.from
-	sub := r.mine[m.SearchID]
-	r.mu.Unlock()
-	if from != nil {
+	b := e.budget(l)
+	if b == nil { // not sent on l: no answer can come from it
+		r.mu.Unlock()
+		return
+	}
+	if from := e.from; from != nil {
+		if b.good >= e.share {
+			r.mu.Unlock()
+			r.resultsDropped.Add(1)
+			return
+		}
+		b.good++
+		r.mu.Unlock()
 		from.send(m)
 		return
 	}
-	if sub == nil {
+	sub := r.mine[m.SearchID]
+	if sub == nil || b.good >= MaxResultsPerSearch || b.bad >= MaxResultsPerSearch {
+		r.mu.Unlock()
+		r.resultsDropped.Add(1)
 		return
 	}
+	r.mu.Unlock()
+	// Answers from one link are handled one at a time by its read loop,
+	// so b cannot change for l while the lock is released.
 	rs, err := Open(sub.priv, m.Sealed)
+	r.mu.Lock()
 	if err != nil {
-		r.log.Debug("dropping search result that does not open", "err", err)
+		b.bad++
+	} else {
+		b.good++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.log.Debug("dropping search result that does not open", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
 		return
 	}
 	sub.deliver(rs)
