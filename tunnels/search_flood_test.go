@@ -171,4 +171,3 @@ func TestSearchFloodStaysOnItsBranch(t *testing.T) {
 			got[holders[4].name], searches, searches-1)
 	}
 }
-
