@@ -25,6 +25,18 @@ const (
 	// the one search in ten that starts below MaxDepth still goes about
 	// two hops per depth, so it reaches about as far as the others.
 	DepthKeepBelowMax = 0.5
+	// DepthKeepAtZero is the probability that a relay forwards a message
+	// it received at depth 0, still at depth 0, to each other friend; it
+	// must be below DepthKeepAtMax too. Depth 0 is no last hop: a friend
+	// that sends you depth 0 cannot tell your answer from one of a node
+	// behind you. The router decides it once per pair of links (keyed by
+	// RouterConfig.Secret), so repeating a probe shows the same choice,
+	// and always forwards to at least one other friend, so a node with
+	// one other friend never ends a message. 0.5, like the depths below
+	// the maximum: at degree 8 a depth-0 message then still reaches about
+	// as far as any other, which is what makes an answer to it say
+	// nothing about who gave it.
+	DepthKeepAtZero = 0.5
 )
 
 // Per-friend rates. A friend that exceeds one has its excess dropped; the
@@ -157,6 +169,17 @@ const (
 	// tells a friend of the origin less about who started a search. It
 	// adds about half of it per hop to the time to a first answer.
 	DefaultSearchDelay = 200 * time.Millisecond
+	// DefaultHolderDelay is the longest delay before a node answers, as a
+	// holder, a search (beyond the per-link part, up to the search delay)
+	// or a tunnel request, so that the time of its own answer does not
+	// tell a friend that the answer is its own: the delay is the sum of
+	// two parts drawn uniformly up to half of it, fixed per query and
+	// target by RouterConfig.Secret (see the package documentation). It
+	// adds 0.75 s on average to the time to a first answer from a single
+	// holder and to a tunnel's setup. At 1.5 s, a friend comparing your
+	// answers with those of your friends (one hop further) gets
+	// precision at most about 0.6 at recall 0.25, against 0.5 by chance.
+	DefaultHolderDelay = 1500 * time.Millisecond
 	// DefaultLinkRetry is how often a router (re)opens the control streams
 	// to connected friends that have none.
 	DefaultLinkRetry = 2 * time.Second

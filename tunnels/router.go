@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
+	"lukechampine.com/blake3"
 
 	"kith/internal/frame"
 )
@@ -117,11 +118,23 @@ type RouterConfig struct {
 	// of a tunnel stream's header; a friend that does not read for that
 	// long loses its link. 0 means LinkWriteTimeout.
 	WriteTimeout time.Duration
+	// HolderDelay is the longest delay before this node answers a search
+	// or tunnel request as a holder, beyond the per-link part of up to
+	// SearchDelay for searches (see the package documentation); 0 answers
+	// at once.
+	HolderDelay time.Duration
+	// Secret keys the router's fixed random choices: the delays above and
+	// which friends get a message it received at depth 0. The same secret
+	// makes the same choices, so a friend that repeats a probe learns
+	// nothing new; a node passes one derived from its identity key so that
+	// the choices survive restarts. The zero value means a random secret
+	// for this router.
+	Secret [32]byte
 }
 
 // DefaultRouterConfig returns a RouterConfig with the defaults.
 func DefaultRouterConfig() RouterConfig {
-	return RouterConfig{LinkRetry: DefaultLinkRetry, SearchDelay: DefaultSearchDelay}
+	return RouterConfig{LinkRetry: DefaultLinkRetry, SearchDelay: DefaultSearchDelay, HolderDelay: DefaultHolderDelay}
 }
 
 // RouterStats counts what a Router dropped.
@@ -184,6 +197,9 @@ func NewRouter(h host.Host, friends Friends, cfg RouterConfig) (*Router, error) 
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = LinkWriteTimeout
+	}
+	if cfg.Secret == ([32]byte{}) {
+		rand.Read(cfg.Secret[:])
 	}
 	sub, err := h.EventBus().Subscribe([]any{
 		new(event.EvtPeerIdentificationCompleted),
@@ -669,6 +685,97 @@ func (c *streamCounts) release(p peer.ID) {
 	if c.n[p]--; c.n[p] <= 0 {
 		delete(c.n, p)
 	}
+}
+
+// draw returns a number in [0, 1) that the router's secret and what fix:
+// the same inputs give the same number, which no one without the secret
+// can predict. It is how the router makes the random choices that a
+// friend must not be able to average out by asking again.
+func (r *Router) draw(what string, parts ...[]byte) float64 {
+	h := blake3.New(32, r.cfg.Secret[:])
+	h.Write([]byte(what))
+	var n [4]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return float64(binary.BigEndian.Uint64(sum[:8])>>11) * 0x1p-53
+}
+
+// forward is one friend a message goes on to, and with which depth.
+type forward struct {
+	l     *link
+	depth int
+}
+
+// forwards decides which of links a message received from peer from at
+// depth d goes on to, and at which depth: for d >= 1 every link, each
+// with its own ForwardDepth draw; for d = 0 each link with probability
+// DepthKeepAtZero and at least one, both chosen once per pair of links
+// (from, link) by draw, so that a friend who sends depth 0 again and
+// again always sees the same choice and cannot count how often a node
+// behind you answers. An origin passes its own ID as from.
+func (r *Router) forwards(from peer.ID, links []*link, d int) []forward {
+	out := make([]forward, 0, len(links))
+	if d > 0 {
+		for _, o := range links {
+			next, _ := ForwardDepth(r.cfg.Rand, d)
+			out = append(out, forward{o, next})
+		}
+		return out
+	}
+	first, best := -1, 2.0
+	for i, o := range links {
+		if u := r.draw("depth 0 first", []byte(from), []byte(o.peer)); u < best {
+			first, best = i, u
+		}
+	}
+	for i, o := range links {
+		if i == first || r.draw("depth 0 keep", []byte(from), []byte(o.peer)) < DepthKeepAtZero {
+			out = append(out, forward{o, 0})
+		}
+	}
+	return out
+}
+
+// linksOf returns the links of fs.
+func linksOf(fs []forward) []*link {
+	out := make([]*link, len(fs))
+	for i, f := range fs {
+		out[i] = f.l
+	}
+	return out
+}
+
+// holderDelay returns how long this node waits before it answers, as a
+// holder, the query or target key: two parts, each uniform up to half of
+// HolderDelay and fixed by the secret and key, so a friend that asks again
+// sees the same delay. Their sum rises slowly from zero, so few of this
+// node's own answers come sooner than one from a hop further would.
+func (r *Router) holderDelay(what string, key []byte) time.Duration {
+	half := float64(r.cfg.HolderDelay) / 2
+	return time.Duration(half * (r.draw(what+" a", key) + r.draw(what+" b", key)))
+}
+
+// sleepUntil waits until t, the router closing or done closing; it
+// reports whether t came.
+func (r *Router) sleepUntil(t time.Time, done <-chan struct{}) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return r.ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-r.ctx.Done():
+	case <-done:
+	}
+	return false
 }
 
 // newTunnelID returns a random non-zero TunnelID.

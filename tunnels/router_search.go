@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/flynn/noise"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // searchEntry remembers a search id: for dropping duplicates and, while
@@ -164,8 +166,11 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 	}
 	r.searches.add(m.ID, nil, time.Now())
 	r.mine[m.ID] = sub
-	links := r.otherLinks(nil)
-	r.searches.m[m.ID].sentOn(links)
+	self := r.h.ID()
+	// The origin forwards its search as a relay would one it received at
+	// depth v (see OriginDepth).
+	fs := r.forwards(self, r.otherLinks(nil), OriginDepth(r.cfg.Rand))
+	r.searches.m[m.ID].sentOn(linksOf(fs))
 	if !r.track(1) {
 		delete(r.mine, m.ID)
 		r.mu.Unlock()
@@ -183,28 +188,43 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 		r.mu.Unlock()
 		sub.close()
 	}()
-	v := OriginDepth(r.cfg.Rand)
-	for _, l := range links {
-		d, _ := ForwardDepth(r.cfg.Rand, v)
+	qk := queryKey(&m)
+	for _, f := range fs {
 		c := m
-		c.Depth = d
-		r.sendSearch(l, &c)
+		c.Depth = f.depth
+		r.sendSearch(self, f.l, qk, &c)
 	}
 	return sub.ch, nil
 }
 
-// sendSearch sends a search to friend l after a random delay of up to
-// RouterConfig.SearchDelay, drawn anew for every link, for a relay's
-// copies and an origin's own alike. Without it, the first copy of a search
-// that a friend of the origin receives comes straight from the origin, so
-// friends comparing arrival times could name the origin; with it, a copy
-// that went round through a common friend often arrives first.
-func (r *Router) sendSearch(l *link, m *Search) {
+// queryKey names what a search asks for, for the router's fixed choices:
+// the root hash, or the keywords lower-cased, sorted and without repeats,
+// so that a friend cannot get a new draw by reordering its words.
+func queryKey(m *Search) []byte {
+	if m.Keywords == "" {
+		return append([]byte("h"), m.RootHash[:]...)
+	}
+	words := strings.Fields(strings.ToLower(m.Keywords))
+	slices.Sort(words)
+	return []byte("k" + strings.Join(slices.Compact(words), " "))
+}
+
+// sendSearch sends a search that came from peer from (this node's own ID
+// for its own searches) to friend l after a delay of up to
+// RouterConfig.SearchDelay, for a relay's copies and an origin's own
+// alike. Without it, the first copy of a search that a friend of the
+// origin receives comes straight from the origin, so friends comparing
+// arrival times could name the origin; with it, a copy that went round
+// through a common friend often arrives first. The delay is fixed per
+// (from, l, query) by the router's secret, like the holder's own answer
+// delay, so that a friend probing the same query again sees the same
+// timing whether the answer is this node's or a node's behind it.
+func (r *Router) sendSearch(from peer.ID, l *link, qk []byte, m *Search) {
 	if r.cfg.SearchDelay <= 0 {
 		l.send(m)
 		return
 	}
-	delay := time.Duration(mrand.Int64N(int64(r.cfg.SearchDelay) + 1))
+	delay := time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(r.cfg.SearchDelay))
 	if !r.track(1) {
 		return
 	}
@@ -221,24 +241,23 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		r.searchesDropped.Add(1)
 		return
 	}
+	received := time.Now()
 	r.mu.Lock()
-	fresh := r.searches.add(m.ID, l, time.Now())
-	var links []*link
-	if fresh && m.Depth > 0 {
-		links = r.otherLinks(l)
-	}
+	fresh := r.searches.add(m.ID, l, received)
+	var fs []forward
 	if fresh {
-		r.searches.m[m.ID].sentOn(links)
+		fs = r.forwards(l.peer, r.otherLinks(l), m.Depth)
+		r.searches.m[m.ID].sentOn(linksOf(fs))
 	}
 	r.mu.Unlock()
 	if !fresh {
 		return
 	}
-	for _, o := range links {
-		d, _ := ForwardDepth(r.cfg.Rand, m.Depth)
+	qk := queryKey(m)
+	for _, f := range fs {
 		c := *m
-		c.Depth = d
-		r.sendSearch(o, &c)
+		c.Depth = f.depth
+		r.sendSearch(l.peer, f.l, qk, &c)
 	}
 	if r.cfg.Searcher == nil {
 		return
@@ -246,8 +265,17 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	q := Query{Keywords: m.Keywords, RootHash: m.RootHash}
 	reply := m.ReplyKey
 	id := m.ID
+	// This node's own answer leaves as late as one from a node behind it
+	// could: after a per-link part like the search delay it would have
+	// waited before sending the search on, and the holder's delay, both
+	// fixed for the query (see holderDelay).
+	at := received.Add(time.Duration(r.draw("answer link", []byte(l.peer), qk)*float64(r.cfg.SearchDelay)) +
+		r.holderDelay("answer", qk))
 	r.goFn(func() {
 		results := r.cfg.Searcher.Search(q)
+		if len(results) == 0 || !r.sleepUntil(at, l.done) {
+			return
+		}
 		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
 			k := min(len(results), MaxFilesPerResult)
 			sealed, err := Seal(reply, results[:k])
