@@ -142,7 +142,7 @@ type RouterStats struct {
 	SearchesDropped     uint64 // over a friend's rate, or sent on a full queue
 	TunnelsDropped      uint64 // tunnel requests over a friend's rate
 	MessagesDropped     uint64 // control messages dropped on a full send queue
-	ResultsDropped      uint64 // search answers over a link's budget
+	ResultsDropped      uint64 // search answers over a link's budget, or to a search no longer listened to
 	FriendsDisconnected uint64 // friends cut off for invalid messages
 }
 
