@@ -326,3 +326,22 @@ func TestTunnelStreamsPerFriend(t *testing.T) {
 		t.Errorf("%d of %d half-open tunnel streams wait, want MaxTunnelStreamsPerFriend (%d)", w, open, MaxTunnelStreamsPerFriend)
 	}
 }
+
+// TestMaxWireSize: what a send queue charges for a message is at least
+// what the message takes on the wire.
+func TestMaxWireSize(t *testing.T) {
+	msgs := append(validMessages(t),
+		&Search{ID: SearchID{1}, Depth: MaxDepth, Keywords: strings.Repeat("w", MaxKeywordsLen), ReplyKey: [32]byte{1}},
+		&SearchResult{SearchID: SearchID{1}, Sealed: make([]byte, MaxSealedResults)},
+		&TunnelRequest{ID: 1<<64 - 1, Depth: MaxDepth, Target: [32]byte{1}, RequestID: RequestID{1}},
+		&TunnelFail{ID: 1<<64 - 1, Code: FailCode(1 << 30)})
+	for _, m := range msgs {
+		b, err := appendMessage(nil, m)
+		if err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if n := maxWireSize(m); n < len(b) {
+			t.Errorf("%T: charged %d bytes, takes %d", m, n, len(b))
+		}
+	}
+}

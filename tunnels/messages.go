@@ -377,6 +377,23 @@ func (r *MessageReader) Read() (Message, error) {
 // close the stream.
 func (r *MessageReader) Close() { r.r.Close() }
 
+// maxWireSize returns the most bytes m takes on the wire, its length
+// prefix included, without encoding it: what a link's send queue charges
+// for it.
+func maxWireSize(m Message) int {
+	// Tags, lengths, the oneof wrapper, the depth and the prefix.
+	const overhead = 32
+	switch m := m.(type) {
+	case *Search:
+		return overhead + len(m.ID) + len(m.ReplyKey) + max(len(m.RootHash), len(m.Keywords))
+	case *SearchResult:
+		return overhead + len(m.SearchID) + len(m.Sealed)
+	case *TunnelRequest:
+		return overhead + 10 + len(m.Target) + len(m.RequestID)
+	}
+	return overhead // TunnelOK, TunnelFail, TunnelClose: an id and a code
+}
+
 // appendMessage checks m as a reader would and appends it to dst with its
 // length prefix. A message that breaks the limits is refused with an error
 // wrapping ErrInvalidMessage (or ErrMessageTooLarge) and dst is returned

@@ -174,6 +174,8 @@ type Router struct {
 	// MaxTunnelStreamsPerFriend).
 	routerStreams streamCounts
 	tunnelStreams streamCounts
+	// hashers are BLAKE3 hashers keyed with the secret, for draw.
+	hashers sync.Pool
 
 	searchesDropped atomic.Uint64
 	tunnelsDropped  atomic.Uint64
@@ -486,8 +488,8 @@ type link struct {
 	peer    peer.ID
 	s       network.Stream
 	counted bool          // holds one of the friend's inbound router stream slots
-	out     chan []byte   // encoded messages for the writer
-	queued  atomic.Int64  // bytes in out, charged to s's resource scope
+	out     chan queued   // messages for the writer
+	queued  atomic.Int64  // bytes charged for out, also to s's resource scope
 	done    chan struct{} // closed by stop
 	stopped sync.Once
 
@@ -498,7 +500,7 @@ type link struct {
 func newLink(r *Router, p peer.ID, s network.Stream, counted bool) *link {
 	return &link{
 		r: r, peer: p, s: s, counted: counted,
-		out:       make(chan []byte, LinkQueue),
+		out:       make(chan queued, LinkQueue),
 		done:      make(chan struct{}),
 		searchLim: rate.NewLimiter(SearchesPerSecond, SearchBurst),
 		tunnelLim: rate.NewLimiter(TunnelRequestsPerSecond, TunnelRequestBurst),
@@ -513,23 +515,26 @@ func (l *link) stop() {
 	})
 }
 
-// send encodes m and queues it for the friend without blocking; it
-// reports false if m was dropped: the link is down, the queue holds
-// LinkQueue messages or LinkQueueBytes bytes already, or the resource
-// manager refused the memory. Queued bytes are charged to the stream's
-// resource scope until written.
+// queued is a message waiting in a link's send queue, with the bytes it
+// is charged for.
+type queued struct {
+	m    Message
+	size int
+}
+
+// send queues m for the friend without blocking; it reports false if m
+// was dropped: the link is down, the queue holds LinkQueue messages or
+// LinkQueueBytes bytes already, or the resource manager refused the
+// memory. A queued message is charged, at its largest encoded size
+// (maxWireSize), to the queue's byte count and to the stream's resource
+// scope until written; the writer encodes it, into one reused buffer.
 func (l *link) send(m Message) bool {
 	select {
 	case <-l.done:
 		return false
 	default:
 	}
-	b, err := appendMessage(nil, m)
-	if err != nil {
-		l.r.log.Debug("not sending an invalid router message", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-		return false
-	}
-	n := len(b)
+	n := maxWireSize(m)
 	if l.queued.Add(int64(n)) > LinkQueueBytes {
 		l.queued.Add(-int64(n))
 		l.r.msgsDropped.Add(1)
@@ -541,7 +546,7 @@ func (l *link) send(m Message) bool {
 		return false
 	}
 	select {
-	case l.out <- b:
+	case l.out <- queued{m, n}:
 		return true
 	case <-l.done:
 	default:
@@ -557,7 +562,7 @@ func (l *link) unqueue(n int) {
 	l.s.Scope().ReleaseMemory(n)
 }
 
-// queuedBytes returns the bytes waiting in the link's send queue.
+// queuedBytes returns the bytes charged for the link's send queue.
 func (l *link) queuedBytes() int64 { return l.queued.Load() }
 
 func (l *link) writeLoop() {
@@ -565,11 +570,12 @@ func (l *link) writeLoop() {
 	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
 		w = tapWriter{w, func(b []byte) { tap.Control(l.peer, false, b) }}
 	}
+	mw := NewMessageWriter(w)
 	defer func() { // what is left is never sent
 		for {
 			select {
-			case b := <-l.out:
-				l.unqueue(len(b))
+			case q := <-l.out:
+				l.unqueue(q.size)
 			default:
 				return
 			}
@@ -579,11 +585,14 @@ func (l *link) writeLoop() {
 		select {
 		case <-l.done:
 			return
-		case b := <-l.out:
+		case q := <-l.out:
 			l.s.SetWriteDeadline(time.Now().Add(l.r.cfg.WriteTimeout))
-			_, err := w.Write(b)
-			l.unqueue(len(b))
-			if err != nil {
+			err := mw.Write(q.m)
+			l.unqueue(q.size)
+			switch {
+			case errors.Is(err, ErrInvalidMessage), errors.Is(err, ErrMessageTooLarge):
+				l.r.log.Debug("not sending an invalid router message", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+			case err != nil:
 				l.r.log.Debug("router link write failed", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
 				l.stop()
 				return
@@ -692,7 +701,11 @@ func (c *streamCounts) release(p peer.ID) {
 // can predict. It is how the router makes the random choices that a
 // friend must not be able to average out by asking again.
 func (r *Router) draw(what string, parts ...[]byte) float64 {
-	h := blake3.New(32, r.cfg.Secret[:])
+	h, _ := r.hashers.Get().(*blake3.Hasher)
+	if h == nil {
+		h = blake3.New(32, r.cfg.Secret[:])
+	}
+	defer func() { h.Reset(); r.hashers.Put(h) }()
 	h.Write([]byte(what))
 	var n [4]byte
 	for _, p := range parts {

@@ -269,11 +269,14 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	// could: after a per-link part like the search delay it would have
 	// waited before sending the search on, and the holder's delay, both
 	// fixed for the query (see holderDelay).
-	at := received.Add(time.Duration(r.draw("answer link", []byte(l.peer), qk)*float64(r.cfg.SearchDelay)) +
-		r.holderDelay("answer", qk))
 	r.goFn(func() {
 		results := r.cfg.Searcher.Search(q)
-		if len(results) == 0 || !r.sleepUntil(at, l.done) {
+		if len(results) == 0 {
+			return
+		}
+		at := received.Add(time.Duration(r.draw("answer link", []byte(l.peer), qk)*float64(r.cfg.SearchDelay)) +
+			r.holderDelay("answer", qk))
+		if !r.sleepUntil(at, l.done) {
 			return
 		}
 		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
