@@ -163,15 +163,19 @@ func TestSimSmall(t *testing.T) {
 		t.Errorf("privacy %+v", p)
 	}
 	checkLobby(t, rep.Lobby, cfg.Nodes, cfg.LobbyMessages)
-	// Probing friends: every depth-0 probe is answered, whoever holds the
-	// file, so the depth rule is no better than the base rate.
+	// Probing friends: a depth-0 probe is answered whether the neighbour
+	// holds the file or a node behind it does (always the former, nearly
+	// always the latter: depth 0 goes on to each friend with probability
+	// one half and to at least one), so the depth rule is about as good
+	// as the base rate.
 	if pb := p.Probing; pb == nil || pb.Probers != cfg.Probers || len(pb.Rules) == 0 {
 		t.Errorf("probing %+v", pb)
 	} else {
 		for _, r := range pb.Rules {
 			t.Logf("probing %s %s %s: precision %.2f base %.2f recall %.2f", r.Probe, r.Population, r.Rule, r.Precision, r.BaseRate, r.Recall)
-			if r.Rule == "depth 0 answered" && (r.Recall != 1 || r.Precision != r.BaseRate || r.Cases == 0) {
-				t.Errorf("%s probes, %s: depth-0 rule %+v, want every probe answered and precision at the base rate", r.Probe, r.Population, r)
+			if r.Rule == "depth 0 answered" && (r.Recall != 1 || r.Precision > r.BaseRate+0.2 || r.Cases == 0) {
+				t.Errorf("%s probes, %s: depth-0 rule %+v, want every own file's probe answered and precision within 0.2 of the base rate",
+					r.Probe, r.Population, r)
 			}
 		}
 	}
