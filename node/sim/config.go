@@ -123,7 +123,7 @@ func DefaultConfig() Config {
 		Searches:      100,
 		TargetShare:   0.5,
 		SearchRate:    4,
-		SearchWindow:  4 * time.Second,
+		SearchWindow:  5 * time.Second,
 		Tunnels:       10,
 		TunnelTimeout: 5 * time.Second,
 		Colluders:     []float64{0.01, 0.05, 0.15, 0.25},

@@ -133,7 +133,8 @@
 //
 // Holders wait before they answer (HolderDelay, the routers'
 // RouterConfig.HolderDelay; see package tunnels), which is why searches
-// collect answers for SearchWindow = 4 s by default.
+// collect answers for SearchWindow = 5 s by default, as long as `kith
+// search` listens by default.
 //
 // Keep-alives are off: every service's keep-alive ticker starts within
 // the same second, so at chat.LobbyKeepAlive all members would speak at
