@@ -515,10 +515,11 @@ func (l *link) stop() {
 	})
 }
 
-// queued is a message waiting in a link's send queue, with the bytes it
-// is charged for.
+// queued is a message waiting in a link's send queue, or its encoding
+// (b, from sendEncoded), with the bytes it is charged for.
 type queued struct {
 	m    Message
+	b    []byte
 	size int
 }
 
@@ -529,12 +530,23 @@ type queued struct {
 // (maxWireSize), to the queue's byte count and to the stream's resource
 // scope until written; the writer encodes it, into one reused buffer.
 func (l *link) send(m Message) bool {
+	return l.enqueue(queued{m: m, size: maxWireSize(m)})
+}
+
+// sendEncoded is send for a message already encoded with appendMessage,
+// as a relay does once for the copies of a search it sends on: b is
+// written as it is and must not change.
+func (l *link) sendEncoded(b []byte) bool {
+	return l.enqueue(queued{b: b, size: len(b)})
+}
+
+func (l *link) enqueue(q queued) bool {
 	select {
 	case <-l.done:
 		return false
 	default:
 	}
-	n := maxWireSize(m)
+	n := q.size
 	if l.queued.Add(int64(n)) > LinkQueueBytes {
 		l.queued.Add(-int64(n))
 		l.r.msgsDropped.Add(1)
@@ -546,7 +558,7 @@ func (l *link) send(m Message) bool {
 		return false
 	}
 	select {
-	case l.out <- queued{m, n}:
+	case l.out <- q:
 		return true
 	case <-l.done:
 	default:
@@ -587,7 +599,14 @@ func (l *link) writeLoop() {
 			return
 		case q := <-l.out:
 			l.s.SetWriteDeadline(time.Now().Add(l.r.cfg.WriteTimeout))
-			err := mw.Write(q.m)
+			var err error
+			if q.b != nil {
+				if _, err = w.Write(q.b); err != nil {
+					err = fmt.Errorf("writing router message: %w", err)
+				}
+			} else {
+				err = mw.Write(q.m)
+			}
 			l.unqueue(q.size)
 			switch {
 			case errors.Is(err, ErrInvalidMessage), errors.Is(err, ErrMessageTooLarge):

@@ -188,12 +188,7 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 		r.mu.Unlock()
 		sub.close()
 	}()
-	qk := queryKey(&m)
-	for _, f := range fs {
-		c := m
-		c.Depth = f.depth
-		r.sendSearch(self, f.l, qk, &c)
-	}
+	r.sendSearches(self, fs, &m)
 	return sub.ch, nil
 }
 
@@ -209,19 +204,39 @@ func queryKey(m *Search) []byte {
 	return []byte("k" + strings.Join(slices.Compact(words), " "))
 }
 
-// sendSearch sends a search that came from peer from (this node's own ID
-// for its own searches) to friend l after a delay of up to
-// RouterConfig.SearchDelay, for a relay's copies and an origin's own
-// alike. Without it, the first copy of a search that a friend of the
-// origin receives comes straight from the origin, so friends comparing
-// arrival times could name the origin; with it, a copy that went round
-// through a common friend often arrives first. The delay is fixed per
-// (from, l, query) by the router's secret, like the holder's own answer
-// delay, so that a friend probing the same query again sees the same
-// timing whether the answer is this node's or a node's behind it.
-func (r *Router) sendSearch(from peer.ID, l *link, qk []byte, m *Search) {
+// sendSearches sends m, which came from peer from (this node's own ID for
+// its own searches), on to each of fs with its depth. Each depth is
+// encoded once, here, for all the links that get it.
+func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search) {
+	qk := queryKey(m)
+	var enc [MaxDepth + 1][]byte
+	for _, f := range fs {
+		if enc[f.depth] == nil {
+			c := *m
+			c.Depth = f.depth
+			b, err := appendMessage(nil, &c)
+			if err != nil {
+				r.log.Debug("not forwarding an invalid search", slog.Any("err", err))
+				return
+			}
+			enc[f.depth] = b
+		}
+		r.sendSearch(from, f.l, qk, enc[f.depth])
+	}
+}
+
+// sendSearch sends an encoded search that came from peer from to friend l
+// after a delay of up to RouterConfig.SearchDelay, for a relay's copies
+// and an origin's own alike. Without it, the first copy of a search that a
+// friend of the origin receives comes straight from the origin, so
+// friends comparing arrival times could name the origin; with it, a copy
+// that went round through a common friend often arrives first. The delay
+// is fixed per (from, l, query) by the router's secret, like the holder's
+// own answer delay, so that a friend probing the same query again sees
+// the same timing whether the answer is this node's or a node's behind it.
+func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte) {
 	if r.cfg.SearchDelay <= 0 {
-		l.send(m)
+		l.sendEncoded(b)
 		return
 	}
 	delay := time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(r.cfg.SearchDelay))
@@ -231,7 +246,7 @@ func (r *Router) sendSearch(from peer.ID, l *link, qk []byte, m *Search) {
 	time.AfterFunc(delay, func() {
 		defer r.wg.Done()
 		if r.ctx.Err() == nil {
-			l.send(m)
+			l.sendEncoded(b)
 		}
 	})
 }
@@ -253,15 +268,11 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	if !fresh {
 		return
 	}
-	qk := queryKey(m)
-	for _, f := range fs {
-		c := *m
-		c.Depth = f.depth
-		r.sendSearch(l.peer, f.l, qk, &c)
-	}
+	r.sendSearches(l.peer, fs, m)
 	if r.cfg.Searcher == nil {
 		return
 	}
+	qk := queryKey(m)
 	q := Query{Keywords: m.Keywords, RootHash: m.RootHash}
 	reply := m.ReplyKey
 	id := m.ID
