@@ -201,7 +201,7 @@ func TestProbingFriendCannotTellHolder(t *testing.T) {
 		sent[root] = &probes{}
 	}
 	// Searches and tunnel requests go out side by side, each within H's
-	// rate for P (SearchesPerSecond, TunnelRequestsPerSecond).
+	// rate for P and F's for H (SearchesPerSecond, TunnelRequestsPerSecond).
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for _, root := range all {
@@ -214,8 +214,8 @@ func TestProbingFriendCannotTellHolder(t *testing.T) {
 		for i, root := range all {
 			sent[root].t0 = p.tunnel(root, 0)
 			sent[root].tMax = p.tunnel(root, MaxDepth)
-			if 2*(i+1) >= TunnelRequestBurst {
-				time.Sleep(time.Second)
+			if 2*(i+1) >= TunnelRequestBurst/2 { // then below the rate, with room for jitter
+				time.Sleep(1200 * time.Millisecond)
 			}
 		}
 	})
