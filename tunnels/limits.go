@@ -57,6 +57,18 @@ const (
 	// TunnelRequestBurst is the number of tunnel requests a friend may
 	// send at once.
 	TunnelRequestBurst = 10
+	// SearchSendRate is the share of SearchesPerSecond at which a router
+	// sends searches to one friend, and SearchSendBurst the burst: below
+	// what the friend accepts, with room for the network's jitter, so
+	// that a burst of searches (a relay that stalled, then forwards what
+	// it read; searches for one query, whose fixed delays keep them
+	// together) is spread out instead of dropped by the friend.
+	SearchSendRate  = 0.9
+	SearchSendBurst = SearchBurst / 2
+	// SearchSendWait is the longest a search waits for its turn on a
+	// link; one that would wait longer is dropped (and counted) by the
+	// sender. 2 s: well within the time a searcher listens.
+	SearchSendWait = 2 * time.Second
 )
 
 // Tunnel and search state kept per friend and in total.

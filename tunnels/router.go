@@ -139,7 +139,7 @@ func DefaultRouterConfig() RouterConfig {
 
 // RouterStats counts what a Router dropped.
 type RouterStats struct {
-	SearchesDropped     uint64 // over a friend's rate, or sent on a full queue
+	SearchesDropped     uint64 // over a friend's rate, or waiting too long for their turn to a friend (SearchSendWait)
 	TunnelsDropped      uint64 // tunnel requests over a friend's rate
 	MessagesDropped     uint64 // control messages dropped on a full send queue
 	ResultsDropped      uint64 // search answers over a link's budget, or to a search no longer listened to
@@ -493,8 +493,9 @@ type link struct {
 	done    chan struct{} // closed by stop
 	stopped sync.Once
 
-	searchLim *rate.Limiter
-	tunnelLim *rate.Limiter
+	searchLim *rate.Limiter // searches accepted from the friend
+	tunnelLim *rate.Limiter // tunnel requests accepted from the friend
+	searchOut *rate.Limiter // searches sent to the friend (see sendSearch)
 }
 
 func newLink(r *Router, p peer.ID, s network.Stream, counted bool) *link {
@@ -504,6 +505,7 @@ func newLink(r *Router, p peer.ID, s network.Stream, counted bool) *link {
 		done:      make(chan struct{}),
 		searchLim: rate.NewLimiter(SearchesPerSecond, SearchBurst),
 		tunnelLim: rate.NewLimiter(TunnelRequestsPerSecond, TunnelRequestBurst),
+		searchOut: rate.NewLimiter(SearchSendRate*SearchesPerSecond, SearchSendBurst),
 	}
 }
 

@@ -234,12 +234,30 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search) {
 // is fixed per (from, l, query) by the router's secret, like the holder's
 // own answer delay, so that a friend probing the same query again sees
 // the same timing whether the answer is this node's or a node's behind it.
+//
+// Searches to one friend are also paced below the rate the friend accepts
+// (SearchSendRate of SearchesPerSecond, bursts of SearchSendBurst): a
+// burst of them, which the fixed delays would keep together from hop to
+// hop, goes out spread, at most SearchSendWait late; one that would wait
+// longer is dropped here rather than by the friend.
 func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte) {
-	if r.cfg.SearchDelay <= 0 {
+	var delay time.Duration
+	if r.cfg.SearchDelay > 0 {
+		delay = time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(r.cfg.SearchDelay))
+	}
+	at := time.Now().Add(delay)
+	res := l.searchOut.ReserveN(at, 1)
+	wait := res.DelayFrom(at)
+	if !res.OK() || wait > SearchSendWait {
+		res.CancelAt(at)
+		r.searchesDropped.Add(1)
+		return
+	}
+	delay += wait
+	if delay <= 0 {
 		l.sendEncoded(b)
 		return
 	}
-	delay := time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(r.cfg.SearchDelay))
 	if !r.track(1) {
 		return
 	}
