@@ -384,6 +384,8 @@ func maxWireSize(m Message) int {
 	// Tags, lengths, the oneof wrapper, the depth and the prefix.
 	const overhead = 32
 	switch m := m.(type) {
+	case encoded:
+		return len(m)
 	case *Search:
 		return overhead + len(m.ID) + len(m.ReplyKey) + max(len(m.RootHash), len(m.Keywords))
 	case *SearchResult:

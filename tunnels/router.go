@@ -21,6 +21,7 @@ import (
 	"lukechampine.com/blake3"
 
 	"kith/internal/frame"
+	"kith/tunnels/pb"
 )
 
 // Friends is what the Router asks about its links: f2f.Friends implements
@@ -488,7 +489,7 @@ type link struct {
 	peer    peer.ID
 	s       network.Stream
 	counted bool          // holds one of the friend's inbound router stream slots
-	out     chan queued   // messages for the writer
+	out     chan Message  // messages for the writer
 	queued  atomic.Int64  // bytes charged for out, also to s's resource scope
 	done    chan struct{} // closed by stop
 	stopped sync.Once
@@ -501,7 +502,7 @@ type link struct {
 func newLink(r *Router, p peer.ID, s network.Stream, counted bool) *link {
 	return &link{
 		r: r, peer: p, s: s, counted: counted,
-		out:       make(chan queued, LinkQueue),
+		out:       make(chan Message, LinkQueue),
 		done:      make(chan struct{}),
 		searchLim: rate.NewLimiter(SearchesPerSecond, SearchBurst),
 		tunnelLim: rate.NewLimiter(TunnelRequestsPerSecond, TunnelRequestBurst),
@@ -517,12 +518,13 @@ func (l *link) stop() {
 	})
 }
 
-// queued is a message waiting in a link's send queue, or its encoding
-// (b, from sendEncoded), with the bytes it is charged for.
-type queued struct {
-	m    Message
-	b    []byte
-	size int
+// encoded is a router message already encoded with appendMessage, as a
+// relay queues the copies of a search it sends on: the writer writes it
+// as it is.
+type encoded []byte
+
+func (e encoded) toWire() (*pb.RouterMessage, error) {
+	return nil, fmt.Errorf("%w: an encoded message is written as it is", ErrInvalidMessage)
 }
 
 // send queues m for the friend without blocking; it reports false if m
@@ -531,24 +533,19 @@ type queued struct {
 // memory. A queued message is charged, at its largest encoded size
 // (maxWireSize), to the queue's byte count and to the stream's resource
 // scope until written; the writer encodes it, into one reused buffer.
-func (l *link) send(m Message) bool {
-	return l.enqueue(queued{m: m, size: maxWireSize(m)})
-}
+func (l *link) send(m Message) bool { return l.enqueue(m) }
 
-// sendEncoded is send for a message already encoded with appendMessage,
-// as a relay does once for the copies of a search it sends on: b is
-// written as it is and must not change.
-func (l *link) sendEncoded(b []byte) bool {
-	return l.enqueue(queued{b: b, size: len(b)})
-}
+// sendEncoded is send for a message already encoded with appendMessage;
+// b must not change.
+func (l *link) sendEncoded(b []byte) bool { return l.enqueue(encoded(b)) }
 
-func (l *link) enqueue(q queued) bool {
+func (l *link) enqueue(q Message) bool {
 	select {
 	case <-l.done:
 		return false
 	default:
 	}
-	n := q.size
+	n := maxWireSize(q)
 	if l.queued.Add(int64(n)) > LinkQueueBytes {
 		l.queued.Add(-int64(n))
 		l.r.msgsDropped.Add(1)
@@ -589,7 +586,7 @@ func (l *link) writeLoop() {
 		for {
 			select {
 			case q := <-l.out:
-				l.unqueue(q.size)
+				l.unqueue(maxWireSize(q))
 			default:
 				return
 			}
@@ -602,14 +599,14 @@ func (l *link) writeLoop() {
 		case q := <-l.out:
 			l.s.SetWriteDeadline(time.Now().Add(l.r.cfg.WriteTimeout))
 			var err error
-			if q.b != nil {
-				if _, err = w.Write(q.b); err != nil {
+			if b, ok := q.(encoded); ok {
+				if _, err = w.Write(b); err != nil {
 					err = fmt.Errorf("writing router message: %w", err)
 				}
 			} else {
-				err = mw.Write(q.m)
+				err = mw.Write(q)
 			}
-			l.unqueue(q.size)
+			l.unqueue(maxWireSize(q))
 			switch {
 			case errors.Is(err, ErrInvalidMessage), errors.Is(err, ErrMessageTooLarge):
 				l.r.log.Debug("not sending an invalid router message", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
