@@ -177,6 +177,11 @@
 // in the handler. When a stream resets, the goroutines serving it end:
 // the link's reader and writer, a Splice, a holder's session.
 //
+// Searches to one friend are paced below what it accepts
+// (SearchSendRate, SearchSendBurst): the fixed delays would otherwise keep
+// a burst together from hop to hop (a relay that stalled and then
+// forwards what it read), and the friend would drop it.
+//
 // Answers. A relay remembers, for each search, the links it sent it on;
 // an answer from any other link is dropped. From each of those links it
 // takes an equal share of MaxResultsPerSearch (at least MinResultsPerLink)
