@@ -58,12 +58,14 @@ const (
 	// send at once.
 	TunnelRequestBurst = 10
 	// SearchSendRate is the share of SearchesPerSecond at which a router
-	// sends searches to one friend, and SearchSendBurst the burst: below
+	// sends searches to one friend, with bursts of SearchSendBurst: below
 	// what the friend accepts, with room for the network's jitter, so
 	// that a burst of searches (a relay that stalled, then forwards what
 	// it read; searches for one query, whose fixed delays keep them
 	// together) is spread out instead of dropped by the friend.
-	SearchSendRate  = 0.9
+	SearchSendRate = 0.9
+	// SearchSendBurst is the searches a router sends one friend at once
+	// before SearchSendRate applies: half what the friend accepts.
 	SearchSendBurst = SearchBurst / 2
 	// SearchSendWait is the longest a search waits for its turn on a
 	// link; one that would wait longer is dropped (and counted) by the
