@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	bolt "go.etcd.io/bbolt"
+	"lukechampine.com/blake3"
 
 	"kith/chat"
 	"kith/share"
@@ -23,8 +25,10 @@ const (
 	tunnelSources = 2
 	// tunnelOpenTimeout bounds one request for tunnels made by a download.
 	tunnelOpenTimeout = 10 * time.Second
-	// tunnelTopUpTimeout bounds it when friends already gave a source.
-	tunnelTopUpTimeout = 2 * time.Second
+	// tunnelTopUpTimeout bounds it when friends already gave a source. It
+	// covers a holder's delay before its TunnelOK
+	// (tunnels.DefaultHolderDelay) and the setup.
+	tunnelTopUpTimeout = 3 * time.Second
 	// anonCacheMaxAge is how long the map of anonymous files is kept when
 	// the anonymous shares do not change.
 	anonCacheMaxAge = time.Minute
@@ -89,6 +93,12 @@ func startTunnels(n *Node) (*tunnelService, error) {
 	cfg.Log = n.log
 	cfg.Rand = n.cfg.TunnelRand
 	cfg.Tap = n.cfg.TunnelTap
+	secret, err := routerSecret(n.key)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	cfg.Secret = secret
 	r, err := tunnels.NewRouter(n.host, n.friends, cfg)
 	if err != nil {
 		cancel()
@@ -96,6 +106,23 @@ func startTunnels(n *Node) (*tunnelService, error) {
 	}
 	s.router = r
 	return s, nil
+}
+
+// routerSecretContext derives the router's secret from the node key.
+const routerSecretContext = "kith 2026 router secret v1"
+
+// routerSecret derives the secret that keys the router's fixed random
+// choices (tunnels.RouterConfig.Secret) from the node key, so that they
+// stay the same across restarts: a friend that probes again after one
+// learns nothing new.
+func routerSecret(key crypto.PrivKey) ([32]byte, error) {
+	var out [32]byte
+	raw, err := key.Raw()
+	if err != nil {
+		return out, fmt.Errorf("deriving the router secret: %w", err)
+	}
+	blake3.DeriveKey(out[:], routerSecretContext, raw)
+	return out, nil
 }
 
 // close stops the router and every tunnel this node serves, and waits.

@@ -97,7 +97,7 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 	// Search through the API, as `kith search` does.
 	c := NewClient(a.cfg.Home)
 	var hits []SearchHit
-	err := c.Search(context.Background(), "secret gard", 2*time.Second, func(h SearchHit) error {
+	err := c.Search(context.Background(), "secret gard", 4*time.Second, func(h SearchHit) error {
 		hits = append(hits, h)
 		return nil
 	})

@@ -31,7 +31,7 @@ func (r *Router) openTunnelStream(p peer.ID, id TunnelID) (network.Stream, error
 	if err != nil {
 		return nil, fmt.Errorf("opening tunnel stream: %w", err)
 	}
-	s.SetWriteDeadline(time.Now().Add(LinkWriteTimeout))
+	s.SetWriteDeadline(time.Now().Add(r.cfg.WriteTimeout))
 	if err := writeTunnelHeader(s, id); err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("opening tunnel stream: %w", err)
@@ -73,7 +73,13 @@ func readTunnelHeader(r io.Reader) (TunnelID, error) {
 // it, a relay splices it with the stream it opened to the right.
 func (r *Router) handleTunnelStream(s network.Stream) {
 	p := s.Conn().RemotePeer()
-	s.SetReadDeadline(time.Now().Add(LinkWriteTimeout))
+	if !r.tunnelStreams.acquire(p, MaxTunnelStreamsPerFriend) {
+		r.log.Debug("refusing a tunnel stream over the friend's limit", slog.String("peer", p.ShortString()))
+		s.Reset()
+		return
+	}
+	defer r.tunnelStreams.release(p)
+	s.SetReadDeadline(time.Now().Add(r.cfg.WriteTimeout))
 	id, err := readTunnelHeader(s)
 	if err != nil {
 		r.log.Debug("bad tunnel stream", slog.String("peer", p.ShortString()), slog.Any("err", err))

@@ -12,7 +12,9 @@ import (
 // depthQSD[d] is the probability of depth d.
 var depthQSD = quasiStationary()
 
-// keepProb is the probability that a relay forwards depth d unchanged.
+// keepProb is the probability that a relay forwards depth d unchanged:
+// at depth 0, that it forwards it at all (on each friend link; the Router
+// makes that choice once per pair of links, see Router.forwards).
 func keepProb(d int) float64 {
 	switch {
 	case d >= MaxDepth:
@@ -20,7 +22,7 @@ func keepProb(d int) float64 {
 	case d >= 1:
 		return DepthKeepBelowMax
 	}
-	return 0
+	return DepthKeepAtZero
 }
 
 // quasiStationary solves nu T = lambda nu for the forwarding kernel T, with
@@ -42,41 +44,48 @@ func quasiStationary() [MaxDepth + 1]float64 {
 }
 
 // OriginDepth returns the depth a search or tunnel request starts with, in
-// 1..MaxDepth. The origin treats it as the depth at which it "received" its
-// own message and passes it through ForwardDepth for each friend, exactly
-// as a relay does; so what friends see from an origin is distributed as
-// what they see from a relay, even when they compare notes.
+// 0..MaxDepth. The origin treats it as the depth at which it "received" its
+// own message and forwards it to each friend exactly as a relay does
+// (ForwardDepth, and at depth 0 the router's fixed choice of links); so
+// what friends see from an origin is distributed as what they see from a
+// relay, even when they compare notes.
 //
 // The depth is drawn from the quasi-stationary distribution of
-// ForwardDepth restricted to depths that are forwarded. src is the
-// randomness; nil means crypto/rand. OriginDepth is safe for concurrent
-// use if src is.
+// ForwardDepth. src is the randomness; nil means crypto/rand. OriginDepth
+// is safe for concurrent use if src is.
 func OriginDepth(src mrand.Source) int {
-	src = orCrypto(src)
-	lambda := 1 - depthQSD[0]
-	u := uniform(src) * lambda
-	for d := MaxDepth; d > 1; d-- {
+	u := uniform(orCrypto(src))
+	for d := MaxDepth; d > 0; d-- {
 		if u < depthQSD[d] {
 			return d
 		}
 		u -= depthQSD[d]
 	}
-	return 1
+	return 0
 }
 
 // ForwardDepth decides the depth with which a message received at depth d
 // is forwarded to one friend: d-1, or d unchanged with probability
 // DepthKeepAtMax at MaxDepth and DepthKeepBelowMax below it. A message at
-// depth 0 or below is not forwarded (ok is false); a depth above MaxDepth,
-// which decoding refuses, is treated as MaxDepth. Call it once per friend
-// forwarded to. src is the randomness; nil means crypto/rand. ForwardDepth
-// is safe for concurrent use if src is.
+// depth 0 is forwarded, still at depth 0, with probability DepthKeepAtZero
+// (ok is false when it is not): depth 0 is not a last hop. The Router
+// makes that choice for depth 0 once per pair of links instead of per
+// message, and always forwards to at least one friend (see
+// Router.forwards); ForwardDepth is the per-message rule it stands for. A
+// depth below 0 is not forwarded; one above MaxDepth, which decoding
+// refuses, is treated as MaxDepth. Call it once per friend forwarded to.
+// src is the randomness; nil means crypto/rand. ForwardDepth is safe for
+// concurrent use if src is.
 func ForwardDepth(src mrand.Source, d int) (next int, ok bool) {
-	if d <= 0 {
+	if d < 0 {
 		return 0, false
 	}
 	d = min(d, MaxDepth)
-	if uniform(orCrypto(src)) < keepProb(d) {
+	u := uniform(orCrypto(src))
+	if d == 0 {
+		return 0, u < keepProb(0)
+	}
+	if u < keepProb(d) {
 		return d, true
 	}
 	return d - 1, true

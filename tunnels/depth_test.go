@@ -10,6 +10,7 @@ import (
 func TestDepthQuasiStationary(t *testing.T) {
 	lambda := DepthKeepAtMax
 	var out [MaxDepth + 1]float64
+	out[0] += depthQSD[0] * keepProb(0) // the rest at depth 0 is not sent
 	for d := 1; d <= MaxDepth; d++ {
 		out[d] += depthQSD[d] * keepProb(d)
 		out[d-1] += depthQSD[d] * (1 - keepProb(d))
@@ -24,8 +25,10 @@ func TestDepthQuasiStationary(t *testing.T) {
 	if math.Abs(sum-1) > 1e-12 {
 		t.Errorf("nu sums to %v", sum)
 	}
-	if math.Abs(depthQSD[0]-(1-lambda)) > 1e-12 {
-		t.Errorf("nu(0) = %v, want 1-lambda = %v", depthQSD[0], 1-lambda)
+	// What is not sent on: a path ends at a hop with probability
+	// 1-lambda, whatever depth it started from.
+	if dies := depthQSD[0] * (1 - keepProb(0)); math.Abs(dies-(1-lambda)) > 1e-12 {
+		t.Errorf("nu(0)(1-k(0)) = %v, want 1-lambda = %v", dies, 1-lambda)
 	}
 	t.Logf("nu = %.3f", depthQSD)
 }
@@ -33,8 +36,8 @@ func TestDepthQuasiStationary(t *testing.T) {
 // emitted simulates what a node k hops from the origin sends on one link
 // (k = 0 is the origin itself). ok is false if the message died before.
 func emitted(src rand.Source, k int) (int, bool) {
-	d, _ := ForwardDepth(src, OriginDepth(src))
-	for range k {
+	d := OriginDepth(src)
+	for range k + 1 {
 		var ok bool
 		if d, ok = ForwardDepth(src, d); !ok {
 			return 0, false
@@ -90,23 +93,33 @@ func TestDepthOriginLooksLikeRelay(t *testing.T) {
 }
 
 // TestDepthJointAcrossFriends: two friends of a node comparing the depths
-// each got cannot tell an origin from a relay either.
+// each got (or that one got none) cannot tell an origin from a relay
+// either.
 func TestDepthJointAcrossFriends(t *testing.T) {
 	const n, tol = 400_000, 0.006
+	const none = MaxDepth + 1 // the friend was sent nothing
 	src := rand.NewPCG(3, 4)
+	send := func(v int) int {
+		if d, ok := ForwardDepth(src, v); ok {
+			return d
+		}
+		return none
+	}
 	joint := func(relay bool) []float64 {
-		h := make([]float64, (MaxDepth+1)*(MaxDepth+1))
+		h := make([]float64, (none+1)*(none+1))
 		got := 0
 		for range n {
 			v := OriginDepth(src)
 			if relay { // v is what the relay's predecessor sent
-				if v, _ = ForwardDepth(src, OriginDepth(src)); v == 0 {
-					continue // received at depth 0: not forwarded
+				if v = send(OriginDepth(src)); v == none {
+					continue
 				}
 			}
-			a, _ := ForwardDepth(src, v)
-			b, _ := ForwardDepth(src, v)
-			h[a*(MaxDepth+1)+b]++
+			a, b := send(v), send(v)
+			if a == none && b == none {
+				continue // neither friend sees anything
+			}
+			h[a*(none+1)+b]++
 			got++
 		}
 		for i := range h {
@@ -140,7 +153,7 @@ func TestDepthNaiveSchemeIsDetectable(t *testing.T) {
 }
 
 // TestDepthReach: a path goes on past each hop with probability
-// DepthKeepAtMax.
+// DepthKeepAtMax, from the origin on.
 func TestDepthReach(t *testing.T) {
 	const n = 200_000
 	src := rand.NewPCG(7, 8)
@@ -151,8 +164,9 @@ func TestDepthReach(t *testing.T) {
 				alive++
 			}
 		}
-		// emitted(k) is sent to hop k+1; reaching it needs k successes.
-		want := math.Pow(DepthKeepAtMax, float64(k))
+		// emitted(k) is sent to hop k+1; reaching it needs k+1 sends,
+		// the origin's own included, each made with probability lambda.
+		want := math.Pow(DepthKeepAtMax, float64(k+1))
 		if got := float64(alive) / n; math.Abs(got-want) > 0.01 {
 			t.Errorf("hop %d reached with %.3f, want %.3f", k+1, got, want)
 		}
@@ -161,12 +175,20 @@ func TestDepthReach(t *testing.T) {
 
 func TestForwardDepthRules(t *testing.T) {
 	src := rand.NewPCG(9, 10)
-	for _, d := range []int{-3, -1, 0} {
+	for _, d := range []int{-3, -1} {
 		if _, ok := ForwardDepth(src, d); ok {
 			t.Errorf("depth %d forwarded", d)
 		}
 	}
-	for range 10_000 {
+	kept := 0
+	const draws = 10_000
+	for range draws {
+		if next, ok := ForwardDepth(src, 0); ok {
+			if next != 0 {
+				t.Fatalf("depth 0 forwarded at depth %d", next)
+			}
+			kept++
+		}
 		for d := 1; d <= MaxDepth+3; d++ {
 			next, ok := ForwardDepth(src, d)
 			in := min(d, MaxDepth)
@@ -174,12 +196,16 @@ func TestForwardDepthRules(t *testing.T) {
 				t.Fatalf("ForwardDepth(%d) = %d, %v", d, next, ok)
 			}
 		}
-		if v := OriginDepth(src); v < 1 || v > MaxDepth {
+		if v := OriginDepth(src); v < 0 || v > MaxDepth {
 			t.Fatalf("OriginDepth = %d", v)
 		}
 	}
+	// Depth 0 is no last hop: it goes on with probability DepthKeepAtZero.
+	if got := float64(kept) / draws; math.Abs(got-DepthKeepAtZero) > 0.02 {
+		t.Errorf("depth 0 forwarded with probability %.3f, want %v", got, DepthKeepAtZero)
+	}
 	// The crypto source works too.
-	if v := OriginDepth(nil); v < 1 || v > MaxDepth {
+	if v := OriginDepth(nil); v < 0 || v > MaxDepth {
 		t.Fatalf("OriginDepth(nil) = %d", v)
 	}
 	if _, ok := ForwardDepth(nil, 3); !ok {

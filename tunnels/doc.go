@@ -8,7 +8,7 @@
 //
 // Control plane. Each friend link carries one long-lived router stream
 // (RouterProtocol) of length-delimited protobuf messages, read with a hard
-// size cap by MessageReader and checked strictly. A Search carries
+// size cap by MessageReader (kith/internal/frame) and checked strictly. A Search carries
 // keywords or SearchHash of a root, never the root, and an ephemeral X25519
 // reply key; it is flooded to every friend but its sender, duplicates are
 // dropped by id, and each node remembers for a while which link it came
@@ -32,78 +32,170 @@
 //
 // # Depth distribution
 //
-// A Search or TunnelRequest carries a depth, the number of hops it may
-// still travel, at most MaxDepth (6). A node that receives depth d serves
-// the message; if d > 0 it forwards it to each other friend with depth
-// ForwardDepth(d): d-1, or d unchanged with probability
+// A Search or TunnelRequest carries a depth, at most MaxDepth (6). A node
+// that receives depth d serves the message and forwards it to each other
+// friend with depth ForwardDepth(d): d-1, or d unchanged with probability
 // k(6) = DepthKeepAtMax (0.99) at the maximum and k(d) = DepthKeepBelowMax
-// (0.5) below it. Depth 0 is never forwarded.
+// (0.5) below it. Depth 0 is no last hop: a message received at depth 0
+// goes on, still at depth 0, to each other friend with probability
+// k(0) = DepthKeepAtZero (0.5), and to at least one; a path ends when a
+// node does not send it on (see "What a friend learns about what you
+// hold" for why depth 0 must not end a message, and why that choice is
+// fixed per pair of links rather than drawn per message).
 //
 // An origin does exactly what a relay does, as if it had received its own
-// message: it draws a depth v with OriginDepth and sends ForwardDepth(v)
-// to each friend, a separate draw per friend as a relay makes. v is drawn
-// from nu restricted to 1..6, where nu is the quasi-stationary
-// distribution of the forwarding rule: the distribution that, fed through
-// ForwardDepth, comes out unchanged once the messages that die (depth 0)
-// are left out. It solves nu T = lambda nu for the forwarding kernel T,
-// with lambda = k(6), which is found from the top down:
+// message: it draws a depth v with OriginDepth and forwards it as a relay
+// forwards depth v, a separate draw per friend. v is drawn from nu, the
+// quasi-stationary distribution of the forwarding rule: the distribution
+// that, fed through ForwardDepth, comes out unchanged once the messages
+// not sent on are left out. It solves nu T = lambda nu for the forwarding
+// kernel T, with lambda = k(6), which is found from the top down:
 //
-//	nu(d) = nu(d+1) (1 - k(d+1)) / (k(6) - k(d)),  k(0) = 0
+//	nu(d) = nu(d+1) (1 - k(d+1)) / (k(6) - k(d))
 //
 // and gives, for the depth a node sends on one link,
 //
 //	depth  0     1     2     3     4     5     6
-//	nu     0.010 0.020 0.019 0.019 0.019 0.018 0.895
+//	nu     0.020 0.020 0.019 0.019 0.018 0.018 0.886
 //
 // Why a neighbour cannot tell an origin from a relay by depth: what a
 // relay sends is ForwardDepth of what it received; what it received was
 // sent with distribution nu by its own predecessor (by induction from the
-// origin), so, among messages that are forwarded, its input is nu on
-// 1..6, exactly the origin's v, and its output is nu again. The depths a
-// neighbour sees from an origin and from a relay at any distance from the
-// origin have the same distribution, and because the origin also makes one
-// draw per friend from one v, even friends comparing the depths they each
-// got see the same joint distribution. A relay forwards the first copy of
-// a search it receives, whatever its depth, since arrival order says
-// nothing about depth. (This needs the keep probability at
-// the maximum to be the largest: with one p for every depth no such
-// distribution exists, and, for instance, an origin starting uniformly in
-// 4..6 sends 6 more often and never 3, which a neighbour can count.) Depth
-// alone therefore gives no evidence; timing, being the first to send a
-// search id, and a node's set of links are beyond what depth can hide.
-// Against timing, every node, the origin included, sends a search on to
-// each friend after a random delay of up to DefaultSearchDelay, drawn
-// anew per link, so that a copy that went round through a common friend
-// often reaches a friend of the origin before the origin's own.
+// origin), so its input is nu, exactly the origin's v, and its output,
+// among the messages it sends, is nu again. The depths a neighbour sees
+// from an origin and from a relay at any distance from the origin have
+// the same distribution, and because the origin also makes one draw per
+// friend from one v, even friends comparing the depths they each got see
+// the same joint distribution (tested to 0.006). Two departures from the
+// per-message model are small: at depth 0 the router's choice is fixed per
+// pair of links and sends to at least one friend, so relays send depth 0
+// a little more often than nu(0) (the simulator shows 0.07 against 0.03
+// for origins at 200 nodes, which makes "depth 0" a sign of a relay, not
+// of an origin); and a node with one other friend always sends depth 0
+// on. A relay forwards the first copy of a search it receives, whatever
+// its depth, since arrival order says nothing about depth. (This needs
+// the keep probability at the maximum to be the largest: with one p for
+// every depth no such distribution exists, and, for instance, an origin
+// starting uniformly in 4..6 sends 6 more often and never 3, which a
+// neighbour can count.) Depth alone therefore gives no evidence; timing,
+// being the first to send a search id, and a node's set of links are
+// beyond what depth can hide. Against timing, every node, the origin
+// included, sends a search on to each friend after a delay of up to
+// DefaultSearchDelay, different per link, so that a copy that went round
+// through a common friend often reaches a friend of the origin before the
+// origin's own.
 //
-// Reach: a node sends depth 0 on a link with probability nu(0) = 1 - k(6),
-// whatever it received, so a path from the origin goes on past each hop
-// with probability k(6) = 0.99: hop 6 is reached along one path with
-// probability 0.95, hop 11 with 0.90. Since a relay forwards only its
-// first copy of a search, whatever depth the later ones carry, the depth
-// of that first copy decides how far the search goes on from there; so
-// reach follows k(6) closely, not the number of paths, and a search
-// started low dies early unless k below the maximum is high too. With
-// k(6) = 0.8 and 0.2 below, an origin started below the maximum three
-// times in four and the simulator found a file held by one node of 1,000
-// in about half the searches; with 0.99 and 0.2, in 93%; with 0.99 and
-// 0.5 an origin starts at the maximum 90% of the time, and the others
-// still travel about two hops per depth, so nearly every search finds it.
-// The cost is that a search crosses nearly every friend link of such a
-// network once; duplicate suppression by search id and the per-friend
-// rates bound it.
+// Reach: a path from the origin goes on past each hop with probability
+// k(6) = 0.99, whatever depth it started with (nu(0)(1 - k(0)) =
+// 1 - k(6)): hop 6 is reached along one path with probability 0.94, hop 11
+// with 0.89. Since a relay forwards only its first copy of a search,
+// whatever depth the later ones carry, the depth of that first copy
+// decides how far the search goes on from there; so reach follows k(6)
+// closely, not the number of paths. With k(6) = 0.8 and 0.2 below, the
+// simulator found a file held by one node of 1,000 in about half the
+// searches; with 0.99 and 0.2, in 93%; with 0.99 and 0.5, in nearly all.
+// At degree 8 depth bounds little: a message below the maximum has on
+// average 3.5 copies at the same depth among its 7 next hops, so it
+// floods; what a search costs is bounded by duplicate suppression (a
+// search crosses each friend link at most once each way) and the
+// per-friend rates. On sparser graphs the lower depths end paths sooner,
+// except that depth 0 never stops at a node with one other friend.
+//
+// # What a friend learns about what you hold
+//
+// A friend P that wants to know whether a file is yours (you are H) can
+// send you a search or a tunnel request for it and watch the answer. Two
+// things must not tell P that the answer is H's own rather than that of
+// a node behind H:
+//
+// Depth. If depth 0 ended a message, an answer to a depth-0 probe could
+// only be H's. So depth 0 goes on, to each other friend with probability
+// DepthKeepAtZero and to at least one, and at degree 8 a depth-0 message
+// reaches about as far as any other. If that choice were drawn per
+// message, P could send the same probe many times and count: H's own file
+// is answered every time, a friend F's only as often as H picks F. So H
+// draws it once per pair of links (the link it came from, the link it
+// goes to), keyed by RouterConfig.Secret, and P sees the same choice on
+// every try. On a chain P - H - F, H always sends depth 0 on to F.
+//
+// Timing. Without a delay, H's own answer came in a few milliseconds and
+// one from F, behind H, after H's search delay and a round trip to F.
+// Now a holder sends its search answer after a per-link part drawn up to
+// SearchDelay (as if it had sent the search on to a friend of its own)
+// plus a holder delay, the sum of two parts each uniform up to half of
+// RouterConfig.HolderDelay (1.5 s); a TunnelOK after a holder delay. All
+// of these, and the search delays of relays, are fixed by the secret and
+// the query (the root hash or the sorted, lower-cased keywords; the
+// target for a tunnel) and the links, so repeating a probe gives the same
+// times, and P gets one sample, not an average, of H's delay. F's answer
+// reaches P one hop later than F's own delay: after H's search delay to F
+// and a round trip to F. So what P can compare is one draw of H's delay
+// against one draw of F's, shifted by a hop (on average 100 ms of search
+// delay and a round trip; for tunnels, a round trip and a stream open).
+// The shift is small against the spread of the delay, and the sum of two
+// uniforms rises slowly from zero, so few of H's answers come earlier
+// than any of F's could. Relays add no delay to the answers they pass
+// back: every hop would add it to F's answers and not to H's, which only
+// widens the shift.
+//
+// What remains, as measured by the simulator's probing friends (200
+// nodes, 60 probers, BENCHMARKS.md): a depth-0 probe is answered whoever
+// holds the file (precision of "answered at depth 0 means it is H's" =
+// the base rate, 0.50); among files held by H or by one of H's friends,
+// the best answer-time threshold names H at precision 0.61 for searches
+// and 0.53 for tunnels (recall 0.33), against 0.50 by chance; the 100 ms
+// threshold of the review never fires. Timing still tells near from far:
+// against files held two or more hops from H, the best threshold has
+// precision 0.88 at recall 0.12. It costs the time to a first answer and
+// to a tunnel's setup 0.75 s on average (1.5 s at most) for one holder.
+// Not hidden: a friend whose only friend is you knows every answer is
+// yours; keyword searches can be reworded, and each distinct set of words
+// is a new draw (a friend that finds many wordings of one name can average
+// over them); once a tunnel is up, its round-trip time tells its length,
+// which the data plane does not hide.
 //
 // # Router and tunnel setup
 //
 // A Router keeps one control stream per friend link: the friend with the
 // lower peer ID opens it when identify completes (and retries every
 // LinkRetry while connected without one); the other side only accepts.
-// Control messages to a friend go through a bounded queue (LinkQueue) and
-// one writer goroutine, so a slow friend costs dropped messages, never a
-// blocked router. Searches and tunnel requests are admitted per friend by
-// token buckets (SearchesPerSecond, TunnelRequestsPerSecond); the excess
-// is dropped and counted. A friend that sends an invalid message is cut
-// off: its stream is reset and its connection closed.
+// Control messages to a friend are encoded at once and go through a queue
+// bounded in messages and bytes (LinkQueue, LinkQueueBytes), charged to
+// the stream's resource-manager scope until written, and one writer
+// goroutine, so a slow friend costs dropped messages, never a blocked
+// router; a write that waits WriteTimeout ends the link. Messages are read
+// with kith/internal/frame: the buffer grows as the bytes arrive (a
+// friend that announces a large message holds only what it sent), is
+// charged to the stream's scope beyond 16 KiB, and a message must arrive
+// within FrameTimeout of its first byte. Searches and tunnel requests are
+// admitted per friend by token buckets (SearchesPerSecond,
+// TunnelRequestsPerSecond); the excess is dropped and counted. A friend
+// that sends an invalid, oversized or too slow message is cut off: its
+// stream is reset and its connection closed. A friend may have
+// MaxRouterStreamsPerFriend inbound router streams and
+// MaxTunnelStreamsPerFriend inbound tunnel streams at once; more are reset
+// in the handler. When a stream resets, the goroutines serving it end:
+// the link's reader and writer, a Splice, a holder's session.
+//
+// Searches to one friend are paced below what it accepts
+// (SearchSendRate, SearchSendBurst): the fixed delays would otherwise keep
+// a burst together from hop to hop (a relay that stalled and then
+// forwards what it read), and the friend would drop it.
+//
+// Answers. A relay remembers, for each search, the links it sent it on;
+// an answer from any other link is dropped. From each of those links it
+// takes an equal share of MaxResultsPerSearch (at least MinResultsPerLink)
+// and passes it back, so a friend that floods answers for every search it
+// sees uses up its own link's share and not the others'. The origin opens
+// every answer and counts, per link, those that open and those that do
+// not, up to MaxResultsPerSearch each: garbage costs no genuine answer
+// its place. What per-link budgets cannot separate is a flood and a
+// genuine answer that come back over the same link: above the relay where
+// the flood enters, both share that relay's link (the test
+// TestSearchFloodStaysOnItsBranch shows the genuine answers of other
+// branches arriving in every search). Fakes that open (sealed to the
+// reply key by the flooder) reach the origin as results; their names are
+// shown through kith/internal/peertext by the CLI.
 //
 // Tunnel setup. A TunnelRequest is flooded like a search, with a new
 // random TunnelID on every link, so a hop's routing entry is
@@ -116,8 +208,8 @@
 // the same request, which timing would tell them anyway, while the
 // per-hop tunnel ids still differ on every link.
 // Holders answer every copy that reaches them, one per link, which is how
-// disjoint paths give disjoint tunnels. A holder answers TunnelOK
-// and does not forward; a relay that cannot forward answers TunnelFail at
+// disjoint paths give disjoint tunnels. A holder answers TunnelOK, after
+// its holder delay (see above), and does not forward; a relay that cannot forward answers TunnelFail at
 // once; the first TunnelOK a relay gets wins and its other branches get
 // TunnelClose; an origin keeps up to the number of tunnels it asked for,
 // which is how two disjoint paths give two tunnels.

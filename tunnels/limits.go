@@ -25,6 +25,18 @@ const (
 	// the one search in ten that starts below MaxDepth still goes about
 	// two hops per depth, so it reaches about as far as the others.
 	DepthKeepBelowMax = 0.5
+	// DepthKeepAtZero is the probability that a relay forwards a message
+	// it received at depth 0, still at depth 0, to each other friend; it
+	// must be below DepthKeepAtMax too. Depth 0 is no last hop: a friend
+	// that sends you depth 0 cannot tell your answer from one of a node
+	// behind you. The router decides it once per pair of links (keyed by
+	// RouterConfig.Secret), so repeating a probe shows the same choice,
+	// and always forwards to at least one other friend, so a node with
+	// one other friend never ends a message. 0.5, like the depths below
+	// the maximum: at degree 8 a depth-0 message then still reaches about
+	// as far as any other, which is what makes an answer to it say
+	// nothing about who gave it.
+	DepthKeepAtZero = 0.5
 )
 
 // Per-friend rates. A friend that exceeds one has its excess dropped; the
@@ -45,6 +57,20 @@ const (
 	// TunnelRequestBurst is the number of tunnel requests a friend may
 	// send at once.
 	TunnelRequestBurst = 10
+	// SearchSendRate is the share of SearchesPerSecond at which a router
+	// sends searches to one friend, with bursts of SearchSendBurst: below
+	// what the friend accepts, with room for the network's jitter, so
+	// that a burst of searches (a relay that stalled, then forwards what
+	// it read; searches for one query, whose fixed delays keep them
+	// together) is spread out instead of dropped by the friend.
+	SearchSendRate = 0.9
+	// SearchSendBurst is the searches a router sends one friend at once
+	// before SearchSendRate applies: half what the friend accepts.
+	SearchSendBurst = SearchBurst / 2
+	// SearchSendWait is the longest a search waits for its turn on a
+	// link; one that would wait longer is dropped (and counted) by the
+	// sender. 2 s: well within the time a searcher listens.
+	SearchSendWait = 2 * time.Second
 )
 
 // Tunnel and search state kept per friend and in total.
@@ -70,9 +96,16 @@ const (
 	// RequestCacheTTL is how long a tunnel request id is remembered. It
 	// outlives the request itself (TunnelRequestTTL).
 	RequestCacheTTL = 2 * TunnelRequestTTL
-	// MaxResultsPerSearch caps the SearchResult messages relayed back for
-	// one search id; later ones are dropped.
+	// MaxResultsPerSearch caps the SearchResult messages a relay forwards
+	// back for one search id, split in equal shares among the links it
+	// sent the search on (each link's share is its own, so one friend's
+	// flood of answers cannot crowd out another link's); at the search's
+	// origin it caps, per link, both the answers that open and those that
+	// do not. Later ones are dropped.
 	MaxResultsPerSearch = 64
+	// MinResultsPerLink is the smallest share of MaxResultsPerSearch a
+	// relay gives each link, for nodes with more than 16 friends.
+	MinResultsPerLink = 4
 	// MaxFilesPerResult caps the files in one sealed SearchResult.
 	MaxFilesPerResult = 32
 	// SearchCacheSize caps the search ids remembered for duplicate
@@ -150,6 +183,17 @@ const (
 	// tells a friend of the origin less about who started a search. It
 	// adds about half of it per hop to the time to a first answer.
 	DefaultSearchDelay = 200 * time.Millisecond
+	// DefaultHolderDelay is the longest delay before a node answers, as a
+	// holder, a search (beyond the per-link part, up to the search delay)
+	// or a tunnel request, so that the time of its own answer does not
+	// tell a friend that the answer is its own: the delay is the sum of
+	// two parts drawn uniformly up to half of it, fixed per query and
+	// target by RouterConfig.Secret (see the package documentation). It
+	// adds 0.75 s on average to the time to a first answer from a single
+	// holder and to a tunnel's setup. At 1.5 s, a friend comparing your
+	// answers with those of your friends (one hop further) gets
+	// precision at most about 0.6 at recall 0.25, against 0.5 by chance.
+	DefaultHolderDelay = 1500 * time.Millisecond
 	// DefaultLinkRetry is how often a router (re)opens the control streams
 	// to connected friends that have none.
 	DefaultLinkRetry = 2 * time.Second
@@ -162,6 +206,35 @@ const (
 	// LinkQueue is the control messages queued for one friend; more are
 	// dropped.
 	LinkQueue = 256
+	// LinkQueueBytes bounds the bytes of the control messages queued for
+	// one friend, charged to the router stream's resource-manager scope
+	// until written; a message that does not fit is dropped. 256 KiB is
+	// LinkQueue answers of a typical size (one 512-byte sealed block), but
+	// only 16 of the largest (MaxSealedResults): without it, a friend that
+	// stops reading would hold LinkQueue of those, 4 MiB, until
+	// LinkWriteTimeout cut it off.
+	LinkQueueBytes = 256 << 10
+	// DefaultFrameTimeout bounds the time from the first byte of a control
+	// message to its last (RouterConfig.FrameTimeout). A friend that
+	// announces a message and sends it slowly holds only the bytes it has
+	// sent (the reader grows its buffer as they arrive) and, after this,
+	// loses its link: MaxControlMsg takes 8 s at 64 kbit/s.
+	DefaultFrameTimeout = 10 * time.Second
+	// MaxRouterStreamsPerFriend caps the inbound router streams one friend
+	// may have open at once. A link is one stream; a second is allowed
+	// while a friend that reconnected replaces its old one. More are reset
+	// at once. (The node may set the libp2p resource manager's
+	// per-protocol, per-peer stream limit of RouterProtocol to this.)
+	MaxRouterStreamsPerFriend = 2
+	// MaxTunnelStreamsPerFriend caps the inbound tunnel streams one friend
+	// may have open at once: one per tunnel it relays or opens through
+	// this node (MaxTunnelsPerFriend), and a few more whose 8-byte header
+	// is still being read (a stream whose header names no tunnel is reset
+	// at once, one that sends none within LinkWriteTimeout too). More are
+	// reset at once. (The node may set the resource manager's
+	// per-protocol, per-peer inbound stream limit of TunnelProtocol to
+	// this.)
+	MaxTunnelStreamsPerFriend = MaxTunnelsPerFriend + 16
 	// SearchResultQueue is the results of one's own search buffered for
 	// a caller that has not read them yet; more are dropped.
 	SearchResultQueue = 256

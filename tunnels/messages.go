@@ -1,17 +1,13 @@
 package tunnels
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/libp2p/go-msgio/pbio"
-	"github.com/multiformats/go-varint"
-	"google.golang.org/protobuf/proto"
-
+	"kith/internal/frame"
 	"kith/tunnels/pb"
 )
 
@@ -316,7 +312,7 @@ func DecodeMessage(b []byte) (Message, error) {
 		return nil, fmt.Errorf("decoding router message: %w", ErrMessageTooLarge)
 	}
 	var w pb.RouterMessage
-	if err := proto.Unmarshal(b, &w); err != nil {
+	if err := frame.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("decoding router message: %w: %w", ErrInvalidMessage, err)
 	}
 	m, err := fromWire(&w)
@@ -327,43 +323,96 @@ func DecodeMessage(b []byte) (Message, error) {
 }
 
 // MessageReader reads router messages: uvarint-length-delimited
-// RouterMessages of at most MaxControlMsg bytes. It is not safe for
-// concurrent use; one goroutine may read while another writes with a
-// MessageWriter.
+// RouterMessages of at most MaxControlMsg bytes, through frame.Reader, so
+// a friend that announces a large message holds only the bytes it has sent.
+// It is not safe for concurrent use; one goroutine may read while another
+// writes with a MessageWriter.
 type MessageReader struct {
-	r pbio.Reader
+	r *frame.Reader
 }
 
-// NewMessageReader returns a MessageReader reading from r. It buffers, so
-// r should carry nothing but router messages.
+// NewMessageReader returns a MessageReader reading from r, without
+// timeouts or memory accounting. It buffers, so r should carry nothing but
+// router messages.
 func NewMessageReader(r io.Reader) *MessageReader {
-	return &MessageReader{r: pbio.NewDelimitedReader(r, MaxControlMsg)}
+	return newMessageReader(r, frame.Options{})
+}
+
+func newMessageReader(r io.Reader, opts frame.Options) *MessageReader {
+	return &MessageReader{r: frame.NewReader(r, MaxControlMsg, opts)}
 }
 
 // Read reads the next message, blocking until one arrives. It returns
 // io.EOF at a clean end of the stream. After an error wrapping
-// ErrUnknownMessage the message was consumed and the caller may read on;
-// after any other error the stream is broken or the friend hostile, and
-// the caller should close it.
+// ErrUnknownMessage the message was consumed and the caller may read on.
+// An error wrapping ErrMessageTooLarge or ErrInvalidMessage means the
+// friend broke the protocol (frame.IsPeerFault holds for the framing
+// faults: too large, malformed, too slow); after any other error the
+// stream is broken. In both cases the caller should close it.
 func (r *MessageReader) Read() (Message, error) {
-	var w pb.RouterMessage
-	if err := r.r.ReadMsg(&w); err != nil {
+	b, err := r.r.Next()
+	if err != nil {
 		switch {
 		case err == io.EOF:
 			return nil, io.EOF
-		case errors.Is(err, io.ErrShortBuffer):
-			return nil, fmt.Errorf("reading router message: %w", ErrMessageTooLarge)
-		case errors.Is(err, proto.Error), errors.Is(err, varint.ErrOverflow), errors.Is(err, varint.ErrNotMinimal),
-			strings.HasPrefix(err.Error(), "panic reading message"):
+		case errors.Is(err, frame.ErrTooLarge):
+			return nil, fmt.Errorf("reading router message: %w: %w", ErrMessageTooLarge, err)
+		case frame.IsPeerFault(err):
 			return nil, fmt.Errorf("reading router message: %w: %w", ErrInvalidMessage, err)
 		}
 		return nil, fmt.Errorf("reading router message: %w", err)
+	}
+	var w pb.RouterMessage
+	if err := frame.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("reading router message: %w: %w", ErrInvalidMessage, err)
 	}
 	m, err := fromWire(&w)
 	if err != nil {
 		return nil, fmt.Errorf("reading router message: %w", err)
 	}
 	return m, nil
+}
+
+// Close releases the memory the reader charged to its scope. It does not
+// close the stream.
+func (r *MessageReader) Close() { r.r.Close() }
+
+// maxWireSize returns the most bytes m takes on the wire, its length
+// prefix included, without encoding it: what a link's send queue charges
+// for it.
+func maxWireSize(m Message) int {
+	// Tags, lengths, the oneof wrapper, the depth and the prefix.
+	const overhead = 32
+	switch m := m.(type) {
+	case encoded:
+		return len(m)
+	case *Search:
+		return overhead + len(m.ID) + len(m.ReplyKey) + max(len(m.RootHash), len(m.Keywords))
+	case *SearchResult:
+		return overhead + len(m.SearchID) + len(m.Sealed)
+	case *TunnelRequest:
+		return overhead + 10 + len(m.Target) + len(m.RequestID)
+	}
+	return overhead // TunnelOK, TunnelFail, TunnelClose: an id and a code
+}
+
+// appendMessage checks m as a reader would and appends it to dst with its
+// length prefix. A message that breaks the limits is refused with an error
+// wrapping ErrInvalidMessage (or ErrMessageTooLarge) and dst is returned
+// as it was.
+func appendMessage(dst []byte, m Message) ([]byte, error) {
+	wire, err := m.toWire()
+	if err != nil {
+		return dst, fmt.Errorf("writing router message: %w", err)
+	}
+	out, err := frame.Append(dst, wire, MaxControlMsg)
+	if errors.Is(err, frame.ErrTooLarge) {
+		return dst, fmt.Errorf("writing router message: %w: %w", ErrMessageTooLarge, err)
+	}
+	if err != nil {
+		return dst, fmt.Errorf("writing router message: %w", err)
+	}
+	return out, nil
 }
 
 // messageWriterKeep is the largest buffer a MessageWriter keeps between
@@ -387,17 +436,9 @@ func NewMessageWriter(w io.Writer) *MessageWriter {
 // the limits is refused with an error wrapping ErrInvalidMessage and
 // nothing is written.
 func (w *MessageWriter) Write(m Message) error {
-	wire, err := m.toWire()
+	b, err := appendMessage(w.buf[:0], m)
 	if err != nil {
-		return fmt.Errorf("writing router message: %w", err)
-	}
-	size := proto.Size(wire)
-	if size > MaxControlMsg {
-		return fmt.Errorf("writing router message: %w", ErrMessageTooLarge)
-	}
-	b := binary.AppendUvarint(w.buf[:0], uint64(size))
-	if b, err = (proto.MarshalOptions{}).MarshalAppend(b, wire); err != nil {
-		return fmt.Errorf("writing router message: %w", err)
+		return err
 	}
 	if cap(b) <= messageWriterKeep {
 		w.buf = b // small messages reuse the buffer; large ones let it go

@@ -58,14 +58,12 @@ func TestDroppedRequestFailsFast(t *testing.T) {
 	big := &SearchResult{SearchID: SearchID{1}, Sealed: make([]byte, MaxSealedResults)}
 	deadline := time.Now().Add(8 * time.Second) // within LinkWriteTimeout
 	for {
-		for len(l.out) < cap(l.out) {
-			select {
-			case l.out <- big:
-			default:
-			}
+		for l.send(big) {
 		}
 		time.Sleep(300 * time.Millisecond) // full still: the writer is stuck
-		if len(l.out) == cap(l.out) {
+		if !l.send(big) {
+			for l.send(&TunnelClose{ID: 1}) { // the last bytes and slots
+			}
 			break
 		}
 		if time.Now().After(deadline) {

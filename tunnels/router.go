@@ -18,6 +18,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
+	"lukechampine.com/blake3"
+
+	"kith/internal/frame"
+	"kith/tunnels/pb"
 )
 
 // Friends is what the Router asks about its links: f2f.Friends implements
@@ -107,18 +111,39 @@ type RouterConfig struct {
 	// SearchDelay is the longest random delay before a search is sent to
 	// a friend (see sendSearch); 0 sends at once.
 	SearchDelay time.Duration
+	// FrameTimeout bounds the time from the first byte of a control
+	// message to its last; a friend that sends one more slowly is cut
+	// off. 0 means DefaultFrameTimeout.
+	FrameTimeout time.Duration
+	// WriteTimeout bounds one write of a control message and the exchange
+	// of a tunnel stream's header; a friend that does not read for that
+	// long loses its link. 0 means LinkWriteTimeout.
+	WriteTimeout time.Duration
+	// HolderDelay is the longest delay before this node answers a search
+	// or tunnel request as a holder, beyond the per-link part of up to
+	// SearchDelay for searches (see the package documentation); 0 answers
+	// at once.
+	HolderDelay time.Duration
+	// Secret keys the router's fixed random choices: the delays above and
+	// which friends get a message it received at depth 0. The same secret
+	// makes the same choices, so a friend that repeats a probe learns
+	// nothing new; a node passes one derived from its identity key so that
+	// the choices survive restarts. The zero value means a random secret
+	// for this router.
+	Secret [32]byte
 }
 
 // DefaultRouterConfig returns a RouterConfig with the defaults.
 func DefaultRouterConfig() RouterConfig {
-	return RouterConfig{LinkRetry: DefaultLinkRetry, SearchDelay: DefaultSearchDelay}
+	return RouterConfig{LinkRetry: DefaultLinkRetry, SearchDelay: DefaultSearchDelay, HolderDelay: DefaultHolderDelay}
 }
 
 // RouterStats counts what a Router dropped.
 type RouterStats struct {
-	SearchesDropped     uint64 // over a friend's rate, or sent on a full queue
+	SearchesDropped     uint64 // over a friend's rate, or waiting too long for their turn to a friend (SearchSendWait)
 	TunnelsDropped      uint64 // tunnel requests over a friend's rate
 	MessagesDropped     uint64 // control messages dropped on a full send queue
+	ResultsDropped      uint64 // search answers over a link's budget, or to a search no longer listened to
 	FriendsDisconnected uint64 // friends cut off for invalid messages
 }
 
@@ -145,9 +170,18 @@ type Router struct {
 	mine     map[SearchID]*searchSub
 	tun      tunnelTable
 
+	// routerStreams and tunnelStreams count each friend's inbound
+	// streams in the handlers (MaxRouterStreamsPerFriend,
+	// MaxTunnelStreamsPerFriend).
+	routerStreams streamCounts
+	tunnelStreams streamCounts
+	// hashers are BLAKE3 hashers keyed with the secret, for draw.
+	hashers sync.Pool
+
 	searchesDropped atomic.Uint64
 	tunnelsDropped  atomic.Uint64
 	msgsDropped     atomic.Uint64
+	resultsDropped  atomic.Uint64
 	disconnected    atomic.Uint64
 }
 
@@ -160,6 +194,15 @@ func NewRouter(h host.Host, friends Friends, cfg RouterConfig) (*Router, error) 
 	}
 	if cfg.LinkRetry <= 0 {
 		cfg.LinkRetry = DefaultLinkRetry
+	}
+	if cfg.FrameTimeout <= 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = LinkWriteTimeout
+	}
+	if cfg.Secret == ([32]byte{}) {
+		rand.Read(cfg.Secret[:])
 	}
 	sub, err := h.EventBus().Subscribe([]any{
 		new(event.EvtPeerIdentificationCompleted),
@@ -220,6 +263,7 @@ func (r *Router) Stats() RouterStats {
 		SearchesDropped:     r.searchesDropped.Load(),
 		TunnelsDropped:      r.tunnelsDropped.Load(),
 		MessagesDropped:     r.msgsDropped.Load(),
+		ResultsDropped:      r.resultsDropped.Load(),
 		FriendsDisconnected: r.disconnected.Load(),
 	}
 }
@@ -329,7 +373,7 @@ func (r *Router) maybeOpen(p peer.ID) {
 			r.log.Debug("opening router stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
 			return
 		}
-		r.addLink(s)
+		r.addLink(s, false)
 	})
 }
 
@@ -343,26 +387,35 @@ func (r *Router) handleRouterStream(s network.Stream) {
 		s.Reset()
 		return
 	}
-	r.addLink(s)
+	if !r.routerStreams.acquire(p, MaxRouterStreamsPerFriend) {
+		r.log.Debug("refusing a router stream over the friend's limit", slog.String("peer", p.ShortString()))
+		s.Reset()
+		return
+	}
+	if !r.addLink(s, true) {
+		r.routerStreams.release(p)
+	}
 }
 
-// addLink makes s the router stream of its peer. When both sides opened
-// one, the stream opened by the lower peer ID stays.
-func (r *Router) addLink(s network.Stream) {
+// addLink makes s the router stream of its peer and reports whether it
+// did; if not, s was reset. When both sides opened one, the stream opened
+// by the lower peer ID stays. counted says s holds one of the friend's
+// inbound router stream slots, given back when the link ends.
+func (r *Router) addLink(s network.Stream, counted bool) bool {
 	p := s.Conn().RemotePeer()
 	outbound := s.Stat().Direction == network.DirOutbound
-	l := newLink(r, p, s)
+	l := newLink(r, p, s, counted)
 	r.mu.Lock()
 	if r.ctx.Err() != nil {
 		r.mu.Unlock()
 		s.Reset()
-		return
+		return false
 	}
 	if old, ok := r.links[p]; ok {
 		if outbound != opener(r.h.ID(), p) {
 			r.mu.Unlock()
 			s.Reset()
-			return
+			return false
 		}
 		delete(r.links, p)
 		defer old.stop()
@@ -370,13 +423,14 @@ func (r *Router) addLink(s network.Stream) {
 	if !r.track(2) {
 		r.mu.Unlock()
 		s.Reset()
-		return
+		return false
 	}
 	r.links[p] = l
 	r.mu.Unlock()
 	r.log.Debug("router link up", slog.String("peer", p.ShortString()))
 	go func() { defer r.wg.Done(); l.writeLoop() }()
 	go func() { defer r.wg.Done(); l.readLoop() }()
+	return true
 }
 
 // dropLink forgets l, once its read loop ended.
@@ -389,6 +443,9 @@ func (r *Router) dropLink(l *link) {
 	r.mu.Unlock()
 	for _, s := range streams {
 		s.Reset()
+	}
+	if l.counted {
+		r.routerStreams.release(l.peer)
 	}
 	r.log.Debug("router link down", slog.String("peer", l.peer.ShortString()))
 }
@@ -431,21 +488,25 @@ type link struct {
 	r       *Router
 	peer    peer.ID
 	s       network.Stream
-	out     chan Message
-	done    chan struct{}
+	counted bool          // holds one of the friend's inbound router stream slots
+	out     chan Message  // messages for the writer
+	queued  atomic.Int64  // bytes charged for out, also to s's resource scope
+	done    chan struct{} // closed by stop
 	stopped sync.Once
 
-	searchLim *rate.Limiter
-	tunnelLim *rate.Limiter
+	searchLim *rate.Limiter // searches accepted from the friend
+	tunnelLim *rate.Limiter // tunnel requests accepted from the friend
+	searchOut *rate.Limiter // searches sent to the friend (see sendSearch)
 }
 
-func newLink(r *Router, p peer.ID, s network.Stream) *link {
+func newLink(r *Router, p peer.ID, s network.Stream, counted bool) *link {
 	return &link{
-		r: r, peer: p, s: s,
+		r: r, peer: p, s: s, counted: counted,
 		out:       make(chan Message, LinkQueue),
 		done:      make(chan struct{}),
 		searchLim: rate.NewLimiter(SearchesPerSecond, SearchBurst),
 		tunnelLim: rate.NewLimiter(TunnelRequestsPerSecond, TunnelRequestBurst),
+		searchOut: rate.NewLimiter(SearchSendRate*SearchesPerSecond, SearchSendBurst),
 	}
 }
 
@@ -457,20 +518,63 @@ func (l *link) stop() {
 	})
 }
 
-// send queues m without blocking; a full queue drops it.
-// send queues m for the friend; it reports false if m was dropped (the
-// queue is full or the link is down).
-func (l *link) send(m Message) bool {
+// encoded is a router message already encoded with appendMessage, as a
+// relay queues the copies of a search it sends on: the writer writes it
+// as it is.
+type encoded []byte
+
+func (e encoded) toWire() (*pb.RouterMessage, error) {
+	return nil, fmt.Errorf("%w: an encoded message is written as it is", ErrInvalidMessage)
+}
+
+// send queues m for the friend without blocking; it reports false if m
+// was dropped: the link is down, the queue holds LinkQueue messages or
+// LinkQueueBytes bytes already, or the resource manager refused the
+// memory. A queued message is charged, at its largest encoded size
+// (maxWireSize), to the queue's byte count and to the stream's resource
+// scope until written; the writer encodes it, into one reused buffer.
+func (l *link) send(m Message) bool { return l.enqueue(m) }
+
+// sendEncoded is send for a message already encoded with appendMessage;
+// b must not change.
+func (l *link) sendEncoded(b []byte) bool { return l.enqueue(encoded(b)) }
+
+func (l *link) enqueue(q Message) bool {
 	select {
-	case l.out <- m:
-		return true
 	case <-l.done:
 		return false
 	default:
+	}
+	n := maxWireSize(q)
+	if l.queued.Add(int64(n)) > LinkQueueBytes {
+		l.queued.Add(-int64(n))
 		l.r.msgsDropped.Add(1)
 		return false
 	}
+	if err := l.s.Scope().ReserveMemory(n, network.ReservationPriorityMedium); err != nil {
+		l.queued.Add(-int64(n))
+		l.r.msgsDropped.Add(1)
+		return false
+	}
+	select {
+	case l.out <- q:
+		return true
+	case <-l.done:
+	default:
+		l.r.msgsDropped.Add(1)
+	}
+	l.unqueue(n)
+	return false
 }
+
+// unqueue gives back what send charged for n bytes.
+func (l *link) unqueue(n int) {
+	l.queued.Add(-int64(n))
+	l.s.Scope().ReleaseMemory(n)
+}
+
+// queuedBytes returns the bytes charged for the link's send queue.
+func (l *link) queuedBytes() int64 { return l.queued.Load() }
 
 func (l *link) writeLoop() {
 	var w io.Writer = l.s
@@ -478,17 +582,38 @@ func (l *link) writeLoop() {
 		w = tapWriter{w, func(b []byte) { tap.Control(l.peer, false, b) }}
 	}
 	mw := NewMessageWriter(w)
+	defer func() { // what is left is never sent
+		for {
+			select {
+			case q := <-l.out:
+				l.unqueue(maxWireSize(q))
+			default:
+				return
+			}
+		}
+	}()
 	for {
 		select {
 		case <-l.done:
 			return
-		case m := <-l.out:
-			l.s.SetWriteDeadline(time.Now().Add(LinkWriteTimeout))
-			if err := mw.Write(m); err != nil {
-				if !errors.Is(err, ErrInvalidMessage) {
-					l.stop()
-					return
+		case q := <-l.out:
+			l.s.SetWriteDeadline(time.Now().Add(l.r.cfg.WriteTimeout))
+			var err error
+			if b, ok := q.(encoded); ok {
+				if _, err = w.Write(b); err != nil {
+					err = fmt.Errorf("writing router message: %w", err)
 				}
+			} else {
+				err = mw.Write(q)
+			}
+			l.unqueue(maxWireSize(q))
+			switch {
+			case errors.Is(err, ErrInvalidMessage), errors.Is(err, ErrMessageTooLarge):
+				l.r.log.Debug("not sending an invalid router message", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+			case err != nil:
+				l.r.log.Debug("router link write failed", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
+				l.stop()
+				return
 			}
 		}
 	}
@@ -501,7 +626,8 @@ func (l *link) readLoop() {
 	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
 		rd = tapReader{rd, func(b []byte) { tap.Control(l.peer, true, b) }}
 	}
-	mr := NewMessageReader(rd)
+	mr := newMessageReader(rd, frame.Options{FrameTimeout: l.r.cfg.FrameTimeout, Deadliner: l.s, Memory: l.s.Scope()})
+	defer mr.Close()
 	for {
 		m, err := mr.Read()
 		switch {
@@ -556,6 +682,131 @@ type tapWriter struct {
 func (t tapWriter) Write(p []byte) (int, error) {
 	t.tap(p)
 	return t.w.Write(p)
+}
+
+// streamCounts counts streams per friend. The zero value is ready.
+type streamCounts struct {
+	mu sync.Mutex
+	n  map[peer.ID]int
+}
+
+// acquire counts one more stream of p unless it has max already, and
+// reports whether it did.
+func (c *streamCounts) acquire(p peer.ID, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[p] >= max {
+		return false
+	}
+	if c.n == nil {
+		c.n = make(map[peer.ID]int)
+	}
+	c.n[p]++
+	return true
+}
+
+// release counts one stream of p less.
+func (c *streamCounts) release(p peer.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[p]--; c.n[p] <= 0 {
+		delete(c.n, p)
+	}
+}
+
+// draw returns a number in [0, 1) that the router's secret and what fix:
+// the same inputs give the same number, which no one without the secret
+// can predict. It is how the router makes the random choices that a
+// friend must not be able to average out by asking again.
+func (r *Router) draw(what string, parts ...[]byte) float64 {
+	h, _ := r.hashers.Get().(*blake3.Hasher)
+	if h == nil {
+		h = blake3.New(32, r.cfg.Secret[:])
+	}
+	defer func() { h.Reset(); r.hashers.Put(h) }()
+	h.Write([]byte(what))
+	var n [4]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return float64(binary.BigEndian.Uint64(sum[:8])>>11) * 0x1p-53
+}
+
+// forward is one friend a message goes on to, and with which depth.
+type forward struct {
+	l     *link
+	depth int
+}
+
+// forwards decides which of links a message received from peer from at
+// depth d goes on to, and at which depth: for d >= 1 every link, each
+// with its own ForwardDepth draw; for d = 0 each link with probability
+// DepthKeepAtZero and at least one, both chosen once per pair of links
+// (from, link) by draw, so that a friend who sends depth 0 again and
+// again always sees the same choice and cannot count how often a node
+// behind you answers. An origin passes its own ID as from.
+func (r *Router) forwards(from peer.ID, links []*link, d int) []forward {
+	out := make([]forward, 0, len(links))
+	if d > 0 {
+		for _, o := range links {
+			next, _ := ForwardDepth(r.cfg.Rand, d)
+			out = append(out, forward{o, next})
+		}
+		return out
+	}
+	first, best := -1, 2.0
+	for i, o := range links {
+		if u := r.draw("depth 0 first", []byte(from), []byte(o.peer)); u < best {
+			first, best = i, u
+		}
+	}
+	for i, o := range links {
+		if i == first || r.draw("depth 0 keep", []byte(from), []byte(o.peer)) < DepthKeepAtZero {
+			out = append(out, forward{o, 0})
+		}
+	}
+	return out
+}
+
+// linksOf returns the links of fs.
+func linksOf(fs []forward) []*link {
+	out := make([]*link, len(fs))
+	for i, f := range fs {
+		out[i] = f.l
+	}
+	return out
+}
+
+// holderDelay returns how long this node waits before it answers, as a
+// holder, the query or target key: two parts, each uniform up to half of
+// HolderDelay and fixed by the secret and key, so a friend that asks again
+// sees the same delay. Their sum rises slowly from zero, so few of this
+// node's own answers come sooner than one from a hop further would.
+func (r *Router) holderDelay(what string, key []byte) time.Duration {
+	half := float64(r.cfg.HolderDelay) / 2
+	return time.Duration(half * (r.draw(what+" a", key) + r.draw(what+" b", key)))
+}
+
+// sleepUntil waits until t, the router closing or done closing; it
+// reports whether t came.
+func (r *Router) sleepUntil(t time.Time, done <-chan struct{}) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return r.ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-r.ctx.Done():
+	case <-done:
+	}
+	return false
 }
 
 // newTunnelID returns a random non-zero TunnelID.

@@ -5,21 +5,65 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	mrand "math/rand/v2"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/flynn/noise"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // searchEntry remembers a search id: for dropping duplicates and, while
 // ReversePathTTL lasts, for routing its answers back.
 type searchEntry struct {
-	id      SearchID
-	from    *link // nil for this node's own searches
-	seen    time.Time
-	results int
-	elem    *list.Element
+	id   SearchID
+	from *link // nil for this node's own searches
+	seen time.Time
+	elem *list.Element
+	// budgets has one entry per link the search was sent on: answers
+	// come back only from those, each within its own budget.
+	budgets []answerBudget
+	// share is how many answers a relay takes from each link (see
+	// answerShare).
+	share int
+}
+
+// answerBudget counts the answers to one search taken from one link: for
+// a relay, those relayed; for the search's origin, those that opened
+// (good) and those that did not (bad).
+type answerBudget struct {
+	l         *link
+	good, bad int
+}
+
+// budget returns l's budget, or nil if the search was not sent on l.
+func (e *searchEntry) budget(l *link) *answerBudget {
+	for i := range e.budgets {
+		if e.budgets[i].l == l {
+			return &e.budgets[i]
+		}
+	}
+	return nil
+}
+
+// sentOn records that the search goes out on links, whose answers it then
+// takes. Guarded by Router.mu.
+func (e *searchEntry) sentOn(links []*link) {
+	e.budgets = make([]answerBudget, len(links))
+	for i, l := range links {
+		e.budgets[i].l = l
+	}
+	e.share = answerShare(len(links))
+}
+
+// answerShare is the answers a relay takes for one search from each of
+// the n links it sent the search on: an equal share of
+// MaxResultsPerSearch, at least MinResultsPerLink, so that one link's
+// flood cannot use up the answers of the others.
+func answerShare(n int) int {
+	return max(MinResultsPerLink, MaxResultsPerSearch/max(1, n))
 }
 
 // searchCache is bounded by SearchCacheSize and SearchCacheTTL; the
@@ -122,7 +166,11 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 	}
 	r.searches.add(m.ID, nil, time.Now())
 	r.mine[m.ID] = sub
-	links := r.otherLinks(nil)
+	self := r.h.ID()
+	// The origin forwards its search as a relay would one it received at
+	// depth v (see OriginDepth).
+	fs := r.forwards(self, r.otherLinks(nil), OriginDepth(r.cfg.Rand))
+	r.searches.m[m.ID].sentOn(linksOf(fs))
 	if !r.track(1) {
 		delete(r.mine, m.ID)
 		r.mu.Unlock()
@@ -140,35 +188,83 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 		r.mu.Unlock()
 		sub.close()
 	}()
-	v := OriginDepth(r.cfg.Rand)
-	for _, l := range links {
-		d, _ := ForwardDepth(r.cfg.Rand, v)
-		c := m
-		c.Depth = d
-		r.sendSearch(l, &c)
-	}
+	r.sendSearches(self, fs, &m)
 	return sub.ch, nil
 }
 
-// sendSearch sends a search to friend l after a random delay of up to
-// RouterConfig.SearchDelay, drawn anew for every link, for a relay's
-// copies and an origin's own alike. Without it, the first copy of a search
-// that a friend of the origin receives comes straight from the origin, so
+// queryKey names what a search asks for, for the router's fixed choices:
+// the root hash, or the keywords lower-cased, sorted and without repeats,
+// so that a friend cannot get a new draw by reordering its words.
+func queryKey(m *Search) []byte {
+	if m.Keywords == "" {
+		return append([]byte("h"), m.RootHash[:]...)
+	}
+	words := strings.Fields(strings.ToLower(m.Keywords))
+	slices.Sort(words)
+	return []byte("k" + strings.Join(slices.Compact(words), " "))
+}
+
+// sendSearches sends m, which came from peer from (this node's own ID for
+// its own searches), on to each of fs with its depth. Each depth is
+// encoded once, here, for all the links that get it.
+func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search) {
+	qk := queryKey(m)
+	var enc [MaxDepth + 1][]byte
+	for _, f := range fs {
+		if enc[f.depth] == nil {
+			c := *m
+			c.Depth = f.depth
+			b, err := appendMessage(nil, &c)
+			if err != nil {
+				r.log.Debug("not forwarding an invalid search", slog.Any("err", err))
+				return
+			}
+			enc[f.depth] = b
+		}
+		r.sendSearch(from, f.l, qk, enc[f.depth])
+	}
+}
+
+// sendSearch sends an encoded search that came from peer from to friend l
+// after a delay of up to RouterConfig.SearchDelay, for a relay's copies
+// and an origin's own alike. Without it, the first copy of a search that a
+// friend of the origin receives comes straight from the origin, so
 // friends comparing arrival times could name the origin; with it, a copy
-// that went round through a common friend often arrives first.
-func (r *Router) sendSearch(l *link, m *Search) {
-	if r.cfg.SearchDelay <= 0 {
-		l.send(m)
+// that went round through a common friend often arrives first. The delay
+// is fixed per (from, l, query) by the router's secret, like the holder's
+// own answer delay, so that a friend probing the same query again sees
+// the same timing whether the answer is this node's or a node's behind it.
+//
+// Searches to one friend are also paced below the rate the friend accepts
+// (SearchSendRate of SearchesPerSecond, bursts of SearchSendBurst): a
+// burst of them, which the fixed delays would keep together from hop to
+// hop, goes out spread, at most SearchSendWait late; one that would wait
+// longer is dropped here rather than by the friend.
+func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte) {
+	var delay time.Duration
+	if r.cfg.SearchDelay > 0 {
+		delay = time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(r.cfg.SearchDelay))
+	}
+	at := time.Now().Add(delay)
+	res := l.searchOut.ReserveN(at, 1)
+	wait := res.DelayFrom(at)
+	if !res.OK() || wait > SearchSendWait {
+		res.CancelAt(at)
+		r.searchesDropped.Add(1)
 		return
 	}
-	delay := time.Duration(mrand.Int64N(int64(r.cfg.SearchDelay) + 1))
+	delay += wait
+	if delay <= 0 {
+		l.sendEncoded(b)
+		return
+	}
 	if !r.track(1) {
 		return
 	}
 	time.AfterFunc(delay, func() {
 		defer r.wg.Done()
 		if r.ctx.Err() == nil {
-			l.send(m)
+			l.sendEncoded(b)
 		}
 	})
 }
@@ -178,30 +274,40 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		r.searchesDropped.Add(1)
 		return
 	}
+	received := time.Now()
 	r.mu.Lock()
-	fresh := r.searches.add(m.ID, l, time.Now())
-	var links []*link
-	if fresh && m.Depth > 0 {
-		links = r.otherLinks(l)
+	fresh := r.searches.add(m.ID, l, received)
+	var fs []forward
+	if fresh {
+		fs = r.forwards(l.peer, r.otherLinks(l), m.Depth)
+		r.searches.m[m.ID].sentOn(linksOf(fs))
 	}
 	r.mu.Unlock()
 	if !fresh {
 		return
 	}
-	for _, o := range links {
-		d, _ := ForwardDepth(r.cfg.Rand, m.Depth)
-		c := *m
-		c.Depth = d
-		r.sendSearch(o, &c)
-	}
+	r.sendSearches(l.peer, fs, m)
 	if r.cfg.Searcher == nil {
 		return
 	}
+	qk := queryKey(m)
 	q := Query{Keywords: m.Keywords, RootHash: m.RootHash}
 	reply := m.ReplyKey
 	id := m.ID
+	// This node's own answer leaves as late as one from a node behind it
+	// could: after a per-link part like the search delay it would have
+	// waited before sending the search on, and the holder's delay, both
+	// fixed for the query (see holderDelay).
 	r.goFn(func() {
 		results := r.cfg.Searcher.Search(q)
+		if len(results) == 0 {
+			return
+		}
+		at := received.Add(time.Duration(r.draw("answer link", []byte(l.peer), qk)*float64(r.cfg.SearchDelay)) +
+			r.holderDelay("answer", qk))
+		if !r.sleepUntil(at, l.done) {
+			return
+		}
 		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
 			k := min(len(results), MaxFilesPerResult)
 			sealed, err := Seal(reply, results[:k])
@@ -218,27 +324,54 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	})
 }
 
+// handleSearchResult routes an answer back towards where its search came
+// from. A relay takes from each link it sent the search on its share of
+// MaxResultsPerSearch (answerShare) and forwards those; it cannot read
+// them. The origin opens each answer and counts, per link, those that
+// open and those that do not, each up to MaxResultsPerSearch: garbage
+// costs a friend its own link's budget and never the others'.
 func (r *Router) handleSearchResult(l *link, m *SearchResult) {
 	r.mu.Lock()
 	e, ok := r.searches.m[m.SearchID]
-	if !ok || e.from == l || time.Since(e.seen) > ReversePathTTL || e.results >= MaxResultsPerSearch {
+	if !ok || time.Since(e.seen) > ReversePathTTL {
 		r.mu.Unlock()
 		return
 	}
-	e.results++
-	from := e.from
-	sub := r.mine[m.SearchID]
-	r.mu.Unlock()
-	if from != nil {
+	b := e.budget(l)
+	if b == nil { // not sent on l: no answer can come from it
+		r.mu.Unlock()
+		return
+	}
+	if from := e.from; from != nil {
+		if b.good >= e.share {
+			r.mu.Unlock()
+			r.resultsDropped.Add(1)
+			return
+		}
+		b.good++
+		r.mu.Unlock()
 		from.send(m)
 		return
 	}
-	if sub == nil {
+	sub := r.mine[m.SearchID]
+	if sub == nil || b.good >= MaxResultsPerSearch || b.bad >= MaxResultsPerSearch {
+		r.mu.Unlock()
+		r.resultsDropped.Add(1)
 		return
 	}
+	r.mu.Unlock()
+	// Answers from one link are handled one at a time by its read loop,
+	// so b cannot change for l while the lock is released.
 	rs, err := Open(sub.priv, m.Sealed)
+	r.mu.Lock()
 	if err != nil {
-		r.log.Debug("dropping search result that does not open", "err", err)
+		b.bad++
+	} else {
+		b.good++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.log.Debug("dropping search result that does not open", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
 		return
 	}
 	sub.deliver(rs)

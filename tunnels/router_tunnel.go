@@ -271,7 +271,21 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		t.byLeft[key] = rt
 		t.perLink[l.peer]++
 		t.total++
-		out = append(out, outMsg{l, &TunnelOK{ID: m.ID}})
+		// The TunnelOK leaves as late as one from a holder behind this
+		// node could: after the holder delay, fixed for the target.
+		at := time.Now().Add(r.holderDelay("tunnel ok", m.Target[:]))
+		id := m.ID
+		r.goFn(func() {
+			if !r.sleepUntil(at, l.done) {
+				return
+			}
+			r.mu.Lock()
+			live := r.tun.byLeft[key] == rt && rt.state == routeAwaitLeft
+			r.mu.Unlock()
+			if live {
+				l.send(&TunnelOK{ID: id})
+			}
+		})
 		return
 	}
 	if t.seen.Has(m.RequestID) {
@@ -292,13 +306,10 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		return
 	}
 	rt.branches = make(map[linkKey]*link)
-	if m.Depth > 0 {
-		for _, o := range r.otherLinks(l) {
-			d, _ := ForwardDepth(r.cfg.Rand, m.Depth)
-			id := newTunnelID()
-			rt.branches[linkKey{o.peer, id}] = o
-			out = append(out, outMsg{o, &TunnelRequest{ID: id, Depth: d, Target: m.Target, RequestID: m.RequestID}})
-		}
+	for _, f := range r.forwards(l.peer, r.otherLinks(l), m.Depth) {
+		id := newTunnelID()
+		rt.branches[linkKey{f.l.peer, id}] = f.l
+		out = append(out, outMsg{f.l, &TunnelRequest{ID: id, Depth: f.depth, Target: m.Target, RequestID: m.RequestID}})
 	}
 	if len(rt.branches) == 0 {
 		fail(FailNoRoute)
@@ -459,21 +470,22 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 		r.mu.Unlock()
 		return nil, fmt.Errorf("requesting tunnel: %w", ErrRouterClosed)
 	}
-	links := r.otherLinks(nil)
+	// The origin forwards its request as a relay would one it received at
+	// depth v (see OriginDepth).
+	fs := r.forwards(r.h.ID(), r.otherLinks(nil), OriginDepth(r.cfg.Rand))
+	links := linksOf(fs)
 	o := &originReq{results: make(chan io.ReadWriteCloser, len(links)), want: n}
 	rt := &route{target: target, origin: o, branches: make(map[linkKey]*link)}
 	var out []outMsg
-	v := OriginDepth(r.cfg.Rand)
 	var reqID RequestID
 	rand.Read(reqID[:])
 	r.tun.seen.Add(reqID, time.Now()) // copies that come back round a loop are refused
-	for _, l := range links {
-		d, _ := ForwardDepth(r.cfg.Rand, v)
+	for _, f := range fs {
 		id := newTunnelID()
-		k := linkKey{l.peer, id}
-		rt.branches[k] = l
+		k := linkKey{f.l.peer, id}
+		rt.branches[k] = f.l
 		r.tun.byRight[k] = rt
-		out = append(out, outMsg{l, &TunnelRequest{ID: id, Depth: d, Target: target, RequestID: reqID}})
+		out = append(out, outMsg{f.l, &TunnelRequest{ID: id, Depth: f.depth, Target: target, RequestID: reqID}})
 	}
 	r.mu.Unlock()
 	r.flush(out)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kith/internal/peertext"
 	"kith/node"
 	"kith/share"
 )
@@ -39,11 +40,15 @@ func newSearchCmd(g *globals) *cobra.Command {
 				if asJSON {
 					return enc.Encode(h)
 				}
+				// Names come from anyone reachable through tunnels: shown
+				// through peertext, so controls and bidi overrides read
+				// as escapes. The link is URL-encoded; --json stays raw.
+				name := peertext.Line(h.Name)
 				if h.Sources == 1 {
 					files++
-					fmt.Printf("%s  %s  %s\n", h.Name, share.FormatSize(h.Size), h.Link)
+					fmt.Printf("%s  %s  %s\n", name, share.FormatSize(h.Size), h.Link)
 				} else {
-					fmt.Printf("  %s: %d sources\n", h.Name, h.Sources)
+					fmt.Printf("  %s: %d sources\n", name, h.Sources)
 				}
 				return nil
 			})

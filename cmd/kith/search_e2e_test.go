@@ -32,12 +32,15 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 	os.MkdirAll(films, 0o700)
 	content := bytes.Repeat([]byte("tunnel "), 500_000) // 3.5 MB
 	os.WriteFile(filepath.Join(films, "Porto by Night.mkv"), content, 0o600)
+	// A name that reads "invoiceexe.pdf" where bidi overrides are obeyed.
+	const hostile = "invoice\u202efdp.exe"
+	os.WriteFile(filepath.Join(films, hostile), []byte("not a pdf"), 0o600)
 	mustKith(t, "share", "add", films, "--anonymous", "--home", homeB)
 
 	// The router link comes up shortly after the friend connection.
 	var hits []node.SearchHit
 	for try := 0; try < 5 && len(hits) == 0; try++ {
-		out := mustKith(t, "search", "porto", "night", "--timeout", "1s", "--json", "--home", homeA)
+		out := mustKith(t, "search", "porto", "night", "--timeout", "3s", "--json", "--home", homeA)
 		dec := json.NewDecoder(strings.NewReader(out))
 		for {
 			var h node.SearchHit
@@ -50,8 +53,19 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 	if len(hits) != 1 || hits[0].Name != "Porto by Night.mkv" || hits[0].Sources != 1 {
 		t.Fatalf("search: %+v", hits)
 	}
-	if out := mustKith(t, "search", "porto", "--timeout", "1s", "--home", homeA); !strings.Contains(out, hits[0].Link) {
+	if out := mustKith(t, "search", "porto", "--timeout", "3s", "--home", homeA); !strings.Contains(out, hits[0].Link) {
 		t.Fatalf("search (text): %s", out)
+	}
+	// Names from peers print through peertext: the override shows as an
+	// escape, never raw; --json keeps the name as it is, in valid JSON.
+	out := mustKith(t, "search", "invoice", "--timeout", "3s", "--home", homeA)
+	if !strings.Contains(out, `invoice\u202efdp.exe`) || strings.ContainsRune(out, '\u202e') {
+		t.Fatalf("search (text) of a name with a bidi override: %q", out)
+	}
+	out = mustKith(t, "search", "invoice", "--timeout", "3s", "--json", "--home", homeA)
+	var h node.SearchHit
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &h); err != nil || h.Name != hostile {
+		t.Fatalf("search --json of a name with a bidi override: %q (%v)", out, err)
 	}
 	if r := kith(t, "search", "", "--home", homeA); r.code == 0 {
 		t.Fatalf("empty search succeeded: %+v", r)

@@ -32,9 +32,9 @@ func newSimCmd() *cobra.Command {
 		Short: "simulate a friend network of many kith nodes and report search, tunnel, lobby and privacy figures",
 		Long: "kith sim starts one in-process libp2p host, one real kith router and one real lobby service\n" +
 			"per node on a mocknet whose links are the friendships of a generated graph, runs searches,\n" +
-			"tunnel setups and a chat lobby, and reports reach, latency, messages, duplicates, tunnel\n" +
-			"success, lobby delivery, what adversaries learn about search origins, and cost. The same\n" +
-			"--seed gives the same graph and workload.",
+			"tunnel setups, probing friends and a chat lobby, and reports reach, latency, messages,\n" +
+			"duplicates, tunnel success, lobby delivery, what adversaries learn about search origins and\n" +
+			"about which files a friend holds, and cost. The same --seed gives the same graph and workload.",
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bw, err := parseBandwidth(bandwidth)
@@ -84,6 +84,9 @@ func newSimCmd() *cobra.Command {
 	f.Float64Var(&cfg.TargetShare, "target-share", cfg.TargetShare, "share of searches for the file held by a single node")
 	f.IntVar(&cfg.Files, "files", cfg.Files, "number of distinct files (file 0 has one holder, the others Zipf replicas)")
 	f.IntVar(&cfg.Tunnels, "tunnels", cfg.Tunnels, "number of tunnels opened to the single holder, one at a time")
+	f.IntVar(&cfg.Probers, "probers", cfg.Probers, "number of probing friends, each asking its neighbour whether it holds a file (0: no probing phase)")
+	f.DurationVar(&cfg.ProbeWindow, "probe-window", cfg.ProbeWindow, "how long probing friends wait for the last answers")
+	f.DurationVar(&cfg.HolderDelay, "holder-delay", cfg.HolderDelay, "longest delay before a holder answers a search or tunnel request (the routers' HolderDelay)")
 	f.BoolVar(&cfg.Lobby, "lobby", cfg.Lobby, "run the lobby phase: one public lobby, its members joining, then messages")
 	f.Float64Var(&cfg.LobbyMembers, "lobby-members", cfg.LobbyMembers, "share of nodes in the lobby, nearest its creator first (0 to 1)")
 	f.IntVar(&cfg.LobbyMessages, "lobby-messages", cfg.LobbyMessages, "number of lobby messages, each from a random member")

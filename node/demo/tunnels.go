@@ -119,7 +119,8 @@ func tunnelDemo(ctx context.Context, d *Demo) error {
 	var hit tunnels.Result
 	found := false
 	for try := 1; try <= 15 && !found; try++ {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		// Holders answer after a delay of their own (tunnels.DefaultHolderDelay).
+		sctx, cancel := context.WithTimeout(ctx, tunnels.DefaultHolderDelay+2*time.Second)
 		results, err := ana.Search(sctx, tunnels.Query{Keywords: "night train"})
 		if err != nil {
 			cancel()

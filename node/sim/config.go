@@ -57,6 +57,18 @@ type Config struct {
 	// Colluders are the shares of nodes that collude in the privacy
 	// analysis, e.g. 0.01, 0.05, 0.15.
 	Colluders []float64
+	// HolderDelay is every router's RouterConfig.HolderDelay: the longest
+	// delay before a holder answers (see package tunnels).
+	HolderDelay time.Duration
+	// Probers is the number of probing friends: hosts outside the graph,
+	// each befriended by one random node (its neighbour), that ask it
+	// about three files each, held by the neighbour, by a friend of it
+	// and by a node farther away, with searches and tunnel requests at
+	// depth 0 and at MaxDepth, and judge from the answers whether the
+	// neighbour holds the file. 0 skips the probing phase.
+	Probers int
+	// ProbeWindow is how long the last probe's answers are waited for.
+	ProbeWindow time.Duration
 
 	// Lobby turns the lobby phase on: a chat lobby service per node, one
 	// public lobby, its members joining, then messages.
@@ -111,10 +123,13 @@ func DefaultConfig() Config {
 		Searches:      100,
 		TargetShare:   0.5,
 		SearchRate:    4,
-		SearchWindow:  3 * time.Second,
+		SearchWindow:  5 * time.Second,
 		Tunnels:       10,
-		TunnelTimeout: 4 * time.Second,
+		TunnelTimeout: 5 * time.Second,
 		Colluders:     []float64{0.01, 0.05, 0.15, 0.25},
+		HolderDelay:   tunnels.DefaultHolderDelay,
+		Probers:       20,
+		ProbeWindow:   4 * time.Second,
 
 		Lobby:            true,
 		LobbyMembers:     1,
@@ -143,6 +158,10 @@ func (c *Config) check() error {
 			c.SearchRate, tunnels.SearchesPerSecond)
 	case c.SearchWindow <= 0 || c.TunnelTimeout <= 0:
 		return fmt.Errorf("search window and tunnel timeout must be positive")
+	case c.HolderDelay < 0:
+		return fmt.Errorf("holder delay cannot be negative")
+	case c.Probers < 0 || (c.Probers > 0 && c.ProbeWindow <= 0):
+		return fmt.Errorf("probers cannot be negative, and their window must be positive")
 	}
 	if c.Lobby {
 		switch {

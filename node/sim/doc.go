@@ -69,6 +69,28 @@
 // origin has a colluder among its friends, which bounds what first-copy
 // rules can achieve.
 //
+// Probing friends: Probers hosts outside the graph, each befriended by
+// one random node, its neighbour (distinct ones), run no router; each
+// writes hand-made messages on its router stream, as a hostile friend
+// would. Each asks its neighbour about three files added for it, held by
+// one node each: the neighbour ("own"), a random friend of the neighbour
+// ("next hop"), and a random node two or more hops from it ("farther").
+// For each file it sends a search by root hash at depth 0 and at
+// MaxDepth, and, for the first two, a tunnel request at depth 0 and at
+// MaxDepth (searches at SearchRate a second across all probers, tunnel
+// requests at 0.9 of tunnels.TunnelRequestsPerSecond: every probe may
+// cross every link), and records the time from writing each probe to its
+// first answer: a search answer that opens, or a TunnelOK (which it closes
+// at once). It then judges "my neighbour holds it" by three rules: a
+// depth-0 probe was answered; the full-depth probe was answered within
+// 100 ms (the review's attacker saw own answers in 1-4 ms, the next hop's
+// after 132 ms); and the full-depth probe was answered within T, for the
+// T of a grid (25 ms to 3 s) with the best precision among those with at
+// least 5 guesses, which the prober could not choose without knowing the
+// truth: an upper bound. Each rule is judged in two populations of cases
+// whose full-depth probe was answered, own with next hop and own with
+// farther, each with a base rate of about one half.
+//
 // # Cost
 //
 // Memory per node is the growth of the Go heap in use (after a GC) from
@@ -108,6 +130,11 @@
 // extra copies a relay drops as already seen are the price of cycles.
 // Whatever relays drop for another reason (rates, full queues) is
 // reported by reason, as chat.LobbyStats counts it.
+//
+// Holders wait before they answer (HolderDelay, the routers'
+// RouterConfig.HolderDelay; see package tunnels), which is why searches
+// collect answers for SearchWindow = 5 s by default, as long as `kith
+// search` listens by default.
 //
 // Keep-alives are off: every service's keep-alive ticker starts within
 // the same second, so at chat.LobbyKeepAlive all members would speak at

@@ -22,6 +22,12 @@ type Fabric interface {
 	Hosts() []host.Host
 	// Connect opens a connection between nodes a and b, friends.
 	Connect(ctx context.Context, a, b int) error
+	// AddLeaf starts a host outside the graph that node to befriends
+	// and that may reach node to only (a probing friend).
+	AddLeaf(to int) (host.Host, error)
+	// ConnectLeaf opens a connection between a host from AddLeaf and
+	// node to.
+	ConnectLeaf(ctx context.Context, leaf host.Host, to int) error
 	// Close closes every host.
 	Close() error
 }
@@ -74,6 +80,24 @@ func (f *mockFabric) Hosts() []host.Host { return f.hosts }
 func (f *mockFabric) Connect(ctx context.Context, a, b int) error {
 	if _, err := f.mn.ConnectPeers(f.hosts[a].ID(), f.hosts[b].ID()); err != nil {
 		return fmt.Errorf("connecting nodes %d and %d: %w", a, b, err)
+	}
+	return nil
+}
+
+func (f *mockFabric) AddLeaf(to int) (host.Host, error) {
+	h, err := f.mn.GenPeer()
+	if err != nil {
+		return nil, fmt.Errorf("starting a leaf host: %w", err)
+	}
+	if _, err := f.mn.LinkPeers(h.ID(), f.hosts[to].ID()); err != nil {
+		return nil, fmt.Errorf("linking a leaf host to node %d: %w", to, err)
+	}
+	return h, nil
+}
+
+func (f *mockFabric) ConnectLeaf(ctx context.Context, leaf host.Host, to int) error {
+	if _, err := f.mn.ConnectPeers(leaf.ID(), f.hosts[to].ID()); err != nil {
+		return fmt.Errorf("connecting a leaf host to node %d: %w", to, err)
 	}
 	return nil
 }

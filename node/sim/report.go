@@ -65,6 +65,8 @@ type Timing struct {
 	LinksUpSeconds float64 `json:"links_up_s"`
 	SearchSeconds  float64 `json:"search_phase_s"`
 	TunnelSeconds  float64 `json:"tunnel_setup_total_s"`
+	// ProbeSeconds is the length of the probing phase.
+	ProbeSeconds float64 `json:"probe_phase_s"`
 	// LobbySeconds is the length of the lobby phase: services up, joins
 	// and messages.
 	LobbySeconds float64 `json:"lobby_phase_s"`
@@ -173,6 +175,9 @@ type PrivacyReport struct {
 	Single    []RuleResult     `json:"single"`
 	BestDepth int              `json:"best_depth"`
 	Colluders []ColluderResult `json:"colluders"`
+	// Probing is what probing friends learn about which anonymous files
+	// their neighbour holds; nil when there were none.
+	Probing *ProbeReport `json:"probing,omitempty"`
 }
 
 // CostReport is what the nodes cost the machine.
@@ -664,7 +669,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("graph\t%s, %d nodes, %d edges, mean degree %.2f (max %d), mean distance %.2f hops", c.Graph, c.Nodes, c.Edges, c.MeanDegree, c.MaxDegree, c.MeanDistance)
 	p("links\t%.0f ms latency, %s", c.LatencyMs, bandwidthString(c.Bandwidth))
 	p("workload\tseed %d, %d searches at %.1f/s (%.0f%% for the file held by one node), %d files, %d tunnels", c.Seed, c.Searches, c.SearchRate, 100*c.TargetShare, c.Files, c.Tunnels)
-	p("time\tlinks up %.1fs, searches %.1fs, lobby %.1fs, total %.1fs", r.Timing.LinksUpSeconds, r.Timing.SearchSeconds, r.Timing.LobbySeconds, r.Timing.TotalSeconds)
+	p("time\tlinks up %.1fs, searches %.1fs, probing %.1fs, lobby %.1fs, total %.1fs", r.Timing.LinksUpSeconds, r.Timing.SearchSeconds, r.Timing.ProbeSeconds, r.Timing.LobbySeconds, r.Timing.TotalSeconds)
 	p("")
 	s := r.Search
 	p("SEARCH\t")
@@ -705,6 +710,24 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, x := range pr.Colluders {
 		p("%.0f%% colluders (%d)\tfirst: identify %.1f%% at precision %.2f; lead: identify %.1f%% at precision %.2f; origin has a colluding friend in %.1f%%",
 			100*x.Share, x.Count, 100*x.First.Recall, x.First.Precision, 100*x.Lead.Recall, x.Lead.Precision, 100*x.FriendOfOrigin)
+	}
+	if pb := pr.Probing; pb != nil {
+		p("probing friends\t%d, each asking its neighbour about a file of its own, of a friend of it, of a farther node", pb.Probers)
+		for _, x := range pb.Rules {
+			p("probing, %s, %s: %s\tprecision %.2f (base rate %.2f of %d), recall %.2f (%d guesses)",
+				x.Probe, x.Population, x.Rule, x.Precision, x.BaseRate, x.Cases, x.Recall, x.Guesses)
+		}
+		for _, probe := range []string{"search", "tunnel"} {
+			var parts []string
+			for _, kind := range []string{probeOwn, probeNextHop, probeFarther} {
+				if s, ok := pb.AnswerMs[probe+" "+kind]; ok {
+					parts = append(parts, fmt.Sprintf("%s p50 %.0f ms (%d)", kind, s.P50, s.N))
+				}
+			}
+			if len(parts) > 0 {
+				p("probing, %s answer time\t%s", probe, strings.Join(parts, "; "))
+			}
+		}
 	}
 	p("")
 	p("COST\t")

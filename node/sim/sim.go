@@ -78,8 +78,8 @@ type node struct {
 	share   *share
 }
 
-// friendSet is a node's fixed friend list: the tunnels.Friends of its
-// router.
+// friendSet is a node's friend list: the tunnels.Friends of its router.
+// Friends are added (probers) only before the router starts.
 type friendSet struct {
 	ids []peer.ID
 	set map[peer.ID]bool
@@ -87,6 +87,11 @@ type friendSet struct {
 
 func (f *friendSet) IsFriend(p peer.ID) bool { return f.set[p] }
 func (f *friendSet) IDs() []peer.ID          { return f.ids }
+
+func (f *friendSet) add(p peer.ID) {
+	f.ids = append(f.ids, p)
+	f.set[p] = true
+}
 
 // share is what a node shares anonymously: the tunnels.Searcher and
 // tunnels.Holder of its router. Results are named "f<file>-n<node>" so
@@ -198,6 +203,9 @@ func run(ctx context.Context, cfg Config, g *Graph, fab Fabric, baseHeap uint64,
 	rng := mrand.New(mrand.NewPCG(cfg.Seed, 1))
 	place := placeFiles(cfg, n, rng)
 	plan := planSearches(cfg, n, place, rng)
+	// The probes' files and neighbours, from randomness of their own so
+	// that the workload stays what it was without them.
+	neighbors, cases := planProbes(cfg, g, &place, mrand.New(mrand.NewPCG(cfg.Seed, 3)))
 
 	nodes := make([]*node, n)
 	for i := range nodes {
@@ -216,6 +224,16 @@ func run(ctx context.Context, cfg Config, g *Graph, fab Fabric, baseHeap uint64,
 		}
 		nodes[i] = &node{i: i, h: hosts[i], friends: fs, share: sh}
 	}
+	probers, err := startProbers(fab, nodes, neighbors)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range probers {
+		obs.probers[p.h.ID()] = true
+	}
+	for _, c := range cases {
+		c.p = probers[c.nb]
+	}
 	defer closeRouters(nodes)
 	for i, nd := range nodes {
 		rc := tunnels.DefaultRouterConfig()
@@ -226,6 +244,8 @@ func run(ctx context.Context, cfg Config, g *Graph, fab Fabric, baseHeap uint64,
 		}
 		rc.Tap = obs.tap(i)
 		rc.LinkRetry = simLinkRetry
+		rc.HolderDelay = cfg.HolderDelay
+		rc.Secret = sha256.Sum256(fmt.Appendf(nil, "kith sim router secret %d seed %d", i, cfg.Seed))
 		if cfg.Rand != nil {
 			rc.Rand = cfg.Rand(i)
 		} else {
@@ -262,6 +282,15 @@ func run(ctx context.Context, cfg Config, g *Graph, fab Fabric, baseHeap uint64,
 	tuns := runTunnels(ctx, cfg, nodes, place, obs, rng)
 	rep.Timing.TunnelSeconds = sumSetup(tuns)
 	progress(cfg, "%d tunnels done after %v", len(tuns), time.Since(t0).Round(time.Millisecond))
+	if len(probers) > 0 {
+		t1 := time.Now()
+		if err := runProbes(ctx, cfg, fab, nodes, probers, cases, place); err != nil {
+			return nil, err
+		}
+		rep.Privacy.Probing = probeReport(cases)
+		rep.Timing.ProbeSeconds = time.Since(t1).Seconds()
+		progress(cfg, "%d probing friends asked about %d files after %v", len(probers), len(cases), time.Since(t0).Round(time.Millisecond))
+	}
 	if cfg.Lobby {
 		t1 := time.Now()
 		lr, err := runLobby(ctx, cfg, g, nodes, obs.peers, obs.now)

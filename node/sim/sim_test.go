@@ -35,9 +35,11 @@ type constSource struct{ u float64 }
 func (c constSource) Uint64() uint64 { return uint64(c.u*(1<<53)) << 11 }
 
 // threeHops returns the constSource with which an origin starts at depth
-// 3 and every hop decrements, so a search reaches exactly the nodes within
-// 3 hops whatever order copies arrive in: the middle of the range of u
-// that does so under the router's current depth rule.
+// 3 and every hop decrements, so every search carries the same depths
+// whatever order copies arrive in: the middle of the range of u that does
+// so under the router's current depth rule. (Depth 0 goes on too, by the
+// router's fixed choice of links, so on a ring a search still reaches
+// every node.)
 func threeHops(t *testing.T) constSource {
 	t.Helper()
 	lo, hi := -1.0, -1.0
@@ -69,9 +71,12 @@ func testConfig(n, degree int, graph string) Config {
 	cfg.Bandwidth = 0
 	cfg.Searches = 12
 	cfg.SearchRate = 5
-	cfg.SearchWindow = 700 * time.Millisecond
+	cfg.SearchWindow = 2500 * time.Millisecond
 	cfg.Tunnels = 3
-	cfg.TunnelTimeout = time.Second
+	cfg.TunnelTimeout = 2 * time.Second
+	cfg.HolderDelay = 100 * time.Millisecond
+	cfg.Probers = 0 // on in the test that checks them
+	cfg.ProbeWindow = 2 * time.Second
 	cfg.Files = 4
 	cfg.Seed = 42
 	cfg.Progress = nil
@@ -123,6 +128,7 @@ func TestSimSmall(t *testing.T) {
 	cfg.Rand = func(int) mrand.Source { return constSource{0} }
 	cfg.Progress = testWriter{t}
 	cfg.Lobby = true
+	cfg.Probers = 3
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rep, err := Run(ctx, cfg)
@@ -157,8 +163,25 @@ func TestSimSmall(t *testing.T) {
 		t.Errorf("privacy %+v", p)
 	}
 	checkLobby(t, rep.Lobby, cfg.Nodes, cfg.LobbyMessages)
+	// Probing friends: a depth-0 probe is answered whether the neighbour
+	// holds the file or a node behind it does (always the former, nearly
+	// always the latter: depth 0 goes on to each friend with probability
+	// one half and to at least one), so the depth rule is about as good
+	// as the base rate.
+	if pb := p.Probing; pb == nil || pb.Probers != cfg.Probers || len(pb.Rules) == 0 {
+		t.Errorf("probing %+v", pb)
+	} else {
+		for _, r := range pb.Rules {
+			t.Logf("probing %s %s %s: precision %.2f base %.2f recall %.2f", r.Probe, r.Population, r.Rule, r.Precision, r.BaseRate, r.Recall)
+			if r.Rule == "depth 0 answered" && (r.Recall != 1 || r.Precision > r.BaseRate+0.2 || r.Cases == 0) {
+				t.Errorf("%s probes, %s: depth-0 rule %+v, want every own file's probe answered and precision within 0.2 of the base rate",
+					r.Probe, r.Population, r)
+			}
+		}
+	}
 	var table bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil || !bytes.Contains(table.Bytes(), []byte("rare file found")) ||
+		!bytes.Contains(table.Bytes(), []byte("probing, search, next hop")) ||
 		!bytes.Contains(table.Bytes(), []byte("time to reach all subscribers")) {
 		t.Errorf("table: %v\n%s", err, table.String())
 	}
@@ -305,8 +328,10 @@ func TestSimRepeatable(t *testing.T) {
 // real libp2p hosts over 127.0.0.1 TCP with kith's gater, and checks that
 // the same origins find the same files: the simulator runs the real
 // router, and the mocknet changes nothing it decides. The ring and the
-// constant depth draw make reach exact (every node within 3 hops), so
-// the two runs must agree search by search and tunnel by tunnel.
+// constant depth draw make reach exact (every node: depth 0 is no last
+// hop, and a ring node has one link to go on to), and tunnels take the
+// shorter way round, so the two runs must agree search by search and
+// tunnel by tunnel.
 func TestSimMatchesRealHosts(t *testing.T) {
 	cfg := testConfig(16, 2, GraphRing)
 	three := threeHops(t)
@@ -330,7 +355,6 @@ func TestSimMatchesRealHosts(t *testing.T) {
 	if len(simRep.SearchRows) != len(realRep.SearchRows) {
 		t.Fatalf("%d vs %d searches", len(simRep.SearchRows), len(realRep.SearchRows))
 	}
-	found := 0
 	for i, s := range simRep.SearchRows {
 		r := realRep.SearchRows[i]
 		if s.Origin != r.Origin || s.File != r.File {
@@ -340,20 +364,20 @@ func TestSimMatchesRealHosts(t *testing.T) {
 			t.Errorf("search %d from node %d for file %d: mocknet found=%v reached %d, real hosts found=%v reached %d",
 				i, s.Origin, s.File, s.Found, s.Reached, r.Found, r.Reached)
 		}
-		if s.Reached != 6 { // 3 hops each way round the ring
-			t.Errorf("search %d reached %d nodes, want 6", i, s.Reached)
-		}
-		if s.Found {
-			found++
+		if s.Reached != cfg.Nodes-1 || !s.Found {
+			t.Errorf("search %d reached %d nodes (found=%v), want all %d and found", i, s.Reached, s.Found, cfg.Nodes-1)
 		}
 	}
-	if found == 0 || found == len(simRep.SearchRows) {
-		t.Errorf("%d of %d searches found a holder: the scenario should tell near from far", found, len(simRep.SearchRows))
-	}
+	// Tunnels: the same ones come up, each along one of the two ways
+	// round the ring to the rare file's holder (both ways reach it; which
+	// answer comes back first is the network's timing).
+	holder := placeFiles(cfg, cfg.Nodes, mrand.New(mrand.NewPCG(cfg.Seed, 1))).holders[0][0]
 	for i, s := range simRep.TunnelRows {
 		r := realRep.TunnelRows[i]
-		if s.Origin != r.Origin || s.OK != r.OK || s.Path != r.Path {
-			t.Errorf("tunnel %d: mocknet %+v, real hosts %+v", i, s, r)
+		d := g.Distances(s.Origin)[holder]
+		ways := []int{d, cfg.Nodes - d}
+		if s.Origin != r.Origin || s.OK != r.OK || !slices.Contains(ways, s.Path) || !slices.Contains(ways, r.Path) {
+			t.Errorf("tunnel %d: mocknet %+v, real hosts %+v; the ways round are %v hops", i, s, r, ways)
 		}
 	}
 	// The lobby: every member gets every message on both, each message
@@ -405,7 +429,9 @@ func TestSimSmallWorldAgreesWithRealHosts(t *testing.T) {
 // tcpFabric is real kith hosts on 127.0.0.1 with the f2f gater, each
 // admitting only its friends in the graph.
 type tcpFabric struct {
-	hosts []host.Host
+	hosts  []host.Host
+	lists  []*allowlist
+	leaves []host.Host
 }
 
 type allowlist struct {
@@ -423,6 +449,7 @@ func newTCPFabric(t *testing.T, g *Graph) Fabric {
 	t.Helper()
 	f := &tcpFabric{hosts: make([]host.Host, g.N())}
 	lists := make([]*allowlist, g.N())
+	f.lists = lists
 	for i := range f.hosts {
 		key, _, err := crypto.GenerateEd25519Key(crand.Reader)
 		if err != nil {
@@ -454,8 +481,30 @@ func (f *tcpFabric) Connect(ctx context.Context, a, b int) error {
 	return nil
 }
 
+func (f *tcpFabric) AddLeaf(to int) (host.Host, error) {
+	key, _, err := crypto.GenerateEd25519Key(crand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	al := &allowlist{ids: map[peer.ID]bool{f.hosts[to].ID(): true}}
+	h, err := f2f.NewHost(f2f.HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: f2f.NewGater(al, nil)})
+	if err != nil {
+		return nil, err
+	}
+	f.lists[to].mu.Lock()
+	f.lists[to].ids[h.ID()] = true
+	f.lists[to].mu.Unlock()
+	f.leaves = append(f.leaves, h)
+	return h, nil
+}
+
+func (f *tcpFabric) ConnectLeaf(ctx context.Context, leaf host.Host, to int) error {
+	hb := f.hosts[to]
+	return leaf.Connect(ctx, peer.AddrInfo{ID: hb.ID(), Addrs: hb.Addrs()})
+}
+
 func (f *tcpFabric) Close() error {
-	for _, h := range f.hosts {
+	for _, h := range append(f.hosts, f.leaves...) {
 		h.Close()
 	}
 	return nil
