@@ -108,6 +108,10 @@ const (
 	// that goes past it is reset. The frame being read is on top
 	// (MaxFrameSize, charged to the stream's scope).
 	StreamBufferBytes = SendWindowBytes
+	// LobbyStreamsPerFriend caps the /kith/lobby/1 streams one friend may
+	// have open with us at once: a lobby link is one stream per pair of
+	// friends, two for a moment while both sides open one.
+	LobbyStreamsPerFriend = 2
 	// ChatStreamsPerFriend caps the /kith/chat/1 streams one friend may
 	// have open to us at once; more are reset as they come. A courier
 	// keeps one, and a resend may overlap it briefly. The node also sets

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	bolt "go.etcd.io/bbolt"
@@ -119,6 +120,21 @@ type Node struct {
 	pidFile   bool // this node wrote PIDFile
 }
 
+// protocolStreams are the per-friend stream caps of kith's protocols, which
+// the resource manager enforces besides the handlers' own counts (so a
+// stream over the cap is refused before any handler runs). The tunnel
+// protocol has only its handler's cap (tunnels.MaxTunnelStreamsPerFriend,
+// inbound): the resource manager's would cap outbound streams too, and a
+// relay may send many tunnels on to one friend.
+func protocolStreams() map[protocol.ID]int {
+	return map[protocol.ID]int{
+		protocol.ID(chat.ProtocolID):      chat.ChatStreamsPerFriend,
+		protocol.ID(chat.LobbyProtocolID): chat.LobbyStreamsPerFriend,
+		protocol.ID(share.ProtocolID):     share.MaxShareStreamsPerFriend,
+		tunnels.RouterProtocol:            tunnels.MaxRouterStreamsPerFriend,
+	}
+}
+
 // ErrDaemonRunning means another process already runs this home's node.
 var ErrDaemonRunning = errors.New("a kith daemon is already running for this home")
 
@@ -188,7 +204,7 @@ func Start(cfg Config) (n *Node, err error) {
 	}
 	n.trav = f2f.NewTraversal(announce)
 	if n.host, err = f2f.NewHost(f2f.HostConfig{Key: n.key, ListenAddrs: listen, Gater: n.gater,
-		Traversal: n.trav, PortMap: !cfg.NoPortMap}); err != nil {
+		Traversal: n.trav, PortMap: !cfg.NoPortMap, ProtocolPeerStreams: protocolStreams()}); err != nil {
 		return n, err
 	}
 	if n.dht, err = f2f.NewFriendDHT(n.host, n.friends, cfg.DHTAutoRefresh); err != nil {
