@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -18,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	xrate "github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // HostConfig says how to build the libp2p host of a node.
@@ -42,6 +44,13 @@ type HostConfig struct {
 	// Traversal; never when every listen address is loopback, so tests
 	// and the demo send nothing to the LAN).
 	PortMap bool
+	// Metrics, if set, is where libp2p registers its own Prometheus
+	// metrics (resource manager, swarm, identify, relay, hole punching);
+	// nil switches them off (tests, the simulator).
+	Metrics prometheus.Registerer
+	// Bandwidth, if set, counts the bytes of every stream by protocol and
+	// peer.
+	Bandwidth *metrics.BandwidthCounter
 	// Extra options are appended last (tests, the simulator).
 	Extra []libp2p.Option
 }
@@ -50,10 +59,10 @@ type HostConfig struct {
 // limits on top of the auto-scaled defaults: every peer is a friend, so the
 // per-peer caps are generous but finite. protoStreams are per-protocol
 // per-peer stream caps (see HostConfig.ProtocolPeerStreams).
-func NewResourceManager(protoStreams map[protocol.ID]int) (network.ResourceManager, error) {
+func NewResourceManager(protoStreams map[protocol.ID]int, opts ...rcmgr.Option) (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	return newResourceManager(limits.AutoScale(), protoStreams)
+	return newResourceManager(limits.AutoScale(), protoStreams, opts...)
 }
 
 // ownProtocolStreams are the per-peer stream caps of f2f's protocols.
@@ -116,8 +125,8 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 	return cfg.Build(base)
 }
 
-func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID]int) (network.ResourceManager, error) {
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(base, protoStreams)),
+func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID]int, opts ...rcmgr.Option) (network.ResourceManager, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(base, protoStreams)), append(opts,
 		// The handshake rate is kith's admission, which knows friends'
 		// endpoints; libp2p's per-IP rate would let a stranger on a
 		// friend's IP lock the friend out.
@@ -125,7 +134,7 @@ func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protoco
 		rcmgr.WithLimitPerSubnet(
 			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: MaxConnsPerIP}},
 			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: MaxConnsPerIP}}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("building resource manager: %w", err)
 	}
@@ -138,7 +147,7 @@ func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protoco
 // relay transport is on (a friend's relay carries friends' connections,
 // see relay.go); with cfg.Traversal, so are DCUtR hole punching, the
 // advertised addresses of advertise.go and, with cfg.PortMap, UPnP /
-// NAT-PMP. No AutoNAT service, no AutoRelay, no metrics.
+// NAT-PMP. No AutoNAT service, no AutoRelay; libp2p's metrics only with Metrics.
 //
 // Inbound connections pass the Gater's admission (a handshake rate for
 // sources that are not known friend endpoints) before any handshake, and
@@ -147,7 +156,15 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if cfg.Gater == nil {
 		return nil, errors.New("starting libp2p host: no gater")
 	}
-	rm, err := NewResourceManager(cfg.ProtocolPeerStreams)
+	var rmOpts []rcmgr.Option
+	if cfg.Metrics != nil {
+		str, err := rcmgr.NewStatsTraceReporter()
+		if err != nil {
+			return nil, fmt.Errorf("resource manager metrics: %w", err)
+		}
+		rmOpts = append(rmOpts, rcmgr.WithTraceReporter(str))
+	}
+	rm, err := NewResourceManager(cfg.ProtocolPeerStreams, rmOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +191,14 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.EnableRelay(),
-		libp2p.DisableMetrics(),
+	}
+	if cfg.Metrics != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
+	}
+	if cfg.Bandwidth != nil {
+		opts = append(opts, libp2p.BandwidthReporter(cfg.Bandwidth))
 	}
 	tr := cfg.Traversal
 	if tr != nil {

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"kith/f2f"
 	"kith/share"
 	"kith/tunnels"
@@ -312,6 +314,7 @@ func (a *apiServer) routes() http.Handler {
 	// Profiling, on the socket only its owner can reach: `go tool pprof
 	// unix:HOME/api.sock` does not work, so fetch the profile with curl
 	// --unix-socket (see README, Operations).
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.n.metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

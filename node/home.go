@@ -227,16 +227,20 @@ func CheckHome(home string) error {
 	return nil
 }
 
+// errNoSettings means the database holds no node settings (a repair
+// could not save them).
+var errNoSettings = errors.New("node settings missing")
+
 func loadSettings(db *bolt.DB) (Settings, error) {
 	var s Settings
 	err := db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNode)
 		if b == nil {
-			return errors.New("node settings missing")
+			return errNoSettings
 		}
 		v := b.Get(keySettings)
 		if v == nil {
-			return errors.New("node settings missing")
+			return errNoSettings
 		}
 		return json.Unmarshal(v, &s)
 	})

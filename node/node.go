@@ -16,10 +16,12 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
 	"kith/chat"
@@ -43,6 +45,9 @@ type Config struct {
 	MDNS bool
 	// NoAPI skips the unix-socket API (in-process nodes: demo, tests).
 	NoAPI bool
+	// Metrics keeps the counters /metrics serves: libp2p's own and the
+	// bytes of every stream by protocol.
+	Metrics bool
 	// DHTAutoRefresh lets the friends DHT refresh its routing table
 	// periodically; tests switch it off to observe lookups alone.
 	DHTAutoRefresh bool
@@ -84,7 +89,7 @@ type Config struct {
 
 // DefaultConfig is the configuration of `kith up` for home.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, MDNS: true, DHTAutoRefresh: true}
+	return Config{Home: home, MDNS: true, DHTAutoRefresh: true, Metrics: true}
 }
 
 // Node is a running kith node: the libp2p host with its friends-only gater,
@@ -106,6 +111,8 @@ type Node struct {
 	connector *f2f.Connector
 	trav      *f2f.Traversal
 	reach     *reachService
+	metrics   *prometheus.Registry      // what /metrics serves
+	bw        *metrics.BandwidthCounter // bytes by protocol; nil without Config.Metrics
 	reachable atomic.Pointer[f2f.Reach] // reach.reach, for the connector
 	mdns      interface{ Close() error }
 	events    *Bus
@@ -181,7 +188,20 @@ func Start(cfg Config) (n *Node, err error) {
 		return n, fmt.Errorf("recording the daemon's process: %w", err)
 	}
 	n.pidFile = true
-	if n.settings, err = loadSettings(n.db); err != nil {
+	if n.settings, err = loadSettings(n.db); errors.Is(err, errNoSettings) {
+		// A repaired database may have lost them: start again from the
+		// defaults rather than refuse to run.
+		port, perr := freePort()
+		if perr != nil {
+			return n, perr
+		}
+		n.settings = Settings{Port: port}
+		if err = saveSettings(n.db, n.settings); err != nil {
+			return n, err
+		}
+		log.Warn("the node's settings were missing (a repaired database?); made new ones: set your name with `kith config set name NICK`",
+			slog.Int("port", port))
+	} else if err != nil {
 		return n, err
 	}
 	cfg = applySettings(cfg, n.settings)
@@ -203,8 +223,14 @@ func Start(cfg Config) (n *Node, err error) {
 		return n, err
 	}
 	n.trav = f2f.NewTraversal(announce)
-	if n.host, err = f2f.NewHost(f2f.HostConfig{Key: n.key, ListenAddrs: listen, Gater: n.gater,
-		Traversal: n.trav, PortMap: !cfg.NoPortMap, ProtocolPeerStreams: protocolStreams()}); err != nil {
+	hc := f2f.HostConfig{Key: n.key, ListenAddrs: listen, Gater: n.gater,
+		Traversal: n.trav, PortMap: !cfg.NoPortMap, ProtocolPeerStreams: protocolStreams()}
+	n.metrics = newMetrics()
+	if cfg.Metrics {
+		n.bw = metrics.NewBandwidthCounter()
+		hc.Metrics, hc.Bandwidth = n.metrics, n.bw
+	}
+	if n.host, err = f2f.NewHost(hc); err != nil {
 		return n, err
 	}
 	if n.dht, err = f2f.NewFriendDHT(n.host, n.friends, cfg.DHTAutoRefresh); err != nil {
@@ -252,6 +278,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if n.lobbies, err = startLobbies(n); err != nil {
 		return n, err
 	}
+	n.metrics.MustRegister(kithCollector{n: n, bw: n.bw})
 	if !cfg.NoAPI {
 		if n.api, err = startAPI(n, filepath.Join(cfg.Home, SocketFile)); err != nil {
 			return n, err

@@ -21,7 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// go-flow-metrics (the bandwidth counter behind /metrics) keeps one
+	// package-wide sweeper, which outlives the nodes that used it.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/libp2p/go-flow-metrics.(*sweeper).runActive"))
 }
 
 // testNode initialises a home in a temp folder and starts its node on

@@ -16,8 +16,12 @@ import (
 	"kith/node"
 )
 
-// kithBin is the kith binary built once for the end-to-end tests.
-var kithBin string
+// kithBin is the kith binary built once for the end-to-end tests;
+// builtDirty says whether git saw changes in the tree when it was built.
+var (
+	kithBin    string
+	builtDirty bool
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kith-e2e-")
@@ -28,6 +32,8 @@ func TestMain(m *testing.M) {
 	kithBin = filepath.Join(dir, "kith")
 	// -buildvcs=auto stamps the revision where git and the repository are
 	// there, whatever GOFLAGS says, as a user's `go install` does.
+	porcelain, _ := exec.Command("git", "status", "--porcelain").Output()
+	builtDirty = len(bytes.TrimSpace(porcelain)) > 0
 	build := exec.Command("go", "build", "-buildvcs=auto", "-o", kithBin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {

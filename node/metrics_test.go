@@ -1,0 +1,105 @@
+package node
+
+import (
+	"bufio"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"kith/share"
+)
+
+// scrape reads the daemon's /metrics through its API socket into a map of
+// "name{labels}" to value.
+func scrape(t *testing.T, home string) map[string]float64 {
+	t.Helper()
+	resp, err := NewClient(home).stream(t.Context(), "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// family sums every series of a metric whose labels contain all of want.
+func family(m map[string]float64, name string, want ...string) (sum float64, found bool) {
+	for k, v := range m {
+		if k != name && !strings.HasPrefix(k, name+"{") {
+			continue
+		}
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(k, w)
+		}
+		if ok {
+			sum, found = sum+v, true
+		}
+	}
+	return sum, found
+}
+
+// /metrics on the API socket has libp2p's own families and kith's, and
+// they move with a download.
+func TestMetricsMoveWithADownload(t *testing.T) {
+	d, dhome := testNode(t, "downloader")
+	s, _ := testNode(t, "source")
+	befriend(t, d, s)
+	src := filepath.Join(t.TempDir(), "orig", "song.ogg")
+	tree := writeRandomFile(t, src, 4<<20, 7)
+	dir := filepath.Join(t.TempDir(), "share")
+	linkInto(t, src, dir)
+	shareDir(t, s, dir, share.ShareFlags{Browsable: true})
+	waitFor(t, 10*time.Second, "friend online", func() bool { return isOnline(d, s) && isOnline(s, d) })
+	before := scrape(t, dhome)
+	if _, err := d.Downloads().Add(share.Link{Root: tree.Root, Name: "song.ogg", Size: 4 << 20}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if info := waitDownload(t, d, tree.Root, time.Minute); info.State != share.StateDone {
+		t.Fatalf("download: %+v", info)
+	}
+	// Byte meters are folded into their totals about once a second.
+	var after map[string]float64
+	waitFor(t, 5*time.Second, "share bytes counted", func() bool {
+		after = scrape(t, dhome)
+		in, _ := family(after, "kith_protocol_bytes_total", `protocol="/kith/share/1"`, `direction="in"`)
+		return in >= 4<<20
+	})
+	for _, name := range []string{
+		"libp2p_rcmgr_streams", "libp2p_identify_identify_pushes_triggered_total",
+		"go_goroutines", "process_resident_memory_bytes",
+		"kith_friends", "kith_inbound_connections_total", "kith_router_dropped_total",
+		"kith_chat_streams", "kith_lobby_messages_total",
+	} {
+		if _, ok := family(after, name); !ok {
+			t.Errorf("no %s in /metrics", name)
+		}
+	}
+	in0, _ := family(before, "kith_protocol_bytes_total", `protocol="/kith/share/1"`, `direction="in"`)
+	in1, ok := family(after, "kith_protocol_bytes_total", `protocol="/kith/share/1"`, `direction="in"`)
+	if !ok || in1-in0 < 4<<20 {
+		t.Errorf("share bytes in moved by %.0f during a 4 MiB download", in1-in0)
+	}
+	if done, _ := family(after, "kith_downloads", `state="done"`); done != 1 {
+		t.Errorf("kith_downloads{state=done} = %v", done)
+	}
+	if online, _ := family(after, "kith_friends", `state="online"`); online != 1 {
+		t.Errorf("kith_friends{state=online} = %v", online)
+	}
+}
