@@ -1,0 +1,244 @@
+package share
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"lukechampine.com/blake3/guts"
+)
+
+// checkRunGroups is how many groups the verifier reads at once.
+const checkRunGroups = 16
+
+// startCheck starts the verifier: a goroutine that reads received groups
+// back from the partial file, verifies each against the root with its proof,
+// and feeds them in order to the whole-file root. Every byte is hashed once,
+// from the disk, and that one hash is both the verification of what a
+// source sent and the check of the whole file against its root.
+func (r *run) startCheck() error {
+	f, err := os.Open(r.m.partialPath(r.root))
+	if err != nil {
+		return fmt.Errorf("opening partial file: %w", err)
+	}
+	r.m.wg.Add(1)
+	go func() {
+		defer r.m.wg.Done()
+		defer f.Close()
+		r.checked <- r.verifyLoop(f)
+	}()
+	return nil
+}
+
+// verifier is the state of the verifier's goroutine: how it reads the
+// partial file, and the whole-file root it builds.
+type verifier struct {
+	r       *run
+	f       *os.File
+	mapped  []byte // the partial file mapped, or nil: read into buf
+	buf     []byte
+	b       *rootBuilder
+	pending map[int64]guts.Node // verified nodes ahead of the builder
+}
+
+// verifyLoop verifies written groups as they come, lowest first, and ends
+// when the whole file's root is known (nil if it is the expected one).
+func (r *run) verifyLoop(f *os.File) error {
+	v := &verifier{r: r, f: f, b: newRootBuilder(r.size), pending: map[int64]guts.Node{}}
+	// Hash the page cache in place through a mapping where there is one;
+	// read into a buffer otherwise.
+	mapped, unmap, _ := mapFile(f, r.size)
+	defer unmap()
+	v.mapped = mapped
+	if mapped == nil {
+		v.buf = make([]byte, checkRunGroups*GroupSize)
+	}
+	if err := v.hashResumed(); err != nil {
+		return err
+	}
+	for v.b.next < v.b.groups {
+		first, proofs, writers, err := r.nextWritten()
+		if err != nil {
+			return err
+		}
+		good, err := v.check(first, proofs)
+		if err != nil {
+			return err
+		}
+		for _, liar := range r.settle(first, good, writers) {
+			r.log.Warn("source sent data that does not match the root", slog.String("source", liar.Name))
+			r.drop(liar, "sent data that does not match the root", true)
+		}
+		v.feed()
+	}
+	if v.b.root() != r.root {
+		return fmt.Errorf("%w (the partial file changed on disk)", ErrMismatch)
+	}
+	return nil
+}
+
+// readAt returns n bytes of the partial file at off: the mapping itself,
+// or v.buf read from the file.
+func (v *verifier) readAt(off, n int64) ([]byte, error) {
+	if v.mapped != nil {
+		return v.mapped[off : off+n], nil
+	}
+	if _, err := v.f.ReadAt(v.buf[:n], off); err != nil {
+		return nil, fmt.Errorf("reading partial file: %w", err)
+	}
+	return v.buf[:n], nil
+}
+
+// hashResumed hashes the groups recorded before this run into the root:
+// they are on disk but have no proofs, so the end's comparison of the
+// whole file's root is their check.
+func (v *verifier) hashResumed() error {
+	r := v.r
+	r.mu.Lock()
+	var resumed []int64
+	for i := range r.groups {
+		if r.state[i] == groupStored {
+			resumed = append(resumed, i)
+		}
+	}
+	r.mu.Unlock()
+	for _, i := range resumed {
+		off, n := GroupBounds(r.size, i)
+		data, err := v.readAt(off, n)
+		if err != nil {
+			return err
+		}
+		v.pending[i] = groupNode(data, uint64(i)*(GroupSize/guts.ChunkSize))
+		v.feed()
+	}
+	return nil
+}
+
+// feed pushes the verified nodes that come next into the root.
+func (v *verifier) feed() {
+	for node, ok := v.pending[v.b.next]; ok; node, ok = v.pending[v.b.next] {
+		delete(v.pending, v.b.next)
+		v.b.push(node)
+	}
+}
+
+// nextWritten waits for written groups and takes the lowest run of them,
+// at most checkRunGroups, with their proofs and the sources that sent them.
+func (r *run) nextWritten() (first int64, proofs [][]byte, writers []*sourceState, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		for r.verifyAt < r.groups && r.state[r.verifyAt] != groupWritten {
+			r.verifyAt++
+		}
+		if r.verifyAt < r.groups || r.ctx.Err() != nil {
+			break
+		}
+		r.cond.Wait()
+	}
+	if err := r.ctx.Err(); err != nil {
+		return 0, nil, nil, err
+	}
+	first = r.verifyAt
+	var n int64
+	for first+n < r.groups && n < checkRunGroups && r.state[first+n] == groupWritten {
+		n++
+	}
+	proofs = make([][]byte, n)
+	writers = make([]*sourceState, n)
+	for j := range n {
+		proofs[j], writers[j] = r.proofs[first+j], r.writer[first+j]
+	}
+	r.verifyAt = first + n
+	return first, proofs, writers, nil
+}
+
+// check reads the groups from first on, one per proof, back from the
+// partial file and verifies each; the nodes of the good ones wait to be
+// fed into the root.
+func (v *verifier) check(first int64, proofs [][]byte) (good []bool, err error) {
+	r := v.r
+	n := int64(len(proofs))
+	off, _ := GroupBounds(r.size, first)
+	p, err := v.readAt(off, RangeDataSize(r.size, first, n))
+	if err != nil {
+		return nil, err
+	}
+	good = make([]bool, n)
+	for j := range n {
+		i := first + j
+		_, gn := GroupBounds(r.size, i)
+		node := groupNode(p[:gn], uint64(i)*(GroupSize/guts.ChunkSize))
+		p = p[gn:]
+		if verifyNode(r.root, r.size, i, node, proofs[j]) {
+			good[j] = true
+			v.pending[i] = node
+		}
+	}
+	return good, nil
+}
+
+// settle records the verdicts on the groups from first on: good ones go to
+// the committer, bad ones are free to be fetched again, and so is every
+// other unverified group their senders sent. It returns those senders, the
+// liars, and closes r.complete once every group is verified.
+func (r *run) settle(first int64, good []bool, writers []*sourceState) (liars []*sourceState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	runStart := int64(-1)
+	flush := func(end int64) {
+		if runStart >= 0 {
+			r.commits <- commitItem{runStart, end - runStart}
+			runStart = -1
+		}
+	}
+	n := int64(len(good))
+	for j := range n {
+		i := first + j
+		delete(r.proofs, i)
+		delete(r.writer, i)
+		r.written--
+		if good[j] {
+			r.state[i] = groupCommitting
+			r.received++
+			if runStart < 0 {
+				runStart = i
+			}
+			continue
+		}
+		flush(i)
+		r.bad++
+		r.freeLocked(i)
+		liars = append(liars, writers[j])
+	}
+	flush(first + n)
+	// Whatever else a liar sent and is not verified yet is suspect: give
+	// it back to be fetched from others.
+	for _, liar := range liars {
+		r.discardFromLocked(liar)
+	}
+	if r.received == r.groups {
+		close(r.complete)
+	}
+	r.cond.Broadcast()
+	return liars
+}
+
+// freeLocked makes group i free to be asked for again.
+func (r *run) freeLocked(i int64) {
+	r.state[i] = groupFree
+	r.scanFrom = min(r.scanFrom, i)
+}
+
+// discardFromLocked frees every written, unverified group that liar sent.
+func (r *run) discardFromLocked(liar *sourceState) {
+	for i, w := range r.writer {
+		if w == liar && r.state[i] == groupWritten {
+			r.bad++
+			r.freeLocked(i)
+			delete(r.proofs, i)
+			delete(r.writer, i)
+			r.written--
+		}
+	}
+}
