@@ -125,6 +125,17 @@ type ManagerConfig struct {
 	OnEvent func(typ string, info DownloadInfo)
 	// Tuning; zero values take the defaults of limits.go.
 	Tuning Tuning
+
+	hooks *testHooks // nil but in the package's tests
+}
+
+// testHooks let the package's tests act at fixed points of a run, to do
+// there what another program or a crash could (truncate the partial file,
+// stop the process).
+type testHooks struct {
+	// beforeVerifyRead is called by the verifier once it took the written
+	// groups from first on, before it reads them back.
+	beforeVerifyRead func(first int64)
 }
 
 // Tuning holds the download engine's knobs.

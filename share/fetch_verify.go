@@ -1,9 +1,12 @@
 package share
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"lukechampine.com/blake3/guts"
 )
@@ -25,7 +28,13 @@ func (r *run) startCheck() error {
 	go func() {
 		defer r.m.wg.Done()
 		defer f.Close()
-		r.checked <- r.verifyLoop(f)
+		err := r.verifyLoop(f)
+		if err != nil && !errors.Is(err, ErrMismatch) && !errors.Is(err, context.Canceled) {
+			// The partial file cannot be read back: no source can fix
+			// that, and nothing more would be verified.
+			r.fail(err)
+		}
+		r.checked <- err
 	}()
 	return nil
 }
@@ -43,7 +52,12 @@ type verifier struct {
 
 // verifyLoop verifies written groups as they come, lowest first, and ends
 // when the whole file's root is known (nil if it is the expected one).
-func (r *run) verifyLoop(f *os.File) error {
+func (r *run) verifyLoop(f *os.File) (err error) {
+	// A mapped page past the end of the file (another program truncated
+	// it) faults when it is read: let that fail this download rather than
+	// kill the node with SIGBUS. The setting is the goroutine's own.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverFault(&err)
 	v := &verifier{r: r, f: f, b: newRootBuilder(r.size), pending: map[int64]guts.Node{}}
 	// Hash the page cache in place through a mapping where there is one;
 	// read into a buffer otherwise.
@@ -75,6 +89,21 @@ func (r *run) verifyLoop(f *os.File) error {
 		return fmt.Errorf("%w (the partial file changed on disk)", ErrMismatch)
 	}
 	return nil
+}
+
+// recoverFault, deferred by a goroutine that reads a mapping of the partial
+// file with debug.SetPanicOnFault, turns the panic of a memory fault (a
+// page past the end of a truncated file) into *err. Other panics go on.
+func recoverFault(err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if _, fault := p.(interface{ Addr() uintptr }); fault {
+		*err = fmt.Errorf("reading partial file: %w (it is shorter than the download: another program truncated it)", ErrPartialChanged)
+		return
+	}
+	panic(p)
 }
 
 // readAt returns n bytes of the partial file at off: the mapping itself,
@@ -159,6 +188,9 @@ func (r *run) nextWritten() (first int64, proofs [][]byte, writers []*sourceStat
 func (v *verifier) check(first int64, proofs [][]byte) (good []bool, err error) {
 	r := v.r
 	n := int64(len(proofs))
+	if h := r.m.cfg.hooks; h != nil && h.beforeVerifyRead != nil {
+		h.beforeVerifyRead(first)
+	}
 	off, _ := GroupBounds(r.size, first)
 	p, err := v.readAt(off, RangeDataSize(r.size, first, n))
 	if err != nil {
