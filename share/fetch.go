@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,7 +77,6 @@ type run struct {
 	file     *os.File
 	commits  chan commitItem
 	complete chan struct{}          // closed once every group is verified and written
-	checked  chan error             // the whole-file check's verdict (nil: the root matches)
 	received int64                  // groups verified on disk (recorded or not yet)
 	written  int64                  // groups written and not yet verified
 	proofs   map[int64][]byte       // proofs of written groups, until verified
@@ -91,6 +91,9 @@ type run struct {
 	lastEmit time.Time
 	begun    bool // the size is fixed and the partial file open; only the run's goroutine uses it
 
+	stopped atomic.Bool // stop was called: the run must not start again
+	restart atomic.Bool // the run ended to start again from what it recorded (see relocate)
+
 	resumed, fetched, duplicates, bad int64
 }
 
@@ -102,7 +105,7 @@ func newRun(m *Manager, root [32]byte, rec downloadRecord, bitmap Bitmap) *run {
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sources: map[string]*sourceState{}, dropped: map[string]string{},
 		proofs: map[int64][]byte{}, writer: map[int64]*sourceState{},
-		complete: make(chan struct{}), wake: make(chan struct{}, 1), checked: make(chan error, 1),
+		complete: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	r.cond = sync.NewCond(&r.mu)
 	context.AfterFunc(ctx, func() {
@@ -113,7 +116,10 @@ func newRun(m *Manager, root [32]byte, rec downloadRecord, bitmap Bitmap) *run {
 	return r
 }
 
-func (r *run) stop() { r.cancel() }
+func (r *run) stop() {
+	r.stopped.Store(true)
+	r.cancel()
+}
 
 func (r *run) rootHex() string { return hex.EncodeToString(r.root[:]) }
 
@@ -213,15 +219,13 @@ func (r *run) begin(size int64) (done bool, err error) {
 	if err := r.prepare(size); err != nil {
 		return false, err
 	}
-	if r.groups > 0 {
-		if err := r.startCheck(); err != nil {
-			r.commit.close()
-			return false, err
-		}
-	}
 	if r.groups == 0 || r.stored == r.groups {
 		r.commit.close()
 		return true, nil
+	}
+	if err := r.startCheck(); err != nil {
+		r.commit.close()
+		return false, err
 	}
 	// The committer is not waited for here: a download is complete when
 	// every group is verified and written; the bitmap only matters until

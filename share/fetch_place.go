@@ -6,16 +6,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	bolt "go.etcd.io/bbolt"
+	"lukechampine.com/blake3/guts"
 )
 
-// The end of a download: the whole-file verdict, and the move into place
+// The end of a download: the whole-file check, and the move into place
 // under a name that is free and fits the folder.
 
-// placeDone waits for the verifier's whole-file verdict and moves the file
+// placeDone checks the finished partial file against the root and moves it
 // into place without overwriting anything.
 func (r *run) placeDone() (string, error) {
 	part := r.m.partialPath(r.root)
@@ -28,16 +32,8 @@ func (r *run) placeDone() (string, error) {
 		}
 	}
 	if r.size > 0 {
-		var err error
-		select {
-		case err = <-r.checked:
-		case <-r.ctx.Done():
-			return "", r.ctx.Err()
-		}
-		if err != nil {
-			// Every group was verified, so the disk changed the bytes.
-			r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
-			return "", fmt.Errorf("checking the whole file: %w", err)
+		if err := r.checkWhole(part); err != nil {
+			return "", err
 		}
 	}
 	r.mu.Lock()
@@ -48,6 +44,89 @@ func (r *run) placeDone() (string, error) {
 		return "", err
 	}
 	return dest, nil
+}
+
+// checkWhole hashes the finished partial file from the disk, all of it,
+// and compares its root with the download's. Every group was verified when
+// it was written, but the file may have changed since (another program
+// wrote to it, a failing disk): this pass, just before the file is placed,
+// is what makes "a file with one wrong byte on disk never completes" true.
+// A file that fails it fails the download, and its bitmap is dropped: the
+// bytes it names are not to be trusted.
+func (r *run) checkWhole(part string) error {
+	f, err := os.Open(part)
+	if err != nil {
+		return fmt.Errorf("checking the whole file: %w", err)
+	}
+	defer f.Close()
+	root, err := rootOfFile(f, r.size)
+	if err == nil && root != r.root {
+		err = fmt.Errorf("%w after its groups were verified: its BLAKE3 root is not the link's (another program wrote to it, or the disk is failing)", ErrPartialChanged)
+	}
+	if err != nil {
+		r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })
+		return fmt.Errorf("checking the whole file: %w", err)
+	}
+	return nil
+}
+
+// rootOfFile hashes the first size bytes of f into their BLAKE3 root, with
+// one goroutine per core (at most WholeCheckWorkers) hashing groups in
+// place through a mapping of the file (reading it where it cannot be
+// mapped); the groups' nodes are merged in order. A file shorter than size
+// is an error (its mapping faults past the end: that is recovered).
+func rootOfFile(f *os.File, size int64) ([32]byte, error) {
+	mapped, unmap, _ := mapFile(f, size)
+	defer unmap()
+	b := newRootBuilder(size)
+	workers := int64(min(runtime.GOMAXPROCS(0), WholeCheckWorkers))
+	nodes := make([]guts.Node, workers*wholeCheckWindow)
+	errs := make([]error, workers)
+	for start := int64(0); start < b.groups; start += int64(len(nodes)) {
+		n := min(int64(len(nodes)), b.groups-start)
+		per := (n + workers - 1) / workers
+		var wg sync.WaitGroup
+		for w := range workers {
+			lo, hi := start+w*per, min(start+(w+1)*per, start+n)
+			if lo >= hi {
+				break
+			}
+			wg.Go(func() { errs[w] = hashGroups(f, mapped, size, lo, hi, nodes[lo-start:hi-start]) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return [32]byte{}, err
+		}
+		for _, node := range nodes[:n] {
+			b.push(node)
+		}
+	}
+	return b.root(), nil
+}
+
+// hashGroups computes the nodes of groups lo to hi of a file of size
+// bytes, from mapped if it is not nil, else read from f.
+func hashGroups(f *os.File, mapped []byte, size, lo, hi int64, nodes []guts.Node) (err error) {
+	var buf []byte
+	if mapped != nil {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer recoverFault(&err)
+	} else {
+		buf = make([]byte, GroupSize)
+	}
+	for i := lo; i < hi; i++ {
+		off, n := GroupBounds(size, i)
+		var p []byte
+		if mapped != nil {
+			p = mapped[off : off+n]
+		} else if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return fmt.Errorf("reading partial file: %w", err)
+		} else {
+			p = buf[:n]
+		}
+		nodes[i-lo] = groupNode(p, uint64(i)*(GroupSize/guts.ChunkSize))
+	}
+	return nil
 }
 
 // placeFile moves src to dir/name, or to "name (2).ext" and so on if that

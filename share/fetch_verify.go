@@ -14,11 +14,11 @@ import (
 // checkRunGroups is how many groups the verifier reads at once.
 const checkRunGroups = 16
 
-// startCheck starts the verifier: a goroutine that reads received groups
-// back from the partial file, verifies each against the root with its proof,
-// and feeds them in order to the whole-file root. Every byte is hashed once,
-// from the disk, and that one hash is both the verification of what a
-// source sent and the check of the whole file against its root.
+// startCheck starts the verifier: a goroutine that reads written groups
+// back from the partial file and verifies each against the root with the
+// proof that came with it. So what a source sent is checked as it is on
+// the disk; the whole file is hashed again once it is complete (see
+// checkWhole), since it may change after its groups were verified.
 func (r *run) startCheck() error {
 	f, err := os.Open(r.m.partialPath(r.root))
 	if err != nil {
@@ -28,37 +28,33 @@ func (r *run) startCheck() error {
 	go func() {
 		defer r.m.wg.Done()
 		defer f.Close()
-		err := r.verifyLoop(f)
-		if err != nil && !errors.Is(err, ErrMismatch) && !errors.Is(err, context.Canceled) {
+		if err := r.verifyLoop(f); err != nil && !errors.Is(err, context.Canceled) {
 			// The partial file cannot be read back: no source can fix
 			// that, and nothing more would be verified.
 			r.fail(err)
 		}
-		r.checked <- err
 	}()
 	return nil
 }
 
 // verifier is the state of the verifier's goroutine: how it reads the
-// partial file, and the whole-file root it builds.
+// partial file.
 type verifier struct {
-	r       *run
-	f       *os.File
-	mapped  []byte // the partial file mapped, or nil: read into buf
-	buf     []byte
-	b       *rootBuilder
-	pending map[int64]guts.Node // verified nodes ahead of the builder
+	r      *run
+	f      *os.File
+	mapped []byte // the partial file mapped, or nil: read into buf
+	buf    []byte
 }
 
 // verifyLoop verifies written groups as they come, lowest first, and ends
-// when the whole file's root is known (nil if it is the expected one).
+// when every group is verified.
 func (r *run) verifyLoop(f *os.File) (err error) {
 	// A mapped page past the end of the file (another program truncated
 	// it) faults when it is read: let that fail this download rather than
 	// kill the node with SIGBUS. The setting is the goroutine's own.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverFault(&err)
-	v := &verifier{r: r, f: f, b: newRootBuilder(r.size), pending: map[int64]guts.Node{}}
+	v := &verifier{r: r, f: f}
 	// Hash the page cache in place through a mapping where there is one;
 	// read into a buffer otherwise.
 	mapped, unmap, _ := mapFile(f, r.size)
@@ -67,12 +63,9 @@ func (r *run) verifyLoop(f *os.File) (err error) {
 	if mapped == nil {
 		v.buf = make([]byte, checkRunGroups*GroupSize)
 	}
-	if err := v.hashResumed(); err != nil {
-		return err
-	}
-	for v.b.next < v.b.groups {
+	for {
 		first, proofs, writers, err := r.nextWritten()
-		if err != nil {
+		if err != nil || proofs == nil {
 			return err
 		}
 		good, err := v.check(first, proofs)
@@ -83,12 +76,7 @@ func (r *run) verifyLoop(f *os.File) (err error) {
 			r.log.Warn("source sent data that does not match the root", slog.String("source", liar.Name))
 			r.drop(liar, "sent data that does not match the root", true)
 		}
-		v.feed()
 	}
-	if v.b.root() != r.root {
-		return fmt.Errorf("%w (the partial file changed on disk)", ErrMismatch)
-	}
-	return nil
 }
 
 // recoverFault, deferred by a goroutine that reads a mapping of the partial
@@ -118,41 +106,9 @@ func (v *verifier) readAt(off, n int64) ([]byte, error) {
 	return v.buf[:n], nil
 }
 
-// hashResumed hashes the groups recorded before this run into the root:
-// they are on disk but have no proofs, so the end's comparison of the
-// whole file's root is their check.
-func (v *verifier) hashResumed() error {
-	r := v.r
-	r.mu.Lock()
-	var resumed []int64
-	for i := range r.groups {
-		if r.state[i] == groupStored {
-			resumed = append(resumed, i)
-		}
-	}
-	r.mu.Unlock()
-	for _, i := range resumed {
-		off, n := GroupBounds(r.size, i)
-		data, err := v.readAt(off, n)
-		if err != nil {
-			return err
-		}
-		v.pending[i] = groupNode(data, uint64(i)*(GroupSize/guts.ChunkSize))
-		v.feed()
-	}
-	return nil
-}
-
-// feed pushes the verified nodes that come next into the root.
-func (v *verifier) feed() {
-	for node, ok := v.pending[v.b.next]; ok; node, ok = v.pending[v.b.next] {
-		delete(v.pending, v.b.next)
-		v.b.push(node)
-	}
-}
-
 // nextWritten waits for written groups and takes the lowest run of them,
 // at most checkRunGroups, with their proofs and the sources that sent them.
+// It returns no proofs once every group is verified.
 func (r *run) nextWritten() (first int64, proofs [][]byte, writers []*sourceState, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -162,6 +118,9 @@ func (r *run) nextWritten() (first int64, proofs [][]byte, writers []*sourceStat
 		}
 		if r.verifyAt < r.groups || r.ctx.Err() != nil {
 			break
+		}
+		if r.received == r.groups {
+			return 0, nil, nil, nil
 		}
 		r.cond.Wait()
 	}
@@ -183,8 +142,7 @@ func (r *run) nextWritten() (first int64, proofs [][]byte, writers []*sourceStat
 }
 
 // check reads the groups from first on, one per proof, back from the
-// partial file and verifies each; the nodes of the good ones wait to be
-// fed into the root.
+// partial file and verifies each.
 func (v *verifier) check(first int64, proofs [][]byte) (good []bool, err error) {
 	r := v.r
 	n := int64(len(proofs))
@@ -202,10 +160,7 @@ func (v *verifier) check(first int64, proofs [][]byte) (good []bool, err error) 
 		_, gn := GroupBounds(r.size, i)
 		node := groupNode(p[:gn], uint64(i)*(GroupSize/guts.ChunkSize))
 		p = p[gn:]
-		if verifyNode(r.root, r.size, i, node, proofs[j]) {
-			good[j] = true
-			v.pending[i] = node
-		}
+		good[j] = verifyNode(r.root, r.size, i, node, proofs[j])
 	}
 	return good, nil
 }
