@@ -133,6 +133,10 @@ func (r *run) run() {
 	case <-r.ctx.Done():
 		return
 	}
+	if path, ok := r.recoverPlaced(); ok {
+		r.finish(StateDone, path, nil)
+		return
+	}
 	err := r.fetchAll()
 	r.mu.Lock()
 	failed := r.failErr // the committer may still run: read under mu
@@ -335,6 +339,7 @@ func (r *run) finish(state DownloadState, path string, err error) {
 	r.mu.Lock()
 	r.rec.State = state
 	r.rec.Path = path
+	r.rec.Placing, r.rec.Reason = "", ""
 	r.rec.Finished = time.Now().UTC()
 	if err != nil {
 		r.rec.Error = err.Error()
@@ -357,10 +362,13 @@ func (r *run) finish(state DownloadState, path string, err error) {
 	}
 }
 
-func (r *run) saveLocked() {
+// saveLocked stores the download's record; an error is logged, and
+// returned for the callers that depend on it. The caller holds r.mu.
+func (r *run) saveLocked() error {
 	rec := r.rec
 	err := r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return putRecord(tx, r.root, rec) })
 	if err != nil {
 		r.log.Warn("saving download state", slog.Any("err", err))
 	}
+	return err
 }

@@ -34,13 +34,13 @@ func (r *run) info() DownloadInfo {
 	if r.groups == 0 && r.rec.Size > 0 {
 		info.Groups = Groups(r.rec.Size)
 	}
-	if r.rec.State == StateDone {
+	switch {
+	case r.rec.State == StateDone:
 		// The whole file was checked against its root.
-		info.Verified, info.Received = info.Groups, info.Groups
-	}
-	if r.received == r.groups {
+		info.Verified, info.Received, info.Done = info.Groups, info.Groups, r.rec.Size
+	case r.received == r.groups:
 		info.Done = r.size
-	} else {
+	default:
 		info.Done = min(r.received*GroupSize, r.size)
 	}
 	for _, s := range r.sources {

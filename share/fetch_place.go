@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -39,11 +40,79 @@ func (r *run) placeDone() (string, error) {
 	r.mu.Lock()
 	dir, name := r.rec.Dir, r.rec.Name
 	r.mu.Unlock()
-	dest, err := placeFile(part, dir, name)
+	dest, err := placeFile(part, dir, name, r.recordPlacing)
 	if err != nil {
 		return "", err
 	}
+	if h := r.m.cfg.hooks; h != nil && h.afterPlace != nil {
+		h.afterPlace(dest)
+	}
+	os.Remove(part)
 	return dest, nil
+}
+
+// recordPlacing records that the finished file is about to be linked at
+// dest, before it is: a crash after the link and before the download is
+// recorded as done then leaves a record that says where to look.
+func (r *run) recordPlacing(dest string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.Placing = dest
+	if err := r.saveLocked(); err != nil {
+		return fmt.Errorf("recording where the download goes: %w", err)
+	}
+	return nil
+}
+
+// recoverPlaced finishes a download that a crash stopped while it was
+// being placed: if the file it was being linked to (rec.Placing) is there
+// and is the file (the partial file's own inode, or a file whose root is
+// the download's), the download is done there, whatever the bitmap says,
+// and no source is needed. It reports whether that was so; if not, the
+// record is cleared and the download goes on as it was (its partial file
+// and bitmap are untouched by a link that did not happen).
+func (r *run) recoverPlaced() (string, bool) {
+	r.mu.Lock()
+	dest, size, dir := r.rec.Placing, r.rec.Size, r.rec.Dir
+	r.mu.Unlock()
+	if dest == "" {
+		return "", false
+	}
+	part := r.m.partialPath(r.root)
+	os.Remove(filepath.Join(dir, placeTempName(part))) // a copy cut short
+	if placedFile(dest, part, size, r.root) {
+		os.Remove(part)
+		r.mu.Lock()
+		r.resumed = Groups(size) // all of it was verified before this run
+		r.mu.Unlock()
+		r.log.Info("download found in place after a restart", slog.String("path", dest))
+		return dest, true
+	}
+	r.mu.Lock()
+	r.rec.Placing = ""
+	r.saveLocked()
+	r.mu.Unlock()
+	return "", false
+}
+
+// placedFile reports whether dest holds the finished download: the same
+// inode as the partial file part, or a regular file of size bytes whose
+// BLAKE3 root is root.
+func placedFile(dest, part string, size int64, root [32]byte) bool {
+	fi, err := os.Lstat(dest)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return false
+	}
+	if pfi, err := os.Lstat(part); err == nil && os.SameFile(fi, pfi) {
+		return true
+	}
+	f, err := os.Open(dest)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	got, err := rootOfFile(f, size)
+	return err == nil && got == root
 }
 
 // checkWhole hashes the finished partial file from the disk, all of it,
@@ -129,31 +198,49 @@ func hashGroups(f *os.File, mapped []byte, size, lo, hi int64, nodes []guts.Node
 	return nil
 }
 
-// placeFile moves src to dir/name, or to "name (2).ext" and so on if that
+// placeFile links src at dir/name, or at "name (2).ext" and so on if that
 // exists: an existing file is never overwritten. Every name tried fits the
-// folder's file system (see candidateName).
-func placeFile(src, dir, name string) (string, error) {
+// folder's file system (see candidateName). Before each link, before(dest)
+// records where it goes. Across file systems, src is first copied whole to
+// a hidden name in dir (placeTempName), and that copy is linked; so a name
+// in dir only ever appears with the whole file. src is left for the caller.
+func placeFile(src, dir, name string, before func(dest string) error) (string, error) {
 	budget := nameMax(dir)
+	from := src
+	defer func() {
+		if from != src {
+			os.Remove(from)
+		}
+	}()
 	for n := 1; n < maxNameTries; n++ {
 		dest := filepath.Join(dir, candidateName(name, n, budget))
-		err := os.Link(src, dest)
+		if err := before(dest); err != nil {
+			return "", err
+		}
+		err := os.Link(from, dest)
 		if errors.Is(err, os.ErrExist) {
 			continue
 		}
-		if errors.Is(err, syscall.EXDEV) {
-			err = copyNew(src, dest)
-			if errors.Is(err, os.ErrExist) {
+		if errors.Is(err, syscall.EXDEV) && from == src {
+			tmp := filepath.Join(dir, placeTempName(src))
+			os.Remove(tmp) // ours, from an attempt a crash cut short
+			if err = copyNew(src, tmp); err == nil {
+				from = tmp
+				n-- // the same name again, from the copy
 				continue
 			}
 		}
 		if err != nil {
 			return "", fmt.Errorf("moving download into place: %w", err)
 		}
-		os.Remove(src)
 		return dest, nil
 	}
 	return "", fmt.Errorf("moving download into place: too many files named %s", name)
 }
+
+// placeTempName is the hidden name under which placeFile copies the
+// partial file part into a folder on another file system.
+func placeTempName(part string) string { return "." + filepath.Base(part) }
 
 // maxNameTries bounds the names placeFile tries: name, "name (2)" and so
 // on up to "name (999)".
