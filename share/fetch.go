@@ -89,7 +89,11 @@ type run struct {
 	gone     []SourceInfo           // sources dropped from this download
 	meter    meter
 	lastEmit time.Time
-	begun    bool // the size is fixed and the partial file open; only the run's goroutine uses it
+	paused   *pauseCause // what stops the workers now (see fetch_pause.go), or nil
+	begun    bool        // the size is fixed and the partial file open; only the run's goroutine uses it
+
+	noSourceSince time.Time // since when no source works; only the run's goroutine uses it
+	committing    bool      // the committer's goroutine was started; only the run's goroutine uses it
 
 	stopped atomic.Bool // stop was called: the run must not start again
 	restart atomic.Bool // the run ended to start again from what it recorded (see relocate)
@@ -138,6 +142,13 @@ func (r *run) run() {
 		return
 	}
 	err := r.fetchAll()
+	if r.restart.Load() {
+		// Its successor reads what the committer recorded: let it finish.
+		if r.committing {
+			<-r.commit.done
+		}
+		return
+	}
 	r.mu.Lock()
 	failed := r.failErr // the committer may still run: read under mu
 	r.mu.Unlock()
@@ -164,45 +175,65 @@ func (r *run) run() {
 }
 
 // fetchAll fetches every group not yet stored, from every source it finds.
+// It looks for sources at once, then every searchDelay or when a source is
+// dropped, and looks at the download's folders every DownloadLocalCheck
+// (see checkLocal); while the download is paused it looks for nothing.
 func (r *run) fetchAll() error {
 	var wg sync.WaitGroup
 	defer r.detachAll(&wg)
-	refresh := time.NewTicker(r.m.cfg.Tuning.SourceRefresh)
-	defer refresh.Stop()
+	local := time.NewTicker(DownloadLocalCheck)
+	defer local.Stop()
+	next := time.NewTimer(0) // the next search for sources
+	defer next.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-r.complete:
+			return nil
+		case <-local.C:
+			if !r.checkLocal() {
+				continue
+			}
+		case <-r.wake:
+		case <-next.C:
+		}
+		if r.isPaused() {
+			continue // checkLocal lets it go on
+		}
+		if done, err := r.step(&wg); done || err != nil {
+			return err
+		}
+		next.Reset(r.searchDelay())
+	}
+}
+
+// step begins the download if its size is known, else looks for sources
+// (which prove it), and sets the state; done reports that nothing is left
+// to fetch.
+func (r *run) step(wg *sync.WaitGroup) (done bool, err error) {
 	// A proven size needs no source to begin: an empty file, or one whose
 	// groups were all stored before a restart, completes without any. A
 	// size from the link, or from a source, is only a claim until a proof
 	// agrees (see proveSize); nothing is reserved for it before.
-	if size, known := r.knownSize(); known {
+	if size, known := r.knownSize(); !r.begun && known {
 		if done, err := r.begin(size); done || err != nil {
-			return err
+			return done, err
 		}
 	}
-	for {
-		// Look at once when starting, and often while no source works.
-		if r.begun && r.activeSources() > 0 {
-			if end, err := r.waitEvent(refresh.C); end {
-				return err
-			}
-		}
-		if r.begun && r.isComplete() {
-			return nil
-		}
-		if done, err := r.addSources(&wg); done || err != nil {
-			return err
-		}
-		if r.begun && r.activeSources() > 0 {
-			r.setState(StateActive)
-			continue
-		}
-		r.setState(StateSearching)
-		t := time.NewTimer(time.Second)
-		end, err := r.waitEvent(t.C)
-		t.Stop()
-		if end {
-			return err
-		}
+	if r.isPaused() {
+		return false, nil // begin found the disk full
 	}
+	if r.begun && r.isComplete() {
+		return true, nil
+	}
+	if done, err := r.addSources(wg); done || err != nil {
+		return done, err
+	}
+	if !r.isPaused() {
+		r.updateState()
+	}
+	return false, nil
 }
 
 // knownSize returns the file's size if it is proven: recorded as proven by
@@ -218,9 +249,15 @@ func (r *run) knownSize() (int64, bool) {
 }
 
 // begin fixes the size, opens the partial file and starts the verifier
-// and the committer; done reports that nothing is left to fetch.
+// and the committer; done reports that nothing is left to fetch. A disk too
+// full for the partial file pauses the download instead (begin is tried
+// again when there is space).
 func (r *run) begin(size int64) (done bool, err error) {
 	if err := r.prepare(size); err != nil {
+		if isNoSpace(err) {
+			r.pause(spaceCause(r.m.partial, size))
+			return false, nil
+		}
 		return false, err
 	}
 	if r.groups == 0 || r.stored == r.groups {
@@ -236,7 +273,7 @@ func (r *run) begin(size int64) (done bool, err error) {
 	// then (see commitLoop).
 	r.m.wg.Add(1)
 	go func() { defer r.m.wg.Done(); r.commit.loop() }()
-	r.begun = true
+	r.begun, r.committing = true, true
 	return false, nil
 }
 
@@ -257,21 +294,6 @@ func (r *run) addSources(wg *sync.WaitGroup) (done bool, err error) {
 	}
 	for _, src := range srcs {
 		r.use(src, sp, wg)
-	}
-	return false, nil
-}
-
-// waitEvent waits for tick or a wake-up (a source was dropped); end
-// reports that the run ended meanwhile, with err nil if every group is
-// verified.
-func (r *run) waitEvent(tick <-chan time.Time) (end bool, err error) {
-	select {
-	case <-r.ctx.Done():
-		return true, r.ctx.Err()
-	case <-r.complete:
-		return true, nil
-	case <-tick:
-	case <-r.wake:
 	}
 	return false, nil
 }
@@ -321,10 +343,14 @@ func (r *run) fail(err error) {
 	r.cancel()
 }
 
-func (r *run) setState(s DownloadState) {
+// setState sets the state, with no reason.
+func (r *run) setState(s DownloadState) { r.setStateReason(s, "") }
+
+// setStateReason sets the state and the reason people see for it.
+func (r *run) setStateReason(s DownloadState, reason string) {
 	r.mu.Lock()
-	changed := r.rec.State != s
-	r.rec.State = s
+	changed := r.rec.State != s || r.rec.Reason != reason
+	r.rec.State, r.rec.Reason = s, reason
 	if changed {
 		r.saveLocked()
 	}

@@ -26,7 +26,7 @@ func (r *run) info() DownloadInfo {
 	defer r.mu.Unlock()
 	info := DownloadInfo{
 		Root: r.rootHex(), Name: r.rec.Name, Size: r.rec.Size, SizeProven: r.rec.SizeProven, Dir: r.rec.Dir,
-		State: r.rec.State, Path: r.rec.Path, Error: r.rec.Error,
+		State: r.rec.State, Reason: r.rec.Reason, Path: r.rec.Path, Error: r.rec.Error,
 		Groups: r.groups, Verified: r.stored, Received: r.received, Rate: r.meter.rate(),
 		Added: r.rec.Added, Finished: r.rec.Finished, Sources: []SourceInfo{},
 		ResumedGroups: r.resumed, FetchedGroups: r.fetched, DuplicateGroups: r.duplicates, BadRanges: r.bad,

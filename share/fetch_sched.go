@@ -149,6 +149,10 @@ func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
 		if s.ctx.Err() != nil || r.received == r.groups {
 			return 0, 0, false
 		}
+		if r.paused != nil {
+			r.cond.Wait() // see fetch_pause.go
+			continue
+		}
 		if r.written >= DownloadMaxUnverified {
 			// The verifier is behind: wait rather than pile up proofs.
 			r.cond.Wait()
@@ -307,8 +311,7 @@ func (r *run) accept(s *sourceState, first, count int64, data, proof []byte) boo
 		}
 	}
 	if err := r.write(s, first, count, data, proof); err != nil {
-		r.fail(err) // write gave its groups back already
-		return false
+		return r.writeFailed(err) // write gave its groups back already
 	}
 	return true
 }

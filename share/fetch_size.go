@@ -149,7 +149,7 @@ func (r *run) deliver(s *sourceState, i int64, data, proof []byte) {
 	r.askedAt[i], r.askedBy[i] = time.Now().UnixNano(), s
 	r.mu.Unlock()
 	if err := r.write(s, i, 1, data, proof); err != nil {
-		r.fail(err)
+		r.writeFailed(err)
 	}
 }
 

@@ -149,8 +149,8 @@ func (r *run) wrote(s *sourceState, first, count int64, mine []bool, proof []byt
 		n := GroupProofSize(r.size, i)
 		if mine[i-first] {
 			if err != nil {
-				r.state[i] = groupFree
-				r.scanFrom = min(r.scanFrom, i)
+				r.fetched-- // not received after all: it is fetched again
+				r.freeLocked(i)
 			} else {
 				r.state[i] = groupWritten
 				r.proofs[i] = append([]byte(nil), p[:n]...)

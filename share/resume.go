@@ -101,9 +101,10 @@ type commitItem struct{ first, count int64 }
 // under the run's lock.
 type committer struct {
 	r        *run
-	file     *os.File  // its own handle on the partial file, to sync it
-	synced   Bitmap    // groups recorded after a sync
-	lastSync time.Time // when the partial file was last synced
+	file     *os.File      // its own handle on the partial file, to sync it
+	synced   Bitmap        // groups recorded after a sync
+	lastSync time.Time     // when the partial file was last synced
+	done     chan struct{} // closed when loop ends
 }
 
 // newCommitter opens the committer's handle on r's partial file. What r
@@ -114,7 +115,7 @@ func newCommitter(r *run) (*committer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening partial file: %w", err)
 	}
-	return &committer{r: r, file: f, synced: Bitmap(append([]byte(nil), r.bitmap...)), lastSync: time.Now()}, nil
+	return &committer{r: r, file: f, synced: Bitmap(append([]byte(nil), r.bitmap...)), lastSync: time.Now(), done: make(chan struct{})}, nil
 }
 
 // close releases the committer's handle; loop calls it when it ends.
@@ -123,21 +124,37 @@ func (c *committer) close() { c.file.Close() }
 // loop records batches of verified groups until the run ends or every
 // group is received; an error recording them fails the download.
 func (c *committer) loop() {
+	defer close(c.done)
 	defer c.close()
 	r := c.r
+	retry := time.NewTicker(DownloadLocalCheck)
+	defer retry.Stop()
+	var carry []commitItem // a batch that a full disk kept from being recorded
 	for {
-		var it commitItem
+		var batch []commitItem
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-r.complete:
 			return
-		case it = <-r.commits:
-		}
-		if err := c.commit(c.gather(it)); err != nil {
-			if r.ctx.Err() == nil && !r.isComplete() {
-				r.fail(err)
+		case it := <-r.commits:
+			batch = c.gather(it)
+		case <-retry.C:
+			if carry == nil {
+				continue
 			}
+		}
+		batch = append(carry, batch...)
+		carry = nil
+		if err := c.commit(batch); err != nil {
+			if r.ctx.Err() != nil || r.isComplete() {
+				return
+			}
+			if r.commitFailed(err) {
+				carry = batch
+				continue
+			}
+			r.fail(err)
 			return
 		}
 	}
@@ -172,7 +189,7 @@ func (c *committer) commit(batch []commitItem) error {
 		// Every group of this batch (and of earlier ones) was written
 		// before this point, so the sync covers all of next below.
 		if err := syncData(c.file); err != nil {
-			return fmt.Errorf("syncing partial file: %w", err)
+			return syncError{err}
 		}
 		c.lastSync = time.Now()
 	}

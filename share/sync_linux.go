@@ -37,3 +37,12 @@ func reserveSpace(f *os.File, size int64) error {
 	}
 	return err
 }
+
+// freeSpace is the space free for files in the file system of dir.
+func freeSpace(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
