@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -225,6 +226,18 @@ func (f friendFinder) friendSources(ctx context.Context, root [32]byte, skip fun
 	return out
 }
 
+// alreadyHave says where the node has the file of root already: in one of
+// its shares, or downloaded before into dir (the downloads folder if "").
+func (s *shareService) alreadyHave(root [32]byte, dir string) (string, bool) {
+	if sf, ok := s.index.Lookup(root, share.ScopeLocal); ok {
+		return fmt.Sprintf("%s is in your shares", sf.Path), true
+	}
+	if p, ok := s.manager.Downloaded(root, dir); ok {
+		return fmt.Sprintf("it was downloaded to %s", p), true
+	}
+	return "", false
+}
+
 func displayName(name string, id peer.ID) string {
 	if name != "" {
 		return name
@@ -267,6 +280,12 @@ func (s *shareService) browse(ctx context.Context, ref, path string, offset int)
 	}
 	defer p.Close()
 	rep, err := p.Browse(ctx, path, offset)
+	var er share.ErrorReply
+	if errors.As(err, &er) && er.Code == share.CodeNotFound {
+		// The friend answered: the path is not among its browsable shares.
+		return BrowseListing{}, fmt.Errorf("%w: %s shares no folder %q (`kith browse %s` lists what it shares)",
+			share.ErrNoSuchPath, displayName(fr.Name, fr.ID), path, ref)
+	}
 	if err != nil {
 		return BrowseListing{}, fmt.Errorf("browsing %s: %w", displayName(fr.Name, fr.ID), err)
 	}
