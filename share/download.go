@@ -288,21 +288,8 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 	if m.ctx.Err() != nil {
 		return DownloadInfo{}, ErrManagerClosed
 	}
-	if dir == "" {
-		dir = m.cfg.Dir
-	}
-	dir, err := filepath.Abs(dir)
+	dir, name, err := m.destination(link, dir)
 	if err != nil {
-		return DownloadInfo{}, fmt.Errorf("download folder: %w", err)
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return DownloadInfo{}, fmt.Errorf("download folder %s: not a folder", dir)
-	}
-	name := link.Name
-	if name == "" {
-		name = hex.EncodeToString(link.Root[:8])
-	}
-	if err := checkPlaceable(dir, name); err != nil {
 		return DownloadInfo{}, err
 	}
 	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC()}
@@ -336,6 +323,30 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 		return DownloadInfo{}, err
 	}
 	return m.runs[link.Root].info(), nil
+}
+
+// destination returns the folder (absolute; the downloads folder if dir is
+// "") and the name of a download of link, once it is sure a file of that
+// name can be created there.
+func (m *Manager) destination(link Link, dir string) (string, string, error) {
+	if dir == "" {
+		dir = m.cfg.Dir
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("download folder: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", "", fmt.Errorf("download folder %s: not a folder", dir)
+	}
+	name := link.Name
+	if name == "" {
+		name = hex.EncodeToString(link.Root[:8])
+	}
+	if err := checkPlaceable(dir, name); err != nil {
+		return "", "", err
+	}
+	return dir, name, nil
 }
 
 // List returns every download the node knows, newest first.

@@ -127,6 +127,34 @@ func (r *run) stop() {
 
 func (r *run) rootHex() string { return hex.EncodeToString(r.root[:]) }
 
+// endFetch ends the fetching, whose result is err, and reports whether
+// every group is there to be checked and placed. Otherwise the run was
+// stopped or is to start again (its state is kept for a resume), or it
+// failed (recorded).
+func (r *run) endFetch(err error) bool {
+	if r.restart.Load() {
+		// Its successor reads what the committer recorded: let it finish.
+		if r.committing {
+			<-r.commit.done
+		}
+		return false
+	}
+	r.mu.Lock()
+	failed := r.failErr // the committer may still run: read under mu
+	r.mu.Unlock()
+	if failed != nil {
+		err = failed
+	}
+	if err != nil && errors.Is(err, context.Canceled) && failed == nil {
+		return false // stopped: keep the state for a resume
+	}
+	if err != nil {
+		r.finish(StateFailed, "", err)
+		return false
+	}
+	return true
+}
+
 // run drives the download to its end or until stopped.
 func (r *run) run() {
 	defer close(r.done)
@@ -141,25 +169,7 @@ func (r *run) run() {
 		r.finish(StateDone, path, nil)
 		return
 	}
-	err := r.fetchAll()
-	if r.restart.Load() {
-		// Its successor reads what the committer recorded: let it finish.
-		if r.committing {
-			<-r.commit.done
-		}
-		return
-	}
-	r.mu.Lock()
-	failed := r.failErr // the committer may still run: read under mu
-	r.mu.Unlock()
-	if failed != nil {
-		err = failed
-	}
-	if err != nil && errors.Is(err, context.Canceled) && failed == nil {
-		return // stopped: keep the state for a resume
-	}
-	if err != nil {
-		r.finish(StateFailed, "", err)
+	if !r.endFetch(r.fetchAll()) {
 		return
 	}
 	r.setState(StateVerifying)

@@ -176,12 +176,7 @@ func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
 func (r *run) pickLocked(s *sourceState, want uint8, inflight uint8) (int64, int64) {
 	max := r.m.cfg.Tuning.RangeGroups
 	now := time.Now().UnixNano()
-	ok := func(i int64) bool {
-		if r.state[i] != want || r.inflight[i] != inflight || !s.Have.Has(i) {
-			return false
-		}
-		return want != groupAsked || (r.askedBy[i] != s && now-r.askedAt[i] > int64(DownloadEndgameAfter))
-	}
+	ok := func(i int64) bool { return r.pickableLocked(s, i, want, inflight, now) }
 	start := int64(0)
 	if want == groupFree {
 		for r.scanFrom < r.groups && r.state[r.scanFrom] != groupFree {
@@ -205,6 +200,14 @@ func (r *run) pickLocked(s *sourceState, want uint8, inflight uint8) (int64, int
 		return i, n
 	}
 	return 0, 0
+}
+
+// pickableLocked reports whether pickLocked may give group i to s.
+func (r *run) pickableLocked(s *sourceState, i int64, want, inflight uint8, now int64) bool {
+	if r.state[i] != want || r.inflight[i] != inflight || !s.Have.Has(i) {
+		return false
+	}
+	return want != groupAsked || (r.askedBy[i] != s && now-r.askedAt[i] > int64(DownloadEndgameAfter))
 }
 
 // waitLocked waits for a broadcast or at most d (so that end-game ranges
