@@ -165,3 +165,37 @@ func TestDownloadDiskFull(t *testing.T) {
 	info = waitDone(t, m, link.Root)
 	checkDone(t, m, info, data) // every group fetched once
 }
+
+// TestDownloadDiskFullAtStart: a disk too full to reserve the partial file
+// (tmpfs preallocates, so the reservation is where it shows) pauses the
+// download before anything is fetched but its size proof, and it goes on
+// once there is space.
+func TestDownloadDiskFullAtStart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making a small file system to fill needs root (mount -t tmpfs)")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	e := newDLEnv(t)
+	e.dir = filepath.Join(mnt, "dl")
+	os.Mkdir(e.dir, 0o700)
+	data, link := e.file("big.bin", dlSize)
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler, 1<<20)
+	e.finder.set(newTestSource("a"))
+	m := e.manager(testTuning)
+	if _, err := m.Add(link, ""); err != nil {
+		t.Fatal(err)
+	}
+	info := waitInfo(t, m, link.Root, "paused for space", func(i DownloadInfo) bool {
+		return i.State == StatePaused || i.State == StateFailed || i.State == StateDone
+	})
+	if info.State != StatePaused || !strings.Contains(info.Reason, "full") {
+		t.Fatalf("on a full disk: state %s, reason %q, error %q; want paused for space", info.State, info.Reason, info.Error)
+	}
+	os.Remove(filler)
+	checkDone(t, m, waitDone(t, m, link.Root), data)
+}

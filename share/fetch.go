@@ -302,6 +302,10 @@ func (r *run) addSources(wg *sync.WaitGroup) (done bool, err error) {
 			}
 		}
 	}
+	if !r.begun {
+		closeSources(srcs) // no size proven, or no room for it yet
+		return false, nil
+	}
 	for _, src := range srcs {
 		r.use(src, sp, wg)
 	}
