@@ -238,6 +238,20 @@ func (s *shareService) alreadyHave(root [32]byte, dir string) (string, bool) {
 	return "", false
 }
 
+// browseNotFound is the error for a browse path that friend (ref, as the
+// user named it) answered is not among its browsable shares; said is the
+// friend's own message, if any (peer text: the CLI prints it made safe).
+func browseNotFound(friend, ref, path, said string) error {
+	what := fmt.Sprintf("%s shares no folder %q (`kith browse %s` lists what it shares)", friend, path, ref)
+	if path == "" {
+		what = friend + " shares no folder with you"
+	}
+	if said != "" {
+		what += "; it said: " + said
+	}
+	return fmt.Errorf("%w: %s", share.ErrNoSuchPath, what)
+}
+
 func displayName(name string, id peer.ID) string {
 	if name != "" {
 		return name
@@ -283,8 +297,7 @@ func (s *shareService) browse(ctx context.Context, ref, path string, offset int)
 	var er share.ErrorReply
 	if errors.As(err, &er) && er.Code == share.CodeNotFound {
 		// The friend answered: the path is not among its browsable shares.
-		return BrowseListing{}, fmt.Errorf("%w: %s shares no folder %q (`kith browse %s` lists what it shares)",
-			share.ErrNoSuchPath, displayName(fr.Name, fr.ID), path, ref)
+		return BrowseListing{}, browseNotFound(displayName(fr.Name, fr.ID), ref, path, er.Message)
 	}
 	if err != nil {
 		return BrowseListing{}, fmt.Errorf("browsing %s: %w", displayName(fr.Name, fr.ID), err)
