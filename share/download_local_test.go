@@ -199,3 +199,23 @@ func TestDownloadDiskFullAtStart(t *testing.T) {
 	os.Remove(filler)
 	checkDone(t, m, waitDone(t, m, link.Root), data)
 }
+
+// TestDownloadFolderRemovedBeforeStart removes the downloads folder while a
+// download still waits for a source: paused, and once the folder is back
+// and a source comes, done (its .partial made again).
+func TestDownloadFolderRemovedBeforeStart(t *testing.T) {
+	e := newDLEnv(t)
+	data, link := e.file("later.bin", dlSize)
+	m := e.manager(testTuning)
+	if _, err := m.Add(link, ""); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(e.dir)
+	info := waitInfo(t, m, link.Root, "paused", func(i DownloadInfo) bool { return i.State == StatePaused })
+	if !strings.Contains(info.Reason, e.dir) {
+		t.Errorf("reason %q does not name %s", info.Reason, e.dir)
+	}
+	os.Mkdir(e.dir, 0o700)
+	e.finder.set(newTestSource("a"))
+	checkDone(t, m, waitDone(t, m, link.Root), data)
+}

@@ -62,6 +62,11 @@ func (r *run) prepare(size int64) error {
 // caller holds r.mu.
 func (r *run) openPartial() (*os.File, error) {
 	path := r.m.partialPath(r.root)
+	// The downloads folder may have been removed and made again since the
+	// manager made .partial in it.
+	if err := os.MkdirAll(r.m.partial, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", r.m.partial, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening partial file: %w", err)

@@ -319,14 +319,14 @@ func newGetCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// followDownload shows a progress bar until the download ends, with the
-// reason when it is paused or has no source. The bar is drawn again when
+// followDownload shows a progress bar until the download ends, and the
+// reason when it becomes paused or without a source. The bar is drawn again when
 // the size changes (a link's size is only a claim until a source proves
 // it). With asJSON the download's last state is printed as JSON.
 func followDownload(c *node.Client, info share.DownloadInfo, asJSON bool) error {
 	var bar *progressbar.ProgressBar
 	barSize := int64(-1)
-	lastReason := ""
+	var lastState share.DownloadState
 	started := time.Now()
 	for {
 		if bar != nil && info.Size != barSize {
@@ -355,10 +355,10 @@ func followDownload(c *node.Client, info share.DownloadInfo, asJSON bool) error 
 			bar.Describe(fmt.Sprintf("%s [%s, %d source(s)]", safe(info.Name), info.State, live))
 			bar.Set64(info.Done)
 		}
-		if info.Reason != "" && info.Reason != lastReason {
+		if info.Reason != "" && info.State != lastState {
 			fmt.Fprintf(os.Stderr, "\n%s: %s\n", info.State, safe(info.Reason))
 		}
-		lastReason = info.Reason
+		lastState = info.State
 		switch info.State {
 		case share.StateDone:
 			if bar != nil {
