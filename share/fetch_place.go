@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,16 +139,17 @@ func (r *run) checkWhole(part string) error {
 }
 
 // rootOfFile hashes the first size bytes of f into their BLAKE3 root, with
-// one goroutine per core (at most WholeCheckWorkers) hashing groups in
-// place through a mapping of the file (reading it where it cannot be
-// mapped); the groups' nodes are merged in order. A file shorter than size
-// is an error (its mapping faults past the end: that is recovered).
+// one goroutine per core (at most WholeCheckWorkers), each reading its
+// groups into a buffer of its own; the groups' nodes are merged in order.
+// Reading (pread) is faster here than hashing through a mapping: the copy
+// costs less than the page faults and the mapping's teardown, and a file
+// that shrank is a short read, not a fault. A file shorter than size is an
+// error.
 func rootOfFile(f *os.File, size int64) ([32]byte, error) {
-	mapped, unmap, _ := mapFile(f, size)
-	defer unmap()
 	b := newRootBuilder(size)
 	workers := int64(min(runtime.GOMAXPROCS(0), WholeCheckWorkers))
 	nodes := make([]guts.Node, workers*wholeCheckWindow)
+	bufs := make([][]byte, workers)
 	errs := make([]error, workers)
 	for start := int64(0); start < b.groups; start += int64(len(nodes)) {
 		n := min(int64(len(nodes)), b.groups-start)
@@ -160,7 +160,10 @@ func rootOfFile(f *os.File, size int64) ([32]byte, error) {
 			if lo >= hi {
 				break
 			}
-			wg.Go(func() { errs[w] = hashGroups(f, mapped, size, lo, hi, nodes[lo-start:hi-start]) })
+			if bufs[w] == nil {
+				bufs[w] = make([]byte, GroupSize)
+			}
+			wg.Go(func() { errs[w] = hashGroups(f, bufs[w], size, lo, hi, nodes[lo-start:hi-start]) })
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
@@ -174,26 +177,14 @@ func rootOfFile(f *os.File, size int64) ([32]byte, error) {
 }
 
 // hashGroups computes the nodes of groups lo to hi of a file of size
-// bytes, from mapped if it is not nil, else read from f.
-func hashGroups(f *os.File, mapped []byte, size, lo, hi int64, nodes []guts.Node) (err error) {
-	var buf []byte
-	if mapped != nil {
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		defer recoverFault(&err)
-	} else {
-		buf = make([]byte, GroupSize)
-	}
+// bytes, reading each from f into buf (GroupSize long).
+func hashGroups(f *os.File, buf []byte, size, lo, hi int64, nodes []guts.Node) error {
 	for i := lo; i < hi; i++ {
 		off, n := GroupBounds(size, i)
-		var p []byte
-		if mapped != nil {
-			p = mapped[off : off+n]
-		} else if _, err := f.ReadAt(buf[:n], off); err != nil {
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
 			return fmt.Errorf("reading partial file: %w", err)
-		} else {
-			p = buf[:n]
 		}
-		nodes[i-lo] = groupNode(p, uint64(i)*(GroupSize/guts.ChunkSize))
+		nodes[i-lo] = groupNode(buf[:n], uint64(i)*(GroupSize/guts.ChunkSize))
 	}
 	return nil
 }
