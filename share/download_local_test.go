@@ -219,3 +219,33 @@ func TestDownloadFolderRemovedBeforeStart(t *testing.T) {
 	e.finder.set(newTestSource("a"))
 	checkDone(t, m, waitDone(t, m, link.Root), data)
 }
+
+// TestDownloadAcrossFileSystems downloads into a folder on another file
+// system than the partial file's (a tmpfs): the file is copied to a hidden
+// name there and linked, so only the whole file ever appears under its
+// name, and the hidden copy is gone after.
+func TestDownloadAcrossFileSystems(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a second file system needs root (mount -t tmpfs)")
+	}
+	to := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", to).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", to).Run() })
+	e := newDLEnv(t)
+	data, link := e.file("far.bin", dlSize)
+	e.finder.set(newTestSource("a"))
+	m := e.manager(testTuning)
+	if _, err := m.Add(link, to); err != nil {
+		t.Fatal(err)
+	}
+	info := waitDone(t, m, link.Root)
+	checkDone(t, m, info, data)
+	if info.Path != filepath.Join(to, "far.bin") {
+		t.Errorf("path %s", info.Path)
+	}
+	if ents, _ := os.ReadDir(to); len(ents) != 1 {
+		t.Errorf("%s holds %d entries; want the file only", to, len(ents))
+	}
+}
