@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +10,16 @@ import (
 
 	"kith/share"
 )
+
+// ErrAlreadyHave means a download was asked for a file the node already
+// has: in one of its shares, or downloaded to the same folder before.
+// GetRequest.Again downloads it all the same.
+var ErrAlreadyHave = errors.New("you already have this file")
+
+func init() {
+	// The share errors of this file, beside the core ones of api.go.
+	apiErrors = append(apiErrors, apiErrorCode{ErrAlreadyHave, "already_have", http.StatusConflict})
+}
 
 // AddShareRequest is the body of POST /v1/shares.
 type AddShareRequest struct {
@@ -39,6 +50,9 @@ type GetRequest struct {
 	To   string `json:"to,omitempty"`
 	// Anonymous downloads through tunnels only; friends are not asked.
 	Anonymous bool `json:"anonymous,omitempty"`
+	// Again downloads the file even if the node already has it (in a share,
+	// or downloaded to the same folder): the new copy gets a free name.
+	Again bool `json:"again,omitempty"`
 }
 
 func (a *apiServer) shareRoutes(mux *http.ServeMux) {
@@ -188,6 +202,12 @@ func (a *apiServer) addDownload(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	if !req.Again {
+		if where, ok := a.n.share.alreadyHave(link.Root, req.To); ok {
+			writeError(w, fmt.Errorf("%w: %s; `kith get --again` downloads another copy", ErrAlreadyHave, where))
+			return
+		}
 	}
 	info, err := a.n.AddDownload(link, req.To, req.Anonymous)
 	if err != nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -225,6 +226,32 @@ func (f friendFinder) friendSources(ctx context.Context, root [32]byte, skip fun
 	return out
 }
 
+// alreadyHave says where the node has the file of root already: in one of
+// its shares, or downloaded before into dir (the downloads folder if "").
+func (s *shareService) alreadyHave(root [32]byte, dir string) (string, bool) {
+	if sf, ok := s.index.Lookup(root, share.ScopeLocal); ok {
+		return fmt.Sprintf("%s is in your shares", sf.Path), true
+	}
+	if p, ok := s.manager.Downloaded(root, dir); ok {
+		return fmt.Sprintf("it was downloaded to %s", p), true
+	}
+	return "", false
+}
+
+// browseNotFound is the error for a browse path that friend (ref, as the
+// user named it) answered is not among its browsable shares; said is the
+// friend's own message, if any (peer text: the CLI prints it made safe).
+func browseNotFound(friend, ref, path, said string) error {
+	what := fmt.Sprintf("%s shares no folder %q (`kith browse %s` lists what it shares)", friend, path, ref)
+	if path == "" {
+		what = friend + " shares no folder with you"
+	}
+	if said != "" {
+		what += "; it said: " + said
+	}
+	return fmt.Errorf("%w: %s", share.ErrNoSuchPath, what)
+}
+
 func displayName(name string, id peer.ID) string {
 	if name != "" {
 		return name
@@ -267,6 +294,11 @@ func (s *shareService) browse(ctx context.Context, ref, path string, offset int)
 	}
 	defer p.Close()
 	rep, err := p.Browse(ctx, path, offset)
+	var er share.ErrorReply
+	if errors.As(err, &er) && er.Code == share.CodeNotFound {
+		// The friend answered: the path is not among its browsable shares.
+		return BrowseListing{}, browseNotFound(displayName(fr.Name, fr.ID), ref, path, er.Message)
+	}
 	if err != nil {
 		return BrowseListing{}, fmt.Errorf("browsing %s: %w", displayName(fr.Name, fr.ID), err)
 	}

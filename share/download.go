@@ -58,6 +58,13 @@ const (
 	StateVerifying DownloadState = "verifying" // checking the whole file
 	StateDone      DownloadState = "done"
 	StateFailed    DownloadState = "failed"
+	// StatePaused: something on this machine stops the download (a full
+	// disk, its folder removed); Reason says what, and it goes on by
+	// itself once that is put right. Nothing verified is lost.
+	StatePaused DownloadState = "paused"
+	// StateNoSource: no source for DownloadNoSourceAfter; Reason says
+	// since when. The download keeps looking and goes on when one comes.
+	StateNoSource DownloadState = "no-source"
 )
 
 // SourceInfo is a source of a running download as people see it.
@@ -78,16 +85,19 @@ type DownloadInfo struct {
 	SizeProven bool          `json:"size_proven"`
 	Dir        string        `json:"dir"`
 	State      DownloadState `json:"state"`
-	Path       string        `json:"path,omitempty"` // final path, once done
-	Error      string        `json:"error,omitempty"`
-	Groups     int64         `json:"groups"`
-	Verified   int64         `json:"verified"` // groups verified and durably recorded (a restart keeps them)
-	Received   int64         `json:"received"` // groups verified and written, recorded or not yet
-	Done       int64         `json:"bytes_done"`
-	Rate       float64       `json:"rate"`
-	Sources    []SourceInfo  `json:"sources"`
-	Added      time.Time     `json:"added"`
-	Finished   time.Time     `json:"finished,omitzero"`
+	// Reason says why a download is paused or without a source, and what
+	// would make it go on.
+	Reason   string       `json:"reason,omitempty"`
+	Path     string       `json:"path,omitempty"` // final path, once done
+	Error    string       `json:"error,omitempty"`
+	Groups   int64        `json:"groups"`
+	Verified int64        `json:"verified"` // groups verified and durably recorded (a restart keeps them)
+	Received int64        `json:"received"` // groups verified and written, recorded or not yet
+	Done     int64        `json:"bytes_done"`
+	Rate     float64      `json:"rate"`
+	Sources  []SourceInfo `json:"sources"`
+	Added    time.Time    `json:"added"`
+	Finished time.Time    `json:"finished,omitzero"`
 	// Counters of this run of the daemon, for tests and diagnostics.
 	ResumedGroups   int64 `json:"resumed_groups"`   // verified before this run started
 	FetchedGroups   int64 `json:"fetched_groups"`   // received in this run (good, bad and duplicate)
@@ -104,10 +114,15 @@ type downloadRecord struct {
 	SizeProven bool          `json:"size_proven,omitempty"`
 	Dir        string        `json:"dir"`
 	State      DownloadState `json:"state"`
+	Reason     string        `json:"reason,omitempty"`
 	Path       string        `json:"path,omitempty"`
 	Error      string        `json:"error,omitempty"`
 	Added      time.Time     `json:"added"`
 	Finished   time.Time     `json:"finished,omitzero"`
+	// Placing is where the finished file is being linked: recorded before
+	// the link, so that a crash between the link and the record of the
+	// download as done is found at the next start (see recoverPlaced).
+	Placing string `json:"placing,omitempty"`
 }
 
 // ManagerConfig configures a download Manager.
@@ -125,6 +140,20 @@ type ManagerConfig struct {
 	OnEvent func(typ string, info DownloadInfo)
 	// Tuning; zero values take the defaults of limits.go.
 	Tuning Tuning
+
+	hooks *testHooks // nil but in the package's tests
+}
+
+// testHooks let the package's tests act at fixed points of a run, to do
+// there what another program or a crash could (truncate the partial file,
+// stop the process).
+type testHooks struct {
+	// beforeVerifyRead is called by the verifier once it took the written
+	// groups from first on, before it reads them back.
+	beforeVerifyRead func(first int64)
+	// afterPlace is called once the finished file is linked at path, before
+	// the partial file is removed and the download recorded as done.
+	afterPlace func(path string)
 }
 
 // Tuning holds the download engine's knobs.
@@ -138,6 +167,9 @@ type Tuning struct {
 	StallTimeout time.Duration
 	// SourceRefresh is how often a running download looks for new sources.
 	SourceRefresh time.Duration
+	// NoSourceAfter is how long a download searches without any source
+	// before its state says so (StateNoSource).
+	NoSourceAfter time.Duration
 }
 
 func (t Tuning) withDefaults() Tuning {
@@ -154,6 +186,9 @@ func (t Tuning) withDefaults() Tuning {
 	}
 	if t.SourceRefresh <= 0 {
 		t.SourceRefresh = DownloadSourceRefresh
+	}
+	if t.NoSourceAfter <= 0 {
+		t.NoSourceAfter = DownloadNoSourceAfter
 	}
 	return t
 }
@@ -253,21 +288,8 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 	if m.ctx.Err() != nil {
 		return DownloadInfo{}, ErrManagerClosed
 	}
-	if dir == "" {
-		dir = m.cfg.Dir
-	}
-	dir, err := filepath.Abs(dir)
+	dir, name, err := m.destination(link, dir)
 	if err != nil {
-		return DownloadInfo{}, fmt.Errorf("download folder: %w", err)
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return DownloadInfo{}, fmt.Errorf("download folder %s: not a folder", dir)
-	}
-	name := link.Name
-	if name == "" {
-		name = hex.EncodeToString(link.Root[:8])
-	}
-	if err := checkPlaceable(dir, name); err != nil {
 		return DownloadInfo{}, err
 	}
 	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC()}
@@ -301,6 +323,30 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 		return DownloadInfo{}, err
 	}
 	return m.runs[link.Root].info(), nil
+}
+
+// destination returns the folder (absolute; the downloads folder if dir is
+// "") and the name of a download of link, once it is sure a file of that
+// name can be created there.
+func (m *Manager) destination(link Link, dir string) (string, string, error) {
+	if dir == "" {
+		dir = m.cfg.Dir
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("download folder: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", "", fmt.Errorf("download folder %s: not a folder", dir)
+	}
+	name := link.Name
+	if name == "" {
+		name = hex.EncodeToString(link.Root[:8])
+	}
+	if err := checkPlaceable(dir, name); err != nil {
+		return "", "", err
+	}
+	return dir, name, nil
 }
 
 // List returns every download the node knows, newest first.
@@ -352,7 +398,7 @@ func (m *Manager) Info(root [32]byte) (DownloadInfo, bool) {
 	}
 	info := DownloadInfo{
 		Root: hex.EncodeToString(root[:]), Name: rec.Name, Size: rec.Size, SizeProven: rec.SizeProven, Dir: rec.Dir,
-		State: rec.State, Path: rec.Path, Error: rec.Error, Added: rec.Added, Finished: rec.Finished,
+		State: rec.State, Reason: rec.Reason, Path: rec.Path, Error: rec.Error, Added: rec.Added, Finished: rec.Finished,
 		Sources: []SourceInfo{},
 	}
 	if rec.Size >= 0 {
@@ -367,19 +413,30 @@ func (m *Manager) Info(root [32]byte) (DownloadInfo, bool) {
 // Cancel stops a download and forgets it, deleting its partial data. A
 // finished download is only forgotten (the file stays).
 func (m *Manager) Cancel(root [32]byte) error {
-	m.mu.Lock()
-	r, running := m.runs[root]
-	m.mu.Unlock()
-	if running {
+	running := false
+	for {
+		m.mu.Lock()
+		r, ok := m.runs[root]
+		m.mu.Unlock()
+		if !ok {
+			break
+		}
+		running = true
 		r.stop()
 		<-r.done
+		m.mu.Lock()
+		// Forget the run now: its goroutine may not have yet, and would
+		// then keep it listed (Info) or record it as ended. A run that
+		// ended to start afresh (see run.restart) may have been replaced
+		// by its successor: stop that one too.
+		if m.runs[root] == r {
+			delete(m.runs, root)
+			m.mu.Unlock()
+			break
+		}
+		m.mu.Unlock()
 	}
 	m.mu.Lock()
-	// Forget the run now: its goroutine may not have yet, and would then
-	// keep it listed (Info) or record it as ended.
-	if running && m.runs[root] == r {
-		delete(m.runs, root)
-	}
 	delete(m.ended, root)
 	m.mu.Unlock()
 	found := false
@@ -438,15 +495,50 @@ func (m *Manager) startLocked(root [32]byte) error {
 		r.run()
 		info := r.info()
 		m.mu.Lock()
-		if m.runs[root] == r {
-			delete(m.runs, root)
-			if info.State == StateDone || info.State == StateFailed {
-				m.ended[root] = info
+		defer m.mu.Unlock()
+		if m.runs[root] != r {
+			return
+		}
+		delete(m.runs, root)
+		if info.State == StateDone || info.State == StateFailed {
+			m.ended[root] = info
+		}
+		if r.restart.Load() && !r.stopped.Load() {
+			// It ended to begin again from what it recorded (its
+			// partial file was moved back into a folder that came back).
+			if err := m.startLocked(root); err != nil && !errors.Is(err, ErrManagerClosed) {
+				m.log.Warn("cannot resume download", slog.String("root", hex.EncodeToString(root[:])), slog.Any("err", err))
 			}
 		}
-		m.mu.Unlock()
 	}()
 	return nil
+}
+
+// Downloaded returns where a finished download of root into dir put the
+// file, if that file is still there at its size.
+func (m *Manager) Downloaded(root [32]byte, dir string) (string, bool) {
+	if dir == "" {
+		dir = m.cfg.Dir
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
+	var rec downloadRecord
+	found := false
+	m.cfg.DB.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketDownloads).Get(root[:]); v != nil && json.Unmarshal(v, &rec) == nil {
+			found = true
+		}
+		return nil
+	})
+	if !found || rec.State != StateDone || rec.Dir != dir || rec.Path == "" {
+		return "", false
+	}
+	if fi, err := os.Stat(rec.Path); err != nil || !fi.Mode().IsRegular() || fi.Size() != rec.Size {
+		return "", false
+	}
+	return rec.Path, true
 }
 
 func putRecord(tx *bolt.Tx, root [32]byte, rec downloadRecord) error {

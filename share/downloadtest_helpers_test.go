@@ -72,7 +72,13 @@ var testTuning = Tuning{RangeGroups: 2, Window: 2, StallTimeout: 5 * time.Second
 // end closes it.
 func (e *dlEnv) manager(tuning Tuning) *Manager {
 	e.t.Helper()
-	m, err := NewManager(ManagerConfig{DB: e.db, Dir: e.dir, Finder: e.finder, Tuning: tuning})
+	return e.managerWith(tuning, nil)
+}
+
+// managerWith is manager with test hooks.
+func (e *dlEnv) managerWith(tuning Tuning, hooks *testHooks) *Manager {
+	e.t.Helper()
+	m, err := NewManager(ManagerConfig{DB: e.db, Dir: e.dir, Finder: e.finder, Tuning: tuning, hooks: hooks})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -408,4 +414,23 @@ func sourceInfo(info DownloadInfo, name string) []SourceInfo {
 		}
 	}
 	return out
+}
+
+// waitEnded waits until the run of root has ended (its goroutine let go
+// of it), so that what it does last is done.
+func waitEnded(t *testing.T, m *Manager, root [32]byte) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m.mu.Lock()
+		_, running := m.runs[root]
+		m.mu.Unlock()
+		if !running {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("download %x: still running", root[:4])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

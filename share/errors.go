@@ -20,6 +20,9 @@ var (
 	// ErrMismatch means data and proof do not hash to the expected root:
 	// the sender is broken or lying.
 	ErrMismatch = errors.New("data does not match root")
+	// ErrPartialChanged means a download's partial file no longer holds
+	// what was written to it: something else truncated or changed it.
+	ErrPartialChanged = errors.New("the partial file changed on disk")
 )
 
 // Errors from ParseLink.

@@ -89,6 +89,34 @@ const (
 	// DownloadBusyWait is how long a worker waits before it asks again a
 	// source that answered CodeBusy (it had no memory for the range).
 	DownloadBusyWait = 500 * time.Millisecond
+	// DownloadNoSourceAfter is how long a download may look for sources
+	// and find none before its state says so (StateNoSource, with the
+	// reason): long enough for a friend's node to restart or a tunnel
+	// search to answer (at most 10 s each), short enough that a user
+	// watching `kith downloads` is told within a couple of minutes. It
+	// goes on looking, every DownloadSourceRefresh instead of every
+	// second, so a download left without a source costs each friend one
+	// Have per DownloadSourceRefresh.
+	DownloadNoSourceAfter = 2 * time.Minute
+	// DownloadLocalCheck is how often a running download looks at its
+	// folders and partial file (removed? replaced?) and, while paused,
+	// whether what paused it was put right: two stat calls, or a statfs.
+	// It bounds how long kith writes into a folder that was deleted
+	// before it says so.
+	DownloadLocalCheck = time.Second
+	// DownloadResumeSpace is the free space at which a download paused for
+	// a full disk goes on (or all it still has to write, if that is less):
+	// enough for 64 MiB of groups, so that it does not pause again at
+	// once, and little enough to be found on a nearly full disk.
+	DownloadResumeSpace = 64 << 20
+	// WholeCheckWorkers caps the goroutines that hash a finished file
+	// before it is placed (one per core, at most this many): the check
+	// runs once the transfer is over, when the cores are free, and its
+	// time is the user's wait between the last byte and "done".
+	WholeCheckWorkers = 4
+	// wholeCheckWindow is how many groups each of those goroutines hashes
+	// per round (16 MiB); a round's nodes are then merged in order.
+	wholeCheckWindow = 64
 )
 
 // Server and peer limits.

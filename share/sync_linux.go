@@ -11,7 +11,8 @@ import (
 func syncData(f *os.File) error { return syscall.Fdatasync(int(f.Fd())) }
 
 // mapFile maps the first size bytes of f read-only, for hashing in place;
-// unmap releases it. The caller must not let the file shrink meanwhile.
+// unmap releases it. A page past the end of a file that shrank meanwhile
+// faults (SIGBUS): its readers run with debug.SetPanicOnFault.
 func mapFile(f *os.File, size int64) (data []byte, unmap func(), err error) {
 	if size <= 0 || int64(int(size)) != size {
 		return nil, func() {}, nil
@@ -36,4 +37,13 @@ func reserveSpace(f *os.File, size int64) error {
 		return nil
 	}
 	return err
+}
+
+// freeSpace is the space free for files in the file system of dir.
+func freeSpace(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
 }

@@ -14,3 +14,7 @@ func mapFile(f *os.File, size int64) (data []byte, unmap func(), err error) {
 
 // reserveSpace does nothing here: the file grows as it is written.
 func reserveSpace(f *os.File, size int64) error { return nil }
+
+// freeSpace is not measured here: a download paused for space tries again
+// at every check.
+func freeSpace(dir string) (int64, error) { return 1 << 62, nil }

@@ -52,9 +52,9 @@ func newShareCmd(g *globals) *cobra.Command {
 }
 
 func newShareAddCmd(g *globals) *cobra.Command {
-	var browsable, anonymous bool
+	var browsable, anonymous, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "add DIR [--browsable] [--anonymous]",
+		Use:   "add DIR [--browsable] [--anonymous] [--json]",
 		Short: "share a folder (browsable by friends unless --anonymous alone is given)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -69,10 +69,15 @@ func newShareAddCmd(g *globals) *cobra.Command {
 			if !browsable && !anonymous {
 				browsable = true
 			}
-			fmt.Printf("indexing %s …\n", safe(dir))
+			if !asJSON {
+				fmt.Printf("indexing %s …\n", safe(dir))
+			}
 			res, err := c.AddShare(context.Background(), node.AddShareRequest{Dir: dir, Browsable: browsable, Anonymous: anonymous})
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return printJSON(res)
 			}
 			fmt.Printf("shared %s as %q (%s): %d files, %s; hashed %d in %v\n",
 				safe(res.Share.Dir), res.Share.Name, flagsText(res.Share), res.Share.Files, share.FormatSize(res.Share.Bytes),
@@ -85,6 +90,7 @@ func newShareAddCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&browsable, "browsable", false, "friends may list and fetch it directly")
 	cmd.Flags().BoolVar(&anonymous, "anonymous", false, "anyone reachable through tunnels may find it by search")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the share made and its first scan as JSON")
 	return cmd
 }
 
@@ -272,9 +278,11 @@ func newGetCmd(g *globals) *cobra.Command {
 		to        string
 		detach    bool
 		anonymous bool
+		again     bool
+		asJSON    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get LINK|ROOT [--to DIR] [--detach] [--anonymous]",
+		Use:   "get LINK|ROOT [--to DIR] [--detach] [--anonymous] [--again] [--json]",
 		Short: "download a file from every friend that has it (and through tunnels), verified",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -288,30 +296,37 @@ func newGetCmd(g *globals) *cobra.Command {
 				}
 			}
 			ctx, cancel := apiContext()
-			info, err := c.AddDownload(ctx, node.GetRequest{Link: a[0], To: to, Anonymous: anonymous})
+			info, err := c.AddDownload(ctx, node.GetRequest{Link: a[0], To: to, Anonymous: anonymous, Again: again})
 			cancel()
 			if err != nil {
 				return peerError(err)
 			}
-			if detach {
+			switch {
+			case detach && asJSON:
+				return printJSON(info)
+			case detach:
 				fmt.Printf("queued %s (%s); follow it with `kith downloads`\n", safe(info.Name), safe(info.Root))
 				return nil
 			}
-			return followDownload(c, info)
+			return followDownload(c, info, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "folder to put the file in (default: the daemon's downloads folder)")
 	cmd.Flags().BoolVar(&detach, "detach", false, "return at once; the daemon downloads in the background")
 	cmd.Flags().BoolVar(&anonymous, "anonymous", false, "download through tunnels only; friends are not asked")
+	cmd.Flags().BoolVar(&again, "again", false, "download even if you have the file already (in a share, or downloaded to the same folder)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the download as JSON: at once with --detach, else when it ends")
 	return cmd
 }
 
-// followDownload shows a progress bar until the download ends. The bar is
-// drawn again when the size changes (a link's size is only a claim until a
-// source proves it).
-func followDownload(c *node.Client, info share.DownloadInfo) error {
+// followDownload shows a progress bar until the download ends, and the
+// reason when it becomes paused or without a source. The bar is drawn again when
+// the size changes (a link's size is only a claim until a source proves
+// it). With asJSON the download's last state is printed as JSON.
+func followDownload(c *node.Client, info share.DownloadInfo, asJSON bool) error {
 	var bar *progressbar.ProgressBar
 	barSize := int64(-1)
+	var lastState share.DownloadState
 	started := time.Now()
 	for {
 		if bar != nil && info.Size != barSize {
@@ -340,18 +355,28 @@ func followDownload(c *node.Client, info share.DownloadInfo) error {
 			bar.Describe(fmt.Sprintf("%s [%s, %d source(s)]", safe(info.Name), info.State, live))
 			bar.Set64(info.Done)
 		}
+		if info.Reason != "" && info.State != lastState {
+			fmt.Fprintf(os.Stderr, "\n%s: %s\n", info.State, safe(info.Reason))
+		}
+		lastState = info.State
 		switch info.State {
 		case share.StateDone:
 			if bar != nil {
 				bar.Finish()
 			}
-			secs := time.Since(started).Seconds()
 			fmt.Fprintln(os.Stderr)
+			if asJSON {
+				return printJSON(info)
+			}
+			secs := time.Since(started).Seconds()
 			fmt.Printf("done: %s (%s, %.1f MB/s), BLAKE3 root verified: %s\n",
 				safe(info.Path), share.FormatSize(info.Size), float64(info.Size)/1e6/max(secs, 0.001), safe(info.Root))
 			return nil
 		case share.StateFailed:
 			fmt.Fprintln(os.Stderr)
+			if asJSON {
+				printJSON(info)
+			}
 			return fmt.Errorf("download failed: %s", safe(info.Error))
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -380,13 +405,17 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printList(ds, asJSON, "no downloads", "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT", func(d share.DownloadInfo) string {
+				return printList(ds, asJSON, "no downloads", "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT\tWHY", func(d share.DownloadInfo) string {
 					pct := 100.0
 					if d.Size > 0 {
 						pct = 100 * float64(d.Done) / float64(d.Size)
 					}
-					return fmt.Sprintf("%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s", safe(d.Name), d.State, pct, share.FormatSize(d.Size),
-						share.FormatSize(int64(d.Rate)), len(d.Sources), safe(d.Root))
+					why := d.Reason
+					if d.State == share.StateFailed {
+						why = d.Error
+					}
+					return fmt.Sprintf("%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s\t%s", safe(d.Name), d.State, pct, share.FormatSize(d.Size),
+						share.FormatSize(int64(d.Rate)), len(d.Sources), safe(d.Root), safe(why))
 				})
 			})
 		},

@@ -69,10 +69,15 @@ func TestShareBrowseGet(t *testing.T) {
 	if len(ds) != 1 || ds[0].State != share.StateDone {
 		t.Fatalf("downloads: %+v", ds)
 	}
-	// A second get of the same file lands beside the first, never over it.
+	// A second get of the same file says it is there already; with
+	// --again it lands beside the first, never over it.
 	r = kith(t, "get", live.Entries[0].Link, "--to", to, "--home", homeB)
-	if r.code != 0 {
+	if r.code != 1 || !strings.Contains(r.stderr, "already have") || !strings.Contains(r.stderr, filepath.Join(to, "Wembley 1986.flac")) {
 		t.Fatalf("second get: %+v", r)
+	}
+	r = kith(t, "get", live.Entries[0].Link, "--to", to, "--again", "--home", homeB)
+	if r.code != 0 {
+		t.Fatalf("second get --again: %+v", r)
 	}
 	if _, err := os.Stat(filepath.Join(to, "Wembley 1986 (2).flac")); err != nil {
 		t.Fatalf("second copy: %v", err)
