@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -15,7 +16,7 @@ import (
 // "name{labels}" to value.
 func scrape(t *testing.T, home string) map[string]float64 {
 	t.Helper()
-	resp, err := NewClient(home).stream(t.Context(), "/metrics")
+	resp, err := api.NewClient(home).Stream(t.Context(), "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

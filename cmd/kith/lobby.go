@@ -11,9 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kith/chat"
 	"kith/internal/peertext"
-	"kith/node"
+	"kith/node/api"
 )
 
 // newLobbyCmd is `kith lobby`: chat lobbies relayed among friends.
@@ -33,11 +32,11 @@ func newLobbyCmd(g *globals) *cobra.Command {
 
 // lobbyIDArg checks a lobby id before it goes to the daemon.
 func lobbyIDArg(s string) (string, error) {
-	id, err := chat.ParseLobbyID(s)
+	id, err := api.ParseLobbyID(s)
 	if err != nil {
 		return "", fmt.Errorf("%q: %w (copy it from `kith lobby ls`)", s, err)
 	}
-	return id.String(), nil
+	return id, nil
 }
 
 func newLobbyCreateCmd(g *globals) *cobra.Command {
@@ -50,7 +49,7 @@ func newLobbyCreateCmd(g *globals) *cobra.Command {
 		Short: "create a lobby and join it; prints its id",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				li, err := c.LobbyCreate(ctx, a[0], topic, private, as)
 				if err != nil {
 					return err
@@ -73,7 +72,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 		Short: "list your lobbies, those friends announce, and invites waiting",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				ls, err := c.LobbyList(ctx)
 				if err != nil {
 					return err
@@ -82,7 +81,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 					return printJSON(ls)
 				}
 				err = printList(ls.Lobbies, false, "no lobbies: `kith lobby create NAME`, or wait for friends to announce theirs",
-					"ID\tNAME\tSTATE\tPEOPLE\tAS / ANNOUNCED BY\tTOPIC", func(l node.LobbyInfo) string {
+					"ID\tNAME\tSTATE\tPEOPLE\tAS / ANNOUNCED BY\tTOPIC", func(l api.LobbyInfo) string {
 						state, who := "public", lobbyFriends(l.Friends)
 						if l.Private {
 							state = "private"
@@ -98,7 +97,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 					return err
 				}
 				fmt.Println("\ninvites (join with `kith lobby join ID`):")
-				return printList(ls.Invites, false, "", "ID\tNAME\tFROM\tTOPIC", func(i node.LobbyInvite) string {
+				return printList(ls.Invites, false, "", "ID\tNAME\tFROM\tTOPIC", func(i api.LobbyInvite) string {
 					kind := ""
 					if i.Private {
 						kind = " (private)"
@@ -113,7 +112,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func lobbyFriends(fs []node.LobbyFriend) string {
+func lobbyFriends(fs []api.LobbyFriend) string {
 	var names []string
 	for _, f := range fs {
 		names = append(names, displayName(f.Name))
@@ -132,7 +131,7 @@ func newLobbyJoinCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				li, err := c.LobbyJoin(ctx, id, as)
 				if err != nil {
 					return err
@@ -156,7 +155,7 @@ func newLobbyInviteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if err := c.LobbyInvite(ctx, id, a[1]); err != nil {
 					return err
 				}
@@ -181,7 +180,7 @@ func newLobbySendCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				m, err := c.LobbySend(ctx, id, text)
 				if err != nil {
 					return err
@@ -204,7 +203,7 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				// Page by page, so nothing grows with the history.
 				out := bufio.NewWriter(os.Stdout)
 				defer out.Flush()
@@ -257,13 +256,13 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 
 // printLobbyMessage prints one lobby message on a line, the author's
 // nick and text made safe to show.
-func printLobbyMessage(w io.Writer, m node.LobbyMessage) {
+func printLobbyMessage(w io.Writer, m api.LobbyMessage) {
 	at := m.Time.Local().Format("2006-01-02 15:04:05")
 	who := fmt.Sprintf("%s (%s)", peertext.Line(m.Nick), peertext.Line(m.Author[:min(len(m.Author), 12)]))
 	switch m.Kind {
-	case chat.LobbyKindJoin:
+	case api.LobbyKindJoin:
 		fmt.Fprintf(w, "%s  -> %s joined\n", at, who)
-	case chat.LobbyKindLeave:
+	case api.LobbyKindLeave:
 		fmt.Fprintf(w, "%s  <- %s left\n", at, who)
 	default:
 		fmt.Fprintf(w, "%s  %s: %s\n", at, who, peertext.Text(m.Text))
@@ -280,7 +279,7 @@ func newLobbyLeaveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if err := c.LobbyLeave(ctx, id); err != nil {
 					return err
 				}
@@ -302,12 +301,12 @@ func newLobbyWhoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				ps, err := c.LobbyParticipants(ctx, id)
 				if err != nil {
 					return err
 				}
-				return printList(ps, asJSON, "nobody", "NICK\tCHAT ID", func(p node.LobbyParticipant) string {
+				return printList(ps, asJSON, "nobody", "NICK\tCHAT ID", func(p api.LobbyParticipant) string {
 					return fmt.Sprintf("%s\t%s", peertext.Line(p.Nick), p.ChatID)
 				})
 			})

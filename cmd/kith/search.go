@@ -11,8 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/internal/peertext"
-	"kith/node"
-	"kith/share"
+	"kith/node/api"
 )
 
 func newSearchCmd(g *globals) *cobra.Command {
@@ -29,14 +28,14 @@ func newSearchCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if timeout <= 0 || timeout > node.MaxSearchTimeout {
-				return usageError{fmt.Errorf("--timeout must be between 0 and %v", node.MaxSearchTimeout)}
+			if timeout <= 0 || timeout > api.MaxSearchTimeout {
+				return usageError{fmt.Errorf("--timeout must be between 0 and %v", api.MaxSearchTimeout)}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 			defer cancel()
 			enc := json.NewEncoder(os.Stdout)
 			files := 0
-			err = c.Search(ctx, strings.Join(a, " "), timeout, func(h node.SearchHit) error {
+			err = c.Search(ctx, strings.Join(a, " "), timeout, func(h api.SearchHit) error {
 				if asJSON {
 					return enc.Encode(h)
 				}
@@ -46,7 +45,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 				name := peertext.Line(h.Name)
 				if h.Sources == 1 {
 					files++
-					fmt.Printf("%s  %s  %s\n", name, share.FormatSize(h.Size), h.Link)
+					fmt.Printf("%s  %s  %s\n", name, api.FormatSize(h.Size), h.Link)
 				} else {
 					fmt.Printf("  %s: %d sources\n", name, h.Sources)
 				}
@@ -61,7 +60,7 @@ func newSearchCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", node.DefaultSearchTimeout, "how long to wait for results")
+	cmd.Flags().DurationVar(&timeout, "timeout", api.DefaultSearchTimeout, "how long to wait for results")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per result line")
 	return cmd
 }

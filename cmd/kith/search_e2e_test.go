@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // TestSearchAndAnonymousGet drives anonymous sharing through the binary:
@@ -21,7 +21,7 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 	mustKith(t, "init", "--name", "bob", "--home", homeB)
 	startDaemon(t, homeA)
 	startDaemon(t, homeB)
-	var idA, idB node.InviteInfo
+	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
@@ -38,12 +38,12 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 	mustKith(t, "share", "add", films, "--anonymous", "--home", homeB)
 
 	// The router link comes up shortly after the friend connection.
-	var hits []node.SearchHit
+	var hits []api.SearchHit
 	for try := 0; try < 5 && len(hits) == 0; try++ {
 		out := mustKith(t, "search", "porto", "night", "--timeout", "3s", "--json", "--home", homeA)
 		dec := json.NewDecoder(strings.NewReader(out))
 		for {
-			var h node.SearchHit
+			var h api.SearchHit
 			if dec.Decode(&h) != nil {
 				break
 			}
@@ -63,7 +63,7 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 		t.Fatalf("search (text) of a name with a bidi override: %q", out)
 	}
 	out = mustKith(t, "search", "invoice", "--timeout", "3s", "--json", "--home", homeA)
-	var h node.SearchHit
+	var h api.SearchHit
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &h); err != nil || h.Name != hostile {
 		t.Fatalf("search --json of a name with a bidi override: %q (%v)", out, err)
 	}
