@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -239,16 +240,60 @@ func (s *Service) friendRoute(p peer.ID) route {
 // Send writes text to friend p: the message enters the history and the
 // outbox at once and is delivered when p is online.
 func (s *Service) Send(p peer.ID, text string) (Message, error) {
+	return s.SendKeyed(p, text, "")
+}
+
+// Errors of SendKeyed.
+var (
+	// ErrBadIdempotencyKey means a send's idempotency key is longer than
+	// MaxIdempotencyKeySize.
+	ErrBadIdempotencyKey = fmt.Errorf("idempotency key longer than %d bytes", MaxIdempotencyKeySize)
+	// ErrIdempotencyKeyReused means a send's idempotency key was used
+	// before for another text to the same friend.
+	ErrIdempotencyKeyReused = errors.New("idempotency key used before for another message")
+)
+
+// keyedMsgID is the id of the message a client sends to conv with key:
+// the same for every retry of that send, and unrelated to other keys and
+// conversations.
+func keyedMsgID(conv convKey, key string) MsgID {
+	h := sha256.New()
+	h.Write([]byte("kith chat send key\x00"))
+	h.Write([]byte(conv))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return MsgID(h.Sum(nil)[:len(MsgID{})])
+}
+
+// SendKeyed is Send with a local client's idempotency key (if not empty):
+// a retry of a send with the same key, after the client lost the answer,
+// returns the message the first one stored instead of storing and
+// delivering a second. The key is folded into the message's id, which is
+// stored with the message and known to the history's id index.
+func (s *Service) SendKeyed(p peer.ID, text, key string) (Message, error) {
 	if err := CheckText(text); err != nil {
 		return Message{}, err
+	}
+	if len(key) > MaxIdempotencyKeySize {
+		return Message{}, ErrBadIdempotencyKey
 	}
 	if !s.cfg.Friends.IsFriend(p) {
 		return Message{}, fmt.Errorf("%w: %s", ErrNotFriend, p)
 	}
 	conv := friendConv(p)
-	m, _, err := s.e.hist.append(conv, Message{ID: NewMsgID(), Time: time.Now().UTC().Truncate(time.Millisecond), Out: true, Text: text})
+	id := NewMsgID()
+	if key != "" {
+		id = keyedMsgID(conv, key)
+	}
+	m, dup, err := s.e.hist.append(conv, Message{ID: id, Time: time.Now().UTC().Truncate(time.Millisecond), Out: true, Text: text})
 	if err != nil {
 		return Message{}, err
+	}
+	if dup {
+		if m.Text != text {
+			return Message{}, ErrIdempotencyKeyReused
+		}
+		return m, nil
 	}
 	s.e.events("chat.message", PrivateEvent{Peer: p, Message: m})
 	s.e.kick(conv, s.friendRoute(p), false)

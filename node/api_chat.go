@@ -104,7 +104,7 @@ func (a *apiServer) chatSend(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	m, err := a.n.chat.Send(f.ID, req.Text)
+	m, err := a.n.chat.SendKeyed(f.ID, req.Text, req.IdempotencyKey)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -278,4 +278,6 @@ var chatAPIErrors = []apiErrorCode{
 	{chat.ErrNoTunnels, "no_tunnels"},
 	{chat.ErrChatStorageFull, "chat_storage_full"},
 	{chat.ErrNoConversation, "no_conversation"},
+	{chat.ErrBadIdempotencyKey, "bad_idempotency_key"},
+	{chat.ErrIdempotencyKeyReused, "idempotency_key_reused"},
 }

@@ -36,7 +36,8 @@ func TestAPIErrorCodesKnown(t *testing.T) {
 // The limits package api gives clients are chat's own.
 func TestAPIChatLimits(t *testing.T) {
 	if api.MaxTextSize != chat.MaxTextSize || api.HistoryBudget != chat.HistoryBudget ||
-		api.TypingInterval != chat.TypingInterval || api.TypingShown != chat.TypingShown {
+		api.TypingInterval != chat.TypingInterval || api.TypingShown != chat.TypingShown ||
+		api.MaxIdempotencyKeySize != chat.MaxIdempotencyKeySize {
 		t.Fatal("package api's chat limits differ from chat's")
 	}
 }

@@ -104,8 +104,10 @@ type Node struct {
 	settings   Settings
 	started    time.Time
 
-	db        *bolt.DB
-	friends   *f2f.Friends
+	db      *bolt.DB
+	friends *f2f.Friends
+	// logNames names friends in log lines (log goes through it).
+	logNames  logNames
 	gater     *f2f.Gater
 	host      host.Host
 	dht       *f2f.FriendDHT
@@ -160,7 +162,9 @@ func Start(cfg Config) (n *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n = &Node{cfg: cfg, log: log, events: NewBus(), started: time.Now()}
+	names := newLogNames(log.Handler())
+	log = slog.New(names)
+	n = &Node{cfg: cfg, log: log, logNames: names, events: NewBus(), started: time.Now()}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -214,6 +218,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if n.friends, err = f2f.OpenFriends(n.db, id); err != nil {
 		return n, err
 	}
+	n.logNames.set(n.friends.List())
 	n.gater = f2f.NewGater(n.friends, log)
 	listen := cfg.ListenAddrs
 	if len(listen) == 0 {
@@ -450,6 +455,9 @@ func (n *Node) Status() api.Status {
 }
 
 func (n *Node) publishFriendChange(c f2f.Change) {
+	if c.Kind == f2f.FriendAdded || c.Kind == f2f.FriendRemoved {
+		n.logNames.set(n.friends.List())
+	}
 	typ := map[f2f.ChangeKind]api.EventType{
 		f2f.FriendAdded: api.EventFriendAdded, f2f.FriendRemoved: api.EventFriendRemoved,
 		f2f.FriendOnline: api.EventFriendOnline, f2f.FriendOffline: api.EventFriendOffline,

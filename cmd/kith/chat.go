@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -57,14 +57,99 @@ func newChatSendCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.call(func(ctx context.Context, c *api.Client) error {
-				m, err := c.ChatSend(ctx, a[0], text)
+				m, err := sendOnce(ctx, c, a[0], text)
 				if err != nil {
 					return err
 				}
-				fmt.Printf("sent %s (waits in the outbox until %s is online)\n", m.ID, a[0])
+				conv, online := sentTo(ctx, c, a[0], m)
+				name := a[0]
+				if conv.Name != "" {
+					name = conv.Name
+				}
+				name = peertext.Line(name)
+				if !online {
+					fmt.Printf("sent %s (waits in the outbox until %s is online)\n", m.ID, name)
+					return nil
+				}
+				if waitDelivered(ctx, c, a[0], m) {
+					fmt.Printf("delivered %s to %s\n", m.ID, name)
+					return nil
+				}
+				fmt.Printf("sent %s; %s is online but did not acknowledge it within %v: it waits in the outbox until they do\n",
+					m.ID, name, sendAckWait)
 				return nil
 			})
 		},
+	}
+}
+
+const (
+	// sendAckWait bounds how long `kith chat send` waits for an online
+	// friend's acknowledgement before it says the message waits in the
+	// outbox (a friend online on loopback acks in milliseconds).
+	sendAckWait = 3 * time.Second
+	// sendAckPoll is how often it looks meanwhile.
+	sendAckPoll = 50 * time.Millisecond
+	// sendTries bounds the times `kith chat send` asks the daemon when
+	// its answer was lost (not an answer of the daemon, nor no daemon):
+	// each try carries the same idempotency key, so the daemon stores the
+	// message once.
+	sendTries = 3
+)
+
+// sendOnce sends text to friend with an idempotency key made for this
+// invocation, asking again with the same key while the answer is lost.
+func sendOnce(ctx context.Context, c *api.Client, friend, text string) (api.Message, error) {
+	req := api.SendRequest{Text: text, IdempotencyKey: api.NewIdempotencyKey()}
+	var apiErr *api.Error
+	for try := 1; ; try++ {
+		m, err := c.ChatSendRequest(ctx, friend, req)
+		if err == nil || try == sendTries || errors.As(err, &apiErr) || errors.Is(err, api.ErrNoDaemon) || ctx.Err() != nil {
+			return m, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sentTo finds the conversation m was sent in (its last message is m, or
+// it is the friend's by name or peer ID) and whether the friend is online.
+func sentTo(ctx context.Context, c *api.Client, friend string, m api.Message) (api.Conversation, bool) {
+	convs, err := c.Conversations(ctx)
+	if err != nil {
+		return api.Conversation{}, false
+	}
+	for _, cv := range convs {
+		if cv.Last != nil && cv.Last.ID == m.ID {
+			return cv, cv.Online
+		}
+	}
+	for _, cv := range convs {
+		if cv.Name == friend || cv.PeerID == friend {
+			return cv, cv.Online
+		}
+	}
+	return api.Conversation{}, false
+}
+
+// waitDelivered reports whether friend acknowledged m within sendAckWait.
+func waitDelivered(ctx context.Context, c *api.Client, friend string, m api.Message) bool {
+	deadline := time.Now().Add(sendAckWait)
+	for {
+		ms, err := c.ChatLog(ctx, friend, m.Seq-1, time.Time{}, 1)
+		if err != nil {
+			return false
+		}
+		if len(ms) == 1 && ms[0].ID == m.ID && ms[0].Delivered {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(sendAckPoll):
+		}
 	}
 }
 
@@ -154,7 +239,7 @@ func printMessagePages(asJSON bool, me, them string, page func(after uint64) ([]
 		}
 		for _, m := range ms {
 			if asJSON {
-				b, err := json.Marshal(m)
+				b, err := marshalJSON(m)
 				if err != nil {
 					return err
 				}
@@ -234,8 +319,9 @@ func newIdentityCmd(g *globals) *cobra.Command {
 		},
 	}
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var newJSON bool
 	newCmd := &cobra.Command{
-		Use:   "new NICK",
+		Use:   "new NICK [--json]",
 		Short: "make a chat identity with a fresh key; prints its chat id to give out",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -244,11 +330,15 @@ func newIdentityCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if newJSON {
+					return printJSON(i)
+				}
 				fmt.Printf("%s\t%s\n", peertext.Line(i.Nick), i.ChatID)
 				return nil
 			})
 		},
 	}
+	newCmd.Flags().BoolVar(&newJSON, "json", false, "print the identity made as JSON")
 	cmd.AddCommand(ls, newCmd)
 	return cmd
 }

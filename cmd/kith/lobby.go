@@ -3,10 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -41,11 +42,11 @@ func lobbyIDArg(s string) (string, error) {
 
 func newLobbyCreateCmd(g *globals) *cobra.Command {
 	var (
-		topic, as string
-		private   bool
+		topic, as       string
+		private, asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create NAME [--topic T] [--private] [--as IDENTITY]",
+		Use:   "create NAME [--topic T] [--private] [--as IDENTITY] [--json]",
 		Short: "create a lobby and join it; prints its id",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -54,11 +55,15 @@ func newLobbyCreateCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if asJSON {
+					return printJSON(li)
+				}
 				fmt.Println(li.ID)
 				return nil
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the lobby made as JSON")
 	cmd.Flags().StringVar(&topic, "topic", "", "the lobby's topic")
 	cmd.Flags().BoolVar(&private, "private", false, "invite only: not announced to friends")
 	cmd.Flags().StringVar(&as, "as", "", "chat identity to speak as (nick or chat id; default: your first)")
@@ -204,15 +209,12 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.call(func(ctx context.Context, c *api.Client) error {
-				// Page by page, so nothing grows with the history.
-				out := bufio.NewWriter(os.Stdout)
-				defer out.Flush()
-				var after uint64
-				n := 0
-				if asJSON {
-					out.WriteString("[")
-				}
-				for {
+				// The whole history, to print it in time order: a joiner
+				// stored the history it was sent after its own join.
+				// The daemon keeps at most chat.MaxLobbyHistory messages
+				// (16 MiB of text) of a lobby.
+				all := []api.LobbyMessage{}
+				for after := uint64(0); ; {
 					ms, err := c.LobbyLog(ctx, id, after, 0)
 					if err != nil {
 						return err
@@ -220,31 +222,21 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 					if len(ms) == 0 {
 						break
 					}
-					for _, m := range ms {
-						if asJSON {
-							b, err := json.Marshal(m)
-							if err != nil {
-								return err
-							}
-							if n > 0 {
-								out.WriteString(",")
-							}
-							out.WriteString("\n  ")
-							out.Write(b)
-						} else {
-							printLobbyMessage(out, m)
-						}
-						n++
-					}
+					all = append(all, ms...)
 					after = ms[len(ms)-1].Seq
 				}
-				switch {
-				case asJSON && n > 0:
-					out.WriteString("\n]\n")
-				case asJSON:
-					out.WriteString("]\n")
-				case n == 0:
-					out.WriteString("no messages\n")
+				sortLobbyLog(all)
+				if asJSON {
+					return printJSON(all)
+				}
+				if len(all) == 0 {
+					fmt.Println("no messages")
+					return nil
+				}
+				out := bufio.NewWriter(os.Stdout)
+				defer out.Flush()
+				for _, m := range all {
+					printLobbyMessage(out, m)
 				}
 				return nil
 			})
@@ -252,6 +244,13 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// sortLobbyLog puts a lobby's history in time order: by when each
+// message was received (api.LobbyMessage.Received: an author's clock ahead
+// of the receipt is not believed), in storage order among equals.
+func sortLobbyLog(ms []api.LobbyMessage) {
+	slices.SortStableFunc(ms, func(a, b api.LobbyMessage) int { return a.Received().Compare(b.Received()) })
 }
 
 // printLobbyMessage prints one lobby message on a line, the author's

@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
 
 // Limits of chat that clients need before they ask the daemon. The daemon
 // enforces them (its tests check they are chat's own).
@@ -39,6 +43,23 @@ type Message struct {
 // /v1/lobbies/{id}/messages.
 type SendRequest struct {
 	Text string `json:"text"`
+	// IdempotencyKey, if set, makes a chat send safe to retry: the daemon
+	// keeps it with the message (folded into its id), and a send with a
+	// key it has seen for that friend returns the message stored then
+	// instead of a second one. A client makes one per message
+	// (NewIdempotencyKey) and gives the same on every retry of it; at
+	// most MaxIdempotencyKeySize bytes. Lobby sends ignore it.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// MaxIdempotencyKeySize bounds SendRequest.IdempotencyKey, in bytes.
+const MaxIdempotencyKeySize = 64
+
+// NewIdempotencyKey returns a fresh random key for one send.
+func NewIdempotencyKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Conversation is the state of the private chat with one friend (GET

@@ -17,8 +17,15 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 // ChatSend sends text to a friend (by name or peer ID). The message waits
 // in the outbox until the friend acknowledges it (Delivered).
 func (c *Client) ChatSend(ctx context.Context, friend, text string) (Message, error) {
+	return c.ChatSendRequest(ctx, friend, SendRequest{Text: text})
+}
+
+// ChatSendRequest is ChatSend with the whole request: with an
+// IdempotencyKey, it may be retried after an error that is not an answer
+// of the daemon (*Error) without sending the message twice.
+func (c *Client) ChatSendRequest(ctx context.Context, friend string, req SendRequest) (Message, error) {
 	var m Message
-	return m, c.do(ctx, http.MethodPost, "/v1/chat/"+url.PathEscape(friend)+"/messages", SendRequest{Text: text}, &m)
+	return m, c.do(ctx, http.MethodPost, "/v1/chat/"+url.PathEscape(friend)+"/messages", req, &m)
 }
 
 // ChatLog returns a page of the history with a friend: messages stored

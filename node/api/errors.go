@@ -89,6 +89,11 @@ var (
 	ErrNoTunnels         = errors.New("no tunnel router")
 	ErrChatStorageFull   = errors.New("chat storage full")
 	ErrNoConversation    = errors.New("no such conversation")
+	// ErrBadIdempotencyKey: a send's idempotency key is too long.
+	ErrBadIdempotencyKey = errors.New("bad idempotency key")
+	// ErrIdempotencyKeyReused: a send's idempotency key was used before
+	// for another message.
+	ErrIdempotencyKeyReused = errors.New("idempotency key used before for another message")
 
 	// Lobbies.
 	ErrBadLobbyID         = errors.New("not a lobby id")
@@ -175,6 +180,8 @@ var codes = []codeInfo{
 	{"no_tunnels", ErrNoTunnels, http.StatusServiceUnavailable},
 	{"chat_storage_full", ErrChatStorageFull, http.StatusInsufficientStorage},
 	{"no_conversation", ErrNoConversation, http.StatusNotFound},
+	{"bad_idempotency_key", ErrBadIdempotencyKey, http.StatusBadRequest},
+	{"idempotency_key_reused", ErrIdempotencyKeyReused, http.StatusConflict},
 
 	{"bad_lobby_id", ErrBadLobbyID, http.StatusBadRequest},
 	{"bad_lobby_name", ErrBadLobbyName, http.StatusBadRequest},
