@@ -386,7 +386,7 @@ func TestLobbyQueueBoundedInBytes(t *testing.T) {
 	for range 2 * LobbyLinkQueue {
 		m := signed(author, li.ID, LobbyKindText, time.Now(), text)
 		l.sendMsg(msgFrame(m), m.ID)
-		most = max(most, l.queued.Load())
+		most = max(most, l.QueuedBytes())
 	}
 	drops := a.lob.Stats().Links[slow.h.ID()].QueueDrops
 	t.Logf("%d frames of %d KiB queued to a friend that reads nothing: at most %d KiB waited, %d dropped",

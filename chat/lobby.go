@@ -15,9 +15,13 @@ package chat
 // rates; it stores it (keep-alives are not stored) and sends it on to
 // every friend link subscribed to L but the one it came from. So each
 // message crosses each link at most once in each direction. Whatever is
-// dropped is counted by reason (LobbyStats) and logged at debug level;
-// a frame that does not decode resets the stream and pauses the friend's
-// link for LobbyBadFriendPause.
+// dropped is counted by reason (LobbyStats) and logged at debug level.
+//
+// Links: the per-friend streams are kith/internal/friendlink's (opening,
+// the bounded send queue and its writer, the framed reader, and the
+// misbehaviour policy); a frame that breaks the protocol (ErrBadLobbyFrame)
+// is a fault under that policy: the link is reset and the friend refused
+// a lobby link for friendlink.FaultPause, its connection left alone.
 //
 // Only members subscribe, so only members relay: a lobby's traffic stays
 // on the friend links between its members.
@@ -26,7 +30,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"slices"
@@ -35,16 +38,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"kith/chat/pb"
+	kframe "kith/internal/frame"
+	"kith/internal/friendlink"
 	"kith/internal/seen"
 )
 
@@ -77,10 +81,7 @@ var (
 
 // LobbyFriends is what lobbies ask about friends: f2f.Friends implements
 // it.
-type LobbyFriends interface {
-	IsFriend(peer.ID) bool
-	IDs() []peer.ID
-}
+type LobbyFriends = friendlink.Friends
 
 // LobbyConfig configures the lobby service.
 type LobbyConfig struct {
@@ -145,9 +146,14 @@ type Participant struct {
 	via peer.ID
 }
 
-// LinkStats counts the lobby messages that crossed one friend link.
+// LinkStats counts the lobby messages that crossed the lobby links to
+// one friend, over all of them since the service started: the counters
+// never decrease.
 type LinkStats struct {
-	In, Out    uint64
+	// In and Out count lobby messages read from and written to the
+	// friend.
+	In, Out uint64
+	// QueueDrops counts frames dropped on a full send queue to the friend.
 	QueueDrops uint64
 }
 
@@ -156,13 +162,15 @@ type LobbyStats struct {
 	// Dropped counts dropped messages and frames by reason (the Drop*
 	// constants).
 	Dropped map[string]uint64
-	// Disconnected counts friend links reset for a bad frame.
+	// Disconnected counts friend links reset for a bad frame (and their
+	// friends refused a lobby link for friendlink.FaultPause).
 	Disconnected uint64
 	// ParticipantsRefused counts authors heard but not listed as
 	// participants, for MaxLobbyParticipants, LobbyParticipantsPerLink or
 	// the link's LobbyNewParticipantRate.
 	ParticipantsRefused uint64
-	// Links counts messages per connected friend.
+	// Links counts messages per friend that had a lobby link since the
+	// service started, connected or not now.
 	Links map[peer.ID]LinkStats
 }
 
@@ -203,7 +211,7 @@ type Lobbies struct {
 	cfg    LobbyConfig
 	log    *slog.Logger
 	store  *lobbyStore
-	sub    event.Subscription
+	lm     *friendlink.Manager[outFrame]
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
@@ -214,15 +222,14 @@ type Lobbies struct {
 	mu       sync.Mutex
 	joined   map[LobbyID]*joinedLobby
 	links    map[peer.ID]*lobbyLink
-	dialing  map[peer.ID]bool
-	paused   map[peer.ID]time.Time // friends that broke the protocol, until
-	seen     *seen.Set[MsgID]      // message ids taken lately
+	seen     *seen.Set[MsgID] // message ids taken lately
 	authors  map[ChatID]*rate.Limiter
 	dropped  map[string]uint64
 	announce chan struct{} // wakes the loop to announce to every link
+	// gone adds up the counters of the links that went down, per friend,
+	// so Stats never decrease: one entry per friend that had a link.
+	gone map[peer.ID]LinkStats
 
-	disconnected atomic.Uint64
-	queueFull    atomic.Uint64
 	partsRefused atomic.Uint64
 }
 
@@ -251,9 +258,9 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 	}
 	s := &Lobbies{
 		cfg: cfg, log: cfg.Log, store: st,
-		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{}, dialing: map[peer.ID]bool{},
-		paused: map[peer.ID]time.Time{}, seen: seen.New[MsgID](LobbySeenMax, LobbySeenTTL), authors: map[ChatID]*rate.Limiter{},
-		dropped: map[string]uint64{}, announce: make(chan struct{}, 1),
+		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{},
+		seen: seen.New[MsgID](LobbySeenMax, LobbySeenTTL), authors: map[ChatID]*rate.Limiter{},
+		dropped: map[string]uint64{}, announce: make(chan struct{}, 1), gone: map[peer.ID]LinkStats{},
 	}
 	recs, err := st.lobbies()
 	if err != nil {
@@ -268,15 +275,20 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 		}
 		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, missed: true}
 	}
-	s.sub, err = cfg.Host.EventBus().Subscribe([]any{
-		new(event.EvtPeerIdentificationCompleted),
-		new(event.EvtPeerConnectednessChanged),
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.lm, err = friendlink.New(friendlink.Config[outFrame]{
+		Host: cfg.Host, Friends: cfg.Friends, Protocol: protocol.ID(LobbyProtocolID), Service: LobbyService, Log: cfg.Log,
+		Up: s.linkUp, Encode: encodeOutFrame, Size: outFrameSize,
+		PeerFault: func(err error) bool { return errors.Is(err, ErrBadLobbyFrame) },
+		MaxFrame:  MaxLobbyFrameSize, Queue: LobbyLinkQueue, QueueBytes: LobbyLinkQueueBytes,
+		MaxInbound: LobbyStreamsPerFriend,
+		Retry:      cfg.LinkRetry, OpenTimeout: LobbyLinkOpenTimeout,
+		WriteTimeout: LobbyWriteTimeout, FrameTimeout: LobbyFrameTimeout,
 	})
 	if err != nil {
+		s.cancel()
 		return nil, fmt.Errorf("starting lobbies: %w", err)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	cfg.Host.SetStreamHandler(protocol.ID(LobbyProtocolID), s.handleStream)
 	s.wg.Add(1)
 	go s.loop()
 	return s, nil
@@ -286,17 +298,11 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 // the service's goroutines. It is safe to call more than once.
 func (s *Lobbies) Close() error {
 	s.once.Do(func() {
-		s.cfg.Host.RemoveStreamHandler(protocol.ID(LobbyProtocolID))
 		s.cancel()
 		s.wgMu.Lock()
 		s.closed = true
 		s.wgMu.Unlock()
-		s.sub.Close()
-		s.mu.Lock()
-		for _, l := range s.links {
-			l.stop()
-		}
-		s.mu.Unlock()
+		s.lm.Close() // the links, and their dropLink
 		s.wg.Wait()
 	})
 	return nil
@@ -343,18 +349,22 @@ func (s *Lobbies) drop(l *lobbyLink, reason string, m *LobbyMessage) {
 
 // Stats returns the service's counters.
 func (s *Lobbies) Stats() LobbyStats {
+	lst := s.lm.Stats()
 	st := LobbyStats{Dropped: map[string]uint64{}, Links: map[peer.ID]LinkStats{},
-		Disconnected: s.disconnected.Load(), ParticipantsRefused: s.partsRefused.Load()}
+		Disconnected: lst.Faults, ParticipantsRefused: s.partsRefused.Load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.dropped {
 		st.Dropped[k] = v
 	}
-	if n := s.queueFull.Load(); n > 0 {
+	if n := lst.QueueDrops; n > 0 {
 		st.Dropped[DropQueueFull] = n
 	}
+	for p, ls := range s.gone {
+		st.Links[p] = ls
+	}
 	for p, l := range s.links {
-		st.Links[p] = LinkStats{In: l.in.Load(), Out: l.outN.Load(), QueueDrops: l.queueDrops.Load()}
+		st.Links[p] = st.Links[p].add(l.stats())
 	}
 	return st
 }
@@ -931,42 +941,19 @@ func (s *Lobbies) receiveInvite(l *lobbyLink, inv *lobbyInviteFrame) {
 
 // ---- links ----
 
-// loop watches friends connect and disconnect, reopens links, says
-// keep-alives, announces and expires caches.
+// loop says keep-alives, announces and expires caches.
 func (s *Lobbies) loop() {
 	defer s.wg.Done()
-	retry := time.NewTicker(s.cfg.LinkRetry)
-	defer retry.Stop()
 	keep := time.NewTicker(max(s.cfg.KeepAlive/LobbyKeepAliveChecks, time.Millisecond))
 	defer keep.Stop()
 	announce := time.NewTicker(s.cfg.AnnounceInterval)
 	defer announce.Stop()
 	janitor := time.NewTicker(10 * time.Second)
 	defer janitor.Stop()
-	s.poke()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case ev, ok := <-s.sub.Out():
-			if !ok {
-				return
-			}
-			switch e := ev.(type) {
-			case event.EvtPeerIdentificationCompleted:
-				s.maybeOpen(e.Peer)
-			case event.EvtPeerConnectednessChanged:
-				if e.Connectedness != network.Connected {
-					s.mu.Lock()
-					l := s.links[e.Peer]
-					s.mu.Unlock()
-					if l != nil {
-						l.stop()
-					}
-				}
-			}
-		case <-retry.C:
-			s.poke()
 		case <-keep.C:
 			s.keepAlive()
 		case <-announce.C:
@@ -1048,11 +1035,6 @@ func (s *Lobbies) expire(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seen.Expire(now)
-	for p, until := range s.paused {
-		if now.After(until) {
-			delete(s.paused, p)
-		}
-	}
 	var late []LobbyID
 	for _, jl := range s.joined {
 		if !jl.asked.IsZero() && now.Sub(jl.asked) > LobbyHistoryWait {
@@ -1079,104 +1061,17 @@ func (s *Lobbies) expire(now time.Time) {
 	}
 }
 
-// poke opens links to connected friends that have none.
-func (s *Lobbies) poke() {
-	for _, p := range s.cfg.Friends.IDs() {
-		if s.cfg.Host.Network().Connectedness(p) == network.Connected {
-			s.maybeOpen(p)
-		}
-	}
-}
-
-// lobbyOpener reports whether self opens the lobby stream to p: the lower
-// peer ID does, so each pair has one stream.
-func lobbyOpener(self, p peer.ID) bool { return self < p }
-
-// maybeOpen opens the lobby stream to friend p if this side opens it and
-// there is none.
-func (s *Lobbies) maybeOpen(p peer.ID) {
-	if p == s.cfg.Host.ID() || !s.cfg.Friends.IsFriend(p) || !lobbyOpener(s.cfg.Host.ID(), p) {
-		return
-	}
+// linkUp takes a friend's new lobby link (friendlink.Config.Up) and sends
+// it the subscriptions and the announcement; a link it replaces is
+// dropped when its read loop ends.
+func (s *Lobbies) linkUp(fl *friendlink.Link[outFrame]) friendlink.Handler[outFrame] {
+	l := newLobbyLink(s, fl)
 	s.mu.Lock()
-	_, have := s.links[p]
-	busy := have || s.dialing[p] || time.Now().Before(s.paused[p])
-	if !busy {
-		s.dialing[p] = true
-	}
-	s.mu.Unlock()
-	if busy {
-		return
-	}
-	ok := s.goFn(func() {
-		defer func() {
-			s.mu.Lock()
-			delete(s.dialing, p)
-			s.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(s.ctx, LobbyLinkOpenTimeout)
-		defer cancel()
-		st, err := s.cfg.Host.NewStream(network.WithNoDial(ctx, "lobby links go to connected friends"), p, protocol.ID(LobbyProtocolID))
-		if err != nil {
-			s.log.Debug("opening lobby stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
-			return
-		}
-		s.addLink(st)
-	})
-	if !ok {
-		s.mu.Lock()
-		delete(s.dialing, p)
-		s.mu.Unlock()
-	}
-}
-
-func (s *Lobbies) handleStream(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	s.mu.Lock()
-	paused := time.Now().Before(s.paused[p])
-	s.mu.Unlock()
-	if !s.cfg.Friends.IsFriend(p) || paused {
-		st.Reset()
-		return
-	}
-	s.addLink(st)
-}
-
-// addLink makes st the lobby stream of its peer, then sends it the
-// subscriptions and the announcement. When both sides opened one, the
-// stream opened by the lower peer ID stays.
-func (s *Lobbies) addLink(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	outbound := st.Stat().Direction == network.DirOutbound
-	l := newLobbyLink(s, p, st)
-	s.mu.Lock()
-	if s.ctx.Err() != nil {
-		s.mu.Unlock()
-		st.Reset()
-		return
-	}
-	if old, ok := s.links[p]; ok {
-		if outbound != lobbyOpener(s.cfg.Host.ID(), p) {
-			s.mu.Unlock()
-			st.Reset()
-			return
-		}
-		delete(s.links, p)
-		defer old.stop()
-	}
-	s.wgMu.Lock()
-	if s.closed {
-		s.wgMu.Unlock()
-		s.mu.Unlock()
-		st.Reset()
-		return
-	}
-	s.wg.Add(2)
-	s.wgMu.Unlock()
-	s.links[p] = l
+	defer s.mu.Unlock()
+	s.links[l.peer] = l
 	var ids []LobbyID
 	for id, jl := range s.joined {
-		if jl.allows(p) {
+		if jl.allows(l.peer) {
 			ids = append(ids, id)
 		}
 	}
@@ -1184,10 +1079,7 @@ func (s *Lobbies) addLink(st network.Stream) {
 		l.send(subscribeFrame(ids))
 	}
 	l.send(announceFrame(s.announcementLocked()))
-	s.mu.Unlock()
-	s.log.Debug("lobby link up", slog.String("peer", p.ShortString()))
-	go func() { defer s.wg.Done(); l.writeLoop() }()
-	go func() { defer s.wg.Done(); l.readLoop() }()
+	return l
 }
 
 // carriedLocked reports whether some friend link is subscribed to lobby
@@ -1201,12 +1093,14 @@ func (s *Lobbies) carriedLocked(id LobbyID) bool {
 	return false
 }
 
-// dropLink forgets l once its read loop ended.
+// dropLink forgets l once its read loop and writer ended, keeping its
+// counters.
 func (s *Lobbies) dropLink(l *lobbyLink) {
 	s.mu.Lock()
 	if s.links[l.peer] == l {
 		delete(s.links, l.peer)
 	}
+	s.gone[l.peer] = s.gone[l.peer].add(l.stats())
 	for id := range l.subs {
 		if jl := s.joined[id]; jl != nil && !s.carriedLocked(id) {
 			jl.missed = true
@@ -1220,38 +1114,21 @@ func (s *Lobbies) dropLink(l *lobbyLink) {
 	for _, id := range pending {
 		s.historyDone(id) // no answer will come from l
 	}
-	s.log.Debug("lobby link down", slog.String("peer", l.peer.ShortString()))
 }
 
-// disconnect cuts off a friend's lobby link for a frame that broke the
-// protocol and refuses a new one for LobbyBadFriendPause; the friend's
-// other protocols go on.
-func (s *Lobbies) disconnect(l *lobbyLink, err error) {
-	s.disconnected.Add(1)
-	s.mu.Lock()
-	s.paused[l.peer] = time.Now().Add(LobbyBadFriendPause)
-	s.mu.Unlock()
-	s.log.Info("friend sent an invalid lobby frame; lobby link reset",
-		slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-	l.stop()
-}
-
-// lobbyLink is the lobby stream to one friend. Fields after mu's comment
-// are guarded by Lobbies.mu.
+// lobbyLink is the lobby stream to one friend, a friendlink.Link, with
+// the lobby's per-friend state. Fields after mu's comment are guarded by
+// Lobbies.mu.
 type lobbyLink struct {
-	s       *Lobbies
-	peer    peer.ID
-	st      network.Stream
-	out     chan outFrame
-	done    chan struct{}
-	stopped sync.Once
+	*friendlink.Link[outFrame]
+	s    *Lobbies
+	peer peer.ID
 
 	friendLim *rate.Limiter // lobby messages from the friend
 	ctrlLim   *rate.Limiter // invites and history requests from the friend
 	newParts  *rate.Limiter // participants first heard through the friend
 
-	in, outN, queueDrops atomic.Uint64 // lobby messages read, written, dropped on a full queue
-	queued               atomic.Int64  // bytes of the frames in out
+	in, outN atomic.Uint64 // lobby messages read, written
 
 	// guarded by Lobbies.mu
 	subs       map[LobbyID]bool
@@ -1262,16 +1139,24 @@ type lobbyLink struct {
 // outFrame is a frame queued for a link; msg is set for a lobby message
 // (for the counters).
 type outFrame struct {
-	f    *pb.LobbyFrame
-	msg  *MsgID
-	size int64 // encoded, for LobbyLinkQueueBytes
+	f   *pb.LobbyFrame
+	msg *MsgID
 }
 
-func newLobbyLink(s *Lobbies, p peer.ID, st network.Stream) *lobbyLink {
+// encodeOutFrame appends o's frame with its length prefix to dst
+// (friendlink.Config.Encode).
+func encodeOutFrame(dst []byte, o outFrame) ([]byte, error) { return appendLobbyFrame(dst, o.f) }
+
+// outFrameSize is what o takes on the wire, its length prefix included:
+// what a link's queue charges for it (friendlink.Config.Size).
+func outFrameSize(o outFrame) int {
+	n := proto.Size(o.f)
+	return protowire.SizeVarint(uint64(n)) + n
+}
+
+func newLobbyLink(s *Lobbies, fl *friendlink.Link[outFrame]) *lobbyLink {
 	return &lobbyLink{
-		s: s, peer: p, st: st,
-		out:        make(chan outFrame, LobbyLinkQueue),
-		done:       make(chan struct{}),
+		Link: fl, s: s, peer: fl.Peer(),
 		friendLim:  rate.NewLimiter(LobbyFriendRate, LobbyFriendBurst),
 		ctrlLim:    rate.NewLimiter(LobbyControlRate, LobbyControlBurst),
 		newParts:   rate.NewLimiter(LobbyNewParticipantRate, LobbyNewParticipantBurst),
@@ -1280,100 +1165,52 @@ func newLobbyLink(s *Lobbies, p peer.ID, st network.Stream) *lobbyLink {
 	}
 }
 
-// stop ends the link: its loops return and the stream is reset.
-func (l *lobbyLink) stop() {
-	l.stopped.Do(func() {
-		close(l.done)
-		l.st.Reset()
-	})
+// stats returns the link's counters.
+func (l *lobbyLink) stats() LinkStats {
+	return LinkStats{In: l.in.Load(), Out: l.outN.Load(), QueueDrops: l.QueueDrops()}
 }
 
-// send queues f without blocking; a full queue drops it.
-func (l *lobbyLink) send(f *pb.LobbyFrame) { l.enqueue(outFrame{f: f}) }
+// add returns the sum of a and b.
+func (a LinkStats) add(b LinkStats) LinkStats {
+	return LinkStats{In: a.In + b.In, Out: a.Out + b.Out, QueueDrops: a.QueueDrops + b.QueueDrops}
+}
 
-func (l *lobbyLink) sendMsg(f *pb.LobbyFrame, id MsgID) { l.enqueue(outFrame{f: f, msg: &id}) }
+// send queues f without blocking; a full queue drops it (counted). It
+// may be called with or without Lobbies.mu held.
+func (l *lobbyLink) send(f *pb.LobbyFrame) { l.Send(outFrame{f: f}) }
 
-// enqueue queues o unless the queue holds LobbyLinkQueue frames or
-// LobbyLinkQueueBytes. Called with or without Lobbies.mu held: atomic
-// counters only.
-func (l *lobbyLink) enqueue(o outFrame) {
-	o.size = int64(proto.Size(o.f))
-	if l.queued.Add(o.size) > LobbyLinkQueueBytes {
-		l.queued.Add(-o.size)
-		l.queueDrops.Add(1)
-		l.s.queueFull.Add(1)
-		return
-	}
-	select {
-	case l.out <- o:
-	case <-l.done:
-		l.queued.Add(-o.size)
-	default:
-		l.queued.Add(-o.size)
-		l.queueDrops.Add(1)
-		l.s.queueFull.Add(1)
+// sendMsg is send for the frame of lobby message id.
+func (l *lobbyLink) sendMsg(f *pb.LobbyFrame, id MsgID) { l.Send(outFrame{f: f, msg: &id}) }
+
+// Written counts a lobby message written to the friend
+// (friendlink.Handler).
+func (l *lobbyLink) Written(o outFrame) {
+	if o.msg != nil {
+		l.outN.Add(1)
+		if l.s.cfg.OnRelay != nil {
+			l.s.cfg.OnRelay(l.peer, true, *o.msg)
+		}
 	}
 }
 
-func (l *lobbyLink) writeLoop() {
-	fw := newLobbyFrameWriter(l.st)
+// Serve reads the friend's frames and acts on them (friendlink.Handler);
+// a frame that breaks the protocol ends it with an error wrapping
+// ErrBadLobbyFrame, which friendlink takes for a fault.
+func (l *lobbyLink) Serve(fr *kframe.Reader) error {
+	r := &lobbyFrameReader{r: fr}
 	for {
-		var o outFrame
-		select {
-		case <-l.done:
-			return
-		case o = <-l.out:
-		}
-		l.st.SetWriteDeadline(time.Now().Add(LobbyWriteTimeout))
-		for {
-			l.queued.Add(-o.size)
-			if err := fw.write(o.f); err != nil {
-				l.s.log.Debug("writing lobby frame", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-				l.stop()
-				return
-			}
-			if o.msg != nil {
-				l.outN.Add(1)
-				if l.s.cfg.OnRelay != nil {
-					l.s.cfg.OnRelay(l.peer, true, *o.msg)
-				}
-			}
-			select {
-			case o = <-l.out:
-				continue
-			default:
-			}
-			break
-		}
-		if err := fw.flush(); err != nil {
-			l.s.log.Debug("writing lobby frames", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-			l.stop()
-			return
-		}
-	}
-}
-
-func (l *lobbyLink) readLoop() {
-	defer l.s.dropLink(l)
-	defer l.stop()
-	fr := newLobbyFrameReader(l.st, l.st.Scope())
-	defer fr.close()
-	for {
-		f, err := fr.read()
+		f, err := r.read()
 		if err != nil {
-			if errors.Is(err, ErrBadLobbyFrame) {
-				l.s.disconnect(l, err)
-			} else if !errors.Is(err, io.EOF) {
-				l.s.log.Debug("lobby link ended", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-			}
-			return
+			return err
 		}
 		if err := l.handle(f); err != nil {
-			l.s.disconnect(l, err)
-			return
+			return err
 		}
 	}
 }
+
+// Down forgets the link (friendlink.Handler).
+func (l *lobbyLink) Down() { l.s.dropLink(l) }
 
 // handle acts on one frame from the friend. An error breaks the link.
 func (l *lobbyLink) handle(f lobbyFrame) error {

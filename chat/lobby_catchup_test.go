@@ -102,3 +102,46 @@ func TestPrivateLobbyOnlyFromMembers(t *testing.T) {
 		t.Fatal("a non-member's message entered a private lobby")
 	}
 }
+
+// TestLobbyLinkStatsNeverDecrease: a friend's LinkStats count the lobby
+// messages of all its links since the service started, so they keep
+// what a link carried after it goes down and add what the next one
+// carries (a metrics scraper reads them as counters).
+func TestLobbyLinkStatsNeverDecrease(t *testing.T) {
+	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
+	a, b := nodes[0], nodes[1]
+	lobby, err := a.lob.Create("counters", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b hears of the lobby", func() bool { return announced(b, lobby.ID) })
+	if _, err := b.lob.Join(lobby.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a carries the lobby to b", func() bool { return a.lob.Subscribed(b.id(), lobby.ID) })
+	in := func() uint64 { return b.lob.Stats().Links[a.id()].In }
+	out := func() uint64 { return a.lob.Stats().Links[b.id()].Out }
+	if _, err := a.lob.Send(lobby.ID, "on the first link"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b reads it", func() bool { return in() >= 1 && out() >= 1 })
+	in1, out1 := in(), out()
+
+	b.h.Network().ClosePeer(a.id())
+	waitFor(t, 10*time.Second, "the links to drop", func() bool {
+		return !slices.Contains(b.lob.Links(), a.id()) && !slices.Contains(a.lob.Links(), b.id())
+	})
+	if got, gotOut := in(), out(); got < in1 || gotOut < out1 {
+		t.Fatalf("with the link down: b counts %d in (was %d), a %d out (was %d)", got, in1, gotOut, out1)
+	}
+
+	lobbyConnect(t, b, a)
+	waitLobbyLink(t, a, b)
+	waitFor(t, 10*time.Second, "a carries the lobby to b again", func() bool { return a.lob.Subscribed(b.id(), lobby.ID) })
+	if _, err := a.lob.Send(lobby.ID, "on the second link"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the second link's message counted on top", func() bool {
+		return in() >= in1+1 && out() >= out1+1
+	})
+}

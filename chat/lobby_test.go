@@ -355,6 +355,26 @@ type rawFriend struct {
 	sent int // messages written
 }
 
+// lobbyFrameWriter writes lobby frames as a raw friend does: encoded
+// into a buffer that flush writes.
+type lobbyFrameWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func newLobbyFrameWriter(w io.Writer) *lobbyFrameWriter { return &lobbyFrameWriter{w: w} }
+
+func (fw *lobbyFrameWriter) write(f *pb.LobbyFrame) (err error) {
+	fw.buf, err = appendLobbyFrame(fw.buf, f)
+	return err
+}
+
+func (fw *lobbyFrameWriter) flush() error {
+	_, err := fw.w.Write(fw.buf)
+	fw.buf = fw.buf[:0]
+	return err
+}
+
 func newRawFriend(t *testing.T, of *lobbyNode) *rawFriend {
 	t.Helper()
 	key, _, _ := crypto.GenerateEd25519Key(crand.Reader)
