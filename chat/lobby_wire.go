@@ -279,9 +279,6 @@ func (fr *lobbyFrameReader) read() (lobbyFrame, error) {
 	return decodeLobbyFrame(b)
 }
 
-// close releases what the reader charged to its memory scope.
-func (fr *lobbyFrameReader) close() { fr.r.Close() }
-
 // decodeLobbyFrame decodes and checks the bytes of one LobbyFrame.
 func decodeLobbyFrame(b []byte) (lobbyFrame, error) {
 	var w pb.LobbyFrame
