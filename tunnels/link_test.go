@@ -14,8 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
 	"kith/internal/friendlink"
-	"kith/internal/friendlink/friendlinktest"
+	"kith/internal/testkit"
 )
 
 // hostileFriend starts a bare libp2p host that r befriends and returns it
@@ -115,17 +116,17 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 	if _, err := hs.Write(binary.AppendUvarint(nil, 1<<30)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the link of the friend announcing a gigabyte reset", func() bool {
+	testkit.WaitFor(t, waitLimit, "the link of the friend announcing a gigabyte reset", func() bool {
 		return r.r.Stats().FriendsDisconnected == 1 && linkOf(r.r, huge.ID()) == nil
 	})
 
 	// The dribbler: 40 KiB at once, then a byte every 50 ms.
 	drib, ds := hostileFriend(t, r)
-	waitFor(t, "R's link to the dribbler", func() bool { return linkOf(r.r, drib.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "R's link to the dribbler", func() bool { return linkOf(r.r, drib.ID()) != nil })
 	l := linkOf(r.r, drib.ID())
 	// The connection's own reservations (yamux receive windows) are the
 	// baseline: what the frame costs comes on top.
-	base := friendlinktest.PeerMemory(r.h, drib.ID())
+	base := testkit.PeerMemory(r.h, drib.ID())
 	start := time.Now()
 	sent := 0
 	head := binary.AppendUvarint(nil, MaxControlMsg)
@@ -145,7 +146,7 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			if m := friendlinktest.PeerMemory(r.h, drib.ID()) - base; m > peak.Load() {
+			if m := testkit.PeerMemory(r.h, drib.ID()) - base; m > peak.Load() {
 				peak.Store(m)
 			}
 			if _, err := ds.Write([]byte{0}); err != nil {
@@ -165,7 +166,7 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 		t.Fatalf("R still reads the dribbled frame %v after it started", time.Since(start))
 	}
 	took := time.Since(start)
-	waitFor(t, "the dribbler's link reset", func() bool { return linkOf(r.r, drib.ID()) == nil })
+	testkit.WaitFor(t, waitLimit, "the dribbler's link reset", func() bool { return linkOf(r.r, drib.ID()) == nil })
 	if st := r.r.Stats(); st.FriendsDisconnected != 2 {
 		t.Errorf("R reset %d friends' links for a fault, want 2", st.FriendsDisconnected)
 	}
@@ -182,7 +183,7 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 	if p := peak.Load(); p < 32<<10 || p > MaxControlMsg+8<<10 {
 		t.Errorf("peak memory reserved for the dribbler %d bytes, want between 32 KiB (it sent 40 KiB) and MaxControlMsg", p)
 	}
-	if m := friendlinktest.PeerMemory(r.h, drib.ID()); m > base {
+	if m := testkit.PeerMemory(r.h, drib.ID()); m > base {
 		t.Errorf("R still holds %d bytes for the dribbler after resetting its link, over the connection's %d", m, base)
 	}
 }
@@ -220,9 +221,9 @@ func TestRouterLinkNeverReads(t *testing.T) {
 	})
 	o, r := nodes[0], nodes[1]
 	x, xs := hostileFriend(t, r)
-	waitFor(t, "R's link to X", func() bool { return linkOf(r.r, x.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "R's link to X", func() bool { return linkOf(r.r, x.ID()) != nil })
 	l := linkOf(r.r, x.ID())
-	base := friendlinktest.PeerMemory(r.h, x.ID()) // the connection's own (yamux windows)
+	base := testkit.PeerMemory(r.h, x.ID()) // the connection's own (yamux windows)
 
 	// SearchBurst searches at once, then one every 250 ms: within R's rate
 	// for X. Each is answered with four large results that R sends to X.
@@ -234,7 +235,7 @@ func TestRouterLinkNeverReads(t *testing.T) {
 	var peakQueue, peakMem int64
 	sampled := func() {
 		peakQueue = max(peakQueue, l.QueuedBytes())
-		peakMem = max(peakMem, friendlinktest.PeerMemory(r.h, x.ID())-base)
+		peakMem = max(peakMem, testkit.PeerMemory(r.h, x.ID())-base)
 	}
 	for i := 0; i < SearchBurst+16; i++ {
 		m := &Search{Depth: 1, Keywords: "bulk", ReplyKey: [32]byte(reply.Public)}

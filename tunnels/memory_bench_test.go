@@ -22,7 +22,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
+
 	"kith/internal/friendlink"
+	"kith/internal/testkit"
 )
 
 // The relay memory benchmark: one relay in a process of its own, with
@@ -455,7 +457,7 @@ func relayIdleTunnelsOnce(b *testing.B) perTunnel {
 		}
 	}
 	for _, r := range origins {
-		waitFor(b, "origin's router link", func() bool { return len(r.Links()) == 1 })
+		testkit.WaitFor(b, waitLimit, "origin's router link", func() bool { return len(r.Links()) == 1 })
 	}
 	time.Sleep(500 * time.Millisecond) // let the link set-up settle
 	before := rp.mem(b)

@@ -8,7 +8,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
 	"kith/internal/friendlink"
+	"kith/internal/testkit"
 )
 
 // TestDroppedRequestFailsFast: B's only other friend X never reads its
@@ -48,7 +50,7 @@ func TestDroppedRequestFailsFast(t *testing.T) {
 		}
 	}
 	var l *link
-	waitFor(t, "B's link to X", func() bool {
+	testkit.WaitFor(t, waitLimit, "B's link to X", func() bool {
 		b.r.mu.Lock()
 		defer b.r.mu.Unlock()
 		l = b.r.links[x.ID()]

@@ -3,7 +3,6 @@ package tunnels
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -12,13 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"kith/f2f"
-	"kith/internal/friendlink/friendlinktest"
+	"kith/internal/testkit"
 )
 
 // zeroSource makes every depth MaxDepth and never decremented, so that
@@ -90,26 +87,16 @@ func (r *recTap) messages(t *testing.T, p peer.ID, in bool) []Message {
 type testNode struct {
 	h       host.Host
 	r       *Router
-	friends *friendlinktest.Friends
+	friends *testkit.Friends
 	tap     *recTap
 }
 
 // newTestHost starts a real libp2p host on 127.0.0.1 TCP with the f2f
-// gater over an in-memory friend list.
-func newTestHost(t testing.TB) (host.Host, *friendlinktest.Friends) {
+// gater over an in-memory friend list (testkit.Peer).
+func newTestHost(t testing.TB) (host.Host, *testkit.Friends) {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(crand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	al := &friendlinktest.Friends{}
-	h, err := f2f.NewHost(f2f.HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		Gater: f2f.NewGater(al, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h, al
+	p := testkit.NewPeer(t)
+	return p.Host(t), p.Friends
 }
 
 // newNet builds n routers with friendships along edges, connects them and
@@ -141,17 +128,12 @@ func newNet(t testing.TB, n int, edges [][2]int, cfg func(i int, c *RouterConfig
 		nd.r = r
 		t.Cleanup(func() { r.Close() })
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for _, e := range edges {
-		a, b := nodes[e[0]], nodes[e[1]]
-		if err := a.h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
-			t.Fatal(err)
-		}
+		testkit.Connect(t, nodes[e[0]].h, nodes[e[1]].h)
 	}
 	for _, e := range edges {
 		for _, pair := range [][2]*testNode{{nodes[e[0]], nodes[e[1]]}, {nodes[e[1]], nodes[e[0]]}} {
-			waitFor(t, "router link", func() bool {
+			testkit.WaitFor(t, waitLimit, "router link", func() bool {
 				for _, p := range pair[0].r.Links() {
 					if p == pair[1].h.ID() {
 						return true
@@ -164,8 +146,8 @@ func newNet(t testing.TB, n int, edges [][2]int, cfg func(i int, c *RouterConfig
 	return nodes
 }
 
-// waitFor polls cond until it holds (friendlinktest.WaitFor).
-var waitFor = friendlinktest.WaitFor
+// waitLimit bounds the waits of a failing test.
+const waitLimit = 15 * time.Second
 
 // fakeShare is a Searcher and Holder of one file.
 type fakeShare struct {
@@ -429,7 +411,7 @@ func TestRouterFloodAndGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "flood handled", func() bool { return b.r.Stats().SearchesDropped >= flood-SearchBurst-100 })
+	testkit.WaitFor(t, waitLimit, "flood handled", func() bool { return b.r.Stats().SearchesDropped >= flood-SearchBurst-100 })
 	elapsed := time.Since(start)
 	time.Sleep(200 * time.Millisecond)
 	forwarded := 0
@@ -450,7 +432,7 @@ func TestRouterFloodAndGarbage(t *testing.T) {
 	if _, err := s.Write([]byte{5, 0xff, 0xff, 0xff, 0xff, 0xff}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "garbage friend's link reset", func() bool {
+	testkit.WaitFor(t, waitLimit, "garbage friend's link reset", func() bool {
 		return b.r.Stats().FriendsDisconnected == 1 && linkOf(b.r, x.ID()) == nil
 	})
 	s.Reset()

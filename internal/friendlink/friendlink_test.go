@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,7 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"kith/internal/frame"
-	"kith/internal/friendlink/friendlinktest"
+	"kith/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -32,6 +31,8 @@ const (
 	testProto  = protocol.ID("/kith/test-link/1")
 	otherProto = protocol.ID("/kith/test-other/1")
 	maxFrame   = 64 << 10
+	// waitLimit bounds the waits of a failing test.
+	waitLimit = 15 * time.Second
 )
 
 // errBad is the test owner's own protocol error: a frame that says "bad".
@@ -86,7 +87,7 @@ func (s *side) Down() {
 // node is a host with a friend list and a Manager of the test protocol.
 type node struct {
 	h       host.Host
-	friends *friendlinktest.Friends
+	friends *testkit.Friends
 	m       *Manager[string]
 	writes  atomic.Int64 // writes to links, seen by the tap
 	up      func(l *Link[string])
@@ -103,19 +104,9 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func newHost(t testing.TB) host.Host {
-	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
 // twoHosts returns two hosts, the one with the lower peer ID first.
 func twoHosts(t testing.TB) (lo, hi host.Host) {
-	a, b := newHost(t), newHost(t)
+	a, b := testkit.PlainHost(t), testkit.PlainHost(t)
 	if Opener(a.ID(), b.ID()) {
 		return a, b
 	}
@@ -126,7 +117,7 @@ func twoHosts(t testing.TB) (lo, hi host.Host) {
 // Config and set the node's up hook before it starts.
 func startNode(t testing.TB, h host.Host, adjust func(n *node, c *Config[string])) *node {
 	t.Helper()
-	n := &node{h: h, friends: &friendlinktest.Friends{}, links: map[peer.ID]*side{}}
+	n := &node{h: h, friends: &testkit.Friends{}, links: map[peer.ID]*side{}}
 	cfg := Config[string]{
 		Host: h, Friends: n.friends, Protocol: testProto, Service: "kith.test",
 		Encode: encode, Size: size,
@@ -170,15 +161,6 @@ func (n *node) link(p peer.ID) *side {
 	return n.links[p]
 }
 
-func connect(t testing.TB, a, b host.Host) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func recv(t testing.TB, s *side, want string) {
 	t.Helper()
 	select {
@@ -197,8 +179,8 @@ func friends(t testing.TB, a, b *node) {
 	t.Helper()
 	a.friends.Add(b.h.ID())
 	b.friends.Add(a.h.ID())
-	connect(t, a.h, b.h)
-	friendlinktest.WaitFor(t, "the link on both sides", func() bool { return a.link(b.h.ID()) != nil && b.link(a.h.ID()) != nil })
+	testkit.Connect(t, a.h, b.h)
+	testkit.WaitFor(t, waitLimit, "the link on both sides", func() bool { return a.link(b.h.ID()) != nil && b.link(a.h.ID()) != nil })
 }
 
 // rawFriend is a friend's host that runs no Manager: the test drives its
@@ -218,7 +200,7 @@ func newRawFriend(t testing.TB, h host.Host, of *node) *rawFriend {
 		}
 	})
 	of.friends.Add(h.ID())
-	connect(t, h, of.h)
+	testkit.Connect(t, h, of.h)
 	return r
 }
 
@@ -278,7 +260,7 @@ func TestLinkOpenedByLowerID(t *testing.T) {
 		}
 		recv(t, la, fmt.Sprint("b", i))
 	}
-	friendlinktest.WaitFor(t, "Written for every message", func() bool { return la.wrote.Load() == 100 && lb.wrote.Load() == 100 })
+	testkit.WaitFor(t, waitLimit, "Written for every message", func() bool { return la.wrote.Load() == 100 && lb.wrote.Load() == 100 })
 	if conns := len(lo.Network().ConnsToPeer(hi.ID())); conns != 1 {
 		t.Fatalf("%d connections between the friends, want 1", conns)
 	}
@@ -317,7 +299,7 @@ func TestLinkOnlyFriends(t *testing.T) {
 	a := startNode(t, lo, nil)
 	x := &rawFriend{h: hi, held: make(chan network.Stream, 4)}
 	hi.SetStreamHandler(testProto, func(s network.Stream) { x.held <- s })
-	connect(t, hi, lo)
+	testkit.Connect(t, hi, lo)
 	s := x.open(t, a, "hello")
 	if !isReset(s) {
 		t.Fatal("a stranger's stream was not reset")
@@ -363,11 +345,11 @@ func TestLinkBothOpen(t *testing.T) {
 	c := startNode(t, hi2, nil)
 	y := newRawFriend(t, lo2, c)
 	first := y.open(t, c, "first")
-	friendlinktest.WaitFor(t, "the first link", func() bool { return c.link(lo2.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "the first link", func() bool { return c.link(lo2.ID()) != nil })
 	old := c.link(lo2.ID())
 	recv(t, old, "first")
 	y.open(t, c, "second")
-	friendlinktest.WaitFor(t, "the old link down", func() bool {
+	testkit.WaitFor(t, waitLimit, "the old link down", func() bool {
 		select {
 		case <-old.down:
 			return true
@@ -378,7 +360,7 @@ func TestLinkBothOpen(t *testing.T) {
 	if !isReset(first) {
 		t.Fatal("the replaced stream was not reset")
 	}
-	friendlinktest.WaitFor(t, "the new link", func() bool { return c.link(lo2.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "the new link", func() bool { return c.link(lo2.ID()) != nil })
 	recv(t, c.link(lo2.ID()), "second")
 }
 
@@ -389,14 +371,14 @@ func TestLinkRetry(t *testing.T) {
 	lo, hi := twoHosts(t)
 	a := startNode(t, lo, nil)
 	a.friends.Add(hi.ID())
-	connect(t, lo, hi)
+	testkit.Connect(t, lo, hi)
 	time.Sleep(300 * time.Millisecond) // opens fail: no handler
 	if a.link(hi.ID()) != nil {
 		t.Fatal("a link to a friend without the protocol")
 	}
 	b := startNode(t, hi, nil)
 	b.friends.Add(lo.ID())
-	friendlinktest.WaitFor(t, "the link after the friend's start", func() bool { return a.link(hi.ID()) != nil && b.link(lo.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "the link after the friend's start", func() bool { return a.link(hi.ID()) != nil && b.link(lo.ID()) != nil })
 }
 
 // TestLinkDisconnect: a friend that disconnects has its link stopped,
@@ -412,11 +394,11 @@ func TestLinkDisconnect(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the link outlived the connection")
 	}
-	friendlinktest.WaitFor(t, "both sides disconnected", func() bool {
+	testkit.WaitFor(t, waitLimit, "both sides disconnected", func() bool {
 		return lo.Network().Connectedness(hi.ID()) != network.Connected && hi.Network().Connectedness(lo.ID()) != network.Connected
 	})
-	connect(t, hi, lo)
-	friendlinktest.WaitFor(t, "a new link", func() bool { l := a.link(hi.ID()); return l != nil && l != old })
+	testkit.Connect(t, hi, lo)
+	testkit.WaitFor(t, waitLimit, "a new link", func() bool { l := a.link(hi.ID()); return l != nil && l != old })
 }
 
 // TestLinkBatchesWrites: what is queued at once goes out in few writes,
@@ -464,15 +446,15 @@ func TestLinkQueueBounded(t *testing.T) {
 		c.Queue = 100
 	})
 	x := newRawFriend(t, hi, a) // never reads what it is sent
-	friendlinktest.WaitFor(t, "the link", func() bool { return a.link(hi.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "the link", func() bool { return a.link(hi.ID()) != nil })
 	l := a.link(hi.ID()).l
-	base := friendlinktest.PeerMemory(lo, hi.ID())
+	base := testkit.PeerMemory(lo, hi.ID())
 	big := strings.Repeat("x", 16<<10)
 	var peakQueue, peakMem int64
 	for range 400 {
 		l.Send(big)
 		peakQueue = max(peakQueue, l.QueuedBytes())
-		peakMem = max(peakMem, friendlinktest.PeerMemory(lo, hi.ID())-base)
+		peakMem = max(peakMem, testkit.PeerMemory(lo, hi.ID())-base)
 		time.Sleep(time.Millisecond)
 	}
 	small := 0
@@ -502,7 +484,7 @@ func TestLinkQueueBounded(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the link to a friend that never reads was kept")
 	}
-	friendlinktest.WaitFor(t, "the link's memory given back", func() bool { return friendlinktest.PeerMemory(lo, hi.ID()) <= base })
+	testkit.WaitFor(t, waitLimit, "the link's memory given back", func() bool { return testkit.PeerMemory(lo, hi.ID()) <= base })
 	if a.m.Stats().Faults != 0 || a.m.Paused(hi.ID()) {
 		t.Fatal("a friend that reads slowly was taken for a faulty one")
 	}
@@ -528,13 +510,13 @@ func TestLinkInboundCap(t *testing.T) {
 	for range open {
 		streams = append(streams, y.open(t, c, "hi"))
 	}
-	friendlinktest.WaitFor(t, "the streams over the cap refused", func() bool { return c.m.Stats().Refused >= open-2 })
+	testkit.WaitFor(t, waitLimit, "the streams over the cap refused", func() bool { return c.m.Stats().Refused >= open-2 })
 	time.Sleep(200 * time.Millisecond)
 	if r := c.m.Stats().Refused; r != open-2 {
 		t.Fatalf("%d of %d streams refused, want %d", r, open, open-2)
 	}
 	unblock()
-	friendlinktest.WaitFor(t, "the link", func() bool { return c.link(lo.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "the link", func() bool { return c.link(lo.ID()) != nil })
 	_ = streams
 }
 
@@ -583,11 +565,11 @@ func TestLinkFaultPause(t *testing.T) {
 				} else {
 					s = x.open(t, a, "fine so far")
 				}
-				friendlinktest.WaitFor(t, "the link", func() bool { return a.link(xh.ID()) != nil })
+				testkit.WaitFor(t, waitLimit, "the link", func() bool { return a.link(xh.ID()) != nil })
 				c.write(s)
-				friendlinktest.WaitFor(t, "the fault counted", func() bool { return a.m.Stats().Faults == 1 })
+				testkit.WaitFor(t, waitLimit, "the fault counted", func() bool { return a.m.Stats().Faults == 1 })
 				start := time.Now()
-				friendlinktest.WaitFor(t, "the link gone", func() bool { return a.link(xh.ID()) == nil })
+				testkit.WaitFor(t, waitLimit, "the link gone", func() bool { return a.link(xh.ID()) == nil })
 				if !a.m.Paused(xh.ID()) {
 					t.Fatal("the faulty friend is not paused")
 				}
@@ -620,7 +602,7 @@ func TestLinkFaultPause(t *testing.T) {
 				} else {
 					time.Sleep(time.Until(start.Add(pause + 100*time.Millisecond)))
 					x.open(t, a, "after the pause")
-					friendlinktest.WaitFor(t, "the link after the pause", func() bool { return a.link(xh.ID()) != nil })
+					testkit.WaitFor(t, waitLimit, "the link after the pause", func() bool { return a.link(xh.ID()) != nil })
 					recv(t, a.link(xh.ID()), "after the pause")
 				}
 				if took := time.Since(start); took < pause-100*time.Millisecond {
@@ -649,7 +631,7 @@ func TestLinkCloseWaits(t *testing.T) {
 		t.Fatal("a stopped link took a message")
 	}
 	a.m.Close() // twice is fine
-	friendlinktest.WaitFor(t, "b's link down", func() bool { return b.link(lo.ID()) == nil })
+	testkit.WaitFor(t, waitLimit, "b's link down", func() bool { return b.link(lo.ID()) == nil })
 }
 
 // TestLinkEncodeError: a message that does not encode is dropped, and the
@@ -662,7 +644,7 @@ func TestLinkEncodeError(t *testing.T) {
 	l.Send(strings.Repeat("x", maxFrame+1))
 	l.Send("next")
 	recv(t, b.link(lo.ID()), "next")
-	friendlinktest.WaitFor(t, "the queue empty", func() bool { return l.QueuedBytes() == 0 })
+	testkit.WaitFor(t, waitLimit, "the queue empty", func() bool { return l.QueuedBytes() == 0 })
 	if a.m.Stats().Faults != 0 || l != a.link(hi.ID()).l {
 		t.Fatal("a message that does not encode broke the link")
 	}
