@@ -15,6 +15,10 @@ import (
 // one per friend link.
 const RouterProtocol = "/kith/router/1"
 
+// RouterService is the libp2p resource-manager service the router's
+// control streams are attached to.
+const RouterService = "kith.router"
+
 // SearchID names a search at every hop: 16 random bytes chosen by the
 // searcher.
 type SearchID [16]byte
@@ -384,8 +388,6 @@ func maxWireSize(m Message) int {
 	// Tags, lengths, the oneof wrapper, the depth and the prefix.
 	const overhead = 32
 	switch m := m.(type) {
-	case encoded:
-		return len(m)
 	case *Search:
 		return overhead + len(m.ID) + len(m.ReplyKey) + max(len(m.RootHash), len(m.Keywords))
 	case *SearchResult:
