@@ -259,7 +259,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lm, err = friendlink.New(friendlink.Config[outFrame]{
-		Host: cfg.Host, Friends: cfg.Friends, Protocol: protocol.ID(LobbyProtocolID), Service: LobbyService, Log: cfg.Log,
+		Host: cfg.Host, Friends: cfg.Friends, Protocol: protocol.ID(LobbyProtocolID), Log: cfg.Log,
 		Up: s.linkUp, Encode: encodeOutFrame, Size: outFrameSize,
 		PeerFault: func(err error) bool { return errors.Is(err, ErrBadLobbyFrame) },
 		MaxFrame:  MaxLobbyFrameSize, Queue: LobbyLinkQueue, QueueBytes: LobbyLinkQueueBytes,

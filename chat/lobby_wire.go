@@ -18,11 +18,10 @@ import (
 
 // LobbyProtocolID is the libp2p protocol of chat lobbies: one long-lived
 // stream per pair of connected friends.
+//
+// Its streams are in the resource-manager service "kith.lobby": the f2f
+// host attaches every kith protocol's streams (f2f.ServiceOf).
 const LobbyProtocolID = "/kith/lobby/1"
-
-// LobbyService is the libp2p resource-manager service lobby streams are
-// attached to.
-const LobbyService = "kith.lobby"
 
 // ErrBadLobbyFrame means a friend sent a lobby frame that breaks the
 // protocol: too large, not a LobbyFrame, or with a field of the wrong

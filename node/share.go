@@ -101,8 +101,8 @@ func (s *shareService) close() error {
 // friends, so every caller here is one; they see browsable shares only. A
 // friend with share.MaxShareStreamsPerFriend streams open, or a node with
 // share.MaxShareStreams, has the new one reset. The stream's buffers are
-// charged to its resource scope, in the service share.ServiceName (the
-// host attaches every kith stream to its service: f2f/services.go).
+// charged to its resource scope, in the service "kith.share" (the host
+// attaches every kith stream to its service: f2f/services.go).
 func (s *shareService) handleStream(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()

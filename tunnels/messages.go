@@ -13,11 +13,10 @@ import (
 
 // RouterProtocol is the libp2p protocol ID of the router's control stream,
 // one per friend link.
+//
+// Its streams are in the resource-manager service "kith.router": the f2f
+// host attaches every kith protocol's streams (f2f.ServiceOf).
 const RouterProtocol = "/kith/router/1"
-
-// RouterService is the libp2p resource-manager service the router's
-// control streams are attached to.
-const RouterService = "kith.router"
 
 // SearchID names a search at every hop: 16 random bytes chosen by the
 // searcher.

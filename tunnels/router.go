@@ -209,7 +209,7 @@ func NewRouter(h host.Host, friends Friends, cfg RouterConfig) (*Router, error) 
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	lc := friendlink.Config[Message]{
-		Host: h, Friends: friends, Protocol: RouterProtocol, Service: RouterService, Log: cfg.Log,
+		Host: h, Friends: friends, Protocol: RouterProtocol, Log: cfg.Log,
 		Up: r.linkUp, Encode: appendMessage, Size: maxWireSize,
 		PeerFault: func(err error) bool {
 			return errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrMessageTooLarge)

@@ -119,7 +119,7 @@ func startNode(t testing.TB, h host.Host, adjust func(n *node, c *Config[string]
 	t.Helper()
 	n := &node{h: h, friends: &testkit.Friends{}, links: map[peer.ID]*side{}}
 	cfg := Config[string]{
-		Host: h, Friends: n.friends, Protocol: testProto, Service: "kith.test",
+		Host: h, Friends: n.friends, Protocol: testProto,
 		Encode: encode, Size: size,
 		PeerFault:  func(err error) bool { return errors.Is(err, errBad) },
 		MaxFrame:   maxFrame,

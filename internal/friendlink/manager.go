@@ -59,9 +59,6 @@ type Config[M any] struct {
 	// Protocol is the links' protocol; the Manager registers its stream
 	// handler.
 	Protocol protocol.ID
-	// Service, if set, is the resource-manager service every link stream
-	// is attached to, so the service's limits apply and its use shows.
-	Service string
 	// Log receives the Manager's events; nil discards them.
 	Log *slog.Logger
 
@@ -369,13 +366,6 @@ func (m *Manager[M]) handleStream(s network.Stream) {
 func (m *Manager[M]) addLink(s network.Stream, counted bool) {
 	p := s.Conn().RemotePeer()
 	outbound := s.Stat().Direction == network.DirOutbound
-	if m.cfg.Service != "" {
-		if err := s.Scope().SetService(m.cfg.Service); err != nil {
-			m.log.Debug("link stream refused by the resource manager", m.attrs(p, slog.Any("err", err))...)
-			m.refuse(s, p, counted)
-			return
-		}
-	}
 	m.upMu.Lock()
 	defer m.upMu.Unlock()
 	m.mu.Lock()
