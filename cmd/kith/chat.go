@@ -133,6 +133,9 @@ func sentTo(ctx context.Context, c *api.Client, friend string, m api.Message) (a
 
 // waitDelivered reports whether friend acknowledged m within sendAckWait.
 func waitDelivered(ctx context.Context, c *api.Client, friend string, m api.Message) bool {
+	if m.Delivered || m.Seq == 0 {
+		return m.Delivered // a retry's answer: acked already, or no longer in the history
+	}
 	deadline := time.Now().Add(sendAckWait)
 	for {
 		ms, err := c.ChatLog(ctx, friend, m.Seq-1, time.Time{}, 1)
