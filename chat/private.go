@@ -68,6 +68,7 @@ type Service struct {
 	stats struct {
 		streamsRefused, streamsBroken, refusedStorage, refusedRequests atomic.Uint64
 		sessionsLimited, typingDropped                                 atomic.Uint64
+		queued, delivered, received                                    atomic.Uint64
 	}
 	fullWarned atomic.Int64 // when storage full was last logged, Unix ns
 }
@@ -76,6 +77,12 @@ type Service struct {
 type Stats struct {
 	// Streams is the chat streams and distant sessions served now.
 	Streams int `json:"streams"`
+	// Queued counts messages the user wrote (private and distant) that
+	// entered an outbox; Delivered counts those the other side acked;
+	// Received counts messages from others stored.
+	Queued    uint64 `json:"queued"`
+	Delivered uint64 `json:"delivered"`
+	Received  uint64 `json:"received"`
 	// StreamsRefused counts chat streams and distant sessions refused at
 	// once for a cap (ChatStreamsPerFriend, MaxChatStreams,
 	// MaxDistantSessions).
@@ -110,7 +117,8 @@ func (s *Service) Stats() Stats {
 	s.mu.Lock()
 	n := s.serving
 	s.mu.Unlock()
-	return Stats{Streams: n, StreamsRefused: s.stats.streamsRefused.Load(), StreamsBroken: s.stats.streamsBroken.Load(),
+	return Stats{Streams: n, Queued: s.stats.queued.Load(), Delivered: s.stats.delivered.Load(), Received: s.stats.received.Load(),
+		StreamsRefused: s.stats.streamsRefused.Load(), StreamsBroken: s.stats.streamsBroken.Load(),
 		RefusedStorage: s.stats.refusedStorage.Load(), RefusedRequests: s.stats.refusedRequests.Load(),
 		SessionsLimited: s.stats.sessionsLimited.Load(), TypingDropped: s.stats.typingDropped.Load(),
 		StoredBytes: all.Bytes, StoredMessages: all.Msgs, Requests: req.Msgs, RequestBytes: req.Bytes}
@@ -232,6 +240,7 @@ func (s *Service) friendRoute(p peer.ID) route {
 			for _, m := range ms {
 				ev.IDs = append(ev.IDs, m.ID)
 			}
+			s.stats.delivered.Add(uint64(len(ms)))
 			s.e.events("chat.delivered", ev)
 		},
 	}
@@ -295,6 +304,7 @@ func (s *Service) SendKeyed(p peer.ID, text, key string) (Message, error) {
 		}
 		return m, nil
 	}
+	s.stats.queued.Add(1)
 	s.e.events("chat.message", PrivateEvent{Peer: p, Message: m})
 	s.e.kick(conv, s.friendRoute(p), false)
 	return m, nil
@@ -440,6 +450,7 @@ func (s *Service) handle(st network.Stream) {
 		limit:   s.limiter(p),
 		noHello: true,
 		stored: func(m Message) {
+			s.stats.received.Add(1)
 			s.e.events("chat.message", PrivateEvent{Peer: p, Message: m})
 		},
 		typing:  func() { s.typingEvent(p) },

@@ -75,6 +75,7 @@ func apiDownload(d share.DownloadInfo) api.DownloadInfo {
 // publishDownloadEvent puts a download event of the share manager on the
 // bus as the API shows it.
 func (n *Node) publishDownloadEvent(typ string, info share.DownloadInfo) {
+	n.dlCounts.observe(typ, info)
 	n.events.Publish(api.EventType(typ), apiDownload(info))
 }
 

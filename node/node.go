@@ -116,6 +116,7 @@ type Node struct {
 	reach     *reachService
 	metrics   *prometheus.Registry      // what /metrics serves
 	bw        *metrics.BandwidthCounter // bytes by protocol; nil without Config.Metrics
+	dlCounts  downloadCounters          // downloads' groups and sources, for /metrics
 	reachable atomic.Pointer[f2f.Reach] // reach.reach, for the connector
 	mdns      interface{ Close() error }
 	events    *Bus

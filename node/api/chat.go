@@ -84,6 +84,12 @@ type Conversation struct {
 type ChatStats struct {
 	// Streams is the chat streams and distant sessions served now.
 	Streams int `json:"streams"`
+	// Queued counts messages the user wrote (private and distant) that
+	// entered an outbox; Delivered counts those the other side acked;
+	// Received counts messages from others stored.
+	Queued    uint64 `json:"queued"`
+	Delivered uint64 `json:"delivered"`
+	Received  uint64 `json:"received"`
 	// StreamsRefused counts chat streams and distant sessions refused at
 	// once for a cap.
 	StreamsRefused uint64 `json:"streams_refused"`
