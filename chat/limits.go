@@ -291,3 +291,49 @@ const (
 	// get what the answer brings; after it they get what there is.
 	LobbyHistoryWait = 20 * time.Second
 )
+
+// Lobby sync (lobby_sync.go): when a link starts carrying a lobby, and
+// every LobbySyncInterval after, each side lists the ids of its newest
+// messages of the lobby ("have"); the other asks for those it does not
+// hold ("want", one request per lobby and link at a time) and stores
+// what comes back, then lists what it newly stored to its other links.
+// So what was said across a relay that was down reaches every member.
+const (
+	// LobbySyncIDs caps the ids of one "have" frame (16 KiB of ids): the
+	// newest messages a node lists when a link starts carrying a lobby. A
+	// partition in which a lobby gets more messages than this heals only
+	// for the newest LobbySyncIDs.
+	LobbySyncIDs = 1000
+	// LobbySyncPeriodicIDs is how many newest ids the periodic "have"
+	// lists (1.6 KiB): enough for what a live relay dropped (a full
+	// queue, a skewed clock) since the last round.
+	LobbySyncPeriodicIDs = LobbyHistoryMax
+	// LobbySyncInterval is how often each link's lobbies are synced
+	// again while it stays up.
+	LobbySyncInterval = 2 * time.Minute
+	// LobbyWantMax caps the ids of one "want" frame; the answer holds
+	// at most LobbyHistoryBytes of them, and says so when it left some
+	// out (they are asked for again).
+	LobbyWantMax = LobbyHistoryMax
+	// LobbyWantPending caps the ids one link keeps to ask its friend
+	// for, over all lobbies (64 KiB of ids and their map entries);
+	// further listed ids are ignored until the next sync.
+	LobbyWantPending = 4 * LobbySyncIDs
+	// LobbyWantTimeout is how long a node waits for the answer to a
+	// "want" before it asks again (a full queue may have dropped it).
+	LobbyWantTimeout = 30 * time.Second
+	// LobbyHaveRate and LobbyHaveBurst bound the "have" frames of one
+	// friend link that are looked up (each costs at most LobbySyncIDs
+	// index reads): a link's start lists every shared lobby at once
+	// (MaxLobbies), then a few a second; more are dropped (counted as
+	// control_rate) and wait for the next sync.
+	LobbyHaveRate  = 4
+	LobbyHaveBurst = 2 * MaxLobbies
+	// LobbyWantRate and LobbyWantBurst bound the "want" frames of one
+	// friend link that are answered (each answer reads and sends at most
+	// LobbyHistoryBytes, so at most 1 MiB/s to one friend): a faster
+	// friend is slowed down (its link's reading waits), not answered
+	// less.
+	LobbyWantRate  = 4
+	LobbyWantBurst = 32
+)

@@ -92,6 +92,9 @@ type LobbyConfig struct {
 	// written to p (out true). History replies are not included. It is
 	// called from many goroutines and must not block.
 	OnRelay func(p peer.ID, out bool, id MsgID)
+	// SyncInterval is how often each link's lobbies are synced again
+	// while it stays up; 0 means LobbySyncInterval.
+	SyncInterval time.Duration
 }
 
 // LobbyEvent is the data of a "lobby.message" event.
@@ -169,10 +172,6 @@ type joinedLobby struct {
 	waiters []*lobbyLink
 	// nextKeepAlive is when this node next says it is in the lobby.
 	nextKeepAlive time.Time
-	// missed is set while no friend link carries the lobby after it did
-	// (and after a start): the node may have missed messages, so the
-	// next friend that subscribes is asked for recent history.
-	missed bool
 }
 
 // allows reports whether the lobby's traffic may go to friend p: any
@@ -213,6 +212,9 @@ type Lobbies struct {
 	gone map[peer.ID]LinkStats
 
 	partsRefused atomic.Uint64
+	// synced counts messages taken from sync replies (stored or already
+	// there).
+	synced uint64
 }
 
 // NewLobbies starts the lobby service: it loads the joined lobbies,
@@ -255,7 +257,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 			st.leave(id)
 			continue
 		}
-		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, missed: true}
+		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lm, err = friendlink.New(friendlink.Config[outFrame]{

@@ -172,6 +172,12 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 	}
 	defer s.historyDone(id)
 	now := time.Now()
+	var fresh []MsgID
+	defer func() {
+		s.mu.Lock()
+		s.spreadLocked(l, id, fresh)
+		s.mu.Unlock()
+	}()
 	for i := range ms {
 		m := &ms[i]
 		if m.Kind == LobbyKindKeepAlive {
@@ -195,19 +201,10 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 		s.seen.Add(m.ID, now)
 		s.mu.Unlock()
 		if !dup {
+			fresh = append(fresh, m.ID)
 			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
 		}
 	}
-}
-
-// needsCatchUpLocked reports whether friend l subscribing to lobby id
-// should be asked for the lobby's recent history: the node is in the
-// lobby but was cut off from it (no friend link carried it, or it just
-// started) and may have missed messages. Whatever the history brings
-// that is already stored is dropped as a duplicate.
-func (s *Lobbies) needsCatchUpLocked(l *lobbyLink, id LobbyID) bool {
-	jl := s.joined[id]
-	return jl != nil && jl.missed && jl.allows(l.peer) && jl.asked.IsZero() && !l.histWanted[id]
 }
 
 // historyDone answers the friends that asked for a lobby's history
@@ -283,25 +280,23 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.receive(l, f.msg)
 	case lobbyFrameSubscribe:
 		s.mu.Lock()
-		var catchUp []LobbyID
+		var sync []LobbyID
 		for _, id := range f.lobbies {
-			if !l.subs[id] && len(l.subs) < MaxLobbies && s.needsCatchUpLocked(l, id) {
-				catchUp = append(catchUp, id)
+			if jl := s.joined[id]; !l.subs[id] && len(l.subs) < MaxLobbies && jl != nil && jl.allows(l.peer) {
+				sync = append(sync, id)
 			}
 			l.subs[id] = true
 		}
 		n := len(l.subs)
-		for _, id := range catchUp {
-			// Unlike a join, a catch-up does not hold the friends' own
-			// history requests: two nodes catching up from each other
-			// would wait for each other.
-			s.joined[id].missed = false
-			l.histWanted[id] = true
-			l.send(historyRequestFrame(id, LobbyHistoryMax))
-		}
 		s.mu.Unlock()
 		if n > MaxLobbies {
 			return fmt.Errorf("%w: subscribed to %d lobbies", ErrBadLobbyFrame, n)
+		}
+		// The link starts carrying these lobbies: each side lists what it
+		// holds, so each gets what it missed (lobby_sync.go). Listed after
+		// subscribing, so a message stored meanwhile is listed or relayed.
+		for _, id := range sync {
+			s.sendHave(l, id, LobbySyncIDs)
 		}
 	case lobbyFrameUnsubscribe:
 		s.mu.Lock()
@@ -327,6 +322,12 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.answerHistory(l, f.lobby, f.max)
 	case lobbyFrameHistoryReply:
 		s.receiveHistory(l, f.lobby, f.history)
+	case lobbyFrameHave:
+		s.receiveHave(l, f.lobby, f.ids)
+	case lobbyFrameWant:
+		s.answerWant(l, f.lobby, f.ids)
+	case lobbyFrameSyncReply:
+		s.receiveSyncReply(l, f.lobby, f.history, f.truncated)
 	}
 	return nil
 }

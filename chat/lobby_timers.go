@@ -29,6 +29,7 @@ func (s *Lobbies) loop() {
 			s.announceAll()
 		case now := <-janitor.C:
 			s.expire(now)
+			s.syncTick(now)
 		}
 	}
 }
