@@ -1,10 +1,15 @@
 package chat
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"kith/chat/pb"
 	"kith/internal/testkit"
 )
 
@@ -93,4 +98,168 @@ func TestLobbyRelayDownHeals(t *testing.T) {
 			}
 		}
 	}
+}
+
+// readingFriend is a raw friend of a lobby node that also reads what the
+// node writes to it.
+type readingFriend struct {
+	*rawFriend
+	frames chan lobbyFrame
+}
+
+func newReadingFriend(t *testing.T, of *lobbyNode) *readingFriend {
+	t.Helper()
+	p := testkit.NewPeer(t)
+	testkit.Befriend(p, of.Peer)
+	h := p.Host(t)
+	testkit.Connect(t, h, of.h)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := h.NewStream(ctx, of.h.ID(), protocol.ID(LobbyProtocolID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &readingFriend{rawFriend: &rawFriend{h: h, st: st, fw: newLobbyFrameWriter(st)}, frames: make(chan lobbyFrame, 4096)}
+	go func() {
+		fr := newLobbyFrameReader(st, nil)
+		for {
+			f, err := fr.read()
+			if err != nil {
+				close(r.frames)
+				return
+			}
+			select {
+			case r.frames <- f:
+			default:
+			}
+		}
+	}()
+	return r
+}
+
+func (r *readingFriend) write(t *testing.T, fs ...*pb.LobbyFrame) {
+	t.Helper()
+	for _, f := range fs {
+		if err := r.fw.write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.fw.flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next returns the next frame of type typ the node wrote, skipping
+// others.
+func (r *readingFriend) next(t *testing.T, typ lobbyFrameType) lobbyFrame {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case f, ok := <-r.frames:
+			if !ok {
+				t.Fatal("the node closed the lobby stream")
+			}
+			if f.typ == typ {
+				return f
+			}
+		case <-timeout:
+			t.Fatalf("no frame of type %d from the node", typ)
+		}
+	}
+}
+
+// TestLobbySyncTakesOnlyWhatItAsked: a friend that lists a message the
+// node lacks gets asked for it, and its answer is stored although the
+// message is a day old (too old for live relay); a sync reply nobody
+// asked for, or a message in it that was not asked for, is dropped.
+func TestLobbySyncTakesOnlyWhatItAsked(t *testing.T) {
+	a := lobbyNet(t, []string{"a"}, nil, time.Minute)[0]
+	lobby, err := a.lob.Create("sync", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newReadingFriend(t, a)
+	x.write(t, subscribeFrame([]LobbyID{lobby.ID}))
+	have := x.next(t, lobbyFrameHave) // a lists its join
+	if len(have.ids) != 1 {
+		t.Fatalf("a lists %d messages, want its join", len(have.ids))
+	}
+	mallory := testIdentity(t, "mallory")
+	old := signed(mallory, lobby.ID, LobbyKindText, time.Now().Add(-24*time.Hour), "said yesterday")
+	pushed := signed(mallory, lobby.ID, LobbyKindText, time.Now().Add(-24*time.Hour), "not asked for")
+
+	x.write(t, syncReplyFrame(lobby.ID, []LobbyMessage{*pushed}, false))
+	x.write(t, haveFrame(lobby.ID, []MsgID{old.ID}))
+	want := x.next(t, lobbyFrameWant)
+	if len(want.ids) != 1 || want.ids[0] != old.ID {
+		t.Fatalf("a asks for %v, want only the message it lacks", want.ids)
+	}
+	x.write(t, syncReplyFrame(lobby.ID, []LobbyMessage{*old, *pushed}, false))
+	testkit.WaitFor(t, 10*time.Second, "the day-old message stored", func() bool {
+		return countIn(t, a, lobby.ID, []MsgID{old.ID})[old.ID] == 1
+	})
+	if n := countIn(t, a, lobby.ID, []MsgID{pushed.ID})[pushed.ID]; n != 0 {
+		t.Fatal("a stored a message no one asked for")
+	}
+	if n := a.lob.Stats().Dropped[DropUnsolicited]; n != 2 {
+		t.Fatalf("unsolicited drops: %d, want 2 (the reply not asked for, the message not asked for)", n)
+	}
+}
+
+// TestLobbySyncBounds: have and want frames with more ids than their
+// limits break the protocol; a friend that floods "want"s is answered at
+// LobbyWantRate, not as fast as it asks.
+func TestLobbySyncBounds(t *testing.T) {
+	id := NewLobbyID()
+	for name, f := range map[string]*pb.LobbyFrame{
+		"have": haveFrame(id, make([]MsgID, LobbySyncIDs+1)),
+		"want": wantFrame(id, make([]MsgID, LobbyWantMax+1)),
+	} {
+		if _, err := decodeLobbyFrame(mustMarshal(t, f)); !errors.Is(err, ErrBadLobbyFrame) {
+			t.Errorf("%s over its limit: %v, want ErrBadLobbyFrame", name, err)
+		}
+	}
+	for name, f := range map[string]*pb.LobbyFrame{
+		"have": haveFrame(id, make([]MsgID, LobbySyncIDs)),
+		"want": wantFrame(id, make([]MsgID, LobbyWantMax)),
+	} {
+		b := mustMarshal(t, f)
+		if _, err := decodeLobbyFrame(b); err != nil || len(b) > MaxLobbyFrameSize {
+			t.Errorf("%s at its limit: %v, %d bytes", name, err, len(b))
+		}
+	}
+
+	a := lobbyNet(t, []string{"a"}, nil, time.Minute)[0]
+	lobby, err := a.lob.Create("flood", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newReadingFriend(t, a)
+	x.write(t, subscribeFrame([]LobbyID{lobby.ID}))
+	join := x.next(t, lobbyFrameHave).ids
+	const asked = 200
+	start := time.Now()
+	var fs []*pb.LobbyFrame
+	for range asked {
+		fs = append(fs, wantFrame(lobby.ID, join))
+	}
+	x.write(t, fs...)
+	answered := 0
+	deadline := time.After(3 * time.Second)
+	for done := false; !done; {
+		select {
+		case f := <-x.frames:
+			if f.typ == lobbyFrameSyncReply {
+				answered++
+			}
+		case <-deadline:
+			done = true
+		}
+	}
+	bound := LobbyWantBurst + int(time.Since(start).Seconds()*LobbyWantRate) + 1
+	if answered > bound || answered >= asked {
+		t.Fatalf("%d of %d wants answered in %v, want at most %d", answered, asked, time.Since(start), bound)
+	}
+	t.Logf("%d of %d wants answered (bound %d)", answered, asked, bound)
 }

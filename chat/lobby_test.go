@@ -775,6 +775,7 @@ func lobbySeedFrames(t testing.TB) [][]byte {
 	for _, f := range []*pb.LobbyFrame{
 		msgFrame(m), subscribeFrame([]LobbyID{id}), unsubscribeFrame([]LobbyID{id}), announceFrame([]lobbyAnnounced{ann}),
 		inviteFrame(ann, true, "seed"), historyRequestFrame(id, 10), historyReplyFrame(id, []LobbyMessage{*m}),
+		haveFrame(id, []MsgID{m.ID, NewMsgID()}), wantFrame(id, []MsgID{m.ID}), syncReplyFrame(id, []LobbyMessage{*m}, true),
 	} {
 		var buf bytes.Buffer
 		fw := newLobbyFrameWriter(&buf)
@@ -796,8 +797,17 @@ func TestLobbyFrameRoundTrip(t *testing.T) {
 		if f.msg != nil && !f.msg.verify() {
 			t.Fatal("seed message does not verify after decoding")
 		}
-		if f.typ == lobbyFrameHistoryReply && (len(f.history) != 1 || !f.history[0].verify()) {
-			t.Fatal("history reply lost its message")
+		if (f.typ == lobbyFrameHistoryReply || f.typ == lobbyFrameSyncReply) && (len(f.history) != 1 || !f.history[0].verify()) {
+			t.Fatal("history or sync reply lost its message")
+		}
+		if f.typ == lobbyFrameSyncReply && !f.truncated {
+			t.Fatal("sync reply lost its truncated flag")
+		}
+		if (f.typ == lobbyFrameHave || f.typ == lobbyFrameWant) && len(f.ids) == 0 {
+			t.Fatal("have or want lost its ids")
+		}
+		if f.typ == lobbyFrameAnnounce && f.clock.IsZero() {
+			t.Fatal("announcement lost its clock")
 		}
 	}
 	// Too large, a bad length, a truncated frame and a clean end.
