@@ -210,14 +210,38 @@ const (
 	// members only churn within it.
 	MaxLobbyHistoryBytes = HistoryBudget
 	// LobbyMaxAge is how old a relayed message may be (by its author's
-	// clock) to be accepted; history replies are exempt.
+	// clock, besides LobbyMaxSkew) to be relayed live; history and sync
+	// replies are exempt.
 	LobbyMaxAge = 10 * time.Minute
-	// LobbyMaxSkew is how far in the future a message's time may be.
-	LobbyMaxSkew = 2 * time.Minute
-	// LobbySeenTTL is how long a message id stays in the seen cache: longer
-	// than LobbyMaxAge+LobbyMaxSkew, so a message leaves the cache only
-	// once the age check drops it anyway.
-	LobbySeenTTL = LobbyMaxAge + LobbyMaxSkew + time.Minute
+	// LobbyMaxSkew is how far the author's clock may be from this
+	// node's, either way, for a message to be relayed live (and how far
+	// in the future a message's time may be for any path). An hour: a
+	// clock without NTP drifts seconds a day, a machine resumed from
+	// suspend or set by hand is minutes off, a VM restored from a
+	// snapshot up to hours; an hour keeps all but the last in the
+	// conversation (what sync takes later has no age bound), while a
+	// replayed message is still refused for its id (LobbySeenTTL) and a
+	// clock off by more is told to the user (LobbyClockWarn), not
+	// silently dropped.
+	LobbyMaxSkew = time.Hour
+	// LobbySeenTTL is how long a message id stays in the seen cache:
+	// longer than the span of this node's clock over which one message
+	// passes the time checks (from LobbyMaxSkew before its time to
+	// LobbyMaxAge+LobbyMaxSkew after), so a message leaves the cache only
+	// once the age check drops it anyway. The cache holds at most
+	// LobbySeenMax ids (a few MiB); the store deduplicates what it keeps.
+	LobbySeenTTL = LobbyMaxAge + 2*LobbyMaxSkew + time.Minute
+	// LobbyClockWarn is how far a friend's clock may be from this node's
+	// (estimated from the time in its announcements) before it is said:
+	// in the log at Warn once when this node's clock is off from most
+	// friends', at Info for one friend's, and in LobbyStats.Clocks. A
+	// minute: far inside LobbyMaxSkew, so the user hears of a wrong
+	// clock before any message is dropped for it, and far above what
+	// latency adds to the estimate.
+	LobbyClockWarn = time.Minute
+	// LobbyClockLogEvery is the least time between two Info lines about
+	// one friend link's messages dropped for their time.
+	LobbyClockLogEvery = time.Minute
 	// LobbySeenMax caps the seen cache; when full the oldest ids go first.
 	LobbySeenMax = 100000
 	// LobbyFriendRate and LobbyFriendBurst bound the lobby messages one

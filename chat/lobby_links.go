@@ -38,7 +38,7 @@ func (s *Lobbies) linkUp(fl *friendlink.Link[outFrame]) friendlink.Handler[outFr
 	if len(ids) > 0 {
 		l.send(subscribeFrame(ids))
 	}
-	l.send(announceFrame(s.announcementLocked()))
+	l.send(announceFrame(s.announcementLocked(), s.clock()))
 	return l
 }
 
@@ -86,6 +86,13 @@ type lobbyLink struct {
 	inflight map[LobbyID]*wantReq
 	// nextSync is when the link's lobbies are next synced.
 	nextSync time.Time
+	// clockOffset is the friend's clock minus ours, estimated at clockAt
+	// (zero: not known); clockSaid that it was logged as off;
+	// timeDropLogged when a drop for a message's time was last logged.
+	clockOffset    time.Duration
+	clockAt        time.Time
+	clockSaid      bool
+	timeDropLogged time.Time
 }
 
 // outFrame is a frame queued for a link; msg is set for a lobby message

@@ -41,6 +41,7 @@ func (s *Lobbies) authorLimiter(a ChatID) *rate.Limiter {
 // receive handles a message a friend relayed on l.
 func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 	now := time.Now()
+	wall := s.clock()
 	s.mu.Lock()
 	jl := s.joined[m.Lobby]
 	dup := s.seen.Has(m.ID)
@@ -63,7 +64,7 @@ func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 		s.drop(l, DropFriendRate, m)
 		return
 	}
-	if reason := checkLobbyMessage(m, now, false); reason != "" {
+	if reason := checkLobbyMessage(m, wall, false); reason != "" {
 		s.drop(l, reason, m)
 		return
 	}
@@ -171,7 +172,7 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 		return
 	}
 	defer s.historyDone(id)
-	now := time.Now()
+	now, wall := time.Now(), s.clock()
 	var fresh []MsgID
 	defer func() {
 		s.mu.Lock()
@@ -184,7 +185,7 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 			s.drop(l, DropBadKind, m)
 			continue
 		}
-		if reason := checkLobbyMessage(m, now, true); reason != "" {
+		if reason := checkLobbyMessage(m, wall, true); reason != "" {
 			s.drop(l, reason, m)
 			continue
 		}
@@ -308,6 +309,9 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.mu.Lock()
 		l.announced = f.announce
 		s.mu.Unlock()
+		if !f.clock.IsZero() {
+			s.receiveClock(l, f.clock)
+		}
 	case lobbyFrameInvite:
 		if !l.ctrlLim.Allow() {
 			s.drop(l, DropControlRate, nil)

@@ -159,7 +159,7 @@ func (s *Lobbies) receiveSyncReply(l *lobbyLink, id LobbyID, ms []LobbyMessage, 
 		s.drop(l, DropUnsolicited, nil)
 		return
 	}
-	now := time.Now()
+	now, wall := time.Now(), s.clock()
 	got := map[MsgID]bool{}
 	var fresh []MsgID
 	for i := range ms {
@@ -173,7 +173,7 @@ func (s *Lobbies) receiveSyncReply(l *lobbyLink, id LobbyID, ms []LobbyMessage, 
 			s.drop(l, DropBadKind, m)
 			continue
 		}
-		if reason := checkLobbyMessage(m, now, true); reason != "" {
+		if reason := checkLobbyMessage(m, wall, true); reason != "" {
 			s.drop(l, reason, m)
 			continue
 		}

@@ -17,7 +17,14 @@ import (
 // created, with b carrying it both ways.
 func lobbyChain(t *testing.T) (a, b, c *lobbyNode, id LobbyID) {
 	t.Helper()
-	nodes := lobbyNet(t, []string{"a", "b", "c"}, [][2]int{{0, 1}, {1, 2}}, time.Minute)
+	return lobbyChainWith(t, nil)
+}
+
+// lobbyChainWith is lobbyChain with setup run on a, b, c before they
+// start.
+func lobbyChainWith(t *testing.T, setup func([]*lobbyNode)) (a, b, c *lobbyNode, id LobbyID) {
+	t.Helper()
+	nodes := lobbyNetWith(t, []string{"a", "b", "c"}, [][2]int{{0, 1}, {1, 2}}, time.Minute, setup)
 	a, b, c = nodes[0], nodes[1], nodes[2]
 	lobby, err := a.lob.Create("chain", "", false, "")
 	if err != nil {

@@ -199,7 +199,7 @@ func checkLobbyMessage(m *LobbyMessage, now time.Time, history bool) string {
 		return DropBadText
 	case m.Kind != LobbyKindText && m.Text != "":
 		return DropBadText
-	case !history && m.Time.Before(now.Add(-LobbyMaxAge)):
+	case !history && m.Time.Before(now.Add(-LobbyMaxAge-LobbyMaxSkew)):
 		return DropStale
 	case m.Time.After(now.Add(LobbyMaxSkew)):
 		return DropFuture
@@ -537,8 +537,8 @@ func unsubscribeFrame(ids []LobbyID) *pb.LobbyFrame {
 	return &pb.LobbyFrame{Body: &pb.LobbyFrame_Unsubscribe{Unsubscribe: &pb.LobbySubscription{LobbyIds: idsToWire(ids)}}}
 }
 
-func announceFrame(ls []lobbyAnnounced) *pb.LobbyFrame {
-	w := &pb.LobbyAnnounce{TimeMs: time.Now().UnixMilli()}
+func announceFrame(ls []lobbyAnnounced, now time.Time) *pb.LobbyFrame {
+	w := &pb.LobbyAnnounce{TimeMs: now.UnixMilli()}
 	for _, l := range ls {
 		w.Lobbies = append(w.Lobbies, lobbyInfoToWire(l))
 	}

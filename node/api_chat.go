@@ -211,9 +211,10 @@ func (c *Client) ChatSend(ctx context.Context, friend, text string) (chat.Messag
 }
 
 // ChatLog returns a page of the history with a friend: messages stored
-// after sequence number after, written at or after since if not zero, at
-// most limit (0: the server's page) and chat.MaxLogPageBytes of text. An
-// empty page means there are no more.
+// after sequence number after and, if since is not zero, stored (by this
+// node's clock) at or after since, at most limit (0: the server's page)
+// and chat.MaxLogPageBytes of text. An empty page means there are no
+// more.
 func (c *Client) ChatLog(ctx context.Context, friend string, after uint64, since time.Time, limit int) ([]chat.Message, error) {
 	q := url.Values{}
 	if after > 0 {
