@@ -18,8 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"kith/chat"
 	"kith/f2f"
 	"kith/share"
 	"kith/tunnels"
@@ -54,6 +56,9 @@ type FriendInfo struct {
 	// "accepted" (friends on both sides now) or "pending" (the inviter
 	// approves first).
 	Introduction string `json:"introduction,omitempty"`
+	// ClockOffsetMs is the friend's clock minus this node's, in
+	// milliseconds, as estimated from its lobby link (absent: not known).
+	ClockOffsetMs *int64 `json:"clock_offset_ms,omitempty"`
 }
 
 // InviteInfo is the answer of GET /v1/invite.
@@ -341,8 +346,17 @@ func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 
 func (a *apiServer) listFriends(w http.ResponseWriter, r *http.Request) {
 	out := []FriendInfo{}
+	var clocks map[peer.ID]chat.ClockOffset
+	if a.n.lobbies != nil {
+		clocks = a.n.lobbies.l.Clocks()
+	}
 	for _, f := range a.n.friends.List() {
-		out = append(out, a.n.reach.withPath(friendJSON(f), f))
+		fi := a.n.reach.withPath(friendJSON(f), f)
+		if c, ok := clocks[f.ID]; ok {
+			ms := c.Offset.Milliseconds()
+			fi.ClockOffsetMs = &ms
+		}
+		out = append(out, fi)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

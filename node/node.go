@@ -449,6 +449,11 @@ type Status struct {
 	// Reach is how friends reach the node: reachability, port mapping,
 	// reservations, what it relays for friends.
 	Reach *ReachStatus `json:"reach,omitempty"`
+	// ClockSkewed is set when this node's clock differs from most
+	// friends' by more than chat.LobbyClockWarn; ClockBehindMs is by how
+	// much it is behind them (negative: ahead), in milliseconds.
+	ClockSkewed   bool  `json:"clock_skewed,omitempty"`
+	ClockBehindMs int64 `json:"clock_behind_ms,omitempty"`
 }
 
 // Status reports what the node is doing now.
@@ -469,6 +474,12 @@ func (n *Node) Status() Status {
 	}
 	if n.reach != nil {
 		st.Reach = n.reach.status()
+	}
+	if n.lobbies != nil {
+		var behind time.Duration
+		if st.ClockSkewed, behind = n.lobbies.l.ClockSkewed(); st.ClockSkewed {
+			st.ClockBehindMs = behind.Milliseconds()
+		}
 	}
 	return st
 }
