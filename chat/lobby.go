@@ -8,10 +8,12 @@ package chat
 // public lobbies each side is in (announce, replacing the previous list);
 // invites; and history requests and replies.
 //
-// The service is in four files: this one (types, the service and the
+// The service is in these files: this one (types, the service and the
 // user's side), lobby_relay.go (taking, storing and passing on what
-// friends send), lobby_timers.go (keep-alives, announcements, expiry)
-// and lobby_links.go (the friend links, on kith/internal/friendlink).
+// friends send), lobby_sync.go (getting what live relay missed),
+// lobby_clock.go (friends' clocks), lobby_timers.go (keep-alives,
+// announcements, expiry, sync rounds), lobby_links.go (the friend links,
+// on kith/internal/friendlink), lobby_store.go and lobby_wire.go.
 
 import (
 	"context"
@@ -104,7 +106,8 @@ type LobbyConfig struct {
 // LobbyEvent is the data of a "lobby.message" event.
 type LobbyEvent struct {
 	Message LobbyMessage
-	// History is set for a message that came in a history reply.
+	// History is set for a message that came in a history or sync
+	// reply, not live.
 	History bool
 }
 

@@ -7,7 +7,9 @@ package chat
 // rates; it stores it (keep-alives are not stored) and sends it on to
 // every friend link subscribed to L but the one it came from. So each
 // message crosses each link at most once in each direction. Whatever is
-// dropped is counted by reason (LobbyStats) and logged at debug level.
+// dropped is counted by reason (LobbyStats) and logged at debug level
+// (at Info, now and then, when dropped for its time: lobby_clock.go).
+// What live relay drops or never sees, sync brings later (lobby_sync.go).
 //
 // Only members subscribe, so only members relay: a lobby's traffic stays
 // on the friend links between its members.
