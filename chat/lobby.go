@@ -611,6 +611,8 @@ func (s *Lobbies) Leave(id LobbyID) error {
 	for _, l := range s.links {
 		l.send(unsubscribeFrame([]LobbyID{id}))
 		delete(l.histWanted, id)
+		delete(l.wantQ, id)
+		delete(l.inflight, id)
 	}
 	s.mu.Unlock()
 	if err := s.store.leave(id); err != nil {
