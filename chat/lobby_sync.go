@@ -78,13 +78,18 @@ func (s *Lobbies) receiveHave(l *lobbyLink, id LobbyID, ids []MsgID) {
 	}
 	inflight := l.inflight[id]
 	q := l.wantQ[id]
+	queued := make(map[MsgID]bool, len(q))
+	for _, m := range q {
+		queued[m] = true
+	}
 	for _, m := range missing {
 		if pending >= LobbyWantPending {
 			break
 		}
-		if (inflight != nil && inflight.ids[m]) || slices.Contains(q, m) {
+		if (inflight != nil && inflight.ids[m]) || queued[m] {
 			continue
 		}
+		queued[m] = true
 		q = append(q, m)
 		pending++
 	}
@@ -196,7 +201,9 @@ func (s *Lobbies) receiveSyncReply(l *lobbyLink, id LobbyID, ms []LobbyMessage, 
 		}
 	}
 	s.mu.Lock()
-	if truncated && l.inflight[id] == nil {
+	// An answer left some out only if it holds something: a friend that
+	// says "truncated" with nothing in it is not asked the same again.
+	if truncated && len(ms) > 0 && l.inflight[id] == nil {
 		var again []MsgID
 		for m := range req.ids {
 			if !got[m] {

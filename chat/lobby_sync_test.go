@@ -3,7 +3,9 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,4 +271,46 @@ func TestLobbySyncBounds(t *testing.T) {
 		t.Fatalf("%d of %d wants answered in %v, want at most %d", answered, asked, time.Since(start), bound)
 	}
 	t.Logf("%d of %d wants answered (bound %d)", answered, asked, bound)
+}
+
+// TestLobbySyncLargeBacklog: what a member missed may pass one answer's
+// LobbyHistoryBytes (eight messages of 60 KiB); the answers say they
+// left some out and the rest is asked for again, so all of it arrives,
+// once each.
+func TestLobbySyncLargeBacklog(t *testing.T) {
+	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
+	a, b := nodes[0], nodes[1]
+	lobby, err := a.lob.Create("backlog", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "b hears of the lobby", func() bool { return announced(b, lobby.ID) })
+	if _, err := b.lob.Join(lobby.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a carries the lobby to b", func() bool { return a.lob.Subscribed(b.ID, lobby.ID) })
+	b.stop()
+	testkit.WaitFor(t, 10*time.Second, "a sees b gone", func() bool { return !slices.Contains(a.lob.Links(), b.ID) })
+	var ids []MsgID
+	big := strings.Repeat("x", 60<<10)
+	for i := range 8 {
+		m, err := a.lob.Send(lobby.ID, fmt.Sprint(i, big))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	if 8*len(big) <= LobbyHistoryBytes {
+		t.Fatal("the backlog fits in one answer: the test proves nothing")
+	}
+	b.start()
+	lobbyConnect(t, b, a)
+	testkit.WaitFor(t, 20*time.Second, "b holds the whole backlog", func() bool {
+		return len(countIn(t, b, lobby.ID, ids)) == len(ids)
+	})
+	for id, n := range countIn(t, b, lobby.ID, ids) {
+		if n != 1 {
+			t.Fatalf("b holds %s %d times", id, n)
+		}
+	}
 }
