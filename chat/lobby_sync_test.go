@@ -314,3 +314,62 @@ func TestLobbySyncLargeBacklog(t *testing.T) {
 		}
 	}
 }
+
+// TestLobbySyncHaveFlood: a friend that lists thousands of ids the node
+// lacks gets at most LobbyWantPending of them remembered and one "want"
+// per lobby at a time, however many it lists.
+func TestLobbySyncHaveFlood(t *testing.T) {
+	a := lobbyNet(t, []string{"a"}, nil, time.Minute)[0]
+	lobby, err := a.lob.Create("flood", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newReadingFriend(t, a)
+	x.write(t, subscribeFrame([]LobbyID{lobby.ID}))
+	x.next(t, lobbyFrameHave)
+	const haves = 8
+	for range haves {
+		ids := make([]MsgID, LobbySyncIDs)
+		for i := range ids {
+			ids[i] = NewMsgID()
+		}
+		x.write(t, haveFrame(lobby.ID, ids))
+	}
+	pending := func() (queued, inflight int) {
+		a.lob.mu.Lock()
+		defer a.lob.mu.Unlock()
+		l := a.lob.links[x.h.ID()]
+		if l == nil {
+			return 0, 0
+		}
+		for _, q := range l.wantQ {
+			queued += len(q)
+		}
+		for _, r := range l.inflight {
+			inflight += len(r.ids)
+		}
+		return queued, inflight
+	}
+	testkit.WaitFor(t, 10*time.Second, "the haves looked up", func() bool {
+		q, f := pending()
+		return q+f >= LobbyWantPending
+	})
+	time.Sleep(500 * time.Millisecond)
+	if q, f := pending(); q+f != LobbyWantPending || f != LobbyWantMax {
+		t.Fatalf("after %d haves of %d ids: %d queued, %d asked for; want %d in all, %d asked", haves, LobbySyncIDs, q, f, LobbyWantPending, LobbyWantMax)
+	}
+	wants := 0
+	for done := false; !done; {
+		select {
+		case f := <-x.frames:
+			if f.typ == lobbyFrameWant {
+				wants++
+			}
+		case <-time.After(500 * time.Millisecond):
+			done = true
+		}
+	}
+	if wants != 1 {
+		t.Fatalf("%d wants before any answer, want 1", wants)
+	}
+}
