@@ -202,6 +202,9 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 		}
 		s.mu.Lock()
 		s.seen.Add(m.ID, now)
+		if !dup {
+			s.heardEarlierLocked(m, l, now)
+		}
 		s.mu.Unlock()
 		if !dup {
 			fresh = append(fresh, m.ID)
@@ -336,4 +339,43 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.receiveSyncReply(l, f.lobby, f.history, f.truncated)
 	}
 	return nil
+}
+
+// heardEarlierLocked lists the author of m, a message that came in a
+// history or sync reply through from, as a participant when m was said
+// within the participant window: a joiner then counts the members who
+// spoke lately, not only those it has heard live since. LastSeen is the
+// message's time (never later than now), so the author drops off the
+// list when it would have live; a leave removes it. The same limits as
+// for live authors hold (newParticipantLocked).
+func (s *Lobbies) heardEarlierLocked(m *LobbyMessage, from *lobbyLink, now time.Time) {
+	jl := s.joined[m.Lobby]
+	if jl == nil || m.Author == jl.as.ID {
+		return
+	}
+	if m.Kind == LobbyKindLeave {
+		if p, ok := jl.parts[m.Author]; ok && !p.LastSeen.After(m.Time) {
+			delete(jl.parts, m.Author)
+		}
+		return
+	}
+	at := m.Time
+	if at.After(now) {
+		at = now
+	}
+	if now.Sub(at) > LobbyParticipantIntervals*s.keepAliveIntervalLocked(jl) {
+		return
+	}
+	if p, ok := jl.parts[m.Author]; ok {
+		if at.After(p.LastSeen) {
+			p.LastSeen = at
+			jl.parts[m.Author] = p
+		}
+		return
+	}
+	if s.newParticipantLocked(jl, from) {
+		jl.parts[m.Author] = Participant{ID: m.Author, Nick: m.Nick, LastSeen: at, via: from.peer}
+	} else {
+		s.partsRefused.Add(1)
+	}
 }

@@ -194,6 +194,9 @@ func (s *Lobbies) receiveSyncReply(l *lobbyLink, id LobbyID, ms []LobbyMessage, 
 		s.mu.Lock()
 		s.seen.Add(m.ID, now)
 		s.synced++
+		if !dup {
+			s.heardEarlierLocked(m, l, now)
+		}
 		s.mu.Unlock()
 		if !dup {
 			fresh = append(fresh, m.ID)
