@@ -129,8 +129,13 @@ const (
 	// its requests; more roots than this reopen files as they go.
 	MaxOpenFilesPerStream = 4
 	// ServeChunkSize is how much file data a server reads and writes at a
-	// time, and so the buffer a busy stream holds (4 groups).
-	ServeChunkSize = 4 * GroupSize
+	// time (2 groups, 512 KiB).
+	ServeChunkSize = 2 * GroupSize
+	// ServeChunks is how many chunks a busy stream holds: one being
+	// written while the next is read from the file, so that the stream
+	// always has data to send (see sendQueue). Two halves of what one
+	// 1 MiB chunk was: the memory per stream is unchanged.
+	ServeChunks = 2
 	// IdleTimeoutSeconds is how long a server keeps a stream on which no
 	// byte moves either way.
 	IdleTimeoutSeconds = 120
@@ -163,10 +168,10 @@ const (
 	// the stream's resource scope when the stream starts.
 	ServeStreamMemory = ServerReadBuffer + MaxRequestSize + MaxPipelinedRequests*MaxRequestSize + ServerWriteBuffer
 	// MaxServeStreamMemory is the most one served stream buffers: the above
-	// and, while it answers a GetRange, one ServeChunkSize chunk, charged
-	// to the stream's scope for as long as the range is being written
-	// (1.1 MiB).
-	MaxServeStreamMemory = ServeStreamMemory + ServeChunkSize
+	// and, while it answers GetRanges, ServeChunks chunks of
+	// ServeChunkSize, each charged to the stream's scope while it is read,
+	// queued or written (1.1 MiB).
+	MaxServeStreamMemory = ServeStreamMemory + ServeChunks*ServeChunkSize
 	// MaxShareStreamsPerFriend caps the share streams one friend may have
 	// open with us at once; more are reset on arrival. A friend's node
 	// uses one per download it runs from us (at most
