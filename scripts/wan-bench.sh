@@ -22,6 +22,7 @@ export PATH="$PATH:/usr/local/go/bin"
 [ "$(id -u)" -eq 0 ] || { echo "wan-bench: needs root (network namespaces)" >&2; exit 1; }
 
 WANEM_SRC=${WANEM_SRC:-../shared/tools/wanem}
+[ -d "$WANEM_SRC" ] || WANEM_SRC=../../shared/tools/wanem # from a worktree in wt/
 work=$(mktemp -d -t kith-wan.XXXX)
 bin=$work/bin
 mkdir -p "$bin"
@@ -41,7 +42,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ns() { local n=$prefix$1; ip netns add "$n"; ip -n "$n" link set lo up; nss+=("$n"); echo "$n"; }
+# ns VAR NAME: makes namespace $prefix$NAME, sets VAR to its name and
+# records it for the cleanup (not in a subshell: nss must see it).
+ns() { local n=$prefix$2; ip netns add "$n"; ip -n "$n" link set lo up; nss+=("$n"); printf -v "$1" %s "$n"; }
 
 # link NS1 IP1 NS2 IP2 DELAY RATE LOSS: a wanem link (point to point).
 link() {
@@ -126,7 +129,7 @@ run_profile() {
   echo "== $name: one-way delay $delay, $rate, loss $loss, file $mib MiB"
   nss=()
   local A B R1 R2 H
-  A=$(ns a); B=$(ns b)
+  ns A a; ns B b
   link "$A" 1.2.0.1 "$B" 1.2.0.2 "$delay" "$rate" "$loss"
   isolated
   raw "$B" "$A" 1.2.0.2 "$bytes"
@@ -143,9 +146,9 @@ run_profile() {
   echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
-  R1=$(ns r1); R2=$(ns r2); H=$(ns h)
+  ns R1 r1; ns R2 r2; ns H h
   local C
-  C=$(ns c)
+  ns C c
   link "$C" 1.2.1.1 "$R1" 1.2.1.2 "$delay" "$rate" "$loss"
   link "$R1" 1.2.2.1 "$R2" 1.2.2.2 "$delay" "$rate" "$loss"
   link "$R2" 1.2.3.1 "$H" 1.2.3.2 "$delay" "$rate" "$loss"
