@@ -227,10 +227,18 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	return h, nil
 }
 
+// QUICAfterTCP is how long a dial to a friend's public address waits for
+// TCP before it tries QUIC too: long enough for a TCP and Noise handshake
+// over a long path on a busy machine (about 3 round trips; libp2p's own
+// 250 ms let QUIC win over 50 ms links under load), short enough that a
+// friend whose TCP port is filtered is still reached within about a
+// second. A TCP dial that fails outright starts QUIC at once.
+const QUICAfterTCP = time.Second
+
 // tcpFirstRanker orders the dials to a friend as libp2p's default ranker
-// does, except that TCP goes first and QUIC follows after the delay the
-// default gives TCP (250 ms for public addresses, 30 ms for private ones),
-// so that a friend reachable both ways is reached over TCP. A friend's
+// does, except that TCP goes first and QUIC follows after QUICAfterTCP
+// (public addresses) or libp2p's private TCP delay (30 ms), so that a
+// friend reachable both ways is reached over TCP. A friend's
 // connection carries its downloads and the tunnels through us, and over
 // long paths quic-go's congestion control (its slow start leaves early,
 // and its Cubic hardly grows while the sender is not writing at every
@@ -254,7 +262,7 @@ func tcpFirstRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 		if manet.IsPrivateAddr(d.Addr) {
 			d.Delay += swarm.PrivateTCPDelay
 		} else {
-			d.Delay += swarm.PublicTCPDelay
+			d.Delay += QUICAfterTCP
 		}
 		out = append(out, d)
 	}

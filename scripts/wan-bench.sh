@@ -105,6 +105,15 @@ timed() {
   echo "$t1 - $t0" | bc -l
 }
 
+# conns NAME: the daemon's open connections by transport, from its metrics.
+conns() {
+  curl -s --unix-socket "$work/$1/api.sock" http://kith/metrics | awk '
+    /^libp2p_swarm_connections_(opened|closed)_total/ {
+      match($0, /transport="[^"]*"/); t = substr($0, RSTART + 11, RLENGTH - 12)
+      n[t] += ($0 ~ /opened/ ? $NF : -$NF) }
+    END { for (t in n) printf "%s %d ", t, n[t] }'
+}
+
 rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 
 raw() { # raw NS_SERVER NS_CLIENT ADDR_IP BYTES
@@ -143,7 +152,7 @@ run_profile() {
   lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
   mkdir -p "$work/got-ana" "$work/got-cai"
   s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
-  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
+  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (ana's connections: $(conns ana))"
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
   ns R1 r1; ns R2 r2; ns H h
