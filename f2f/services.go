@@ -71,6 +71,11 @@ func (h servicesHost) SetStreamHandlerMatch(pid protocol.ID, m func(protocol.ID)
 	})
 }
 
+// AttachService attaches s, a stream opened on one of the host's
+// connections directly (internal/bulk), to its protocol's service, as
+// NewStream does for the streams it opens.
+func (h servicesHost) AttachService(s network.Stream) error { return attachService(s, s.Protocol()) }
+
 // NewStream opens a stream to p and attaches it to the service of the
 // protocol negotiated.
 func (h servicesHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"kith/internal/bulk"
 )
 
 func TestServiceOf(t *testing.T) {
@@ -83,5 +85,36 @@ func testStreamsInServiceScopes(t *testing.T, transport string) {
 	}
 	if st := view(m); st.NumStreamsOutbound != 1 {
 		t.Errorf("the opener's service scope: %+v, want 1 outbound stream", st)
+	}
+}
+
+// TestBulkStreamInServiceScope: a stream internal/bulk opens on a TCP
+// connection directly is attached to its service too.
+func TestBulkStreamInServiceScope(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const pid protocol.ID = "/kith/bulkscoped/1"
+	v, m := newPeer(t, "tcp"), newPeer(t, "tcp")
+	befriend(v, m)
+	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(v, m.id) && online(m, v.id) })
+	v.host.SetStreamHandler(pid, func(s network.Stream) {
+		s.Write([]byte{1})
+		s.Close()
+	})
+	s, err := bulk.NewStream(ctx, m.host, v.id, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	if _, err := s.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	var st network.ScopeStat
+	m.host.Network().ResourceManager().ViewService("kith.bulkscoped", func(sc network.ServiceScope) error {
+		st = sc.Stat()
+		return nil
+	})
+	if st.NumStreamsOutbound != 1 {
+		t.Errorf("service scope of a bulk stream: %+v, want 1 outbound stream", st)
 	}
 }

@@ -47,6 +47,14 @@ func NewStream(ctx context.Context, h host.Host, p peer.ID, pid protocol.ID) (ne
 		s.Reset()
 		return nil, fmt.Errorf("opening %s stream: %w", pid, err)
 	}
+	// A host that attaches its streams to resource-manager services
+	// (f2f's) does it for this one too.
+	if a, ok := h.(serviceAttacher); ok {
+		if err := a.AttachService(s); err != nil {
+			s.Reset()
+			return nil, fmt.Errorf("opening %s stream: %w", pid, err)
+		}
+	}
 	return &stream{Stream: s, rw: msmux.NewMSSelect(s, pid)}, nil
 }
 
@@ -96,4 +104,10 @@ func (s *stream) CloseWrite() error {
 		_ = f.Flush() // an error shows in the next read
 	}
 	return s.Stream.CloseWrite()
+}
+
+// serviceAttacher is a host that attaches streams to their protocol's
+// resource-manager service (f2f's host).
+type serviceAttacher interface {
+	AttachService(network.Stream) error
 }
