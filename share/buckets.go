@@ -19,4 +19,7 @@ var (
 	// bucketBitmaps maps a root to the bitmap of verified groups of its
 	// download.
 	bucketBitmaps = []byte("share.bitmaps")
+	// bucketFolders maps a folder's manifest root to a JSON folderRecord:
+	// a folder download and its verified manifest.
+	bucketFolders = []byte("share.folders")
 )

@@ -140,6 +140,14 @@ type ManagerConfig struct {
 	OnEvent func(typ string, info DownloadInfo)
 	// Tuning; zero values take the defaults of limits.go.
 	Tuning Tuning
+	// NoSwarm stops the node serving the verified groups of files it is
+	// still downloading (see swarm.go). Swarming is on by default; its
+	// cost is privacy: a friend who asks learns what you are fetching.
+	NoSwarm bool
+	// SwarmScope gives the scope in which a download of root is served
+	// while it runs: ScopeFriend for a direct download (nil means that for
+	// all), ScopeAnonymous for one that uses tunnels only.
+	SwarmScope func(root [32]byte) Scope
 
 	hooks *testHooks // nil but in the package's tests
 }
@@ -213,7 +221,10 @@ type Manager struct {
 	// ended keeps the last state of downloads that ended in this run of
 	// the daemon, with their counters.
 	ended map[[32]byte]DownloadInfo
-	once  sync.Once
+	// folders marks the folder downloads whose goroutine runs
+	// (folder_download.go).
+	folders map[[32]byte]bool
+	once    sync.Once
 }
 
 // Manager errors.
@@ -233,7 +244,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Tuning = cfg.Tuning.withDefaults()
-	if err := store.CreateBuckets(cfg.DB, bucketDownloads, bucketBitmaps); err != nil {
+	if err := store.CreateBuckets(cfg.DB, bucketDownloads, bucketBitmaps, bucketFolders); err != nil {
 		return nil, err
 	}
 	partial := filepath.Join(cfg.Dir, ".partial")
@@ -265,6 +276,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 			m.log.Warn("cannot resume download", slog.String("root", hex.EncodeToString(root[:])), slog.Any("err", err))
 		}
 	}
+	m.resumeFolders() // folder_download.go
 	return m, nil
 }
 
@@ -287,6 +299,9 @@ func (m *Manager) Close() error {
 func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 	if m.ctx.Err() != nil {
 		return DownloadInfo{}, ErrManagerClosed
+	}
+	if link.Folder {
+		return DownloadInfo{}, fmt.Errorf("%w: download it with AddFolder", ErrIsFolder)
 	}
 	dir, name, err := m.destination(link, dir)
 	if err != nil {

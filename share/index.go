@@ -106,6 +106,9 @@ type Index struct {
 	shares map[string]shareRecord
 	// scanning holds the cancel function of the running scan, by folder.
 	scanning map[string]context.CancelCauseFunc
+
+	// folderCache holds the folders' manifests (see folder_index.go).
+	folderCache folderCache
 }
 
 // shareRecord is the value of bucketShares.
@@ -361,7 +364,7 @@ func (x *Index) Browse(p string, offset int) (BrowseReply, error) {
 	x.mu.RUnlock()
 	if p == "" {
 		slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-		return pageEntries(entries, offset), nil
+		return x.withFolderRoots(p, pageEntries(entries, offset)), nil
 	}
 	if dir == "" {
 		return BrowseReply{}, fmt.Errorf("browsing %q: %w", p, ErrNoSuchPath)
@@ -421,7 +424,7 @@ func (x *Index) Browse(p string, offset int) (BrowseReply, error) {
 	if err != nil {
 		return BrowseReply{}, err
 	}
-	return reply, nil
+	return x.withFolderRoots(p, reply), nil
 }
 
 // Find searches the file names of the shares that scope may see. Every word

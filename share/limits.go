@@ -216,3 +216,55 @@ const (
 	// bucket refills in at most a few seconds).
 	peerRatesKeep = time.Minute
 )
+
+// Folders: what a manifest from a peer may hold. A manifest is fetched
+// whole into memory and verified against its root before it is decoded,
+// so these bound the memory and the disk a hostile folder link costs.
+const (
+	// MaxManifestSize is the largest manifest encoding a downloader
+	// fetches (4 MiB, 16 groups): about 40,000 files with long paths.
+	// A source that claims more for a folder root is not asked for it.
+	MaxManifestSize = 4 << 20
+	// MaxManifestFiles is the most files one folder may list: enough for
+	// a photo library, and it bounds the downloads a folder queues.
+	MaxManifestFiles = 65536
+	// MaxManifestDepth is the most folders a path of a manifest may go
+	// down (a/b/c is depth 3). Deeper trees are refused: real folders
+	// are shallower, and each level is a directory created on disk.
+	MaxManifestDepth = 32
+	// MaxFolderSize is the most bytes all the files of one folder may
+	// add up to: what one folder link may make a node reserve on disk
+	// (each file's size is still proven before its space is reserved).
+	MaxFolderSize = 16 << 40
+	// folderPoll is how often a folder download looks at its files'
+	// downloads, to report progress and place copies.
+	folderPoll = 250 * time.Millisecond
+)
+
+// Swarming and streaming (swarm.go, stream_reader.go).
+const (
+	// MaxSwarmOutboard is the largest partial outboard a download keeps in
+	// memory to serve its verified groups while it runs (4 MiB: files up
+	// to 16 GiB). Larger downloads are not served until done; so swarming
+	// costs at most MaxConcurrentDownloads times this.
+	MaxSwarmOutboard = 4 << 20
+	// SwarmHaveRefresh is how often a download asks a source that holds
+	// part of the file (another downloader) what it holds now: one Have
+	// per second per such source, well under HaveRate.
+	SwarmHaveRefresh = time.Second
+	// availRefresh is how often the scheduler counts which sources hold
+	// each group, for rarest first (a pass over every source's bitmap).
+	availRefresh = 100 * time.Millisecond
+	// maxRarestGroups is the largest file, in groups, scheduled rarest
+	// first (16 GiB, as MaxSwarmOutboard); larger ones go lowest first.
+	maxRarestGroups = MaxSwarmOutboard / NodeSize
+	// StreamCritical is the groups from a stream reader's position that
+	// are fetched before anything else (1 MiB): what a player needs now.
+	StreamCritical = 4
+	// StreamReadAhead is the groups behind the critical window fetched
+	// next (16 MiB), so playback does not wait at every MiB.
+	StreamReadAhead = 64
+	// StreamTail is the groups at the end of the file fetched early
+	// (1 MiB): formats such as MP4 may keep their index there.
+	StreamTail = 4
+)

@@ -85,12 +85,14 @@ type BrowseReply struct {
 }
 
 // Entry is one file or folder of a BrowseReply. Size and Root are zero for
-// folders.
+// folders; Folder, for a folder, is the root of its manifest (its
+// kith://folder/ link), or zero if it has none.
 type Entry struct {
-	Name string
-	Dir  bool
-	Size int64
-	Root [32]byte
+	Name   string
+	Dir    bool
+	Size   int64
+	Root   [32]byte
+	Folder [32]byte
 }
 
 // ErrorCode says why a request failed. Values are append-only and match
@@ -185,6 +187,8 @@ func (f Frame) toWire() (*pb.Frame, error) {
 			r.Entries[i] = &pb.Entry{Name: e.Name, Dir: e.Dir, Size: uint64(e.Size)}
 			if !e.Dir {
 				r.Entries[i].Root = e.Root[:]
+			} else if e.Folder != ([32]byte{}) {
+				r.Entries[i].Folder = e.Folder[:]
 			}
 		}
 		w.Body = &pb.Frame_BrowseReply{BrowseReply: r}
@@ -310,9 +314,18 @@ func browseReplyFromWire(w *pb.BrowseReply) (BrowseReply, error) {
 			if we.GetSize() != 0 || len(we.GetRoot()) != 0 {
 				return BrowseReply{}, fmt.Errorf("folder %q with size or root", e.Name)
 			}
+			if len(we.GetFolder()) != 0 {
+				var err error
+				if e.Folder, err = rootFromWire(we.GetFolder()); err != nil {
+					return BrowseReply{}, err
+				}
+			}
 		} else {
 			if we.GetSize() > MaxFileSize {
 				return BrowseReply{}, ErrFileTooLarge
+			}
+			if len(we.GetFolder()) != 0 {
+				return BrowseReply{}, fmt.Errorf("file %q with a folder root", e.Name)
 			}
 			e.Size = int64(we.GetSize())
 			var err error

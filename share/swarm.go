@@ -1,0 +1,174 @@
+package share
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+)
+
+// Swarming: a node serves the verified groups of a file it is still
+// downloading, so that friends fetching the same file serve each other
+// instead of all fetching it from its owner.
+//
+// A group is served only once the verifier has checked it against the root
+// (it is groupCommitting or groupStored) and its proof is known: the
+// verifier hands the proof that came with it to keepProofLocked, which
+// writes its parent nodes into a partial outboard held in memory (64 bytes
+// per group, so a download is swarmed only if that is at most
+// MaxSwarmOutboard). Groups resumed from a bitmap after a restart have no
+// proof in memory and are not served. Before a served group's bytes leave,
+// the server reads them back from the partial file and verifies them again
+// (see server_extra.go): what another downloader gets is what the root
+// vouches for, whatever happened to the partial file since.
+//
+// A partial download is served in the scope its download uses
+// (ManagerConfig.SwarmScope): friends for a direct download, tunnels for an
+// anonymous one, so that an anonymous download answers a tunnel's Have as
+// a holder would and tells no friend what it fetches. The privacy cost of
+// swarming a direct download: a friend that asks Have for a root learns
+// that you are fetching it, and how far you are. ManagerConfig.NoSwarm
+// turns it off.
+
+// swarmState is a run's state for swarming and streaming, under run.mu.
+// It is made once the run's size is fixed (see sideLocked).
+type swarmState struct {
+	// outboard is the partial outboard: its header and the parent nodes
+	// of every proven group; nil if the download is not swarmed.
+	outboard []byte
+	// proven marks the groups verified whose proofs are in outboard.
+	proven Bitmap
+	// offset is where this run begins to look for the rarest groups, so
+	// that downloaders that start together fetch different groups first.
+	offset int64
+	// avail counts, per group, the attached sources that hold it (for
+	// rarest first), recomputed every availRefresh.
+	avail   []uint16
+	availAt int64 // UnixNano of the last count
+	// wants are the spans stream readers wait for, most urgent first.
+	wants map[*StreamReader][]groupSpan
+}
+
+// groupSpan is the groups from first, count of them.
+type groupSpan struct{ first, count int64 }
+
+// sideLocked returns the run's swarm state, making it if the size is
+// fixed; nil before. The caller holds r.mu.
+func (r *run) sideLocked() *swarmState {
+	if r.sw != nil || r.state == nil {
+		return r.sw
+	}
+	sw := &swarmState{wants: map[*StreamReader][]groupSpan{}}
+	if r.groups > 0 {
+		sw.offset = rand.Int64N(r.groups)
+	}
+	if !r.m.cfg.NoSwarm && OutboardSize(r.size) <= MaxSwarmOutboard {
+		sw.outboard = make([]byte, OutboardSize(r.size))
+		binary.LittleEndian.PutUint64(sw.outboard, uint64(r.size))
+		sw.proven = NewBitmap(r.groups)
+	}
+	r.sw = sw
+	return sw
+}
+
+// keepProofLocked is called by the verifier for group i, just verified
+// with proof: it keeps the proof's nodes so that the group can be served.
+// The caller holds r.mu.
+func (r *run) keepProofLocked(i int64, proof []byte) {
+	sw := r.sideLocked()
+	if sw == nil || sw.outboard == nil || len(proof) != GroupProofSize(r.size, i) {
+		return
+	}
+	k := 0
+	walkProof(r.size, i, func(off uint64) {
+		copy(sw.outboard[off:off+NodeSize], proof[k:k+NodeSize])
+		k += NodeSize
+	})
+	sw.proven.Set(i)
+}
+
+// PartialFile is a file a node is downloading, as its server sees it.
+type PartialFile struct {
+	r *run
+}
+
+// Partials gives a Server the files it may serve while they download.
+type Partials interface {
+	// Partial returns the download of root if it may be served in scope.
+	Partial(root [32]byte, scope Scope) (*PartialFile, bool)
+}
+
+// Partial implements Partials: a running download whose size is fixed,
+// served in the scope ManagerConfig.SwarmScope gives it (ScopeFriend if
+// nil), unless ManagerConfig.NoSwarm.
+func (m *Manager) Partial(root [32]byte, scope Scope) (*PartialFile, bool) {
+	if m.cfg.NoSwarm {
+		return nil, false
+	}
+	want := ScopeFriend
+	if m.cfg.SwarmScope != nil {
+		want = m.cfg.SwarmScope(root)
+	}
+	if scope != want {
+		return nil, false
+	}
+	m.mu.Lock()
+	r, ok := m.runs[root]
+	m.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sw := r.sideLocked(); sw == nil || sw.outboard == nil {
+		return nil, false
+	}
+	return &PartialFile{r: r}, true
+}
+
+// Have returns what the partial file holds to serve.
+func (p *PartialFile) Have() HaveReply {
+	r := p.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := HaveReply{Size: r.size, Bitmap: append(Bitmap(nil), r.sw.proven...)}
+	return h
+}
+
+// Size returns the file's size.
+func (p *PartialFile) Size() int64 {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	return p.r.size
+}
+
+// AppendProof appends the proof of count groups from first to dst, if
+// every one of them is verified and proven; ok is false otherwise.
+func (p *PartialFile) AppendProof(dst []byte, first, count int64) (_ []byte, ok bool) {
+	r := p.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if CheckRange(r.size, first, count) != nil {
+		return dst, false
+	}
+	for i := first; i < first+count; i++ {
+		if !r.sw.proven.Has(i) {
+			return dst, false
+		}
+	}
+	t := Tree{Root: r.root, Size: r.size, Outboard: r.sw.outboard}
+	dst, err := t.AppendProof(dst, first, count)
+	return dst, err == nil
+}
+
+// Open opens the partial file for reading.
+func (p *PartialFile) Open() (*os.File, error) {
+	f, err := os.Open(p.r.m.partialPath(p.r.root))
+	if err != nil {
+		return nil, fmt.Errorf("opening partial file: %w", err)
+	}
+	return f, nil
+}
+
+// Root returns the file's root.
+func (p *PartialFile) Root() [32]byte { return p.r.root }
