@@ -224,7 +224,9 @@ type Manager struct {
 	// folders marks the folder downloads whose goroutine runs
 	// (folder_download.go).
 	folders map[[32]byte]bool
-	once    sync.Once
+	// seeds are finished downloads still served to others (swarm.go).
+	seeds []*run
+	once  sync.Once
 }
 
 // Manager errors.
@@ -453,6 +455,7 @@ func (m *Manager) Cancel(root [32]byte) error {
 	}
 	m.mu.Lock()
 	delete(m.ended, root)
+	m.dropSeedLocked(root)
 	m.mu.Unlock()
 	found := false
 	err := m.cfg.DB.Update(func(tx *bolt.Tx) error {
@@ -518,6 +521,7 @@ func (m *Manager) startLocked(root [32]byte) error {
 		if info.State == StateDone || info.State == StateFailed {
 			m.ended[root] = info
 		}
+		m.keepSeedLocked(r) // swarm.go
 		if r.restart.Load() && !r.stopped.Load() {
 			// It ended to begin again from what it recorded (its
 			// partial file was moved back into a folder that came back).

@@ -163,7 +163,7 @@ func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
 			return first, count, true
 		}
 		// End game: help with a range in flight at one other source.
-		if first, count = r.pickLocked(s, groupAsked, 1); count > 0 {
+		if first, count = r.pickEndgameLocked(s); count > 0 { // swarm_sched.go
 			return first, count, true
 		}
 		r.waitLocked(DownloadEndgameAfter / 2)

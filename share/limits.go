@@ -250,8 +250,37 @@ const (
 	MaxSwarmOutboard = 4 << 20
 	// SwarmHaveRefresh is how often a download asks a source that holds
 	// part of the file (another downloader) what it holds now: one Have
-	// per second per such source, well under HaveRate.
-	SwarmHaveRefresh = time.Second
+	// every 250 ms per such source (4/s, well under HaveRate), so that
+	// what it gets is fetched from it rather than from the owner.
+	SwarmHaveRefresh = 250 * time.Millisecond
+	// MaxSeeds is how many finished downloads a node goes on serving
+	// (from where they were placed, until it stops): each keeps its
+	// outboard in memory, at most MaxSwarmOutboard.
+	MaxSeeds = MaxConcurrentDownloads
+	// SwarmSourceRefresh is how often a running download looks for new
+	// sources while swarming is on (DownloadSourceRefresh otherwise):
+	// friends who start the same download a moment later are sources
+	// within 2 s. It costs each friend without the file one Have (on a
+	// short stream) per running download every 2 s.
+	SwarmSourceRefresh = 2 * time.Second
+	// swarmOwnerWindow is how many requests a download keeps in flight at
+	// a source that holds the whole file while other downloaders are
+	// sources too (instead of Tuning.Window): groups in flight are not in
+	// the download's bitmap, so the other downloaders may ask the owner
+	// for them as well; two ranges keep the owner busy and that overlap
+	// small.
+	swarmOwnerWindow = 2
+	// swarmOwnerEndgame is how long a range must have been in flight at
+	// another downloader before the end game asks a source that holds the
+	// whole file (the owner) for it too (DownloadEndgameAfter otherwise):
+	// downloaders serving each other are slower than the owner's link is
+	// precious.
+	swarmOwnerEndgame = 4 * time.Second
+	// ownerYield is how long a complete source's worker waits before it
+	// takes groups that another downloader (a partial source) holds too:
+	// long enough for that downloader to serve them, short enough that a
+	// slow one does not hold the download back.
+	ownerYield = 300 * time.Millisecond
 	// availRefresh is how often the scheduler counts which sources hold
 	// each group, for rarest first (a pass over every source's bitmap).
 	availRefresh = 100 * time.Millisecond

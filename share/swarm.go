@@ -3,8 +3,8 @@ package share
 import (
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"os"
+	"time"
 )
 
 // Swarming: a node serves the verified groups of a file it is still
@@ -38,13 +38,14 @@ type swarmState struct {
 	outboard []byte
 	// proven marks the groups verified whose proofs are in outboard.
 	proven Bitmap
-	// offset is where this run begins to look for the rarest groups, so
-	// that downloaders that start together fetch different groups first.
-	offset int64
 	// avail counts, per group, the attached sources that hold it (for
 	// rarest first), recomputed every availRefresh.
-	avail   []uint16
-	availAt int64 // UnixNano of the last count
+	avail    []uint16
+	availAt  int64 // UnixNano of the last count
+	complete int   // attached sources that hold every group, at the last count
+	// yielding holds since when a complete source's worker has found only
+	// groups that a partial source holds too (see pickFreeLocked).
+	yielding map[*sourceState]time.Time
 	// wants are the spans stream readers wait for, most urgent first.
 	wants map[*StreamReader][]groupSpan
 }
@@ -58,10 +59,7 @@ func (r *run) sideLocked() *swarmState {
 	if r.sw != nil || r.state == nil {
 		return r.sw
 	}
-	sw := &swarmState{wants: map[*StreamReader][]groupSpan{}}
-	if r.groups > 0 {
-		sw.offset = rand.Int64N(r.groups)
-	}
+	sw := &swarmState{wants: map[*StreamReader][]groupSpan{}, yielding: map[*sourceState]time.Time{}}
 	if !r.m.cfg.NoSwarm && OutboardSize(r.size) <= MaxSwarmOutboard {
 		sw.outboard = make([]byte, OutboardSize(r.size))
 		binary.LittleEndian.PutUint64(sw.outboard, uint64(r.size))
@@ -114,6 +112,9 @@ func (m *Manager) Partial(root [32]byte, scope Scope) (*PartialFile, bool) {
 	}
 	m.mu.Lock()
 	r, ok := m.runs[root]
+	if !ok {
+		r, ok = m.seedLocked(root)
+	}
 	m.mu.Unlock()
 	if !ok {
 		return nil, false
@@ -131,7 +132,12 @@ func (p *PartialFile) Have() HaveReply {
 	r := p.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	h := HaveReply{Size: r.size, Bitmap: append(Bitmap(nil), r.sw.proven...)}
+	h := HaveReply{Size: r.size, Bitmap: append(Bitmap(nil), r.sw.proven...), Fetching: NewBitmap(r.groups)}
+	for i, st := range r.state {
+		if st == groupAsked || st == groupWriting || st == groupWritten {
+			h.Fetching.Set(int64(i))
+		}
+	}
 	return h
 }
 
@@ -161,9 +167,16 @@ func (p *PartialFile) AppendProof(dst []byte, first, count int64) (_ []byte, ok 
 	return dst, err == nil
 }
 
-// Open opens the partial file for reading.
+// Open opens the partial file for reading, or the finished file once the
+// download is done.
 func (p *PartialFile) Open() (*os.File, error) {
-	f, err := os.Open(p.r.m.partialPath(p.r.root))
+	name := p.r.m.partialPath(p.r.root)
+	p.r.mu.Lock()
+	if p.r.rec.State == StateDone {
+		name = p.r.rec.Path
+	}
+	p.r.mu.Unlock()
+	f, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("opening partial file: %w", err)
 	}
@@ -172,3 +185,44 @@ func (p *PartialFile) Open() (*os.File, error) {
 
 // Root returns the file's root.
 func (p *PartialFile) Root() [32]byte { return p.r.root }
+
+// keepSeedLocked keeps a download that just ended, if it is done and every
+// group of it is proven, among the seeds: it goes on being served from
+// where it was placed until the daemon stops, the download is forgotten
+// (Cancel) or MaxSeeds newer ones push it out. The caller holds m.mu.
+func (m *Manager) keepSeedLocked(r *run) {
+	r.mu.Lock()
+	ok := r.rec.State == StateDone && r.sw != nil && r.sw.outboard != nil && r.groups > 0
+	for i := int64(0); ok && i < r.groups; i++ {
+		ok = r.sw.proven.Has(i)
+	}
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	m.dropSeedLocked(r.root)
+	m.seeds = append(m.seeds, r)
+	if len(m.seeds) > MaxSeeds {
+		m.seeds = m.seeds[1:]
+	}
+}
+
+// seedLocked returns the seed of root. The caller holds m.mu.
+func (m *Manager) seedLocked(root [32]byte) (*run, bool) {
+	for _, r := range m.seeds {
+		if r.root == root {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// dropSeedLocked forgets the seed of root. The caller holds m.mu.
+func (m *Manager) dropSeedLocked(root [32]byte) {
+	for i, r := range m.seeds {
+		if r.root == root {
+			m.seeds = append(m.seeds[:i], m.seeds[i+1:]...)
+			return
+		}
+	}
+}

@@ -2,6 +2,7 @@ package share
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -32,9 +33,41 @@ func (r *run) pickFreeLocked(s *sourceState) (int64, int64) {
 		}
 	}
 	if r.groups <= maxRarestGroups && r.partialSourcesLocked() {
-		return r.pickRarestLocked(s, sw)
+		if s.Have.Complete && r.askedOfLocked(s) >= swarmOwnerWindow*r.m.cfg.Tuning.RangeGroups {
+			// What is in flight is invisible to the other downloaders,
+			// which may ask the owner for it too: keep it small.
+			return 0, 0
+		}
+		first, count := r.pickRarestLocked(s, sw, s.Have.Complete)
+		if count > 0 || !s.Have.Complete {
+			delete(sw.yielding, s)
+			return first, count
+		}
+		// A complete source (the owner) is asked for groups another
+		// downloader holds only once it has waited ownerYield for them
+		// to come from there: so the owner uploads each group about once,
+		// and downloaders fetch the rest from each other.
+		if since, ok := sw.yielding[s]; !ok {
+			sw.yielding[s] = time.Now()
+			return 0, 0
+		} else if time.Since(since) < ownerYield {
+			return 0, 0
+		}
+		delete(sw.yielding, s)
+		return r.pickRarestLocked(s, sw, false)
 	}
 	return r.pickLocked(s, groupFree, 0)
+}
+
+// askedOfLocked counts the groups in flight whose first request went to s.
+func (r *run) askedOfLocked(s *sourceState) int64 {
+	n := int64(0)
+	for i := r.scanFrom; i < r.groups; i++ {
+		if r.state[i] == groupAsked && r.askedBy[i] == s {
+			n++
+		}
+	}
+	return n
 }
 
 // partialSourcesLocked reports whether an attached source holds only part
@@ -67,40 +100,59 @@ func (r *run) pickSpanLocked(s *sourceState, sp groupSpan) (int64, int64) {
 }
 
 // pickRarestLocked picks up to RangeGroups contiguous free groups s holds
-// that as few sources as possible hold, from the run's random offset on.
-func (r *run) pickRarestLocked(s *sourceState, sw *swarmState) (int64, int64) {
+// that as few sources as possible hold, beginning at a random one of them;
+// onlyUnique, only groups that no partial source holds (only complete
+// sources do).
+func (r *run) pickRarestLocked(s *sourceState, sw *swarmState, onlyUnique bool) (int64, int64) {
 	now := time.Now().UnixNano()
 	if sw.avail == nil || now-sw.availAt > int64(availRefresh) {
 		if sw.avail == nil {
 			sw.avail = make([]uint16, r.groups)
 		}
 		clear(sw.avail)
+		sw.complete = 0
 		for _, o := range r.sources {
+			if o.dropped == "" && o.Have.Complete {
+				sw.complete++
+			}
 			if o.dropped != "" {
 				continue
 			}
 			for i := range r.groups {
-				if o.Have.Has(i) && sw.avail[i] < ^uint16(0) {
+				// A group another downloader is fetching counts as held:
+				// it will be, and asking the owner for it too is waste.
+				if (o.Have.Has(i) || o.Have.Fetching.Has(i)) && sw.avail[i] < ^uint16(0) {
 					sw.avail[i]++
 				}
 			}
 		}
 		sw.availAt = now
 	}
-	ok := func(i int64) bool { return r.state[i] == groupFree && s.Have.Has(i) }
-	best := ^uint16(0)
-	found := false
+	ok := func(i int64) bool {
+		return r.state[i] == groupFree && s.Have.Has(i) && (!onlyUnique || int(sw.avail[i]) <= sw.complete)
+	}
+	best, candidates := ^uint16(0), int64(0)
 	for i := r.scanFrom; i < r.groups; i++ {
-		if ok(i) && (!found || sw.avail[i] < best) {
-			best, found = sw.avail[i], true
+		switch {
+		case !ok(i):
+		case candidates == 0 || sw.avail[i] < best:
+			best, candidates = sw.avail[i], 1
+		case sw.avail[i] == best:
+			candidates++
 		}
 	}
-	if !found {
+	if candidates == 0 {
 		return 0, 0
 	}
-	for k := range r.groups {
-		i := (sw.offset + k) % r.groups
+	// A random one of the rarest: two downloaders that went on from where
+	// they were would soon fetch the same groups from the owner together.
+	k := rand.Int64N(candidates)
+	for i := r.scanFrom; i < r.groups; i++ {
 		if !ok(i) || sw.avail[i] != best {
+			continue
+		}
+		if k > 0 {
+			k--
 			continue
 		}
 		n := int64(1)
@@ -108,8 +160,6 @@ func (r *run) pickRarestLocked(s *sourceState, sw *swarmState) (int64, int64) {
 			n++
 		}
 		r.takeLocked(s, i, n)
-		// Go on from here next time: runs stay long and sequential.
-		sw.offset = (i + n) % r.groups
 		return i, n
 	}
 	return 0, 0
@@ -164,6 +214,7 @@ func (r *run) watchHave(s *sourceState, wg *sync.WaitGroup) {
 						merged[i] |= have.Bitmap[i]
 					}
 					s.Have.Bitmap = merged
+					s.Have.Fetching = have.Fetching
 				}
 				r.cond.Broadcast()
 			}
@@ -174,4 +225,62 @@ func (r *run) watchHave(s *sourceState, wg *sync.WaitGroup) {
 			}
 		}
 	}()
+}
+
+// pickEndgameLocked picks a range in flight at another source for s, in
+// the end game (see endgameLocked). The caller holds r.mu.
+func (r *run) pickEndgameLocked(s *sourceState) (int64, int64) {
+	if !r.endgameLocked() {
+		return 0, 0
+	}
+	if !s.Have.Complete || !r.partialSourcesLocked() {
+		return r.pickLocked(s, groupAsked, 1)
+	}
+	// The owner, with other downloaders as sources: ask it again only for
+	// what has been in flight for swarmOwnerEndgame elsewhere, or it
+	// uploads what the others are sending anyway.
+	now := time.Now().UnixNano()
+	ok := func(i int64) bool {
+		return r.state[i] == groupAsked && r.inflight[i] == 1 && s.Have.Has(i) &&
+			r.askedBy[i] != s && now-r.askedAt[i] > int64(swarmOwnerEndgame)
+	}
+	for i := r.scanFrom; i < r.groups; i++ {
+		if !ok(i) {
+			continue
+		}
+		n := int64(0)
+		for j := i; j < r.groups && n < r.m.cfg.Tuning.RangeGroups && ok(j); j++ {
+			r.inflight[j]++
+			n++
+		}
+		return i, n
+	}
+	return 0, 0
+}
+
+// endgameLocked reports whether the end game may begin: always when every
+// source holds the whole file; with partial sources (other downloaders),
+// only once no group is free, so that a source with nothing of its own to
+// do (the owner, yielding to them) does not ask again for what a
+// downloader is sending. The caller holds r.mu.
+func (r *run) endgameLocked() bool {
+	if !r.partialSourcesLocked() {
+		return true
+	}
+	for i := r.scanFrom; i < r.groups; i++ {
+		if r.state[i] == groupFree {
+			return false
+		}
+	}
+	return true
+}
+
+// swarmSearchDelay is the delay between searches for sources of a running
+// download: with swarming, at most SwarmSourceRefresh, so that friends who
+// began the same download are found while it is worth fetching from them.
+func (r *run) swarmSearchDelay(d time.Duration) time.Duration {
+	if r.m.cfg.NoSwarm {
+		return d
+	}
+	return min(d, SwarmSourceRefresh)
 }

@@ -42,6 +42,9 @@ type HaveReply struct {
 	Complete bool
 	// Bitmap marks the groups held when not Complete.
 	Bitmap Bitmap
+	// Fetching, if not nil, marks groups the peer is fetching now (it is
+	// downloading the file too): it will hold them soon.
+	Fetching Bitmap
 }
 
 // Has reports whether the peer holds group i.
@@ -169,6 +172,7 @@ func (f Frame) toWire() (*pb.Frame, error) {
 		r := &pb.HaveReply{Size: uint64(m.Size), Groups: uint64(Groups(m.Size)), Complete: m.Complete}
 		if !m.Complete {
 			r.Bitmap = m.Bitmap
+			r.Fetching = m.Fetching
 		}
 		w.Body = &pb.Frame_HaveReply{HaveReply: r}
 	case GetRange:
@@ -264,8 +268,14 @@ func haveReplyFromWire(w *pb.HaveReply) (HaveReply, error) {
 	case !m.Complete && int64(len(w.GetBitmap())) != (groups+7)/8:
 		return HaveReply{}, fmt.Errorf("bitmap of %d bytes for %d groups", len(w.GetBitmap()), groups)
 	}
+	if f := w.GetFetching(); len(f) != 0 && (m.Complete || int64(len(f)) != (groups+7)/8) {
+		return HaveReply{}, fmt.Errorf("fetching bitmap of %d bytes for %d groups", len(f), groups)
+	}
 	if !m.Complete {
 		m.Bitmap = w.GetBitmap()
+		if len(w.GetFetching()) != 0 {
+			m.Fetching = w.GetFetching()
+		}
 	}
 	return m, nil
 }

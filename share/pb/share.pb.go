@@ -334,7 +334,12 @@ type HaveReply struct {
 	Complete bool `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
 	// bitmap has bit i (byte i/8, bit i%8, least significant first) set when
 	// the peer holds group i; ceil(groups/8) bytes unless complete.
-	Bitmap        []byte `protobuf:"bytes,4,opt,name=bitmap,proto3" json:"bitmap,omitempty"`
+	Bitmap []byte `protobuf:"bytes,4,opt,name=bitmap,proto3" json:"bitmap,omitempty"`
+	// fetching, from a peer that is downloading the file itself, marks the
+	// groups it is fetching now and will hold soon (ceil(groups/8) bytes, or
+	// empty): other downloaders leave those to it instead of asking the
+	// owner for them too. Older peers ignore it.
+	Fetching      []byte `protobuf:"bytes,5,opt,name=fetching,proto3" json:"fetching,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -393,6 +398,13 @@ func (x *HaveReply) GetComplete() bool {
 func (x *HaveReply) GetBitmap() []byte {
 	if x != nil {
 		return x.Bitmap
+	}
+	return nil
+}
+
+func (x *HaveReply) GetFetching() []byte {
+	if x != nil {
+		return x.Fetching
 	}
 	return nil
 }
@@ -908,12 +920,13 @@ const file_share_pb_share_proto_rawDesc = "" +
 	"\x05error\x18\b \x01(\v2\x11.kith.share.ErrorH\x00R\x05errorB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Have\x12\x12\n" +
-	"\x04root\x18\x01 \x01(\fR\x04root\"k\n" +
+	"\x04root\x18\x01 \x01(\fR\x04root\"\x87\x01\n" +
 	"\tHaveReply\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x16\n" +
 	"\x06groups\x18\x02 \x01(\x04R\x06groups\x12\x1a\n" +
 	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x16\n" +
-	"\x06bitmap\x18\x04 \x01(\fR\x06bitmap\"U\n" +
+	"\x06bitmap\x18\x04 \x01(\fR\x06bitmap\x12\x1a\n" +
+	"\bfetching\x18\x05 \x01(\fR\bfetching\"U\n" +
 	"\bGetRange\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\fR\x04root\x12\x1f\n" +
 	"\vfirst_group\x18\x02 \x01(\x04R\n" +
