@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"kith/node"
+	"kith/share"
+)
+
+// getFolder is `kith get FOLDERLINK`: the daemon fetches the folder's
+// manifest (which may take up to a minute, friends are asked in turn),
+// makes the folder and downloads every file; this follows it with the
+// progress in total and a line per file as it completes.
+func getFolder(c *node.Client, link, to string, detach, asJSON bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	info, err := c.AddFolder(ctx, node.FolderRequest{Link: link, To: to})
+	cancel()
+	if err != nil {
+		return peerError(err)
+	}
+	switch {
+	case detach && asJSON:
+		return printJSON(info)
+	case detach:
+		fmt.Printf("queued folder %s (%d files, %s) into %s\n", safe(info.Name), len(info.Files), share.FormatSize(info.Size), safe(info.Dir))
+		return nil
+	}
+	if !asJSON {
+		fmt.Fprintf(os.Stderr, "folder %s: %d files, %s, into %s\n", safe(info.Name), len(info.Files), share.FormatSize(info.Size), safe(info.Dir))
+	}
+	reported := map[string]bool{}
+	started := time.Now()
+	for {
+		for _, f := range info.Files {
+			if f.State == share.StateDone && !reported[f.Path] {
+				reported[f.Path] = true
+				if !asJSON {
+					fmt.Fprintf(os.Stderr, "\r\033[K  done %s (%s)\n", safe(f.Path), share.FormatSize(f.Size))
+				}
+			}
+		}
+		if !asJSON {
+			fmt.Fprintf(os.Stderr, "\r\033[K%s [%s]: %d/%d files, %s of %s", safe(info.Name), info.State, info.FilesDone, len(info.Files),
+				share.FormatSize(info.Done), share.FormatSize(info.Size))
+		}
+		switch info.State {
+		case share.StateDone:
+			if asJSON {
+				return printJSON(info)
+			}
+			secs := time.Since(started).Seconds()
+			fmt.Fprintln(os.Stderr)
+			fmt.Printf("done: %s (%d files, %s, %.1f MB/s), every file's BLAKE3 root verified\n",
+				safe(info.Dir), len(info.Files), share.FormatSize(info.Size), float64(info.Size)/1e6/max(secs, 0.001))
+			return nil
+		case share.StateFailed:
+			fmt.Fprintln(os.Stderr)
+			if asJSON {
+				printJSON(info)
+			}
+			return fmt.Errorf("folder download failed: %s", safe(info.Error))
+		}
+		time.Sleep(250 * time.Millisecond)
+		ctx, cancel := apiContext()
+		next, err := c.Folder(ctx, info.Root)
+		cancel()
+		if err != nil {
+			return peerError(err)
+		}
+		info = next
+	}
+}
+
+// printFolderLinks prints the link of every folder of the shares, for
+// `kith share ls --links`.
+func printFolderLinks(ctx context.Context, c *node.Client) error {
+	fs, err := c.ShareFolders(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		fmt.Println(safe(f.Link))
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"kith/share"
+)
+
+// TestFolderFromTwoFriends: two friends share the same folder (three
+// levels); the downloader gets its link from a friend's browse listing,
+// fetches it through the API (POST /v1/folders) and gets every file,
+// verified, from both friends.
+func TestFolderFromTwoFriends(t *testing.T) {
+	d, dHome := testNode(t, "downloader")
+	orig := filepath.Join(t.TempDir(), "album")
+	files := map[string]int64{"cd1/a/01.flac": 3<<20 + 11, "cd1/02.flac": 1 << 20, "cd2/b/c/03.flac": 2<<20 + 5, "cover.jpg": 70000, "empty": 0}
+	seed := uint64(1)
+	for rel, size := range files {
+		writeRandomFile(t, filepath.Join(orig, filepath.FromSlash(rel)), size, seed)
+		seed++
+	}
+	var sources []*Node
+	for i := range 2 {
+		s, _ := testNode(t, "source"+string(rune('1'+i)))
+		befriend(t, d, s)
+		dir := filepath.Join(t.TempDir(), "album")
+		for rel := range files {
+			p := filepath.Join(dir, filepath.FromSlash(rel))
+			linkInto(t, filepath.Join(orig, filepath.FromSlash(rel)), filepath.Dir(p))
+		}
+		shareDir(t, s, dir, share.ShareFlags{Browsable: true})
+		waitFor(t, 10*time.Second, "friend online", func() bool { return isOnline(d, s) && isOnline(s, d) })
+		sources = append(sources, s)
+	}
+	c := NewClient(dHome)
+	ctx := context.Background()
+	l, err := c.Browse(ctx, sources[0].ID().String(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Entries) != 1 || !l.Entries[0].Dir || !strings.HasPrefix(l.Entries[0].Link, "kith://folder/") {
+		t.Fatalf("browse: %+v", l.Entries)
+	}
+	fd, err := c.AddFolder(ctx, FolderRequest{Link: l.Entries[0].Link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for fd.State != share.StateDone {
+		if fd.State == share.StateFailed || time.Now().After(deadline) {
+			t.Fatalf("folder download: %+v", fd)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if fd, err = c.Folder(ctx, fd.Root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rel := range files {
+		if !sameFile(t, filepath.Join(orig, filepath.FromSlash(rel)), filepath.Join(fd.Dir, filepath.FromSlash(rel))) {
+			t.Fatalf("%s differs", rel)
+		}
+	}
+	used := map[string]bool{}
+	for _, info := range d.Downloads().List() {
+		for _, s := range info.Sources {
+			if s.Bytes > 0 {
+				used[s.Name] = true
+			}
+		}
+	}
+	t.Logf("folder %s: %d files, %d bytes; sources used: %v", fd.Dir, fd.FilesDone, fd.Done, used)
+	if len(used) != 2 {
+		t.Fatalf("files came from %d friends; want 2", len(used))
+	}
+	// The owner lists the folder's links, the share's first.
+	links, err := NewClient(sources[0].cfg.Home).ShareFolders(ctx, "")
+	if err != nil || len(links) != 6 || links[0].Link != l.Entries[0].Link {
+		t.Fatalf("share folders: %+v, %v", links, err)
+	}
+}
+
+// TestStreamAPI: `kith stream`'s request (POST /v1/streams) starts the
+// download and gives a loopback URL; the URL serves ranges of verified
+// bytes with nosniff; a wrong token or Host header is refused.
+func TestStreamAPI(t *testing.T) {
+	d, dHome := testNode(t, "downloader")
+	s, _ := testNode(t, "source")
+	befriend(t, d, s)
+	dir := filepath.Join(t.TempDir(), "videos")
+	tree := writeRandomFile(t, filepath.Join(dir, "film.mkv"), 8<<20, 3)
+	shareDir(t, s, dir, share.ShareFlags{Browsable: true})
+	waitFor(t, 10*time.Second, "friend online", func() bool { return isOnline(d, s) && isOnline(s, d) })
+	want, _ := os.ReadFile(filepath.Join(dir, "film.mkv"))
+
+	c := NewClient(dHome)
+	link := share.Link{Root: tree.Root, Name: "film.mkv", Size: 8 << 20}
+	si, err := c.Stream(context.Background(), StreamRequest{Link: link.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(si.URL, "http://127.0.0.1:") {
+		t.Fatalf("URL %s", si.URL)
+	}
+	req, _ := http.NewRequest("GET", si.URL, nil)
+	req.Header.Set("Range", "bytes=6000000-6099999")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, want[6000000:6100000]) {
+		t.Fatalf("range: %s, %d bytes", resp.Status, len(body))
+	}
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Content-Type") != "video/x-matroska" {
+		t.Fatalf("headers: %v", resp.Header)
+	}
+	bad := si.URL[:len(si.URL)-4] + "0000"
+	if r, err := http.Get(bad); err != nil || r.StatusCode != http.StatusForbidden {
+		t.Fatalf("wrong token: %v %v", r.Status, err)
+	} else {
+		r.Body.Close()
+	}
+	req, _ = http.NewRequest("GET", si.URL, nil)
+	req.Host = "attacker.example:80"
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("wrong host: %v %v", r.Status, err)
+	} else {
+		r.Body.Close()
+	}
+	// The whole file, through the socket endpoint too.
+	waitDownload(t, d, tree.Root, time.Minute)
+	resp, err = http.Get(si.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(body, want) {
+		t.Fatal("the streamed file differs")
+	}
+}
