@@ -186,3 +186,47 @@ func TestStreamHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamLyingSource reads a file through a StreamReader while it
+// downloads from an honest owner and a liar that flips a byte of every
+// range: every byte the reader hands out equals the file's, while the
+// download caught the liar.
+func TestStreamLyingSource(t *testing.T) {
+	const size = 12 << 20
+	sn := newSwarmNet(t, 2, false, Tuning{SourceRefresh: 100 * time.Millisecond, RangeGroups: 2, Window: 2}, 0)
+	data, link := sn.share(size)
+	sn.nodes[2].srv = sn.nodes[0].srv
+	sn.nodes[1].peers = []int{0, 2}
+	sn.nodes[1].wrap = func(j int, p *Peer) Fetcher {
+		if j == 2 {
+			return haveFetcher{lie(false)(p, nil), p}
+		}
+		return haveFetcher{waitThen(nil, 30*time.Millisecond)(p, nil), p}
+	}
+	m := sn.nodes[1].m
+	if _, err := m.Add(link, ""); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := m.OpenStream(context.Background(), link.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Close()
+	got, err := io.ReadAll(sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := waitLong(t, m, link.Root, time.Minute)
+	t.Logf("read %d bytes through the stream; the download caught %d bad groups", len(got), info.BadRanges)
+	if info.BadRanges == 0 {
+		t.Fatal("the liar was never caught: the test proves nothing")
+	}
+	if !bytes.Equal(got, data) {
+		for i := range got {
+			if got[i] != data[i] {
+				t.Fatalf("the stream handed out a wrong byte at %d (group %d)", i, i/GroupSize)
+			}
+		}
+		t.Fatal("the stream's bytes differ")
+	}
+}
