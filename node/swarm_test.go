@@ -68,7 +68,7 @@ func TestAnonymousStreamAndSwarm(t *testing.T) {
 		info, _ := a.Downloads().Info(tree.Root)
 		var res struct {
 			Format  struct{ Duration string } `json:"format"`
-			Streams []struct{} `json:"streams"`
+			Streams []struct{}                `json:"streams"`
 		}
 		json.Unmarshal(out, &res)
 		dur, _ := strconv.ParseFloat(res.Format.Duration, 64)
