@@ -157,7 +157,7 @@ func TestFolderGetCrashResume(t *testing.T) {
 		t.Fatalf("folder: %s, %d files, %d bytes: %s", fd.State, len(fd.Files), fd.Size, fd.Error)
 	}
 	_, _, after := groups()
-	var resumed, fetched, dup int64
+	var resumed, fetched, dup, bad int64
 	for _, f := range fd.Files {
 		tree, err := share.HashFile(filepath.Join(fd.Dir, filepath.FromSlash(f.Path)))
 		if err != nil || hex.EncodeToString(tree.Root[:]) != f.Root {
@@ -173,6 +173,10 @@ func TestFolderGetCrashResume(t *testing.T) {
 		resumed += a.ResumedGroups
 		fetched += a.FetchedGroups
 		dup += a.DuplicateGroups
+		bad += a.BadRanges
+		if a.BadRanges > 0 {
+			t.Logf("%s: %d bad groups; sources %+v", f.Path, a.BadRanges, a.Sources)
+		}
 		if a.ResumedGroups < b.Verified {
 			t.Errorf("%s: resumed %d groups, but %d were verified before the kill", f.Path, a.ResumedGroups, b.Verified)
 		}
@@ -180,6 +184,6 @@ func TestFolderGetCrashResume(t *testing.T) {
 			t.Errorf("%s: resumed %d + fetched %d - duplicates %d != %d groups", f.Path, a.ResumedGroups, a.FetchedGroups, a.DuplicateGroups, a.Groups)
 		}
 	}
-	t.Logf("after the restart: %d files were done, the others resumed %d groups and fetched %d (%d duplicates); every root verified",
-		doneBefore, resumed, fetched, dup)
+	t.Logf("after the restart: %d files were done, the others resumed %d groups and fetched %d (%d duplicates, %d bad); every root verified",
+		doneBefore, resumed, fetched, dup, bad)
 }
