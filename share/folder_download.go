@@ -336,18 +336,24 @@ func (m *Manager) runFolder(root [32]byte) {
 	}
 	log := m.log.With(slog.String("folder", rec.Name))
 	byRoot := map[[32]byte]string{} // where each root's primary file was placed
+	done := make([]bool, len(files))
 	t := time.NewTicker(folderPoll)
 	defer t.Stop()
 	for {
-		left := 0
-		for _, f := range files {
-			st, err := m.folderStep(f, byRoot)
+		// At most maxFolderActive files are queued at once: each queued
+		// download is a record and a goroutine waiting for a slot.
+		left, budget := 0, maxFolderActive
+		for i, f := range files {
+			if done[i] {
+				continue
+			}
+			st, err := m.folderStep(f, byRoot, &budget)
 			if err != nil {
 				log.Warn("folder download failed", slog.String("file", f.Path), slog.Any("err", err))
 				m.endFolder(root, rec, StateFailed, fmt.Errorf("%s: %w", f.Path, err))
 				return
 			}
-			if st != StateDone {
+			if done[i] = st == StateDone; !done[i] {
 				left++
 			}
 		}
@@ -364,10 +370,10 @@ func (m *Manager) runFolder(root [32]byte) {
 	}
 }
 
-// folderStep moves one file on: queues its download if there is none, or
-// copies it from the file with the same root once that is done. It
-// returns the file's state.
-func (m *Manager) folderStep(f folderFile, byRoot map[[32]byte]string) (DownloadState, error) {
+// folderStep moves one file on: queues its download if there is none (and
+// *budget allows; each file not done takes one), or copies it from the
+// file with the same root once that is done. It returns the file's state.
+func (m *Manager) folderStep(f folderFile, byRoot map[[32]byte]string, budget *int) (DownloadState, error) {
 	dst := filepath.Join(f.dir, f.name)
 	if !f.primary {
 		if fi, err := os.Lstat(dst); err == nil && fi.Mode().IsRegular() && fi.Size() == f.Size {
@@ -393,12 +399,17 @@ func (m *Manager) folderStep(f folderFile, byRoot map[[32]byte]string) (Download
 	case mine && info.State == StateFailed:
 		return "", errors.New(info.Error)
 	case mine:
+		*budget--
 		return info.State, nil
 	case ok && info.State != StateDone && info.State != StateFailed:
 		// Downloading elsewhere (another folder, or by itself): wait, then
 		// download ours.
 		return StateQueued, nil
 	}
+	if *budget <= 0 {
+		return StateQueued, nil
+	}
+	*budget--
 	if _, err := m.Add(Link{Root: f.Root, Name: f.name, Size: f.Size}, f.dir); err != nil {
 		if errors.Is(err, ErrDownloadExists) {
 			return StateQueued, nil

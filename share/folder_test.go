@@ -430,3 +430,41 @@ func TestFolderIndex(t *testing.T) {
 		t.Fatal("folder served in a scope its share does not allow")
 	}
 }
+
+// TestFolderQueuesFew downloads a folder of 60 files and checks that at no
+// time more than maxFolderActive of them are queued or running.
+func TestFolderQueuesFew(t *testing.T) {
+	e, fc := newFolderEnv(t)
+	slow := newTestSource("friend:a")
+	slow.wrap = waitThen(nil, 5*time.Millisecond)
+	e.finder.set(slow)
+	m := e.manager(testTuning)
+	link, want := makeFolder(t, fc, e.shared, 60, func(i int) int64 { return int64(i)*1000 + 1 })
+	if _, err := m.AddFolder(context.Background(), link, ""); err != nil {
+		t.Fatal(err)
+	}
+	most := 0
+	for {
+		info, err := m.FolderInfo(link.Root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := 0
+		for _, d := range m.List() {
+			if d.State != StateDone && d.State != StateFailed {
+				open++
+			}
+		}
+		most = max(most, open)
+		if info.State == StateDone || info.State == StateFailed {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	info := waitFolder(t, m, link.Root)
+	checkFolder(t, info.Dir, want)
+	t.Logf("%d files; at most %d downloads open at once", len(want), most)
+	if most > maxFolderActive || most == 0 {
+		t.Fatalf("%d downloads open at once; want 1 to %d", most, maxFolderActive)
+	}
+}

@@ -237,8 +237,13 @@ const (
 	// (each file's size is still proven before its space is reserved).
 	MaxFolderSize = 16 << 40
 	// folderPoll is how often a folder download looks at its files'
-	// downloads, to report progress and place copies.
+	// downloads (those not done), to queue more and place copies.
 	folderPoll = 250 * time.Millisecond
+	// maxFolderActive is how many of a folder's files are queued or
+	// downloading at once (twice MaxConcurrentDownloads, so a slot that
+	// frees finds the next file queued): a folder of MaxManifestFiles
+	// files costs that many records and goroutines, not 65,536.
+	maxFolderActive = 2 * MaxConcurrentDownloads
 )
 
 // Swarming and streaming (swarm.go, stream_reader.go).
