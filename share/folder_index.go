@@ -8,26 +8,34 @@ import (
 	"sync"
 )
 
-// folderCache holds the manifests of every folder of the node's shares (a
-// share itself and each folder in it), by root and by path, rebuilt from
-// the index when a share is added, removed, changed or rescanned. A folder
-// whose manifest breaks a limit (too many files) has none, and no link.
+// folderCache knows the manifest root of every folder of the node's shares
+// (a share itself and each folder in it), by root and by path, rebuilt from
+// the index when a share is added, removed, changed or rescanned. It keeps
+// no manifest but the folderEncodings most recently served: one is made
+// again from the index when a peer asks for it. A folder whose manifest
+// breaks a limit (too many files) has none, and no link.
 type folderCache struct {
 	mu          sync.Mutex
 	fingerprint string
 	byRoot      map[[32]byte]*folderManifest
 	byPath      map[string][32]byte // "<share dir>\x00<rel>" -> root
+	recent      []*folderManifest   // with enc set, most recent last
 }
 
-// folderManifest is one folder's manifest as the server needs it.
+// folderManifest is one folder of the shares.
 type folderManifest struct {
-	enc       []byte
-	tree      Tree
+	dir, rel  string // the share's folder, and the folder's path in it
 	share     shareRecord
 	name      string
 	files     int
 	totalSize int64
+	enc       []byte // the encoding, while among recent
+	tree      Tree
 }
+
+// folderEncodings is how many manifest encodings the cache keeps (each at
+// most MaxManifestSize).
+const folderEncodings = 4
 
 // FolderInfo is a folder of the node's shares with its link.
 type FolderInfo struct {
@@ -67,7 +75,7 @@ func (x *Index) folders() *folderCache {
 	if c.byRoot != nil && fp == c.fingerprint {
 		return c
 	}
-	c.byRoot, c.byPath = map[[32]byte]*folderManifest{}, map[string][32]byte{}
+	c.byRoot, c.byPath, c.recent = map[[32]byte]*folderManifest{}, map[string][32]byte{}, nil
 	for _, d := range dirs {
 		files, err := x.Files(d)
 		if err != nil {
@@ -95,7 +103,7 @@ func (x *Index) folders() *folderCache {
 			if err != nil {
 				continue
 			}
-			c.byRoot[tree.Root] = &folderManifest{enc: enc, tree: tree, share: rec, name: name, files: len(m.Files), totalSize: m.TotalSize()}
+			c.byRoot[tree.Root] = &folderManifest{dir: d, rel: rel, share: rec, name: name, files: len(m.Files), totalSize: m.TotalSize()}
 			c.byPath[folderKey(d, rel)] = tree.Root
 		}
 	}
@@ -104,16 +112,44 @@ func (x *Index) folders() *folderCache {
 }
 
 // LookupFolder returns the manifest encoding and tree of the folder with
-// root, if it is a folder of a share that scope may see.
+// root, if it is a folder of a share that scope may see. A manifest not
+// served lately is made again from the index (a listing of the share).
 func (x *Index) LookupFolder(root [32]byte, scope Scope) ([]byte, Tree, bool) {
 	c := x.folders()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	f, ok := c.byRoot[root]
 	if !ok || !f.share.allows(scope) {
+		c.mu.Unlock()
 		return nil, Tree{}, false
 	}
-	return f.enc, f.tree, true
+	if f.enc != nil {
+		enc, tree := f.enc, f.tree
+		c.mu.Unlock()
+		return enc, tree, true
+	}
+	c.mu.Unlock()
+	files, err := x.Files(f.dir)
+	if err != nil {
+		return nil, Tree{}, false
+	}
+	m := ManifestOf(f.name, files, f.rel)
+	enc, err := m.Encode()
+	if err != nil {
+		return nil, Tree{}, false
+	}
+	tree, err := ManifestTree(enc)
+	if err != nil || tree.Root != root {
+		return nil, Tree{}, false // the share changed since: its folders have new roots
+	}
+	c.mu.Lock()
+	f.enc, f.tree = enc, tree
+	c.recent = append(c.recent, f)
+	if len(c.recent) > folderEncodings {
+		c.recent[0].enc, c.recent[0].tree = nil, Tree{}
+		c.recent = c.recent[1:]
+	}
+	c.mu.Unlock()
+	return enc, tree, true
 }
 
 // folderRoot returns the root of folder rel of the share dir, if it has
