@@ -157,14 +157,16 @@ func TestFolderGetCrashResume(t *testing.T) {
 		t.Fatalf("folder: %s, %d files, %d bytes: %s", fd.State, len(fd.Files), fd.Size, fd.Error)
 	}
 	_, _, after := groups()
-	var resumed, fetched, dup, bad int64
+	var resumed, fetched, dup, bad, doneGroups, allGroups int64
 	for _, f := range fd.Files {
 		tree, err := share.HashFile(filepath.Join(fd.Dir, filepath.FromSlash(f.Path)))
 		if err != nil || hex.EncodeToString(tree.Root[:]) != f.Root {
 			t.Fatalf("%s: root %x, %v; the manifest says %s", f.Path, tree.Root, err, f.Root)
 		}
 		b, a := before[f.Root], after[f.Root]
+		allGroups += share.Groups(f.Size)
 		if b.State == share.StateDone {
+			doneGroups += b.Groups
 			if a.FetchedGroups != 0 {
 				t.Errorf("%s was done before the kill, and fetched %d groups after it", f.Path, a.FetchedGroups)
 			}
@@ -184,6 +186,9 @@ func TestFolderGetCrashResume(t *testing.T) {
 			t.Errorf("%s: resumed %d + fetched %d - duplicates %d != %d groups", f.Path, a.ResumedGroups, a.FetchedGroups, a.DuplicateGroups, a.Groups)
 		}
 	}
-	t.Logf("after the restart: %d files were done, the others resumed %d groups and fetched %d (%d duplicates, %d bad); every root verified",
-		doneBefore, resumed, fetched, dup, bad)
+	t.Logf("after the restart: %d files (%d groups) were done, the others resumed %d groups and fetched %d (%d duplicates, %d bad); every root verified",
+		doneBefore, doneGroups, resumed, fetched, dup, bad)
+	if n := doneGroups + resumed + fetched - dup - bad; n != allGroups {
+		t.Errorf("done %d + resumed %d + fetched %d - duplicates %d - bad %d = %d; want the files' %d groups", doneGroups, resumed, fetched, dup, bad, n, allGroups)
+	}
 }
