@@ -290,8 +290,9 @@ const (
 	// each group, for rarest first (a pass over every source's bitmap).
 	availRefresh = 100 * time.Millisecond
 	// maxRarestGroups is the largest file, in groups, scheduled rarest
-	// first (16 GiB, as MaxSwarmOutboard); larger ones go lowest first.
-	maxRarestGroups = MaxSwarmOutboard / NodeSize
+	// first (4 GiB): each pick scans the groups, a few times per MiB
+	// received; larger files go lowest first (and are still served).
+	maxRarestGroups = 1 << 14
 	// StreamCritical is the groups from a stream reader's position that
 	// are fetched before anything else (1 MiB): what a player needs now.
 	StreamCritical = 4
