@@ -117,3 +117,79 @@ func TestAnonymousStreamAndSwarm(t *testing.T) {
 		t.Fatalf("f's copy: %x, %v", got.Root, err)
 	}
 }
+
+// TestSwarmBetweenFriends: o shares a file and uploads at most 2 MiB/s; x
+// and y, friends of o and of each other, download it at once and fetch
+// part of it from each other. With the setting swarm off, z (a friend of x)
+// asking x for the file while x downloads it learns nothing.
+func TestSwarmBetweenFriends(t *testing.T) {
+	nodes := tunnelNet(t, []string{"o", "x", "y"}, [][2]int{{0, 1}, {0, 2}, {1, 2}}, func(i int, c *Config) {
+		if i == 0 {
+			c.MaxUpload = 2 << 20
+		}
+	})
+	o, x, y := nodes[0], nodes[1], nodes[2]
+	dir := filepath.Join(t.TempDir(), "films")
+	tree := writeRandomFile(t, filepath.Join(dir, "film.mkv"), 16<<20, 5)
+	shareDir(t, o, dir, share.ShareFlags{Browsable: true})
+	link := share.Link{Root: tree.Root, Name: "film.mkv", Size: tree.Size}
+	for _, n := range []*Node{x, y} {
+		if _, err := n.AddDownload(link, "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromPeers := int64(0)
+	for _, n := range []*Node{x, y} {
+		info := waitDownload(t, n, tree.Root, 2*time.Minute)
+		if info.State != share.StateDone {
+			t.Fatalf("%s: %+v", n.Name(), info)
+		}
+		got, err := share.HashFile(info.Path)
+		if err != nil || got.Root != tree.Root {
+			t.Fatalf("%s's copy: %v", n.Name(), err)
+		}
+		for _, s := range info.Sources {
+			if s.Name != "o" {
+				fromPeers += s.Bytes
+			}
+		}
+		t.Logf("%s: sources %+v", n.Name(), info.Sources)
+	}
+	if fromPeers == 0 {
+		t.Fatal("x and y fetched nothing from each other")
+	}
+}
+
+// TestNoSwarmSetting: with swarm off, a node downloading a file tells a
+// friend that asks for it nothing.
+func TestNoSwarmSetting(t *testing.T) {
+	nodes := tunnelNet(t, []string{"o", "x", "z"}, [][2]int{{0, 1}, {1, 2}}, func(i int, c *Config) {
+		switch i {
+		case 0:
+			c.MaxUpload = 1 << 20
+		case 1:
+			c.NoSwarm = true
+		}
+	})
+	o, x, z := nodes[0], nodes[1], nodes[2]
+	dir := filepath.Join(t.TempDir(), "films")
+	tree := writeRandomFile(t, filepath.Join(dir, "film.mkv"), 8<<20, 6)
+	shareDir(t, o, dir, share.ShareFlags{Browsable: true})
+	if _, err := x.AddDownload(share.Link{Root: tree.Root, Name: "film.mkv", Size: tree.Size}, "", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "x has verified groups", func() bool {
+		info, _ := x.Downloads().Info(tree.Root)
+		return info.Received > 2
+	})
+	p, err := z.share.openPeer(context.Background(), x.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Have(context.Background(), tree.Root)
+	var er share.ErrorReply
+	if !errors.As(err, &er) || er.Code != share.CodeNotFound {
+		t.Fatalf("x, with swarm off, answered Have for what it downloads: %v", err)
+	}
+}
