@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,20 +89,35 @@ func TestFolderFromTwoFriends(t *testing.T) {
 }
 
 // TestStreamAPI: `kith stream`'s request (POST /v1/streams) starts the
-// download and gives a loopback URL; the URL serves ranges of verified
-// bytes with nosniff; a wrong token or Host header is refused.
+// download from a friend that uploads at most 4 MiB/s and gives a loopback
+// URL. A player's requests through it: the first MiB, then a seek to 80%,
+// each equal to the file's bytes, the second answered while the download
+// is still far from done; nosniff; a wrong token or Host header refused;
+// the whole file once done.
 func TestStreamAPI(t *testing.T) {
+	const size = 32 << 20
 	d, dHome := testNode(t, "downloader")
-	s, _ := testNode(t, "source")
+	home := filepath.Join(t.TempDir(), "source")
+	if _, err := Init(home, "source"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(home)
+	cfg.MaxUpload = 4 << 20
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	befriend(t, d, s)
 	dir := filepath.Join(t.TempDir(), "videos")
-	tree := writeRandomFile(t, filepath.Join(dir, "film.mkv"), 8<<20, 3)
+	tree := writeRandomFile(t, filepath.Join(dir, "film.mkv"), size, 3)
 	shareDir(t, s, dir, share.ShareFlags{Browsable: true})
 	waitFor(t, 10*time.Second, "friend online", func() bool { return isOnline(d, s) && isOnline(s, d) })
 	want, _ := os.ReadFile(filepath.Join(dir, "film.mkv"))
 
 	c := NewClient(dHome)
-	link := share.Link{Root: tree.Root, Name: "film.mkv", Size: 8 << 20}
+	link := share.Link{Root: tree.Root, Name: "film.mkv", Size: size}
+	start := time.Now()
 	si, err := c.Stream(context.Background(), StreamRequest{Link: link.String()})
 	if err != nil {
 		t.Fatal(err)
@@ -109,41 +125,57 @@ func TestStreamAPI(t *testing.T) {
 	if !strings.HasPrefix(si.URL, "http://127.0.0.1:") {
 		t.Fatalf("URL %s", si.URL)
 	}
-	req, _ := http.NewRequest("GET", si.URL, nil)
-	req.Header.Set("Range", "bytes=6000000-6099999")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	get := func(from, to int64) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", si.URL, nil)
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(from, 10)+"-"+strconv.FormatInt(to, 10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, want[from:to+1]) {
+			t.Fatalf("range %d-%d: %s, %d bytes, equal %v", from, to, resp.Status, len(body), bytes.Equal(body, want[from:min(to+1, from+int64(len(body)))]))
+		}
+		return resp, body
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, want[6000000:6100000]) {
-		t.Fatalf("range: %s, %d bytes", resp.Status, len(body))
-	}
+	resp, _ := get(0, 1<<20-1)
+	tFirst := time.Since(start)
 	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Content-Type") != "video/x-matroska" {
 		t.Fatalf("headers: %v", resp.Header)
 	}
+	seek := time.Now()
+	at := int64(size) * 8 / 10
+	get(at, at+1<<20-1)
+	tSeek := time.Since(seek)
+	info, _ := d.Downloads().Info(tree.Root)
+	t.Logf("source at 4 MiB/s: first MiB after %v, the MiB at 80%% %v after the seek, with %d of %d groups verified", tFirst, tSeek, info.Received, info.Groups)
+	if info.State == share.StateDone || info.Received > info.Groups/2 {
+		t.Fatalf("the MiB at 80%% came with %d of %d groups verified: not fetched first", info.Received, info.Groups)
+	}
+
 	bad := si.URL[:len(si.URL)-4] + "0000"
 	if r, err := http.Get(bad); err != nil || r.StatusCode != http.StatusForbidden {
 		t.Fatalf("wrong token: %v %v", r.Status, err)
 	} else {
 		r.Body.Close()
 	}
-	req, _ = http.NewRequest("GET", si.URL, nil)
+	req, _ := http.NewRequest("GET", si.URL, nil)
 	req.Host = "attacker.example:80"
 	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusMisdirectedRequest {
 		t.Fatalf("wrong host: %v %v", r.Status, err)
 	} else {
 		r.Body.Close()
 	}
-	// The whole file, through the socket endpoint too.
+	// The whole file, once done.
 	waitDownload(t, d, tree.Root, time.Minute)
-	resp, err = http.Get(si.URL)
+	r, err := http.Get(si.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
 	if !bytes.Equal(body, want) {
 		t.Fatal("the streamed file differs")
 	}
