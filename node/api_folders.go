@@ -46,6 +46,7 @@ func (a *apiServer) folderRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/folders", a.addFolder)
 	mux.HandleFunc("GET /v1/folders", a.listFolders)
 	mux.HandleFunc("GET /v1/folders/{root}", a.getFolder)
+	mux.HandleFunc("DELETE /v1/folders/{root}", a.cancelFolder)
 	mux.HandleFunc("GET /v1/shares/folders", a.shareFolders)
 	a.streamRoutes(mux)
 }
@@ -90,6 +91,19 @@ func (a *apiServer) getFolder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, info)
+}
+
+func (a *apiServer) cancelFolder(w http.ResponseWriter, r *http.Request) {
+	root, err := rootParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := a.n.share.manager.CancelFolder(root); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"cancelled": r.PathValue("root")})
 }
 
 func (a *apiServer) shareFolders(w http.ResponseWriter, r *http.Request) {
@@ -137,4 +151,9 @@ func (c *Client) Folders(ctx context.Context) ([]share.FolderDownload, error) {
 func (c *Client) ShareFolders(ctx context.Context, dir string) ([]FolderLinkInfo, error) {
 	var out []FolderLinkInfo
 	return out, c.do(ctx, http.MethodGet, "/v1/shares/folders?dir="+url.QueryEscape(dir), nil, &out)
+}
+
+// CancelFolder stops a folder download and forgets it.
+func (c *Client) CancelFolder(ctx context.Context, root string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/folders/"+url.PathEscape(root), nil, nil)
 }

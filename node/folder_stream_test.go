@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -80,6 +81,16 @@ func TestFolderFromTwoFriends(t *testing.T) {
 	t.Logf("folder %s: %d files, %d bytes; sources used: %v", fd.Dir, fd.FilesDone, fd.Done, used)
 	if len(used) != 2 {
 		t.Fatalf("files came from %d friends; want 2", len(used))
+	}
+	// Forgetting the folder keeps its files; the client maps the error back.
+	if err := c.CancelFolder(ctx, fd.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Folder(ctx, fd.Root); !errors.Is(err, share.ErrNoSuchFolder) {
+		t.Fatalf("folder after cancel: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(fd.Dir, "cover.jpg")); err != nil {
+		t.Fatal(err)
 	}
 	// The owner lists the folder's links, the share's first.
 	links, err := NewClient(sources[0].cfg.Home).ShareFolders(ctx, "")

@@ -223,7 +223,7 @@ type Manager struct {
 	ended map[[32]byte]DownloadInfo
 	// folders marks the folder downloads whose goroutine runs
 	// (folder_download.go).
-	folders map[[32]byte]bool
+	folders map[[32]byte]*folderRun
 	// seeds are finished downloads still served to others (swarm.go).
 	seeds []*run
 	once  sync.Once

@@ -270,6 +270,12 @@ func (m *Manager) resumeFolders() {
 	}
 }
 
+// folderRun is a folder download's goroutine.
+type folderRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
 // startFolder runs the folder download of root in the manager's wg.
 func (m *Manager) startFolder(root [32]byte) {
 	m.mu.Lock()
@@ -278,22 +284,55 @@ func (m *Manager) startFolder(root [32]byte) {
 		return
 	}
 	if m.folders == nil {
-		m.folders = map[[32]byte]bool{}
+		m.folders = map[[32]byte]*folderRun{}
 	}
-	if m.folders[root] {
+	if m.folders[root] != nil {
 		return
 	}
-	m.folders[root] = true
+	ctx, cancel := context.WithCancel(m.ctx)
+	fr := &folderRun{cancel: cancel, done: make(chan struct{})}
+	m.folders[root] = fr
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer close(fr.done)
 		defer func() {
 			m.mu.Lock()
-			delete(m.folders, root)
+			if m.folders[root] == fr {
+				delete(m.folders, root)
+			}
 			m.mu.Unlock()
 		}()
-		m.runFolder(root)
+		m.runFolder(ctx, root)
 	}()
+}
+
+// CancelFolder stops a folder download and forgets it, cancelling the
+// downloads of its files that are not done (their partial data is
+// deleted). Files already done stay where they are.
+func (m *Manager) CancelFolder(root [32]byte) error {
+	m.mu.Lock()
+	fr := m.folders[root]
+	m.mu.Unlock()
+	if fr != nil {
+		fr.cancel()
+		<-fr.done
+	}
+	rec, ok := m.folderRecord(root)
+	if !ok {
+		return fmt.Errorf("%w: %x", ErrNoSuchFolder, root[:8])
+	}
+	if files, err := plan(rec); err == nil {
+		for _, f := range files {
+			if info, ok := m.Info(f.Root); ok && f.primary && info.Dir == f.dir && info.Name == f.name && info.State != StateDone {
+				m.Cancel(f.Root)
+			}
+		}
+	}
+	if err := m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketFolders).Delete(root[:]) }); err != nil {
+		return fmt.Errorf("cancelling folder download: %w", err)
+	}
+	return nil
 }
 
 // folderFile is one file of a folder download as its goroutine sees it.
@@ -323,8 +362,8 @@ func plan(rec folderRecord) ([]folderFile, error) {
 }
 
 // runFolder queues the folder's files and watches them until every one is
-// done, one failed, or the manager closes.
-func (m *Manager) runFolder(root [32]byte) {
+// done, one failed, or ctx ends (the manager closes, or CancelFolder).
+func (m *Manager) runFolder(ctx context.Context, root [32]byte) {
 	rec, ok := m.folderRecord(root)
 	if !ok {
 		return
@@ -363,7 +402,7 @@ func (m *Manager) runFolder(root [32]byte) {
 			return
 		}
 		select {
-		case <-m.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

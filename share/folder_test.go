@@ -468,3 +468,38 @@ func TestFolderQueuesFew(t *testing.T) {
 		t.Fatalf("%d downloads open at once; want 1 to %d", most, maxFolderActive)
 	}
 }
+
+// TestFolderCancel cancels a folder download halfway: its files'
+// downloads stop and are forgotten, and nothing more is queued.
+func TestFolderCancel(t *testing.T) {
+	e, fc := newFolderEnv(t)
+	var calls atomic.Int64
+	slow := newTestSource("friend:a")
+	slow.wrap = gated(4, &calls)
+	e.finder.set(slow)
+	m := e.manager(testTuning)
+	link, _ := makeFolder(t, fc, e.shared, 30, func(i int) int64 { return 2*GroupSize + int64(i) })
+	if _, err := m.AddFolder(context.Background(), link, ""); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); len(m.List()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no file queued")
+		}
+	}
+	if err := m.CancelFolder(link.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.FolderInfo(link.Root); !errors.Is(err, ErrNoSuchFolder) {
+		t.Fatalf("folder still known: %v", err)
+	}
+	time.Sleep(3 * folderPoll)
+	for _, d := range m.List() {
+		if d.State != StateDone {
+			t.Fatalf("a download of the cancelled folder is left: %+v", d)
+		}
+	}
+	if err := m.CancelFolder(link.Root); !errors.Is(err, ErrNoSuchFolder) {
+		t.Fatalf("second cancel: %v", err)
+	}
+}

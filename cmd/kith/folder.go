@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"time"
@@ -84,5 +85,18 @@ func printFolderLinks(ctx context.Context, c *node.Client) error {
 	for _, f := range fs {
 		fmt.Println(safe(f.Link))
 	}
+	return nil
+}
+
+// cancelFolder is `kith downloads cancel FOLDERLINK`.
+func cancelFolder(ctx context.Context, c *node.Client, link string) error {
+	l, err := share.ParseLink(link)
+	if err != nil {
+		return err
+	}
+	if err := c.CancelFolder(ctx, hex.EncodeToString(l.Root[:])); err != nil {
+		return err
+	}
+	fmt.Println("cancelled the folder; files already done stay")
 	return nil
 }

@@ -425,11 +425,14 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cancel := &cobra.Command{
-		Use:   "cancel ROOT",
-		Short: "stop a download and delete its partial data",
+		Use:   "cancel ROOT|FOLDERLINK",
+		Short: "stop a download (or a folder's) and delete its partial data",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return g.call(func(ctx context.Context, c *node.Client) error {
+				if l, err := share.ParseLink(a[0]); err == nil && l.Folder {
+					return cancelFolder(ctx, c, a[0]) // folder.go
+				}
 				if err := c.CancelDownload(ctx, a[0]); err != nil {
 					return err
 				}
