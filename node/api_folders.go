@@ -3,9 +3,9 @@ package node
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -15,32 +15,17 @@ import (
 
 func init() {
 	apiErrors = append(apiErrors,
-		apiErrorCode{share.ErrBadManifest, "bad_manifest", http.StatusUnprocessableEntity},
-		apiErrorCode{share.ErrNoManifest, "no_manifest", http.StatusNotFound},
-		apiErrorCode{share.ErrNoSuchFolder, "no_such_folder", http.StatusNotFound},
-		apiErrorCode{share.ErrIsFolder, "is_folder", http.StatusBadRequest},
-		apiErrorCode{share.ErrNotStreamable, "not_streamable", http.StatusNotFound},
+		apiErrorCode{share.ErrBadManifest, "bad_manifest"},
+		apiErrorCode{share.ErrNoManifest, "no_manifest"},
+		apiErrorCode{share.ErrNoSuchFolder, "no_such_folder"},
+		apiErrorCode{share.ErrIsFolder, "is_folder"},
+		apiErrorCode{share.ErrNotStreamable, "not_streamable"},
 	)
 }
 
 // manifestTimeout bounds the wait for a folder's manifest in POST
 // /v1/folders: the friends are asked once each.
 const manifestTimeout = 60 * time.Second
-
-// FolderRequest is the body of POST /v1/folders.
-type FolderRequest struct {
-	Link string `json:"link"`
-	To   string `json:"to,omitempty"`
-}
-
-// FolderLinkInfo is a folder of the node's shares with its link.
-type FolderLinkInfo struct {
-	Share string `json:"share"`
-	Path  string `json:"path"`
-	Link  string `json:"link"`
-	Files int    `json:"files"`
-	Bytes int64  `json:"bytes"`
-}
 
 func (a *apiServer) folderRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/folders", a.addFolder)
@@ -52,7 +37,7 @@ func (a *apiServer) folderRoutes(mux *http.ServeMux) {
 }
 
 func (a *apiServer) addFolder(w http.ResponseWriter, r *http.Request) {
-	var req FolderRequest
+	var req api.FolderRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -63,18 +48,18 @@ func (a *apiServer) addFolder(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), manifestTimeout)
 	defer cancel()
-	info, err := a.n.share.manager.AddFolder(ctx, link, req.To)
+	info, err := a.n.share.manager.AddFolder(ctx, link, req.To, share.AddOptions{Anonymous: req.Anonymous})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, info)
+	writeJSON(w, http.StatusCreated, apiFolder(info))
 }
 
 func (a *apiServer) listFolders(w http.ResponseWriter, r *http.Request) {
-	out := a.n.share.manager.ListFolders()
-	if out == nil {
-		out = []share.FolderDownload{}
+	out := []api.FolderDownload{}
+	for _, f := range a.n.share.manager.ListFolders() {
+		out = append(out, apiFolder(f))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -90,7 +75,7 @@ func (a *apiServer) getFolder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, http.StatusOK, apiFolder(info))
 }
 
 func (a *apiServer) cancelFolder(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +88,7 @@ func (a *apiServer) cancelFolder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"cancelled": r.PathValue("root")})
+	writeJSON(w, http.StatusOK, api.CancelledFolder{Cancelled: r.PathValue("root")})
 }
 
 func (a *apiServer) shareFolders(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +99,7 @@ func (a *apiServer) shareFolders(w http.ResponseWriter, r *http.Request) {
 			dirs = append(dirs, sh.Dir)
 		}
 	}
-	out := []FolderLinkInfo{}
+	out := []api.FolderLinkInfo{}
 	for _, d := range dirs {
 		fs, err := a.n.share.index.Folders(d)
 		if err != nil {
@@ -122,38 +107,21 @@ func (a *apiServer) shareFolders(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, f := range fs {
-			out = append(out, FolderLinkInfo{Share: f.Share, Path: f.Rel, Link: f.Link.String(), Files: f.Files, Bytes: f.Bytes})
+			out = append(out, api.FolderLinkInfo{Share: f.Share, Path: f.Rel, Link: f.Link.String(), Files: f.Files, Bytes: f.Bytes})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// AddFolder fetches a folder's manifest and downloads its files.
-func (c *Client) AddFolder(ctx context.Context, req FolderRequest) (share.FolderDownload, error) {
-	var out share.FolderDownload
-	return out, c.do(ctx, http.MethodPost, "/v1/folders", req, &out)
-}
-
-// Folder returns a folder download, with each file's progress.
-func (c *Client) Folder(ctx context.Context, root string) (share.FolderDownload, error) {
-	var out share.FolderDownload
-	return out, c.do(ctx, http.MethodGet, "/v1/folders/"+url.PathEscape(root), nil, &out)
-}
-
-// Folders lists the folder downloads.
-func (c *Client) Folders(ctx context.Context) ([]share.FolderDownload, error) {
-	var out []share.FolderDownload
-	return out, c.do(ctx, http.MethodGet, "/v1/folders", nil, &out)
-}
-
-// ShareFolders lists the folders of one share (all shares if dir is "")
-// with their links.
-func (c *Client) ShareFolders(ctx context.Context, dir string) ([]FolderLinkInfo, error) {
-	var out []FolderLinkInfo
-	return out, c.do(ctx, http.MethodGet, "/v1/shares/folders?dir="+url.QueryEscape(dir), nil, &out)
-}
-
-// CancelFolder stops a folder download and forgets it.
-func (c *Client) CancelFolder(ctx context.Context, root string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/folders/"+url.PathEscape(root), nil, nil)
+// apiFolder is a folder download as the API shows it.
+func apiFolder(f share.FolderDownload) api.FolderDownload {
+	out := api.FolderDownload{
+		Root: f.Root, Name: f.Name, Dir: f.Dir, State: api.DownloadState(f.State), Error: f.Error,
+		Size: f.Size, Done: f.Done, FilesDone: f.FilesDone, Files: make([]api.FolderFile, 0, len(f.Files)),
+		Added: f.Added, Finished: f.Finished, Anonymous: f.Anonymous,
+	}
+	for _, ff := range f.Files {
+		out.Files = append(out.Files, api.FolderFile{Path: ff.Path, Root: ff.Root, Size: ff.Size, State: api.DownloadState(ff.State), Done: ff.Done, Error: ff.Error})
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -28,22 +29,6 @@ import (
 // page cannot reach it through DNS rebinding). What is served is a
 // friend's file: see share.ServeStream for the headers that keep a browser
 // from running it.
-
-// StreamRequest is the body of POST /v1/streams.
-type StreamRequest struct {
-	Link string `json:"link"`
-	// Anonymous downloads through tunnels only, if the file is not being
-	// downloaded already.
-	Anonymous bool `json:"anonymous,omitempty"`
-}
-
-// StreamInfo answers POST /v1/streams.
-type StreamInfo struct {
-	Root string `json:"root"`
-	Name string `json:"name"`
-	// URL is where a media player reads the file: loopback only.
-	URL string `json:"url"`
-}
 
 // streamServer is the loopback HTTP server for players.
 type streamServer struct {
@@ -105,7 +90,7 @@ func (a *apiServer) serveStream(w http.ResponseWriter, r *http.Request, root [32
 // addStream starts the download of a link if the node has the file neither
 // in a download nor in its shares, and returns a URL for a player.
 func (a *apiServer) addStream(w http.ResponseWriter, r *http.Request) {
-	var req StreamRequest
+	var req api.StreamRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -139,7 +124,7 @@ func (a *apiServer) addStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rootHex := hex.EncodeToString(link.Root[:])
-	writeJSON(w, http.StatusCreated, StreamInfo{
+	writeJSON(w, http.StatusCreated, api.StreamInfo{
 		Root: rootHex, Name: name,
 		URL: "http://" + ss.host + "/v1/stream/" + rootHex + "?t=" + ss.token(link.Root),
 	})
@@ -216,11 +201,4 @@ func (a *apiServer) playerRequest(ss *streamServer, w http.ResponseWriter, r *ht
 		return
 	}
 	a.serveStream(w, r, l.Root)
-}
-
-// Stream asks the daemon for a URL a media player can open for link,
-// starting its download if needed.
-func (c *Client) Stream(ctx context.Context, req StreamRequest) (StreamInfo, error) {
-	var out StreamInfo
-	return out, c.do(ctx, http.MethodPost, "/v1/streams", req, &out)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -42,7 +43,7 @@ func TestFolderFromTwoFriends(t *testing.T) {
 		waitFor(t, 10*time.Second, "friend online", func() bool { return isOnline(d, s) && isOnline(s, d) })
 		sources = append(sources, s)
 	}
-	c := NewClient(dHome)
+	c := api.NewClient(dHome)
 	ctx := context.Background()
 	l, err := c.Browse(ctx, sources[0].ID().String(), "", 0)
 	if err != nil {
@@ -51,13 +52,13 @@ func TestFolderFromTwoFriends(t *testing.T) {
 	if len(l.Entries) != 1 || !l.Entries[0].Dir || !strings.HasPrefix(l.Entries[0].Link, "kith://folder/") {
 		t.Fatalf("browse: %+v", l.Entries)
 	}
-	fd, err := c.AddFolder(ctx, FolderRequest{Link: l.Entries[0].Link})
+	fd, err := c.AddFolder(ctx, api.FolderRequest{Link: l.Entries[0].Link})
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
-	for fd.State != share.StateDone {
-		if fd.State == share.StateFailed || time.Now().After(deadline) {
+	for fd.State != api.StateDone {
+		if fd.State == api.StateFailed || time.Now().After(deadline) {
 			t.Fatalf("folder download: %+v", fd)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -83,17 +84,17 @@ func TestFolderFromTwoFriends(t *testing.T) {
 		t.Fatalf("files came from %d friends; want 2", len(used))
 	}
 	// Forgetting the folder keeps its files; the client maps the error back.
-	if err := c.CancelFolder(ctx, fd.Root); err != nil {
+	if _, err := c.CancelFolder(ctx, fd.Root); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Folder(ctx, fd.Root); !errors.Is(err, share.ErrNoSuchFolder) {
+	if _, err := c.Folder(ctx, fd.Root); !errors.Is(err, api.ErrNoSuchFolder) {
 		t.Fatalf("folder after cancel: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(fd.Dir, "cover.jpg")); err != nil {
 		t.Fatal(err)
 	}
 	// The owner lists the folder's links, the share's first.
-	links, err := NewClient(sources[0].cfg.Home).ShareFolders(ctx, "")
+	links, err := api.NewClient(sources[0].cfg.Home).ShareFolders(ctx, "")
 	if err != nil || len(links) != 6 || links[0].Link != l.Entries[0].Link {
 		t.Fatalf("share folders: %+v, %v", links, err)
 	}
@@ -126,10 +127,10 @@ func TestStreamAPI(t *testing.T) {
 	waitFor(t, 10*time.Second, "friend online", func() bool { return isOnline(d, s) && isOnline(s, d) })
 	want, _ := os.ReadFile(filepath.Join(dir, "film.mkv"))
 
-	c := NewClient(dHome)
+	c := api.NewClient(dHome)
 	link := share.Link{Root: tree.Root, Name: "film.mkv", Size: size}
 	start := time.Now()
-	si, err := c.Stream(context.Background(), StreamRequest{Link: link.String()})
+	si, err := c.StreamURL(context.Background(), api.StreamRequest{Link: link.String()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,31 +12,14 @@ import (
 // tunnel request for its root as a holder of the file would, so that no
 // friend learns from its streams what it fetches anonymously.
 
-// swarmScope is the scope a download of root is served in while it runs.
-func (s *shareService) swarmScope(root [32]byte) share.Scope {
-	if s.isAnonymous(root) {
-		return share.ScopeAnonymous
-	}
-	return share.ScopeFriend
-}
-
 // holdsPartial answers a tunnel request for target with the root of an
 // anonymous download that can serve groups of it now.
 func (s *shareService) holdsPartial(target [32]byte) ([32]byte, bool) {
 	if s.n.cfg.NoSwarm || s.manager == nil {
 		return [32]byte{}, false
 	}
-	s.anonMu.Lock()
-	roots := make([][32]byte, 0, len(s.anon))
-	for r := range s.anon {
-		roots = append(roots, r)
-	}
-	s.anonMu.Unlock()
-	for _, r := range roots {
-		if tunnels.TargetForRoot(r) != target {
-			continue
-		}
-		if _, ok := s.manager.Partial(r, share.ScopeAnonymous); ok {
+	for _, r := range s.manager.PartialRoots(share.ScopeAnonymous) {
+		if tunnels.TargetForRoot(r) == target {
 			return r, true
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -54,8 +55,8 @@ func TestAnonymousStreamAndSwarm(t *testing.T) {
 	shareDir(t, d, dir, share.ShareFlags{Anonymous: true})
 	link := share.Link{Root: tree.Root, Name: "clip.mp4", Size: tree.Size}
 
-	c := NewClient(a.cfg.Home)
-	si, err := c.Stream(context.Background(), StreamRequest{Link: link.String(), Anonymous: true})
+	c := api.NewClient(a.cfg.Home)
+	si, err := c.StreamURL(context.Background(), api.StreamRequest{Link: link.String(), Anonymous: true})
 	if err != nil {
 		t.Fatal(err)
 	}

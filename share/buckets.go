@@ -22,4 +22,8 @@ var (
 	// bucketFolders maps a folder's manifest root to a JSON folderRecord:
 	// a folder download and its verified manifest.
 	bucketFolders = []byte("share.folders")
+	// legacyBucketAnonymous is where package node kept the roots of
+	// anonymous downloads before the mark moved into downloadRecord; a
+	// Manager moves what it holds on open and deletes it.
+	legacyBucketAnonymous = []byte("node.anonymous_downloads")
 )

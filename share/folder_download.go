@@ -32,8 +32,9 @@ import (
 // A source that claims a manifest over MaxManifestSize is not asked for
 // it. A manifest that verifies but breaks the rules is refused with
 // ErrBadManifest: the folder itself is bad, whoever serves it.
-func FetchManifest(ctx context.Context, f Finder, root [32]byte) (Manifest, []byte, error) {
-	srcs := f.FindSources(ctx, root, func(string) bool { return false })
+// With anonymous, only anonymous tunnels are asked (FindRequest.Anonymous).
+func FetchManifest(ctx context.Context, f Finder, root [32]byte, anonymous bool) (Manifest, []byte, error) {
+	srcs := f.FindSources(ctx, FindRequest{Root: root, Anonymous: anonymous, Skip: func(string) bool { return false }})
 	defer closeSources(srcs)
 	last := ErrNoManifest
 	for _, s := range srcs {
@@ -92,6 +93,9 @@ type folderRecord struct {
 	Error    string        `json:"error,omitempty"`
 	Added    time.Time     `json:"added"`
 	Finished time.Time     `json:"finished,omitzero"`
+	// Anonymous: the manifest and every file through anonymous tunnels
+	// only (AddOptions.Anonymous).
+	Anonymous bool `json:"anonymous,omitempty"`
 }
 
 // FolderDownload is a folder download as the API shows it.
@@ -109,6 +113,7 @@ type FolderDownload struct {
 	Files     []FolderFile `json:"files"`
 	Added     time.Time    `json:"added"`
 	Finished  time.Time    `json:"finished,omitzero"`
+	Anonymous bool         `json:"anonymous,omitempty"`
 }
 
 // FolderFile is one file of a folder download.
@@ -125,8 +130,10 @@ type FolderFile struct {
 // makes a new folder for it in dir (the downloads folder if ""), named
 // after the manifest, or "name (2)" and so on if that is taken, and
 // downloads every file into it. A manifest that breaks the rules refuses
-// the whole folder with ErrBadManifest, before anything is created.
-func (m *Manager) AddFolder(ctx context.Context, link Link, dir string) (FolderDownload, error) {
+// the whole folder with ErrBadManifest, before anything is created. With
+// opts.Anonymous, the manifest and every file come through anonymous
+// tunnels only.
+func (m *Manager) AddFolder(ctx context.Context, link Link, dir string, opts AddOptions) (FolderDownload, error) {
 	if m.ctx.Err() != nil {
 		return FolderDownload{}, ErrManagerClosed
 	}
@@ -134,7 +141,7 @@ func (m *Manager) AddFolder(ctx context.Context, link Link, dir string) (FolderD
 	if rec, ok := m.folderRecord(root); ok && rec.State != StateDone && rec.State != StateFailed {
 		return FolderDownload{}, fmt.Errorf("%w: folder %s", ErrDownloadExists, rec.Name)
 	}
-	man, enc, err := FetchManifest(ctx, m.cfg.Finder, root)
+	man, enc, err := FetchManifest(ctx, m.cfg.Finder, root, opts.Anonymous)
 	if err != nil {
 		return FolderDownload{}, fmt.Errorf("fetching folder manifest: %w", err)
 	}
@@ -162,7 +169,7 @@ func (m *Manager) AddFolder(ctx context.Context, link Link, dir string) (FolderD
 			}
 		}
 	}
-	rec := folderRecord{Name: filepath.Base(target), Dir: target, Manifest: enc, State: StateActive, Added: time.Now().UTC()}
+	rec := folderRecord{Name: filepath.Base(target), Dir: target, Manifest: enc, State: StateActive, Added: time.Now().UTC(), Anonymous: opts.Anonymous}
 	if err := m.putFolder(root, rec); err != nil {
 		return FolderDownload{}, err
 	}
@@ -386,7 +393,7 @@ func (m *Manager) runFolder(ctx context.Context, root [32]byte) {
 			if done[i] {
 				continue
 			}
-			st, err := m.folderStep(f, byRoot, &budget)
+			st, err := m.folderStep(f, byRoot, &budget, AddOptions{Anonymous: rec.Anonymous})
 			if err != nil {
 				log.Warn("folder download failed", slog.String("file", f.Path), slog.Any("err", err))
 				m.endFolder(root, rec, StateFailed, fmt.Errorf("%s: %w", f.Path, err))
@@ -412,7 +419,7 @@ func (m *Manager) runFolder(ctx context.Context, root [32]byte) {
 // folderStep moves one file on: queues its download if there is none (and
 // *budget allows; each file not done takes one), or copies it from the
 // file with the same root once that is done. It returns the file's state.
-func (m *Manager) folderStep(f folderFile, byRoot map[[32]byte]string, budget *int) (DownloadState, error) {
+func (m *Manager) folderStep(f folderFile, byRoot map[[32]byte]string, budget *int, opts AddOptions) (DownloadState, error) {
 	dst := filepath.Join(f.dir, f.name)
 	if !f.primary {
 		if fi, err := os.Lstat(dst); err == nil && fi.Mode().IsRegular() && fi.Size() == f.Size {
@@ -449,7 +456,7 @@ func (m *Manager) folderStep(f folderFile, byRoot map[[32]byte]string, budget *i
 		return StateQueued, nil
 	}
 	*budget--
-	if _, err := m.Add(Link{Root: f.Root, Name: f.name, Size: f.Size}, f.dir); err != nil {
+	if _, err := m.AddWith(Link{Root: f.Root, Name: f.name, Size: f.Size}, f.dir, opts); err != nil {
 		if errors.Is(err, ErrDownloadExists) {
 			return StateQueued, nil
 		}
@@ -494,11 +501,6 @@ func (m *Manager) endFolder(root [32]byte, rec folderRecord, state DownloadState
 		rec.Error = err.Error()
 	}
 	m.putFolder(root, rec)
-	if m.cfg.OnEvent != nil {
-		if info, err := m.FolderInfo(root); err == nil {
-			m.cfg.OnEvent("folder."+string(state), DownloadInfo{Root: info.Root, Name: info.Name, Dir: info.Dir, State: state, Error: info.Error})
-		}
-	}
 }
 
 // FolderInfo returns the state of a folder download, with each file's.
@@ -508,7 +510,7 @@ func (m *Manager) FolderInfo(root [32]byte) (FolderDownload, error) {
 		return FolderDownload{}, fmt.Errorf("%w: %x", ErrNoSuchFolder, root[:8])
 	}
 	out := FolderDownload{Root: hex.EncodeToString(root[:]), Name: rec.Name, Dir: rec.Dir, State: rec.State, Error: rec.Error,
-		Added: rec.Added, Finished: rec.Finished, Files: []FolderFile{}}
+		Added: rec.Added, Finished: rec.Finished, Files: []FolderFile{}, Anonymous: rec.Anonymous}
 	files, err := plan(rec)
 	if err != nil {
 		return out, nil

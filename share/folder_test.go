@@ -173,7 +173,7 @@ func TestFolderHostileManifest(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			link := fc.addManifest(t, rawManifest(t, c.fname, c.files...))
-			_, err := m.AddFolder(context.Background(), link, "")
+			_, err := m.AddFolder(context.Background(), link, "", AddOptions{})
 			if !errors.Is(err, ErrBadManifest) {
 				t.Fatalf("AddFolder: %v; want ErrBadManifest", err)
 			}
@@ -194,7 +194,7 @@ func TestFolderHostileManifest(t *testing.T) {
 		big = append(big, f(fmt.Sprintf("%0120d", i)))
 	}
 	link := fc.addManifest(t, rawManifest(t, "", big...))
-	if _, err := m.AddFolder(context.Background(), link, ""); !errors.Is(err, ErrNoManifest) {
+	if _, err := m.AddFolder(context.Background(), link, "", AddOptions{}); !errors.Is(err, ErrNoManifest) {
 		t.Fatalf("manifest over %d bytes: %v; want ErrNoManifest", MaxManifestSize, err)
 	}
 }
@@ -275,7 +275,7 @@ func TestFolderDownload(t *testing.T) {
 	e, fc := newFolderEnv(t)
 	m := e.manager(testTuning)
 	link, want := makeFolder(t, fc, e.shared, 12, func(i int) int64 { return int64(i)*40000 + 1 })
-	fd, err := m.AddFolder(context.Background(), link, "")
+	fd, err := m.AddFolder(context.Background(), link, "", AddOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestFolderDownload(t *testing.T) {
 	if info.Size != total || info.Done != total || info.FilesDone != len(want) {
 		t.Fatalf("progress %d/%d bytes, %d files; want %d bytes, %d files", info.Done, info.Size, info.FilesDone, total, len(want))
 	}
-	fd2, err := m.AddFolder(context.Background(), link, "")
+	fd2, err := m.AddFolder(context.Background(), link, "", AddOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestFolderResume(t *testing.T) {
 	e.finder.set(slow)
 	m := e.manager(testTuning)
 	link, want := makeFolder(t, fc, e.shared, 6, func(i int) int64 { return 3*GroupSize + int64(i) })
-	fd, err := m.AddFolder(context.Background(), link, "")
+	fd, err := m.AddFolder(context.Background(), link, "", AddOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestFolderIndex(t *testing.T) {
 	}
 	f := newTestFinder(t, e.x, pipePair)
 	f.set(newTestSource("friend:a"))
-	m, _, err := FetchManifest(context.Background(), f, folders[1].Link.Root)
+	m, _, err := FetchManifest(context.Background(), f, folders[1].Link.Root, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func TestFolderQueuesFew(t *testing.T) {
 	e.finder.set(slow)
 	m := e.manager(testTuning)
 	link, want := makeFolder(t, fc, e.shared, 60, func(i int) int64 { return int64(i)*1000 + 1 })
-	if _, err := m.AddFolder(context.Background(), link, ""); err != nil {
+	if _, err := m.AddFolder(context.Background(), link, "", AddOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	most := 0
@@ -479,7 +479,7 @@ func TestFolderCancel(t *testing.T) {
 	e.finder.set(slow)
 	m := e.manager(testTuning)
 	link, _ := makeFolder(t, fc, e.shared, 30, func(i int) int64 { return 2*GroupSize + int64(i) })
-	if _, err := m.AddFolder(context.Background(), link, ""); err != nil {
+	if _, err := m.AddFolder(context.Background(), link, "", AddOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(15 * time.Second); len(m.List()) == 0; time.Sleep(5 * time.Millisecond) {

@@ -22,9 +22,8 @@ import (
 // (see server_extra.go): what another downloader gets is what the root
 // vouches for, whatever happened to the partial file since.
 //
-// A partial download is served in the scope its download uses
-// (ManagerConfig.SwarmScope): friends for a direct download, tunnels for an
-// anonymous one, so that an anonymous download answers a tunnel's Have as
+// A partial download is served in the scope its download uses: friends for
+// a direct download, tunnels for an anonymous one (AddOptions.Anonymous), so that an anonymous download answers a tunnel's Have as
 // a holder would and tells no friend what it fetches. The privacy cost of
 // swarming a direct download: a friend that asks Have for a root learns
 // that you are fetching it, and how far you are. ManagerConfig.NoSwarm
@@ -96,18 +95,12 @@ type Partials interface {
 	Partial(root [32]byte, scope Scope) (*PartialFile, bool)
 }
 
-// Partial implements Partials: a running download whose size is fixed,
-// served in the scope ManagerConfig.SwarmScope gives it (ScopeFriend if
-// nil), unless ManagerConfig.NoSwarm.
+// Partial implements Partials: a running download whose size is fixed (or
+// a seed), served in the scope of its download (ScopeAnonymous for one
+// through anonymous tunnels only, ScopeFriend otherwise), unless
+// ManagerConfig.NoSwarm.
 func (m *Manager) Partial(root [32]byte, scope Scope) (*PartialFile, bool) {
 	if m.cfg.NoSwarm {
-		return nil, false
-	}
-	want := ScopeFriend
-	if m.cfg.SwarmScope != nil {
-		want = m.cfg.SwarmScope(root)
-	}
-	if scope != want {
 		return nil, false
 	}
 	m.mu.Lock()
@@ -121,10 +114,40 @@ func (m *Manager) Partial(root [32]byte, scope Scope) (*PartialFile, bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if swarmScope(r.rec) != scope {
+		return nil, false
+	}
 	if sw := r.sideLocked(); sw == nil || sw.outboard == nil {
 		return nil, false
 	}
 	return &PartialFile{r: r}, true
+}
+
+// swarmScope is the scope a download is served in while it runs.
+func swarmScope(rec downloadRecord) Scope {
+	if rec.Anonymous {
+		return ScopeAnonymous
+	}
+	return ScopeFriend
+}
+
+// PartialRoots returns the roots of the downloads servable in scope now:
+// for a tunnel holder, which knows targets, not roots.
+func (m *Manager) PartialRoots(scope Scope) [][32]byte {
+	m.mu.Lock()
+	runs := make([]*run, 0, len(m.runs)+len(m.seeds))
+	for _, r := range m.runs {
+		runs = append(runs, r)
+	}
+	runs = append(runs, m.seeds...)
+	m.mu.Unlock()
+	var out [][32]byte
+	for _, r := range runs {
+		if _, ok := m.Partial(r.root, scope); ok {
+			out = append(out, r.root)
+		}
+	}
+	return out
 }
 
 // Have returns what the partial file holds to serve.

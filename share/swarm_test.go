@@ -119,7 +119,8 @@ type swarmFinder struct {
 	self *swarmNode
 }
 
-func (f swarmFinder) FindSources(ctx context.Context, root [32]byte, skip func(string) bool) []*Source {
+func (f swarmFinder) FindSources(ctx context.Context, req FindRequest) []*Source {
+	root, skip := req.Root, req.Skip
 	var out []*Source
 	peers := f.self.peers
 	if peers == nil {

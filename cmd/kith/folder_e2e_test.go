@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -64,7 +64,7 @@ func TestFolderGetCrashResume(t *testing.T) {
 	homeB := filepath.Join(dir, "bob")
 	mustKith(t, "init", "--name", "bob", "--home", homeB)
 	db := startDaemon(t, homeB)
-	var idB node.InviteInfo
+	var idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	var folderLink string
 	for _, name := range []string{"alice", "carol"} {
@@ -72,7 +72,7 @@ func TestFolderGetCrashResume(t *testing.T) {
 		mustKith(t, "init", "--name", name, "--home", home)
 		// Each uploads at 8 MiB/s: the folder takes total/16 MiB/s.
 		startDaemon(t, home, "--max-upload", "8MiB")
-		var id node.InviteInfo
+		var id api.InviteInfo
 		json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", home)), &id)
 		mustKith(t, "friend", "add", idB.Invite, "--home", home)
 		mustKith(t, "friend", "add", id.Invite, "--home", homeB)
@@ -104,8 +104,8 @@ func TestFolderGetCrashResume(t *testing.T) {
 	mustKith(t, "get", folderLink, "--to", out, "--detach", "--home", homeB)
 
 	// Kill bob once half the groups of the folder are verified.
-	groups := func() (verified, all int64, byRoot map[string]share.DownloadInfo) {
-		byRoot = map[string]share.DownloadInfo{}
+	groups := func() (verified, all int64, byRoot map[string]api.DownloadInfo) {
+		byRoot = map[string]api.DownloadInfo{}
 		for _, d := range downloadsOf(t, homeB) {
 			verified += d.Verified
 			all += d.Groups
@@ -113,7 +113,7 @@ func TestFolderGetCrashResume(t *testing.T) {
 		}
 		return verified, all, byRoot
 	}
-	var before map[string]share.DownloadInfo
+	var before map[string]api.DownloadInfo
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		v, _, by := groups()
@@ -132,19 +132,19 @@ func TestFolderGetCrashResume(t *testing.T) {
 	doneBefore, verifiedBefore := 0, int64(0)
 	for _, d := range before {
 		verifiedBefore += d.Verified
-		if d.State == share.StateDone {
+		if d.State == api.StateDone {
 			doneBefore++
 		}
 	}
 	t.Logf("killed bob with %d of %d groups verified, %d files done", verifiedBefore, share.Groups(total), doneBefore)
 
 	startDaemon(t, homeB)
-	c := node.NewClient(homeB)
-	var fd share.FolderDownload
+	c := api.NewClient(homeB)
+	var fd api.FolderDownload
 	deadline = time.Now().Add(10 * time.Minute)
 	for {
 		fds, err := c.Folders(context.Background())
-		if err == nil && len(fds) == 1 && (fds[0].State == share.StateDone || fds[0].State == share.StateFailed) {
+		if err == nil && len(fds) == 1 && (fds[0].State == api.StateDone || fds[0].State == api.StateFailed) {
 			fd = fds[0]
 			break
 		}
@@ -153,7 +153,7 @@ func TestFolderGetCrashResume(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if fd.State != share.StateDone || len(fd.Files) != 40 || fd.Size != total {
+	if fd.State != api.StateDone || len(fd.Files) != 40 || fd.Size != total {
 		t.Fatalf("folder: %s, %d files, %d bytes: %s", fd.State, len(fd.Files), fd.Size, fd.Error)
 	}
 	_, _, after := groups()
@@ -165,7 +165,7 @@ func TestFolderGetCrashResume(t *testing.T) {
 		}
 		b, a := before[f.Root], after[f.Root]
 		allGroups += share.Groups(f.Size)
-		if b.State == share.StateDone {
+		if b.State == api.StateDone {
 			doneGroups += b.Groups
 			if a.FetchedGroups != 0 {
 				t.Errorf("%s was done before the kill, and fetched %d groups after it", f.Path, a.FetchedGroups)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 func newStreamCmd(g *globals) *cobra.Command {
@@ -19,8 +19,8 @@ func newStreamCmd(g *globals) *cobra.Command {
 			"Open it with a player, e.g. `mpv $(kith stream LINK)`. Only audio and video are served inline.",
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
-				info, err := c.Stream(ctx, node.StreamRequest{Link: a[0], Anonymous: anonymous})
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				info, err := c.StreamURL(ctx, api.StreamRequest{Link: a[0], Anonymous: anonymous})
 				if err != nil {
 					return peerError(err)
 				}
