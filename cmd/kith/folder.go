@@ -13,9 +13,9 @@ import (
 // manifest (which may take up to a minute, friends are asked in turn),
 // makes the folder and downloads every file; this follows it with the
 // progress in total and a line per file as it completes.
-func getFolder(c *api.Client, link, to string, detach, asJSON bool) error {
+func getFolder(c *api.Client, link, to string, anonymous, detach, asJSON bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	info, err := c.AddFolder(ctx, api.FolderRequest{Link: link, To: to})
+	info, err := c.AddFolder(ctx, api.FolderRequest{Link: link, To: to, Anonymous: anonymous})
 	cancel()
 	if err != nil {
 		return peerError(err)

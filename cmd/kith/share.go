@@ -295,7 +295,7 @@ func newGetCmd(g *globals) *cobra.Command {
 				}
 			}
 			if isFolderLink(a[0]) {
-				return getFolder(c, a[0], to, detach, asJSON) // folder.go
+				return getFolder(c, a[0], to, anonymous, detach, asJSON) // folder.go
 			}
 			ctx, cancel := apiContext()
 			info, err := c.AddDownload(ctx, api.GetRequest{Link: a[0], To: to, Anonymous: anonymous, Again: again})
