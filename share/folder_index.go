@@ -33,10 +33,6 @@ type folderManifest struct {
 	tree      Tree
 }
 
-// folderEncodings is how many manifest encodings the cache keeps (each at
-// most MaxManifestSize).
-const folderEncodings = 4
-
 // FolderInfo is a folder of the node's shares with its link.
 type FolderInfo struct {
 	// Share is the share's browse name, Rel the folder's path inside it

@@ -236,6 +236,10 @@ const (
 	// add up to: what one folder link may make a node reserve on disk
 	// (each file's size is still proven before its space is reserved).
 	MaxFolderSize = 16 << 40
+	// folderEncodings is how many folder manifests the index keeps encoded
+	// for peers (each at most MaxManifestSize: 16 MiB at most); others
+	// are made again from the index when asked for.
+	folderEncodings = 4
 	// folderPoll is how often a folder download looks at its files'
 	// downloads (those not done), to queue more and place copies.
 	folderPoll = 250 * time.Millisecond
