@@ -257,6 +257,7 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("GET /v1/config", a.listConfig)
 	mux.HandleFunc("PUT /v1/config/{key}", a.setConfig)
 	a.shareRoutes(mux)
+	a.folderRoutes(mux) // api_folders.go, api_stream.go
 	a.tunnelRoutes(mux)
 	a.chatRoutes(mux)
 	a.lobbyRoutes(mux)

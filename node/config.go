@@ -105,6 +105,16 @@ var settingKeys = []settingKey{
 			s.NoRelay = !b
 			return nil
 		}},
+	{key: "swarm", help: "serve the verified parts of files while you download them, so friends fetching the same file fetch from each other (true or false); a friend who asks learns what you are fetching", def: "true",
+		get: func(s *Settings) string { return strconv.FormatBool(!s.NoSwarm) },
+		set: func(s *Settings, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%w: swarm %q: want true or false", ErrBadSetting, v)
+			}
+			s.NoSwarm = !b
+			return nil
+		}},
 	{key: "relay-rate", help: "cap on relaying for friends, bytes per second, all circuits together (0: none)", def: strconv.Itoa(f2f.DefaultRelayRate),
 		get: func(s *Settings) string {
 			switch {
@@ -291,6 +301,7 @@ func applySettings(cfg Config, s Settings) Config {
 		cfg.Announce = s.Announce
 	}
 	cfg.NoRelay = cfg.NoRelay || s.NoRelay
+	cfg.NoSwarm = cfg.NoSwarm || s.NoSwarm
 	cfg.NoPortMap = cfg.NoPortMap || s.NoPortMap
 	cfg.ApproveIntroductions = cfg.ApproveIntroductions || s.ApproveIntroductions
 	if cfg.RelayRate == 0 {

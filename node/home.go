@@ -69,6 +69,9 @@ type Settings struct {
 	Announce []string `json:"announce,omitempty"`
 	// NoRelay stops the node relaying for friends.
 	NoRelay bool `json:"no_relay,omitempty"`
+	// NoSwarm stops the node serving files it is still downloading
+	// (share.ManagerConfig.NoSwarm).
+	NoSwarm bool `json:"no_swarm,omitempty"`
 	// RelayRate caps relaying for friends, bytes per second; 0 is the
 	// default (f2f.DefaultRelayRate), negative is no cap.
 	RelayRate int64 `json:"relay_rate,omitempty"`

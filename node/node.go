@@ -61,6 +61,11 @@ type Config struct {
 	MaxUpload, MaxDownload int64
 	// ForceMDNS keeps MDNS on even when the stored settings switch it off.
 	ForceMDNS bool
+	// NoSwarm stops the node serving the verified parts of files it is
+	// still downloading (to friends for a direct download, to tunnels for
+	// an anonymous one). Swarming is on by default; it lets a friend who
+	// asks learn what you are fetching. The stored setting "swarm" sets it.
+	NoSwarm bool
 	// DownloadTuning overrides the download engine's defaults.
 	DownloadTuning share.Tuning
 	// RedialMin and RedialMax override the friend redial backoff.

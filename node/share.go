@@ -62,12 +62,14 @@ func startShare(n *Node) (*shareService, error) {
 		DB: n.db, Dir: n.cfg.DownloadDir, Finder: friendFinder{s}, Log: n.log, Limiter: limiter,
 		Tuning:  n.cfg.DownloadTuning,
 		OnEvent: n.publishDownloadEvent,
+		NoSwarm: n.cfg.NoSwarm, // swarm.go
 	})
 	if err != nil {
 		n.host.RemoveStreamHandler(protocol.ID(share.ProtocolID))
 		cancel()
 		return nil, err
 	}
+	s.server.SetPartials(s.manager)
 	// Rescan on start, in the background: shares may have changed while
 	// the node was down.
 	s.wg.Add(1)
@@ -283,6 +285,8 @@ func (s *shareService) browse(ctx context.Context, ref, path string, offset int)
 			be.Size = e.Size
 			be.Root = hex.EncodeToString(e.Root[:])
 			be.Link = share.Link{Root: e.Root, Name: e.Name, Size: e.Size}.String()
+		} else if e.Folder != ([32]byte{}) {
+			be.Link = share.Link{Root: e.Folder, Name: e.Name, Size: share.UnknownSize, Folder: true}.String()
 		}
 		out.Entries = append(out.Entries, be)
 	}

@@ -193,8 +193,10 @@ func (s *tunnelService) HoldsTarget(target [32]byte) ([32]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.currentLocked()
-	root, ok := s.byTarget[target]
-	return root, ok
+	if root, ok := s.byTarget[target]; ok {
+		return root, true
+	}
+	return s.n.share.holdsPartial(target) // swarm.go
 }
 
 // Search implements tunnels.Searcher over the anonymous shares.

@@ -19,6 +19,9 @@ var (
 	// bucketBitmaps maps a root to the bitmap of verified groups of its
 	// download.
 	bucketBitmaps = []byte("share.bitmaps")
+	// bucketFolders maps a folder's manifest root to a JSON folderRecord:
+	// a folder download and its verified manifest.
+	bucketFolders = []byte("share.folders")
 	// legacyBucketAnonymous is where package node kept the roots of
 	// anonymous downloads before the mark moved into downloadRecord; a
 	// Manager moves what it holds on open and deletes it.

@@ -166,6 +166,10 @@ type ManagerConfig struct {
 	OnEvent func(typ string, info DownloadInfo)
 	// Tuning; zero values take the defaults of limits.go.
 	Tuning Tuning
+	// NoSwarm stops the node serving the verified groups of files it is
+	// still downloading (see swarm.go). Swarming is on by default; its
+	// cost is privacy: a friend who asks learns what you are fetching.
+	NoSwarm bool
 
 	hooks *testHooks // nil but in the package's tests
 }
@@ -239,6 +243,11 @@ type Manager struct {
 	// ended keeps the last state of downloads that ended in this run of
 	// the daemon, with their counters.
 	ended map[[32]byte]DownloadInfo
+	// folders marks the folder downloads whose goroutine runs
+	// (folder_download.go).
+	folders map[[32]byte]*folderRun
+	// seeds are finished downloads still served to others (swarm.go).
+	seeds []*run
 	once  sync.Once
 }
 
@@ -259,7 +268,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Tuning = cfg.Tuning.withDefaults()
-	if err := store.CreateBuckets(cfg.DB, bucketDownloads, bucketBitmaps); err != nil {
+	if err := store.CreateBuckets(cfg.DB, bucketDownloads, bucketBitmaps, bucketFolders); err != nil {
 		return nil, err
 	}
 	if err := migrateAnonymous(cfg.DB); err != nil {
@@ -294,6 +303,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 			m.log.Warn("cannot resume download", slog.String("root", hex.EncodeToString(root[:])), slog.Any("err", err))
 		}
 	}
+	m.resumeFolders() // folder_download.go
 	return m, nil
 }
 
@@ -321,6 +331,9 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 func (m *Manager) AddWith(link Link, dir string, opts AddOptions) (DownloadInfo, error) {
 	if m.ctx.Err() != nil {
 		return DownloadInfo{}, ErrManagerClosed
+	}
+	if link.Folder {
+		return DownloadInfo{}, fmt.Errorf("%w: download it with AddFolder", ErrIsFolder)
 	}
 	dir, name, err := m.destination(link, dir)
 	if err != nil {
@@ -472,6 +485,7 @@ func (m *Manager) Cancel(root [32]byte) error {
 	}
 	m.mu.Lock()
 	delete(m.ended, root)
+	m.dropSeedLocked(root)
 	m.mu.Unlock()
 	found := false
 	err := m.cfg.DB.Update(func(tx *bolt.Tx) error {
@@ -537,6 +551,7 @@ func (m *Manager) startLocked(root [32]byte) error {
 		if info.State == StateDone || info.State == StateFailed {
 			m.ended[root] = info
 		}
+		m.keepSeedLocked(r) // swarm.go
 		if r.restart.Load() && !r.stopped.Load() {
 			// It ended to begin again from what it recorded (its
 			// partial file was moved back into a folder that came back).

@@ -29,8 +29,9 @@ var (
 var (
 	// ErrLinkTooLong means a link is longer than MaxLinkLen.
 	ErrLinkTooLong = errors.New("link too long")
-	// ErrBadScheme means a link does not start with kith://file/.
-	ErrBadScheme = errors.New("not a kith://file/ link")
+	// ErrBadScheme means a link does not start with kith://file/ or
+	// kith://folder/.
+	ErrBadScheme = errors.New("not a kith://file/ or kith://folder/ link")
 	// ErrBadRoot means a root is not 64 hexadecimal digits.
 	ErrBadRoot = errors.New("root is not 64 hex digits")
 	// ErrBadSize means a size is not a non-negative decimal integer.
@@ -98,4 +99,23 @@ var (
 	// ErrBadQuery means a search query is empty of words, longer than
 	// MaxQueryLen bytes or has more than MaxQueryWords words.
 	ErrBadQuery = errors.New("bad search query")
+)
+
+// Folder errors.
+var (
+	// ErrBadManifest means a folder manifest is too large, malformed, or
+	// lists a path that is not relative and clean, a path twice, a tree
+	// too deep, too many files or too many bytes: the whole folder is
+	// refused and nothing of it is written.
+	ErrBadManifest = errors.New("bad folder manifest")
+	// ErrIsFolder means a folder link was given where a file link was
+	// expected: a folder is downloaded with AddFolder.
+	ErrIsFolder = errors.New("link names a folder")
+	// ErrNoSuchFolder means no folder download has the given root.
+	ErrNoSuchFolder = errors.New("no such folder download")
+	// ErrNoManifest means no source could give a folder's manifest.
+	ErrNoManifest = errors.New("no source has the folder's manifest")
+	// ErrNotStreamable means a file cannot be streamed: it is neither
+	// being downloaded nor downloaded.
+	ErrNotStreamable = errors.New("file is not being downloaded")
 )

@@ -90,6 +90,7 @@ type run struct {
 	meter    meter
 	lastEmit time.Time
 	paused   *pauseCause // what stops the workers now (see fetch_pause.go), or nil
+	sw       *swarmState // swarming and stream readers (swarm.go), once the size is fixed
 	begun    bool        // the size is fixed and the partial file open; only the run's goroutine uses it
 
 	noSourceSince time.Time // since when no source works; only the run's goroutine uses it

@@ -281,7 +281,7 @@ func (r *run) searchDelay() time.Duration {
 	state := r.rec.State
 	r.mu.Unlock()
 	if (r.begun && r.activeSources() > 0) || state == StateNoSource {
-		return r.m.cfg.Tuning.SourceRefresh
+		return r.swarmSearchDelay(r.m.cfg.Tuning.SourceRefresh) // swarm_sched.go
 	}
 	return time.Second
 }

@@ -43,6 +43,7 @@ func (r *run) use(src *Source, sp *sizeProof, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.worker(s) }()
 	}
+	r.watchHave(s, wg) // swarm_sched.go: a partial source's bitmap grows
 }
 
 // refuse turns down a source that was found but not attached, closing it;
@@ -161,11 +162,11 @@ func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
 			r.cond.Wait()
 			continue
 		}
-		if first, count = r.pickLocked(s, groupFree, 0); count > 0 {
+		if first, count = r.pickFreeLocked(s); count > 0 { // swarm_sched.go
 			return first, count, true
 		}
 		// End game: help with a range in flight at one other source.
-		if first, count = r.pickLocked(s, groupAsked, 1); count > 0 {
+		if first, count = r.pickEndgameLocked(s); count > 0 { // swarm_sched.go
 			return first, count, true
 		}
 		r.waitLocked(DownloadEndgameAfter / 2)

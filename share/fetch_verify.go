@@ -182,6 +182,9 @@ func (r *run) settle(first int64, good []bool, writers []*sourceState) (liars []
 	n := int64(len(good))
 	for j := range n {
 		i := first + j
+		if good[j] {
+			r.keepProofLocked(i, r.proofs[i]) // swarm.go: to serve it
+		}
 		delete(r.proofs, i)
 		delete(r.writer, i)
 		r.written--

@@ -108,6 +108,9 @@ type Index struct {
 	// scanning holds the cancel function of the running scan, by folder.
 	scanning map[string]context.CancelCauseFunc
 
+	// folderCache knows the folders and their manifest roots (see
+	// folder_index.go).
+	folderCache folderCache
 	// scans counts what every share scan since Open did (ScanTotals).
 	scans struct {
 		scans, hashed, bytesHashed atomic.Int64
@@ -381,7 +384,7 @@ func (x *Index) Browse(p string, offset int) (BrowseReply, error) {
 	x.mu.RUnlock()
 	if p == "" {
 		slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-		return pageEntries(entries, offset), nil
+		return x.withFolderRoots(p, pageEntries(entries, offset)), nil
 	}
 	if dir == "" {
 		return BrowseReply{}, fmt.Errorf("browsing %q: %w", p, ErrNoSuchPath)
@@ -441,7 +444,7 @@ func (x *Index) Browse(p string, offset int) (BrowseReply, error) {
 	if err != nil {
 		return BrowseReply{}, err
 	}
-	return reply, nil
+	return x.withFolderRoots(p, reply), nil
 }
 
 // Find searches the file names of the shares that scope may see. Every word

@@ -228,3 +228,94 @@ const (
 	// bucket refills in at most a few seconds).
 	peerRatesKeep = time.Minute
 )
+
+// Folders: what a manifest from a peer may hold. A manifest is fetched
+// whole into memory and verified against its root before it is decoded,
+// so these bound the memory and the disk a hostile folder link costs.
+const (
+	// MaxManifestSize is the largest manifest encoding a downloader
+	// fetches (4 MiB, 16 groups): about 40,000 files with long paths.
+	// A source that claims more for a folder root is not asked for it.
+	MaxManifestSize = 4 << 20
+	// MaxManifestFiles is the most files one folder may list: enough for
+	// a photo library, and it bounds the downloads a folder queues.
+	MaxManifestFiles = 65536
+	// MaxManifestDepth is the most folders a path of a manifest may go
+	// down (a/b/c is depth 3). Deeper trees are refused: real folders
+	// are shallower, and each level is a directory created on disk.
+	MaxManifestDepth = 32
+	// MaxFolderSize is the most bytes all the files of one folder may
+	// add up to: what one folder link may make a node reserve on disk
+	// (each file's size is still proven before its space is reserved).
+	MaxFolderSize = 16 << 40
+	// folderEncodings is how many folder manifests the index keeps encoded
+	// for peers (each at most MaxManifestSize: 16 MiB at most); others
+	// are made again from the index when asked for.
+	folderEncodings = 4
+	// folderPoll is how often a folder download looks at its files'
+	// downloads (those not done), to queue more and place copies.
+	folderPoll = 250 * time.Millisecond
+	// maxFolderActive is how many of a folder's files are queued or
+	// downloading at once (twice MaxConcurrentDownloads, so a slot that
+	// frees finds the next file queued): a folder of MaxManifestFiles
+	// files costs that many records and goroutines, not 65,536.
+	maxFolderActive = 2 * MaxConcurrentDownloads
+)
+
+// Swarming and streaming (swarm.go, stream_reader.go).
+const (
+	// MaxSwarmOutboard is the largest partial outboard a download keeps in
+	// memory to serve its verified groups while it runs (4 MiB: files up
+	// to 16 GiB). Larger downloads are not served until done; so swarming
+	// costs at most MaxConcurrentDownloads times this.
+	MaxSwarmOutboard = 4 << 20
+	// SwarmHaveRefresh is how often a download asks a source that holds
+	// part of the file (another downloader) what it holds now: one Have
+	// every 250 ms per such source (4/s, well under HaveRate), so that
+	// what it gets is fetched from it rather than from the owner.
+	SwarmHaveRefresh = 250 * time.Millisecond
+	// MaxSeeds is how many finished downloads a node goes on serving
+	// (from where they were placed, until it stops): each keeps its
+	// outboard in memory, at most MaxSwarmOutboard.
+	MaxSeeds = MaxConcurrentDownloads
+	// SwarmSourceRefresh is how often a running download looks for new
+	// sources while swarming is on (DownloadSourceRefresh otherwise):
+	// friends who start the same download a moment later are sources
+	// within 2 s. It costs each friend without the file one Have (on a
+	// short stream) per running download every 2 s.
+	SwarmSourceRefresh = 2 * time.Second
+	// swarmOwnerWindow is how many requests a download keeps in flight at
+	// a source that holds the whole file while other downloaders are
+	// sources too (instead of Tuning.Window): groups in flight are not in
+	// the download's bitmap, so the other downloaders may ask the owner
+	// for them as well; two ranges keep the owner busy and that overlap
+	// small.
+	swarmOwnerWindow = 2
+	// swarmOwnerEndgame is how long a range must have been in flight at
+	// another downloader before the end game asks a source that holds the
+	// whole file (the owner) for it too (DownloadEndgameAfter otherwise):
+	// downloaders serving each other are slower than the owner's link is
+	// precious.
+	swarmOwnerEndgame = 4 * time.Second
+	// ownerYield is how long a complete source's worker waits before it
+	// takes groups that another downloader (a partial source) holds too:
+	// long enough for that downloader to serve them, short enough that a
+	// slow one does not hold the download back.
+	ownerYield = 300 * time.Millisecond
+	// availRefresh is how often the scheduler counts which sources hold
+	// each group, for rarest first (a pass over every source's bitmap).
+	availRefresh = 100 * time.Millisecond
+	// maxRarestGroups is the largest file, in groups, scheduled rarest
+	// first (4 GiB): each pick scans the groups, a few times per MiB
+	// received; larger files go lowest first (and are still served).
+	maxRarestGroups = 1 << 14
+	// StreamCritical is the groups from a stream reader's position that
+	// are fetched before anything else (1 MiB): what a player needs now.
+	StreamCritical = 4
+	// StreamReadAhead is the groups behind the critical window fetched
+	// next (16 MiB), so playback does not wait at every MiB.
+	StreamReadAhead = 64
+	// StreamTail is the groups at the end of the file fetched early
+	// (1 MiB): formats such as MP4 may keep their index there.
+	StreamTail = 4
+)

@@ -13,8 +13,12 @@ import (
 // root.
 const UnknownSize = -1
 
-// linkPrefix starts every link String writes.
-const linkPrefix = "kith://file/"
+// linkPrefix starts every file link String writes, folderLinkPrefix every
+// folder link.
+const (
+	linkPrefix       = "kith://file/"
+	folderLinkPrefix = "kith://folder/"
+)
 
 // Link names a file for people to pass around:
 //
@@ -23,6 +27,9 @@ const linkPrefix = "kith://file/"
 // Only the root identifies the file; name and size are hints for the
 // downloader (the size is checked by verification, since every group is
 // proven against the root under that size).
+//
+// A folder link, kith://folder/<root hex>?name=<name>, names a folder by
+// the root of its Manifest (see folder.go); Folder is then set.
 type Link struct {
 	// Root is the file's BLAKE3 root.
 	Root [32]byte
@@ -31,9 +38,11 @@ type Link struct {
 	Name string
 	// Size is the file size in bytes, or UnknownSize.
 	Size int64
+	// Folder is set for a kith://folder/ link: Root is a manifest's.
+	Folder bool
 }
 
-// ParseLink parses a kith://file/ link or a bare 64-digit hex root, with
+// ParseLink parses a kith://file/ or kith://folder/ link or a bare 64-digit hex root, with
 // surrounding spaces ignored. The name and size parameters are optional;
 // unknown parameters are ignored so that later versions may add some. Errors
 // wrap ErrLinkTooLong, ErrBadScheme, ErrBadRoot, ErrBadSize, ErrFileTooLarge,
@@ -54,7 +63,8 @@ func ParseLink(s string) (Link, error) {
 	if err != nil {
 		return Link{}, fmt.Errorf("parsing link: %w", ErrBadLink)
 	}
-	if u.Scheme != "kith" || u.Opaque != "" || !strings.EqualFold(u.Host, "file") {
+	folder := strings.EqualFold(u.Host, "folder")
+	if u.Scheme != "kith" || u.Opaque != "" || !strings.EqualFold(u.Host, "file") && !folder {
 		return Link{}, fmt.Errorf("parsing link: %w", ErrBadScheme)
 	}
 	if u.User != nil || u.Fragment != "" || u.RawFragment != "" || u.ForceQuery && u.RawQuery == "" {
@@ -68,7 +78,7 @@ func ParseLink(s string) (Link, error) {
 	if err != nil {
 		return Link{}, fmt.Errorf("parsing link: %w", ErrBadLink)
 	}
-	l := Link{Root: root, Size: UnknownSize}
+	l := Link{Root: root, Size: UnknownSize, Folder: folder}
 	if v, ok := q["name"]; ok {
 		if len(v) != 1 {
 			return Link{}, fmt.Errorf("parsing link: %w: repeated name", ErrBadLink)
@@ -89,11 +99,15 @@ func ParseLink(s string) (Link, error) {
 	return l, nil
 }
 
-// String returns the link in its kith://file/ form, leaving out a name of ""
-// and a size of UnknownSize.
+// String returns the link in its kith://file/ (or kith://folder/) form,
+// leaving out a name of "" and a size of UnknownSize.
 func (l Link) String() string {
 	var b strings.Builder
-	b.WriteString(linkPrefix)
+	if l.Folder {
+		b.WriteString(folderLinkPrefix)
+	} else {
+		b.WriteString(linkPrefix)
+	}
 	b.WriteString(hex.EncodeToString(l.Root[:]))
 	q := url.Values{}
 	if l.Name != "" {

@@ -50,6 +50,8 @@ type Server struct {
 	ratesMu sync.Mutex
 	rates   map[string]*peerRates
 
+	partials serverPartials // files being downloaded (server_extra.go)
+
 	stats serverCounters
 }
 
@@ -511,6 +513,9 @@ func (c *serverConn) fail(id uint64, code ErrorCode, msg string) error {
 func (c *serverConn) have(id uint64, m Have) error {
 	of, refusal := c.file(m.Root)
 	if refusal != nil {
+		if ok, err := c.extraHave(id, m.Root); ok { // server_extra.go
+			return err
+		}
 		return c.fail(id, refusal.Code, refusal.Message)
 	}
 	return c.w.WriteFrame(Frame{ID: id, Msg: HaveReply{Size: of.sf.Tree.Size, Complete: true}})
@@ -523,6 +528,9 @@ func (c *serverConn) have(id uint64, m Have) error {
 func (c *serverConn) getRange(id uint64, m GetRange) error {
 	of, refusal := c.file(m.Root)
 	if refusal != nil {
+		if ok, err := c.extraRange(id, m); ok { // server_extra.go
+			return err
+		}
 		return c.fail(id, refusal.Code, refusal.Message)
 	}
 	size := of.sf.Tree.Size

@@ -31,6 +31,8 @@ func sampleFrames() []Frame {
 		{ID: 7, Msg: ErrorReply{Code: CodeNotHeld, Message: "no"}},
 		{ID: 1 << 60, Msg: ErrorReply{Code: ErrorCode(99)}},
 		{ID: 0, Msg: BrowseReply{Entries: []Entry{}}},
+		{ID: 8, Msg: HaveReply{Size: 10*GroupSize - 3, Bitmap: bm, Fetching: NewBitmap(10)}},
+		{ID: 9, Msg: BrowseReply{Entries: []Entry{{Name: "album", Dir: true, Folder: [32]byte{1}}}}},
 	}
 }
 

@@ -41,6 +41,9 @@ type HaveReply struct {
 	Complete bool
 	// Bitmap marks the groups held when not Complete.
 	Bitmap Bitmap
+	// Fetching, if not nil, marks groups the peer is fetching now (it is
+	// downloading the file too): it will hold them soon.
+	Fetching Bitmap
 }
 
 // Has reports whether the peer holds group i.
@@ -84,12 +87,14 @@ type BrowseReply struct {
 }
 
 // Entry is one file or folder of a BrowseReply. Size and Root are zero for
-// folders.
+// folders; Folder, for a folder, is the root of its manifest (its
+// kith://folder/ link), or zero if it has none.
 type Entry struct {
-	Name string
-	Dir  bool
-	Size int64
-	Root [32]byte
+	Name   string
+	Dir    bool
+	Size   int64
+	Root   [32]byte
+	Folder [32]byte
 }
 
 // ErrorCode says why a request failed. Values are append-only and match
@@ -166,6 +171,7 @@ func (f Frame) toWire() (*pb.Frame, error) {
 		r := &pb.HaveReply{Size: uint64(m.Size), Groups: uint64(Groups(m.Size)), Complete: m.Complete}
 		if !m.Complete {
 			r.Bitmap = m.Bitmap
+			r.Fetching = m.Fetching
 		}
 		w.Body = &pb.Frame_HaveReply{HaveReply: r}
 	case GetRange:
@@ -184,6 +190,8 @@ func (f Frame) toWire() (*pb.Frame, error) {
 			r.Entries[i] = &pb.Entry{Name: e.Name, Dir: e.Dir, Size: uint64(e.Size)}
 			if !e.Dir {
 				r.Entries[i].Root = e.Root[:]
+			} else if e.Folder != ([32]byte{}) {
+				r.Entries[i].Folder = e.Folder[:]
 			}
 		}
 		w.Body = &pb.Frame_BrowseReply{BrowseReply: r}
@@ -259,8 +267,14 @@ func haveReplyFromWire(w *pb.HaveReply) (HaveReply, error) {
 	case !m.Complete && int64(len(w.GetBitmap())) != (groups+7)/8:
 		return HaveReply{}, fmt.Errorf("bitmap of %d bytes for %d groups", len(w.GetBitmap()), groups)
 	}
+	if f := w.GetFetching(); len(f) != 0 && (m.Complete || int64(len(f)) != (groups+7)/8) {
+		return HaveReply{}, fmt.Errorf("fetching bitmap of %d bytes for %d groups", len(f), groups)
+	}
 	if !m.Complete {
 		m.Bitmap = w.GetBitmap()
+		if len(w.GetFetching()) != 0 {
+			m.Fetching = w.GetFetching()
+		}
 	}
 	return m, nil
 }
@@ -309,9 +323,18 @@ func browseReplyFromWire(w *pb.BrowseReply) (BrowseReply, error) {
 			if we.GetSize() != 0 || len(we.GetRoot()) != 0 {
 				return BrowseReply{}, fmt.Errorf("folder %q with size or root", e.Name)
 			}
+			if len(we.GetFolder()) != 0 {
+				var err error
+				if e.Folder, err = rootFromWire(we.GetFolder()); err != nil {
+					return BrowseReply{}, err
+				}
+			}
 		} else {
 			if we.GetSize() > MaxFileSize {
 				return BrowseReply{}, ErrFileTooLarge
+			}
+			if len(we.GetFolder()) != 0 {
+				return BrowseReply{}, fmt.Errorf("file %q with a folder root", e.Name)
 			}
 			e.Size = int64(we.GetSize())
 			var err error

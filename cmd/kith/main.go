@@ -79,7 +79,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInitCmd(g), newUpCmd(g), newIDCmd(g), newStatusCmd(g),
-		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newSearchCmd(g), newDownloadsCmd(g),
+		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newStreamCmd(g), newSearchCmd(g), newDownloadsCmd(g),
 		newChatCmd(g), newIdentityCmd(g), newLobbyCmd(g), newDistantCmd(g), newSimCmd(), newDemoCmd(),
 		newVersionCmd(), newRepairCmd(g), newConfigCmd(g),
 	)

@@ -111,7 +111,7 @@ func newShareLsCmd(g *globals) *cobra.Command {
 	var asJSON, links bool
 	cmd := &cobra.Command{
 		Use:   "ls [--json] [--links]",
-		Short: "list shared folders, or with --links every shared file's link",
+		Short: "list shared folders, or with --links every shared file's and folder's link",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.call(func(ctx context.Context, c *api.Client) error {
@@ -126,7 +126,7 @@ func newShareLsCmd(g *globals) *cobra.Command {
 					for _, f := range fs {
 						fmt.Println(safe(f.Link))
 					}
-					return nil
+					return printFolderLinks(ctx, c) // folder.go
 				}
 				ss, err := c.Shares(ctx)
 				if err != nil {
@@ -140,7 +140,7 @@ func newShareLsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().BoolVar(&links, "links", false, "print a kith:// link for every shared file")
+	cmd.Flags().BoolVar(&links, "links", false, "print a kith:// link for every shared file and folder")
 	return cmd
 }
 
@@ -260,7 +260,7 @@ func newBrowseCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			for _, e := range all {
 				if e.Dir {
-					fmt.Fprintf(tw, "%s/\t\t\n", safe(e.Name))
+					fmt.Fprintf(tw, "%s/\t\t%s\n", safe(e.Name), safe(e.Link))
 				} else {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(e.Name), api.FormatSize(e.Size), safe(e.Link))
 				}
@@ -281,8 +281,8 @@ func newGetCmd(g *globals) *cobra.Command {
 		asJSON    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get LINK|ROOT [--to DIR] [--detach] [--anonymous] [--again] [--json]",
-		Short: "download a file from every friend that has it (and through tunnels), verified",
+		Use:   "get LINK|ROOT|FOLDERLINK [--to DIR] [--detach] [--anonymous] [--again] [--json]",
+		Short: "download a file (or a whole kith://folder/) from every friend that has it (and through tunnels), verified",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := g.client()
@@ -293,6 +293,9 @@ func newGetCmd(g *globals) *cobra.Command {
 				if to, err = filepath.Abs(to); err != nil {
 					return err
 				}
+			}
+			if isFolderLink(a[0]) {
+				return getFolder(c, a[0], to, anonymous, detach, asJSON) // folder.go
 			}
 			ctx, cancel := apiContext()
 			info, err := c.AddDownload(ctx, api.GetRequest{Link: a[0], To: to, Anonymous: anonymous, Again: again})
@@ -421,11 +424,14 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cancel := &cobra.Command{
-		Use:   "cancel ROOT",
-		Short: "stop a download and delete its partial data",
+		Use:   "cancel ROOT|FOLDERLINK",
+		Short: "stop a download (or a folder's) and delete its partial data",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return g.call(func(ctx context.Context, c *api.Client) error {
+				if isFolderLink(a[0]) {
+					return cancelFolder(ctx, c, a[0]) // folder.go
+				}
 				if _, err := c.CancelDownload(ctx, a[0]); err != nil {
 					return err
 				}

@@ -162,6 +162,11 @@ var codes = []codeInfo{
 	{"bad_query", ErrBadQuery, http.StatusBadRequest},
 	{"share_unreadable", ErrShareUnreadable, http.StatusConflict},
 	{"not_exist", ErrNotExist, http.StatusBadRequest},
+	{"bad_manifest", ErrBadManifest, http.StatusUnprocessableEntity},
+	{"no_manifest", ErrNoManifest, http.StatusNotFound},
+	{"no_such_folder", ErrNoSuchFolder, http.StatusNotFound},
+	{"is_folder", ErrIsFolder, http.StatusBadRequest},
+	{"not_streamable", ErrNotStreamable, http.StatusNotFound},
 
 	{"bad_search", ErrBadSearch, http.StatusBadRequest},
 	{"router_closed", ErrRouterClosed, http.StatusServiceUnavailable},

@@ -334,7 +334,12 @@ type HaveReply struct {
 	Complete bool `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
 	// bitmap has bit i (byte i/8, bit i%8, least significant first) set when
 	// the peer holds group i; ceil(groups/8) bytes unless complete.
-	Bitmap        []byte `protobuf:"bytes,4,opt,name=bitmap,proto3" json:"bitmap,omitempty"`
+	Bitmap []byte `protobuf:"bytes,4,opt,name=bitmap,proto3" json:"bitmap,omitempty"`
+	// fetching, from a peer that is downloading the file itself, marks the
+	// groups it is fetching now and will hold soon (ceil(groups/8) bytes, or
+	// empty): other downloaders leave those to it instead of asking the
+	// owner for them too. Older peers ignore it.
+	Fetching      []byte `protobuf:"bytes,5,opt,name=fetching,proto3" json:"fetching,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -393,6 +398,13 @@ func (x *HaveReply) GetComplete() bool {
 func (x *HaveReply) GetBitmap() []byte {
 	if x != nil {
 		return x.Bitmap
+	}
+	return nil
+}
+
+func (x *HaveReply) GetFetching() []byte {
+	if x != nil {
+		return x.Fetching
 	}
 	return nil
 }
@@ -643,8 +655,11 @@ type Entry struct {
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Dir   bool                   `protobuf:"varint,2,opt,name=dir,proto3" json:"dir,omitempty"`
 	// size and root are set for files only.
-	Size          uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
-	Root          []byte `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
+	Size uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Root []byte `protobuf:"bytes,4,opt,name=root,proto3" json:"root,omitempty"`
+	// folder is set for folders only: the root of the folder's Manifest, the
+	// id of its kith://folder/ link. Older peers ignore it.
+	Folder        []byte `protobuf:"bytes,5,opt,name=folder,proto3" json:"folder,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,6 +722,13 @@ func (x *Entry) GetRoot() []byte {
 	return nil
 }
 
+func (x *Entry) GetFolder() []byte {
+	if x != nil {
+		return x.Folder
+	}
+	return nil
+}
+
 // Error answers any request that failed.
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -760,6 +782,125 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+// Manifest lists a folder: the id of a folder is the BLAKE3 root of its
+// Manifest's encoding, which is fetched like a file (Have and GetRange on
+// that root). It is not a Frame body. Files are sorted by path, bytewise,
+// each path at most once.
+type Manifest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the folder's own name, a suggestion for the downloader.
+	Name          string          `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Files         []*ManifestFile `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Manifest) Reset() {
+	*x = Manifest{}
+	mi := &file_share_pb_share_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Manifest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Manifest) ProtoMessage() {}
+
+func (x *Manifest) ProtoReflect() protoreflect.Message {
+	mi := &file_share_pb_share_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Manifest.ProtoReflect.Descriptor instead.
+func (*Manifest) Descriptor() ([]byte, []int) {
+	return file_share_pb_share_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Manifest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Manifest) GetFiles() []*ManifestFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// ManifestFile is one file of a Manifest.
+type ManifestFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is relative to the folder, with "/" separators.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Size          uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Root          []byte `protobuf:"bytes,3,opt,name=root,proto3" json:"root,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManifestFile) Reset() {
+	*x = ManifestFile{}
+	mi := &file_share_pb_share_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManifestFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManifestFile) ProtoMessage() {}
+
+func (x *ManifestFile) ProtoReflect() protoreflect.Message {
+	mi := &file_share_pb_share_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManifestFile.ProtoReflect.Descriptor instead.
+func (*ManifestFile) Descriptor() ([]byte, []int) {
+	return file_share_pb_share_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ManifestFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ManifestFile) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ManifestFile) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
 var File_share_pb_share_proto protoreflect.FileDescriptor
 
 const file_share_pb_share_proto_rawDesc = "" +
@@ -779,12 +920,13 @@ const file_share_pb_share_proto_rawDesc = "" +
 	"\x05error\x18\b \x01(\v2\x11.kith.share.ErrorH\x00R\x05errorB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Have\x12\x12\n" +
-	"\x04root\x18\x01 \x01(\fR\x04root\"k\n" +
+	"\x04root\x18\x01 \x01(\fR\x04root\"\x87\x01\n" +
 	"\tHaveReply\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x16\n" +
 	"\x06groups\x18\x02 \x01(\x04R\x06groups\x12\x1a\n" +
 	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x16\n" +
-	"\x06bitmap\x18\x04 \x01(\fR\x06bitmap\"U\n" +
+	"\x06bitmap\x18\x04 \x01(\fR\x06bitmap\x12\x1a\n" +
+	"\bfetching\x18\x05 \x01(\fR\bfetching\"U\n" +
 	"\bGetRange\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\fR\x04root\x12\x1f\n" +
 	"\vfirst_group\x18\x02 \x01(\x04R\n" +
@@ -802,15 +944,23 @@ const file_share_pb_share_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\rR\x06offset\"N\n" +
 	"\vBrowseReply\x12+\n" +
 	"\aentries\x18\x01 \x03(\v2\x11.kith.share.EntryR\aentries\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"U\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"m\n" +
 	"\x05Entry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03dir\x18\x02 \x01(\bR\x03dir\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x12\n" +
-	"\x04root\x18\x04 \x01(\fR\x04root\"L\n" +
+	"\x04root\x18\x04 \x01(\fR\x04root\x12\x16\n" +
+	"\x06folder\x18\x05 \x01(\fR\x06folder\"L\n" +
 	"\x05Error\x12)\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x15.kith.share.ErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\xc4\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"N\n" +
+	"\bManifest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x05files\x18\x02 \x03(\v2\x18.kith.share.ManifestFileR\x05files\"J\n" +
+	"\fManifestFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04root\x18\x03 \x01(\fR\x04root*\xc4\x01\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_UNKNOWN_REQUEST\x10\x01\x12\x1a\n" +
@@ -833,34 +983,37 @@ func file_share_pb_share_proto_rawDescGZIP() []byte {
 }
 
 var file_share_pb_share_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_share_pb_share_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_share_pb_share_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_share_pb_share_proto_goTypes = []any{
-	(ErrorCode)(0),      // 0: kith.share.ErrorCode
-	(*Frame)(nil),       // 1: kith.share.Frame
-	(*Have)(nil),        // 2: kith.share.Have
-	(*HaveReply)(nil),   // 3: kith.share.HaveReply
-	(*GetRange)(nil),    // 4: kith.share.GetRange
-	(*RangeReply)(nil),  // 5: kith.share.RangeReply
-	(*Browse)(nil),      // 6: kith.share.Browse
-	(*BrowseReply)(nil), // 7: kith.share.BrowseReply
-	(*Entry)(nil),       // 8: kith.share.Entry
-	(*Error)(nil),       // 9: kith.share.Error
+	(ErrorCode)(0),       // 0: kith.share.ErrorCode
+	(*Frame)(nil),        // 1: kith.share.Frame
+	(*Have)(nil),         // 2: kith.share.Have
+	(*HaveReply)(nil),    // 3: kith.share.HaveReply
+	(*GetRange)(nil),     // 4: kith.share.GetRange
+	(*RangeReply)(nil),   // 5: kith.share.RangeReply
+	(*Browse)(nil),       // 6: kith.share.Browse
+	(*BrowseReply)(nil),  // 7: kith.share.BrowseReply
+	(*Entry)(nil),        // 8: kith.share.Entry
+	(*Error)(nil),        // 9: kith.share.Error
+	(*Manifest)(nil),     // 10: kith.share.Manifest
+	(*ManifestFile)(nil), // 11: kith.share.ManifestFile
 }
 var file_share_pb_share_proto_depIdxs = []int32{
-	2, // 0: kith.share.Frame.have:type_name -> kith.share.Have
-	3, // 1: kith.share.Frame.have_reply:type_name -> kith.share.HaveReply
-	4, // 2: kith.share.Frame.get_range:type_name -> kith.share.GetRange
-	5, // 3: kith.share.Frame.range_reply:type_name -> kith.share.RangeReply
-	6, // 4: kith.share.Frame.browse:type_name -> kith.share.Browse
-	7, // 5: kith.share.Frame.browse_reply:type_name -> kith.share.BrowseReply
-	9, // 6: kith.share.Frame.error:type_name -> kith.share.Error
-	8, // 7: kith.share.BrowseReply.entries:type_name -> kith.share.Entry
-	0, // 8: kith.share.Error.code:type_name -> kith.share.ErrorCode
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	2,  // 0: kith.share.Frame.have:type_name -> kith.share.Have
+	3,  // 1: kith.share.Frame.have_reply:type_name -> kith.share.HaveReply
+	4,  // 2: kith.share.Frame.get_range:type_name -> kith.share.GetRange
+	5,  // 3: kith.share.Frame.range_reply:type_name -> kith.share.RangeReply
+	6,  // 4: kith.share.Frame.browse:type_name -> kith.share.Browse
+	7,  // 5: kith.share.Frame.browse_reply:type_name -> kith.share.BrowseReply
+	9,  // 6: kith.share.Frame.error:type_name -> kith.share.Error
+	8,  // 7: kith.share.BrowseReply.entries:type_name -> kith.share.Entry
+	0,  // 8: kith.share.Error.code:type_name -> kith.share.ErrorCode
+	11, // 9: kith.share.Manifest.files:type_name -> kith.share.ManifestFile
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_share_pb_share_proto_init() }
@@ -883,7 +1036,7 @@ func file_share_pb_share_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_share_pb_share_proto_rawDesc), len(file_share_pb_share_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
