@@ -1,6 +1,7 @@
 package share
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -129,15 +130,16 @@ func (c *serverConn) partialRange(id uint64, m GetRange, pf *PartialFile) error 
 		return c.fail(id, CodeNotHeld, "")
 	}
 	defer f.Close()
-	cp, ok := c.takeChunk()
-	if !ok {
+	cp, busy, err := c.q.takeChunk(c.reserveChunk)
+	if err != nil {
+		return err
+	}
+	if busy {
 		c.s.stats.busy.Add(1)
 		return c.fail(id, CodeBusy, "no memory for a range now")
 	}
-	defer c.putChunk(cp)
-	chunk := *cp
+	defer c.q.endRange()
 	root := pf.Root()
-	// read reads and verifies the groups from g on that fit the chunk.
 	proofAt := func(i int64) []byte {
 		off := 0
 		for j := m.First; j < i; j++ {
@@ -145,48 +147,59 @@ func (c *serverConn) partialRange(id uint64, m GetRange, pf *PartialFile) error 
 		}
 		return proof[off : off+GroupProofSize(size, i)]
 	}
-	read := func(g int64) ([]byte, int64, error) {
+	// read reads into *cp the groups from g on that fit it and verifies
+	// each; it returns their bytes and how many groups they are.
+	read := func(cp *[]byte, g int64) (int64, int64, error) {
+		chunk := *cp
 		k := min(m.First+m.Count-g, int64(len(chunk))/GroupSize)
 		n := RangeDataSize(size, g, k)
 		if _, err := f.ReadAt(chunk[:n], g*GroupSize); err != nil {
-			return nil, 0, fmt.Errorf("reading partial file: %w", err)
+			return 0, 0, fmt.Errorf("reading partial file: %w", err)
 		}
 		for i := g; i < g+k; i++ {
 			off, gn := GroupBounds(size, i)
 			rel := off - g*GroupSize
 			if err := VerifyGroup(root, size, i, chunk[rel:rel+gn], proofAt(i)); err != nil {
-				return nil, 0, err
+				return 0, 0, err
 			}
 		}
-		return chunk[:n], k, nil
+		return n, k, nil
 	}
-	data, k, err := read(m.First)
+	got, k, err := read(cp, m.First)
 	if err != nil {
+		c.q.putChunk(cp)
 		c.s.log.Info("partial file does not verify", slog.Any("err", err))
 		return c.fail(id, CodeNotHeld, "")
 	}
 	n := RangeDataSize(size, m.First, m.Count)
 	w := c.w
 	if err := w.writeNoFlush(Frame{ID: id, Msg: RangeReply{First: m.First, Count: m.Count, ProofLen: len(proof), DataLen: n}}); err != nil {
+		c.q.putChunk(cp)
 		return err
 	}
 	if _, err := w.bw.Write(proof); err != nil {
+		c.q.putChunk(cp)
 		return fmt.Errorf("writing range proof: %w", err)
 	}
+	if err := w.bw.Flush(); err != nil {
+		c.q.putChunk(cp)
+		return fmt.Errorf("writing range proof: %w", err)
+	}
+	// The queue writes each verified chunk while the next is read.
 	for g := m.First; ; {
-		if _, err := w.bw.Write(data); err != nil {
+		if err := c.q.sendChunk(cp, got); err != nil {
 			return fmt.Errorf("writing range data: %w", err)
 		}
 		if g += k; g == m.First+m.Count {
-			break
+			return nil
 		}
-		if data, k, err = read(g); err != nil {
+		if cp, _, err = c.q.takeChunk(c.reserveChunk); err != nil || cp == nil {
+			return fmt.Errorf("writing range data: %w", cmp.Or(err, errNoChunk))
+		}
+		if got, k, err = read(cp, g); err != nil {
+			c.q.putChunk(cp)
 			c.s.log.Info("partial file does not verify", slog.Any("err", err))
 			return fmt.Errorf("serving partial file: %w", err)
 		}
 	}
-	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("writing range data: %w", err)
-	}
-	return nil
 }
