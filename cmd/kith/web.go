@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kith/node"
+)
+
+// webLogin is the daemon's answer to POST /v1/web/login.
+type webLogin struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}
+
+// webLoginFile is where `kith web` writes the page that sends a browser on
+// to the login link, so that the token never stands in a command line
+// (which other users of the machine can read) when it opens a browser.
+const webLoginFile = "web-login.html"
+
+func newWebCmd(g *globals) *cobra.Command {
+	var (
+		noOpen bool
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "web [--no-open] [--json]",
+		Short: "print a link that logs a browser in to the web UI once (and open a browser)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := node.CheckHome(g.home); err != nil {
+				return err
+			}
+			ctx, cancel := apiContext()
+			defer cancel()
+			login, err := askWebLogin(ctx, g.home)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(login)
+			}
+			fmt.Println(login.URL)
+			fmt.Fprintf(os.Stderr, "open it in a browser on this machine: it logs in once, until %s\n", login.Expires.Local().Format(time.TimeOnly))
+			if !noOpen {
+				if opened := openBrowser(g.home, login.URL); opened != "" {
+					fmt.Fprintf(os.Stderr, "opened it with %s\n", opened)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noOpen, "no-open", false, "only print the link; do not open a browser")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// askWebLogin asks the daemon's API socket for a login link.
+func askWebLogin(ctx context.Context, home string) (webLogin, error) {
+	sock := filepath.Join(home, node.SocketFile)
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://kith/v1/web/login", nil)
+	if err != nil {
+		return webLogin{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return webLogin{}, fmt.Errorf("no daemon is running for home %s: start it with `kith up` (%v)", home, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&e)
+		if e.Error == "" {
+			e.Error = resp.Status
+		}
+		return webLogin{}, errors.New(e.Error)
+	}
+	var out webLogin
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&out); err != nil {
+		return webLogin{}, fmt.Errorf("reading the daemon's answer: %w", err)
+	}
+	return out, nil
+}
+
+// openBrowser opens url in the user's browser when there is one (a
+// desktop session), through a file in the home that redirects to it; it
+// returns the opener's name, or "" if none was run.
+func openBrowser(home, url string) string {
+	var opener string
+	switch {
+	case runtime.GOOS == "darwin":
+		opener = "open"
+	case os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "":
+		opener = "xdg-open"
+	default:
+		return ""
+	}
+	bin, err := exec.LookPath(opener)
+	if err != nil {
+		return ""
+	}
+	page := filepath.Join(home, webLoginFile)
+	u := html.EscapeString(url)
+	body := `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=` + u + `">` +
+		`<title>kith</title><p><a href="` + u + `">Open kith</a></p>` + "\n"
+	if err := os.WriteFile(page, []byte(body), 0o600); err != nil {
+		return ""
+	}
+	c := exec.Command(bin, "file://"+page)
+	if err := c.Start(); err != nil {
+		return ""
+	}
+	go c.Wait()
+	time.Sleep(100 * time.Millisecond) // let the opener start before kith exits
+	return opener
+}
+
+// printWebUp tells, as `kith up` starts, where the web UI is.
+func printWebUp(n *node.Node) {
+	if u := n.WebURL(); u != "" {
+		fmt.Printf("web UI: %s (`kith web` prints a login link)\n", u)
+	}
+}
