@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 )
 
 // benchFileSize is the size of the file moved by the transfer benchmarks.
-const benchFileSize = 256 << 20
+var benchFileSize = int64(benchSizeMiB()) << 20
 
 const rawBenchProto = "/kith/bench/raw/1"
 
@@ -87,7 +88,7 @@ func BenchmarkRawStream(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s.Write(binary.BigEndian.AppendUint64(nil, benchFileSize))
+		s.Write(binary.BigEndian.AppendUint64(nil, uint64(benchFileSize)))
 		n, err := io.Copy(io.Discard, s)
 		if err != nil || n != benchFileSize {
 			b.Fatal(n, err)
@@ -133,4 +134,13 @@ func BenchmarkDownloadTuning(b *testing.B) {
 			benchmarkDownload(b)
 		})
 	}
+}
+
+// benchSizeMiB is the size of the benchmarks' file: 256 MiB, or
+// KITH_BENCH_MIB.
+func benchSizeMiB() int {
+	if n, err := strconv.Atoi(os.Getenv("KITH_BENCH_MIB")); err == nil && n > 0 {
+		return n
+	}
+	return 256
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# daemon-bench.sh: `kith get` of a large file between two `kith up`
+# daemons on 127.0.0.1 against a raw libp2p stream between two processes
+# (kith-bench) over the same loopback, in one run (issue 14). Each figure
+# is the median of RUNS runs, interleaved.
+#
+# Usage: scripts/daemon-bench.sh   (SIZE_MIB=1024 RUNS=3 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+SIZE_MIB=${SIZE_MIB:-1024}
+RUNS=${RUNS:-3}
+bytes=$((SIZE_MIB << 20))
+work=$(mktemp -d -t kith-dbench.XXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+go build -o "$work/kith" ./cmd/kith
+go build -o "$work/kith-bench" ./cmd/kith-bench
+K=$work/kith
+k() { local h=$1; shift; "$K" --home "$work/$h" "$@"; }
+for h in ana ben; do
+  k $h init --name $h >/dev/null
+  "$K" up --home "$work/$h" --no-mdns --listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1 >"$work/$h.log" 2>&1 &
+  pids+=($!)
+done
+for h in ana ben; do
+  for _ in $(seq 100); do k $h status >/dev/null 2>&1 && break; sleep 0.1; done
+done
+k ana friend add "$(k ben id)" >/dev/null
+k ben friend add "$(k ana id)" >/dev/null
+for _ in $(seq 100); do k ana friend ls --json | grep -q '"online": true' && break; sleep 0.1; done
+mkdir -p "$work/share"
+head -c "$bytes" /dev/urandom >"$work/share/big.bin"
+k ben share add "$work/share" --browsable >/dev/null
+link=$(k ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
+
+"$work/kith-bench" serve --listen /ip4/127.0.0.1/tcp/0 --addr-file "$work/raw.addrs" >/dev/null &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/raw.addrs" ] && break; sleep 0.1; done
+raw_addr=$(head -1 "$work/raw.addrs")
+
+echo "== kith get of $SIZE_MIB MiB between two daemons vs a raw libp2p stream between two processes (TCP, 127.0.0.1)"
+echo "   $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc), $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%dT%H:%MZ)"
+raws=(); gets=()
+for i in $(seq "$RUNS"); do
+  r=$("$work/kith-bench" send --to "$raw_addr" --bytes "$bytes" | sed 's/.*: \([0-9.]*\) MiB\/s/\1/')
+  raws+=("$r")
+  rm -rf "$work/got"; mkdir -p "$work/got"
+  t0=$(date +%s.%N)
+  k ana get "$link" --to "$work/got" --again >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  g=$(echo "scale=1; $bytes / 1048576 / ($t1 - $t0)" | bc -l)
+  gets+=("$g")
+  k ana downloads cancel "$(basename "$link" | cut -d'?' -f1)" >/dev/null 2>&1 || true
+  echo "run $i: raw $r MiB/s, kith get $g MiB/s"
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+mr=$(median "${raws[@]}"); mg=$(median "${gets[@]}")
+echo "median: raw $mr MiB/s, kith get $mg MiB/s, ratio $(echo "scale=2; $mg / $mr" | bc -l)"

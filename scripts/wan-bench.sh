@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# wan-bench.sh: kith over emulated wide-area links, against the raw libp2p
+# stream over the same link, in one run (issue 14). Needs root (network
+# namespaces) and the userspace link emulator wanem (this kernel has no
+# netem): WANEM_SRC names its source (default ../shared/tools/wanem).
+#
+# For each profile it builds namespaces joined by wanem links, with
+# public-looking addresses that exist only inside them (nothing links a
+# namespace to the machine's network), and measures:
+#   raw-tcp, raw-quic  a raw libp2p stream (kith-bench) over one link
+#   direct             `kith get` between two `kith up` daemons over one link
+#   anonymous          `kith get --anonymous` through 2 relays over three links
+# every daemon with the default `kith up` settings (its init port on every
+# interface, TCP and QUIC).
+#
+# Usage: scripts/wan-bench.sh [PROFILE ...]
+#   profiles: 50ms-500mbit, 100ms-100mbit-loss, 10ms-1gbit (default: all)
+#   SIZE_MIB=N overrides the file size of every profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+[ "$(id -u)" -eq 0 ] || { echo "wan-bench: needs root (network namespaces)" >&2; exit 1; }
+
+WANEM_SRC=${WANEM_SRC:-../shared/tools/wanem}
+work=$(mktemp -d -t kith-wan.XXXX)
+bin=$work/bin
+mkdir -p "$bin"
+go build -o "$bin/kith" ./cmd/kith
+go build -o "$bin/kith-bench" ./cmd/kith-bench
+go build -C "$WANEM_SRC" -o "$bin/wanem" .
+export KITH=$bin/kith
+
+prefix=kwb$$
+nss=()
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in "${nss[@]:-}"; do [ -n "$n" ] && ip netns del "$n" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ns() { local n=$prefix$1; ip netns add "$n"; ip -n "$n" link set lo up; nss+=("$n"); echo "$n"; }
+
+# link NS1 IP1 NS2 IP2 DELAY RATE LOSS: a wanem link (point to point).
+link() {
+  local a=$1 ipa=$2 b=$3 ipb=$4 delay=$5 rate=$6 loss=$7 id=$RANDOM
+  local log=$work/wanem.$id.log
+  "$bin/wanem" -a wa$id -b wb$id -delay "$delay" -rate "$rate" -loss "$loss" >"$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do grep -q ready "$log" && break; sleep 0.1; done
+  grep -q ready "$log" || { cat "$log"; exit 1; }
+  ip link set wa$id netns "$a"; ip link set wb$id netns "$b"
+  ip -n "$a" addr add "$ipa" peer "$ipb" dev wa$id; ip -n "$a" link set wa$id mtu 1500 up
+  ip -n "$b" addr add "$ipb" peer "$ipa" dev wb$id; ip -n "$b" link set wb$id mtu 1500 up
+}
+
+# isolated: no namespace of ours has a default route or a veth, so nothing
+# reaches the machine's own network.
+isolated() {
+  for n in "${nss[@]}"; do
+    if ip -n "$n" route show default | grep -q .; then echo "wan-bench: $n has a default route" >&2; exit 1; fi
+    if ip -n "$n" -o link show type veth | grep -q .; then echo "wan-bench: $n has a veth" >&2; exit 1; fi
+  done
+}
+
+# daemon NS NAME: init and start `kith up` with the default settings.
+daemon() {
+  local n=$1 name=$2 home=$work/$2
+  ip netns exec "$n" "$KITH" init --name "$name" --home "$home" >/dev/null
+  ip netns exec "$n" "$KITH" up --home "$home" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    ip netns exec "$n" "$KITH" status --home "$home" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "wan-bench: $name did not come up:" >&2; cat "$work/$name.log" >&2; exit 1
+}
+
+k() { local n=$1 name=$2; shift 2; ip netns exec "$n" "$KITH" --home "$work/$name" "$@"; }
+
+# befriend NS1 NAME1 NS2 NAME2: both add each other's invite, then wait.
+befriend() {
+  local inv1 inv2
+  inv1=$(k "$1" "$2" id); inv2=$(k "$3" "$4" id)
+  k "$1" "$2" friend add "$inv2" >/dev/null
+  k "$3" "$4" friend add "$inv1" >/dev/null
+  for _ in $(seq 300); do
+    k "$1" "$2" friend ls --json | grep -q '"online": true' && return
+    sleep 0.1
+  done
+  echo "wan-bench: $2 and $4 never connected" >&2; exit 1
+}
+
+# timed CMD...: runs CMD, prints the seconds it took.
+timed() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$work/timed.out" 2>&1 || { echo "wan-bench: failed: $*" >&2; cat "$work/timed.out" >&2; return 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
+
+raw() { # raw NS_SERVER NS_CLIENT ADDR_IP BYTES
+  local s=$1 c=$2 ip=$3 bytes=$4 f=$work/raw.addrs
+  rm -f "$f"
+  ip netns exec "$s" "$bin/kith-bench" serve --listen /ip4/$ip/tcp/4999 --listen /ip4/$ip/udp/4999/quic-v1 --addr-file "$f" >/dev/null &
+  local pid=$!
+  pids+=($pid)
+  for _ in $(seq 50); do [ -s "$f" ] && break; sleep 0.1; done
+  local tcp quic
+  tcp=$(grep /tcp/ "$f"); quic=$(grep /quic-v1/ "$f")
+  echo "raw-tcp   $(ip netns exec "$c" "$bin/kith-bench" send --to "$tcp" --bytes "$bytes")"
+  echo "raw-quic  $(ip netns exec "$c" "$bin/kith-bench" send --to "$quic" --bytes "$bytes")"
+  kill $pid 2>/dev/null || true
+}
+
+run_profile() {
+  local name=$1 delay=$2 rate=$3 loss=$4 mib=$5
+  mib=${SIZE_MIB:-$mib}
+  local bytes=$((mib << 20))
+  echo
+  echo "== $name: one-way delay $delay, $rate, loss $loss, file $mib MiB"
+  nss=()
+  local A B R1 R2 H
+  A=$(ns a); B=$(ns b)
+  link "$A" 1.2.0.1 "$B" 1.2.0.2 "$delay" "$rate" "$loss"
+  isolated
+  raw "$B" "$A" 1.2.0.2 "$bytes"
+
+  daemon "$A" ana; daemon "$B" ben
+  befriend "$A" ana "$B" ben
+  mkdir -p "$work/share-ben"
+  head -c "$bytes" /dev/urandom >"$work/share-ben/file-$name.bin"
+  k "$B" ben share add "$work/share-ben" --browsable >/dev/null
+  local lnk s
+  lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
+  mkdir -p "$work/got-ana" "$work/got-cai"
+  s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
+  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
+
+  # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
+  R1=$(ns r1); R2=$(ns r2); H=$(ns h)
+  local C
+  C=$(ns c)
+  link "$C" 1.2.1.1 "$R1" 1.2.1.2 "$delay" "$rate" "$loss"
+  link "$R1" 1.2.2.1 "$R2" 1.2.2.2 "$delay" "$rate" "$loss"
+  link "$R2" 1.2.3.1 "$H" 1.2.3.2 "$delay" "$rate" "$loss"
+  isolated
+  daemon "$C" cai; daemon "$R1" rae; daemon "$R2" ros; daemon "$H" hal
+  befriend "$C" cai "$R1" rae
+  befriend "$R1" rae "$R2" ros
+  befriend "$R2" ros "$H" hal
+  mkdir -p "$work/share-hal"
+  cp "$work/share-ben/file-$name.bin" "$work/share-hal/anon-$name.bin"
+  k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
+  lnk=$(k "$H" hal share ls --links | grep -o 'kith://[^ ]*' | head -1)
+  s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
+  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (2 relays, 3 links)"
+
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+  for n in "${nss[@]}"; do ip netns del "$n"; done
+  nss=()
+  rm -rf "$work"/{ana,ben,cai,rae,ros,hal,got-*,share-*}
+}
+
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc), $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%dT%H:%MZ)"
+profiles=("$@")
+[ ${#profiles[@]} -gt 0 ] || profiles=(50ms-500mbit 100ms-100mbit-loss 10ms-1gbit)
+for p in "${profiles[@]}"; do
+  case $p in
+    50ms-500mbit) run_profile "$p" 25ms 500mbit 0 256 ;;
+    100ms-100mbit-loss) run_profile "$p" 50ms 100mbit 0.005 64 ;;
+    10ms-1gbit) run_profile "$p" 5ms 1000mbit 0 512 ;;
+    *) echo "wan-bench: unknown profile $p" >&2; exit 2 ;;
+  esac
+done
