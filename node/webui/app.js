@@ -93,12 +93,13 @@ async function start() {
     live.className = up ? 'live on' : 'live off';
   });
   api.onEvent((type) => {
-    if (type.startsWith('chat.') || type.startsWith('download.') || type === 'web.reconnected') badgesSoon();
+    if (type.startsWith('chat.') || type.startsWith('download.') || type === 'web.reconnected' || type === 'web.read') badgesSoon();
     if (type === 'config.changed') me();
     if (type === 'events.dropped') toast('some live updates were missed; the page reloads what it shows');
   });
   window.addEventListener('hashchange', show);
   show();
+  status.startSampling();
   me();
   badges();
 }

@@ -114,6 +114,10 @@ export function onEvent(fn) {
   return () => listeners.delete(fn);
 }
 
+// notify tells the page's listeners of a change the page made itself that
+// the daemon sends no event for (a conversation marked read: "web.read").
+export function notify(type, data) { dispatch(type, data === undefined ? null : data); }
+
 function dispatch(type, data) {
   for (const fn of [...listeners]) {
     try { fn(type, data); } catch (e) { console.error(e); }

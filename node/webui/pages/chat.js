@@ -183,7 +183,7 @@ function friendView(view, id, handlers) {
     send: (text) => api.post('/v1/chat/' + api.seg(id) + '/messages', { text }),
     typing: () => api.post('/v1/chat/' + api.seg(id) + '/typing'),
   });
-  const read = debounce(() => api.post('/v1/chat/' + api.seg(id) + '/read').then(() => handlers.friends && handlers.friends(), () => {}), 300);
+  const read = debounce(() => api.post('/v1/chat/' + api.seg(id) + '/read').then(() => api.notify('web.read', { peer_id: id }), () => {}), 300);
   const header = async () => {
     const fs = await api.get('/v1/friends');
     const f = fs.find((x) => x.peer_id === id);
@@ -402,7 +402,7 @@ export function mount(main, route) {
   else if (kind === 'identities') handle = identitiesView(view);
   else fill(view, h('section', { class: 'thread pad' }, h('p', { class: 'muted' }, 'Pick a conversation, a lobby or a distant chat.')));
   const off = api.onEvent((type, d) => {
-    if (type.startsWith('chat.') || type.startsWith('friend.') || type === 'web.reconnected') refreshers.friends();
+    if (type.startsWith('chat.') || type.startsWith('friend.') || type === 'web.reconnected' || type === 'web.read') refreshers.friends();
     if (type.startsWith('lobby.') || type === 'web.reconnected') refreshers.lobbies();
     if (type.startsWith('distant.') || type === 'web.reconnected') refreshers.distant();
     handle(type, d);

@@ -7,9 +7,24 @@ import { h, fill, peer, bytes, rate, toast, copy, button, card } from '../lib/do
 const POINTS = 90; // samples in the chart
 const EVERY = 2000; // ms between samples
 
-// Rates are kept across visits of the page, so the chart has a past.
+// Rates are sampled from the moment the page is opened (startSampling,
+// while the browser shows it), so the chart has a past when Status is
+// opened.
 const history = [];
 let lastSample = null;
+let lastMetrics = null;
+let sampler = null;
+const onSample = new Set();
+
+// startSampling samples the rates every EVERY ms while the page is
+// visible; onSample(metrics) is called after each.
+export function startSampling() {
+  if (sampler) return;
+  sampler = setInterval(() => {
+    if (document.visibilityState === 'visible') sample().catch(() => {});
+  }, EVERY);
+  sample().catch(() => {});
+}
 
 // parseMetrics reads the Prometheus text format: name{labels} value.
 function parseMetrics(text) {
@@ -42,6 +57,8 @@ async function sample() {
     while (history.length > POINTS) history.shift();
   }
   lastSample = { t: now, in: inB, out: outB };
+  lastMetrics = ms;
+  for (const fn of [...onSample]) fn(ms);
   return ms;
 }
 
@@ -51,6 +68,8 @@ function draw(canvas) {
   const hgt = canvas.height;
   ctx.clearRect(0, 0, w, hgt);
   const max = Math.max(1024, ...history.map((p) => Math.max(p.in, p.out)));
+  canvas.dataset.points = String(history.length);
+  canvas.dataset.peak = String(Math.round(max));
   ctx.strokeStyle = '#ccc';
   ctx.lineWidth = 1;
   for (let i = 1; i < 4; i++) { ctx.beginPath(); ctx.moveTo(0, (hgt * i) / 4); ctx.lineTo(w, (hgt * i) / 4); ctx.stroke(); }
@@ -122,21 +141,20 @@ export function mount(main) {
       h('tr', null, h('td', null, 'home'), h('td', { class: 'mono' }, peer(st.home))))));
     fill(reach, kv(st.reach));
   };
-  const tick = async () => {
-    const ms = await sample();
+  const show = (ms) => {
     draw(canvas);
     const p = history[history.length - 1];
     fill(now, h('span', { class: 'in' }, '■ in ' + rate(p ? p.in : 0)), '   ', h('span', { class: 'out' }, '■ out ' + rate(p ? p.out : 0)));
     fill(cs, counters(ms));
   };
   main.append(h('h1', null, 'Status'),
-    h('div', { class: 'two' }, card('This node', info), card('Reachability', reach)),
-    card('Transfer rates (all friends and tunnels)', canvas, now),
-    card('Counters', cs));
+    h('div', { class: 'two' }, card('This node', info), card('Transfer rates (all friends and tunnels)', canvas, now)),
+    h('div', { class: 'two' }, card('Reachability', reach), card('Counters', cs)));
   loadStatus().catch((e) => toast(e.message, 'error'));
-  tick().catch(() => {});
-  const t1 = setInterval(() => tick().catch(() => {}), EVERY);
+  startSampling();
+  if (lastMetrics) show(lastMetrics);
+  onSample.add(show);
   const t2 = setInterval(() => loadStatus().catch(() => {}), 5000);
   const off = api.onEvent((t) => { if (t.startsWith('friend.') || t === 'config.changed') loadStatus().catch(() => {}); });
-  return () => { clearInterval(t1); clearInterval(t2); off(); };
+  return () => { onSample.delete(show); clearInterval(t2); off(); };
 }
