@@ -296,8 +296,15 @@ func (w *webServer) hostAllowed(host string) bool {
 
 // refuse answers a refused request: JSON for the API, plain text else.
 func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	refuseCode(w, r, status, msg, "web_refused")
+}
+
+// refuseCode is refuse with the JSON answer's code: "web_csrf" tells the
+// page that its CSRF token is not this session's (the browser logged in
+// again in another tab) and that it should load it again.
+func refuseCode(w http.ResponseWriter, r *http.Request, status int, msg, code string) {
 	if strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/web/") || r.URL.Path == "/metrics" {
-		writeJSON(w, status, ErrorBody{Error: msg, Code: "web_refused"})
+		writeJSON(w, status, ErrorBody{Error: msg, Code: code})
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -351,7 +358,7 @@ func (w *webServer) handler() http.Handler {
 		default:
 			got := r.Header.Get(webCSRFHeader)
 			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) != 1 {
-				refuse(rw, r, http.StatusForbidden, "refused: a change needs the page's CSRF token")
+				refuseCode(rw, r, http.StatusForbidden, "refused: a change needs the page's CSRF token", "web_csrf")
 				return
 			}
 		}

@@ -161,6 +161,15 @@ func (b *browser) tab(name string) *tab {
 	return tb
 }
 
+// bypassCSP switches the page's Content-Security-Policy off in this tab
+// (for a control that shows what a payload would do without it).
+func (tb *tab) bypassCSP() {
+	tb.b.t.Helper()
+	if _, err := chromedp.Call(tb.ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true}); err != nil {
+		tb.b.t.Fatalf("%s: bypassing the CSP: %v", tb.name, err)
+	}
+}
+
 // exceptions returns the exceptions thrown in the browser's pages.
 func (b *browser) exceptions() []string {
 	b.mu.Lock()
@@ -227,8 +236,9 @@ func (tb *tab) waitJS(what, expr string, timeout time.Duration) {
 		if time.Now().After(deadline) {
 			ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
 			body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 3000) : ''`))
+			hook, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.__kithHook)`))
 			cancel()
-			tb.b.t.Fatalf("%s: waiting for %s (%s): %v\npage text:\n%s\nexceptions: %v", tb.name, what, expr, err, body, tb.b.exceptions())
+			tb.b.t.Fatalf("%s: waiting for %s (%s): %v\npage text:\n%s\npage hook: %s\nexceptions: %v", tb.name, what, expr, err, body, hook, tb.b.exceptions())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -44,9 +44,24 @@ function options(method, body) {
   return o;
 }
 
+// send sends one request; a change refused for its CSRF token (this
+// browser logged in again, in another tab: the cookie names a new
+// session) loads the session's token and is sent once more.
+async function send(method, path, body) {
+  let r = await fetch(path, options(method, body));
+  if (r.status === 403 && method !== 'GET' && method !== 'HEAD') {
+    const data = await r.clone().json().catch(() => null);
+    if (data && data.code === 'web_csrf') {
+      await session();
+      r = await fetch(path, options(method, body));
+    }
+  }
+  return r;
+}
+
 // call sends one request and returns the decoded JSON answer.
 export async function call(method, path, body) {
-  return answer(await fetch(path, options(method, body)));
+  return answer(await send(method, path, body));
 }
 
 export const get = (p) => call('GET', p);
@@ -57,7 +72,7 @@ export const del = (p) => call('DELETE', p);
 
 // blob posts body and returns the answer as a Blob (a QR code's PNG).
 export async function blob(path, body) {
-  const r = await fetch(path, options('POST', body));
+  const r = await send('POST', path, body);
   if (!r.ok) await answer(r);
   return r.blob();
 }

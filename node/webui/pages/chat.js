@@ -6,6 +6,7 @@ import { h, fill, peer, clock, ago, short, toast, copy, button, card, debounce, 
 
 const PAGE = 50; // messages asked for at a time
 const LOBBY_PAGES = 40; // pages of a lobby's or distant history read at most when opened
+const LOBBY_POLL = 4000; // ms between reloads of the lobby list (announcements have no event)
 
 // thread is a conversation view: messages (keyed by id, so one that
 // comes both as an answer and as an event shows once), a typing line, a
@@ -253,6 +254,11 @@ async function lobbiesView(view, handlers) {
   load().catch((e) => toast(e.message, 'error'));
   const soon = debounce(() => load().catch(() => {}), 300);
   handlers.lobbiesPage = soon;
+  // A friend's announcement of a lobby comes with no event: the list is
+  // asked for again every few seconds while it is shown.
+  const poll = setInterval(() => { if (document.visibilityState === 'visible') soon(); }, LOBBY_POLL);
+  handlers.stop = () => clearInterval(poll);
+  if (handlers.gone) handlers.stop();
   return (type) => { if (type === 'lobby.invite' || type === 'web.reconnected' || type === 'friend.online' || type === 'friend.offline') soon(); };
 }
 
@@ -401,11 +407,12 @@ export function mount(main, route) {
   else if (kind === 'distant-new') distantNewView(view);
   else if (kind === 'identities') handle = identitiesView(view);
   else fill(view, h('section', { class: 'thread pad' }, h('p', { class: 'muted' }, 'Pick a conversation, a lobby or a distant chat.')));
+  const lobbyPoll = setInterval(() => { if (document.visibilityState === 'visible') refreshers.lobbies(); }, LOBBY_POLL);
   const off = api.onEvent((type, d) => {
     if (type.startsWith('chat.') || type.startsWith('friend.') || type === 'web.reconnected' || type === 'web.read') refreshers.friends();
     if (type.startsWith('lobby.') || type === 'web.reconnected') refreshers.lobbies();
     if (type.startsWith('distant.') || type === 'web.reconnected') refreshers.distant();
     handle(type, d);
   });
-  return off;
+  return () => { off(); clearInterval(lobbyPoll); refreshers.gone = true; if (refreshers.stop) refreshers.stop(); };
 }
