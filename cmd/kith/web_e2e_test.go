@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,13 +95,14 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	big := make([]byte, 64<<20)
 	rand.Read(big)
 	os.WriteFile(filepath.Join(films, "Summer", "Beach day.mkv"), big, 0o600)
+	os.WriteFile(filepath.Join(films, "Summer", "Rain day.mkv"), big[:32<<20], 0o600)
 	os.WriteFile(filepath.Join(films, "notes.txt"), []byte("films to watch\n"), 0o600)
 	a.open("#/shares")
 	a.setValue(`[data-test=share-dir]`, films)
 	a.click(`[data-test=share-add]`)
-	a.waitJS("the share listed with its files", `(() => { const c = document.querySelector('[data-test=share-files]'); return c && c.textContent === '2'; })()`, 60*time.Second)
+	a.waitJS("the share listed with its files", `(() => { const c = document.querySelector('[data-test=share-files]'); return c && c.textContent === '3'; })()`, 60*time.Second)
 	a.click(`[data-test=share-show-files]`)
-	a.waitJS("the share's files and links", `document.querySelectorAll('[data-test=copy-link]').length === 2`, 10*time.Second)
+	a.waitJS("the share's files and links", `document.querySelectorAll('[data-test=copy-link]').length === 3`, 10*time.Second)
 	a.screenshot("shares")
 
 	// bob browses alice: the folder, then the file in it.
@@ -109,7 +114,16 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	b.click(`[data-test=folder]`)
 	b.waitJS("the big file", `[...document.querySelectorAll('tr[data-test=file]')].some((e) => e.textContent.includes('Beach day.mkv') && e.textContent.includes('64 MiB'))`, 20*time.Second)
 	b.screenshot("browse")
-	b.click(`tr[data-test=file] [data-test=download]`)
+	clickFile := func(name string) {
+		t.Helper()
+		var ok bool
+		b.eval(fmt.Sprintf(`(() => { const r = [...document.querySelectorAll('tr[data-test=file]')].find((e) => e.textContent.includes(%q));
+			if (!r) return false; r.querySelector('[data-test=download]').click(); return true; })()`, name), &ok)
+		if !ok {
+			t.Fatalf("no file %q to download on bob's Browse page", name)
+		}
+	}
+	clickFile("Beach day.mkv")
 
 	// bob's Downloads page: the progress bar moves, then the file is done.
 	b.open("#/downloads")
@@ -159,6 +173,30 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 		t.Fatalf("the page's Save file link gave %d bytes", n)
 	}
 
+	// bob starts another download and cancels it on the page: the row
+	// goes, the daemon forgets it, and no partial file is left.
+	b.open("#/browse/" + idA.PeerID + "/alice-films/Summer")
+	b.waitJS("the second file", `[...document.querySelectorAll('tr[data-test=file]')].some((e) => e.textContent.includes('Rain day.mkv'))`, 20*time.Second)
+	clickFile("Rain day.mkv")
+	b.open("#/downloads")
+	rain := `[...document.querySelectorAll('tr[data-test=download-row]')].find((r) => r.textContent.includes('Rain day.mkv'))`
+	b.waitJS("the second download running", rain+` && `+rain+`.querySelector('[data-test=cancel]') !== null`, 20*time.Second)
+	b.eval(rain+`.querySelector('[data-test=cancel]').click()`, nil)
+	b.waitJS("the cancelled download's row gone", `!(`+rain+`)`, 20*time.Second)
+	if out := mustKith(t, "downloads", "--json", "--home", homeB); strings.Contains(out, "Rain day") {
+		t.Fatalf("the daemon still lists the cancelled download: %s", out)
+	}
+	var left []string
+	filepath.WalkDir(filepath.Join(homeB, "downloads"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() != "Beach day.mkv" {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Fatalf("files left in bob's downloads folder after the cancel: %q", left)
+	}
+
 	// Chat, both ways. alice writes while bob is on another page: bob's
 	// unread count shows it.
 	a.open("#/chat/friend/" + idB.PeerID)
@@ -178,6 +216,64 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	b.waitJS("bob's delivery tick", `[...document.querySelectorAll('.msg.out [data-test=tick]')].some((e) => e.dataset.delivered === 'true')`, 20*time.Second)
 	a.waitJS("alice read it: no unread count", `document.querySelector('#unread').hidden`, 10*time.Second)
 	a.screenshot("chat")
+
+	// Scroll-back: bob sends 60 more; alice opens the conversation again,
+	// sees the last page of it and loads the older ones at the top.
+	for i := range 60 {
+		apiCall(t, homeB, "POST", "/v1/chat/"+idA.PeerID+"/messages", fmt.Sprintf(`{"text":"old news %d"}`, i+1))
+	}
+	a.waitJS("bob's 60 messages, live", `[...document.querySelectorAll('[data-test=msg]')].some((m) => m.textContent.includes('old news 60'))`, 20*time.Second)
+	a.open("#/friends")
+	a.open("#/chat/friend/" + idB.PeerID)
+	a.waitJS("the last page of the conversation", `document.querySelectorAll('[data-test=msg]').length === 50`, 10*time.Second)
+	for i := 0; i < 5; i++ {
+		var done bool
+		a.eval(`document.querySelector('[data-test=older]') === null`, &done)
+		if done {
+			break
+		}
+		a.click(`[data-test=older]`)
+		time.Sleep(300 * time.Millisecond)
+	}
+	a.waitJS("the whole conversation, in order", `(() => { const ms = [...document.querySelectorAll('[data-test=msg] .body')].map((e) => e.textContent);
+		return ms.length === 62 && ms[0] === 'hi bob, got the film?' && ms[2] === 'old news 1' && ms[61] === 'old news 60'; })()`, 10*time.Second)
+
+	// alice renames bob on her Friends page.
+	a.open("#/friends")
+	a.click(fmt.Sprintf(`tr[data-peer=%q] td.actions button:nth-of-type(1)`, idB.PeerID))
+	a.setValue(`[data-test=rename-input]`, "Bob (film club)")
+	a.click(`[data-test=rename-save]`)
+	a.waitJS("the new name", fmt.Sprintf(`document.querySelector('tr[data-peer=%q] td.name').textContent.includes('Bob (film club)')`, idB.PeerID), 10*time.Second)
+	if fs := friendLs(t, homeA); len(fs) != 1 || fs[0].Name != "Bob (film club)" {
+		t.Fatalf("after the rename on the page: %+v", fs)
+	}
+
+	// Distant chat: alice makes a chat identity on her page and writes to
+	// carol's chat id (carol is no friend of hers) through tunnels.
+	carolID := strings.Fields(mustKith(t, "identity", "new", "carol-pseudo", "--home", homeC))[1]
+	a.open("#/chat/identities")
+	a.setValue(`[data-test=identity-nick]`, "alice-pseudo")
+	a.click(`[data-test=identity-new]`)
+	a.waitJS("alice's identity", `document.querySelector('[data-test=identities]').textContent.includes('alice-pseudo')`, 10*time.Second)
+	var aliceID string
+	a.eval(`document.querySelector('[data-test=identities] td.mono').textContent`, &aliceID)
+	a.open("#/chat/distant-new")
+	a.setValue(`[data-test=distant-to]`, carolID)
+	a.setValue(`[data-test=distant-text]`, "hello from a pseudonym")
+	a.click(`[data-test=distant-send]`)
+	a.waitJS("the distant conversation", `location.hash.startsWith('#/chat/distant/') && [...document.querySelectorAll('[data-test=msg]')].some((m) => m.textContent.includes('hello from a pseudonym'))`, 10*time.Second)
+	deadline = time.Now().Add(60 * time.Second)
+	for !strings.Contains(mustKith(t, "distant", "requests", "--home", homeC), "hello from a pseudonym") {
+		if time.Now().After(deadline) {
+			t.Fatal("carol never got alice's distant message")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	a.waitJS("alice's distant delivery tick", `[...document.querySelectorAll('[data-test=tick]')].some((e) => e.dataset.delivered === 'true')`, 30*time.Second)
+	mustKith(t, "distant", "accept", aliceID, "--home", homeC)
+	mustKith(t, "distant", "send", aliceID, "hello, whoever you are", "--home", homeC)
+	a.waitJS("carol's answer, live", `[...document.querySelectorAll('[data-test=msg]')].some((m) => m.textContent.includes('hello, whoever you are'))`, 60*time.Second)
+	a.screenshot("distant")
 
 	// alice searches: carol's anonymous file comes through bob.
 	a.open("#/search")
@@ -242,4 +338,29 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	a.screenshot("status")
 	a.checkClean()
 	b.checkClean()
+}
+
+// apiCall sends one request to a daemon's API socket (as the CLI does)
+// and fails the test unless it succeeds.
+func apiCall(t *testing.T, home, method, path, body string) string {
+	t.Helper()
+	sock := filepath.Join(home, node.SocketFile)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	req, _ := http.NewRequest(method, "http://kith"+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s %s", method, path, resp.Status, b)
+	}
+	return string(b)
 }
