@@ -83,7 +83,7 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 	}
 	perPeer := rcmgr.ResourceLimits{
 		Streams:         rcmgr.LimitVal(StreamsPerPeer),
-		StreamsInbound:  rcmgr.LimitVal(StreamsPerPeer),
+		StreamsInbound:  rcmgr.LimitVal(InboundStreamsPerPeer),
 		StreamsOutbound: rcmgr.LimitVal(StreamsPerPeer),
 	}
 	transient := streams
@@ -114,7 +114,7 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 		ServicePeerDefault:  perPeer,
 		PeerDefault: rcmgr.ResourceLimits{
 			Streams:         rcmgr.LimitVal(StreamsPerPeer),
-			StreamsInbound:  rcmgr.LimitVal(StreamsPerPeer),
+			StreamsInbound:  rcmgr.LimitVal(InboundStreamsPerPeer),
 			StreamsOutbound: rcmgr.LimitVal(StreamsPerPeer),
 			Conns:           rcmgr.LimitVal(ConnsPerPeer),
 			ConnsInbound:    rcmgr.LimitVal(ConnsPerPeer),

@@ -14,8 +14,17 @@ const (
 	// MaxStoredAddrs bounds the addresses remembered per friend.
 	MaxStoredAddrs = 16
 	// StreamsPerPeer caps the streams one friend may hold open with us,
-	// enforced by libp2p's resource manager.
+	// both directions together, enforced by libp2p's resource manager.
 	StreamsPerPeer = 512
+	// InboundStreamsPerPeer caps the streams one friend may open to us at
+	// once. It bounds what the resource manager does not see: yamux gives
+	// every new stream a 256 KiB receive window without a reservation, so
+	// one friend can make us buffer up to InboundStreamsPerPeer x 256 KiB
+	// (48 MiB) before any handler reads or resets its streams. What a
+	// friend needs is far less: 80 tunnel streams (tunnels'
+	// MaxTunnelStreamsPerFriend), 16 share, 8 DHT, 4 chat, 2 lobby, 2
+	// router, and a few of libp2p's own.
+	InboundStreamsPerPeer = 192
 	// MaxStreams caps the streams of the whole host, and of any one
 	// protocol, in each direction. It is fixed rather than scaled to the
 	// machine so that the tunnels the router admits (tunnels.MaxTunnels,

@@ -33,7 +33,7 @@ func TestResourceLimitsFixedStreams(t *testing.T) {
 		} {
 			want := rcmgr.LimitVal(MaxStreams)
 			if what == "protocol per peer inbound" {
-				want = StreamsPerPeer
+				want = InboundStreamsPerPeer
 			}
 			if got != want {
 				t.Errorf("%s machine: %s streams limit %v, want %v", name, what, got, want)

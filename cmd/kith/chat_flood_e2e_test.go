@@ -55,16 +55,17 @@ func procMemory(t *testing.T, pid int) (rss, hwm int64) {
 
 // floodMemoryBound is what the victim may grow over its idle memory while
 // one friend floods it: what libp2p's resource manager lets one peer hold
-// (f2f.PeerMemory: muxer windows and the frame buffers chat charges to
-// its stream scopes), which is the bound the node is built to. The rest
-// is not charged but is small: the chat buffers of ChatStreamsPerFriend
-// streams (1.25 MiB), the initial receive windows of streams the attacker
-// opens before the rcmgr or the handler resets them, the bbolt pages the
-// stored flood dirties, and the garbage collector's slack. Measured: +14
-// to +34 MiB on a quiet machine, up to +68 MiB with the rest of the
-// suite running beside it on two cores (the collector falls behind);
-// before the fix the same attack reached 3.7 GiB.
-const floodMemoryBound = f2f.PeerMemory
+// (f2f.PeerMemory: muxer window growth and the frame buffers chat charges
+// to its stream scopes) and what it does not see, the initial 256 KiB
+// yamux receive window of each of the f2f.InboundStreamsPerPeer streams
+// the friend may have open before the handler resets them. The rest is
+// small: the chat buffers of ChatStreamsPerFriend streams (1.25 MiB), the
+// bbolt pages the stored flood dirties, the collector's slack. Measured:
+// +14 to +34 MiB on a quiet machine; with the rest of the suite and other
+// builds on two cores (handlers and the collector fall behind) +67 MiB,
+// and +139 MiB when a friend could have 512 streams open; before the fix
+// the same attack reached 3.7 GiB.
+const floodMemoryBound = f2f.PeerMemory + f2f.InboundStreamsPerPeer*256<<10
 
 // TestChatFloodMemory: a friend opens 512 /kith/chat/1 streams to a real
 // `kith up` and pumps the largest frames into all of them, over TCP
