@@ -240,7 +240,11 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 
 	// alice renames bob on her Friends page.
 	a.open("#/friends")
-	a.click(fmt.Sprintf(`tr[data-peer=%q] td.actions button:nth-of-type(1)`, idB.PeerID))
+	// (clicked from the page's script: a live update may redraw the row
+	// between finding the button and a mouse click on it)
+	a.waitJS("bob's row", fmt.Sprintf(`document.querySelector('tr[data-peer=%q] td.actions button') !== null`, idB.PeerID), 10*time.Second)
+	a.eval(fmt.Sprintf(`[...document.querySelectorAll('tr[data-peer=%q] td.actions button')].find((b) => b.textContent === 'Rename').click()`, idB.PeerID), nil)
+	a.waitJS("the rename field", `document.querySelector('[data-test=rename-input]') !== null`, 10*time.Second)
 	a.setValue(`[data-test=rename-input]`, "Bob (film club)")
 	a.click(`[data-test=rename-save]`)
 	a.waitJS("the new name", fmt.Sprintf(`document.querySelector('tr[data-peer=%q] td.name').textContent.includes('Bob (film club)')`, idB.PeerID), 10*time.Second)

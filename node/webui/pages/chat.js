@@ -291,17 +291,21 @@ function lobbyView(view, id) {
     fill(members, ps.map((p) => h('li', { title: clean(p.chat_id) }, peer(p.nick), h('span', { class: 'muted' }, ' ' + ago(p.last_seen)))));
   };
   const membersSoon = debounce(() => loadMembers().catch(() => {}), 500);
-  const load = async () => {
-    const [l, fs] = await Promise.all([api.get('/v1/lobbies/' + api.seg(id)), api.get('/v1/friends')]);
-    myID = l.as || '';
+  const showHead = (l) => {
     fill(head, h('h2', null, peer(l.name), l.private ? h('span', { class: 'badge' }, 'private') : null),
       h('div', { class: 'muted' }, peer(l.topic)),
-      h('div', { class: 'muted' }, 'you speak as ', peer(l.as_nick || short(l.as)), ' · ', l.participants + ' people · ',
+      h('div', { class: 'muted' }, 'you speak as ', peer(l.as_nick || short(l.as)), ' · ', l.participants + (l.participants === 1 ? ' person · ' : ' people · '),
         button('Leave', async () => {
           if (!confirm('Leave this lobby?')) return;
           await api.post('/v1/lobbies/' + api.seg(id) + '/leave');
           location.hash = '#/chat/lobbies';
         }, { class: 'link' })));
+  };
+  const headSoon = debounce(() => api.get('/v1/lobbies/' + api.seg(id)).then(showHead, () => {}), 500);
+  const load = async () => {
+    const [l, fs] = await Promise.all([api.get('/v1/lobbies/' + api.seg(id)), api.get('/v1/friends')]);
+    myID = l.as || '';
+    showHead(l);
     fill(inviteSel, fs.map((f) => h('option', { value: f.peer_id }, clean(f.name))));
     if (!l.joined) return;
     all = await readAll('/v1/lobbies/' + api.seg(id) + '/messages');
@@ -317,6 +321,7 @@ function lobbyView(view, id) {
     if (type === 'lobby.message' && d && d.message && d.message.lobby === id) {
       t.add([lobbyMsg(d.message)]);
       membersSoon();
+      headSoon();
     }
     if (type === 'web.reconnected') load().catch(() => {});
   };

@@ -2,6 +2,8 @@
 // API streams them), each downloadable normally or anonymously.
 import * as api from '../lib/api.js';
 import { h, fill, peer, bytes, copy, button, card } from '../lib/dom.js';
+// (the Search button is a plain one: a new search may start while one
+// runs, and replaces it)
 import { download } from './downloads.js';
 
 // One search's results stay while the page is left and come back to.
@@ -18,6 +20,7 @@ export function mount(main) {
     last.hits.set(hit.root, hit);
     const r = rows.get(hit.root);
     if (r) { r.sources.textContent = String(hit.sources); return; }
+    if (last.running) state.textContent = 'searching… ' + (rows.size + 1) + (rows.size ? ' files' : ' file') + ' so far; more may come as friends of friends answer';
     const sources = h('td', { class: 'num' }, String(hit.sources));
     const el = h('tr', { 'data-root': hit.root, 'data-test': 'result' },
       h('td', { class: 'name' }, peer(hit.name)),
@@ -36,6 +39,7 @@ export function mount(main) {
     if (ctl) ctl.abort();
     ctl = new AbortController();
     last = { q: words, hits: new Map(), running: true };
+    const mine = last;
     rows.clear();
     fill(body);
     state.textContent = 'searching… results appear as friends of friends answer';
@@ -45,12 +49,12 @@ export function mount(main) {
     } catch (e) {
       if (e.name !== 'AbortError') state.textContent = e.message;
     } finally {
-      last.running = false;
+      mine.running = false;
     }
   };
   q.addEventListener('keydown', (e) => { if (e.key === 'Enter') run(); });
   main.append(h('h1', null, 'Search'),
-    card(null, h('div', { class: 'actions' }, q, timeout, button('Search', run, { class: 'primary', 'data-test': 'search-go' })),
+    card(null, h('div', { class: 'actions' }, q, timeout, h('button', { type: 'button', class: 'primary', 'data-test': 'search-go', onclick: () => run() }, 'Search')),
       h('p', { class: 'muted' }, 'Searches go through your friends to theirs; nobody learns the search is yours, and answers come back sealed.'),
       state,
       h('table', { class: 'list' },
