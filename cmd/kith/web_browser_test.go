@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -168,6 +170,24 @@ func (tb *tab) bypassCSP() {
 	if _, err := chromedp.Call(tb.ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true}); err != nil {
 		tb.b.t.Fatalf("%s: bypassing the CSP: %v", tb.name, err)
 	}
+}
+
+// clipboard returns what the page put on the clipboard (the tab's origin
+// is allowed to read it back, and the tab is brought to the front).
+func (tb *tab) clipboard() string {
+	tb.b.t.Helper()
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(tb.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: perm}, Setting: cdpbrowser.PermissionSettingGranted, Origin: tb.base}); err != nil {
+			tb.b.t.Fatalf("%s: allowing %s: %v", tb.name, perm, err)
+		}
+	}
+	if _, err := chromedp.Call(tb.ctx, page.BringToFront, cdp.Empty{}); err != nil {
+		tb.b.t.Fatalf("%s: bringing the tab to the front: %v", tb.name, err)
+	}
+	var s string
+	tb.eval(`navigator.clipboard.readText()`, &s)
+	return s
 }
 
 // exceptions returns the exceptions thrown in the browser's pages.

@@ -54,11 +54,15 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 		tb.open("#/friends")
 		tb.waitJS("the invite", `document.querySelector('[data-test=my-invite]').value.startsWith('kith:')`, 10*time.Second)
 		tb.waitJS("the invite's QR code", `(() => { const i = document.querySelector('img[data-test=invite-qr]'); return i && i.complete && i.naturalWidth > 100; })()`, 10*time.Second)
+		tb.clipboard() // allowed to read it back
 		tb.click(`[data-test=copy-invite]`)
 		tb.waitJS("the copy toast", `document.querySelector('#toasts').textContent.includes('invite copied')`, 5*time.Second)
-		var v string
-		tb.eval(`document.querySelector('[data-test=my-invite]').value`, &v)
-		return v
+		var shown string
+		tb.eval(`document.querySelector('[data-test=my-invite]').value`, &shown)
+		if got := tb.clipboard(); got != shown {
+			t.Fatalf("%s: the Copy button put %q on the clipboard; the page shows %q", tb.name, got, shown)
+		}
+		return shown
 	}
 	invA, invB := invite(a), invite(b)
 	if invA == invB || !strings.HasPrefix(invA, "kith:") || !strings.HasPrefix(invB, "kith:") {
