@@ -333,6 +333,19 @@ func TestWebUIAuth(t *testing.T) {
 	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "loopback") {
 		t.Errorf("kith up --web 0.0.0.0: %v %s", err, out)
 	}
+	// --no-web: nothing listens, and `kith web` says why.
+	startDaemon(t, home2, "--no-web")
+	if r := kith(t, "web", "--no-open", "--home", home2); r.code == 0 || !strings.Contains(r.stderr, "not running") || !strings.Contains(r.stderr, "--no-web") {
+		t.Errorf("kith web with --no-web: %+v", r)
+	}
+	var info struct {
+		Running bool   `json:"running"`
+		URL     string `json:"url"`
+	}
+	json.Unmarshal([]byte(apiCall(t, home2, "GET", "/v1/web", "")), &info)
+	if info.Running || info.URL != "" {
+		t.Errorf("GET /v1/web with --no-web: %+v", info)
+	}
 }
 
 // evilPage is another site's page (here: another port of 127.0.0.1,
