@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	bolt "go.etcd.io/bbolt"
 
+	"kith/internal/testkit"
 	"kith/tunnels"
 )
 
@@ -41,7 +42,7 @@ func rawChatStream(t *testing.T, from, to *testPeer) (network.Stream, *frameWrit
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := from.h.NewStream(ctx, to.id(), protocol.ID(ProtocolID))
+	st, err := from.h.NewStream(ctx, to.ID, protocol.ID(ProtocolID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestPrivateResetStopsWork(t *testing.T) {
 	b.start()
 	connect(t, a, b)
 	// The friend's rate is spent for the next half minute.
-	lim := a.svc.limiter(b.id())
+	lim := a.svc.limiter(b.ID)
 	for range 30 * MessagesPerSecond / MessageBurst {
 		lim.ReserveN(time.Now(), MessageBurst)
 	}
@@ -76,12 +77,13 @@ func TestPrivateResetStopsWork(t *testing.T) {
 		sts = append(sts, st)
 	}
 	// Let the handlers read what was sent and start waiting.
-	waitFor(t, 10*time.Second, "handlers busy", func() bool { return goroutinesIn("(*engine).serveFrames") > 0 })
-	time.Sleep(200 * time.Millisecond)
+	testkit.WaitFor(t, 10*time.Second, "handlers waiting on the friend's rate", func() bool {
+		return goroutinesIn("(*engine).serveFrames") > 0 && goroutinesIn("rate.(*Limiter).wait") > 0
+	})
 	for _, st := range sts {
 		st.Reset()
 	}
-	waitFor(t, 5*time.Second, "every handler of the reset streams gone", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "every handler of the reset streams gone", func() bool {
 		return goroutinesIn("(*engine).serveFrames") == 0 && goroutinesIn("(*Service).handle") == 0
 	})
 	if st := a.svc.Stats(); st.Streams != 0 || st.StreamsRefused < streams-ChatStreamsPerFriend {
@@ -110,7 +112,7 @@ func TestPrivateTypingFlood(t *testing.T) {
 	}
 	st.CloseWrite()
 	// The handler has read everything once the stream ends from its side.
-	waitFor(t, 20*time.Second, "the flood read", func() bool { return goroutinesIn("(*Service).handle") == 0 })
+	testkit.WaitFor(t, 20*time.Second, "the flood read", func() bool { return goroutinesIn("(*Service).handle") == 0 })
 	elapsed := time.Since(start)
 	got := a.events.count("chat.typing")
 	bound := 2 + int(elapsed.Seconds()*1)
@@ -126,7 +128,7 @@ func TestPrivateTypingFlood(t *testing.T) {
 func historyBytes(t *testing.T, tp *testPeer, other *testPeer) (bytes, n int) {
 	t.Helper()
 	tp.db.View(func(tx *bolt.Tx) error {
-		h := tx.Bucket(bucketHistory).Bucket([]byte(friendConv(other.id())))
+		h := tx.Bucket(bucketHistory).Bucket([]byte(friendConv(other.ID)))
 		if h == nil {
 			return nil
 		}
@@ -156,15 +158,15 @@ func TestPrivateHistoryBudget(t *testing.T) {
 	text := strings.Repeat("<", textSize)
 	sent := 0
 	for i := range total {
-		if _, err := b.svc.Send(a.id(), fmt.Sprintf("%d%s", i, text[:textSize-8])); err != nil {
+		if _, err := b.svc.Send(a.ID, fmt.Sprintf("%d%s", i, text[:textSize-8])); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 		sent++
 		if i%100 == 99 { // keep the sender's outbox within its cap
-			waitFor(t, 60*time.Second, "delivery", func() bool { return b.svc.Summary(a.id()).Pending < 200 })
+			testkit.WaitFor(t, 60*time.Second, "delivery", func() bool { return b.svc.Summary(a.ID).Pending < 200 })
 		}
 	}
-	waitFor(t, 2*time.Minute, "all delivered", func() bool { return b.svc.Summary(a.id()).Pending == 0 })
+	testkit.WaitFor(t, 2*time.Minute, "all delivered", func() bool { return b.svc.Summary(a.ID).Pending == 0 })
 	stored, n := historyBytes(t, a, b)
 	t.Logf("%d messages of %d B sent; receiver keeps %d messages in %d B", sent, textSize, n, stored)
 	if stored > budget+budget/8 {
@@ -173,11 +175,11 @@ func TestPrivateHistoryBudget(t *testing.T) {
 	if perMsg := stored / max(n, 1); perMsg > textSize+64 {
 		t.Fatalf("a message of %d B of text takes %d B of store", textSize, perMsg)
 	}
-	sum := a.svc.Summary(b.id())
+	sum := a.svc.Summary(b.ID)
 	if sum.Trimmed == 0 || sum.Stored > budget || sum.Messages != n {
 		t.Fatalf("summary %+v: want messages trimmed, at most %d B and %d messages", sum, budget, n)
 	}
-	ms, err := a.svc.History(b.id(), 0, time.Time{}, 0)
+	ms, err := a.svc.History(b.ID, 0, time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestPrivateHistoryBudget(t *testing.T) {
 	// Paging through it all, forwards and backwards, gives every message once.
 	var fwd, back []uint64
 	for after := uint64(0); ; {
-		page, err := a.svc.History(b.id(), after, time.Time{}, 0)
+		page, err := a.svc.History(b.ID, after, time.Time{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +206,7 @@ func TestPrivateHistoryBudget(t *testing.T) {
 		after = page[len(page)-1].Seq
 	}
 	for before := uint64(0); ; {
-		page, err := a.svc.HistoryBefore(b.id(), before, 0)
+		page, err := a.svc.HistoryBefore(b.ID, before, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,10 +245,10 @@ func TestChatCloseWaitsForHandlers(t *testing.T) {
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	defer unblock() // before the cleanups, which close the store
-	if _, err := b.svc.Send(a.id(), "arrives while the store is busy"); err != nil {
+	if _, err := b.svc.Send(a.ID, "arrives while the store is busy"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a's handler storing", func() bool { return goroutinesIn("(*history).appendIncoming") > 0 })
+	testkit.WaitFor(t, 10*time.Second, "a's handler storing", func() bool { return goroutinesIn("(*history).appendIncoming") > 0 })
 	closed := make(chan struct{})
 	go func() {
 		a.svc.Close()
@@ -278,7 +280,7 @@ func TestLobbySockPuppets(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := li.ID
-	waitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
+	testkit.WaitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
 	if _, err := b.lob.Join(id, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,7 @@ func TestLobbySockPuppets(t *testing.T) {
 		evil.send(t, signed(testIdentity(t, fmt.Sprintf("puppet%d", i)), id, LobbyKindKeepAlive, time.Now(), ""))
 		time.Sleep(time.Second / LobbyFriendRate)
 	}
-	waitFor(t, 10*time.Second, "the puppets relayed to b", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the puppets relayed to b", func() bool {
 		return a.lob.Stats().Links[b.h.ID()].Out >= puppets/2
 	})
 	elapsed := time.Since(start)
@@ -376,7 +378,7 @@ func TestLobbyQueueBoundedInBytes(t *testing.T) {
 	slow.st.SetReadDeadline(time.Now().Add(-time.Second))
 	slow.fw.write(subscribeFrame([]LobbyID{li.ID}))
 	slow.fw.flush()
-	waitFor(t, 10*time.Second, "the slow friend subscribed", func() bool { return a.lob.Subscribed(slow.h.ID(), li.ID) })
+	testkit.WaitFor(t, 10*time.Second, "the slow friend subscribed", func() bool { return a.lob.Subscribed(slow.h.ID(), li.ID) })
 	a.lob.mu.Lock()
 	l := a.lob.links[slow.h.ID()]
 	a.lob.mu.Unlock()
@@ -386,7 +388,7 @@ func TestLobbyQueueBoundedInBytes(t *testing.T) {
 	for range 2 * LobbyLinkQueue {
 		m := signed(author, li.ID, LobbyKindText, time.Now(), text)
 		l.sendMsg(msgFrame(m), m.ID)
-		most = max(most, l.queued.Load())
+		most = max(most, l.QueuedBytes())
 	}
 	drops := a.lob.Stats().Links[slow.h.ID()].QueueDrops
 	t.Logf("%d frames of %d KiB queued to a friend that reads nothing: at most %d KiB waited, %d dropped",
@@ -410,28 +412,28 @@ func TestChatStorageFull(t *testing.T) {
 	a.svc.e.hist.total = 40 * MessageCost(text)
 	connect(t, a, b)
 	for i := range 60 {
-		if _, err := b.svc.Send(a.id(), fmt.Sprintf("%02d %s", i, text[3:])); err != nil {
+		if _, err := b.svc.Send(a.ID, fmt.Sprintf("%02d %s", i, text[3:])); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "a refusing", func() bool { return a.svc.Stats().RefusedStorage > 0 })
+	testkit.WaitFor(t, 20*time.Second, "a refusing", func() bool { return a.svc.Stats().RefusedStorage > 0 })
 	got := len(a.history(b))
-	pending := b.svc.Summary(a.id()).Pending
+	pending := b.svc.Summary(a.ID).Pending
 	t.Logf("60 sent: %d stored, %d wait in the sender's outbox", got, pending)
 	if got > 40 || got+pending != 60 {
 		t.Fatalf("%d stored and %d waiting of 60: want at most 40 stored and none lost", got, pending)
 	}
-	if _, err := a.svc.Send(b.id(), "my own"); !errors.Is(err, ErrChatStorageFull) || !strings.Contains(err.Error(), "kith chat clear") {
+	if _, err := a.svc.Send(b.ID, "my own"); !errors.Is(err, ErrChatStorageFull) || !strings.Contains(err.Error(), "kith chat clear") {
 		t.Fatalf("Send with the store full: %v", err)
 	}
 	// Room again: what waited comes in, in order.
-	if err := a.svc.ClearHistory(b.id()); err != nil {
+	if err := a.svc.ClearHistory(b.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.svc.Send(a.id(), "wake up"); err != nil { // wakes the courier from its backoff
+	if _, err := b.svc.Send(a.ID, "wake up"); err != nil { // wakes the courier from its backoff
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the rest delivered", func() bool { return b.svc.Summary(a.id()).Pending == 0 })
+	testkit.WaitFor(t, 30*time.Second, "the rest delivered", func() bool { return b.svc.Summary(a.ID).Pending == 0 })
 	hist := a.history(b)
 	if len(hist) != 60-got+1 || hist[len(hist)-1].Text != "wake up" {
 		t.Fatalf("after clearing: %d messages, want %d", len(hist), 60-got+1)
@@ -461,7 +463,7 @@ func TestLobbyHistoryBudget(t *testing.T) {
 			time.Sleep(time.Second / LobbyFriendRate)
 		}
 	}
-	waitFor(t, 20*time.Second, "the flood stored", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the flood stored", func() bool {
 		return a.lob.Stats().Links[evil.h.ID()].In >= uint64(total)
 	})
 	var stored int64

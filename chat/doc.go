@@ -20,9 +20,17 @@
 // refused, not acked), and small quotas for distant requests: messages
 // from chat identities the user never wrote to nor accepted.
 //
+// Lobbies (/kith/lobby/1, lobby.go) carry signed messages friend to
+// friend between a lobby's members, each message at most once per link
+// and direction. Each pair of connected friends has one lobby link,
+// kept by kith/internal/friendlink like the router's: a bounded send
+// queue, and friendlink's misbehaviour policy for a friend that sends a
+// frame that breaks the protocol (its lobby link reset and refused for
+// friendlink.FaultPause; its connection and other protocols untouched).
+//
 // Distant chat carries the same frames inside an end-to-end Noise_XK
 // session (tunnels.OpenChatSession) over a tunnel whose target is
-// tunnels.TargetForChat of the recipient's chat id, so relays learn
+// tunnels.TargetForChatID of the recipient's chat id, so relays learn
 // neither the chat id nor the text. The recipient's node answers tunnel
 // requests for its own identities' targets only. The outbox works as for
 // private chat: a message to an identity that cannot be reached stays and

@@ -736,7 +736,7 @@ func (h *history) listBefore(conv convKey, before uint64, limit int) ([]Message,
 		var k, v []byte
 		if before == 0 {
 			k, v = c.Last()
-		} else if k, v = c.Seek(seqKey(before)); k == nil {
+		} else if k, _ = c.Seek(seqKey(before)); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()

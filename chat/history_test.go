@@ -63,7 +63,7 @@ func TestHistoryMigratesJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	me, stranger, other := testIdentity(t, "me"), testIdentity(t, "stranger"), testIdentity(t, "other")
-	friend := newTestPeer(t).id()
+	friend := newTestPeer(t).ID
 	answeredConv, strangerConv := distantConv(me.ID, other.ID), distantConv(me.ID, stranger.ID)
 	writeOldHistory(t, db, friend, answeredConv, strangerConv, n)
 	var before int
@@ -73,7 +73,7 @@ func TestHistoryMigratesJSON(t *testing.T) {
 	})
 	db.Close()
 
-	a.friends.add(friend)
+	a.Friends.Add(friend)
 	a.start()
 	h := a.svc.e.hist
 	for _, conv := range []convKey{friendConv(friend), answeredConv, strangerConv} {

@@ -110,7 +110,9 @@ const (
 	StreamBufferBytes = SendWindowBytes
 	// LobbyStreamsPerFriend caps the /kith/lobby/1 streams one friend may
 	// have open with us at once: a lobby link is one stream per pair of
-	// friends, two for a moment while both sides open one.
+	// friends, two for a moment while both sides open one. The lobby
+	// service's handler (friendlink's MaxInbound) and the node's resource
+	// manager both hold to it.
 	LobbyStreamsPerFriend = 2
 	// ChatStreamsPerFriend caps the /kith/chat/1 streams one friend may
 	// have open to us at once; more are reset as they come. A courier
@@ -237,7 +239,8 @@ const (
 	// frames beyond it are dropped and counted.
 	LobbyLinkQueue = 512
 	// LobbyLinkQueueBytes caps the encoded frames waiting to be written to
-	// one friend (a full history reply is 256 KiB): frames beyond it are
+	// one friend (a full history reply is 256 KiB), charged to the lobby
+	// stream's resource-manager scope until written: frames beyond it are
 	// dropped and counted, like those beyond LobbyLinkQueue.
 	LobbyLinkQueueBytes = 2 << 20
 	// LobbyFrameTimeout bounds the time from a lobby frame's first byte to
@@ -287,7 +290,4 @@ const (
 	// history holds friends' history requests for that lobby, so they
 	// get what the answer brings; after it they get what there is.
 	LobbyHistoryWait = 20 * time.Second
-	// LobbyBadFriendPause is how long a friend that broke the lobby
-	// protocol is refused a new lobby link.
-	LobbyBadFriendPause = time.Minute
 )

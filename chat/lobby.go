@@ -8,43 +8,29 @@ package chat
 // public lobbies each side is in (announce, replacing the previous list);
 // invites; and history requests and replies.
 //
-// Relay: a node in lobby L takes a message of L that it has not seen
-// (by id: a bounded seen cache kept longer than the age window, and the
-// stored history), that is fresh (LobbyMaxAge, LobbyMaxSkew), well
-// formed, signed by its author and within the friend's and the author's
-// rates; it stores it (keep-alives are not stored) and sends it on to
-// every friend link subscribed to L but the one it came from. So each
-// message crosses each link at most once in each direction. Whatever is
-// dropped is counted by reason (LobbyStats) and logged at debug level;
-// a frame that does not decode resets the stream and pauses the friend's
-// link for LobbyBadFriendPause.
-//
-// Only members subscribe, so only members relay: a lobby's traffic stays
-// on the friend links between its members.
+// The service is in four files: this one (types, the service and the
+// user's side), lobby_relay.go (taking, storing and passing on what
+// friends send), lobby_timers.go (keep-alives, announcements, expiry)
+// and lobby_links.go (the friend links, on kith/internal/friendlink).
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
-	"google.golang.org/protobuf/proto"
 
-	"kith/chat/pb"
+	"kith/internal/friendlink"
 	"kith/internal/seen"
 )
 
@@ -77,10 +63,7 @@ var (
 
 // LobbyFriends is what lobbies ask about friends: f2f.Friends implements
 // it.
-type LobbyFriends interface {
-	IsFriend(peer.ID) bool
-	IDs() []peer.ID
-}
+type LobbyFriends = friendlink.Friends
 
 // LobbyConfig configures the lobby service.
 type LobbyConfig struct {
@@ -145,9 +128,14 @@ type Participant struct {
 	via peer.ID
 }
 
-// LinkStats counts the lobby messages that crossed one friend link.
+// LinkStats counts the lobby messages that crossed the lobby links to
+// one friend, over all of them since the service started: the counters
+// never decrease.
 type LinkStats struct {
-	In, Out    uint64
+	// In and Out count lobby messages read from and written to the
+	// friend.
+	In, Out uint64
+	// QueueDrops counts frames dropped on a full send queue to the friend.
 	QueueDrops uint64
 }
 
@@ -156,13 +144,15 @@ type LobbyStats struct {
 	// Dropped counts dropped messages and frames by reason (the Drop*
 	// constants).
 	Dropped map[string]uint64
-	// Disconnected counts friend links reset for a bad frame.
+	// Disconnected counts friend links reset for a bad frame (and their
+	// friends refused a lobby link for friendlink.FaultPause).
 	Disconnected uint64
 	// ParticipantsRefused counts authors heard but not listed as
 	// participants, for MaxLobbyParticipants, LobbyParticipantsPerLink or
 	// the link's LobbyNewParticipantRate.
 	ParticipantsRefused uint64
-	// Links counts messages per connected friend.
+	// Links counts messages per friend that had a lobby link since the
+	// service started, connected or not now.
 	Links map[peer.ID]LinkStats
 }
 
@@ -203,7 +193,7 @@ type Lobbies struct {
 	cfg    LobbyConfig
 	log    *slog.Logger
 	store  *lobbyStore
-	sub    event.Subscription
+	lm     *friendlink.Manager[outFrame]
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
@@ -214,15 +204,14 @@ type Lobbies struct {
 	mu       sync.Mutex
 	joined   map[LobbyID]*joinedLobby
 	links    map[peer.ID]*lobbyLink
-	dialing  map[peer.ID]bool
-	paused   map[peer.ID]time.Time // friends that broke the protocol, until
-	seen     *seen.Set[MsgID]      // message ids taken lately
+	seen     *seen.Set[MsgID] // message ids taken lately
 	authors  map[ChatID]*rate.Limiter
 	dropped  map[string]uint64
 	announce chan struct{} // wakes the loop to announce to every link
+	// gone adds up the counters of the links that went down, per friend,
+	// so Stats never decrease: one entry per friend that had a link.
+	gone map[peer.ID]LinkStats
 
-	disconnected atomic.Uint64
-	queueFull    atomic.Uint64
 	partsRefused atomic.Uint64
 }
 
@@ -251,9 +240,9 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 	}
 	s := &Lobbies{
 		cfg: cfg, log: cfg.Log, store: st,
-		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{}, dialing: map[peer.ID]bool{},
-		paused: map[peer.ID]time.Time{}, seen: seen.New[MsgID](LobbySeenMax, LobbySeenTTL), authors: map[ChatID]*rate.Limiter{},
-		dropped: map[string]uint64{}, announce: make(chan struct{}, 1),
+		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{},
+		seen: seen.New[MsgID](LobbySeenMax, LobbySeenTTL), authors: map[ChatID]*rate.Limiter{},
+		dropped: map[string]uint64{}, announce: make(chan struct{}, 1), gone: map[peer.ID]LinkStats{},
 	}
 	recs, err := st.lobbies()
 	if err != nil {
@@ -268,15 +257,20 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 		}
 		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, missed: true}
 	}
-	s.sub, err = cfg.Host.EventBus().Subscribe([]any{
-		new(event.EvtPeerIdentificationCompleted),
-		new(event.EvtPeerConnectednessChanged),
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.lm, err = friendlink.New(friendlink.Config[outFrame]{
+		Host: cfg.Host, Friends: cfg.Friends, Protocol: protocol.ID(LobbyProtocolID), Log: cfg.Log,
+		Up: s.linkUp, Encode: encodeOutFrame, Size: outFrameSize,
+		PeerFault: func(err error) bool { return errors.Is(err, ErrBadLobbyFrame) },
+		MaxFrame:  MaxLobbyFrameSize, Queue: LobbyLinkQueue, QueueBytes: LobbyLinkQueueBytes,
+		MaxInbound: LobbyStreamsPerFriend,
+		Retry:      cfg.LinkRetry, OpenTimeout: LobbyLinkOpenTimeout,
+		WriteTimeout: LobbyWriteTimeout, FrameTimeout: LobbyFrameTimeout,
 	})
 	if err != nil {
+		s.cancel()
 		return nil, fmt.Errorf("starting lobbies: %w", err)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	cfg.Host.SetStreamHandler(protocol.ID(LobbyProtocolID), s.handleStream)
 	s.wg.Add(1)
 	go s.loop()
 	return s, nil
@@ -286,17 +280,11 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 // the service's goroutines. It is safe to call more than once.
 func (s *Lobbies) Close() error {
 	s.once.Do(func() {
-		s.cfg.Host.RemoveStreamHandler(protocol.ID(LobbyProtocolID))
 		s.cancel()
 		s.wgMu.Lock()
 		s.closed = true
 		s.wgMu.Unlock()
-		s.sub.Close()
-		s.mu.Lock()
-		for _, l := range s.links {
-			l.stop()
-		}
-		s.mu.Unlock()
+		s.lm.Close() // the links, and their dropLink
 		s.wg.Wait()
 	})
 	return nil
@@ -343,18 +331,22 @@ func (s *Lobbies) drop(l *lobbyLink, reason string, m *LobbyMessage) {
 
 // Stats returns the service's counters.
 func (s *Lobbies) Stats() LobbyStats {
+	lst := s.lm.Stats()
 	st := LobbyStats{Dropped: map[string]uint64{}, Links: map[peer.ID]LinkStats{},
-		Disconnected: s.disconnected.Load(), ParticipantsRefused: s.partsRefused.Load()}
+		Disconnected: lst.Faults, ParticipantsRefused: s.partsRefused.Load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.dropped {
 		st.Dropped[k] = v
 	}
-	if n := s.queueFull.Load(); n > 0 {
+	if n := lst.QueueDrops; n > 0 {
 		st.Dropped[DropQueueFull] = n
 	}
+	for p, ls := range s.gone {
+		st.Links[p] = ls
+	}
 	for p, l := range s.links {
-		st.Links[p] = LinkStats{In: l.in.Load(), Out: l.outN.Load(), QueueDrops: l.queueDrops.Load()}
+		st.Links[p] = st.Links[p].add(l.stats())
 	}
 	return st
 }
@@ -676,761 +668,3 @@ func (s *Lobbies) List() []LobbyInfo {
 
 // Invites returns the pending invites, oldest first.
 func (s *Lobbies) Invites() ([]LobbyInvite, error) { return s.store.invites(time.Now()) }
-
-// ---- relay ----
-
-// authorLimiter returns an author's rate limiter. Called with s.mu held.
-func (s *Lobbies) authorLimiter(a ChatID) *rate.Limiter {
-	l := s.authors[a]
-	if l == nil {
-		if len(s.authors) >= MaxLobbyAuthors {
-			for k, v := range s.authors {
-				if v.Tokens() >= LobbyAuthorBurst {
-					delete(s.authors, k)
-				}
-			}
-		}
-		l = rate.NewLimiter(LobbyAuthorRate, LobbyAuthorBurst)
-		s.authors[a] = l
-	}
-	return l
-}
-
-// receive handles a message a friend relayed on l.
-func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
-	now := time.Now()
-	s.mu.Lock()
-	jl := s.joined[m.Lobby]
-	dup := s.seen.Has(m.ID)
-	member := jl != nil && jl.allows(l.peer)
-	friendOK := member && !dup && l.friendLim.Allow()
-	s.mu.Unlock()
-	switch {
-	case jl == nil:
-		s.drop(l, DropNotJoined, m)
-		return
-	case !member:
-		// A private lobby's traffic comes only from the friend that
-		// invited us and those we invited.
-		s.drop(l, DropUnsolicited, m)
-		return
-	case dup:
-		s.drop(l, DropDuplicate, m)
-		return
-	case !friendOK:
-		s.drop(l, DropFriendRate, m)
-		return
-	}
-	if reason := checkLobbyMessage(m, now, false); reason != "" {
-		s.drop(l, reason, m)
-		return
-	}
-	if !m.verify() {
-		s.drop(l, DropBadSignature, m)
-		return
-	}
-	s.mu.Lock()
-	if s.seen.Has(m.ID) {
-		s.mu.Unlock()
-		s.drop(l, DropDuplicate, m)
-		return
-	}
-	if !s.authorLimiter(m.Author).Allow() {
-		s.mu.Unlock()
-		s.drop(l, DropAuthorRate, m)
-		return
-	}
-	s.seen.Add(m.ID, now)
-	s.mu.Unlock()
-	s.accept(m, l)
-}
-
-// accept takes a message that passed every check (or this node's own):
-// records its author as a participant, stores it unless a keep-alive
-// (a duplicate of the stored history stops here), publishes it and sends
-// it to every subscribed link but from.
-func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error) {
-	if m.Kind != LobbyKindKeepAlive {
-		stored, dup, err := s.store.append(*m)
-		if err != nil {
-			return LobbyMessage{}, err
-		}
-		if dup {
-			s.drop(from, DropDuplicate, m)
-			return stored, nil
-		}
-		m = &stored
-	}
-	f := msgFrame(m)
-	s.mu.Lock()
-	jl := s.joined[m.Lobby]
-	if jl != nil {
-		if m.Kind == LobbyKindLeave {
-			delete(jl.parts, m.Author)
-		} else if p, ok := jl.parts[m.Author]; ok {
-			p.Nick, p.LastSeen = m.Nick, time.Now()
-			jl.parts[m.Author] = p
-		} else if s.newParticipantLocked(jl, from) {
-			p := Participant{ID: m.Author, Nick: m.Nick, LastSeen: time.Now()}
-			if from != nil {
-				p.via = from.peer
-			}
-			jl.parts[m.Author] = p
-		} else {
-			s.partsRefused.Add(1)
-		}
-	}
-	for _, l := range s.links {
-		if l != from && l.subs[m.Lobby] && (jl == nil || jl.allows(l.peer)) {
-			l.sendMsg(f, m.ID)
-		}
-	}
-	s.mu.Unlock()
-	if m.Kind != LobbyKindKeepAlive {
-		s.event("lobby.message", LobbyEvent{Message: *m})
-	}
-	return *m, nil
-}
-
-// newParticipantLocked reports whether an author not heard before in jl,
-// whose message came through from (nil: this node), may be listed: the
-// lobby has fewer than MaxLobbyParticipants, from brought fewer than
-// LobbyParticipantsPerLink of them, and from's new-participant rate
-// allows one more. So sock puppets (a new identity per message) of one
-// friend fill at most part of the list, slowly, and cannot stretch the
-// keep-alive interval past what MaxLobbyParticipants gives.
-func (s *Lobbies) newParticipantLocked(jl *joinedLobby, from *lobbyLink) bool {
-	if len(jl.parts) >= MaxLobbyParticipants {
-		return false
-	}
-	if from == nil {
-		return true
-	}
-	n := 0
-	for _, p := range jl.parts {
-		if p.via == from.peer {
-			n++
-		}
-	}
-	return n < LobbyParticipantsPerLink && from.newParts.Allow()
-}
-
-// receiveHistory stores the messages of a history reply l was asked for:
-// each must be signed by its author (age is not checked); none is
-// relayed.
-func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
-	s.mu.Lock()
-	wanted := l.histWanted[id]
-	delete(l.histWanted, id)
-	_, joined := s.joined[id]
-	s.mu.Unlock()
-	if !wanted || !joined {
-		s.drop(l, DropUnsolicited, nil)
-		return
-	}
-	defer s.historyDone(id)
-	now := time.Now()
-	for i := range ms {
-		m := &ms[i]
-		if m.Kind == LobbyKindKeepAlive {
-			s.drop(l, DropBadKind, m)
-			continue
-		}
-		if reason := checkLobbyMessage(m, now, true); reason != "" {
-			s.drop(l, reason, m)
-			continue
-		}
-		if !m.verify() {
-			s.drop(l, DropBadSignature, m)
-			continue
-		}
-		stored, dup, err := s.store.append(*m)
-		if err != nil {
-			s.log.Debug("storing history", slog.Any("err", err))
-			return
-		}
-		s.mu.Lock()
-		s.seen.Add(m.ID, now)
-		s.mu.Unlock()
-		if !dup {
-			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
-		}
-	}
-}
-
-// needsCatchUpLocked reports whether friend l subscribing to lobby id
-// should be asked for the lobby's recent history: the node is in the
-// lobby but was cut off from it (no friend link carried it, or it just
-// started) and may have missed messages. Whatever the history brings
-// that is already stored is dropped as a duplicate.
-func (s *Lobbies) needsCatchUpLocked(l *lobbyLink, id LobbyID) bool {
-	jl := s.joined[id]
-	return jl != nil && jl.missed && jl.allows(l.peer) && jl.asked.IsZero() && !l.histWanted[id]
-}
-
-// historyDone answers the friends that asked for a lobby's history
-// while this node waited for its own.
-func (s *Lobbies) historyDone(id LobbyID) {
-	s.mu.Lock()
-	var waiters []*lobbyLink
-	if jl := s.joined[id]; jl != nil {
-		jl.asked, waiters, jl.waiters = time.Time{}, jl.waiters, nil
-	}
-	s.mu.Unlock()
-	for _, w := range waiters {
-		s.answerHistory(w, id, LobbyHistoryMax)
-	}
-}
-
-// answerHistory answers a friend's history request for a joined lobby;
-// if this node's own request is pending, once it is answered.
-func (s *Lobbies) answerHistory(l *lobbyLink, id LobbyID, n int) {
-	s.mu.Lock()
-	jl, joined := s.joined[id]
-	if joined && !jl.allows(l.peer) {
-		joined = false // a private lobby's history only goes to its members
-	}
-	if joined && !jl.asked.IsZero() && !slices.Contains(jl.waiters, l) && len(jl.waiters) < MaxLobbies {
-		jl.waiters = append(jl.waiters, l)
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
-	if !joined || n <= 0 {
-		l.send(historyReplyFrame(id, nil))
-		return
-	}
-	ms, err := s.store.recent(id, n, LobbyHistoryBytes)
-	if err != nil {
-		s.log.Debug("reading history for a friend", slog.Any("err", err))
-	}
-	l.send(historyReplyFrame(id, ms))
-}
-
-// receiveInvite stores an invite from friend l.
-func (s *Lobbies) receiveInvite(l *lobbyLink, inv *lobbyInviteFrame) {
-	s.mu.Lock()
-	_, joined := s.joined[inv.lobby.ID]
-	s.mu.Unlock()
-	if joined {
-		return
-	}
-	li := LobbyInvite{Lobby: inv.lobby.ID, Name: inv.lobby.Name, Topic: inv.lobby.Topic, Private: inv.private,
-		From: l.peer.String(), Nick: inv.nick, Received: time.Now().UTC()}
-	ok, err := s.store.addInvite(li)
-	if err != nil {
-		s.log.Debug("storing invite", slog.Any("err", err))
-		return
-	}
-	if !ok {
-		s.drop(l, DropInvitesFull, nil)
-		return
-	}
-	s.event("lobby.invite", li)
-}
-
-// ---- links ----
-
-// loop watches friends connect and disconnect, reopens links, says
-// keep-alives, announces and expires caches.
-func (s *Lobbies) loop() {
-	defer s.wg.Done()
-	retry := time.NewTicker(s.cfg.LinkRetry)
-	defer retry.Stop()
-	keep := time.NewTicker(max(s.cfg.KeepAlive/LobbyKeepAliveChecks, time.Millisecond))
-	defer keep.Stop()
-	announce := time.NewTicker(s.cfg.AnnounceInterval)
-	defer announce.Stop()
-	janitor := time.NewTicker(10 * time.Second)
-	defer janitor.Stop()
-	s.poke()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case ev, ok := <-s.sub.Out():
-			if !ok {
-				return
-			}
-			switch e := ev.(type) {
-			case event.EvtPeerIdentificationCompleted:
-				s.maybeOpen(e.Peer)
-			case event.EvtPeerConnectednessChanged:
-				if e.Connectedness != network.Connected {
-					s.mu.Lock()
-					l := s.links[e.Peer]
-					s.mu.Unlock()
-					if l != nil {
-						l.stop()
-					}
-				}
-			}
-		case <-retry.C:
-			s.poke()
-		case <-keep.C:
-			s.keepAlive()
-		case <-announce.C:
-			s.announceAll()
-		case <-s.announce:
-			s.announceAll()
-		case now := <-janitor.C:
-			s.expire(now)
-		}
-	}
-}
-
-// announceSoon has the loop announce to every link.
-func (s *Lobbies) announceSoon() {
-	select {
-	case s.announce <- struct{}{}:
-	default:
-	}
-}
-
-// announcementLocked is this node's public lobbies.
-func (s *Lobbies) announcementLocked() []lobbyAnnounced {
-	now := time.Now()
-	var out []lobbyAnnounced
-	for _, jl := range s.joined {
-		if !jl.rec.Private {
-			out = append(out, jl.announced(len(s.participantsLocked(jl, now))))
-		}
-	}
-	return out
-}
-
-func (s *Lobbies) announceAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := announceFrame(s.announcementLocked())
-	for _, l := range s.links {
-		l.send(f)
-	}
-}
-
-// keepAliveIntervalLocked is how often a member of jl says it is there:
-// KeepAlive, or longer in a large lobby, so that keep-alives, which cross
-// every link between members, take at most LobbyKeepAliveShare of a
-// link's LobbyFriendRate whatever the number of participants.
-func (s *Lobbies) keepAliveIntervalLocked(jl *joinedLobby) time.Duration {
-	parts := float64(min(len(jl.parts)+1, MaxLobbyParticipants))
-	scaled := time.Duration(parts / (LobbyFriendRate * LobbyKeepAliveShare) * float64(time.Second))
-	return max(s.cfg.KeepAlive, scaled)
-}
-
-func (s *Lobbies) keepAlive() {
-	now := time.Now()
-	s.mu.Lock()
-	var ls []*joinedLobby
-	for _, jl := range s.joined {
-		if jl.nextKeepAlive.IsZero() {
-			// First round after a start or a join: a random point in the
-			// interval, so members that started together spread out.
-			jl.nextKeepAlive = now.Add(time.Duration(mrand.Int64N(int64(s.keepAliveIntervalLocked(jl)))))
-			continue
-		}
-		if now.Before(jl.nextKeepAlive) {
-			continue
-		}
-		iv := s.keepAliveIntervalLocked(jl)
-		jl.nextKeepAlive = now.Add(iv*3/4 + time.Duration(mrand.Int64N(int64(iv/2)+1)))
-		ls = append(ls, jl)
-	}
-	s.mu.Unlock()
-	for _, jl := range ls {
-		if _, err := s.say(jl, LobbyKindKeepAlive, ""); err != nil {
-			s.log.Debug("saying keep-alive", slog.Any("err", err))
-		}
-	}
-}
-
-func (s *Lobbies) expire(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.seen.Expire(now)
-	for p, until := range s.paused {
-		if now.After(until) {
-			delete(s.paused, p)
-		}
-	}
-	var late []LobbyID
-	for _, jl := range s.joined {
-		if !jl.asked.IsZero() && now.Sub(jl.asked) > LobbyHistoryWait {
-			late = append(late, jl.id)
-		}
-		window := LobbyParticipantIntervals * s.keepAliveIntervalLocked(jl)
-		for a, p := range jl.parts {
-			if now.Sub(p.LastSeen) > window {
-				delete(jl.parts, a)
-			}
-		}
-	}
-	for a, l := range s.authors {
-		if l.Tokens() >= LobbyAuthorBurst {
-			delete(s.authors, a)
-		}
-	}
-	if len(late) > 0 {
-		s.goFn(func() {
-			for _, id := range late {
-				s.historyDone(id)
-			}
-		})
-	}
-}
-
-// poke opens links to connected friends that have none.
-func (s *Lobbies) poke() {
-	for _, p := range s.cfg.Friends.IDs() {
-		if s.cfg.Host.Network().Connectedness(p) == network.Connected {
-			s.maybeOpen(p)
-		}
-	}
-}
-
-// lobbyOpener reports whether self opens the lobby stream to p: the lower
-// peer ID does, so each pair has one stream.
-func lobbyOpener(self, p peer.ID) bool { return self < p }
-
-// maybeOpen opens the lobby stream to friend p if this side opens it and
-// there is none.
-func (s *Lobbies) maybeOpen(p peer.ID) {
-	if p == s.cfg.Host.ID() || !s.cfg.Friends.IsFriend(p) || !lobbyOpener(s.cfg.Host.ID(), p) {
-		return
-	}
-	s.mu.Lock()
-	_, have := s.links[p]
-	busy := have || s.dialing[p] || time.Now().Before(s.paused[p])
-	if !busy {
-		s.dialing[p] = true
-	}
-	s.mu.Unlock()
-	if busy {
-		return
-	}
-	ok := s.goFn(func() {
-		defer func() {
-			s.mu.Lock()
-			delete(s.dialing, p)
-			s.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(s.ctx, LobbyLinkOpenTimeout)
-		defer cancel()
-		st, err := s.cfg.Host.NewStream(network.WithNoDial(ctx, "lobby links go to connected friends"), p, protocol.ID(LobbyProtocolID))
-		if err != nil {
-			s.log.Debug("opening lobby stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
-			return
-		}
-		s.addLink(st)
-	})
-	if !ok {
-		s.mu.Lock()
-		delete(s.dialing, p)
-		s.mu.Unlock()
-	}
-}
-
-func (s *Lobbies) handleStream(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	s.mu.Lock()
-	paused := time.Now().Before(s.paused[p])
-	s.mu.Unlock()
-	if !s.cfg.Friends.IsFriend(p) || paused {
-		st.Reset()
-		return
-	}
-	s.addLink(st)
-}
-
-// addLink makes st the lobby stream of its peer, then sends it the
-// subscriptions and the announcement. When both sides opened one, the
-// stream opened by the lower peer ID stays.
-func (s *Lobbies) addLink(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	outbound := st.Stat().Direction == network.DirOutbound
-	l := newLobbyLink(s, p, st)
-	s.mu.Lock()
-	if s.ctx.Err() != nil {
-		s.mu.Unlock()
-		st.Reset()
-		return
-	}
-	if old, ok := s.links[p]; ok {
-		if outbound != lobbyOpener(s.cfg.Host.ID(), p) {
-			s.mu.Unlock()
-			st.Reset()
-			return
-		}
-		delete(s.links, p)
-		defer old.stop()
-	}
-	s.wgMu.Lock()
-	if s.closed {
-		s.wgMu.Unlock()
-		s.mu.Unlock()
-		st.Reset()
-		return
-	}
-	s.wg.Add(2)
-	s.wgMu.Unlock()
-	s.links[p] = l
-	var ids []LobbyID
-	for id, jl := range s.joined {
-		if jl.allows(p) {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) > 0 {
-		l.send(subscribeFrame(ids))
-	}
-	l.send(announceFrame(s.announcementLocked()))
-	s.mu.Unlock()
-	s.log.Debug("lobby link up", slog.String("peer", p.ShortString()))
-	go func() { defer s.wg.Done(); l.writeLoop() }()
-	go func() { defer s.wg.Done(); l.readLoop() }()
-}
-
-// carriedLocked reports whether some friend link is subscribed to lobby
-// id.
-func (s *Lobbies) carriedLocked(id LobbyID) bool {
-	for _, l := range s.links {
-		if l.subs[id] {
-			return true
-		}
-	}
-	return false
-}
-
-// dropLink forgets l once its read loop ended.
-func (s *Lobbies) dropLink(l *lobbyLink) {
-	s.mu.Lock()
-	if s.links[l.peer] == l {
-		delete(s.links, l.peer)
-	}
-	for id := range l.subs {
-		if jl := s.joined[id]; jl != nil && !s.carriedLocked(id) {
-			jl.missed = true
-		}
-	}
-	var pending []LobbyID
-	for id := range l.histWanted {
-		pending = append(pending, id)
-	}
-	s.mu.Unlock()
-	for _, id := range pending {
-		s.historyDone(id) // no answer will come from l
-	}
-	s.log.Debug("lobby link down", slog.String("peer", l.peer.ShortString()))
-}
-
-// disconnect cuts off a friend's lobby link for a frame that broke the
-// protocol and refuses a new one for LobbyBadFriendPause; the friend's
-// other protocols go on.
-func (s *Lobbies) disconnect(l *lobbyLink, err error) {
-	s.disconnected.Add(1)
-	s.mu.Lock()
-	s.paused[l.peer] = time.Now().Add(LobbyBadFriendPause)
-	s.mu.Unlock()
-	s.log.Info("friend sent an invalid lobby frame; lobby link reset",
-		slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-	l.stop()
-}
-
-// lobbyLink is the lobby stream to one friend. Fields after mu's comment
-// are guarded by Lobbies.mu.
-type lobbyLink struct {
-	s       *Lobbies
-	peer    peer.ID
-	st      network.Stream
-	out     chan outFrame
-	done    chan struct{}
-	stopped sync.Once
-
-	friendLim *rate.Limiter // lobby messages from the friend
-	ctrlLim   *rate.Limiter // invites and history requests from the friend
-	newParts  *rate.Limiter // participants first heard through the friend
-
-	in, outN, queueDrops atomic.Uint64 // lobby messages read, written, dropped on a full queue
-	queued               atomic.Int64  // bytes of the frames in out
-
-	// guarded by Lobbies.mu
-	subs       map[LobbyID]bool
-	announced  []lobbyAnnounced
-	histWanted map[LobbyID]bool
-}
-
-// outFrame is a frame queued for a link; msg is set for a lobby message
-// (for the counters).
-type outFrame struct {
-	f    *pb.LobbyFrame
-	msg  *MsgID
-	size int64 // encoded, for LobbyLinkQueueBytes
-}
-
-func newLobbyLink(s *Lobbies, p peer.ID, st network.Stream) *lobbyLink {
-	return &lobbyLink{
-		s: s, peer: p, st: st,
-		out:        make(chan outFrame, LobbyLinkQueue),
-		done:       make(chan struct{}),
-		friendLim:  rate.NewLimiter(LobbyFriendRate, LobbyFriendBurst),
-		ctrlLim:    rate.NewLimiter(LobbyControlRate, LobbyControlBurst),
-		newParts:   rate.NewLimiter(LobbyNewParticipantRate, LobbyNewParticipantBurst),
-		subs:       map[LobbyID]bool{},
-		histWanted: map[LobbyID]bool{},
-	}
-}
-
-// stop ends the link: its loops return and the stream is reset.
-func (l *lobbyLink) stop() {
-	l.stopped.Do(func() {
-		close(l.done)
-		l.st.Reset()
-	})
-}
-
-// send queues f without blocking; a full queue drops it.
-func (l *lobbyLink) send(f *pb.LobbyFrame) { l.enqueue(outFrame{f: f}) }
-
-func (l *lobbyLink) sendMsg(f *pb.LobbyFrame, id MsgID) { l.enqueue(outFrame{f: f, msg: &id}) }
-
-// enqueue queues o unless the queue holds LobbyLinkQueue frames or
-// LobbyLinkQueueBytes. Called with or without Lobbies.mu held: atomic
-// counters only.
-func (l *lobbyLink) enqueue(o outFrame) {
-	o.size = int64(proto.Size(o.f))
-	if l.queued.Add(o.size) > LobbyLinkQueueBytes {
-		l.queued.Add(-o.size)
-		l.queueDrops.Add(1)
-		l.s.queueFull.Add(1)
-		return
-	}
-	select {
-	case l.out <- o:
-	case <-l.done:
-		l.queued.Add(-o.size)
-	default:
-		l.queued.Add(-o.size)
-		l.queueDrops.Add(1)
-		l.s.queueFull.Add(1)
-	}
-}
-
-func (l *lobbyLink) writeLoop() {
-	fw := newLobbyFrameWriter(l.st)
-	for {
-		var o outFrame
-		select {
-		case <-l.done:
-			return
-		case o = <-l.out:
-		}
-		l.st.SetWriteDeadline(time.Now().Add(LobbyWriteTimeout))
-		for {
-			l.queued.Add(-o.size)
-			if err := fw.write(o.f); err != nil {
-				l.s.log.Debug("writing lobby frame", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-				l.stop()
-				return
-			}
-			if o.msg != nil {
-				l.outN.Add(1)
-				if l.s.cfg.OnRelay != nil {
-					l.s.cfg.OnRelay(l.peer, true, *o.msg)
-				}
-			}
-			select {
-			case o = <-l.out:
-				continue
-			default:
-			}
-			break
-		}
-		if err := fw.flush(); err != nil {
-			l.s.log.Debug("writing lobby frames", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-			l.stop()
-			return
-		}
-	}
-}
-
-func (l *lobbyLink) readLoop() {
-	defer l.s.dropLink(l)
-	defer l.stop()
-	fr := newLobbyFrameReader(l.st, l.st.Scope())
-	defer fr.close()
-	for {
-		f, err := fr.read()
-		if err != nil {
-			if errors.Is(err, ErrBadLobbyFrame) {
-				l.s.disconnect(l, err)
-			} else if !errors.Is(err, io.EOF) {
-				l.s.log.Debug("lobby link ended", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-			}
-			return
-		}
-		if err := l.handle(f); err != nil {
-			l.s.disconnect(l, err)
-			return
-		}
-	}
-}
-
-// handle acts on one frame from the friend. An error breaks the link.
-func (l *lobbyLink) handle(f lobbyFrame) error {
-	s := l.s
-	switch f.typ {
-	case lobbyFrameMessage:
-		l.in.Add(1)
-		if s.cfg.OnRelay != nil {
-			s.cfg.OnRelay(l.peer, false, f.msg.ID)
-		}
-		s.receive(l, f.msg)
-	case lobbyFrameSubscribe:
-		s.mu.Lock()
-		var catchUp []LobbyID
-		for _, id := range f.lobbies {
-			if !l.subs[id] && len(l.subs) < MaxLobbies && s.needsCatchUpLocked(l, id) {
-				catchUp = append(catchUp, id)
-			}
-			l.subs[id] = true
-		}
-		n := len(l.subs)
-		for _, id := range catchUp {
-			// Unlike a join, a catch-up does not hold the friends' own
-			// history requests: two nodes catching up from each other
-			// would wait for each other.
-			s.joined[id].missed = false
-			l.histWanted[id] = true
-			l.send(historyRequestFrame(id, LobbyHistoryMax))
-		}
-		s.mu.Unlock()
-		if n > MaxLobbies {
-			return fmt.Errorf("%w: subscribed to %d lobbies", ErrBadLobbyFrame, n)
-		}
-	case lobbyFrameUnsubscribe:
-		s.mu.Lock()
-		for _, id := range f.lobbies {
-			delete(l.subs, id)
-		}
-		s.mu.Unlock()
-	case lobbyFrameAnnounce:
-		s.mu.Lock()
-		l.announced = f.announce
-		s.mu.Unlock()
-	case lobbyFrameInvite:
-		if !l.ctrlLim.Allow() {
-			s.drop(l, DropControlRate, nil)
-			return nil
-		}
-		s.receiveInvite(l, f.invite)
-	case lobbyFrameHistoryRequest:
-		if !l.ctrlLim.Allow() {
-			s.drop(l, DropControlRate, nil)
-			return nil
-		}
-		s.answerHistory(l, f.lobby, f.max)
-	case lobbyFrameHistoryReply:
-		s.receiveHistory(l, f.lobby, f.history)
-	}
-	return nil
-}

@@ -217,18 +217,6 @@ func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
 	return m, dup, nil
 }
 
-// has reports whether a message id is in a lobby's history.
-func (s *lobbyStore) has(lobby LobbyID, id MsgID) bool {
-	found := false
-	s.db.View(func(tx *bolt.Tx) error {
-		if seen := tx.Bucket(bucketLobbySeen).Bucket(lobby[:]); seen != nil {
-			found = seen.Get(id[:]) != nil
-		}
-		return nil
-	})
-	return found
-}
-
 // list returns a page of a lobby's history: messages after sequence
 // number after, oldest first, at most limit (MaxLogPage if 0) and
 // MaxLogPageBytes of text. An empty page means there are no more.

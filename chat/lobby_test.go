@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -24,9 +23,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"kith/chat/pb"
-	"kith/f2f"
 	"kith/internal/seen"
 	"kith/internal/store"
+	"kith/internal/testkit"
 )
 
 // relayLog records which message ids crossed which link in which
@@ -66,11 +65,10 @@ func (r *relayLog) maxCrossings() (most, total int) {
 // lobbyNode is a host with a store, a chat identity and a lobby service
 // that can be stopped and started again on the same key and store.
 type lobbyNode struct {
+	*testkit.Peer
 	t         testing.TB
 	nick      string
-	key       crypto.PrivKey
 	h         host.Host
-	friends   *allowlist
 	dbPath    string
 	db        *bolt.DB
 	lob       *Lobbies
@@ -81,30 +79,18 @@ type lobbyNode struct {
 
 func newLobbyNode(t testing.TB, nick string, keepAlive time.Duration) *lobbyNode {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(crand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &lobbyNode{t: t, nick: nick, key: key, friends: newAllowlist(), dbPath: filepath.Join(t.TempDir(), "kith.db"),
+	n := &lobbyNode{Peer: testkit.NewPeer(t), t: t, nick: nick, dbPath: filepath.Join(t.TempDir(), "kith.db"),
 		events: &eventLog{}, relays: &relayLog{n: map[string]map[MsgID]int{}}, keepAlive: keepAlive}
 	t.Cleanup(n.stop)
 	return n
 }
 
-func (n *lobbyNode) id() peer.ID {
-	id, _ := peer.IDFromPrivateKey(n.key)
-	return id
-}
-
 func (n *lobbyNode) start() {
 	t := n.t
 	t.Helper()
-	h, err := f2f.NewHost(f2f.HostConfig{Key: n.key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		Gater: f2f.NewGater(n.friends, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := n.Host(t)
 	n.h = h
+	var err error
 	if n.db, err = store.Open(n.dbPath, store.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +103,7 @@ func (n *lobbyNode) start() {
 			t.Fatal(err)
 		}
 	}
-	n.lob, err = NewLobbies(LobbyConfig{Host: h, DB: n.db, Friends: n.friends, Identities: ids,
+	n.lob, err = NewLobbies(LobbyConfig{Host: h, DB: n.db, Friends: n.Friends, Identities: ids,
 		Events: n.events.add, KeepAlive: n.keepAlive, LinkRetry: 100 * time.Millisecond,
 		OnRelay: n.relays.add})
 	if err != nil {
@@ -140,18 +126,11 @@ func (n *lobbyNode) stop() {
 	}
 }
 
-func lobbyConnect(t testing.TB, a, b *lobbyNode) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-}
+func lobbyConnect(t testing.TB, a, b *lobbyNode) { testkit.Connect(t, a.h, b.h) }
 
 func waitLobbyLink(t testing.TB, a, b *lobbyNode) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "lobby link "+a.nick+"-"+b.nick, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "lobby link "+a.nick+"-"+b.nick, func() bool {
 		return slices.Contains(a.lob.Links(), b.h.ID()) && slices.Contains(b.lob.Links(), a.h.ID())
 	})
 }
@@ -165,9 +144,7 @@ func lobbyNet(t testing.TB, nicks []string, edges [][2]int, keepAlive time.Durat
 		nodes[i] = newLobbyNode(t, nick, keepAlive)
 	}
 	for _, e := range edges {
-		a, b := nodes[e[0]], nodes[e[1]]
-		a.friends.add(b.id())
-		b.friends.add(a.id())
+		testkit.Befriend(nodes[e[0]].Peer, nodes[e[1]].Peer)
 	}
 	for _, n := range nodes {
 		n.start()
@@ -240,12 +217,12 @@ func TestLobbyChainAndRing(t *testing.T) {
 				early = append(early, m.ID)
 			}
 			for _, n := range nodes[1:] {
-				waitFor(t, 10*time.Second, n.nick+" sees the lobby announced", func() bool { return announced(n, id) })
+				testkit.WaitFor(t, 10*time.Second, n.nick+" sees the lobby announced", func() bool { return announced(n, id) })
 				if _, err := n.lob.Join(id, ""); err != nil {
 					t.Fatalf("%s join: %v", n.nick, err)
 				}
 				// The joiner got the early messages from a friend's history.
-				waitFor(t, 10*time.Second, n.nick+" history", func() bool {
+				testkit.WaitFor(t, 10*time.Second, n.nick+" history", func() bool {
 					ms, _ := n.lob.Log(id, 0, 0)
 					got := 0
 					for _, m := range ms {
@@ -258,7 +235,7 @@ func TestLobbyChainAndRing(t *testing.T) {
 			}
 			for _, e := range tc.edges {
 				a, b := nodes[e[0]], nodes[e[1]]
-				waitFor(t, 10*time.Second, "subscriptions", func() bool {
+				testkit.WaitFor(t, 10*time.Second, "subscriptions", func() bool {
 					return a.lob.Subscribed(b.h.ID(), id) && b.lob.Subscribed(a.h.ID(), id)
 				})
 			}
@@ -280,7 +257,7 @@ func TestLobbyChainAndRing(t *testing.T) {
 			wg.Wait()
 			wantText := len(early) + per*len(authors)
 			for _, n := range nodes {
-				waitFor(t, 15*time.Second, n.nick+" gets every message", func() bool {
+				testkit.WaitFor(t, 15*time.Second, n.nick+" gets every message", func() bool {
 					ms, _ := n.lob.Log(id, 0, 0)
 					return kindCount(ms, LobbyKindText) == wantText && kindCount(ms, LobbyKindJoin) == len(nodes)
 				})
@@ -323,7 +300,7 @@ func TestLobbyChainAndRing(t *testing.T) {
 			}
 			// Keep-alives make everyone a participant everywhere.
 			for _, n := range nodes {
-				waitFor(t, 10*time.Second, n.nick+" participants", func() bool {
+				testkit.WaitFor(t, 10*time.Second, n.nick+" participants", func() bool {
 					ps, _ := n.lob.Participants(id)
 					return len(ps) == len(nodes)
 				})
@@ -333,12 +310,12 @@ func TestLobbyChainAndRing(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, n := range nodes[:5] {
-				waitFor(t, 10*time.Second, n.nick+" sees the leave", func() bool {
+				testkit.WaitFor(t, 10*time.Second, n.nick+" sees the leave", func() bool {
 					ms, _ := n.lob.Log(id, 0, 0)
 					return kindCount(ms, LobbyKindLeave) == 1
 				})
 			}
-			waitFor(t, 10*time.Second, "unsubscribed", func() bool { return !nodes[4].lob.Subscribed(nodes[5].h.ID(), id) })
+			testkit.WaitFor(t, 10*time.Second, "unsubscribed", func() bool { return !nodes[4].lob.Subscribed(nodes[5].h.ID(), id) })
 			if _, err := nodes[5].lob.Log(id, 0, 0); !errors.Is(err, ErrNotJoined) {
 				t.Fatalf("log after leave: %v", err)
 			}
@@ -355,22 +332,34 @@ type rawFriend struct {
 	sent int // messages written
 }
 
+// lobbyFrameWriter writes lobby frames as a raw friend does: encoded
+// into a buffer that flush writes.
+type lobbyFrameWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func newLobbyFrameWriter(w io.Writer) *lobbyFrameWriter { return &lobbyFrameWriter{w: w} }
+
+func (fw *lobbyFrameWriter) write(f *pb.LobbyFrame) (err error) {
+	fw.buf, err = appendLobbyFrame(fw.buf, f)
+	return err
+}
+
+func (fw *lobbyFrameWriter) flush() error {
+	_, err := fw.w.Write(fw.buf)
+	fw.buf = fw.buf[:0]
+	return err
+}
+
 func newRawFriend(t *testing.T, of *lobbyNode) *rawFriend {
 	t.Helper()
-	key, _, _ := crypto.GenerateEd25519Key(crand.Reader)
-	al := newAllowlist()
-	al.add(of.h.ID())
-	h, err := f2f.NewHost(f2f.HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: f2f.NewGater(al, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	of.friends.add(h.ID())
+	p := testkit.NewPeer(t)
+	testkit.Befriend(p, of.Peer)
+	h := p.Host(t)
+	testkit.Connect(t, h, of.h)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: of.h.ID(), Addrs: of.h.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
 	st, err := h.NewStream(ctx, of.h.ID(), protocol.ID(LobbyProtocolID))
 	if err != nil {
 		t.Fatal(err)
@@ -417,15 +406,15 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := li.ID
-	waitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
+	testkit.WaitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
 	if _, err := b.lob.Join(id, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "c sees den", func() bool { return announced(c, id) })
+	testkit.WaitFor(t, 10*time.Second, "c sees den", func() bool { return announced(c, id) })
 	if _, err := c.lob.Join(id, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "b subscribed to c", func() bool { return b.lob.Subscribed(c.h.ID(), id) })
+	testkit.WaitFor(t, 10*time.Second, "b subscribed to c", func() bool { return b.lob.Subscribed(c.h.ID(), id) })
 
 	evil := newRawFriend(t, b)
 	mallory, trudy := testIdentity(t, "mallory"), testIdentity(t, "trudy")
@@ -441,13 +430,13 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 	dropped := func(reason string) uint64 { return b.lob.Stats().Dropped[reason] }
 	waitDrops := func(reason string, n uint64) {
 		t.Helper()
-		waitFor(t, 10*time.Second, fmt.Sprintf("%d %s drops", n, reason), func() bool { return dropped(reason) >= n })
+		testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%d %s drops", n, reason), func() bool { return dropped(reason) >= n })
 	}
 
 	// A good message from a friend's raw host is relayed: the control.
 	good := signed(mallory, id, LobbyKindText, now, "hello from the raw host")
 	evil.send(t, good)
-	waitFor(t, 10*time.Second, "good message at c", func() bool { return got(good) })
+	testkit.WaitFor(t, 10*time.Second, "good message at c", func() bool { return got(good) })
 
 	// Forged: text changed after signing; author key swapped.
 	tampered := signed(mallory, id, LobbyKindText, now, "pay alice")
@@ -471,7 +460,7 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 	// accepted just inside the age window is refused by the age check.
 	almostOld := signed(trudy, id, LobbyKindKeepAlive, time.Now().Add(-LobbyMaxAge+1500*time.Millisecond), "")
 	evil.send(t, almostOld)
-	waitFor(t, 10*time.Second, "keep-alive relayed to c", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "keep-alive relayed to c", func() bool {
 		c.relays.mu.Lock()
 		defer c.relays.mu.Unlock()
 		return c.relays.n[string(b.h.ID())+"in"][almostOld.ID] == 1
@@ -514,7 +503,7 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 	}
 	start := time.Now()
 	evil.send(t, flood...)
-	waitFor(t, 20*time.Second, "flood read", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "flood read", func() bool {
 		st := b.lob.Stats()
 		return st.Links[evil.h.ID()].In >= uint64(evil.sent)
 	})
@@ -555,15 +544,13 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 	// lobby goes on between a, b and c.
 	garbage := append(varint.ToUvarint(6), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	evil.st.Write(garbage)
-	waitFor(t, 10*time.Second, "evil cut off", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "evil cut off", func() bool {
 		return b.lob.Stats().Disconnected == 1 && !slices.Contains(b.lob.Links(), evil.h.ID())
 	})
-	if _, err := evil.st.Write([]byte{1, 2, 3}); err == nil {
-		time.Sleep(200 * time.Millisecond)
-		if _, err := evil.st.Write([]byte{1, 2, 3}); err == nil {
-			t.Fatal("evil's stream still writable after the reset")
-		}
-	}
+	testkit.WaitFor(t, 10*time.Second, "evil's stream reset", func() bool {
+		_, err := evil.st.Write([]byte{1, 2, 3})
+		return err != nil
+	})
 	// A new stream from it is refused for a while.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -577,7 +564,7 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a's message at c after the reset", func() bool { return got(&after) })
+	testkit.WaitFor(t, 10*time.Second, "a's message at c after the reset", func() bool { return got(&after) })
 	t.Logf("b's drops: %v", b.lob.Stats().Dropped)
 }
 
@@ -592,7 +579,7 @@ func TestLobbyRestartAndInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "b sees pub", func() bool { return announced(b, pub.ID) })
+	testkit.WaitFor(t, 10*time.Second, "b sees pub", func() bool { return announced(b, pub.ID) })
 	if announced(b, priv.ID) {
 		t.Fatal("a private lobby was announced")
 	}
@@ -612,27 +599,27 @@ func TestLobbyRestartAndInvite(t *testing.T) {
 	// b learns the private lobby's id somehow and subscribes: a sends it
 	// nothing, as b is not a member.
 	b.lob.mu.Lock()
-	b.lob.links[a.id()].send(subscribeFrame([]LobbyID{priv.ID}))
+	b.lob.links[a.ID].send(subscribeFrame([]LobbyID{priv.ID}))
 	b.lob.mu.Unlock()
-	waitFor(t, 10*time.Second, "b's subscription at a", func() bool { return a.lob.Subscribed(b.id(), priv.ID) })
+	testkit.WaitFor(t, 10*time.Second, "b's subscription at a", func() bool { return a.lob.Subscribed(b.ID, priv.ID) })
 	secret, err := a.lob.Send(priv.ID, "secret before the invite")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "b has m1", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "b has m1", func() bool {
 		ms, _ := b.lob.Log(pub.ID, 0, 0)
 		return slices.ContainsFunc(ms, func(m LobbyMessage) bool { return m.ID == m1.ID })
 	})
 	b.relays.mu.Lock()
-	leaked := b.relays.n[string(a.id())+"in"][secret.ID]
+	leaked := b.relays.n[string(a.ID)+"in"][secret.ID]
 	b.relays.mu.Unlock()
 	if leaked != 0 {
 		t.Fatal("a private lobby's message went to a friend that only subscribed")
 	}
-	if err := a.lob.Invite(priv.ID, b.id()); err != nil {
+	if err := a.lob.Invite(priv.ID, b.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "invite stored", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "invite stored", func() bool {
 		invs, _ := b.lob.Invites()
 		return len(invs) == 1 && invs[0].Lobby == priv.ID && invs[0].Private && invs[0].Nick == "a"
 	})
@@ -640,7 +627,7 @@ func TestLobbyRestartAndInvite(t *testing.T) {
 	// b restarts: its lobby, history and invite are still there, and its
 	// link subscribes again.
 	b.stop()
-	waitFor(t, 10*time.Second, "a sees b gone", func() bool { return !slices.Contains(a.lob.Links(), b.id()) })
+	testkit.WaitFor(t, 10*time.Second, "a sees b gone", func() bool { return !slices.Contains(a.lob.Links(), b.ID) })
 	b.start()
 	lobbyConnect(t, b, a)
 	waitLobbyLink(t, a, b)
@@ -652,12 +639,12 @@ func TestLobbyRestartAndInvite(t *testing.T) {
 	if err != nil || !slices.ContainsFunc(ms, func(m LobbyMessage) bool { return m.ID == m1.ID && m.Text == "before restart" }) {
 		t.Fatalf("history after restart: %v %+v", err, ms)
 	}
-	waitFor(t, 10*time.Second, "b subscribed again", func() bool { return a.lob.Subscribed(b.id(), pub.ID) })
+	testkit.WaitFor(t, 10*time.Second, "b subscribed again", func() bool { return a.lob.Subscribed(b.ID, pub.ID) })
 	m2, err := a.lob.Send(pub.ID, "after restart")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "b gets m2", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "b gets m2", func() bool {
 		ms, _ := b.lob.Log(pub.ID, 0, 0)
 		return slices.ContainsFunc(ms, func(m LobbyMessage) bool { return m.ID == m2.ID })
 	})
@@ -668,27 +655,27 @@ func TestLobbyRestartAndInvite(t *testing.T) {
 	b.lob.seen = seen.New[MsgID](LobbySeenMax, LobbySeenTTL)
 	b.lob.mu.Unlock()
 	a.lob.mu.Lock()
-	a.lob.links[b.id()].sendMsg(msgFrame(&m1), m1.ID)
+	a.lob.links[b.ID].sendMsg(msgFrame(&m1), m1.ID)
 	a.lob.mu.Unlock()
-	waitFor(t, 10*time.Second, "stored duplicate dropped", func() bool { return b.lob.Stats().Dropped[DropDuplicate] > dupBefore })
+	testkit.WaitFor(t, 10*time.Second, "stored duplicate dropped", func() bool { return b.lob.Stats().Dropped[DropDuplicate] > dupBefore })
 
 	// The invite survived: b joins the private lobby and gets its history.
 	invs, _ := b.lob.Invites()
 	if len(invs) != 1 {
 		t.Fatalf("invites after restart: %+v", invs)
 	}
-	waitFor(t, 10*time.Second, "a subscribed to priv", func() bool { return b.lob.Subscribed(a.id(), priv.ID) })
+	testkit.WaitFor(t, 10*time.Second, "a subscribed to priv", func() bool { return b.lob.Subscribed(a.ID, priv.ID) })
 	if _, err := b.lob.Join(priv.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "private history", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "private history", func() bool {
 		ms, _ := b.lob.Log(priv.ID, 0, 0)
 		return slices.ContainsFunc(ms, func(m LobbyMessage) bool { return m.Text == "secret before the invite" })
 	})
 	if invs, _ := b.lob.Invites(); len(invs) != 0 {
 		t.Fatalf("invite left after joining: %+v", invs)
 	}
-	waitFor(t, 10*time.Second, "b's join at a", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "b's join at a", func() bool {
 		ms, _ := a.lob.Log(priv.ID, 0, 0)
 		return kindCount(ms, LobbyKindJoin) == 2
 	})
@@ -726,7 +713,7 @@ func TestLobbyUserErrors(t *testing.T) {
 	if _, err := n.lob.Join(NewLobbyID(), ""); !errors.Is(err, ErrUnknownLobby) {
 		t.Errorf("join unknown lobby: %v", err)
 	}
-	if err := n.lob.Invite(li.ID, n.id()); !errors.Is(err, ErrNotFriend) {
+	if err := n.lob.Invite(li.ID, n.ID); !errors.Is(err, ErrNotFriend) {
 		t.Errorf("invite a non-friend: %v", err)
 	}
 	sent := 0

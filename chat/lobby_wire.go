@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"bufio"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -19,6 +18,9 @@ import (
 
 // LobbyProtocolID is the libp2p protocol of chat lobbies: one long-lived
 // stream per pair of connected friends.
+//
+// Its streams are in the resource-manager service "kith.lobby": the f2f
+// host attaches every kith protocol's streams (f2f.ServiceOf).
 const LobbyProtocolID = "/kith/lobby/1"
 
 // ErrBadLobbyFrame means a friend sent a lobby frame that breaks the
@@ -247,13 +249,16 @@ type lobbyFrame struct {
 }
 
 // lobbyFrameReader reads lobby frames: a uvarint length of at most
-// MaxLobbyFrameSize, then a LobbyFrame (kith/internal/frame: the buffer
-// grows as bytes arrive, a frame must arrive within LobbyFrameTimeout of
-// its first byte, buffers are charged to mem).
+// MaxLobbyFrameSize, then a LobbyFrame, through a kith/internal/frame
+// Reader (a link's is friendlink's: the buffer grows as bytes arrive, a
+// frame must arrive within LobbyFrameTimeout of its first byte, buffers
+// are charged to the stream's scope).
 type lobbyFrameReader struct {
 	r *kframe.Reader
 }
 
+// newLobbyFrameReader reads frames from r with the lobby's frame timeout,
+// charging buffers to mem (which may be nil).
 func newLobbyFrameReader(r io.Reader, mem kframe.MemoryScope) *lobbyFrameReader {
 	return &lobbyFrameReader{r: kframe.NewReader(r, MaxLobbyFrameSize, kframe.Options{
 		FrameTimeout: LobbyFrameTimeout, Memory: mem})}
@@ -272,9 +277,6 @@ func (fr *lobbyFrameReader) read() (lobbyFrame, error) {
 	}
 	return decodeLobbyFrame(b)
 }
-
-// close releases what the reader charged to its memory scope.
-func (fr *lobbyFrameReader) close() { fr.r.Close() }
 
 // decodeLobbyFrame decodes and checks the bytes of one LobbyFrame.
 func decodeLobbyFrame(b []byte) (lobbyFrame, error) {
@@ -452,29 +454,16 @@ func printable(s string) bool {
 	return true
 }
 
-// lobbyFrameWriter writes lobby frames through a buffer; flush sends them.
-type lobbyFrameWriter struct {
-	bw *bufio.Writer
-	fw *kframe.Writer
-}
-
-func newLobbyFrameWriter(w io.Writer) *lobbyFrameWriter {
-	bw := bufio.NewWriterSize(w, 16<<10)
-	return &lobbyFrameWriter{bw: bw, fw: kframe.NewWriter(bw, MaxLobbyFrameSize)}
-}
-
-// write encodes f with its length in front.
-func (fw *lobbyFrameWriter) write(f *pb.LobbyFrame) error {
-	if err := fw.fw.WriteMsg(f); err != nil {
-		if errors.Is(err, kframe.ErrTooLarge) {
-			return fmt.Errorf("%w: %w", ErrBadLobbyFrame, err)
-		}
-		return err
+// appendLobbyFrame appends f with its length prefix to dst. A frame over
+// MaxLobbyFrameSize is refused with an error wrapping ErrBadLobbyFrame and
+// dst is returned as it was.
+func appendLobbyFrame(dst []byte, f *pb.LobbyFrame) ([]byte, error) {
+	out, err := kframe.Append(dst, f, MaxLobbyFrameSize)
+	if errors.Is(err, kframe.ErrTooLarge) {
+		return dst, fmt.Errorf("%w: %w", ErrBadLobbyFrame, err)
 	}
-	return nil
+	return out, err
 }
-
-func (fw *lobbyFrameWriter) flush() error { return fw.bw.Flush() }
 
 // Frame constructors.
 

@@ -10,13 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"kith/internal/testkit"
+
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // history returns every message of tp's conversation with other.
 func (tp *testPeer) history(other *testPeer) []Message {
 	tp.t.Helper()
-	ms, err := tp.svc.History(other.id(), 0, time.Time{}, 0)
+	ms, err := tp.svc.History(other.ID, 0, time.Time{}, 0)
 	if err != nil {
 		tp.t.Fatal(err)
 	}
@@ -31,18 +33,18 @@ func TestPrivateOfflineDelivery(t *testing.T) {
 	a.start()
 	var sent []Message
 	for i := range 3 {
-		m, err := a.svc.Send(b.id(), fmt.Sprintf("message %d", i))
+		m, err := a.svc.Send(b.ID, fmt.Sprintf("message %d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sent = append(sent, m)
 	}
-	if s := a.svc.Summary(b.id()); s.Pending != 3 {
+	if s := a.svc.Summary(b.ID); s.Pending != 3 {
 		t.Fatalf("pending before the friend is up: %+v", s)
 	}
 	b.start()
 	connect(t, a, b)
-	waitFor(t, 10*time.Second, "delivery", func() bool { return a.svc.Summary(b.id()).Pending == 0 })
+	testkit.WaitFor(t, 10*time.Second, "delivery", func() bool { return a.svc.Summary(b.ID).Pending == 0 })
 	got := b.history(a)
 	if len(got) != 3 {
 		t.Fatalf("friend stored %d messages, want 3", len(got))
@@ -60,14 +62,14 @@ func TestPrivateOfflineDelivery(t *testing.T) {
 	if n := b.events.count("chat.message"); n != 3 {
 		t.Fatalf("receiver published %d message events, want 3", n)
 	}
-	waitFor(t, 5*time.Second, "delivered events", func() bool { return a.events.count("chat.delivered") > 0 })
-	if s := b.svc.Summary(a.id()); s.Unread != 3 || s.Last == nil || s.Last.ID != sent[2].ID {
+	testkit.WaitFor(t, 5*time.Second, "delivered events", func() bool { return a.events.count("chat.delivered") > 0 })
+	if s := b.svc.Summary(a.ID); s.Unread != 3 || s.Last == nil || s.Last.ID != sent[2].ID {
 		t.Fatalf("receiver's summary: %+v", s)
 	}
-	if err := b.svc.MarkRead(a.id()); err != nil {
+	if err := b.svc.MarkRead(a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if s := b.svc.Summary(a.id()); s.Unread != 0 {
+	if s := b.svc.Summary(a.ID); s.Unread != 0 {
 		t.Fatalf("unread after MarkRead: %d", s.Unread)
 	}
 }
@@ -90,7 +92,7 @@ func TestPrivateRestartsLoseNothing(t *testing.T) {
 		if i%2 == 1 {
 			from, to = b, a
 		}
-		m, err := from.svc.Send(to.id(), fmt.Sprintf("msg %d from %p", i, from))
+		m, err := from.svc.Send(to.ID, fmt.Sprintf("msg %d from %p", i, from))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +104,8 @@ func TestPrivateRestartsLoseNothing(t *testing.T) {
 			connect(t, a, b)
 		}
 	}
-	waitFor(t, 60*time.Second, "both outboxes empty", func() bool {
-		return a.svc.Summary(b.id()).Pending == 0 && b.svc.Summary(a.id()).Pending == 0
+	testkit.WaitFor(t, 60*time.Second, "both outboxes empty", func() bool {
+		return a.svc.Summary(b.ID).Pending == 0 && b.svc.Summary(a.ID).Pending == 0
 	})
 	for _, side := range []*testPeer{a, b} {
 		other := a
@@ -153,15 +155,15 @@ func TestPrivateSendRefuses(t *testing.T) {
 		{strings.Repeat("x", MaxTextSize+1), ErrTextTooLong},
 		{"bad \xff utf8", ErrBadText},
 	} {
-		a.friends.add(b.id())
-		if _, err := a.svc.Send(b.id(), tc.text); !errors.Is(err, tc.err) {
+		a.Friends.Add(b.ID)
+		if _, err := a.svc.Send(b.ID, tc.text); !errors.Is(err, tc.err) {
 			t.Errorf("Send(%.20q): %v, want %v", tc.text, err, tc.err)
 		}
 	}
-	if _, err := a.svc.Send(a.id(), "to a stranger"); !errors.Is(err, ErrNotFriend) {
+	if _, err := a.svc.Send(a.ID, "to a stranger"); !errors.Is(err, ErrNotFriend) {
 		t.Errorf("Send to a non-friend: %v", err)
 	}
-	if _, err := a.svc.Send(b.id(), strings.Repeat("x", MaxTextSize)); err != nil {
+	if _, err := a.svc.Send(b.ID, strings.Repeat("x", MaxTextSize)); err != nil {
 		t.Errorf("Send of exactly MaxTextSize: %v", err)
 	}
 }
@@ -183,7 +185,7 @@ func TestPrivateBadFrameClosesStream(t *testing.T) {
 		append([]byte{3, 0x2a, 0x01, 0x0a}, 0x00),     // unknown field layout
 		{0x06, 0x12, 0x04, 0x0a, 0x02, 0x01, 0x02, 0}, // ack of a 2-byte id
 	} {
-		s, err := b.h.NewStream(ctx, a.id(), protocol.ID(ProtocolID))
+		s, err := b.h.NewStream(ctx, a.ID, protocol.ID(ProtocolID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,10 +201,10 @@ func TestPrivateBadFrameClosesStream(t *testing.T) {
 	if len(a.history(b)) != 0 {
 		t.Fatal("garbage entered the history")
 	}
-	if _, err := b.svc.Send(a.id(), "still friends"); err != nil {
+	if _, err := b.svc.Send(a.ID, "still friends"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "delivery after garbage", func() bool { return len(a.history(b)) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "delivery after garbage", func() bool { return len(a.history(b)) == 1 })
 }
 
 func TestPrivateTyping(t *testing.T) {
@@ -211,9 +213,9 @@ func TestPrivateTyping(t *testing.T) {
 	a.start()
 	b.start()
 	connect(t, a, b)
-	a.svc.Typing(b.id())
-	waitFor(t, 10*time.Second, "typing event", func() bool { return b.events.count("chat.typing") == 1 })
-	a.svc.Typing(b.id()) // within TypingInterval: not sent again
+	a.svc.Typing(b.ID)
+	testkit.WaitFor(t, 10*time.Second, "typing event", func() bool { return b.events.count("chat.typing") == 1 })
+	a.svc.Typing(b.ID) // within TypingInterval: not sent again
 	time.Sleep(300 * time.Millisecond)
 	if n := b.events.count("chat.typing"); n != 1 {
 		t.Fatalf("%d typing events, want 1 within TypingInterval", n)

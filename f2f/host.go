@@ -86,6 +86,13 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 		StreamsInbound:  rcmgr.LimitVal(InboundStreamsPerPeer),
 		StreamsOutbound: rcmgr.LimitVal(StreamsPerPeer),
 	}
+	// kith's services (services.go) are capped by their packages' own
+	// limits and the peer and host scopes: the service scopes add no
+	// tighter memory limit than those (libp2p's default per-service-peer
+	// memory is smaller than what one friend's share streams reserve).
+	service, servicePeer := streams, perPeer
+	service.Memory = rcmgr.LimitVal64(HostMemory)
+	servicePeer.Memory = rcmgr.LimitVal64(PeerMemory)
 	transient := streams
 	transient.Memory = rcmgr.LimitVal64(TransientMemory)
 	protoPeer := map[protocol.ID]rcmgr.ResourceLimits{}
@@ -109,9 +116,9 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 		Transient:           transient,
 		ProtocolPeer:        protoPeer,
 		ProtocolDefault:     streams,
-		ServiceDefault:      streams,
+		ServiceDefault:      service,
 		ProtocolPeerDefault: perPeer,
-		ServicePeerDefault:  perPeer,
+		ServicePeerDefault:  servicePeer,
 		PeerDefault: rcmgr.ResourceLimits{
 			Streams:         rcmgr.LimitVal(StreamsPerPeer),
 			StreamsInbound:  rcmgr.LimitVal(InboundStreamsPerPeer),
@@ -148,6 +155,8 @@ func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protoco
 // see relay.go); with cfg.Traversal, so are DCUtR hole punching, the
 // advertised addresses of advertise.go and, with cfg.PortMap, UPnP /
 // NAT-PMP. No AutoNAT service, no AutoRelay; libp2p's metrics only with Metrics.
+// Every stream of a kith protocol is attached to its resource-manager
+// service (services.go).
 //
 // Inbound connections pass the Gater's admission (a handshake rate for
 // sources that are not known friend endpoints) before any handshake, and
@@ -219,9 +228,9 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 			h.Close()
 			return nil, fmt.Errorf("starting libp2p host: %w", err)
 		}
-		return traversalHost{Host: h, tr: tr}, nil
+		return servicesHost{traversalHost{Host: h, tr: tr}}, nil
 	}
-	return h, nil
+	return servicesHost{h}, nil
 }
 
 // traversalHost is a host whose hole punching Traversal runs: closing it

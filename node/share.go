@@ -101,7 +101,8 @@ func (s *shareService) close() error {
 // friends, so every caller here is one; they see browsable shares only. A
 // friend with share.MaxShareStreamsPerFriend streams open, or a node with
 // share.MaxShareStreams, has the new one reset. The stream's buffers are
-// charged to its resource scope, under the service share.ServiceName.
+// charged to its resource scope, in the service "kith.share" (the host
+// attaches every kith stream to its service: f2f/services.go).
 func (s *shareService) handleStream(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()
@@ -116,11 +117,6 @@ func (s *shareService) handleStream(st network.Stream) {
 		return
 	}
 	defer s.leaveStream(from)
-	if err := st.Scope().SetService(share.ServiceName); err != nil {
-		s.n.log.Debug("share stream refused by the resource manager", slog.String("peer", from.ShortString()), slog.Any("err", err))
-		st.Reset()
-		return
-	}
 	info := share.StreamInfo{Peer: from.String(), Memory: st.Scope()}
 	if err := s.server.ServeStream(s.ctx, st, share.ScopeFriend, info); err != nil {
 		s.n.log.Debug("share stream ended", slog.String("peer", from.ShortString()), slog.Any("err", err))

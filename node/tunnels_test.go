@@ -26,17 +26,6 @@ type maxDepth struct{}
 
 func (maxDepth) Uint64() uint64 { return 0 }
 
-// tunnelChain starts nodes befriended in a chain with fixed depths and
-// waits until every router link is up.
-func tunnelChain(t *testing.T, names ...string) []*Node {
-	t.Helper()
-	var edges [][2]int
-	for i := 0; i+1 < len(names); i++ {
-		edges = append(edges, [2]int{i, i + 1})
-	}
-	return tunnelNet(t, names, edges, nil)
-}
-
 // tunnelNet starts nodes befriended along edges with fixed depths and waits
 // until every router link is up. The first node has the API on; adjust may
 // change a node's config.

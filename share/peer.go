@@ -37,7 +37,6 @@ type Peer struct {
 	broken chan struct{} // closed when err is set
 
 	closeOnce  sync.Once
-	closeErr   error
 	closedOnce sync.Once // the first of Close and the reader closes rwc
 	done       chan struct{}
 }

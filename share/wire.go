@@ -10,11 +10,10 @@ import (
 
 // ProtocolID is the libp2p protocol ID of the share protocol. The same
 // protocol also runs over tunnel sessions, which carry no protocol ID.
+//
+// Its streams are in the resource-manager service "kith.share": the f2f
+// host attaches every kith protocol's streams (f2f.ServiceOf).
 const ProtocolID = "/kith/share/1"
-
-// ServiceName is the libp2p resource-manager service that served share
-// streams are attached to.
-const ServiceName = "kith.share"
 
 // Message is the body of a Frame: one of Have, HaveReply, GetRange,
 // RangeReply, Browse, BrowseReply or ErrorReply.

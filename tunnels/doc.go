@@ -156,22 +156,29 @@
 //
 // # Router and tunnel setup
 //
-// A Router keeps one control stream per friend link: the friend with the
-// lower peer ID opens it when identify completes (and retries every
+// A Router keeps one control stream per friend link, a
+// kith/internal/friendlink link: the friend with the lower peer ID opens
+// it, without dialing, when identify completes (and retries every
 // LinkRetry while connected without one); the other side only accepts.
-// Control messages to a friend are encoded at once and go through a queue
-// bounded in messages and bytes (LinkQueue, LinkQueueBytes), charged to
-// the stream's resource-manager scope until written, and one writer
-// goroutine, so a slow friend costs dropped messages, never a blocked
-// router; a write that waits WriteTimeout ends the link. Messages are read
-// with kith/internal/frame: the buffer grows as the bytes arrive (a
-// friend that announces a large message holds only what it sent), is
-// charged to the stream's scope beyond 16 KiB, and a message must arrive
-// within FrameTimeout of its first byte. Searches and tunnel requests are
-// admitted per friend by token buckets (SearchesPerSecond,
-// TunnelRequestsPerSecond); the excess is dropped and counted. A friend
-// that sends an invalid, oversized or too slow message is cut off: its
-// stream is reset and its connection closed. A friend may have
+// Control messages to a friend go through a queue bounded in messages
+// and bytes (LinkQueue, LinkQueueBytes), charged at their largest
+// encoded size to the stream's resource-manager scope until written, and
+// one writer goroutine that encodes them into one reused buffer and
+// writes what is queued in few writes, so a slow friend costs dropped
+// messages, never a blocked router; a write that waits WriteTimeout ends
+// the link. A relay encodes a search once and queues the bytes on every
+// link it goes to. Messages are read with kith/internal/frame: the
+// buffer grows as the bytes arrive (a friend that announces a large
+// message holds only what it sent), is charged to the stream's scope
+// beyond 16 KiB, and a message must arrive within FrameTimeout of its
+// first byte. Searches and tunnel requests are admitted per friend by
+// token buckets (SearchesPerSecond, TunnelRequestsPerSecond); the excess
+// is dropped and counted. A friend that sends an invalid, oversized or
+// too slow message falls under friendlink's misbehaviour policy: its
+// router link is reset and it is refused one, in both directions, for
+// friendlink.FaultPause (a minute), counted in
+// RouterStats.FriendsDisconnected and logged at Info; its connection,
+// its tunnels and its other protocols are left alone. A friend may have
 // MaxRouterStreamsPerFriend inbound router streams and
 // MaxTunnelStreamsPerFriend inbound tunnel streams at once; more are reset
 // in the handler. When a stream resets, the goroutines serving it end:

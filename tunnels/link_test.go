@@ -14,6 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"kith/internal/friendlink"
+	"kith/internal/testkit"
 )
 
 // hostileFriend starts a bare libp2p host that r befriends and returns it
@@ -36,15 +39,15 @@ func hostileFriend(t *testing.T, r *testNode) (host.Host, network.Stream) {
 			(<-held).Reset()
 		}
 	})
-	xal.add(r.h.ID())
-	r.friends.add(x.ID())
+	xal.Add(r.h.ID())
+	r.friends.Add(x.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := x.Connect(ctx, peer.AddrInfo{ID: r.h.ID(), Addrs: r.h.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	var s network.Stream
-	if opener(x.ID(), r.h.ID()) {
+	if friendlink.Opener(x.ID(), r.h.ID()) {
 		var err error
 		if s, err = x.NewStream(ctx, r.h.ID(), RouterProtocol); err != nil {
 			t.Fatal(err)
@@ -64,17 +67,6 @@ func hostileFriend(t *testing.T, r *testNode) (host.Host, network.Stream) {
 		}
 	}
 	return x, s
-}
-
-// peerMemory returns the memory r's resource manager has reserved for p
-// (its streams' buffers and queues), or 0 if p has no scope.
-func peerMemory(h host.Host, p peer.ID) int64 {
-	var mem int64
-	h.Network().ResourceManager().ViewPeer(p, func(s network.PeerScope) error {
-		mem = s.Stat().Memory
-		return nil
-	})
-	return mem
 }
 
 // linkOf returns r's link to p, or nil.
@@ -105,8 +97,9 @@ func searchFinds(t *testing.T, o *Router, words, want string, d time.Duration) b
 // TestRouterLinkSlowAndHugeFrames: a friend of relay R announces a
 // control message of the largest size and dribbles it, another announces
 // a gigabyte. R holds no more memory than the dribbler sent, charges it to
-// the resource manager, cuts both off (the dribbler once the frame
-// timeout passes), and serves its other friends meanwhile.
+// the resource manager, resets both links (the dribbler's once the frame
+// timeout passes) but keeps their connections, and serves its other
+// friends meanwhile.
 func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 	share := &fakeShare{name: "holiday-2026.mkv", root: [32]byte(randBytes(32)), size: 1}
 	const frameTimeout = 1500 * time.Millisecond
@@ -123,17 +116,17 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 	if _, err := hs.Write(binary.AppendUvarint(nil, 1<<30)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "friend announcing a gigabyte cut off", func() bool {
-		return r.h.Network().Connectedness(huge.ID()) != network.Connected
+	testkit.WaitFor(t, waitLimit, "the link of the friend announcing a gigabyte reset", func() bool {
+		return r.r.Stats().FriendsDisconnected == 1 && linkOf(r.r, huge.ID()) == nil
 	})
 
 	// The dribbler: 40 KiB at once, then a byte every 50 ms.
 	drib, ds := hostileFriend(t, r)
-	waitFor(t, "R's link to the dribbler", func() bool { return linkOf(r.r, drib.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "R's link to the dribbler", func() bool { return linkOf(r.r, drib.ID()) != nil })
 	l := linkOf(r.r, drib.ID())
 	// The connection's own reservations (yamux receive windows) are the
 	// baseline: what the frame costs comes on top.
-	base := peerMemory(r.h, drib.ID())
+	base := testkit.PeerMemory(r.h, drib.ID())
 	start := time.Now()
 	sent := 0
 	head := binary.AppendUvarint(nil, MaxControlMsg)
@@ -153,7 +146,7 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			if m := peerMemory(r.h, drib.ID()) - base; m > peak.Load() {
+			if m := testkit.PeerMemory(r.h, drib.ID()) - base; m > peak.Load() {
 				peak.Store(m)
 			}
 			if _, err := ds.Write([]byte{0}); err != nil {
@@ -168,16 +161,21 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 		t.Error("O's search through R found nothing while a friend of R dribbled a frame")
 	}
 	select {
-	case <-l.done:
+	case <-l.Done():
 	case <-time.After(frameTimeout + 10*time.Second):
 		t.Fatalf("R still reads the dribbled frame %v after it started", time.Since(start))
 	}
 	took := time.Since(start)
-	waitFor(t, "dribbler disconnected", func() bool {
-		return r.h.Network().Connectedness(drib.ID()) != network.Connected
-	})
+	testkit.WaitFor(t, waitLimit, "the dribbler's link reset", func() bool { return linkOf(r.r, drib.ID()) == nil })
 	if st := r.r.Stats(); st.FriendsDisconnected != 2 {
-		t.Errorf("R disconnected %d friends, want 2", st.FriendsDisconnected)
+		t.Errorf("R reset %d friends' links for a fault, want 2", st.FriendsDisconnected)
+	}
+	// Their connections stay: only the router links go (friendlink's
+	// policy).
+	for _, h := range []host.Host{huge, drib} {
+		if r.h.Network().Connectedness(h.ID()) != network.Connected {
+			t.Errorf("R closed the connection of %s, which broke the router protocol", h.ID().ShortString())
+		}
 	}
 	// What R held for the frame: its buffer, grown as the bytes came,
 	// charged to the resource manager, never beyond MaxControlMsg.
@@ -185,8 +183,8 @@ func TestRouterLinkSlowAndHugeFrames(t *testing.T) {
 	if p := peak.Load(); p < 32<<10 || p > MaxControlMsg+8<<10 {
 		t.Errorf("peak memory reserved for the dribbler %d bytes, want between 32 KiB (it sent 40 KiB) and MaxControlMsg", p)
 	}
-	if m := peerMemory(r.h, drib.ID()); m != 0 {
-		t.Errorf("R still holds %d bytes for the dribbler after cutting it off", m)
+	if m := testkit.PeerMemory(r.h, drib.ID()); m > base {
+		t.Errorf("R still holds %d bytes for the dribbler after resetting its link, over the connection's %d", m, base)
 	}
 }
 
@@ -223,9 +221,9 @@ func TestRouterLinkNeverReads(t *testing.T) {
 	})
 	o, r := nodes[0], nodes[1]
 	x, xs := hostileFriend(t, r)
-	waitFor(t, "R's link to X", func() bool { return linkOf(r.r, x.ID()) != nil })
+	testkit.WaitFor(t, waitLimit, "R's link to X", func() bool { return linkOf(r.r, x.ID()) != nil })
 	l := linkOf(r.r, x.ID())
-	base := peerMemory(r.h, x.ID()) // the connection's own (yamux windows)
+	base := testkit.PeerMemory(r.h, x.ID()) // the connection's own (yamux windows)
 
 	// SearchBurst searches at once, then one every 250 ms: within R's rate
 	// for X. Each is answered with four large results that R sends to X.
@@ -236,8 +234,8 @@ func TestRouterLinkNeverReads(t *testing.T) {
 	}
 	var peakQueue, peakMem int64
 	sampled := func() {
-		peakQueue = max(peakQueue, l.queuedBytes())
-		peakMem = max(peakMem, peerMemory(r.h, x.ID())-base)
+		peakQueue = max(peakQueue, l.QueuedBytes())
+		peakMem = max(peakMem, testkit.PeerMemory(r.h, x.ID())-base)
 	}
 	for i := 0; i < SearchBurst+16; i++ {
 		m := &Search{Depth: 1, Keywords: "bulk", ReplyKey: [32]byte(reply.Public)}
@@ -256,10 +254,10 @@ func TestRouterLinkNeverReads(t *testing.T) {
 		t.Error("O's search through R found nothing while a friend of R did not read")
 	}
 	select {
-	case <-l.done:
+	case <-l.Done():
 	case <-time.After(writeTimeout + 15*time.Second):
 		sampled()
-		t.Fatalf("R kept the link to a friend that never reads (queue peak %d, now %d, dropped %d)", peakQueue, l.queuedBytes(), r.r.Stats().MessagesDropped)
+		t.Fatalf("R kept the link to a friend that never reads (queue peak %d, now %d, dropped %d)", peakQueue, l.QueuedBytes(), r.r.Stats().MessagesDropped)
 	}
 	sampled()
 	dropped := r.r.Stats().MessagesDropped

@@ -22,6 +22,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
+
+	"kith/internal/friendlink"
+	"kith/internal/testkit"
 )
 
 // The relay memory benchmark: one relay in a process of its own, with
@@ -88,7 +91,7 @@ func TestRelayProcess(t *testing.T) {
 			if err != nil {
 				t.Fatalf("befriending %q: %v", f[1], err)
 			}
-			friends.add(p)
+			friends.Add(p)
 			say("ok")
 		case len(f) == 1 && f[0] == "links":
 			say("links %d", len(r.Links()))
@@ -249,7 +252,7 @@ type benchHolder struct {
 // for each session it accepts.
 func newBenchHolder(ctx context.Context, b *testing.B, relay peer.ID, up chan struct{}) *benchHolder {
 	h, friends := newTestHost(b)
-	friends.add(relay)
+	friends.Add(relay)
 	bh := &benchHolder{
 		h: h, relay: relay, roots: make(map[[32]byte][32]byte), ctx: ctx,
 		answered: make(map[TunnelID][32]byte),
@@ -264,7 +267,7 @@ func newBenchHolder(ctx context.Context, b *testing.B, relay peer.ID, up chan st
 // link opens the router stream if this side is the opener; otherwise the
 // relay opens it.
 func (bh *benchHolder) link(b *testing.B) {
-	if !opener(bh.h.ID(), bh.relay) {
+	if !friendlink.Opener(bh.h.ID(), bh.relay) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(bh.ctx, LinkOpenTimeout)
@@ -406,7 +409,7 @@ func relayIdleTunnelsOnce(b *testing.B) perTunnel {
 	var ids []peer.ID
 	for i := range origins {
 		h, friends := newTestHost(b)
-		friends.add(rp.id)
+		friends.Add(rp.id)
 		cfg := DefaultRouterConfig()
 		cfg.Rand = zeroSource{}
 		r, err := NewRouter(h, friends, cfg)
@@ -454,7 +457,7 @@ func relayIdleTunnelsOnce(b *testing.B) perTunnel {
 		}
 	}
 	for _, r := range origins {
-		waitFor(b, "origin's router link", func() bool { return len(r.Links()) == 1 })
+		testkit.WaitFor(b, waitLimit, "origin's router link", func() bool { return len(r.Links()) == 1 })
 	}
 	time.Sleep(500 * time.Millisecond) // let the link set-up settle
 	before := rp.mem(b)

@@ -13,6 +13,9 @@ import (
 
 // RouterProtocol is the libp2p protocol ID of the router's control stream,
 // one per friend link.
+//
+// Its streams are in the resource-manager service "kith.router": the f2f
+// host attaches every kith protocol's streams (f2f.ServiceOf).
 const RouterProtocol = "/kith/router/1"
 
 // SearchID names a search at every hop: 16 random bytes chosen by the
@@ -384,8 +387,6 @@ func maxWireSize(m Message) int {
 	// Tags, lengths, the oneof wrapper, the depth and the prefix.
 	const overhead = 32
 	switch m := m.(type) {
-	case encoded:
-		return len(m)
 	case *Search:
 		return overhead + len(m.ID) + len(m.ReplyKey) + max(len(m.RootHash), len(m.Keywords))
 	case *SearchResult:

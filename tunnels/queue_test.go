@@ -8,6 +8,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"kith/internal/friendlink"
+	"kith/internal/testkit"
 )
 
 // TestDroppedRequestFailsFast: B's only other friend X never reads its
@@ -27,14 +30,14 @@ func TestDroppedRequestFailsFast(t *testing.T) {
 			(<-held).Reset()
 		}
 	}()
-	xal.add(b.h.ID())
-	b.friends.add(x.ID())
+	xal.Add(b.h.ID())
+	b.friends.Add(x.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := x.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	if opener(x.ID(), b.h.ID()) {
+	if friendlink.Opener(x.ID(), b.h.ID()) {
 		s, err := x.NewStream(ctx, b.h.ID(), RouterProtocol)
 		if err != nil {
 			t.Fatal(err)
@@ -47,7 +50,7 @@ func TestDroppedRequestFailsFast(t *testing.T) {
 		}
 	}
 	var l *link
-	waitFor(t, "B's link to X", func() bool {
+	testkit.WaitFor(t, waitLimit, "B's link to X", func() bool {
 		b.r.mu.Lock()
 		defer b.r.mu.Unlock()
 		l = b.r.links[x.ID()]
@@ -58,11 +61,11 @@ func TestDroppedRequestFailsFast(t *testing.T) {
 	big := &SearchResult{SearchID: SearchID{1}, Sealed: make([]byte, MaxSealedResults)}
 	deadline := time.Now().Add(8 * time.Second) // within LinkWriteTimeout
 	for {
-		for l.send(big) {
+		for l.Send(big) {
 		}
 		time.Sleep(300 * time.Millisecond) // full still: the writer is stuck
-		if !l.send(big) {
-			for l.send(&TunnelClose{ID: 1}) { // the last bytes and slots
+		if !l.Send(big) {
+			for l.Send(&TunnelClose{ID: 1}) { // the last bytes and slots
 			}
 			break
 		}

@@ -13,23 +13,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 	"lukechampine.com/blake3"
 
 	"kith/internal/frame"
-	"kith/tunnels/pb"
+	"kith/internal/friendlink"
 )
 
 // Friends is what the Router asks about its links: f2f.Friends implements
 // it.
-type Friends interface {
-	IsFriend(peer.ID) bool
-	IDs() []peer.ID
-}
+type Friends = friendlink.Friends
 
 // Holder answers tunnel requests: whether this node holds target
 // (TargetForRoot of a file it shares anonymously) and, if so, the file's
@@ -112,8 +107,8 @@ type RouterConfig struct {
 	// a friend (see sendSearch); 0 sends at once.
 	SearchDelay time.Duration
 	// FrameTimeout bounds the time from the first byte of a control
-	// message to its last; a friend that sends one more slowly is cut
-	// off. 0 means DefaultFrameTimeout.
+	// message to its last; a friend that sends one more slowly has broken
+	// the protocol (see Router). 0 means DefaultFrameTimeout.
 	FrameTimeout time.Duration
 	// WriteTimeout bounds one write of a control message and the exchange
 	// of a tunnel stream's header; a friend that does not read for that
@@ -144,13 +139,18 @@ type RouterStats struct {
 	TunnelsDropped      uint64 // tunnel requests over a friend's rate
 	MessagesDropped     uint64 // control messages dropped on a full send queue
 	ResultsDropped      uint64 // search answers over a link's budget, or to a search no longer listened to
-	FriendsDisconnected uint64 // friends cut off for invalid messages
+	FriendsDisconnected uint64 // router links reset, and their friends paused, for an invalid message (see Router)
 }
 
 // Router is kith's turtle router on one host: it keeps a control stream
-// to each connected friend, floods and answers searches and tunnel
-// requests, relays tunnels, and opens tunnels for this node. Its methods
-// are safe for concurrent use. Close stops it.
+// to each connected friend (a kith/internal/friendlink link), floods and
+// answers searches and tunnel requests, relays tunnels, and opens tunnels
+// for this node. A friend that sends an invalid, oversized or too slow
+// control message falls under friendlink's misbehaviour policy: its
+// router link is reset and it is refused one, both ways, for
+// friendlink.FaultPause; its connection, its tunnels and its other
+// protocols go on. Its methods are safe for concurrent use. Close stops
+// it.
 type Router struct {
 	h       host.Host
 	friends Friends
@@ -159,7 +159,7 @@ type Router struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	sub     event.Subscription
+	lm      *friendlink.Manager[Message]
 	once    sync.Once
 	wgMu    sync.Mutex // guards closing and wg.Add; taken after mu
 	closing bool
@@ -170,19 +170,15 @@ type Router struct {
 	mine     map[SearchID]*searchSub
 	tun      tunnelTable
 
-	// routerStreams and tunnelStreams count each friend's inbound
-	// streams in the handlers (MaxRouterStreamsPerFriend,
-	// MaxTunnelStreamsPerFriend).
-	routerStreams streamCounts
+	// tunnelStreams counts each friend's inbound tunnel streams in the
+	// handler (MaxTunnelStreamsPerFriend).
 	tunnelStreams streamCounts
 	// hashers are BLAKE3 hashers keyed with the secret, for draw.
 	hashers sync.Pool
 
 	searchesDropped atomic.Uint64
 	tunnelsDropped  atomic.Uint64
-	msgsDropped     atomic.Uint64
 	resultsDropped  atomic.Uint64
-	disconnected    atomic.Uint64
 }
 
 // NewRouter starts a router on h for the friends in friends. It registers
@@ -204,26 +200,37 @@ func NewRouter(h host.Host, friends Friends, cfg RouterConfig) (*Router, error) 
 	if cfg.Secret == ([32]byte{}) {
 		rand.Read(cfg.Secret[:])
 	}
-	sub, err := h.EventBus().Subscribe([]any{
-		new(event.EvtPeerIdentificationCompleted),
-		new(event.EvtPeerConnectednessChanged),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("starting router: %w", err)
-	}
 	r := &Router{
-		h: h, friends: friends, cfg: cfg, log: cfg.Log, sub: sub,
+		h: h, friends: friends, cfg: cfg, log: cfg.Log,
 		links:    make(map[peer.ID]*link),
 		searches: newSearchCache(),
 		mine:     make(map[SearchID]*searchSub),
 		tun:      newTunnelTable(),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	h.SetStreamHandler(RouterProtocol, r.handleRouterStream)
+	lc := friendlink.Config[Message]{
+		Host: h, Friends: friends, Protocol: RouterProtocol, Log: cfg.Log,
+		Up: r.linkUp, Encode: appendMessage, Size: maxWireSize,
+		PeerFault: func(err error) bool {
+			return errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrMessageTooLarge)
+		},
+		MaxFrame: MaxControlMsg, Queue: LinkQueue, QueueBytes: LinkQueueBytes,
+		MaxInbound: MaxRouterStreamsPerFriend,
+		Retry:      cfg.LinkRetry, OpenTimeout: LinkOpenTimeout,
+		WriteTimeout: cfg.WriteTimeout, FrameTimeout: cfg.FrameTimeout,
+	}
+	if cfg.Tap != nil {
+		lc.Tap = cfg.Tap.Control
+	}
+	lm, err := friendlink.New(lc)
+	if err != nil {
+		r.cancel()
+		return nil, fmt.Errorf("starting router: %w", err)
+	}
+	r.lm = lm
 	h.SetStreamHandler(TunnelProtocol, r.handleTunnelStream)
 	r.wg.Add(1)
 	go r.loop()
-	r.poke()
 	return r, nil
 }
 
@@ -232,17 +239,13 @@ func NewRouter(h host.Host, friends Friends, cfg RouterConfig) (*Router, error) 
 // stay the caller's. Close is safe to call more than once.
 func (r *Router) Close() error {
 	r.once.Do(func() {
-		r.h.RemoveStreamHandler(RouterProtocol)
 		r.h.RemoveStreamHandler(TunnelProtocol)
 		r.cancel()
 		r.wgMu.Lock()
 		r.closing = true
 		r.wgMu.Unlock()
-		r.sub.Close()
+		r.lm.Close() // the links, and their dropLink
 		r.mu.Lock()
-		for _, l := range r.links {
-			l.stop()
-		}
 		streams := r.tun.closeAll()
 		for id, s := range r.mine {
 			s.close()
@@ -259,12 +262,13 @@ func (r *Router) Close() error {
 
 // Stats returns the router's counters.
 func (r *Router) Stats() RouterStats {
+	lst := r.lm.Stats()
 	return RouterStats{
 		SearchesDropped:     r.searchesDropped.Load(),
 		TunnelsDropped:      r.tunnelsDropped.Load(),
-		MessagesDropped:     r.msgsDropped.Load(),
+		MessagesDropped:     lst.QueueDrops,
 		ResultsDropped:      r.resultsDropped.Load(),
-		FriendsDisconnected: r.disconnected.Load(),
+		FriendsDisconnected: lst.Faults,
 	}
 }
 
@@ -299,141 +303,32 @@ func (r *Router) goFn(f func()) {
 	}
 }
 
-// loop watches the event bus, reopens links and expires state.
+// loop expires state.
 func (r *Router) loop() {
 	defer r.wg.Done()
-	retry := time.NewTicker(r.cfg.LinkRetry)
-	defer retry.Stop()
 	janitor := time.NewTicker(time.Second)
 	defer janitor.Stop()
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
-		case ev, ok := <-r.sub.Out():
-			if !ok {
-				return
-			}
-			switch e := ev.(type) {
-			case event.EvtPeerIdentificationCompleted:
-				r.maybeOpen(e.Peer)
-			case event.EvtPeerConnectednessChanged:
-				if e.Connectedness != network.Connected {
-					r.mu.Lock()
-					l := r.links[e.Peer]
-					r.mu.Unlock()
-					if l != nil {
-						l.stop()
-					}
-				}
-			}
-		case <-retry.C:
-			r.poke()
 		case now := <-janitor.C:
 			r.expire(now)
 		}
 	}
 }
 
-// poke opens links to every connected friend that has none.
-func (r *Router) poke() {
-	for _, p := range r.friends.IDs() {
-		if r.h.Network().Connectedness(p) == network.Connected {
-			r.maybeOpen(p)
-		}
-	}
-}
-
-// maybeOpen opens the router stream to p if this side is the one that
-// opens it (the lower peer ID) and there is none.
-func (r *Router) maybeOpen(p peer.ID) {
-	if p == r.h.ID() || !r.friends.IsFriend(p) || !opener(r.h.ID(), p) {
-		return
-	}
+// linkUp takes a friend's new router link (friendlink.Config.Up); one it
+// replaces is dropped when its read loop ends.
+func (r *Router) linkUp(fl *friendlink.Link[Message]) friendlink.Handler[Message] {
+	l := newLink(r, fl)
 	r.mu.Lock()
-	_, have := r.links[p]
-	dialing := r.tun.dialing[p]
-	if !have && !dialing {
-		r.tun.dialing[p] = true
-	}
+	r.links[l.peer] = l
 	r.mu.Unlock()
-	if have || dialing {
-		return
-	}
-	r.goFn(func() {
-		defer func() {
-			r.mu.Lock()
-			delete(r.tun.dialing, p)
-			r.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(r.ctx, LinkOpenTimeout)
-		defer cancel()
-		s, err := r.h.NewStream(ctx, p, RouterProtocol)
-		if err != nil {
-			r.log.Debug("opening router stream", slog.String("peer", p.ShortString()), slog.Any("err", err))
-			return
-		}
-		r.addLink(s, false)
-	})
+	return l
 }
 
-// opener reports whether self opens the router stream to p: the lower
-// peer ID does, so each pair has one stream.
-func opener(self, p peer.ID) bool { return self < p }
-
-func (r *Router) handleRouterStream(s network.Stream) {
-	p := s.Conn().RemotePeer()
-	if !r.friends.IsFriend(p) {
-		s.Reset()
-		return
-	}
-	if !r.routerStreams.acquire(p, MaxRouterStreamsPerFriend) {
-		r.log.Debug("refusing a router stream over the friend's limit", slog.String("peer", p.ShortString()))
-		s.Reset()
-		return
-	}
-	if !r.addLink(s, true) {
-		r.routerStreams.release(p)
-	}
-}
-
-// addLink makes s the router stream of its peer and reports whether it
-// did; if not, s was reset. When both sides opened one, the stream opened
-// by the lower peer ID stays. counted says s holds one of the friend's
-// inbound router stream slots, given back when the link ends.
-func (r *Router) addLink(s network.Stream, counted bool) bool {
-	p := s.Conn().RemotePeer()
-	outbound := s.Stat().Direction == network.DirOutbound
-	l := newLink(r, p, s, counted)
-	r.mu.Lock()
-	if r.ctx.Err() != nil {
-		r.mu.Unlock()
-		s.Reset()
-		return false
-	}
-	if old, ok := r.links[p]; ok {
-		if outbound != opener(r.h.ID(), p) {
-			r.mu.Unlock()
-			s.Reset()
-			return false
-		}
-		delete(r.links, p)
-		defer old.stop()
-	}
-	if !r.track(2) {
-		r.mu.Unlock()
-		s.Reset()
-		return false
-	}
-	r.links[p] = l
-	r.mu.Unlock()
-	r.log.Debug("router link up", slog.String("peer", p.ShortString()))
-	go func() { defer r.wg.Done(); l.writeLoop() }()
-	go func() { defer r.wg.Done(); l.readLoop() }()
-	return true
-}
-
-// dropLink forgets l, once its read loop ended.
+// dropLink forgets l, once its read loop ended (Handler.Down).
 func (r *Router) dropLink(l *link) {
 	r.mu.Lock()
 	if r.links[l.peer] == l {
@@ -444,19 +339,6 @@ func (r *Router) dropLink(l *link) {
 	for _, s := range streams {
 		s.Reset()
 	}
-	if l.counted {
-		r.routerStreams.release(l.peer)
-	}
-	r.log.Debug("router link down", slog.String("peer", l.peer.ShortString()))
-}
-
-// disconnect cuts off a friend that broke the protocol.
-func (r *Router) disconnect(l *link, err error) {
-	r.disconnected.Add(1)
-	r.log.Info("disconnecting friend that sent an invalid router message",
-		slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-	l.s.Reset()
-	r.h.Network().ClosePeer(l.peer)
 }
 
 // otherLinks returns the links but except.
@@ -476,173 +358,62 @@ func (r *Router) expire(now time.Time) {
 	fails, streams := r.tun.expire(now)
 	r.mu.Unlock()
 	for _, f := range fails {
-		f.l.send(f.m)
+		f.l.Send(f.m)
 	}
 	for _, s := range streams {
 		s.Reset()
 	}
 }
 
-// link is the control stream to one friend.
+// link is the control stream to one friend, a friendlink.Link (Send,
+// SendEncoded, Done, Stop), with the router's per-friend rates. Send
+// never blocks: a message that does not fit the queue (LinkQueue,
+// LinkQueueBytes, charged at maxWireSize to the stream's resource scope)
+// is dropped and counted in RouterStats.MessagesDropped; the writer
+// encodes queued messages with appendMessage into one reused buffer.
+// SendEncoded queues a message encoded with appendMessage already, as a
+// relay does with the copies of a search it sends on.
 type link struct {
-	r       *Router
-	peer    peer.ID
-	s       network.Stream
-	counted bool          // holds one of the friend's inbound router stream slots
-	out     chan Message  // messages for the writer
-	queued  atomic.Int64  // bytes charged for out, also to s's resource scope
-	done    chan struct{} // closed by stop
-	stopped sync.Once
+	*friendlink.Link[Message]
+	r    *Router
+	peer peer.ID
 
 	searchLim *rate.Limiter // searches accepted from the friend
 	tunnelLim *rate.Limiter // tunnel requests accepted from the friend
 	searchOut *rate.Limiter // searches sent to the friend (see sendSearch)
 }
 
-func newLink(r *Router, p peer.ID, s network.Stream, counted bool) *link {
+func newLink(r *Router, fl *friendlink.Link[Message]) *link {
 	return &link{
-		r: r, peer: p, s: s, counted: counted,
-		out:       make(chan Message, LinkQueue),
-		done:      make(chan struct{}),
+		Link: fl, r: r, peer: fl.Peer(),
 		searchLim: rate.NewLimiter(SearchesPerSecond, SearchBurst),
 		tunnelLim: rate.NewLimiter(TunnelRequestsPerSecond, TunnelRequestBurst),
 		searchOut: rate.NewLimiter(SearchSendRate*SearchesPerSecond, SearchSendBurst),
 	}
 }
 
-// stop ends the link: its loops return and the stream is reset.
-func (l *link) stop() {
-	l.stopped.Do(func() {
-		close(l.done)
-		l.s.Reset()
-	})
-}
-
-// encoded is a router message already encoded with appendMessage, as a
-// relay queues the copies of a search it sends on: the writer writes it
-// as it is.
-type encoded []byte
-
-func (e encoded) toWire() (*pb.RouterMessage, error) {
-	return nil, fmt.Errorf("%w: an encoded message is written as it is", ErrInvalidMessage)
-}
-
-// send queues m for the friend without blocking; it reports false if m
-// was dropped: the link is down, the queue holds LinkQueue messages or
-// LinkQueueBytes bytes already, or the resource manager refused the
-// memory. A queued message is charged, at its largest encoded size
-// (maxWireSize), to the queue's byte count and to the stream's resource
-// scope until written; the writer encodes it, into one reused buffer.
-func (l *link) send(m Message) bool { return l.enqueue(m) }
-
-// sendEncoded is send for a message already encoded with appendMessage;
-// b must not change.
-func (l *link) sendEncoded(b []byte) bool { return l.enqueue(encoded(b)) }
-
-func (l *link) enqueue(q Message) bool {
-	select {
-	case <-l.done:
-		return false
-	default:
-	}
-	n := maxWireSize(q)
-	if l.queued.Add(int64(n)) > LinkQueueBytes {
-		l.queued.Add(-int64(n))
-		l.r.msgsDropped.Add(1)
-		return false
-	}
-	if err := l.s.Scope().ReserveMemory(n, network.ReservationPriorityMedium); err != nil {
-		l.queued.Add(-int64(n))
-		l.r.msgsDropped.Add(1)
-		return false
-	}
-	select {
-	case l.out <- q:
-		return true
-	case <-l.done:
-	default:
-		l.r.msgsDropped.Add(1)
-	}
-	l.unqueue(n)
-	return false
-}
-
-// unqueue gives back what send charged for n bytes.
-func (l *link) unqueue(n int) {
-	l.queued.Add(-int64(n))
-	l.s.Scope().ReleaseMemory(n)
-}
-
-// queuedBytes returns the bytes charged for the link's send queue.
-func (l *link) queuedBytes() int64 { return l.queued.Load() }
-
-func (l *link) writeLoop() {
-	var w io.Writer = l.s
-	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
-		w = tapWriter{w, func(b []byte) { tap.Control(l.peer, false, b) }}
-	}
-	mw := NewMessageWriter(w)
-	defer func() { // what is left is never sent
-		for {
-			select {
-			case q := <-l.out:
-				l.unqueue(maxWireSize(q))
-			default:
-				return
-			}
-		}
-	}()
-	for {
-		select {
-		case <-l.done:
-			return
-		case q := <-l.out:
-			l.s.SetWriteDeadline(time.Now().Add(l.r.cfg.WriteTimeout))
-			var err error
-			if b, ok := q.(encoded); ok {
-				if _, err = w.Write(b); err != nil {
-					err = fmt.Errorf("writing router message: %w", err)
-				}
-			} else {
-				err = mw.Write(q)
-			}
-			l.unqueue(maxWireSize(q))
-			switch {
-			case errors.Is(err, ErrInvalidMessage), errors.Is(err, ErrMessageTooLarge):
-				l.r.log.Debug("not sending an invalid router message", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-			case err != nil:
-				l.r.log.Debug("router link write failed", slog.String("peer", l.peer.ShortString()), slog.Any("err", err))
-				l.stop()
-				return
-			}
-		}
-	}
-}
-
-func (l *link) readLoop() {
-	defer l.r.dropLink(l)
-	defer l.stop()
-	var rd io.Reader = l.s
-	if tap := l.r.cfg.Tap; tap != nil && tap.Control != nil {
-		rd = tapReader{rd, func(b []byte) { tap.Control(l.peer, true, b) }}
-	}
-	mr := newMessageReader(rd, frame.Options{FrameTimeout: l.r.cfg.FrameTimeout, Deadliner: l.s, Memory: l.s.Scope()})
-	defer mr.Close()
+// Serve reads the friend's control messages and handles them, skipping
+// types this version does not know (friendlink.Handler). An invalid or
+// oversized message ends it with an error friendlink takes for a fault.
+func (l *link) Serve(fr *frame.Reader) error {
+	mr := &MessageReader{r: fr}
 	for {
 		m, err := mr.Read()
 		switch {
 		case err == nil:
 			l.r.handle(l, m)
 		case errors.Is(err, ErrUnknownMessage):
-			continue
-		case errors.Is(err, ErrInvalidMessage), errors.Is(err, ErrMessageTooLarge):
-			l.r.disconnect(l, err)
-			return
 		default:
-			return
+			return err
 		}
 	}
 }
+
+// Written is called for every message written; the router counts none.
+func (l *link) Written(Message) {}
+
+// Down drops what depended on the link.
+func (l *link) Down() { l.r.dropLink(l) }
 
 func (r *Router) handle(l *link, m Message) {
 	switch m := m.(type) {
@@ -659,29 +430,6 @@ func (r *Router) handle(l *link, m Message) {
 	case *TunnelClose:
 		r.handleTunnelClose(l, m)
 	}
-}
-
-type tapReader struct {
-	r   io.Reader
-	tap func([]byte)
-}
-
-func (t tapReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n > 0 {
-		t.tap(p[:n])
-	}
-	return n, err
-}
-
-type tapWriter struct {
-	w   io.Writer
-	tap func([]byte)
-}
-
-func (t tapWriter) Write(p []byte) (int, error) {
-	t.tap(p)
-	return t.w.Write(p)
 }
 
 // streamCounts counts streams per friend. The zero value is ready.

@@ -255,7 +255,7 @@ func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte) {
 	}
 	delay += wait
 	if delay <= 0 {
-		l.sendEncoded(b)
+		l.SendEncoded(b)
 		return
 	}
 	if !r.track(1) {
@@ -264,7 +264,7 @@ func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte) {
 	time.AfterFunc(delay, func() {
 		defer r.wg.Done()
 		if r.ctx.Err() == nil {
-			l.sendEncoded(b)
+			l.SendEncoded(b)
 		}
 	})
 }
@@ -305,7 +305,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		}
 		at := received.Add(time.Duration(r.draw("answer link", []byte(l.peer), qk)*float64(r.cfg.SearchDelay)) +
 			r.holderDelay("answer", qk))
-		if !r.sleepUntil(at, l.done) {
+		if !r.sleepUntil(at, l.Done()) {
 			return
 		}
 		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
@@ -319,7 +319,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 			if err != nil {
 				continue
 			}
-			l.send(&SearchResult{SearchID: id, Sealed: sealed})
+			l.Send(&SearchResult{SearchID: id, Sealed: sealed})
 		}
 	})
 }
@@ -350,7 +350,7 @@ func (r *Router) handleSearchResult(l *link, m *SearchResult) {
 		}
 		b.good++
 		r.mu.Unlock()
-		from.send(m)
+		from.Send(m)
 		return
 	}
 	sub := r.mine[m.SearchID]

@@ -3,7 +3,6 @@ package tunnels
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -12,41 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"kith/f2f"
+	"kith/internal/testkit"
 )
-
-// allowlist is an in-memory friend list.
-type allowlist struct {
-	mu  sync.Mutex
-	ids map[peer.ID]bool
-}
-
-func (a *allowlist) IsFriend(p peer.ID) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.ids[p]
-}
-
-func (a *allowlist) IDs() []peer.ID {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []peer.ID
-	for p := range a.ids {
-		out = append(out, p)
-	}
-	return out
-}
-
-func (a *allowlist) add(p peer.ID) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.ids[p] = true
-}
 
 // zeroSource makes every depth MaxDepth and never decremented, so that
 // tests reach the far end of a chain every time.
@@ -117,26 +87,16 @@ func (r *recTap) messages(t *testing.T, p peer.ID, in bool) []Message {
 type testNode struct {
 	h       host.Host
 	r       *Router
-	friends *allowlist
+	friends *testkit.Friends
 	tap     *recTap
 }
 
 // newTestHost starts a real libp2p host on 127.0.0.1 TCP with the f2f
-// gater over an in-memory allowlist.
-func newTestHost(t testing.TB) (host.Host, *allowlist) {
+// gater over an in-memory friend list (testkit.Peer).
+func newTestHost(t testing.TB) (host.Host, *testkit.Friends) {
 	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(crand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	al := &allowlist{ids: make(map[peer.ID]bool)}
-	h, err := f2f.NewHost(f2f.HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		Gater: f2f.NewGater(al, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h, al
+	p := testkit.NewPeer(t)
+	return p.Host(t), p.Friends
 }
 
 // newNet builds n routers with friendships along edges, connects them and
@@ -150,8 +110,8 @@ func newNet(t testing.TB, n int, edges [][2]int, cfg func(i int, c *RouterConfig
 	}
 	for _, e := range edges {
 		a, b := nodes[e[0]], nodes[e[1]]
-		a.friends.add(b.h.ID())
-		b.friends.add(a.h.ID())
+		a.friends.Add(b.h.ID())
+		b.friends.Add(a.h.ID())
 	}
 	for i, nd := range nodes {
 		c := DefaultRouterConfig()
@@ -168,17 +128,12 @@ func newNet(t testing.TB, n int, edges [][2]int, cfg func(i int, c *RouterConfig
 		nd.r = r
 		t.Cleanup(func() { r.Close() })
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for _, e := range edges {
-		a, b := nodes[e[0]], nodes[e[1]]
-		if err := a.h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
-			t.Fatal(err)
-		}
+		testkit.Connect(t, nodes[e[0]].h, nodes[e[1]].h)
 	}
 	for _, e := range edges {
 		for _, pair := range [][2]*testNode{{nodes[e[0]], nodes[e[1]]}, {nodes[e[1]], nodes[e[0]]}} {
-			waitFor(t, "router link", func() bool {
+			testkit.WaitFor(t, waitLimit, "router link", func() bool {
 				for _, p := range pair[0].r.Links() {
 					if p == pair[1].h.ID() {
 						return true
@@ -191,16 +146,8 @@ func newNet(t testing.TB, n int, edges [][2]int, cfg func(i int, c *RouterConfig
 	return nodes
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitLimit bounds the waits of a failing test.
+const waitLimit = 15 * time.Second
 
 // fakeShare is a Searcher and Holder of one file.
 type fakeShare struct {
@@ -426,6 +373,11 @@ func TestRouterRingTwoTunnels(t *testing.T) {
 	}
 }
 
+// TestRouterFloodAndGarbage: a friend X of B floods searches, which B
+// passes on to C only at X's rate, then sends garbage: B resets X's
+// router link and refuses it a new one both ways for the pause
+// (friendlink.FaultPause), keeps X's connection, and B and C go on
+// searching.
 func TestRouterFloodAndGarbage(t *testing.T) {
 	// X is a bare host, friend of B; B(0) - C(1) run routers.
 	share := &fakeShare{name: "on-b.txt", root: [32]byte(randBytes(32)), size: 3}
@@ -436,8 +388,8 @@ func TestRouterFloodAndGarbage(t *testing.T) {
 	})
 	b, c := nodes[0], nodes[1]
 	x, xal := newTestHost(t)
-	xal.add(b.h.ID())
-	b.friends.add(x.ID())
+	xal.Add(b.h.ID())
+	b.friends.Add(x.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := x.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
@@ -459,7 +411,7 @@ func TestRouterFloodAndGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "flood handled", func() bool { return b.r.Stats().SearchesDropped >= flood-SearchBurst-100 })
+	testkit.WaitFor(t, waitLimit, "flood handled", func() bool { return b.r.Stats().SearchesDropped >= flood-SearchBurst-100 })
 	elapsed := time.Since(start)
 	time.Sleep(200 * time.Millisecond)
 	forwarded := 0
@@ -474,14 +426,42 @@ func TestRouterFloodAndGarbage(t *testing.T) {
 	}
 	t.Logf("forwarded %d of %d in %v, dropped %d", forwarded, flood, elapsed, b.r.Stats().SearchesDropped)
 
-	// Garbage: a length 5 and bytes that are no protobuf.
+	// Garbage: a length 5 and bytes that are no protobuf. The policy of
+	// internal/friendlink: the link is reset and X is refused a router
+	// link both ways for the pause; its connection stays.
 	if _, err := s.Write([]byte{5, 0xff, 0xff, 0xff, 0xff, 0xff}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "garbage friend disconnected", func() bool {
-		return b.r.Stats().FriendsDisconnected == 1 && b.h.Network().Connectedness(x.ID()) != network.Connected
+	testkit.WaitFor(t, waitLimit, "garbage friend's link reset", func() bool {
+		return b.r.Stats().FriendsDisconnected == 1 && linkOf(b.r, x.ID()) == nil
 	})
 	s.Reset()
+	opened := make(chan network.Stream, 4)
+	x.SetStreamHandler(RouterProtocol, func(s network.Stream) { opened <- s })
+	defer func() {
+		for len(opened) > 0 {
+			(<-opened).Reset()
+		}
+	}()
+	s2, err := x.NewStream(ctx, b.h.ID(), RouterProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Reset()
+	if err := NewMessageWriter(s2).Write(&TunnelClose{ID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s2.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := s2.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("the paused friend's new router stream was taken: %v", err)
+	}
+	time.Sleep(5 * 200 * time.Millisecond) // five of B's link retries
+	if len(opened) != 0 || linkOf(b.r, x.ID()) != nil {
+		t.Fatal("B linked again to the friend that sent garbage, within the pause")
+	}
+	if b.h.Network().Connectedness(x.ID()) != network.Connected {
+		t.Fatal("B closed the connection of the friend that sent garbage: only its router link should go")
+	}
 
 	// The rest still works: C searches and finds B's file.
 	time.Sleep(1100 * time.Millisecond) // B's limiter refills for C's link anyway

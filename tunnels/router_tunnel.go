@@ -72,7 +72,6 @@ type tunnelTable struct {
 	seen    *seen.Set[RequestID] // requests forwarded or sent lately
 	perLink map[peer.ID]int      // routes counted on their left link
 	total   int
-	dialing map[peer.ID]bool // router streams being opened
 }
 
 func newTunnelTable() tunnelTable {
@@ -81,7 +80,6 @@ func newTunnelTable() tunnelTable {
 		byRight: make(map[linkKey]*route),
 		seen:    seen.New[RequestID](RequestCacheSize, RequestCacheTTL),
 		perLink: make(map[peer.ID]int),
-		dialing: make(map[peer.ID]bool),
 	}
 }
 
@@ -96,7 +94,7 @@ type outMsg struct {
 // request's sender learns now instead of when TunnelRequestTTL ends.
 func (r *Router) flush(out []outMsg) {
 	for _, o := range out {
-		if o.l.send(o.m) {
+		if o.l.Send(o.m) {
 			continue
 		}
 		if req, ok := o.m.(*TunnelRequest); ok {
@@ -276,14 +274,14 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		at := time.Now().Add(r.holderDelay("tunnel ok", m.Target[:]))
 		id := m.ID
 		r.goFn(func() {
-			if !r.sleepUntil(at, l.done) {
+			if !r.sleepUntil(at, l.Done()) {
 				return
 			}
 			r.mu.Lock()
 			live := r.tun.byLeft[key] == rt && rt.state == routeAwaitLeft
 			r.mu.Unlock()
 			if live {
-				l.send(&TunnelOK{ID: id})
+				l.Send(&TunnelOK{ID: id})
 			}
 		})
 		return

@@ -115,7 +115,15 @@ func TestDerivedHashesDiffer(t *testing.T) {
 		}
 		vals[v] = name
 	}
-	if TargetForRoot(root) != TargetForRoot(root) {
+	// Every node must derive the same target from a root, and a root one
+	// bit apart must give another.
+	target := TargetForRoot(root)
+	if TargetForRoot([32]byte{42}) != target {
 		t.Error("not deterministic")
+	}
+	other := root
+	other[31] ^= 1
+	if TargetForRoot(other) == target {
+		t.Error("a root one bit apart has the same target")
 	}
 }

@@ -38,11 +38,10 @@ func (s *rootSet) HoldsTarget(target [32]byte) ([32]byte, bool) {
 // prober plays a friend that probes its neighbour with hand-made searches
 // and tunnel requests, and times the answers.
 type prober struct {
-	t     *testing.T
-	s     network.Stream
-	wmu   sync.Mutex
-	mw    *MessageWriter
-	start time.Time
+	t   *testing.T
+	s   network.Stream
+	wmu sync.Mutex
+	mw  *MessageWriter
 
 	mu      sync.Mutex
 	keys    map[SearchID]noise.DHKey

@@ -1,0 +1,332 @@
+package chat
+
+// Relay: a node in lobby L takes a message of L that it has not seen
+// (by id: a bounded seen cache kept longer than the age window, and the
+// stored history), that is fresh (LobbyMaxAge, LobbyMaxSkew), well
+// formed, signed by its author and within the friend's and the author's
+// rates; it stores it (keep-alives are not stored) and sends it on to
+// every friend link subscribed to L but the one it came from. So each
+// message crosses each link at most once in each direction. Whatever is
+// dropped is counted by reason (LobbyStats) and logged at debug level.
+//
+// Only members subscribe, so only members relay: a lobby's traffic stays
+// on the friend links between its members.
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// authorLimiter returns an author's rate limiter. Called with s.mu held.
+func (s *Lobbies) authorLimiter(a ChatID) *rate.Limiter {
+	l := s.authors[a]
+	if l == nil {
+		if len(s.authors) >= MaxLobbyAuthors {
+			for k, v := range s.authors {
+				if v.Tokens() >= LobbyAuthorBurst {
+					delete(s.authors, k)
+				}
+			}
+		}
+		l = rate.NewLimiter(LobbyAuthorRate, LobbyAuthorBurst)
+		s.authors[a] = l
+	}
+	return l
+}
+
+// receive handles a message a friend relayed on l.
+func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
+	now := time.Now()
+	s.mu.Lock()
+	jl := s.joined[m.Lobby]
+	dup := s.seen.Has(m.ID)
+	member := jl != nil && jl.allows(l.peer)
+	friendOK := member && !dup && l.friendLim.Allow()
+	s.mu.Unlock()
+	switch {
+	case jl == nil:
+		s.drop(l, DropNotJoined, m)
+		return
+	case !member:
+		// A private lobby's traffic comes only from the friend that
+		// invited us and those we invited.
+		s.drop(l, DropUnsolicited, m)
+		return
+	case dup:
+		s.drop(l, DropDuplicate, m)
+		return
+	case !friendOK:
+		s.drop(l, DropFriendRate, m)
+		return
+	}
+	if reason := checkLobbyMessage(m, now, false); reason != "" {
+		s.drop(l, reason, m)
+		return
+	}
+	if !m.verify() {
+		s.drop(l, DropBadSignature, m)
+		return
+	}
+	s.mu.Lock()
+	if s.seen.Has(m.ID) {
+		s.mu.Unlock()
+		s.drop(l, DropDuplicate, m)
+		return
+	}
+	if !s.authorLimiter(m.Author).Allow() {
+		s.mu.Unlock()
+		s.drop(l, DropAuthorRate, m)
+		return
+	}
+	s.seen.Add(m.ID, now)
+	s.mu.Unlock()
+	s.accept(m, l)
+}
+
+// accept takes a message that passed every check (or this node's own):
+// records its author as a participant, stores it unless a keep-alive
+// (a duplicate of the stored history stops here), publishes it and sends
+// it to every subscribed link but from.
+func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error) {
+	if m.Kind != LobbyKindKeepAlive {
+		stored, dup, err := s.store.append(*m)
+		if err != nil {
+			return LobbyMessage{}, err
+		}
+		if dup {
+			s.drop(from, DropDuplicate, m)
+			return stored, nil
+		}
+		m = &stored
+	}
+	f := msgFrame(m)
+	s.mu.Lock()
+	jl := s.joined[m.Lobby]
+	if jl != nil {
+		if m.Kind == LobbyKindLeave {
+			delete(jl.parts, m.Author)
+		} else if p, ok := jl.parts[m.Author]; ok {
+			p.Nick, p.LastSeen = m.Nick, time.Now()
+			jl.parts[m.Author] = p
+		} else if s.newParticipantLocked(jl, from) {
+			p := Participant{ID: m.Author, Nick: m.Nick, LastSeen: time.Now()}
+			if from != nil {
+				p.via = from.peer
+			}
+			jl.parts[m.Author] = p
+		} else {
+			s.partsRefused.Add(1)
+		}
+	}
+	for _, l := range s.links {
+		if l != from && l.subs[m.Lobby] && (jl == nil || jl.allows(l.peer)) {
+			l.sendMsg(f, m.ID)
+		}
+	}
+	s.mu.Unlock()
+	if m.Kind != LobbyKindKeepAlive {
+		s.event("lobby.message", LobbyEvent{Message: *m})
+	}
+	return *m, nil
+}
+
+// newParticipantLocked reports whether an author not heard before in jl,
+// whose message came through from (nil: this node), may be listed: the
+// lobby has fewer than MaxLobbyParticipants, from brought fewer than
+// LobbyParticipantsPerLink of them, and from's new-participant rate
+// allows one more. So sock puppets (a new identity per message) of one
+// friend fill at most part of the list, slowly, and cannot stretch the
+// keep-alive interval past what MaxLobbyParticipants gives.
+func (s *Lobbies) newParticipantLocked(jl *joinedLobby, from *lobbyLink) bool {
+	if len(jl.parts) >= MaxLobbyParticipants {
+		return false
+	}
+	if from == nil {
+		return true
+	}
+	n := 0
+	for _, p := range jl.parts {
+		if p.via == from.peer {
+			n++
+		}
+	}
+	return n < LobbyParticipantsPerLink && from.newParts.Allow()
+}
+
+// receiveHistory stores the messages of a history reply l was asked for:
+// each must be signed by its author (age is not checked); none is
+// relayed.
+func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
+	s.mu.Lock()
+	wanted := l.histWanted[id]
+	delete(l.histWanted, id)
+	_, joined := s.joined[id]
+	s.mu.Unlock()
+	if !wanted || !joined {
+		s.drop(l, DropUnsolicited, nil)
+		return
+	}
+	defer s.historyDone(id)
+	now := time.Now()
+	for i := range ms {
+		m := &ms[i]
+		if m.Kind == LobbyKindKeepAlive {
+			s.drop(l, DropBadKind, m)
+			continue
+		}
+		if reason := checkLobbyMessage(m, now, true); reason != "" {
+			s.drop(l, reason, m)
+			continue
+		}
+		if !m.verify() {
+			s.drop(l, DropBadSignature, m)
+			continue
+		}
+		stored, dup, err := s.store.append(*m)
+		if err != nil {
+			s.log.Debug("storing history", slog.Any("err", err))
+			return
+		}
+		s.mu.Lock()
+		s.seen.Add(m.ID, now)
+		s.mu.Unlock()
+		if !dup {
+			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
+		}
+	}
+}
+
+// needsCatchUpLocked reports whether friend l subscribing to lobby id
+// should be asked for the lobby's recent history: the node is in the
+// lobby but was cut off from it (no friend link carried it, or it just
+// started) and may have missed messages. Whatever the history brings
+// that is already stored is dropped as a duplicate.
+func (s *Lobbies) needsCatchUpLocked(l *lobbyLink, id LobbyID) bool {
+	jl := s.joined[id]
+	return jl != nil && jl.missed && jl.allows(l.peer) && jl.asked.IsZero() && !l.histWanted[id]
+}
+
+// historyDone answers the friends that asked for a lobby's history
+// while this node waited for its own.
+func (s *Lobbies) historyDone(id LobbyID) {
+	s.mu.Lock()
+	var waiters []*lobbyLink
+	if jl := s.joined[id]; jl != nil {
+		jl.asked, waiters, jl.waiters = time.Time{}, jl.waiters, nil
+	}
+	s.mu.Unlock()
+	for _, w := range waiters {
+		s.answerHistory(w, id, LobbyHistoryMax)
+	}
+}
+
+// answerHistory answers a friend's history request for a joined lobby;
+// if this node's own request is pending, once it is answered.
+func (s *Lobbies) answerHistory(l *lobbyLink, id LobbyID, n int) {
+	s.mu.Lock()
+	jl, joined := s.joined[id]
+	if joined && !jl.allows(l.peer) {
+		joined = false // a private lobby's history only goes to its members
+	}
+	if joined && !jl.asked.IsZero() && !slices.Contains(jl.waiters, l) && len(jl.waiters) < MaxLobbies {
+		jl.waiters = append(jl.waiters, l)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if !joined || n <= 0 {
+		l.send(historyReplyFrame(id, nil))
+		return
+	}
+	ms, err := s.store.recent(id, n, LobbyHistoryBytes)
+	if err != nil {
+		s.log.Debug("reading history for a friend", slog.Any("err", err))
+	}
+	l.send(historyReplyFrame(id, ms))
+}
+
+// receiveInvite stores an invite from friend l.
+func (s *Lobbies) receiveInvite(l *lobbyLink, inv *lobbyInviteFrame) {
+	s.mu.Lock()
+	_, joined := s.joined[inv.lobby.ID]
+	s.mu.Unlock()
+	if joined {
+		return
+	}
+	li := LobbyInvite{Lobby: inv.lobby.ID, Name: inv.lobby.Name, Topic: inv.lobby.Topic, Private: inv.private,
+		From: l.peer.String(), Nick: inv.nick, Received: time.Now().UTC()}
+	ok, err := s.store.addInvite(li)
+	if err != nil {
+		s.log.Debug("storing invite", slog.Any("err", err))
+		return
+	}
+	if !ok {
+		s.drop(l, DropInvitesFull, nil)
+		return
+	}
+	s.event("lobby.invite", li)
+}
+
+// handle acts on one frame from the friend. An error breaks the link.
+func (l *lobbyLink) handle(f lobbyFrame) error {
+	s := l.s
+	switch f.typ {
+	case lobbyFrameMessage:
+		l.in.Add(1)
+		if s.cfg.OnRelay != nil {
+			s.cfg.OnRelay(l.peer, false, f.msg.ID)
+		}
+		s.receive(l, f.msg)
+	case lobbyFrameSubscribe:
+		s.mu.Lock()
+		var catchUp []LobbyID
+		for _, id := range f.lobbies {
+			if !l.subs[id] && len(l.subs) < MaxLobbies && s.needsCatchUpLocked(l, id) {
+				catchUp = append(catchUp, id)
+			}
+			l.subs[id] = true
+		}
+		n := len(l.subs)
+		for _, id := range catchUp {
+			// Unlike a join, a catch-up does not hold the friends' own
+			// history requests: two nodes catching up from each other
+			// would wait for each other.
+			s.joined[id].missed = false
+			l.histWanted[id] = true
+			l.send(historyRequestFrame(id, LobbyHistoryMax))
+		}
+		s.mu.Unlock()
+		if n > MaxLobbies {
+			return fmt.Errorf("%w: subscribed to %d lobbies", ErrBadLobbyFrame, n)
+		}
+	case lobbyFrameUnsubscribe:
+		s.mu.Lock()
+		for _, id := range f.lobbies {
+			delete(l.subs, id)
+		}
+		s.mu.Unlock()
+	case lobbyFrameAnnounce:
+		s.mu.Lock()
+		l.announced = f.announce
+		s.mu.Unlock()
+	case lobbyFrameInvite:
+		if !l.ctrlLim.Allow() {
+			s.drop(l, DropControlRate, nil)
+			return nil
+		}
+		s.receiveInvite(l, f.invite)
+	case lobbyFrameHistoryRequest:
+		if !l.ctrlLim.Allow() {
+			s.drop(l, DropControlRate, nil)
+			return nil
+		}
+		s.answerHistory(l, f.lobby, f.max)
+	case lobbyFrameHistoryReply:
+		s.receiveHistory(l, f.lobby, f.history)
+	}
+	return nil
+}
