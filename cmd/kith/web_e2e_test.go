@@ -105,8 +105,12 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	a.setValue(`[data-test=share-dir]`, films)
 	a.click(`[data-test=share-add]`)
 	a.waitJS("the share listed with its files", `(() => { const c = document.querySelector('[data-test=share-files]'); return c && c.textContent === '3'; })()`, 60*time.Second)
+	// A file added to the folder shows after Rescan.
+	os.WriteFile(filepath.Join(films, "cast.txt"), []byte("who is in it\n"), 0o600)
+	a.click(`[data-test=rescan]`)
+	a.waitJS("the rescanned share", `(() => { const c = document.querySelector('[data-test=share-files]'); return c && c.textContent === '4'; })()`, 30*time.Second)
 	a.click(`[data-test=share-show-files]`)
-	a.waitJS("the share's files and links", `document.querySelectorAll('[data-test=copy-link]').length === 3`, 10*time.Second)
+	a.waitJS("the share's files and links", `document.querySelectorAll('[data-test=copy-link]').length === 4`, 10*time.Second)
 	a.screenshot("shares")
 
 	// bob browses alice: the folder, then the file in it.
@@ -211,7 +215,7 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	a.waitJS("alice's delivery tick", `[...document.querySelectorAll('[data-test=tick]')].some((e) => e.dataset.delivered === 'true')`, 20*time.Second)
 	b.open("#/chat/friend/" + idA.PeerID)
 	b.waitJS("alice's message at bob's", `[...document.querySelectorAll('[data-test=msg]')].some((m) => m.textContent.includes('hi bob, got the film?'))`, 10*time.Second)
-	b.waitJS("read: the unread count gone", `document.querySelector('#unread').hidden`, 10*time.Second)
+	b.waitJS("read: the unread count gone", `(() => { const u = document.querySelector('#unread'); return u.hidden && getComputedStyle(u).display === 'none'; })()`, 10*time.Second)
 	// bob types: alice sees the notice; then his answer, delivered.
 	b.typeKeys(`[data-test=compose]`, "yes, thanks")
 	a.waitJS("alice sees bob typing", `document.querySelector('[data-test=typing]').textContent.includes('bob is typing')`, 10*time.Second)
