@@ -139,13 +139,16 @@ func TestWebUIHostileFriend(t *testing.T) {
 
 	// Lobbies: mallory's identity and lobby are hostile; alice makes an
 	// identity on her page, joins on her page, and reads.
-	mustKith(t, "identity", "new", xssIdentity, "--home", homeM)
-	lobby := strings.TrimSpace(mustKith(t, "lobby", "create", xssLobby, "--topic", xssTopic, "--home", homeM))
 	a.open("#/chat/identities")
 	a.setValue(`[data-test=identity-nick]`, "alice in lobbies")
 	a.click(`[data-test=identity-new]`)
 	a.waitJS("alice's identity", `document.querySelector('[data-test=identities]').textContent.includes('alice in lobbies')`, 10*time.Second)
+	// alice's lobby list is open when mallory makes the lobby: it shows up
+	// there by itself.
 	a.open("#/chat/lobbies")
+	a.waitJS("the lobby list", `document.querySelector('[data-test=lobby-create]') !== null`, 10*time.Second)
+	mustKith(t, "identity", "new", xssIdentity, "--home", homeM)
+	lobby := strings.TrimSpace(mustKith(t, "lobby", "create", xssLobby, "--topic", xssTopic, "--home", homeM))
 	literal(a, "the announced lobby's name", fmt.Sprintf(`tr[data-lobby=%q] td.name > bdi`, lobby), xssLobby)
 	literal(a, "its topic", fmt.Sprintf(`tr[data-lobby=%q] td.name .muted bdi`, lobby), xssTopic)
 	literal(a, "the friend announcing it", fmt.Sprintf(`tr[data-lobby=%q] td bdi`, lobby), xssNick)
