@@ -310,6 +310,10 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	if s := a.text(`tr[data-test=result]`); !strings.Contains(s, "Lighthouse keepers log.txt") {
 		t.Fatalf("search result: %q", s)
 	}
+	// It showed as it arrived: the search (listening 15 s) still runs.
+	if s := a.text(`[data-test=search-state]`); !strings.HasPrefix(s, "searching") {
+		t.Fatalf("the result showed only when the search ended: %q", s)
+	}
 	a.screenshot("search")
 	a.click(`tr[data-test=result] [data-test=download-anon]`)
 	a.open("#/downloads")
