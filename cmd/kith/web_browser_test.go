@@ -245,6 +245,9 @@ func (tb *tab) eval(expr string, out any) {
 // waitJS polls expr until it is true.
 func (tb *tab) waitJS(what, expr string, timeout time.Duration) {
 	tb.b.t.Helper()
+	// Waiting longer costs nothing when the page is right; on a loaded
+	// machine (-race, chromium and daemons on two cores) it is slow.
+	timeout = max(timeout, 45*time.Second)
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)

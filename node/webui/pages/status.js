@@ -53,7 +53,7 @@ async function sample() {
   const now = Date.now();
   if (lastSample && now > lastSample.t) {
     const dt = (now - lastSample.t) / 1000;
-    history.push({ t: now, in: Math.max(0, (inB - lastSample.in) / dt), out: Math.max(0, (outB - lastSample.out) / dt) });
+    history.push({ t: now, dt, in: Math.max(0, (inB - lastSample.in) / dt), out: Math.max(0, (outB - lastSample.out) / dt) });
     while (history.length > POINTS) history.shift();
   }
   lastSample = { t: now, in: inB, out: outB };
@@ -70,6 +70,8 @@ function draw(canvas) {
   const max = Math.max(1024, ...history.map((p) => Math.max(p.in, p.out)));
   canvas.dataset.points = String(history.length);
   canvas.dataset.peak = String(Math.round(max));
+  canvas.dataset.sent = String(Math.round(history.reduce((n, p) => n + p.out * p.dt, 0)));
+  canvas.dataset.full = String(history.length >= POINTS);
   ctx.strokeStyle = '#ccc';
   ctx.lineWidth = 1;
   for (let i = 1; i < 4; i++) { ctx.beginPath(); ctx.moveTo(0, (hgt * i) / 4); ctx.lineTo(w, (hgt * i) / 4); ctx.stroke(); }
