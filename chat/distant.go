@@ -97,6 +97,7 @@ func (s *Service) distantRoute(local Identity, remote ChatID) route {
 			for _, m := range ms {
 				ev.IDs = append(ev.IDs, m.ID)
 			}
+			s.stats.delivered.Add(uint64(len(ms)))
 			s.e.events("distant.delivered", ev)
 		},
 	}
@@ -122,6 +123,7 @@ func (s *Service) SendDistant(as string, to ChatID, text string) (Message, error
 	if err != nil {
 		return Message{}, err
 	}
+	s.stats.queued.Add(1)
 	s.e.events("distant.message", DistantEvent{Local: local.ID, Remote: to, Message: m})
 	s.e.kick(conv, s.distantRoute(local, to), false)
 	return m, nil
@@ -339,6 +341,7 @@ func (s *Service) serveDistant(target [32]byte, rw io.ReadWriteCloser) error {
 		limit:   s.distantLimiter(remote),
 		noHello: true,
 		stored: func(m Message) {
+			s.stats.received.Add(1)
 			s.e.events("distant.message", DistantEvent{Local: local.ID, Remote: remote, Message: m,
 				Request: state == distantRequest})
 		},

@@ -473,7 +473,14 @@ func (h *history) appendIncoming(conv convKey, ms []Message) (stored []Message, 
 // that would grow the store. Past HistoryBudget it deletes the oldest
 // messages not waiting for delivery.
 func (h *history) appendTx(c *convTx, m Message) (Message, bool, error) {
-	if c.seen.Get(m.ID[:]) != nil {
+	if k := c.seen.Get(m.ID[:]); k != nil {
+		// An outgoing message sent again (SendKeyed): the one stored,
+		// unless it was trimmed since.
+		if v := c.hist.Get(k); m.Out && v != nil {
+			if old, err := decodeRecord(k, v); err == nil {
+				return old, true, nil
+			}
+		}
 		return m, true, nil
 	}
 	cost := MessageCost(m.Text)

@@ -14,6 +14,11 @@ const (
 	MaxAckIDs = 256
 	// MaxNickSize caps a chat identity's nickname, in bytes.
 	MaxNickSize = 64
+	// MaxIdempotencyKeySize caps the idempotency key a local client gives
+	// a Send (SendKeyed), in bytes: the key is hashed into the message id,
+	// not stored, so it only needs to be long enough for 128 random bits
+	// in any text form.
+	MaxIdempotencyKeySize = 64
 	// MaxOutbox caps the messages waiting for one conversation's ack; a
 	// Send beyond it fails with ErrOutboxFull.
 	MaxOutbox = 10000

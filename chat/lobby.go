@@ -638,9 +638,9 @@ func (s *Lobbies) List() []LobbyInfo {
 				byID[a.ID] = li
 			}
 			li.Friends = append(li.Friends, p)
-			if !li.Joined {
-				li.Participants = max(li.Participants, a.Participants)
-			}
+			// A joiner has heard few members live yet: the count its
+			// friends announce is the better one until it has.
+			li.Participants = max(li.Participants, a.Participants)
 		}
 	}
 	out := make([]LobbyInfo, 0, len(byID))

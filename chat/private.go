@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,7 @@ type Service struct {
 	stats struct {
 		streamsRefused, streamsBroken, refusedStorage, refusedRequests atomic.Uint64
 		sessionsLimited, typingDropped                                 atomic.Uint64
+		queued, delivered, received                                    atomic.Uint64
 	}
 	fullWarned atomic.Int64 // when storage full was last logged, Unix ns
 }
@@ -75,6 +77,12 @@ type Service struct {
 type Stats struct {
 	// Streams is the chat streams and distant sessions served now.
 	Streams int `json:"streams"`
+	// Queued counts messages the user wrote (private and distant) that
+	// entered an outbox; Delivered counts those the other side acked;
+	// Received counts messages from others stored.
+	Queued    uint64 `json:"queued"`
+	Delivered uint64 `json:"delivered"`
+	Received  uint64 `json:"received"`
 	// StreamsRefused counts chat streams and distant sessions refused at
 	// once for a cap (ChatStreamsPerFriend, MaxChatStreams,
 	// MaxDistantSessions).
@@ -109,7 +117,8 @@ func (s *Service) Stats() Stats {
 	s.mu.Lock()
 	n := s.serving
 	s.mu.Unlock()
-	return Stats{Streams: n, StreamsRefused: s.stats.streamsRefused.Load(), StreamsBroken: s.stats.streamsBroken.Load(),
+	return Stats{Streams: n, Queued: s.stats.queued.Load(), Delivered: s.stats.delivered.Load(), Received: s.stats.received.Load(),
+		StreamsRefused: s.stats.streamsRefused.Load(), StreamsBroken: s.stats.streamsBroken.Load(),
 		RefusedStorage: s.stats.refusedStorage.Load(), RefusedRequests: s.stats.refusedRequests.Load(),
 		SessionsLimited: s.stats.sessionsLimited.Load(), TypingDropped: s.stats.typingDropped.Load(),
 		StoredBytes: all.Bytes, StoredMessages: all.Msgs, Requests: req.Msgs, RequestBytes: req.Bytes}
@@ -231,6 +240,7 @@ func (s *Service) friendRoute(p peer.ID) route {
 			for _, m := range ms {
 				ev.IDs = append(ev.IDs, m.ID)
 			}
+			s.stats.delivered.Add(uint64(len(ms)))
 			s.e.events("chat.delivered", ev)
 		},
 	}
@@ -239,17 +249,62 @@ func (s *Service) friendRoute(p peer.ID) route {
 // Send writes text to friend p: the message enters the history and the
 // outbox at once and is delivered when p is online.
 func (s *Service) Send(p peer.ID, text string) (Message, error) {
+	return s.SendKeyed(p, text, "")
+}
+
+// Errors of SendKeyed.
+var (
+	// ErrBadIdempotencyKey means a send's idempotency key is longer than
+	// MaxIdempotencyKeySize.
+	ErrBadIdempotencyKey = fmt.Errorf("idempotency key longer than %d bytes", MaxIdempotencyKeySize)
+	// ErrIdempotencyKeyReused means a send's idempotency key was used
+	// before for another text to the same friend.
+	ErrIdempotencyKeyReused = errors.New("idempotency key used before for another message")
+)
+
+// keyedMsgID is the id of the message a client sends to conv with key:
+// the same for every retry of that send, and unrelated to other keys and
+// conversations.
+func keyedMsgID(conv convKey, key string) MsgID {
+	h := sha256.New()
+	h.Write([]byte("kith chat send key\x00"))
+	h.Write([]byte(conv))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return MsgID(h.Sum(nil)[:len(MsgID{})])
+}
+
+// SendKeyed is Send with a local client's idempotency key (if not empty):
+// a retry of a send with the same key, after the client lost the answer,
+// returns the message the first one stored instead of storing and
+// delivering a second. The key is folded into the message's id, which is
+// stored with the message and known to the history's id index.
+func (s *Service) SendKeyed(p peer.ID, text, key string) (Message, error) {
 	if err := CheckText(text); err != nil {
 		return Message{}, err
+	}
+	if len(key) > MaxIdempotencyKeySize {
+		return Message{}, ErrBadIdempotencyKey
 	}
 	if !s.cfg.Friends.IsFriend(p) {
 		return Message{}, fmt.Errorf("%w: %s", ErrNotFriend, p)
 	}
 	conv := friendConv(p)
-	m, _, err := s.e.hist.append(conv, Message{ID: NewMsgID(), Time: time.Now().UTC().Truncate(time.Millisecond), Out: true, Text: text})
+	id := NewMsgID()
+	if key != "" {
+		id = keyedMsgID(conv, key)
+	}
+	m, dup, err := s.e.hist.append(conv, Message{ID: id, Time: time.Now().UTC().Truncate(time.Millisecond), Out: true, Text: text})
 	if err != nil {
 		return Message{}, err
 	}
+	if dup {
+		if m.Text != text {
+			return Message{}, ErrIdempotencyKeyReused
+		}
+		return m, nil
+	}
+	s.stats.queued.Add(1)
 	s.e.events("chat.message", PrivateEvent{Peer: p, Message: m})
 	s.e.kick(conv, s.friendRoute(p), false)
 	return m, nil
@@ -395,6 +450,7 @@ func (s *Service) handle(st network.Stream) {
 		limit:   s.limiter(p),
 		noHello: true,
 		stored: func(m Message) {
+			s.stats.received.Add(1)
 			s.e.events("chat.message", PrivateEvent{Peer: p, Message: m})
 		},
 		typing:  func() { s.typingEvent(p) },

@@ -224,3 +224,52 @@ func TestPrivateTyping(t *testing.T) {
 		t.Fatal("typing entered the history")
 	}
 }
+
+// TestPrivateSendKeyedOnce: a send retried with the same idempotency key
+// (the client lost the first answer) returns the message the first one
+// stored; the history holds it once and the friend gets it once. Another
+// key sends another message; a key reused for another text is refused.
+func TestPrivateSendKeyedOnce(t *testing.T) {
+	a, b := newTestPeer(t), newTestPeer(t)
+	befriend(a, b)
+	a.start()
+	first, err := a.svc.SendKeyed(b.ID, "only once", "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.svc.SendKeyed(b.ID, "only once", "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != first.ID || again.Seq != first.Seq {
+		t.Fatalf("the retry made %+v, the first send %+v", again, first)
+	}
+	if _, err := a.svc.SendKeyed(b.ID, "something else", "key-1"); !errors.Is(err, ErrIdempotencyKeyReused) {
+		t.Fatalf("key reused for another text: %v", err)
+	}
+	if _, err := a.svc.SendKeyed(b.ID, "x", strings.Repeat("k", MaxIdempotencyKeySize+1)); !errors.Is(err, ErrBadIdempotencyKey) {
+		t.Fatalf("oversize key: %v", err)
+	}
+	other, err := a.svc.SendKeyed(b.ID, "only once", "key-2")
+	if err != nil || other.ID == first.ID {
+		t.Fatalf("another key: %+v %v", other, err)
+	}
+	if n := len(a.history(b)); n != 2 {
+		t.Fatalf("sender stored %d messages, want 2", n)
+	}
+	b.start()
+	connect(t, a, b)
+	testkit.WaitFor(t, 10*time.Second, "delivery", func() bool { return a.svc.Summary(b.ID).Pending == 0 })
+	got := b.history(a)
+	if len(got) != 2 || got[0].ID != first.ID || got[1].ID != other.ID {
+		t.Fatalf("friend stored %+v", got)
+	}
+	// After delivery, a late retry still finds the stored message.
+	late, err := a.svc.SendKeyed(b.ID, "only once", "key-1")
+	if err != nil || late.ID != first.ID || !late.Delivered {
+		t.Fatalf("late retry: %+v %v", late, err)
+	}
+	if n := len(a.history(b)); n != 2 {
+		t.Fatalf("sender stored %d messages after the late retry, want 2", n)
+	}
+}

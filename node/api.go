@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"kith/f2f"
+	"kith/node/api"
 	"kith/share"
 	"kith/tunnels"
 )
@@ -32,111 +33,58 @@ const maxRequestBody = 512 << 10 // a chat message of chat.MaxTextSize, escaped
 // that clients notice a dead daemon.
 const sseHeartbeat = 15 * time.Second
 
-// FriendInfo is a friend as the API shows it.
-type FriendInfo struct {
-	PeerID   string    `json:"peer_id"`
-	Name     string    `json:"name"`
-	Online   bool      `json:"online"`
-	LastSeen time.Time `json:"last_seen,omitzero"`
-	Added    time.Time `json:"added"`
-	Addrs    []string  `json:"addrs"`
-	// Path is how an online friend is reached: direct, hole-punched or
-	// relayed (through Relay, a friend, RelayID its peer ID).
-	Path    string `json:"path,omitempty"`
-	Relay   string `json:"relay,omitempty"`
-	RelayID string `json:"relay_id,omitempty"`
-	// Reason says why an offline friend is not reached, and what to do.
-	Reason string `json:"reason,omitempty"`
-	// Updated is set by `friend add` when the invite was an existing
-	// friend's and updated its addresses.
-	Updated bool `json:"updated,omitempty"`
-	// Introduction is set by `friend add` of an introduction invite:
-	// "accepted" (friends on both sides now) or "pending" (the inviter
-	// approves first).
-	Introduction string `json:"introduction,omitempty"`
-}
+// API request errors: those of package api, which the client maps back.
+var (
+	// ErrBadRequest: the request could not be understood.
+	ErrBadRequest = api.ErrBadRequest
+	// ErrNotFound: no such API endpoint.
+	ErrNotFound = api.ErrNotFound
+	// ErrStopping: the daemon stopped while the request ran, which was cut
+	// short (what it finished is kept).
+	ErrStopping = api.ErrStopping
+)
 
-// InviteInfo is the answer of GET /v1/invite.
-type InviteInfo struct {
-	Invite string   `json:"invite"`
-	PeerID string   `json:"peer_id"`
-	Name   string   `json:"name"`
-	Addrs  []string `json:"addrs"`
-	// Introduce marks an introduction invite, good once until Expires.
-	Introduce bool      `json:"introduce,omitempty"`
-	Expires   time.Time `json:"expires,omitzero"`
-}
-
-// AddFriendRequest is the body of POST /v1/friends.
-type AddFriendRequest struct {
-	Invite string `json:"invite"`
-	Name   string `json:"name,omitempty"`
-}
-
-// ErrorBody is the JSON body of every API error answer.
-type ErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-// apiErrors maps sentinel errors to stable codes and HTTP statuses; the
-// client maps codes back, so errors.Is works across the socket.
+// apiErrors maps the components' sentinel errors to the API's codes (the
+// node's own errors are api's sentinels, found by api.CodeOf).
 var apiErrors = slices.Concat(coreAPIErrors, chatAPIErrors, lobbyAPIErrors, reachAPIErrors)
 
-// apiErrorCode is the code and HTTP status an error is answered with.
+// apiErrorCode is the API code an error is answered with.
 type apiErrorCode struct {
-	err    error
-	code   string
-	status int
+	err  error
+	code api.Code
 }
 
 var coreAPIErrors = []apiErrorCode{
-	{f2f.ErrInviteEmpty, "invite_empty", http.StatusBadRequest},
-	{f2f.ErrInviteGarbled, "invite_garbled", http.StatusBadRequest},
-	{f2f.ErrInviteTruncated, "invite_truncated", http.StatusBadRequest},
-	{f2f.ErrInviteSignature, "invite_signature", http.StatusBadRequest},
-	{f2f.ErrInviteVersion, "invite_version", http.StatusBadRequest},
-	{f2f.ErrInviteTooLarge, "invite_too_large", http.StatusBadRequest},
-	{f2f.ErrInviteOwn, "invite_own", http.StatusBadRequest},
-	{f2f.ErrBadName, "bad_name", http.StatusBadRequest},
-	{f2f.ErrAlreadyFriend, "already_friend", http.StatusConflict},
-	{f2f.ErrNoSuchFriend, "no_such_friend", http.StatusNotFound},
-	{f2f.ErrAmbiguousFriend, "ambiguous_friend", http.StatusConflict},
-	{ErrFriendOffline, "friend_offline", http.StatusConflict},
-	{share.ErrLinkTooLong, "link_too_long", http.StatusBadRequest},
-	{share.ErrBadScheme, "link_bad_scheme", http.StatusBadRequest},
-	{share.ErrBadRoot, "link_bad_root", http.StatusBadRequest},
-	{share.ErrBadSize, "link_bad_size", http.StatusBadRequest},
-	{share.ErrBadName, "link_bad_name", http.StatusBadRequest},
-	{share.ErrBadLink, "link_malformed", http.StatusBadRequest},
-	{share.ErrDownloadExists, "download_exists", http.StatusConflict},
-	{share.ErrNoSuchDownload, "no_such_download", http.StatusNotFound},
-	{share.ErrNotShared, "not_shared", http.StatusNotFound},
-	{share.ErrNoSuchPath, "no_such_path", http.StatusNotFound},
-	{share.ErrNestedShare, "nested_share", http.StatusConflict},
-	{share.ErrNotFolder, "not_folder", http.StatusBadRequest},
-	{share.ErrBadQuery, "bad_query", http.StatusBadRequest},
-	{share.ErrShareUnreadable, "share_unreadable", http.StatusConflict},
-	{tunnels.ErrInvalidMessage, "bad_search", http.StatusBadRequest},
-	{tunnels.ErrRouterClosed, "router_closed", http.StatusServiceUnavailable},
-	{tunnels.ErrNoTunnel, "no_tunnel", http.StatusNotFound},
-	{fs.ErrNotExist, "not_exist", http.StatusBadRequest},
-	{ErrBadRequest, "bad_request", http.StatusBadRequest},
-	{ErrNotFound, "not_found", http.StatusNotFound},
-	{ErrStopping, "stopping", http.StatusServiceUnavailable},
-	{ErrBadSetting, "bad_setting", http.StatusBadRequest},
+	{f2f.ErrInviteEmpty, "invite_empty"},
+	{f2f.ErrInviteGarbled, "invite_garbled"},
+	{f2f.ErrInviteTruncated, "invite_truncated"},
+	{f2f.ErrInviteSignature, "invite_signature"},
+	{f2f.ErrInviteVersion, "invite_version"},
+	{f2f.ErrInviteTooLarge, "invite_too_large"},
+	{f2f.ErrInviteOwn, "invite_own"},
+	{f2f.ErrBadName, "bad_name"},
+	{f2f.ErrAlreadyFriend, "already_friend"},
+	{f2f.ErrNoSuchFriend, "no_such_friend"},
+	{f2f.ErrAmbiguousFriend, "ambiguous_friend"},
+	{share.ErrLinkTooLong, "link_too_long"},
+	{share.ErrBadScheme, "link_bad_scheme"},
+	{share.ErrBadRoot, "link_bad_root"},
+	{share.ErrBadSize, "link_bad_size"},
+	{share.ErrBadName, "link_bad_name"},
+	{share.ErrBadLink, "link_malformed"},
+	{share.ErrDownloadExists, "download_exists"},
+	{share.ErrNoSuchDownload, "no_such_download"},
+	{share.ErrNotShared, "not_shared"},
+	{share.ErrNoSuchPath, "no_such_path"},
+	{share.ErrNestedShare, "nested_share"},
+	{share.ErrNotFolder, "not_folder"},
+	{share.ErrBadQuery, "bad_query"},
+	{share.ErrShareUnreadable, "share_unreadable"},
+	{tunnels.ErrInvalidMessage, "bad_search"},
+	{tunnels.ErrRouterClosed, "router_closed"},
+	{tunnels.ErrNoTunnel, "no_tunnel"},
+	{fs.ErrNotExist, "not_exist"},
 }
-
-// API request errors.
-var (
-	// ErrBadRequest: the request could not be understood.
-	ErrBadRequest = errors.New("bad request")
-	// ErrNotFound: no such API endpoint.
-	ErrNotFound = errors.New("no such API endpoint")
-	// ErrStopping: the daemon stopped while the request ran, which was cut
-	// short (what it finished is kept).
-	ErrStopping = errors.New("the daemon is stopping")
-)
 
 type apiServer struct {
 	n       *Node
@@ -337,11 +285,11 @@ func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, InviteInfo{Invite: text, PeerID: a.n.ID().String(), Name: a.n.Name(), Addrs: addrStrings(a.n.InviteAddrs())})
+	writeJSON(w, http.StatusOK, api.InviteInfo{Invite: text, PeerID: a.n.ID().String(), Name: a.n.Name(), Addrs: addrStrings(a.n.InviteAddrs())})
 }
 
 func (a *apiServer) listFriends(w http.ResponseWriter, r *http.Request) {
-	out := []FriendInfo{}
+	out := []api.FriendInfo{}
 	for _, f := range a.n.friends.List() {
 		out = append(out, a.n.reach.withPath(friendJSON(f), f))
 	}
@@ -349,7 +297,7 @@ func (a *apiServer) listFriends(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) addFriend(w http.ResponseWriter, r *http.Request) {
-	var req AddFriendRequest
+	var req api.AddFriendRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -374,13 +322,8 @@ func (a *apiServer) listConfig(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.n.Settings())
 }
 
-// SetConfigRequest is the body of PUT /v1/config/{key}.
-type SetConfigRequest struct {
-	Value string `json:"value"`
-}
-
 func (a *apiServer) setConfig(w http.ResponseWriter, r *http.Request) {
-	var req SetConfigRequest
+	var req api.SetConfigRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -389,7 +332,7 @@ func (a *apiServer) setConfig(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	a.n.events.Publish("config.changed", st)
+	a.n.events.Publish(api.EventConfigChanged, st)
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -446,8 +389,8 @@ func (a *apiServer) eventStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func friendJSON(f f2f.Friend) FriendInfo {
-	return FriendInfo{
+func friendJSON(f f2f.Friend) api.FriendInfo {
+	return api.FriendInfo{
 		PeerID: f.ID.String(), Name: f.Name, Online: f.Online,
 		LastSeen: f.LastSeen, Added: f.Added, Addrs: addrStrings(f.Addrs),
 	}
@@ -481,16 +424,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+// errorCode is the API code err is answered with: that of the first
+// component error it wraps, else that of the api sentinel it wraps, else
+// api.CodeInternal.
+func errorCode(err error) api.Code {
+	for _, e := range apiErrors {
+		if errors.Is(err, e.err) {
+			return e.code
+		}
+	}
+	code, _ := api.CodeOf(err)
+	return code
+}
+
+// writeError answers a failed request with err's message and API code.
 func writeError(w http.ResponseWriter, err error) {
 	if errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w; the request was cut short: %v", ErrStopping, err)
 	}
-	code, status := "internal", http.StatusInternalServerError
-	for _, e := range apiErrors {
-		if errors.Is(err, e.err) {
-			code, status = e.code, e.status
-			break
-		}
-	}
-	writeJSON(w, status, ErrorBody{Error: err.Error(), Code: code})
+	code := errorCode(err)
+	writeJSON(w, api.HTTPStatus(code), api.ErrorBody{Error: err.Error(), Code: code})
 }

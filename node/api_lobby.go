@@ -1,45 +1,24 @@
 package node
 
 import (
-	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"kith/chat"
+	"kith/node/api"
 )
-
-// CreateLobbyRequest is the body of POST /v1/lobbies.
-type CreateLobbyRequest struct {
-	Name    string `json:"name"`
-	Topic   string `json:"topic,omitempty"`
-	Private bool   `json:"private,omitempty"`
-	// As names the chat identity to speak as; "" is the default one.
-	As string `json:"as,omitempty"`
-}
-
-// JoinLobbyRequest is the body of POST /v1/lobbies/{id}/join.
-type JoinLobbyRequest struct {
-	As string `json:"as,omitempty"`
-}
-
-// LobbyInviteRequest is the body of POST /v1/lobbies/{id}/invite.
-type LobbyInviteRequest struct {
-	Friend string `json:"friend"` // name or peer ID
-}
 
 // lobbyAPIErrors are the lobby errors the API maps to codes.
 var lobbyAPIErrors = []apiErrorCode{
-	{chat.ErrBadLobbyID, "bad_lobby_id", http.StatusBadRequest},
-	{chat.ErrBadLobbyName, "bad_lobby_name", http.StatusBadRequest},
-	{chat.ErrBadLobbyTopic, "bad_lobby_topic", http.StatusBadRequest},
-	{chat.ErrUnknownLobby, "unknown_lobby", http.StatusNotFound},
-	{chat.ErrNotJoined, "lobby_not_joined", http.StatusNotFound},
-	{chat.ErrAlreadyJoined, "lobby_joined", http.StatusConflict},
-	{chat.ErrTooManyLobbies, "too_many_lobbies", http.StatusConflict},
-	{chat.ErrLobbyTooFast, "lobby_too_fast", http.StatusTooManyRequests},
-	{chat.ErrLobbyFriendOffline, "lobby_friend_offline", http.StatusConflict},
-	{chat.ErrLobbiesClosed, "lobbies_closed", http.StatusServiceUnavailable},
+	{chat.ErrBadLobbyID, "bad_lobby_id"},
+	{chat.ErrBadLobbyName, "bad_lobby_name"},
+	{chat.ErrBadLobbyTopic, "bad_lobby_topic"},
+	{chat.ErrUnknownLobby, "unknown_lobby"},
+	{chat.ErrNotJoined, "lobby_not_joined"},
+	{chat.ErrAlreadyJoined, "lobby_joined"},
+	{chat.ErrTooManyLobbies, "too_many_lobbies"},
+	{chat.ErrLobbyTooFast, "lobby_too_fast"},
+	{chat.ErrLobbyFriendOffline, "lobby_friend_offline"},
+	{chat.ErrLobbiesClosed, "lobbies_closed"},
 }
 
 func (a *apiServer) lobbyRoutes(mux *http.ServeMux) {
@@ -74,7 +53,7 @@ func (a *apiServer) lobbyList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) lobbyCreate(w http.ResponseWriter, r *http.Request) {
-	var req CreateLobbyRequest
+	var req api.CreateLobbyRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -104,7 +83,7 @@ func (a *apiServer) lobbyJoin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req JoinLobbyRequest
+	var req api.JoinLobbyRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -133,7 +112,7 @@ func (a *apiServer) lobbyInvite(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req LobbyInviteRequest
+	var req api.LobbyInviteRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -164,9 +143,9 @@ func (a *apiServer) lobbyLog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := make([]LobbyMessage, 0, len(ms))
+	out := make([]api.LobbyMessage, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, lobbyMessageJSON(m))
+		out = append(out, apiLobbyMessage(m))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -176,7 +155,7 @@ func (a *apiServer) lobbySend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req SendRequest
+	var req api.SendRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -185,7 +164,7 @@ func (a *apiServer) lobbySend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, lobbyMessageJSON(m))
+	writeJSON(w, http.StatusOK, apiLobbyMessage(m))
 }
 
 func (a *apiServer) lobbyParticipants(w http.ResponseWriter, r *http.Request) {
@@ -198,76 +177,9 @@ func (a *apiServer) lobbyParticipants(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := make([]LobbyParticipant, 0, len(ps))
+	out := make([]api.LobbyParticipant, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, LobbyParticipant{ChatID: p.ID.String(), Nick: p.Nick, LastSeen: p.LastSeen})
+		out = append(out, api.LobbyParticipant{ChatID: p.ID.String(), Nick: p.Nick, LastSeen: p.LastSeen})
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// lobbyPath is the API path of a lobby (id as the user typed it; the
-// daemon checks it).
-func lobbyPath(id string, rest string) string {
-	return "/v1/lobbies/" + url.PathEscape(id) + rest
-}
-
-// LobbyList lists the joined and announced lobbies and pending invites.
-func (c *Client) LobbyList(ctx context.Context) (Lobbies, error) {
-	var out Lobbies
-	return out, c.do(ctx, http.MethodGet, "/v1/lobbies", nil, &out)
-}
-
-// LobbyCreate creates a lobby and joins it as identity as ("" for the
-// default one).
-func (c *Client) LobbyCreate(ctx context.Context, name, topic string, private bool, as string) (LobbyInfo, error) {
-	var out LobbyInfo
-	return out, c.do(ctx, http.MethodPost, "/v1/lobbies", CreateLobbyRequest{Name: name, Topic: topic, Private: private, As: as}, &out)
-}
-
-// Lobby describes a joined or announced lobby.
-func (c *Client) Lobby(ctx context.Context, id string) (LobbyInfo, error) {
-	var out LobbyInfo
-	return out, c.do(ctx, http.MethodGet, lobbyPath(id, ""), nil, &out)
-}
-
-// LobbyJoin joins a lobby as identity as.
-func (c *Client) LobbyJoin(ctx context.Context, id, as string) (LobbyInfo, error) {
-	var out LobbyInfo
-	return out, c.do(ctx, http.MethodPost, lobbyPath(id, "/join"), JoinLobbyRequest{As: as}, &out)
-}
-
-// LobbyLeave leaves a lobby.
-func (c *Client) LobbyLeave(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, lobbyPath(id, "/leave"), struct{}{}, nil)
-}
-
-// LobbyInvite invites a friend (name or peer ID) into a joined lobby.
-func (c *Client) LobbyInvite(ctx context.Context, id, friend string) error {
-	return c.do(ctx, http.MethodPost, lobbyPath(id, "/invite"), LobbyInviteRequest{Friend: friend}, nil)
-}
-
-// LobbySend says text in a joined lobby.
-func (c *Client) LobbySend(ctx context.Context, id, text string) (LobbyMessage, error) {
-	var out LobbyMessage
-	return out, c.do(ctx, http.MethodPost, lobbyPath(id, "/messages"), SendRequest{Text: text}, &out)
-}
-
-// LobbyLog returns a joined lobby's history stored after sequence number
-// after, at most limit messages (0: the server's page).
-func (c *Client) LobbyLog(ctx context.Context, id string, after uint64, limit int) ([]LobbyMessage, error) {
-	q := url.Values{}
-	if after > 0 {
-		q.Set("after", strconv.FormatUint(after, 10))
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	var out []LobbyMessage
-	return out, c.do(ctx, http.MethodGet, lobbyPath(id, "/messages?"+q.Encode()), nil, &out)
-}
-
-// LobbyParticipants lists the authors heard lately in a joined lobby.
-func (c *Client) LobbyParticipants(ctx context.Context, id string) ([]LobbyParticipant, error) {
-	var out []LobbyParticipant
-	return out, c.do(ctx, http.MethodGet, lobbyPath(id, "/participants"), nil, &out)
 }

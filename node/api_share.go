@@ -2,58 +2,19 @@ package node
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"kith/node/api"
 	"kith/share"
 )
 
 // ErrAlreadyHave means a download was asked for a file the node already
 // has: in one of its shares, or downloaded to the same folder before.
 // GetRequest.Again downloads it all the same.
-var ErrAlreadyHave = errors.New("you already have this file")
-
-func init() {
-	// The share errors of this file, beside the core ones of api.go.
-	apiErrors = append(apiErrors, apiErrorCode{ErrAlreadyHave, "already_have", http.StatusConflict})
-}
-
-// AddShareRequest is the body of POST /v1/shares.
-type AddShareRequest struct {
-	Dir       string `json:"dir"`
-	Browsable bool   `json:"browsable"`
-	Anonymous bool   `json:"anonymous"`
-}
-
-// AddShareResponse answers POST /v1/shares: the share after its first scan.
-type AddShareResponse struct {
-	Share share.ShareInfo `json:"share"`
-	Scan  share.ScanStats `json:"scan"`
-}
-
-// FileInfo is one file of the node's own index.
-type FileInfo struct {
-	Name    string `json:"name"`
-	Size    int64  `json:"size"`
-	Root    string `json:"root"`
-	Link    string `json:"link"`
-	Share   string `json:"share"`
-	RelPath string `json:"path"`
-}
-
-// GetRequest is the body of POST /v1/downloads.
-type GetRequest struct {
-	Link string `json:"link"`
-	To   string `json:"to,omitempty"`
-	// Anonymous downloads through tunnels only; friends are not asked.
-	Anonymous bool `json:"anonymous,omitempty"`
-	// Again downloads the file even if the node already has it (in a share,
-	// or downloaded to the same folder): the new copy gets a free name.
-	Again bool `json:"again,omitempty"`
-}
+var ErrAlreadyHave = api.ErrAlreadyHave
 
 func (a *apiServer) shareRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/shares", a.listShares)
@@ -70,15 +31,11 @@ func (a *apiServer) shareRoutes(mux *http.ServeMux) {
 }
 
 func (a *apiServer) listShares(w http.ResponseWriter, r *http.Request) {
-	out := a.n.share.index.Shares()
-	if out == nil {
-		out = []share.ShareInfo{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, apiShares(a.n.share.index.Shares()))
 }
 
 func (a *apiServer) addShare(w http.ResponseWriter, r *http.Request) {
-	var req AddShareRequest
+	var req api.AddShareRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -97,8 +54,8 @@ func (a *apiServer) addShare(w http.ResponseWriter, r *http.Request) {
 			info = s
 		}
 	}
-	a.n.events.Publish("share.added", info)
-	writeJSON(w, http.StatusCreated, AddShareResponse{Share: info, Scan: st})
+	a.n.events.Publish(api.EventShareAdded, apiShare(info))
+	writeJSON(w, http.StatusCreated, api.AddShareResponse{Share: apiShare(info), Scan: apiScan(st)})
 }
 
 func (a *apiServer) removeShare(w http.ResponseWriter, r *http.Request) {
@@ -107,8 +64,8 @@ func (a *apiServer) removeShare(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	a.n.events.Publish("share.removed", info)
-	writeJSON(w, http.StatusOK, info)
+	a.n.events.Publish(api.EventShareRemoved, apiShare(info))
+	writeJSON(w, http.StatusOK, apiShare(info))
 }
 
 func (a *apiServer) rescan(w http.ResponseWriter, r *http.Request) {
@@ -117,13 +74,13 @@ func (a *apiServer) rescan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, apiScan(st))
 }
 
-func fileInfos(fs []share.FoundFile) []FileInfo {
-	out := make([]FileInfo, 0, len(fs))
+func fileInfos(fs []share.FoundFile) []api.FileInfo {
+	out := make([]api.FileInfo, 0, len(fs))
 	for _, f := range fs {
-		out = append(out, FileInfo{
+		out = append(out, api.FileInfo{
 			Name: f.Name, Size: f.Size, Root: hex.EncodeToString(f.Root[:]),
 			Link:  share.Link{Root: f.Root, Name: f.Name, Size: f.Size}.String(),
 			Share: f.Share, RelPath: f.RelPath,
@@ -186,15 +143,15 @@ func (a *apiServer) browse(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) listDownloads(w http.ResponseWriter, r *http.Request) {
-	out := a.n.share.manager.List()
-	if out == nil {
-		out = []share.DownloadInfo{}
+	out := []api.DownloadInfo{}
+	for _, d := range a.n.share.manager.List() {
+		out = append(out, apiDownload(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *apiServer) addDownload(w http.ResponseWriter, r *http.Request) {
-	var req GetRequest
+	var req api.GetRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -214,7 +171,7 @@ func (a *apiServer) addDownload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, info)
+	writeJSON(w, http.StatusCreated, apiDownload(info))
 }
 
 func rootParam(r *http.Request) ([32]byte, error) {
@@ -236,7 +193,7 @@ func (a *apiServer) getDownload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %x", share.ErrNoSuchDownload, root))
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, http.StatusOK, apiDownload(info))
 }
 
 func (a *apiServer) cancelDownload(w http.ResponseWriter, r *http.Request) {
@@ -249,5 +206,5 @@ func (a *apiServer) cancelDownload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"cancelled": hex.EncodeToString(root[:])})
+	writeJSON(w, http.StatusOK, api.CancelledDownload{Cancelled: hex.EncodeToString(root[:])})
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"kith/node/api"
 )
 
 // With a permissive umask, the API socket is never at its path with a
@@ -47,7 +49,7 @@ func TestAPISocketNeverLoose(t *testing.T) {
 	if leftovers, _ := filepath.Glob(filepath.Join(home, ".api-*")); len(leftovers) > 0 {
 		t.Fatalf("temporary socket folders left: %v", leftovers)
 	}
-	if _, err := NewClient(home).Status(t.Context()); err != nil {
+	if _, err := api.NewClient(home).Status(t.Context()); err != nil {
 		t.Fatalf("API through the placed socket: %v", err)
 	}
 	n.Close()

@@ -10,27 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 	"kith/tunnels"
 )
-
-const (
-	// DefaultSearchTimeout is how long a search listens for results when
-	// the request names no timeout; MaxSearchTimeout bounds any.
-	DefaultSearchTimeout = 5 * time.Second
-	MaxSearchTimeout     = 2 * time.Minute
-)
-
-// SearchHit is one line of GET /v1/search: a file found through the
-// friends' routers. Sources counts the answers with this root so far; a
-// root answered again comes again with the higher count.
-type SearchHit struct {
-	Name    string `json:"name"`
-	Size    int64  `json:"size"`
-	Root    string `json:"root"`
-	Link    string `json:"link"`
-	Sources int    `json:"sources"`
-}
 
 func (a *apiServer) tunnelRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/search", a.search)
@@ -53,7 +36,7 @@ func searchQuery(q string) (tunnels.Query, error) {
 }
 
 // search streams the results of an anonymous search as newline-delimited
-// JSON SearchHits until the timeout ends.
+// JSON api.SearchHits until the timeout ends.
 func (a *apiServer) search(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -65,10 +48,10 @@ func (a *apiServer) search(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	timeout := DefaultSearchTimeout
+	timeout := api.DefaultSearchTimeout
 	if t := r.URL.Query().Get("timeout"); t != "" {
-		if timeout, err = time.ParseDuration(t); err != nil || timeout <= 0 || timeout > MaxSearchTimeout {
-			writeError(w, fmt.Errorf("%w: timeout must be a duration up to %v", ErrBadRequest, MaxSearchTimeout))
+		if timeout, err = time.ParseDuration(t); err != nil || timeout <= 0 || timeout > api.MaxSearchTimeout {
+			writeError(w, fmt.Errorf("%w: timeout must be a duration up to %v", ErrBadRequest, api.MaxSearchTimeout))
 			return
 		}
 	}
@@ -94,7 +77,7 @@ func (a *apiServer) search(w http.ResponseWriter, r *http.Request) {
 	seen := make(map[[32]byte]int)
 	for res := range results {
 		seen[res.Root]++
-		enc.Encode(SearchHit{
+		enc.Encode(api.SearchHit{
 			Name: res.Name, Size: res.Size, Root: hex.EncodeToString(res.Root[:]),
 			Link:    share.Link{Root: res.Root, Name: res.Name, Size: res.Size}.String(),
 			Sources: seen[res.Root],

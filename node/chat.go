@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"kith/chat"
+	"kith/node/api"
 )
 
 // startChat starts private and distant chat on the node's host and
@@ -32,75 +34,59 @@ func startChat(n *Node) (*chat.Service, error) {
 	return s, nil
 }
 
-// ChatEvent is the data of the "chat.message", "chat.delivered" and
-// "chat.typing" events on the API's event stream.
-type ChatEvent struct {
-	PeerID  string        `json:"peer_id"`
-	Name    string        `json:"name"`
-	Message *chat.Message `json:"message,omitempty"`
-	IDs     []chat.MsgID  `json:"ids,omitempty"`
-}
-
-// publishChatEvent puts a chat event on the bus with the friend's name.
-func (n *Node) publishChatEvent(typ string, data any) {
-	ev := func(p peer.ID) ChatEvent {
+// publishChatEvent puts a chat event on the bus as the API shows it,
+// with the friend's name. Its type follows from the data's: chat names
+// the same events with the same words.
+func (n *Node) publishChatEvent(_ string, data any) {
+	ev := func(p peer.ID) api.ChatEvent {
 		name := ""
 		if f, ok := n.friends.Get(p); ok {
 			name = f.Name
 		}
-		return ChatEvent{PeerID: p.String(), Name: name}
+		return api.ChatEvent{PeerID: p.String(), Name: name}
 	}
 	switch d := data.(type) {
 	case chat.PrivateEvent:
 		e := ev(d.Peer)
-		e.Message = &d.Message
-		n.events.Publish(typ, e)
+		m := apiMessage(d.Message)
+		e.Message = &m
+		n.events.Publish(api.EventChatMessage, e)
 	case chat.DeliveredEvent:
 		e := ev(d.Peer)
-		e.IDs = d.IDs
-		n.events.Publish(typ, e)
+		e.IDs = msgIDs(d.IDs)
+		n.events.Publish(api.EventChatDelivered, e)
 	case chat.TypingEvent:
-		n.events.Publish(typ, ev(d.Peer))
+		n.events.Publish(api.EventChatTyping, ev(d.Peer))
+	case chat.DistantEvent:
+		n.events.Publish(api.EventDistantMessage, api.DistantEvent{Local: d.Local.String(), Remote: d.Remote.String(),
+			Message: apiMessage(d.Message), Request: d.Request})
+	case chat.DistantDeliveredEvent:
+		n.events.Publish(api.EventDistantDelivered, api.DistantDeliveredEvent{Local: d.Local.String(), Remote: d.Remote.String(),
+			IDs: msgIDs(d.IDs)})
 	default:
-		n.events.Publish(typ, data)
+		n.log.Debug("chat event of an unknown kind dropped", slog.String("type", fmt.Sprintf("%T", data)))
 	}
 }
 
 // Chat is the node's chat service.
 func (n *Node) Chat() *chat.Service { return n.chat }
 
-// Conversation is the state of the private chat with one friend.
-type Conversation struct {
-	PeerID  string `json:"peer_id"`
-	Name    string `json:"name"`
-	Online  bool   `json:"online"`
-	Unread  int    `json:"unread"`
-	Pending int    `json:"pending"`
-	// Messages and Stored are what the history holds (Stored against
-	// chat.HistoryBudget); Trimmed counts older messages deleted to keep
-	// the budget.
-	Messages int           `json:"messages"`
-	Stored   int64         `json:"stored"`
-	Trimmed  int           `json:"trimmed,omitempty"`
-	Last     *chat.Message `json:"last,omitempty"`
-}
-
 // Conversations lists the private chat with every friend, most recent
 // first; friends never talked to come last, by name.
-func (n *Node) Conversations() []Conversation {
-	var out []Conversation
+func (n *Node) Conversations() []api.Conversation {
+	out := []api.Conversation{}
 	for _, f := range n.friends.List() {
 		s := n.chat.Summary(f.ID)
-		out = append(out, Conversation{PeerID: f.ID.String(), Name: f.Name, Online: f.Online,
-			Unread: s.Unread, Pending: s.Pending, Messages: s.Messages, Stored: s.Stored, Trimmed: s.Trimmed, Last: s.Last})
+		out = append(out, api.Conversation{PeerID: f.ID.String(), Name: f.Name, Online: f.Online,
+			Unread: s.Unread, Pending: s.Pending, Messages: s.Messages, Stored: s.Stored, Trimmed: s.Trimmed, Last: apiMessagePtr(s.Last)})
 	}
-	lastTime := func(c Conversation) time.Time {
+	lastTime := func(c api.Conversation) time.Time {
 		if c.Last == nil {
 			return time.Time{}
 		}
 		return c.Last.Stored
 	}
-	slices.SortStableFunc(out, func(a, b Conversation) int {
+	slices.SortStableFunc(out, func(a, b api.Conversation) int {
 		if c := lastTime(b).Compare(lastTime(a)); c != 0 {
 			return c
 		}

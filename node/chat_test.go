@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"kith/chat"
+	"kith/node/api"
 	"kith/tunnels"
 )
 
@@ -272,4 +274,46 @@ func chainEdges(n int) [][2]int {
 		e = append(e, [2]int{i, i + 1})
 	}
 	return e
+}
+
+// TestChatSendRetrySameKey: a client that sends through the API and,
+// having lost the answer, sends again with the same idempotency key gets
+// the same message back; one message is stored at each end and the
+// friend gets it once.
+func TestChatSendRetrySameKey(t *testing.T) {
+	a, homeA := testNode(t, "alice")
+	b, _ := testNode(t, "bob")
+	befriend(t, a, b)
+	waitFor(t, 10*time.Second, "alice and bob online", func() bool { return isOnline(a, b) && isOnline(b, a) })
+	c := api.NewClient(homeA)
+	req := api.SendRequest{Text: "once, please", IdempotencyKey: api.NewIdempotencyKey()}
+	first, err := c.ChatSendRequest(t.Context(), "bob", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := c.ChatSendRequest(t.Context(), "bob", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retry.ID != first.ID || retry.Seq != first.Seq {
+		t.Fatalf("the retry made %+v, the first send %+v", retry, first)
+	}
+	waitFor(t, 10*time.Second, "delivery", func() bool { return a.Chat().Summary(b.ID()).Pending == 0 })
+	if got := chatHistory(t, a, b); len(got) != 1 || !got[0].Delivered {
+		t.Fatalf("alice stored %+v", got)
+	}
+	if got := chatHistory(t, b, a); len(got) != 1 || got[0].ID.String() != first.ID {
+		t.Fatalf("bob stored %+v", got)
+	}
+	// Without a key, a second send is a second message.
+	if _, err := c.ChatSend(t.Context(), "bob", "once, please"); err != nil {
+		t.Fatal(err)
+	}
+	if got := chatHistory(t, a, b); len(got) != 2 {
+		t.Fatalf("a send without a key was taken for a retry: %+v", got)
+	}
+	_, err = c.ChatSendRequest(t.Context(), "bob", api.SendRequest{Text: "other text", IdempotencyKey: req.IdempotencyKey})
+	if !errors.Is(err, api.ErrIdempotencyKeyReused) {
+		t.Fatalf("key reused for another text: %v", err)
+	}
 }

@@ -14,24 +14,12 @@ import (
 	"kith/f2f"
 	"kith/internal/store"
 	"kith/internal/version"
+	"kith/node/api"
 	"kith/share"
 )
 
 // ErrBadSetting means a `kith config` key is unknown or its value invalid.
-var ErrBadSetting = errors.New("bad setting")
-
-// Setting is one `kith config` key with its value as text.
-type Setting struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-	// Default is the value an unset key has.
-	Default string `json:"default"`
-	// Help says what the key does.
-	Help string `json:"help"`
-	// Live is set when a change takes effect at once; others take effect
-	// at the next `kith up`.
-	Live bool `json:"live,omitempty"`
-}
+var ErrBadSetting = api.ErrBadSetting
 
 // settingKey describes one key: how to show, check and store its value.
 type settingKey struct {
@@ -205,31 +193,31 @@ func findSetting(key string) (settingKey, error) {
 }
 
 // listSettings shows s key by key.
-func listSettings(s Settings) []Setting {
-	out := make([]Setting, 0, len(settingKeys))
+func listSettings(s Settings) []api.Setting {
+	out := make([]api.Setting, 0, len(settingKeys))
 	for _, k := range settingKeys {
-		out = append(out, Setting{Key: k.key, Value: k.get(&s), Default: k.def, Help: k.help, Live: k.live})
+		out = append(out, api.Setting{Key: k.key, Value: k.get(&s), Default: k.def, Help: k.help, Live: k.live})
 	}
 	return out
 }
 
 // changeSetting sets key to value in s.
-func changeSetting(s *Settings, key, value string) (Setting, error) {
+func changeSetting(s *Settings, key, value string) (api.Setting, error) {
 	k, err := findSetting(key)
 	if err != nil {
-		return Setting{}, err
+		return api.Setting{}, err
 	}
 	if err := k.set(s, value); err != nil {
 		if !errors.Is(err, ErrBadSetting) {
 			err = fmt.Errorf("%w: %s: %w", ErrBadSetting, key, err)
 		}
-		return Setting{}, err
+		return api.Setting{}, err
 	}
-	return Setting{Key: k.key, Value: k.get(s), Default: k.def, Help: k.help, Live: k.live}, nil
+	return api.Setting{Key: k.key, Value: k.get(s), Default: k.def, Help: k.help, Live: k.live}, nil
 }
 
 // Settings lists the node's settings.
-func (n *Node) Settings() []Setting {
+func (n *Node) Settings() []api.Setting {
 	n.settingsMu.Lock()
 	defer n.settingsMu.Unlock()
 	return listSettings(n.settings)
@@ -237,7 +225,7 @@ func (n *Node) Settings() []Setting {
 
 // SetSetting changes one setting and stores it. Live ones (the nickname)
 // take effect at once: the next invite carries them.
-func (n *Node) SetSetting(key, value string) (Setting, error) {
+func (n *Node) SetSetting(key, value string) (api.Setting, error) {
 	n.settingsMu.Lock()
 	defer n.settingsMu.Unlock()
 	s := n.settings
@@ -253,8 +241,8 @@ func (n *Node) SetSetting(key, value string) (Setting, error) {
 }
 
 // HomeSettings lists the settings of a home whose daemon is not running.
-func HomeSettings(home string) ([]Setting, error) {
-	var out []Setting
+func HomeSettings(home string) ([]api.Setting, error) {
+	var out []api.Setting
 	err := withHomeDB(home, func(db *bolt.DB) error {
 		s, err := loadSettings(db)
 		out = listSettings(s)
@@ -264,8 +252,8 @@ func HomeSettings(home string) ([]Setting, error) {
 }
 
 // SetHomeSetting changes a setting of a home whose daemon is not running.
-func SetHomeSetting(home, key, value string) (Setting, error) {
-	var out Setting
+func SetHomeSetting(home, key, value string) (api.Setting, error) {
+	var out api.Setting
 	err := withHomeDB(home, func(db *bolt.DB) error {
 		s, err := loadSettings(db)
 		if err != nil {

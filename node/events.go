@@ -3,65 +3,45 @@ package node
 import (
 	"sync"
 	"time"
+
+	"kith/node/api"
 )
-
-// Event is one thing that happened in the node, as sent on the API's event
-// stream. Type is dotted, e.g. "friend.online"; Data is JSON-encodable.
-// ID numbers the node's events from 1 in the order they were published
-// (since the daemon started); a client that reconnects asks for those
-// after the last ID it saw. An "events.dropped" event, which tells a
-// subscriber how many events it missed, has no ID of its own.
-type Event struct {
-	ID   uint64    `json:"id,omitempty"`
-	Type string    `json:"type"`
-	Time time.Time `json:"time"`
-	Data any       `json:"data,omitempty"`
-}
-
-// EventDropped is the type of the event that tells a subscriber it missed
-// events, because it did not keep up or asked for events the node no longer
-// keeps. Its data is a DroppedEvent.
-const EventDropped = "events.dropped"
-
-// DroppedEvent is the data of an EventDropped event.
-type DroppedEvent struct {
-	// Missed is how many events the subscriber did not get.
-	Missed uint64 `json:"missed"`
-}
 
 const (
 	// eventBuffer is how many events a slow subscriber may lag before it
-	// loses events (it is then sent an EventDropped).
+	// loses events (it is then sent an api.EventDropped).
 	eventBuffer = 256
 	// EventHistory is how many recent events the bus keeps for
 	// subscribers that reconnect and ask for what they missed.
 	EventHistory = 1024
 )
 
-// Bus fans events out to subscribers. Publishing never blocks: a subscriber
+// Bus fans the node's events (api.Event, typed by the api.Event*
+// constants) out to subscribers. Publishing never blocks: a subscriber
 // that does not keep up loses events rather than stalling the node, and is
-// told how many it lost.
+// told how many it lost (an api.EventDropped, which has no ID).
 type Bus struct {
 	mu      sync.Mutex
 	last    uint64
-	history []Event // the last EventHistory events, oldest first
+	history []api.Event // the last EventHistory events, oldest first
 	subs    map[*subscriber]struct{}
 }
 
 type subscriber struct {
-	ch      chan Event
+	ch      chan api.Event
 	dropped uint64 // events lost since the last one delivered
 }
 
 // NewBus returns an empty bus.
 func NewBus() *Bus { return &Bus{subs: map[*subscriber]struct{}{}} }
 
-// Publish sends an event to every subscriber that has room for it.
-func (b *Bus) Publish(typ string, data any) {
+// Publish sends an event to every subscriber that has room for it. data
+// is the type's payload, a value of package api's types.
+func (b *Bus) Publish(typ api.EventType, data any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last++
-	ev := Event{ID: b.last, Type: typ, Time: time.Now().UTC(), Data: data}
+	ev := api.Event{ID: b.last, Type: typ, Time: time.Now().UTC(), Data: data}
 	if len(b.history) == EventHistory {
 		copy(b.history, b.history[1:])
 		b.history = b.history[:EventHistory-1]
@@ -81,13 +61,13 @@ func (b *Bus) LastID() uint64 {
 
 // send delivers ev, first telling of events lost before it, or counts it
 // lost.
-func (s *subscriber) send(ev Event) {
+func (s *subscriber) send(ev api.Event) {
 	if s.dropped > 0 {
 		if len(s.ch)+2 > cap(s.ch) {
 			s.dropped++
 			return
 		}
-		s.ch <- Event{Type: EventDropped, Time: ev.Time, Data: DroppedEvent{Missed: s.dropped}}
+		s.ch <- api.Event{Type: api.EventDropped, Time: ev.Time, Data: api.DroppedEvent{Missed: s.dropped}}
 		s.dropped = 0
 	}
 	select {
@@ -99,16 +79,16 @@ func (s *subscriber) send(ev Event) {
 
 // Subscribe returns a channel of the events published from now on and a
 // function that ends the subscription and closes the channel.
-func (b *Bus) Subscribe() (<-chan Event, func()) { return b.SubscribeAfter(0) }
+func (b *Bus) Subscribe() (<-chan api.Event, func()) { return b.SubscribeAfter(0) }
 
 // SubscribeAfter is Subscribe for a subscriber that saw events up to the
 // one with ID after: with after > 0 the channel starts
 // with the kept events published after the one with that ID (preceded by
-// an EventDropped if some of them are no longer kept); with 0 it carries
+// an api.EventDropped if some of them are no longer kept); with 0 it carries
 // only events from now on.
-func (b *Bus) SubscribeAfter(after uint64) (<-chan Event, func()) {
+func (b *Bus) SubscribeAfter(after uint64) (<-chan api.Event, func()) {
 	b.mu.Lock()
-	var replay []Event
+	var replay []api.Event
 	var missed uint64
 	if after > 0 && after < b.last {
 		oldest := b.last + 1 - uint64(len(b.history))
@@ -118,9 +98,9 @@ func (b *Bus) SubscribeAfter(after uint64) (<-chan Event, func()) {
 		}
 		replay = b.history[len(b.history)-int(b.last-after):]
 	}
-	s := &subscriber{ch: make(chan Event, max(eventBuffer, len(replay)+1))}
+	s := &subscriber{ch: make(chan api.Event, max(eventBuffer, len(replay)+1))}
 	if missed > 0 {
-		s.ch <- Event{Type: EventDropped, Time: time.Now().UTC(), Data: DroppedEvent{Missed: missed}}
+		s.ch <- api.Event{Type: api.EventDropped, Time: time.Now().UTC(), Data: api.DroppedEvent{Missed: missed}}
 	}
 	for _, ev := range replay {
 		s.ch <- ev

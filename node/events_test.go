@@ -7,6 +7,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"kith/node/api"
 )
 
 func TestBusIDsAndReplay(t *testing.T) {
@@ -37,7 +39,7 @@ func TestBusReplayTooOld(t *testing.T) {
 	ch, stop := b.SubscribeAfter(2)
 	defer stop()
 	ev := <-ch
-	if ev.Type != EventDropped || ev.Data.(DroppedEvent).Missed != 3 {
+	if ev.Type != api.EventDropped || ev.Data.(api.DroppedEvent).Missed != 3 {
 		t.Fatalf("first event %+v, want events.dropped of 3", ev)
 	}
 	if ev := <-ch; ev.ID != 6 {
@@ -59,8 +61,8 @@ func TestBusSlowSubscriberToldOfDrops(t *testing.T) {
 		for {
 			select {
 			case ev := <-ch:
-				if ev.Type == EventDropped {
-					missed += ev.Data.(DroppedEvent).Missed
+				if ev.Type == api.EventDropped {
+					missed += ev.Data.(api.DroppedEvent).Missed
 				} else {
 					got++
 				}
@@ -84,7 +86,7 @@ func TestBusSlowSubscriberToldOfDrops(t *testing.T) {
 // the last id it saw gets what it missed, in order, without a gap.
 func TestEventStreamResumes(t *testing.T) {
 	n, home := testNode(t, "ana")
-	c := NewClient(home)
+	c := api.NewClient(home)
 	base := n.events.LastID()
 	for range 5 {
 		n.events.Publish("test.event", map[string]int{"n": 1})
@@ -93,7 +95,7 @@ func TestEventStreamResumes(t *testing.T) {
 	defer cancel()
 	var ids []uint64
 	errDone := errors.New("done")
-	err := c.EventsSince(ctx, base+2, func(ev Event) error {
+	err := c.EventsSince(ctx, base+2, func(ev api.Event) error {
 		ids = append(ids, ev.ID)
 		if len(ids) == 3 {
 			return errDone
@@ -113,9 +115,9 @@ func TestEventStreamResumes(t *testing.T) {
 // The API socket serves Go's profiles.
 func TestAPIProfiles(t *testing.T) {
 	_, home := testNode(t, "ana")
-	c := NewClient(home)
+	c := api.NewClient(home)
 	for _, path := range []string{"/debug/pprof/goroutine?debug=1", "/debug/pprof/heap?debug=1"} {
-		resp, err := c.stream(t.Context(), path)
+		resp, err := c.Stream(t.Context(), path)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}

@@ -4,59 +4,49 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	bolt "go.etcd.io/bbolt"
 
 	"kith/f2f"
+	"kith/internal/homedir"
 	"kith/internal/store"
 	"kith/internal/version"
+	"kith/share"
 )
 
-// Files in a node's home folder.
+// Files in a node's home folder (see package internal/homedir, which the
+// API client shares).
 const (
-	KeyFile    = "identity.key"
-	DBFile     = "kith.db"
-	SocketFile = "api.sock"
+	KeyFile    = homedir.KeyFile
+	DBFile     = homedir.DBFile
+	SocketFile = homedir.SocketFile
 	// PIDFile holds the running daemon's process ID, so a command that
 	// cannot reach the API can tell a daemon without a socket from none.
-	PIDFile = "kith.pid"
+	PIDFile = homedir.PIDFile
 )
 
 // HomeEnv names the environment variable that picks the home folder.
-const HomeEnv = "KITH_HOME"
+const HomeEnv = homedir.Env
 
 // ErrNoHome means the home folder holds no initialised node.
-var ErrNoHome = errors.New("no kith node here")
+var ErrNoHome = homedir.ErrNoHome
 
 // ErrIdentityMissing means the home has a database but its identity.key
 // is gone: the node's friends know it by that key, so it must be
 // restored, not replaced by accident.
-var ErrIdentityMissing = errors.New("the node's identity key is missing")
+var ErrIdentityMissing = homedir.ErrIdentityMissing
 
 // ErrIdentityDamaged means identity.key cannot be read as a node key.
 var ErrIdentityDamaged = errors.New("the node's identity key is damaged")
 
 // DefaultHome returns $KITH_HOME, else $XDG_DATA_HOME/kith, else
 // ~/.local/share/kith.
-func DefaultHome() string {
-	if h := os.Getenv(HomeEnv); h != "" {
-		return h
-	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "kith")
-	}
-	if u, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(u, ".local", "share", "kith")
-	}
-	return ".kith"
-}
+func DefaultHome() string { return homedir.Default() }
 
 // Settings are the node's own choices, kept in the database (`kith
 // config`). A flag of `kith up` overrides one for that run only.
@@ -163,11 +153,7 @@ func Init(home, name string, opts ...InitOptions) (Settings, error) {
 	return s, nil
 }
 
-func missingIdentity(home string) error {
-	return fmt.Errorf("%w: %s has kith.db but no identity.key: restore identity.key from a backup (your friends know this node by it); "+
-		"to start again with a new identity, keeping friends, shares and chat, run `kith init --new-identity` and send your friends the new invite",
-		ErrIdentityMissing, home)
-}
+func missingIdentity(home string) error { return homedir.MissingIdentity(home) }
 
 // HomeMode is the mode of a node's home folder: nobody but its user may
 // look in it, so the API socket, the database and the key are out of
@@ -219,17 +205,7 @@ func secureHome(home string) (tightened bool, err error) {
 
 // CheckHome reports whether home holds an initialised node, with an error
 // that tells what to do if not.
-func CheckHome(home string) error {
-	if _, err := os.Stat(filepath.Join(home, KeyFile)); errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Stat(filepath.Join(home, DBFile)); err == nil {
-			return missingIdentity(home)
-		}
-		return fmt.Errorf("%w in %s: create one with `kith init --name NICK` (or pick another with --home)", ErrNoHome, home)
-	} else if err != nil {
-		return fmt.Errorf("checking home: %w", err)
-	}
-	return nil
-}
+func CheckHome(home string) error { return homedir.Check(home) }
 
 // errNoSettings means the database holds no node settings (a repair
 // could not save them).
@@ -318,20 +294,12 @@ func Repair(home string) (store.RepairReport, error) {
 }
 
 // writePID records this process as home's daemon.
-func writePID(home string) error {
-	return os.WriteFile(filepath.Join(home, PIDFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
-}
+func writePID(home string) error { return homedir.WritePID(home) }
 
 // DaemonPID returns the process ID of home's running daemon, or 0 if no
 // live process is recorded.
-func DaemonPID(home string) int {
-	b, err := os.ReadFile(filepath.Join(home, PIDFile))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || !processAlive(pid) {
-		return 0
-	}
-	return pid
-}
+func DaemonPID(home string) int { return homedir.DaemonPID(home) }
+
+// ParseRate reads a rate such as 64MiB, 10MB or 0 (unlimited) as bytes per
+// second, for the rate flags of `kith up`.
+func ParseRate(s string) (int64, error) { return share.ParseRate(s) }

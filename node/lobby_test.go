@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kith/chat"
+	"kith/node/api"
 )
 
 // lobbyHas reports whether a lobby's history at n holds a text message.
@@ -31,12 +32,12 @@ func lobbyAnnounced(n *Node, id chat.LobbyID) bool {
 func TestLobbyThroughAPI(t *testing.T) {
 	nodes := tunnelNet(t, []string{"alice", "bob", "carol"}, [][2]int{{0, 1}, {1, 2}}, nil)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	cl := NewClient(a.cfg.Home)
+	cl := api.NewClient(a.cfg.Home)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	// Without a chat identity there is no lobby, and the error says what to do.
-	if _, err := cl.LobbyCreate(ctx, "hall", "", false, ""); !errors.Is(err, chat.ErrNoIdentity) {
+	if _, err := cl.LobbyCreate(ctx, "hall", "", false, ""); !errors.Is(err, api.ErrNoIdentity) {
 		t.Fatalf("create without identity: %v", err)
 	}
 	for _, n := range nodes {
@@ -51,7 +52,10 @@ func TestLobbyThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := li.ID
+	id, err := chat.ParseLobbyID(li.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !li.Joined || li.AsNick != "alice" {
 		t.Fatalf("created %+v", li)
 	}
@@ -73,8 +77,8 @@ func TestLobbyThroughAPI(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "carol's message at alice", func() bool {
 		ms, err := cl.LobbyLog(ctx, id.String(), 0, 0)
-		return err == nil && slices.ContainsFunc(ms, func(m LobbyMessage) bool {
-			return m.Text == "hi from carol" && m.Nick == "carol" && m.Kind == chat.LobbyKindText
+		return err == nil && slices.ContainsFunc(ms, func(m api.LobbyMessage) bool {
+			return m.Text == "hi from carol" && m.Nick == "carol" && m.Kind == api.LobbyKindText
 		})
 	})
 	// The message came as an event on alice's bus, with the author's chat id.
@@ -82,7 +86,7 @@ func TestLobbyThroughAPI(t *testing.T) {
 	for found := false; !found; {
 		select {
 		case ev := <-evs:
-			if me, ok := ev.Data.(LobbyMessageEvent); ok && ev.Type == "lobby.message" && me.Message.Text == "hi from carol" {
+			if me, ok := ev.Data.(api.LobbyMessageEvent); ok && ev.Type == api.EventLobbyMessage && me.Message.Text == "hi from carol" {
 				carol, _ := c.Chat().Identities().Resolve("")
 				if me.Message.Author != carol.ID.String() {
 					t.Fatalf("event author %s", me.Message.Author)
@@ -103,17 +107,21 @@ func TestLobbyThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Lobbies().Join(priv.ID, ""); !errors.Is(err, chat.ErrUnknownLobby) {
+	privID, err := chat.ParseLobbyID(priv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Lobbies().Join(privID, ""); !errors.Is(err, chat.ErrUnknownLobby) {
 		t.Fatalf("join private without invite: %v", err)
 	}
-	if err := cl.LobbyInvite(ctx, priv.ID.String(), "bob"); err != nil {
+	if err := cl.LobbyInvite(ctx, priv.ID, "bob"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "bob's invite", func() bool {
 		ls, err := b.LobbyList()
 		return err == nil && len(ls.Invites) == 1 && ls.Invites[0].FromName == "alice"
 	})
-	if _, err := b.Lobbies().Join(priv.ID, ""); err != nil {
+	if _, err := b.Lobbies().Join(privID, ""); err != nil {
 		t.Fatal(err)
 	}
 	ls, err := cl.LobbyList(ctx)
@@ -126,13 +134,13 @@ func TestLobbyThroughAPI(t *testing.T) {
 		call func() error
 		want error
 	}{
-		"bad id":         {func() error { _, err := cl.LobbySend(ctx, "zz", "x"); return err }, chat.ErrBadLobbyID},
-		"not joined":     {func() error { _, err := cl.LobbySend(ctx, chat.NewLobbyID().String(), "x"); return err }, chat.ErrNotJoined},
-		"empty text":     {func() error { _, err := cl.LobbySend(ctx, id.String(), " "); return err }, chat.ErrEmptyText},
-		"unknown lobby":  {func() error { _, err := cl.LobbyJoin(ctx, chat.NewLobbyID().String(), ""); return err }, chat.ErrUnknownLobby},
-		"joined already": {func() error { _, err := cl.LobbyJoin(ctx, id.String(), ""); return err }, chat.ErrAlreadyJoined},
-		"bad name":       {func() error { _, err := cl.LobbyCreate(ctx, "", "", false, ""); return err }, chat.ErrBadLobbyName},
-		"bad identity":   {func() error { _, err := cl.LobbyCreate(ctx, "x", "", false, "nobody"); return err }, chat.ErrUnknownIdentity},
+		"bad id":         {func() error { _, err := cl.LobbySend(ctx, "zz", "x"); return err }, api.ErrBadLobbyID},
+		"not joined":     {func() error { _, err := cl.LobbySend(ctx, chat.NewLobbyID().String(), "x"); return err }, api.ErrNotJoined},
+		"empty text":     {func() error { _, err := cl.LobbySend(ctx, id.String(), " "); return err }, api.ErrEmptyText},
+		"unknown lobby":  {func() error { _, err := cl.LobbyJoin(ctx, chat.NewLobbyID().String(), ""); return err }, api.ErrUnknownLobby},
+		"joined already": {func() error { _, err := cl.LobbyJoin(ctx, id.String(), ""); return err }, api.ErrAlreadyJoined},
+		"bad name":       {func() error { _, err := cl.LobbyCreate(ctx, "", "", false, ""); return err }, api.ErrBadLobbyName},
+		"bad identity":   {func() error { _, err := cl.LobbyCreate(ctx, "x", "", false, "nobody"); return err }, api.ErrUnknownIdentity},
 	} {
 		if err := tc.call(); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)

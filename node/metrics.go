@@ -3,11 +3,13 @@ package node
 import (
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -45,6 +47,13 @@ var (
 	descRelayRefused    = desc("relay_refused_total", "Reservations and circuits refused, by kind.", "kind")
 	descHolePunches     = desc("hole_punches_total", "Hole punches with friends, by result.", "result")
 	descDownloads       = desc("downloads", "Downloads by state.", "state")
+	descGroups          = desc("download_groups_total", "Groups of downloads verified and stored, or rejected (failed verification, or from a source caught lying).", "result")
+	descSourcesDropped  = desc("download_sources_dropped_total", "Sources downloads dropped (stalled, errors, lying).")
+	descDownloadsEnded  = desc("downloads_finished_total", "Downloads that ended, by result.", "result")
+	descScans           = desc("share_scans_total", "Share scans finished.")
+	descScanHashed      = desc("share_scan_hashed_files_total", "Files hashed by share scans.")
+	descScanBytes       = desc("share_scan_hashed_bytes_total", "Bytes hashed by share scans.")
+	descChatMessages    = desc("chat_messages_total", "Private and distant chat messages: written by the user and queued, delivered (acked), received.", "event")
 	descShareRequests   = desc("share_requests_total", "Share requests answered, by kind.", "kind")
 	descShareDropped    = desc("share_requests_dropped_total", "Share requests slowed or refused, by reason.", "reason")
 	descRouterDropped   = desc("router_dropped_total", "Router messages dropped, by reason.", "reason")
@@ -121,6 +130,16 @@ func (c kithCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, st := range slices.Sorted(maps.Keys(states)) {
 			gauge(descDownloads, float64(states[st]), string(st))
 		}
+		verified, rejected, dropped, done, failed := n.dlCounts.totals()
+		counter(descGroups, float64(verified), "verified")
+		counter(descGroups, float64(rejected), "rejected")
+		counter(descSourcesDropped, float64(dropped))
+		counter(descDownloadsEnded, float64(done), "done")
+		counter(descDownloadsEnded, float64(failed), "failed")
+		sc := s.index.ScanTotals()
+		counter(descScans, float64(sc.Scans))
+		counter(descScanHashed, float64(sc.Hashed))
+		counter(descScanBytes, float64(sc.BytesHashed))
 		ss := s.server.Stats()
 		counter(descShareRequests, float64(ss.Have), "have")
 		counter(descShareRequests, float64(ss.Ranges), "range")
@@ -140,6 +159,9 @@ func (c kithCollector) Collect(ch chan<- prometheus.Metric) {
 	if n.chat != nil {
 		cs := n.chat.Stats()
 		gauge(descChatStreams, float64(cs.Streams))
+		counter(descChatMessages, float64(cs.Queued), "queued")
+		counter(descChatMessages, float64(cs.Delivered), "delivered")
+		counter(descChatMessages, float64(cs.Received), "received")
 		counter(descChatRefused, float64(cs.StreamsRefused), "stream_cap")
 		counter(descChatRefused, float64(cs.StreamsBroken), "protocol")
 		counter(descChatRefused, float64(cs.RefusedStorage), "storage_full")
@@ -162,4 +184,55 @@ func (c kithCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLobbyRelayed, float64(out), "out")
 		counter(descLobbyLinksReset, float64(ls.Disconnected))
 	}
+}
+
+// downloadCounters sums what downloads did from their events, so that
+// the counters only grow although each download's own figures start
+// again when it is resumed and vanish when it is removed.
+type downloadCounters struct {
+	mu sync.Mutex
+	// last is each running download's figures at its latest event.
+	last                                      map[string]downloadFigures
+	verified, rejected, dropped, done, failed uint64
+}
+
+type downloadFigures struct{ fetched, bad int64 }
+
+// observe takes one download event.
+func (c *downloadCounters) observe(typ string, info share.DownloadInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		c.last = map[string]downloadFigures{}
+	}
+	prev := c.last[info.Root]
+	now := downloadFigures{fetched: info.FetchedGroups, bad: info.BadRanges}
+	// A run that started again counts from zero: what it counts now is new.
+	if now.fetched < prev.fetched {
+		prev.fetched = 0
+	}
+	if now.bad < prev.bad {
+		prev.bad = 0
+	}
+	c.verified += uint64(now.fetched - prev.fetched)
+	c.rejected += uint64(now.bad - prev.bad)
+	switch typ {
+	case string(api.EventDownloadSourceDropped):
+		c.dropped++
+	case string(api.EventDownloadDone):
+		c.done++
+	case string(api.EventDownloadFailed):
+		c.failed++
+	}
+	if info.State == share.StateDone || info.State == share.StateFailed {
+		delete(c.last, info.Root)
+	} else {
+		c.last[info.Root] = now
+	}
+}
+
+func (c *downloadCounters) totals() (verified, rejected, dropped, done, failed uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.verified, c.rejected, c.dropped, c.done, c.failed
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -15,7 +16,7 @@ import (
 // "name{labels}" to value.
 func scrape(t *testing.T, home string) map[string]float64 {
 	t.Helper()
-	resp, err := NewClient(home).stream(t.Context(), "/metrics")
+	resp, err := api.NewClient(home).Stream(t.Context(), "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func family(m map[string]float64, name string, want ...string) (sum float64, fou
 // they move with a download.
 func TestMetricsMoveWithADownload(t *testing.T) {
 	d, dhome := testNode(t, "downloader")
-	s, _ := testNode(t, "source")
+	s, shome := testNode(t, "source")
 	befriend(t, d, s)
 	src := filepath.Join(t.TempDir(), "orig", "song.ogg")
 	tree := writeRandomFile(t, src, 4<<20, 7)
@@ -98,6 +99,43 @@ func TestMetricsMoveWithADownload(t *testing.T) {
 	}
 	if done, _ := family(after, "kith_downloads", `state="done"`); done != 1 {
 		t.Errorf("kith_downloads{state=done} = %v", done)
+	}
+	// The 4 MiB are 16 groups, each verified once, none rejected.
+	if g, _ := family(after, "kith_download_groups_total", `result="verified"`); g != 16 {
+		t.Errorf("kith_download_groups_total{result=verified} = %v, want 16", g)
+	}
+	if g, ok := family(after, "kith_download_groups_total", `result="rejected"`); !ok || g != 0 {
+		t.Errorf("kith_download_groups_total{result=rejected} = %v (present %v), want 0", g, ok)
+	}
+	if n, _ := family(after, "kith_downloads_finished_total", `result="done"`); n != 1 {
+		t.Errorf("kith_downloads_finished_total{result=done} = %v", n)
+	}
+	if _, ok := family(after, "kith_download_sources_dropped_total"); !ok {
+		t.Error("no kith_download_sources_dropped_total")
+	}
+	srcM := scrape(t, shome)
+	if n, _ := family(srcM, "kith_share_scans_total"); n < 1 {
+		t.Errorf("the source's kith_share_scans_total = %v after sharing a folder", n)
+	}
+	if n, _ := family(srcM, "kith_share_scan_hashed_bytes_total"); n < 4<<20 {
+		t.Errorf("the source's kith_share_scan_hashed_bytes_total = %v, want at least the 4 MiB file", n)
+	}
+
+	// A chat message: queued and delivered on one side, received on the other.
+	if _, err := d.Chat().Send(s.ID(), "hello"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the message delivered and counted", func() bool {
+		m := scrape(t, dhome)
+		delivered, _ := family(m, "kith_chat_messages_total", `event="delivered"`)
+		return delivered == 1
+	})
+	m := scrape(t, dhome)
+	if q, _ := family(m, "kith_chat_messages_total", `event="queued"`); q != 1 {
+		t.Errorf("kith_chat_messages_total{event=queued} = %v", q)
+	}
+	if r, _ := family(scrape(t, shome), "kith_chat_messages_total", `event="received"`); r != 1 {
+		t.Errorf("the source's kith_chat_messages_total{event=received} = %v", r)
 	}
 	if online, _ := family(after, "kith_friends", `state="online"`); online != 1 {
 		t.Errorf("kith_friends{state=online} = %v", online)

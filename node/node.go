@@ -28,6 +28,7 @@ import (
 	"kith/f2f"
 	"kith/internal/store"
 	"kith/internal/version"
+	"kith/node/api"
 	"kith/share"
 	"kith/tunnels"
 )
@@ -107,8 +108,10 @@ type Node struct {
 	settings   Settings
 	started    time.Time
 
-	db        *bolt.DB
-	friends   *f2f.Friends
+	db      *bolt.DB
+	friends *f2f.Friends
+	// logNames names friends in log lines (log goes through it).
+	logNames  logNames
 	gater     *f2f.Gater
 	host      host.Host
 	dht       *f2f.FriendDHT
@@ -117,6 +120,7 @@ type Node struct {
 	reach     *reachService
 	metrics   *prometheus.Registry      // what /metrics serves
 	bw        *metrics.BandwidthCounter // bytes by protocol; nil without Config.Metrics
+	dlCounts  downloadCounters          // downloads' groups and sources, for /metrics
 	reachable atomic.Pointer[f2f.Reach] // reach.reach, for the connector
 	mdns      interface{ Close() error }
 	events    *Bus
@@ -152,7 +156,7 @@ func protocolStreams() map[protocol.ID]int {
 var ErrDaemonRunning = errors.New("a kith daemon is already running for this home")
 
 // ErrFriendOffline means a request needs a friend that is not connected.
-var ErrFriendOffline = errors.New("friend is offline")
+var ErrFriendOffline = api.ErrFriendOffline
 
 // Start opens the node in cfg.Home and brings it up: store, host, DHT,
 // connector, mDNS, sharing, the turtle router and the API. On error
@@ -165,7 +169,9 @@ func Start(cfg Config) (n *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n = &Node{cfg: cfg, log: log, events: NewBus(), started: time.Now()}
+	names := newLogNames(log.Handler())
+	log = slog.New(names)
+	n = &Node{cfg: cfg, log: log, logNames: names, events: NewBus(), started: time.Now()}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -219,6 +225,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if n.friends, err = f2f.OpenFriends(n.db, id); err != nil {
 		return n, err
 	}
+	n.logNames.set(n.friends.List())
 	n.gater = f2f.NewGater(n.friends, log)
 	listen := cfg.ListenAddrs
 	if len(listen) == 0 {
@@ -250,7 +257,7 @@ func Start(cfg Config) (n *Node, err error) {
 		Private:   func() bool { rc := n.reachable.Load(); return rc != nil && rc.Private() },
 		Gater:     n.gater,
 		OnAddrs: func(id peer.ID, addrs []ma.Multiaddr, src f2f.AddrSource) {
-			n.events.Publish("friend.addrs", map[string]any{"peer_id": id.String(), "addrs": addrStrings(addrs), "source": src})
+			n.events.Publish(api.EventFriendAddrs, api.FriendAddrsEvent{PeerID: id.String(), Addrs: addrStrings(addrs), Source: string(src)})
 		},
 	})
 	if err != nil {
@@ -373,7 +380,7 @@ func (n *Node) Index() *share.Index { return n.share.index }
 func (n *Node) Downloads() *share.Manager { return n.share.manager }
 
 // Browse lists a friend's browsable shares at path.
-func (n *Node) Browse(ctx context.Context, friend, path string, offset int) (BrowseListing, error) {
+func (n *Node) Browse(ctx context.Context, friend, path string, offset int) (api.BrowseListing, error) {
 	return n.share.browse(ctx, friend, path, offset)
 }
 
@@ -438,34 +445,9 @@ func (n *Node) RemoveFriend(ref string) (f2f.Friend, error) {
 	return n.friends.Remove(ref)
 }
 
-// Status is a snapshot of the node for `kith status`.
-type Status struct {
-	PeerID        string    `json:"peer_id"`
-	Name          string    `json:"name"`
-	Home          string    `json:"home"`
-	ListenAddrs   []string  `json:"listen_addrs"`
-	FriendsOnline int       `json:"friends_online"`
-	FriendsTotal  int       `json:"friends_total"`
-	Started       time.Time `json:"started"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
-	Connections   int       `json:"connections"`
-	Refused       uint64    `json:"refused_connections"`
-	PID           int       `json:"pid"`
-	// MaxUpload and MaxDownload are the caps in effect, bytes per second
-	// (0: none).
-	MaxUpload   int64 `json:"max_upload"`
-	MaxDownload int64 `json:"max_download"`
-	// Version is the daemon's build; Schema the database layout it uses.
-	Version version.Info `json:"version"`
-	Schema  uint64       `json:"schema"`
-	// Reach is how friends reach the node: reachability, port mapping,
-	// reservations, what it relays for friends.
-	Reach *ReachStatus `json:"reach,omitempty"`
-}
-
 // Status reports what the node is doing now.
-func (n *Node) Status() Status {
-	st := Status{
+func (n *Node) Status() api.Status {
+	st := api.Status{
 		PeerID: n.ID().String(), Name: n.Name(), Home: n.cfg.Home,
 		ListenAddrs: addrStrings(n.host.Addrs()),
 		Started:     n.started.UTC(), UptimeSeconds: time.Since(n.started).Seconds(),
@@ -486,9 +468,12 @@ func (n *Node) Status() Status {
 }
 
 func (n *Node) publishFriendChange(c f2f.Change) {
-	typ := map[f2f.ChangeKind]string{
-		f2f.FriendAdded: "friend.added", f2f.FriendRemoved: "friend.removed",
-		f2f.FriendOnline: "friend.online", f2f.FriendOffline: "friend.offline",
+	if c.Kind == f2f.FriendAdded || c.Kind == f2f.FriendRemoved {
+		n.logNames.set(n.friends.List())
+	}
+	typ := map[f2f.ChangeKind]api.EventType{
+		f2f.FriendAdded: api.EventFriendAdded, f2f.FriendRemoved: api.EventFriendRemoved,
+		f2f.FriendOnline: api.EventFriendOnline, f2f.FriendOffline: api.EventFriendOffline,
 	}[c.Kind]
 	n.events.Publish(typ, friendJSON(c.Friend))
 }

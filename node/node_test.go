@@ -18,6 +18,7 @@ import (
 
 	"kith/f2f"
 	"kith/internal/store"
+	"kith/node/api"
 )
 
 func TestMain(m *testing.M) {
@@ -173,7 +174,7 @@ func TestStaleSocketDoesNotBlockStart(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 	n := startHome(t, home)
-	if _, err := NewClient(home).Status(context.Background()); err != nil {
+	if _, err := api.NewClient(home).Status(context.Background()); err != nil {
 		t.Fatalf("status after stale socket: %v", err)
 	}
 	n.Close()
@@ -184,24 +185,28 @@ func TestClientWithoutDaemon(t *testing.T) {
 	if _, err := Init(home, "a"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := NewClient(home).Status(context.Background())
-	if !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "kith up") {
+	_, err := api.NewClient(home).Status(context.Background())
+	if !errors.Is(err, api.ErrNoDaemon) || !strings.Contains(err.Error(), "kith up") {
 		t.Fatalf("no daemon: %v", err)
 	}
 }
 
 // rawRequest sends a request to the API socket and returns status and body.
-func rawRequest(t *testing.T, home, method, path, body string) (int, ErrorBody) {
+func rawRequest(t *testing.T, home, method, path, body string) (int, api.ErrorBody) {
 	t.Helper()
-	c := NewClient(home)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(home, SocketFile))
+	}}}
+	defer hc.CloseIdleConnections()
 	req, _ := http.NewRequest(method, "http://kith"+path, strings.NewReader(body))
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var eb ErrorBody
+	var eb api.ErrorBody
 	if resp.StatusCode >= 400 {
 		if err := json.Unmarshal(b, &eb); err != nil || eb.Error == "" || eb.Code == "" {
 			t.Fatalf("%s %s: error answer is not a JSON error: %q", method, path, b)
@@ -232,14 +237,14 @@ func TestAPIMalformedRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			status, eb := rawRequest(t, home, c.method, c.path, c.body)
-			if status != c.status || eb.Code != c.code {
+			if status != c.status || string(eb.Code) != c.code {
 				t.Fatalf("got %d %q (%s), want %d %q", status, eb.Code, eb.Error, c.status, c.code)
 			}
 		})
 	}
 	// The client turns codes back into sentinel errors.
-	_, err := NewClient(home).AddFriend(context.Background(), own[:len(own)-10], "")
-	if !errors.Is(err, f2f.ErrInviteTruncated) {
+	_, err := api.NewClient(home).AddFriend(context.Background(), own[:len(own)-10], "")
+	if !errors.Is(err, api.ErrInviteTruncated) {
 		t.Fatalf("client error: %v, want ErrInviteTruncated", err)
 	}
 }
@@ -249,15 +254,15 @@ func TestAPIFriendsAndEvents(t *testing.T) {
 	b, homeB := testNode(t, "bob")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ca, cb := NewClient(homeA), NewClient(homeB)
+	ca, cb := api.NewClient(homeA), api.NewClient(homeB)
 
-	online := make(chan Event, 1)
+	online := make(chan api.Event, 1)
 	evCtx, evCancel := context.WithCancel(ctx)
 	defer evCancel()
 	evDone := make(chan error, 1)
 	go func() {
-		evDone <- ca.Events(evCtx, func(ev Event) error {
-			if ev.Type == "friend.online" {
+		evDone <- ca.Events(evCtx, func(ev api.Event) error {
+			if ev.Type == api.EventFriendOnline {
 				select {
 				case online <- ev:
 				default:
@@ -281,7 +286,7 @@ func TestAPIFriendsAndEvents(t *testing.T) {
 	if _, err := ca.AddFriend(ctx, invB.Invite, "bobby"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ca.AddFriend(ctx, invB.Invite, ""); !errors.Is(err, f2f.ErrAlreadyFriend) {
+	if _, err := ca.AddFriend(ctx, invB.Invite, ""); !errors.Is(err, api.ErrAlreadyFriend) {
 		t.Fatalf("duplicate add: %v", err)
 	}
 	if _, err := cb.AddFriend(ctx, invA.Invite, ""); err != nil {

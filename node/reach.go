@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"kith/f2f"
+	"kith/node/api"
 )
 
 // reachWarnDelay is how long after start `kith up` looks whether friends
@@ -158,42 +158,15 @@ func (r *reachService) unreachableWarning() string {
 		"one of you has a forwarded port (`kith up --announce /ip4/PUBLIC-IP/tcp/PORT`) or a friend with a reachable address is online"
 }
 
-// ReachStatus is the reachability part of `kith status`.
-type ReachStatus struct {
-	// Reachability is what friends found: directly reachable, behind NAT
-	// or unknown, and how the node knows.
-	Reachability f2f.ReachState `json:"reachability"`
-	// PortMapping is what UPnP / NAT-PMP did.
-	PortMapping f2f.PortMapping `json:"port_mapping"`
-	// Announced are the --announce addresses.
-	Announced []string `json:"announced,omitempty"`
-	// Reservations are the slots held on friends' relays.
-	Reservations []ReservationInfo `json:"reservations"`
-	// Relay is what the node relays for friends (nil: --no-relay).
-	Relay *f2f.RelayStats `json:"relay,omitempty"`
-	// HolePunches counts DCUtR hole punches with friends.
-	HolePunches f2f.HolePunchStats `json:"hole_punches"`
-	// Warning says what to do when friends outside cannot reach the node.
-	Warning string `json:"warning,omitempty"`
-}
-
-// ReservationInfo is a slot held on a friend's relay.
-type ReservationInfo struct {
-	Relay   string    `json:"relay"`
-	Name    string    `json:"name"`
-	Expires time.Time `json:"expires"`
-	Addrs   []string  `json:"addrs"`
-}
-
-func (r *reachService) status() *ReachStatus {
-	st := &ReachStatus{Reachability: r.reach.State(), PortMapping: r.trav.PortMapping(),
-		Announced: addrStrings(r.trav.Announced()), HolePunches: r.trav.HolePunches(), Reservations: []ReservationInfo{}}
+func (r *reachService) status() *api.ReachStatus {
+	st := &api.ReachStatus{Reachability: apiReachState(r.reach.State()), PortMapping: api.PortMapping(r.trav.PortMapping()),
+		Announced: addrStrings(r.trav.Announced()), HolePunches: api.HolePunchStats(r.trav.HolePunches()), Reservations: []api.ReservationInfo{}}
 	for _, h := range r.res.Held() {
-		st.Reservations = append(st.Reservations, ReservationInfo{Relay: h.Relay.String(), Name: r.name(h.Relay),
+		st.Reservations = append(st.Reservations, api.ReservationInfo{Relay: h.Relay.String(), Name: r.name(h.Relay),
 			Expires: h.Expires.UTC(), Addrs: addrStrings(h.Addrs)})
 	}
 	if r.relay != nil {
-		rs := r.relay.Stats()
+		rs := api.RelayStats(r.relay.Stats())
 		st.Relay = &rs
 	}
 	if time.Since(r.n.started) > reachWarnDelay {
@@ -210,7 +183,7 @@ func (r *reachService) name(p peer.ID) string {
 }
 
 // withPath fills in how a friend is reached now, or why it is not.
-func (r *reachService) withPath(fi FriendInfo, f f2f.Friend) FriendInfo {
+func (r *reachService) withPath(fi api.FriendInfo, f f2f.Friend) api.FriendInfo {
 	if f.Online {
 		p := r.trav.PathTo(r.n.host, f.ID)
 		fi.Path = p.Kind
@@ -292,10 +265,10 @@ func shortDialError(s string) string {
 // existing friend, takes the invite's addresses and dials them at once.
 // An introduction invite (`kith id --introduce`) also introduces us to
 // its inviter, who adds us in the same step.
-func (n *Node) addFriendInvite(ctx context.Context, invite, name string) (FriendInfo, error) {
+func (n *Node) addFriendInvite(ctx context.Context, invite, name string) (api.FriendInfo, error) {
 	inv, err := f2f.ParseInvite(invite)
 	if err != nil {
-		return FriendInfo{}, err
+		return api.FriendInfo{}, err
 	}
 	if old, ok := n.friends.Get(inv.ID); ok {
 		fresh := 0
@@ -306,7 +279,7 @@ func (n *Node) addFriendInvite(ctx context.Context, invite, name string) (Friend
 		}
 		n.connector.LearnAddrs(inv.ID, inv.Addrs, f2f.SourceInvite)
 		if fresh == 0 && len(inv.IntroKey) == 0 {
-			return FriendInfo{}, fmt.Errorf("%w: %s (their invite has no address we did not know)", f2f.ErrAlreadyFriend, inv.ID)
+			return api.FriendInfo{}, fmt.Errorf("%w: %s (their invite has no address we did not know)", f2f.ErrAlreadyFriend, inv.ID)
 		}
 		f, _ := n.friends.Get(inv.ID)
 		fi := friendJSON(f)
@@ -315,7 +288,7 @@ func (n *Node) addFriendInvite(ctx context.Context, invite, name string) (Friend
 	}
 	f, err := n.friends.Add(inv, name)
 	if err != nil {
-		return FriendInfo{}, err
+		return api.FriendInfo{}, err
 	}
 	fi := friendJSON(f)
 	if len(inv.IntroKey) == 0 || n.reach == nil {
@@ -327,46 +300,33 @@ func (n *Node) addFriendInvite(ctx context.Context, invite, name string) (Friend
 	}
 	if err != nil {
 		n.friends.Remove(inv.ID.String())
-		return FriendInfo{}, err
+		return api.FriendInfo{}, err
 	}
 	return fi, nil
 }
 
 // Introduce returns an introduction invite: whoever adds it becomes a
 // friend on both sides at once (or waits for approval), once, within ttl.
-func (n *Node) Introduce(ttl time.Duration) (InviteInfo, error) {
+func (n *Node) Introduce(ttl time.Duration) (api.InviteInfo, error) {
 	seed, exp, err := n.reach.intros.Issue(ttl)
 	if err != nil {
-		return InviteInfo{}, err
+		return api.InviteInfo{}, err
 	}
 	text, err := f2f.NewIntroInvite(n.key, n.InviteAddrs(), n.Name(), seed, exp)
 	if err != nil {
-		return InviteInfo{}, err
+		return api.InviteInfo{}, err
 	}
-	return InviteInfo{Invite: text, PeerID: n.ID().String(), Name: n.Name(), Addrs: addrStrings(n.InviteAddrs()),
+	return api.InviteInfo{Invite: text, PeerID: n.ID().String(), Name: n.Name(), Addrs: addrStrings(n.InviteAddrs()),
 		Introduce: true, Expires: exp.UTC()}, nil
-}
-
-// IntroRequestInfo is an introduction waiting for approval.
-type IntroRequestInfo struct {
-	PeerID string    `json:"peer_id"`
-	Name   string    `json:"name"`
-	At     time.Time `json:"at"`
-}
-
-// IntroduceRequest is the body of POST /v1/invite/introduce.
-type IntroduceRequest struct {
-	// TTLSeconds is how long the invite works; 0 means a day.
-	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
 }
 
 // reachAPIErrors are the reachability and introduction errors the API
 // maps to codes.
 var reachAPIErrors = []apiErrorCode{
-	{f2f.ErrIntroRefused, "intro_refused", http.StatusConflict},
-	{f2f.ErrIntroUnreachable, "intro_unreachable", http.StatusBadGateway},
-	{f2f.ErrTooManyIntros, "too_many_intros", http.StatusConflict},
-	{f2f.ErrNoSuchRequest, "no_such_request", http.StatusNotFound},
+	{f2f.ErrIntroRefused, "intro_refused"},
+	{f2f.ErrIntroUnreachable, "intro_unreachable"},
+	{f2f.ErrTooManyIntros, "too_many_intros"},
+	{f2f.ErrNoSuchRequest, "no_such_request"},
 }
 
 func (a *apiServer) reachRoutes(mux *http.ServeMux) {
@@ -377,7 +337,7 @@ func (a *apiServer) reachRoutes(mux *http.ServeMux) {
 }
 
 func (a *apiServer) introduce(w http.ResponseWriter, r *http.Request) {
-	var req IntroduceRequest
+	var req api.IntroduceRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -390,9 +350,9 @@ func (a *apiServer) introduce(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) listIntroductions(w http.ResponseWriter, r *http.Request) {
-	out := []IntroRequestInfo{}
+	out := []api.IntroRequestInfo{}
 	for _, q := range a.n.reach.intros.Requests() {
-		out = append(out, IntroRequestInfo{PeerID: q.ID.String(), Name: q.Name, At: q.At})
+		out = append(out, api.IntroRequestInfo{PeerID: q.ID.String(), Name: q.Name, At: q.At})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -412,34 +372,5 @@ func (a *apiServer) rejectIntroduction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, IntroRequestInfo{PeerID: q.ID.String(), Name: q.Name, At: q.At})
-}
-
-// Introduce asks the daemon for an introduction invite good for ttl (0:
-// a day).
-func (c *Client) Introduce(ctx context.Context, ttl time.Duration) (InviteInfo, error) {
-	var out InviteInfo
-	err := c.do(ctx, http.MethodPost, "/v1/invite/introduce", IntroduceRequest{TTLSeconds: int64(ttl / time.Second)}, &out)
-	return out, err
-}
-
-// Introductions lists the introductions waiting for approval.
-func (c *Client) Introductions(ctx context.Context) ([]IntroRequestInfo, error) {
-	var out []IntroRequestInfo
-	err := c.do(ctx, http.MethodGet, "/v1/introductions", nil, &out)
-	return out, err
-}
-
-// ApproveIntroduction adds the node of a pending introduction as a friend.
-func (c *Client) ApproveIntroduction(ctx context.Context, ref string) (FriendInfo, error) {
-	var out FriendInfo
-	err := c.do(ctx, http.MethodPost, "/v1/introductions/"+url.PathEscape(ref)+"/approve", nil, &out)
-	return out, err
-}
-
-// RejectIntroduction drops a pending introduction.
-func (c *Client) RejectIntroduction(ctx context.Context, ref string) (IntroRequestInfo, error) {
-	var out IntroRequestInfo
-	err := c.do(ctx, http.MethodDelete, "/v1/introductions/"+url.PathEscape(ref), nil, &out)
-	return out, err
+	writeJSON(w, http.StatusOK, api.IntroRequestInfo{PeerID: q.ID.String(), Name: q.Name, At: q.At})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -28,9 +29,6 @@ type shareService struct {
 	index   *share.Index
 	server  *share.Server
 	manager *share.Manager
-
-	anonMu sync.Mutex
-	anon   map[[32]byte]bool // roots of anonymous (tunnels only) downloads
 
 	streamsMu sync.Mutex
 	streams   map[peer.ID]int // share streams being served, per friend
@@ -55,11 +53,6 @@ func startShare(n *Node) (*shareService, error) {
 	}
 	s.server = share.NewServer(s.index, opts...)
 	n.host.SetStreamHandler(protocol.ID(share.ProtocolID), s.handleStream)
-	if err := s.loadAnonymous(); err != nil {
-		n.host.RemoveStreamHandler(protocol.ID(share.ProtocolID))
-		cancel()
-		return nil, err
-	}
 	var limiter *share.RateLimiter
 	if n.cfg.MaxDownload > 0 {
 		limiter = share.NewRateLimiter(n.cfg.MaxDownload)
@@ -67,7 +60,7 @@ func startShare(n *Node) (*shareService, error) {
 	s.manager, err = share.NewManager(share.ManagerConfig{
 		DB: n.db, Dir: n.cfg.DownloadDir, Finder: friendFinder{s}, Log: n.log, Limiter: limiter,
 		Tuning:  n.cfg.DownloadTuning,
-		OnEvent: func(typ string, info share.DownloadInfo) { n.events.Publish(typ, info) },
+		OnEvent: n.publishDownloadEvent,
 	})
 	if err != nil {
 		n.host.RemoveStreamHandler(protocol.ID(share.ProtocolID))
@@ -84,7 +77,7 @@ func startShare(n *Node) (*shareService, error) {
 			n.log.Warn("rescanning shares", slog.Any("err", err))
 			return
 		}
-		n.events.Publish("share.scanned", st)
+		n.events.Publish(api.EventShareScanned, apiScan(st))
 	}()
 	return s, nil
 }
@@ -161,10 +154,11 @@ type friendFinder struct{ s *shareService }
 
 // FindSources asks the online friends, at most findConcurrency at a time,
 // then the router for tunnels.
-func (f friendFinder) FindSources(ctx context.Context, root [32]byte, skip func(string) bool) []*share.Source {
+func (f friendFinder) FindSources(ctx context.Context, req share.FindRequest) []*share.Source {
+	root, skip := req.Root, req.Skip
 	var out []*share.Source
 	friends := 0 // friend sources: found now, or already in use (skipped)
-	if !f.s.isAnonymous(root) {
+	if !req.Anonymous {
 		out = f.friendSources(ctx, root, skip)
 		friends = len(out)
 		for _, fr := range f.s.n.friends.List() {
@@ -256,51 +250,34 @@ func displayName(name string, id peer.ID) string {
 	return "…" + s[len(s)-8:]
 }
 
-// BrowseEntry is one entry of a friend's browsable shares.
-type BrowseEntry struct {
-	Name string `json:"name"`
-	Dir  bool   `json:"dir"`
-	Size int64  `json:"size,omitempty"`
-	Root string `json:"root,omitempty"`
-	Link string `json:"link,omitempty"`
-}
-
-// BrowseListing answers GET /v1/browse/{friend}.
-type BrowseListing struct {
-	Friend  string        `json:"friend"`
-	Path    string        `json:"path"`
-	Entries []BrowseEntry `json:"entries"`
-	More    bool          `json:"more"`
-}
-
 // Browse lists a friend's browsable shares at path.
-func (s *shareService) browse(ctx context.Context, ref, path string, offset int) (BrowseListing, error) {
+func (s *shareService) browse(ctx context.Context, ref, path string, offset int) (api.BrowseListing, error) {
 	fr, err := s.n.friends.Resolve(ref)
 	if err != nil {
-		return BrowseListing{}, err
+		return api.BrowseListing{}, err
 	}
 	if !fr.Online {
-		return BrowseListing{}, fmt.Errorf("%w: %s", ErrFriendOffline, displayName(fr.Name, fr.ID))
+		return api.BrowseListing{}, fmt.Errorf("%w: %s", ErrFriendOffline, displayName(fr.Name, fr.ID))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	p, err := s.openPeer(ctx, fr.ID)
 	if err != nil {
-		return BrowseListing{}, err
+		return api.BrowseListing{}, err
 	}
 	defer p.Close()
 	rep, err := p.Browse(ctx, path, offset)
 	var er share.ErrorReply
 	if errors.As(err, &er) && er.Code == share.CodeNotFound {
 		// The friend answered: the path is not among its browsable shares.
-		return BrowseListing{}, browseNotFound(displayName(fr.Name, fr.ID), ref, path, er.Message)
+		return api.BrowseListing{}, browseNotFound(displayName(fr.Name, fr.ID), ref, path, er.Message)
 	}
 	if err != nil {
-		return BrowseListing{}, fmt.Errorf("browsing %s: %w", displayName(fr.Name, fr.ID), err)
+		return api.BrowseListing{}, fmt.Errorf("browsing %s: %w", displayName(fr.Name, fr.ID), err)
 	}
-	out := BrowseListing{Friend: displayName(fr.Name, fr.ID), Path: path, Entries: []BrowseEntry{}, More: rep.More}
+	out := api.BrowseListing{Friend: displayName(fr.Name, fr.ID), Path: path, Entries: []api.BrowseEntry{}, More: rep.More}
 	for _, e := range rep.Entries {
-		be := BrowseEntry{Name: e.Name, Dir: e.Dir}
+		be := api.BrowseEntry{Name: e.Name, Dir: e.Dir}
 		if !e.Dir {
 			be.Size = e.Size
 			be.Root = hex.EncodeToString(e.Root[:])

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	bolt "go.etcd.io/bbolt"
 	"lukechampine.com/blake3"
 
 	"kith/chat"
@@ -35,10 +34,6 @@ const (
 	// searchAnswerLimit bounds the files one search is answered with.
 	searchAnswerLimit = tunnels.MaxFilesPerResult * 4
 )
-
-// bucketAnonDownloads holds the roots of downloads asked for with
-// --anonymous (tunnels only, friends never asked).
-var bucketAnonDownloads = []byte("node.anonymous_downloads")
 
 // tunnelService wires the turtle router into the node: it answers tunnel
 // requests and searches from the anonymous shares, serves the share
@@ -292,62 +287,8 @@ func (n *Node) Router() *tunnels.Router {
 
 // AddDownload queues a download of link into dir (the downloads folder if
 // empty). An anonymous download uses tunnels only: friends are never
-// asked, and this survives restarts.
+// asked; the download manager keeps the mark with the download, so it
+// survives restarts.
 func (n *Node) AddDownload(link share.Link, dir string, anonymous bool) (share.DownloadInfo, error) {
-	was := n.share.isAnonymous(link.Root)
-	if err := n.share.setAnonymous(link.Root, anonymous); err != nil {
-		return share.DownloadInfo{}, err
-	}
-	info, err := n.share.manager.Add(link, dir)
-	if err != nil && was != anonymous {
-		n.share.setAnonymous(link.Root, was)
-	}
-	return info, err
-}
-
-// loadAnonymous reads the roots of anonymous downloads.
-func (s *shareService) loadAnonymous() error {
-	s.anon = make(map[[32]byte]bool)
-	return s.n.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketAnonDownloads)
-		if err != nil {
-			return err
-		}
-		return b.ForEach(func(k, _ []byte) error {
-			if len(k) == 32 {
-				s.anon[[32]byte(k)] = true
-			}
-			return nil
-		})
-	})
-}
-
-func (s *shareService) isAnonymous(root [32]byte) bool {
-	s.anonMu.Lock()
-	defer s.anonMu.Unlock()
-	return s.anon[root]
-}
-
-func (s *shareService) setAnonymous(root [32]byte, on bool) error {
-	s.anonMu.Lock()
-	defer s.anonMu.Unlock()
-	if s.anon[root] == on {
-		return nil
-	}
-	err := s.n.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAnonDownloads)
-		if on {
-			return b.Put(root[:], []byte{1})
-		}
-		return b.Delete(root[:])
-	})
-	if err != nil {
-		return fmt.Errorf("recording anonymous download: %w", err)
-	}
-	if on {
-		s.anon[root] = true
-	} else {
-		delete(s.anon, root)
-	}
-	return nil
+	return n.share.manager.AddWith(link, dir, share.AddOptions{Anonymous: anonymous})
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	bolt "go.etcd.io/bbolt"
 	"io"
+	"kith/internal/store"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"kith/node/api"
 	"kith/share"
 	"kith/tunnels"
 )
@@ -84,9 +87,9 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 	shareDir(t, e, dir, share.ShareFlags{Anonymous: true})
 
 	// Search through the API, as `kith search` does.
-	c := NewClient(a.cfg.Home)
-	var hits []SearchHit
-	err := c.Search(context.Background(), "secret gard", 4*time.Second, func(h SearchHit) error {
+	c := api.NewClient(a.cfg.Home)
+	var hits []api.SearchHit
+	err := c.Search(context.Background(), "secret gard", 4*time.Second, func(h api.SearchHit) error {
 		hits = append(hits, h)
 		return nil
 	})
@@ -96,7 +99,7 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 	if len(hits) != 1 || hits[0].Name != "Secret Garden.mkv" || hits[0].Size != size || hits[0].Sources != 1 {
 		t.Fatalf("API search: %+v", hits)
 	}
-	if err := c.Search(context.Background(), "  ", 0, func(SearchHit) error { return nil }); !errors.Is(err, ErrBadRequest) {
+	if err := c.Search(context.Background(), "  ", 0, func(api.SearchHit) error { return nil }); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("empty search: %v", err)
 	}
 
@@ -160,7 +163,7 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.AddDownload(ctx, GetRequest{Link: hits[0].Link, Anonymous: true}); err != nil {
+	if _, err := c.AddDownload(ctx, api.GetRequest{Link: hits[0].Link, Anonymous: true}); err != nil {
 		t.Fatal(err)
 	}
 	info := waitDownload(t, a, tree.Root, 2*time.Minute)
@@ -182,7 +185,7 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 	if !sameFile(t, src, info.Path) {
 		t.Fatal("downloaded file differs")
 	}
-	if !a.share.isAnonymous(tree.Root) {
+	if !isAnonymous(a, tree.Root) {
 		t.Error("anonymous mark lost")
 	}
 	t.Logf("sources: %+v", info.Sources)
@@ -379,27 +382,66 @@ func closeAll(srcs []*share.Source) {
 	}
 }
 
+// isAnonymous reports whether n's download of root is marked
+// tunnels-only.
+func isAnonymous(n *Node, root [32]byte) bool {
+	info, _ := n.Downloads().Info(root)
+	return info.Anonymous
+}
+
 // TestAnonymousMarkSurvivesRestart: a download asked for with --anonymous
-// stays tunnels-only after a restart; asking again without it clears it.
+// stays tunnels-only after a restart; cancelling it drops the mark, and
+// asking again without it leaves it off.
 func TestAnonymousMarkSurvivesRestart(t *testing.T) {
 	n, home := testNode(t, "solo")
 	link := share.Link{Root: [32]byte{1, 2, 3}, Name: "x.bin", Size: 1 << 20}
 	if _, err := n.AddDownload(link, "", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Downloads().Cancel(link.Root); err != nil {
-		t.Fatal(err)
-	}
 	n.Close()
 	n = startHome(t, home)
-	if !n.share.isAnonymous(link.Root) {
+	if !isAnonymous(n, link.Root) {
 		t.Fatal("anonymous mark lost across a restart")
+	}
+	if err := n.Downloads().Cancel(link.Root); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := n.AddDownload(link, "", false); err != nil {
 		t.Fatal(err)
 	}
-	if n.share.isAnonymous(link.Root) {
+	if isAnonymous(n, link.Root) {
 		t.Fatal("anonymous mark kept for a download asked for without it")
+	}
+}
+
+// TestAnonymousMarkMovedFromNodeBucket: a home whose database the node
+// wrote before the mark moved into share's download records (the roots
+// in node.anonymous_downloads) keeps its anonymous downloads tunnels-only.
+func TestAnonymousMarkMovedFromNodeBucket(t *testing.T) {
+	n, home := testNode(t, "solo")
+	link := share.Link{Root: [32]byte{4, 5, 6}, Name: "y.bin", Size: 1 << 20}
+	if _, err := n.AddDownload(link, "", false); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	db, err := store.Open(filepath.Join(home, DBFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("node.anonymous_downloads"))
+		if err != nil {
+			return err
+		}
+		return b.Put(link.Root[:], []byte{1})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = startHome(t, home)
+	if !isAnonymous(n, link.Root) {
+		t.Fatal("the mark of the old bucket was not moved")
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 	"golang.org/x/net/netutil"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -57,12 +58,13 @@ import (
 //go:embed webui
 var webFiles embed.FS
 
-// ErrWebOff means the web UI is not running: `kith up --no-web`, the
-// setting `web off`, or its address could not be listened on.
-var ErrWebOff = errors.New("the web UI is not running")
-
-// ErrBadWebAddr means a web UI address is not a loopback host:port.
-var ErrBadWebAddr = errors.New("the web UI's address must be a loopback host:port")
+// The web UI's errors are package api's (the client sees their codes).
+var (
+	// ErrWebOff: the web UI is not running.
+	ErrWebOff = api.ErrWebOff
+	// ErrBadWebAddr: a web UI address is not a loopback host:port.
+	ErrBadWebAddr = api.ErrBadWebAddr
+)
 
 // webCSP is the Content-Security-Policy of every answer of the web server.
 const webCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; " +
@@ -304,7 +306,7 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 // again in another tab) and that it should load it again.
 func refuseCode(w http.ResponseWriter, r *http.Request, status int, msg, code string) {
 	if strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/web/") || r.URL.Path == "/metrics" {
-		writeJSON(w, status, ErrorBody{Error: msg, Code: code})
+		writeJSON(w, status, api.ErrorBody{Error: msg, Code: api.Code(code)})
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

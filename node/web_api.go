@@ -3,34 +3,9 @@ package node
 import (
 	"errors"
 	"net/http"
-	"time"
+
+	"kith/node/api"
 )
-
-// WebInfo is the answer of GET /v1/web: where the web UI is served.
-type WebInfo struct {
-	Running bool   `json:"running"`
-	URL     string `json:"url,omitempty"`
-	// Error says why it is not running, and what to do.
-	Error string `json:"error,omitempty"`
-}
-
-// WebLogin is the answer of POST /v1/web/login: a link that logs a browser
-// in once, until Expires.
-type WebLogin struct {
-	URL     string    `json:"url"`
-	Expires time.Time `json:"expires"`
-}
-
-// RenameFriendRequest is the body of PATCH /v1/friends/{ref}.
-type RenameFriendRequest struct {
-	Name string `json:"name"`
-}
-
-func init() {
-	apiErrors = append(apiErrors,
-		apiErrorCode{ErrWebOff, "web_off", http.StatusConflict},
-		apiErrorCode{ErrBadWebAddr, "bad_web_addr", http.StatusBadRequest})
-}
 
 // webRoutes are the API endpoints the web UI adds. /v1/web/... is for the
 // unix socket only (the web server does not serve it to browsers): a login
@@ -44,10 +19,10 @@ func (a *apiServer) webRoutes(mux *http.ServeMux) {
 func (a *apiServer) webInfo(w http.ResponseWriter, r *http.Request) {
 	web, err := a.n.webState()
 	if err != nil {
-		writeJSON(w, http.StatusOK, WebInfo{Error: err.Error()})
+		writeJSON(w, http.StatusOK, api.WebInfo{Error: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, WebInfo{Running: true, URL: web.url()})
+	writeJSON(w, http.StatusOK, api.WebInfo{Running: true, URL: web.url()})
 }
 
 func (a *apiServer) webLogin(w http.ResponseWriter, r *http.Request) {
@@ -57,11 +32,11 @@ func (a *apiServer) webLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	url, exp := web.loginLink()
-	writeJSON(w, http.StatusCreated, WebLogin{URL: url, Expires: exp.UTC()})
+	writeJSON(w, http.StatusCreated, api.WebLogin{URL: url, Expires: exp.UTC()})
 }
 
 func (a *apiServer) renameFriend(w http.ResponseWriter, r *http.Request) {
-	var req RenameFriendRequest
+	var req api.RenameFriendRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -71,7 +46,7 @@ func (a *apiServer) renameFriend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fi := a.n.reach.withPath(friendJSON(f), f)
-	a.n.events.Publish("friend.renamed", fi)
+	a.n.events.Publish(api.EventFriendRenamed, fi)
 	writeJSON(w, http.StatusOK, fi)
 }
 

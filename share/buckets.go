@@ -19,4 +19,8 @@ var (
 	// bucketBitmaps maps a root to the bitmap of verified groups of its
 	// download.
 	bucketBitmaps = []byte("share.bitmaps")
+	// legacyBucketAnonymous is where package node kept the roots of
+	// anonymous downloads before the mark moved into downloadRecord; a
+	// Manager moves what it holds on open and deletes it.
+	legacyBucketAnonymous = []byte("node.anonymous_downloads")
 )

@@ -41,10 +41,31 @@ type Source struct {
 }
 
 // Finder finds sources for a file. FindSources returns the sources it can
-// reach now for root, skipping keys for which skip returns true; it must
-// return within ctx and may return none.
+// reach now for req.Root, skipping keys for which req.Skip returns true;
+// it must return within ctx and may return none.
 type Finder interface {
-	FindSources(ctx context.Context, root [32]byte, skip func(key string) bool) []*Source
+	FindSources(ctx context.Context, req FindRequest) []*Source
+}
+
+// FindRequest is what a download asks its Finder for.
+type FindRequest struct {
+	Root [32]byte
+	// Anonymous is set for a download asked for with AddOptions.Anonymous:
+	// the Finder must not ask friends, only anonymous tunnels.
+	Anonymous bool
+	// Skip reports whether a source key is in use by the download already,
+	// or was dropped by it.
+	Skip func(key string) bool
+}
+
+// AddOptions are the choices of one Add.
+type AddOptions struct {
+	// Anonymous downloads through anonymous tunnels only: the Finder is
+	// told not to ask friends (FindRequest.Anonymous). The mark is kept
+	// with the download, so it survives restarts, and goes with it when
+	// the download is cancelled; adding the file again without it clears
+	// it.
+	Anonymous bool
 }
 
 // DownloadState is where a download is in its life.
@@ -98,6 +119,8 @@ type DownloadInfo struct {
 	Sources  []SourceInfo `json:"sources"`
 	Added    time.Time    `json:"added"`
 	Finished time.Time    `json:"finished,omitzero"`
+	// Anonymous is set for a download through anonymous tunnels only.
+	Anonymous bool `json:"anonymous,omitempty"`
 	// Counters of this run of the daemon, for tests and diagnostics.
 	ResumedGroups   int64 `json:"resumed_groups"`   // verified before this run started
 	FetchedGroups   int64 `json:"fetched_groups"`   // received in this run (good, bad and duplicate)
@@ -123,6 +146,9 @@ type downloadRecord struct {
 	// the link, so that a crash between the link and the record of the
 	// download as done is found at the next start (see recoverPlaced).
 	Placing string `json:"placing,omitempty"`
+	// Anonymous marks a download through anonymous tunnels only
+	// (AddOptions.Anonymous).
+	Anonymous bool `json:"anonymous,omitempty"`
 }
 
 // ManagerConfig configures a download Manager.
@@ -236,6 +262,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err := store.CreateBuckets(cfg.DB, bucketDownloads, bucketBitmaps); err != nil {
 		return nil, err
 	}
+	if err := migrateAnonymous(cfg.DB); err != nil {
+		return nil, err
+	}
 	partial := filepath.Join(cfg.Dir, ".partial")
 	if err := os.MkdirAll(partial, 0o700); err != nil {
 		return nil, fmt.Errorf("creating downloads folder: %w", err)
@@ -285,6 +314,11 @@ func (m *Manager) Close() error {
 // Add queues a download of the file named by link into dir (the downloads
 // folder if empty) and starts it.
 func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
+	return m.AddWith(link, dir, AddOptions{})
+}
+
+// AddWith is Add with options: Add is AddWith with none.
+func (m *Manager) AddWith(link Link, dir string, opts AddOptions) (DownloadInfo, error) {
 	if m.ctx.Err() != nil {
 		return DownloadInfo{}, ErrManagerClosed
 	}
@@ -292,7 +326,7 @@ func (m *Manager) Add(link Link, dir string) (DownloadInfo, error) {
 	if err != nil {
 		return DownloadInfo{}, err
 	}
-	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC()}
+	rec := downloadRecord{Name: name, Size: link.Size, Dir: dir, State: StateQueued, Added: time.Now().UTC(), Anonymous: opts.Anonymous}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r, ok := m.runs[link.Root]; ok {
@@ -399,7 +433,7 @@ func (m *Manager) Info(root [32]byte) (DownloadInfo, bool) {
 	info := DownloadInfo{
 		Root: hex.EncodeToString(root[:]), Name: rec.Name, Size: rec.Size, SizeProven: rec.SizeProven, Dir: rec.Dir,
 		State: rec.State, Reason: rec.Reason, Path: rec.Path, Error: rec.Error, Added: rec.Added, Finished: rec.Finished,
-		Sources: []SourceInfo{},
+		Sources: []SourceInfo{}, Anonymous: rec.Anonymous,
 	}
 	if rec.Size >= 0 {
 		info.Groups = Groups(rec.Size)

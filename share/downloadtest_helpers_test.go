@@ -124,11 +124,12 @@ type testFinder struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	sources []*testSource
-	calls   int
-	skips   []map[string]bool // what skip said, per call
-	handed  []*handedSource
+	mu       sync.Mutex
+	sources  []*testSource
+	calls    int
+	skips    []map[string]bool // what skip said, per call
+	requests []FindRequest     // every request, in order
+	handed   []*handedSource
 }
 
 // handedSource is a Source the Finder gave out.
@@ -165,9 +166,11 @@ func (f *testFinder) close() {
 	f.wg.Wait()
 }
 
-func (f *testFinder) FindSources(ctx context.Context, root [32]byte, skip func(string) bool) []*Source {
+func (f *testFinder) FindSources(ctx context.Context, req FindRequest) []*Source {
+	root, skip := req.Root, req.Skip
 	f.mu.Lock()
 	f.calls++
+	f.requests = append(f.requests, req)
 	sources := append([]*testSource(nil), f.sources...)
 	skips := map[string]bool{}
 	f.skips = append(f.skips, skips)
@@ -433,4 +436,17 @@ func waitEnded(t *testing.T, m *Manager, root [32]byte) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// requestsOf returns the Finder's requests for root so far, in order.
+func (f *testFinder) requestsOf(root [32]byte) []FindRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []FindRequest
+	for _, r := range f.requests {
+		if r.Root == root {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -28,7 +28,7 @@ func (r *run) info() DownloadInfo {
 		Root: r.rootHex(), Name: r.rec.Name, Size: r.rec.Size, SizeProven: r.rec.SizeProven, Dir: r.rec.Dir,
 		State: r.rec.State, Reason: r.rec.Reason, Path: r.rec.Path, Error: r.rec.Error,
 		Groups: r.groups, Verified: r.stored, Received: r.received, Rate: r.meter.rate(),
-		Added: r.rec.Added, Finished: r.rec.Finished, Sources: []SourceInfo{},
+		Added: r.rec.Added, Finished: r.rec.Finished, Sources: []SourceInfo{}, Anonymous: r.rec.Anonymous,
 		ResumedGroups: r.resumed, FetchedGroups: r.fetched, DuplicateGroups: r.duplicates, BadRanges: r.bad,
 	}
 	if r.groups == 0 && r.rec.Size > 0 {

@@ -74,13 +74,16 @@ func closeSources(srcs []*Source) {
 func (r *run) find() []*Source {
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
 	defer cancel()
-	return r.m.cfg.Finder.FindSources(ctx, r.root, func(key string) bool {
+	r.mu.Lock()
+	anonymous := r.rec.Anonymous
+	r.mu.Unlock()
+	return r.m.cfg.Finder.FindSources(ctx, FindRequest{Root: r.root, Anonymous: anonymous, Skip: func(key string) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		_, inUse := r.sources[key]
 		_, bad := r.dropped[key]
 		return inUse || bad
-	})
+	}})
 }
 
 func (r *run) activeSources() int {

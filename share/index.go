@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -106,6 +107,25 @@ type Index struct {
 	shares map[string]shareRecord
 	// scanning holds the cancel function of the running scan, by folder.
 	scanning map[string]context.CancelCauseFunc
+
+	// scans counts what every share scan since Open did (ScanTotals).
+	scans struct {
+		scans, hashed, bytesHashed atomic.Int64
+	}
+}
+
+// ScanTotals counts what the scans of shares since the index was opened
+// did, for an operator's counters.
+type ScanTotals struct {
+	// Scans counts share scans finished (one per share of a Rescan).
+	Scans int64
+	// Hashed and BytesHashed count the files hashed and their bytes.
+	Hashed, BytesHashed int64
+}
+
+// ScanTotals returns what the scans since Open did.
+func (x *Index) ScanTotals() ScanTotals {
+	return ScanTotals{Scans: x.scans.scans.Load(), Hashed: x.scans.hashed.Load(), BytesHashed: x.scans.bytesHashed.Load()}
 }
 
 // shareRecord is the value of bucketShares.

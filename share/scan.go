@@ -160,6 +160,9 @@ func (x *Index) RescanShare(ctx context.Context, dir string) (ScanStats, error) 
 	s := &scan{x: x, dir: abs, name: share.Name, log: x.log.With(slog.String("share", share.Name))}
 	err := s.run(ctx, cancel)
 	s.stats.Duration = time.Since(start)
+	x.scans.scans.Add(1)
+	x.scans.hashed.Add(int64(s.stats.Hashed))
+	x.scans.bytesHashed.Add(s.stats.BytesHashed)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && errors.Is(err, context.Canceled) {
 			err = cause

@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,9 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kith/chat"
 	"kith/internal/peertext"
-	"kith/node"
+	"kith/node/api"
 )
 
 func newChatCmd(g *globals) *cobra.Command {
@@ -35,13 +34,13 @@ func newChatCmd(g *globals) *cobra.Command {
 func messageText(words []string) (string, error) {
 	text := strings.Join(words, " ")
 	if text == "-" {
-		b, err := readAllLimited(os.Stdin, chat.MaxTextSize+1)
+		b, err := readAllLimited(os.Stdin, api.MaxTextSize+1)
 		if err != nil {
 			return "", fmt.Errorf("reading the message from stdin: %w", err)
 		}
 		text = strings.TrimRight(string(b), "\n")
 	}
-	if err := chat.CheckText(text); err != nil {
+	if err := api.CheckText(text); err != nil {
 		return "", err
 	}
 	return text, nil
@@ -57,15 +56,103 @@ func newChatSendCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
-				m, err := c.ChatSend(ctx, a[0], text)
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				m, err := sendOnce(ctx, c, a[0], text)
 				if err != nil {
 					return err
 				}
-				fmt.Printf("sent %s (waits in the outbox until %s is online)\n", m.ID, a[0])
+				conv, online := sentTo(ctx, c, a[0], m)
+				name := a[0]
+				if conv.Name != "" {
+					name = conv.Name
+				}
+				name = peertext.Line(name)
+				if !online {
+					fmt.Printf("sent %s (waits in the outbox until %s is online)\n", m.ID, name)
+					return nil
+				}
+				if waitDelivered(ctx, c, a[0], m) {
+					fmt.Printf("delivered %s to %s\n", m.ID, name)
+					return nil
+				}
+				fmt.Printf("sent %s; %s is online but did not acknowledge it within %v: it waits in the outbox until they do\n",
+					m.ID, name, sendAckWait)
 				return nil
 			})
 		},
+	}
+}
+
+const (
+	// sendAckWait bounds how long `kith chat send` waits for an online
+	// friend's acknowledgement before it says the message waits in the
+	// outbox (a friend online on loopback acks in milliseconds).
+	sendAckWait = 3 * time.Second
+	// sendAckPoll is how often it looks meanwhile.
+	sendAckPoll = 50 * time.Millisecond
+	// sendTries bounds the times `kith chat send` asks the daemon when
+	// its answer was lost (not an answer of the daemon, nor no daemon):
+	// each try carries the same idempotency key, so the daemon stores the
+	// message once.
+	sendTries = 3
+)
+
+// sendOnce sends text to friend with an idempotency key made for this
+// invocation, asking again with the same key while the answer is lost.
+func sendOnce(ctx context.Context, c *api.Client, friend, text string) (api.Message, error) {
+	req := api.SendRequest{Text: text, IdempotencyKey: api.NewIdempotencyKey()}
+	var apiErr *api.Error
+	for try := 1; ; try++ {
+		m, err := c.ChatSendRequest(ctx, friend, req)
+		if err == nil || try == sendTries || errors.As(err, &apiErr) || errors.Is(err, api.ErrNoDaemon) || ctx.Err() != nil {
+			return m, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sentTo finds the conversation m was sent in (its last message is m, or
+// it is the friend's by name or peer ID) and whether the friend is online.
+func sentTo(ctx context.Context, c *api.Client, friend string, m api.Message) (api.Conversation, bool) {
+	convs, err := c.Conversations(ctx)
+	if err != nil {
+		return api.Conversation{}, false
+	}
+	for _, cv := range convs {
+		if cv.Last != nil && cv.Last.ID == m.ID {
+			return cv, cv.Online
+		}
+	}
+	for _, cv := range convs {
+		if cv.Name == friend || cv.PeerID == friend {
+			return cv, cv.Online
+		}
+	}
+	return api.Conversation{}, false
+}
+
+// waitDelivered reports whether friend acknowledged m within sendAckWait.
+func waitDelivered(ctx context.Context, c *api.Client, friend string, m api.Message) bool {
+	if m.Delivered || m.Seq == 0 {
+		return m.Delivered // a retry's answer: acked already, or no longer in the history
+	}
+	deadline := time.Now().Add(sendAckWait)
+	for {
+		ms, err := c.ChatLog(ctx, friend, m.Seq-1, time.Time{}, 1)
+		if err != nil {
+			return false
+		}
+		if len(ms) == 1 && ms[0].ID == m.ID && ms[0].Delivered {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(sendAckPoll):
+		}
 	}
 }
 
@@ -83,8 +170,8 @@ func newChatLogCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
-				err := printMessagePages(asJSON, "me", a[0], func(after uint64) ([]chat.Message, error) {
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				err := printMessagePages(asJSON, "me", a[0], func(after uint64) ([]api.Message, error) {
 					return c.ChatLog(ctx, a[0], after, from, 0)
 				})
 				if err != nil {
@@ -103,7 +190,7 @@ func newChatLogCmd(g *globals) *cobra.Command {
 				for _, cv := range convs {
 					if (cv.PeerID == a[0] || cv.Name == a[0]) && cv.Trimmed > 0 {
 						fmt.Printf("(%d older messages were deleted: a conversation keeps at most %d MiB)\n",
-							cv.Trimmed, chat.HistoryBudget>>20)
+							cv.Trimmed, api.HistoryBudget>>20)
 					}
 				}
 				return nil
@@ -121,7 +208,7 @@ func newChatClearCmd(g *globals) *cobra.Command {
 		Short: "delete the history with a friend (messages not delivered yet stay)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if err := c.ChatClear(ctx, a[0]); err != nil {
 					return err
 				}
@@ -137,7 +224,7 @@ func newChatClearCmd(g *globals) *cobra.Command {
 // the history: JSON (one array), or one line per message with its time,
 // author and text (made safe to show); outgoing messages not delivered
 // yet are marked.
-func printMessagePages(asJSON bool, me, them string, page func(after uint64) ([]chat.Message, error)) error {
+func printMessagePages(asJSON bool, me, them string, page func(after uint64) ([]api.Message, error)) error {
 	var after uint64
 	n := 0
 	out := bufio.NewWriter(os.Stdout)
@@ -155,7 +242,7 @@ func printMessagePages(asJSON bool, me, them string, page func(after uint64) ([]
 		}
 		for _, m := range ms {
 			if asJSON {
-				b, err := json.Marshal(m)
+				b, err := marshalJSON(m)
 				if err != nil {
 					return err
 				}
@@ -222,37 +309,39 @@ func newIdentityCmd(g *globals) *cobra.Command {
 		Short: "list your chat identities",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				ids, err := c.Identities(ctx)
 				if err != nil {
 					return err
 				}
 				return printList(ids, asJSON, "no chat identities yet: `kith identity new NICK`",
-					"NICK\tCHAT ID\tCREATED", func(i node.IdentityInfo) string {
+					"NICK\tCHAT ID\tCREATED", func(i api.IdentityInfo) string {
 						return fmt.Sprintf("%s\t%s\t%s", peertext.Line(i.Nick), i.ChatID, i.Created.Local().Format("2006-01-02 15:04"))
 					})
 			})
 		},
 	}
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var newJSON bool
 	newCmd := &cobra.Command{
-		Use:   "new NICK",
+		Use:   "new NICK [--json]",
 		Short: "make a chat identity with a fresh key; prints its chat id to give out",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if err := chat.CheckNick(strings.TrimSpace(a[0])); err != nil {
-				return err
-			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				i, err := c.NewIdentity(ctx, a[0])
 				if err != nil {
 					return err
+				}
+				if newJSON {
+					return printJSON(i)
 				}
 				fmt.Printf("%s\t%s\n", peertext.Line(i.Nick), i.ChatID)
 				return nil
 			})
 		},
 	}
+	newCmd.Flags().BoolVar(&newJSON, "json", false, "print the identity made as JSON")
 	cmd.AddCommand(ls, newCmd)
 	return cmd
 }
@@ -274,14 +363,11 @@ func newDistantCmd(g *globals) *cobra.Command {
 		Short: "send a message to a chat id (it waits until a tunnel reaches it; TEXT - reads stdin)",
 		Args:  args(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if _, err := chat.ParseChatID(a[0]); err != nil {
-				return err
-			}
 			text, err := messageText(a[1:])
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				m, err := c.DistantSend(ctx, a[0], as, text)
 				if err != nil {
 					return err
@@ -301,11 +387,8 @@ func newDistantCmd(g *globals) *cobra.Command {
 		Short: "print the history with a chat id",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if _, err := chat.ParseChatID(a[0]); err != nil {
-				return err
-			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
-				return printMessagePages(asJSON, "me", a[0][:12], func(after uint64) ([]chat.Message, error) {
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				return printMessagePages(asJSON, "me", a[0][:12], func(after uint64) ([]api.Message, error) {
 					return c.DistantLog(ctx, a[0], logAs, after, 0)
 				})
 			})
@@ -333,12 +416,12 @@ func newDistantLsCmd(g *globals, requests bool) *cobra.Command {
 		Short: short,
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				all, err := c.DistantList(ctx)
 				if err != nil {
 					return err
 				}
-				var list []node.DistantConversation
+				var list []api.DistantConversation
 				others := 0
 				for _, d := range all {
 					if d.Request == requests {
@@ -347,7 +430,7 @@ func newDistantLsCmd(g *globals, requests bool) *cobra.Command {
 						others++
 					}
 				}
-				err = printList(list, asJSON, empty, "CHAT ID\tAS\tMESSAGES\tUNREAD\tLAST", func(d node.DistantConversation) string {
+				err = printList(list, asJSON, empty, "CHAT ID\tAS\tMESSAGES\tUNREAD\tLAST", func(d api.DistantConversation) string {
 					last := ""
 					if d.Last != nil {
 						last = d.Last.Stored.Local().Format("2006-01-02 15:04") + "  " + truncateText(peertext.Line(d.Last.Text), 40)
@@ -387,10 +470,7 @@ func newDistantAcceptCmd(g *globals) *cobra.Command {
 		Short: "accept a request: its messages come in in full from now on",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if _, err := chat.ParseChatID(a[0]); err != nil {
-				return err
-			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if err := c.DistantAccept(ctx, a[0], as); err != nil {
 					return err
 				}
@@ -410,10 +490,7 @@ func newDistantRmCmd(g *globals) *cobra.Command {
 		Short: "delete a distant conversation or request; if it writes again, that is a new request",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if _, err := chat.ParseChatID(a[0]); err != nil {
-				return err
-			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if err := c.DistantDelete(ctx, a[0], as); err != nil {
 					return err
 				}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // TestDistantCLI: a message from a chat id bob never answered is a
@@ -18,8 +18,8 @@ func TestDistantCLI(t *testing.T) {
 	alice := strings.Fields(mustKith(t, "identity", "new", "alice-pseudo", "--home", homeA))[1]
 	bob := strings.Fields(mustKith(t, "identity", "new", "bob-pseudo", "--home", homeB))[1]
 	mustKith(t, "distant", "send", bob, "hello from nowhere", "--home", homeA)
-	requests := func() []node.DistantConversation {
-		var ds []node.DistantConversation
+	requests := func() []api.DistantConversation {
+		var ds []api.DistantConversation
 		if err := json.Unmarshal([]byte(mustKith(t, "distant", "requests", "--json", "--home", homeB)), &ds); err != nil {
 			t.Fatal(err)
 		}

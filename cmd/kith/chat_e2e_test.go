@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"kith/chat"
-	"kith/node"
+	"kith/node/api"
 )
 
 // chatPair starts two daemons, alice and bob, that are friends and online.
-func chatPair(t *testing.T) (homeA, homeB string, da, db *daemon, idA, idB node.InviteInfo) {
+func chatPair(t *testing.T) (homeA, homeB string, da, db *daemon, idA, idB api.InviteInfo) {
 	t.Helper()
 	dir := t.TempDir()
 	homeA, homeB = filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
@@ -33,7 +33,7 @@ func chatPair(t *testing.T) (homeA, homeB string, da, db *daemon, idA, idB node.
 
 func TestChatCLI(t *testing.T) {
 	homeA, homeB, da, db, _, _ := chatPair(t)
-	long := strings.Repeat("x", chat.MaxTextSize+1)
+	long := strings.Repeat("x", api.MaxTextSize+1)
 	for _, c := range []struct {
 		name string
 		args []string
@@ -59,7 +59,7 @@ func TestChatCLI(t *testing.T) {
 	}
 
 	mustKith(t, "chat", "send", "bob", "hello", "bob", "--home", homeA)
-	var got []chat.Message
+	var got []api.Message
 	deadline := time.Now().Add(15 * time.Second)
 	for len(got) == 0 && time.Now().Before(deadline) {
 		json.Unmarshal([]byte(mustKith(t, "chat", "log", "alice", "--json", "--home", homeB)), &got)
@@ -99,8 +99,8 @@ func TestChatSurvivesKill(t *testing.T) {
 	homeA, homeB, _, db, idA, idB := chatPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ca, cb := node.NewClient(homeA), node.NewClient(homeB)
-	sent := make([]chat.MsgID, total)
+	ca, cb := api.NewClient(homeA), api.NewClient(homeB)
+	sent := make([]string, total)
 	sendErr := make(chan error, 1)
 	go func() { // alice writes while bob is killed and restarted
 		for i := range total {
@@ -113,8 +113,8 @@ func TestChatSurvivesKill(t *testing.T) {
 		}
 		sendErr <- nil
 	}()
-	all := func() ([]chat.Message, error) {
-		var out []chat.Message
+	all := func() ([]api.Message, error) {
+		var out []api.Message
 		for after := uint64(0); ; {
 			ms, err := cb.ChatLog(ctx, idA.PeerID, after, time.Time{}, 0)
 			if err != nil || len(ms) == 0 {

@@ -24,7 +24,7 @@ import (
 	"kith/chat/pb"
 	"kith/f2f"
 	"kith/internal/frame"
-	"kith/node"
+	"kith/node/api"
 )
 
 // procMemory reads a process's resident memory now and its peak (VmRSS
@@ -90,7 +90,7 @@ func chatFlood(t *testing.T, transport string) {
 	mustKith(t, "init", "--name", "victim", "--home", homeV)
 	mustKith(t, "init", "--name", "carol", "--home", homeC)
 	dv, dc := startDaemon(t, homeV), startDaemon(t, homeC)
-	var idV, idC node.InviteInfo
+	var idV, idC api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeV)), &idV)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeC)), &idC)
 	mustKith(t, "friend", "add", idC.Invite, "--home", homeV)
@@ -135,7 +135,7 @@ func chatFlood(t *testing.T, transport string) {
 	waitFriend(t, homeV, idC.PeerID, true)
 
 	// Idle memory, after one message each way warmed the chat up.
-	cv, cc := node.NewClient(homeV), node.NewClient(homeC)
+	cv, cc := api.NewClient(homeV), api.NewClient(homeC)
 	if _, err := cc.ChatSend(ctx, idV.PeerID, "warm-up"); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func chatFlood(t *testing.T, transport string) {
 	// The attack: 512 streams at once, each pumping frames of the largest
 	// size and never reading; a reset stream is opened again, within
 	// maxOpens and maxBytes.
-	text := strings.Repeat("m", chat.MaxTextSize)
+	text := strings.Repeat("m", api.MaxTextSize)
 	var opens, written atomic.Int64
 	stop := time.Now().Add(attackFor)
 	attackCtx, stopAttack := context.WithDeadline(ctx, stop)
@@ -237,7 +237,7 @@ func chatFlood(t *testing.T, transport string) {
 		t.Fatal(err)
 	}
 	t.Logf("kith.db after the flood: %d MiB", fi.Size()>>20)
-	if fi.Size() > 4*chat.HistoryBudget {
+	if fi.Size() > 4*api.HistoryBudget {
 		t.Fatalf("kith.db grew to %d MiB under one friend's flood", fi.Size()>>20)
 	}
 	dv.stop(t)

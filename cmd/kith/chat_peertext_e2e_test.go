@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/chat"
+	"kith/node/api"
 )
 
 // assertShown fails if out holds any hostile character raw.
@@ -60,7 +60,7 @@ func TestChatCLIHostileText(t *testing.T) {
 	mustKith(t, "chat", "send", "bob", text, "--home", homeA)
 	deadline = time.Now().Add(15 * time.Second)
 	for {
-		var ms []chat.Message
+		var ms []api.Message
 		json.Unmarshal([]byte(mustKith(t, "chat", "log", "alice", "--json", "--home", homeB)), &ms)
 		if len(ms) == 1 && ms[0].Text == text {
 			break

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,9 +22,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"golang.org/x/term"
 
-	"kith/chat"
 	"kith/internal/peertext"
-	"kith/node"
+	"kith/node/api"
 )
 
 const (
@@ -92,9 +90,9 @@ func runChatTUI(g *globals) error {
 // followEvents feeds the daemon's events to send until ctx ends,
 // reopening the stream after it breaks. Each break is reported once as a
 // streamDownMsg.
-func followEvents(ctx context.Context, c *node.Client, send func(tea.Msg)) {
+func followEvents(ctx context.Context, c *api.Client, send func(tea.Msg)) {
 	for {
-		err := c.Events(ctx, func(ev node.Event) error {
+		err := c.Events(ctx, func(ev api.Event) error {
 			send(eventMsg(ev))
 			return nil
 		})
@@ -113,25 +111,25 @@ func followEvents(ctx context.Context, c *node.Client, send func(tea.Msg)) {
 // Messages of the window's update loop.
 type (
 	// eventMsg is one event of the daemon's event stream.
-	eventMsg node.Event
+	eventMsg api.Event
 	// streamDownMsg says the event stream broke (err may be nil when the
 	// daemon closed it).
 	streamDownMsg struct{ err error }
 	// convsMsg is the answer to a Conversations call.
 	convsMsg struct {
-		convs []node.Conversation
+		convs []api.Conversation
 		err   error
 	}
 	// historyMsg is the answer to a ChatLog call for peer.
 	historyMsg struct {
 		peer, name string
-		msgs       []chat.Message
+		msgs       []api.Message
 		err        error
 	}
 	// sentMsg is the answer to a ChatSend call.
 	sentMsg struct {
 		peer, name, text string
-		msg              chat.Message
+		msg              api.Message
 		err              error
 	}
 	// callErrMsg reports a failed call whose answer is otherwise unused.
@@ -156,8 +154,8 @@ type friendRow struct {
 
 // convo is what the window holds of the conversation with one friend.
 type convo struct {
-	msgs        []chat.Message // ascending by Seq, no duplicates
-	loaded      bool           // the history was read at least once
+	msgs        []api.Message // ascending by Seq, no duplicates
+	loaded      bool          // the history was read at least once
 	typingUntil time.Time
 }
 
@@ -166,7 +164,7 @@ type convo struct {
 // immutable values (the client, ids, text), never the model.
 type chatModel struct {
 	ctx context.Context // ends when the window quits; bounds every call
-	c   *node.Client
+	c   *api.Client
 
 	friends []*friendRow
 	sel     int
@@ -186,7 +184,7 @@ type chatModel struct {
 
 // newChatModel returns the window's state for the friends of convs, with
 // the first one selected.
-func newChatModel(ctx context.Context, c *node.Client, convs []node.Conversation) *chatModel {
+func newChatModel(ctx context.Context, c *api.Client, convs []api.Conversation) *chatModel {
 	in := textinput.New()
 	in.Prompt = "> "
 	in.Focus()
@@ -216,11 +214,11 @@ func (m *chatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyMsg:
 		return m, m.key(msg)
 	case eventMsg:
-		return m, m.event(node.Event(msg))
+		return m, m.event(api.Event(msg))
 	case streamDownMsg:
 		m.daemonDown = true
 		switch {
-		case errors.Is(msg.err, node.ErrNoDaemon):
+		case errors.Is(msg.err, api.ErrNoDaemon):
 			m.status, m.statusErr = describeError(msg.err)+" (retrying)", true
 		case msg.err == nil:
 			m.setError("lost the daemon's events (retrying)", errors.New("the daemon closed the stream"))
@@ -353,7 +351,7 @@ func (m *chatModel) send() tea.Cmd {
 		m.setError("not sent", errors.New("no friend to send to: add one with `kith friend add INVITE`"))
 		return nil
 	}
-	if err := chat.CheckText(text); err != nil {
+	if err := api.CheckText(text); err != nil {
 		m.setError("not sent", fmt.Errorf("%w; Ctrl+U clears the line", err))
 		return nil
 	}
@@ -368,10 +366,10 @@ func (m *chatModel) send() tea.Cmd {
 }
 
 // sendTyping tells the selected friend the user types, at most once per
-// chat.TypingInterval.
+// api.TypingInterval.
 func (m *chatModel) sendTyping() tea.Cmd {
 	f := m.selected()
-	if f == nil || time.Since(m.typingSent) < chat.TypingInterval {
+	if f == nil || time.Since(m.typingSent) < api.TypingInterval {
 		return nil
 	}
 	m.typingSent = time.Now()
@@ -427,7 +425,7 @@ func (m *chatModel) loadHistory(f *friendRow) tea.Cmd {
 			msgs, err := c.ChatLogBefore(ctx, id, 0, tuiHistory)
 			return historyMsg{peer: id, name: name, msgs: msgs, err: err}
 		}
-		var all []chat.Message
+		var all []api.Message
 		bytes := 0
 		for len(all) < tuiKeep && bytes < tuiKeepBytes {
 			page, err := c.ChatLog(ctx, id, after, time.Time{}, 0)
@@ -510,12 +508,12 @@ func (m *chatModel) gotConversations(msg convsMsg) tea.Cmd {
 
 // mergeFriends brings the list in line with convs, keeping the selected
 // friend selected when it is still there.
-func (m *chatModel) mergeFriends(convs []node.Conversation) {
+func (m *chatModel) mergeFriends(convs []api.Conversation) {
 	var selID string
 	if f := m.selected(); f != nil {
 		selID = f.id
 	}
-	byID := map[string]node.Conversation{}
+	byID := map[string]api.Conversation{}
 	for _, cv := range convs {
 		byID[cv.PeerID] = cv
 	}
@@ -586,14 +584,14 @@ func (m *chatModel) gotSent(msg sentMsg) tea.Cmd {
 
 // addMessage puts a message into its conversation (the send answer and
 // the event of the same message both arrive: merging is by Seq).
-func (m *chatModel) addMessage(peer string, msg chat.Message) tea.Cmd {
+func (m *chatModel) addMessage(peer string, msg api.Message) tea.Cmd {
 	f := m.friend(peer)
 	if f == nil {
 		return m.loadConversations()
 	}
 	cv := m.convo(peer)
-	known := slices.ContainsFunc(cv.msgs, func(x chat.Message) bool { return x.Seq == msg.Seq })
-	cv.msgs = mergeMessages(cv.msgs, []chat.Message{msg})
+	known := slices.ContainsFunc(cv.msgs, func(x api.Message) bool { return x.Seq == msg.Seq })
+	cv.msgs = mergeMessages(cv.msgs, []api.Message{msg})
 	f.lastSeq = max(f.lastSeq, msg.Seq)
 	var cmd tea.Cmd
 	if !msg.Out {
@@ -613,15 +611,15 @@ func (m *chatModel) addMessage(peer string, msg chat.Message) tea.Cmd {
 }
 
 // event applies one event of the daemon's stream.
-func (m *chatModel) event(ev node.Event) tea.Cmd {
+func (m *chatModel) event(ev api.Event) tea.Cmd {
 	if m.daemonDown {
 		m.daemonDown = false
 		m.clearStatus()
 	}
 	switch ev.Type {
-	case "chat.message", "chat.delivered", "chat.typing":
-		var ce node.ChatEvent
-		if err := redecode(ev.Data, &ce); err != nil {
+	case api.EventChatMessage, api.EventChatDelivered, api.EventChatTyping:
+		var ce api.ChatEvent
+		if err := ev.Decode(&ce); err != nil {
 			return nil
 		}
 		f := m.friend(ce.PeerID)
@@ -630,11 +628,11 @@ func (m *chatModel) event(ev node.Event) tea.Cmd {
 		}
 		cv := m.convo(f.id)
 		switch ev.Type {
-		case "chat.message":
+		case api.EventChatMessage:
 			if ce.Message != nil {
 				return m.addMessage(f.id, *ce.Message)
 			}
-		case "chat.delivered":
+		case api.EventChatDelivered:
 			for i := range cv.msgs {
 				if slices.Contains(ce.IDs, cv.msgs[i].ID) {
 					cv.msgs[i].Delivered = true
@@ -643,35 +641,22 @@ func (m *chatModel) event(ev node.Event) tea.Cmd {
 			if f == m.selected() {
 				m.renderConversation(false)
 			}
-		case "chat.typing":
-			cv.typingUntil = time.Now().Add(chat.TypingShown)
+		case api.EventChatTyping:
+			cv.typingUntil = time.Now().Add(api.TypingShown)
 			return m.typingTick()
 		}
-	case "friend.online", "friend.offline":
-		var fi node.FriendInfo
-		if err := redecode(ev.Data, &fi); err != nil {
+	case api.EventFriendOnline, api.EventFriendOffline:
+		var fi api.FriendInfo
+		if err := ev.Decode(&fi); err != nil {
 			return nil
 		}
 		f := m.friend(fi.PeerID)
 		if f == nil {
 			return m.loadConversations()
 		}
-		f.online = ev.Type == "friend.online"
-	case "friend.added", "friend.removed", "events.dropped":
+		f.online = ev.Type == api.EventFriendOnline
+	case api.EventFriendAdded, api.EventFriendRemoved, api.EventDropped:
 		return m.loadConversations()
-	}
-	return nil
-}
-
-// redecode turns an event's Data, decoded from JSON as generic values,
-// into v.
-func redecode(data, v any) error {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("re-encoding event data: %w", err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decoding event data: %w", err)
 	}
 	return nil
 }
@@ -679,9 +664,9 @@ func redecode(data, v any) error {
 // mergeMessages merges add into msgs (both ascending by Seq): a message
 // of add replaces the held one of the same Seq. At most tuiKeep of the
 // newest, and tuiKeepBytes of text, are kept.
-func mergeMessages(msgs, add []chat.Message) []chat.Message {
+func mergeMessages(msgs, add []api.Message) []api.Message {
 	for _, a := range add {
-		i, found := slices.BinarySearchFunc(msgs, a.Seq, func(x chat.Message, seq uint64) int {
+		i, found := slices.BinarySearchFunc(msgs, a.Seq, func(x api.Message, seq uint64) int {
 			switch {
 			case x.Seq < seq:
 				return -1
@@ -720,7 +705,7 @@ func (m *chatModel) setError(what string, err error) {
 // describeError words err for the short status line: a missing daemon
 // is told by the advice alone, without the dial error behind it.
 func describeError(err error) string {
-	if errors.Is(err, node.ErrNoDaemon) {
+	if errors.Is(err, api.ErrNoDaemon) {
 		return "the daemon is not running: start it with `kith up`"
 	}
 	return err.Error()

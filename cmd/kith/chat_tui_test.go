@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"kith/chat"
 	"kith/internal/peertext"
-	"kith/node"
+	"kith/node/api"
 )
 
 // tmuxTerm is a terminal in a private tmux server, running one command.
@@ -171,7 +170,7 @@ func TestChatTUI(t *testing.T) {
 	}
 
 	// alice is friends with bob and carol.
-	var ids [3]node.InviteInfo
+	var ids [3]api.InviteInfo
 	for i, h := range []string{homeA, homeB, homeC} {
 		startDaemon(t, h)
 		if err := json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", h)), &ids[i]); err != nil {
@@ -181,7 +180,7 @@ func TestChatTUI(t *testing.T) {
 	idA, idB, idC := ids[0], ids[1], ids[2]
 	for _, o := range []struct {
 		home string
-		id   node.InviteInfo
+		id   api.InviteInfo
 	}{{homeB, idB}, {homeC, idC}} {
 		mustKith(t, "friend", "add", o.id.Invite, "--home", homeA)
 		mustKith(t, "friend", "add", idA.Invite, "--home", o.home)
@@ -203,7 +202,7 @@ func TestChatTUI(t *testing.T) {
 	win.waitScreen("the sent message delivered", func(s string) bool {
 		return strings.Contains(tuiLineWith(s, "me: hello-from-a"), "✓")
 	})
-	tuiWaitHistory(t, homeB, idA.PeerID, func(m chat.Message) bool { return !m.Out && m.Text == "hello-from-a" })
+	tuiWaitHistory(t, homeB, idA.PeerID, func(m api.Message) bool { return !m.Out && m.Text == "hello-from-a" })
 
 	// bob's message appears live.
 	mustKith(t, "chat", "send", "--home", homeB, idA.PeerID, "hello-from-b")
@@ -211,7 +210,7 @@ func TestChatTUI(t *testing.T) {
 
 	// bob typing shows as a line; the typing notice is best effort, so
 	// it is repeated until it shows.
-	cb := node.NewClient(homeB)
+	cb := api.NewClient(homeB)
 	deadline := time.Now().Add(tuiScreenWait)
 	for !strings.Contains(win.screen(), "bob is typing…") {
 		if time.Now().After(deadline) {
@@ -222,7 +221,7 @@ func TestChatTUI(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		tuiWaitUntil(chat.TypingInterval, func() bool { return strings.Contains(win.screen(), "bob is typing…") })
+		tuiWaitUntil(api.TypingInterval, func() bool { return strings.Contains(win.screen(), "bob is typing…") })
 	}
 
 	// An oversize paste is refused with the reason, and the window
@@ -235,11 +234,11 @@ func TestChatTUI(t *testing.T) {
 	win.tmux("paste-buffer", "-p", "-d", "-b", "big", "-t", win.name)
 	win.waitText("xxxxxxxxxx") // the paste is in the input line
 	win.typeText("", "Enter")
-	win.waitText(fmt.Sprintf("not sent: message longer than %d bytes", chat.MaxTextSize))
+	win.waitText(fmt.Sprintf("not sent: message longer than %d bytes", api.MaxTextSize))
 	win.typeText("", "C-u")
 	win.typeText("after-error", "Enter")
 	win.waitText("me: after-error")
-	tuiWaitHistory(t, homeB, idA.PeerID, func(m chat.Message) bool { return m.Text == "after-error" })
+	tuiWaitHistory(t, homeB, idA.PeerID, func(m api.Message) bool { return m.Text == "after-error" })
 
 	// carol's message counts as unread while bob is shown; Tab shows
 	// carol's conversation and marks it read.
@@ -252,7 +251,7 @@ func TestChatTUI(t *testing.T) {
 		return strings.Contains(s, "│ carol ● online") && strings.Contains(s, "carol: hi-from-c") &&
 			!strings.Contains(tuiLineWith(s, "● carol"), "1 │")
 	})
-	ca := node.NewClient(homeA)
+	ca := api.NewClient(homeA)
 	tuiWaitUntil(tuiScreenWait, func() bool { return tuiUnread(t, ca, idC.PeerID) == 0 })
 	if n := tuiUnread(t, ca, idC.PeerID); n != 0 {
 		t.Fatalf("carol's chat still has %d unread after it was shown", n)
@@ -283,11 +282,11 @@ func TestChatTUI(t *testing.T) {
 
 // tuiWaitHistory waits until the history of home with friend has a message
 // ok accepts.
-func tuiWaitHistory(t *testing.T, home, friend string, ok func(chat.Message) bool) {
+func tuiWaitHistory(t *testing.T, home, friend string, ok func(api.Message) bool) {
 	t.Helper()
 	deadline := time.Now().Add(tuiScreenWait)
 	for {
-		var ms []chat.Message
+		var ms []api.Message
 		if err := json.Unmarshal([]byte(mustKith(t, "chat", "log", "--home", home, friend, "--json")), &ms); err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +303,7 @@ func tuiWaitHistory(t *testing.T, home, friend string, ok func(chat.Message) boo
 }
 
 // tuiUnread returns the unread count of the chat with friend.
-func tuiUnread(t *testing.T, c *node.Client, friend string) int {
+func tuiUnread(t *testing.T, c *api.Client, friend string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -329,12 +328,12 @@ func tuiWaitUntil(d time.Duration, cond func() bool) {
 }
 
 func TestChatTUIMergeAndClean(t *testing.T) {
-	msg := func(seq uint64, delivered bool) chat.Message {
-		return chat.Message{Seq: seq, Out: true, Text: fmt.Sprint(seq), Delivered: delivered}
+	msg := func(seq uint64, delivered bool) api.Message {
+		return api.Message{Seq: seq, Out: true, Text: fmt.Sprint(seq), Delivered: delivered}
 	}
-	ms := mergeMessages(nil, []chat.Message{msg(2, false), msg(3, false)})
-	ms = mergeMessages(ms, []chat.Message{msg(1, false), msg(3, true), msg(5, false)})
-	ms = mergeMessages(ms, []chat.Message{msg(3, false)}) // a stale answer
+	ms := mergeMessages(nil, []api.Message{msg(2, false), msg(3, false)})
+	ms = mergeMessages(ms, []api.Message{msg(1, false), msg(3, true), msg(5, false)})
+	ms = mergeMessages(ms, []api.Message{msg(3, false)}) // a stale answer
 	var got []string
 	for _, m := range ms {
 		got = append(got, fmt.Sprintf("%d:%v", m.Seq, m.Delivered))

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -290,7 +291,7 @@ func TestChurn(t *testing.T) {
 	deadline = time.Now().Add(3 * time.Minute)
 	for {
 		ds := downloadsOf(t, ring[3].home)
-		if len(ds) == 1 && ds[0].State == share.StateDone {
+		if len(ds) == 1 && ds[0].State == api.StateDone {
 			tree, err := share.HashFile(ds[0].Path)
 			if err != nil {
 				t.Fatal(err)
@@ -302,7 +303,7 @@ func TestChurn(t *testing.T) {
 			t.Logf("anonymous download verified: resumed %d, fetched %d of %d groups", ds[0].ResumedGroups, ds[0].FetchedGroups, ds[0].Groups)
 			break
 		}
-		if len(ds) == 1 && ds[0].State == share.StateFailed || time.Now().After(deadline) {
+		if len(ds) == 1 && ds[0].State == api.StateFailed || time.Now().After(deadline) {
 			t.Fatalf("anonymous download after churn: %+v", ds)
 		}
 		time.Sleep(500 * time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/node"
+	"kith/node/api"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -26,7 +27,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printList(st, asJSON, "", "KEY\tVALUE\tDEFAULT\tWHAT", func(s node.Setting) string {
+			return printList(st, asJSON, "", "KEY\tVALUE\tDEFAULT\tWHAT", func(s api.Setting) string {
 				return fmt.Sprintf("%s\t%s\t%s\t%s", s.Key, orDash(s.Value), orDash(s.Default), s.Help)
 			})
 		},
@@ -47,7 +48,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 					return nil
 				}
 			}
-			return fmt.Errorf("%w: no key %q (`kith config ls` lists them)", node.ErrBadSetting, a[0])
+			return fmt.Errorf("%w: no key %q (`kith config ls` lists them)", api.ErrBadSetting, a[0])
 		},
 	}
 	var setJSON bool
@@ -91,13 +92,13 @@ func orDash(s string) string {
 }
 
 // settings asks the daemon, or reads the database when none runs.
-func (g *globals) settings() ([]node.Setting, error) {
-	var out []node.Setting
-	err := g.call(func(ctx context.Context, c *node.Client) (err error) {
+func (g *globals) settings() ([]api.Setting, error) {
+	var out []api.Setting
+	err := g.call(func(ctx context.Context, c *api.Client) (err error) {
 		out, err = c.Config(ctx)
 		return err
 	})
-	if errors.Is(err, node.ErrNoDaemon) {
+	if errors.Is(err, api.ErrNoDaemon) {
 		return node.HomeSettings(g.home)
 	}
 	return out, err
@@ -105,13 +106,13 @@ func (g *globals) settings() ([]node.Setting, error) {
 
 // setSetting changes a setting through the daemon, or in the database
 // when none runs; running says which.
-func (g *globals) setSetting(key, value string) (node.Setting, bool, error) {
-	var out node.Setting
-	err := g.call(func(ctx context.Context, c *node.Client) (err error) {
+func (g *globals) setSetting(key, value string) (api.Setting, bool, error) {
+	var out api.Setting
+	err := g.call(func(ctx context.Context, c *api.Client) (err error) {
 		out, err = c.SetConfig(ctx, key, value)
 		return err
 	})
-	if errors.Is(err, node.ErrNoDaemon) {
+	if errors.Is(err, api.ErrNoDaemon) {
 		out, err = node.SetHomeSetting(g.home, key, value)
 		return out, false, err
 	}

@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"kith/node"
+	"kith/node/api"
 )
 
-func status(t *testing.T, home string) node.Status {
+func status(t *testing.T, home string) api.Status {
 	t.Helper()
-	var st node.Status
+	var st api.Status
 	if err := json.Unmarshal([]byte(mustKith(t, "status", "--json", "--home", home)), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestConfigPersistsAndFlagsOverride(t *testing.T) {
 	if !strings.Contains(out, "in effect now") || !strings.Contains(out, "new one") {
 		t.Fatalf("config set name said: %s", out)
 	}
-	var inv node.InviteInfo
+	var inv api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", home)), &inv)
 	if inv.Name != "anabel" {
 		t.Fatalf("invite after a name change names %q", inv.Name)
@@ -57,7 +57,7 @@ func TestConfigPersistsAndFlagsOverride(t *testing.T) {
 	if st := status(t, home); st.MaxUpload != 1<<20 {
 		t.Fatalf("the flag outlived its run: max upload %d", st.MaxUpload)
 	}
-	var ls []node.Setting
+	var ls []api.Setting
 	json.Unmarshal([]byte(mustKith(t, "config", "ls", "--json", "--home", home)), &ls)
 	if len(ls) < 5 {
 		t.Fatalf("config ls: %+v", ls)

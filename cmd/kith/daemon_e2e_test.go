@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kith/node"
+	"kith/node/api"
 )
 
 // An api.sock deleted while the daemon runs is made again: the CLI keeps
@@ -21,7 +22,7 @@ func TestSocketDeletedWhileRunning(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "ana")
 	mustKith(t, "init", "--name", "ana", "--home", home)
 	d := startDaemon(t, home)
-	sock := filepath.Join(home, node.SocketFile)
+	sock := filepath.Join(home, api.SocketFile)
 	if err := os.Remove(sock); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kith/node"
+	"kith/node/api"
 )
 
 // runUp runs `kith up` and returns what it printed and its exit code, for a
@@ -46,7 +47,7 @@ func TestDamagedDatabaseRefusedAndRepaired(t *testing.T) {
 			d := startDaemon(t, home)
 			mustKith(t, "identity", "new", "owl", "--home", home)
 			d.stop(t)
-			db := filepath.Join(home, node.DBFile)
+			db := filepath.Join(home, api.DBFile)
 			fi, err := os.Stat(db)
 			if err != nil {
 				t.Fatal(err)
@@ -107,7 +108,7 @@ func TestRepairRefusedWhileRunning(t *testing.T) {
 func TestIdentityKeyLostOrDamaged(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "ana")
 	mustKith(t, "init", "--name", "ana", "--home", home)
-	var before node.InviteInfo
+	var before api.InviteInfo
 	d := startDaemon(t, home)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", home)), &before)
 	d.stop(t)
@@ -152,7 +153,7 @@ func TestIdentityKeyLostOrDamaged(t *testing.T) {
 	os.Remove(key)
 	mustKith(t, "init", "--new-identity", "--home", home)
 	d = startDaemon(t, home)
-	var after node.InviteInfo
+	var after api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", home)), &after)
 	if after.PeerID == before.PeerID || after.PeerID == "" || after.Name != "ana" {
 		t.Fatalf("after --new-identity: %+v (before %s)", after, before.PeerID)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // kithBin is the kith binary built once for the end-to-end tests;
@@ -139,14 +139,14 @@ func (d *daemon) stop(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("daemon did not stop on SIGTERM:\n%s", d.log)
 	}
-	if _, err := os.Stat(filepath.Join(d.home, node.SocketFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(d.home, api.SocketFile)); !os.IsNotExist(err) {
 		t.Fatalf("socket left after shutdown: %v", err)
 	}
 }
 
-func friendLs(t *testing.T, home string) []node.FriendInfo {
+func friendLs(t *testing.T, home string) []api.FriendInfo {
 	t.Helper()
-	var fs []node.FriendInfo
+	var fs []api.FriendInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "friend", "ls", "--json", "--home", home)), &fs); err != nil {
 		t.Fatal(err)
 	}
@@ -177,14 +177,14 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	da := startDaemon(t, homeA)
 	db := startDaemon(t, homeB)
 
-	var idA, idB node.InviteInfo
+	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	invA := strings.TrimSpace(mustKith(t, "id", "--home", homeA))
 	if invA != idA.Invite && !strings.HasPrefix(invA, "kith:") {
 		t.Fatalf("plain id output %q", invA)
 	}
-	var added node.FriendInfo
+	var added api.FriendInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "friend", "add", idB.Invite, "--json", "--home", homeA)), &added); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if out := mustKith(t, "friend", "ls", "--home", homeB); !strings.Contains(out, "al") || !strings.Contains(out, "online") {
 		t.Fatalf("friend ls table: %s", out)
 	}
-	var st node.Status
+	var st api.Status
 	json.Unmarshal([]byte(mustKith(t, "status", "--json", "--home", homeA)), &st)
 	if st.FriendsOnline != 1 || st.FriendsTotal != 1 || st.PeerID != idA.PeerID {
 		t.Fatalf("status: %+v", st)

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/internal/peertext"
-	"kith/node"
+	"kith/node/api"
 )
 
 func newFriendCmd(g *globals) *cobra.Command {
@@ -33,7 +33,7 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 		Short: "add a friend from their invite (they must add yours too)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				f, err := c.AddFriend(ctx, a[0], name)
 				if err != nil {
 					return err
@@ -68,13 +68,13 @@ func newFriendLsCmd(g *globals) *cobra.Command {
 		Short: "list friends and who is online",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				fs, err := c.Friends(ctx)
 				if err != nil {
 					return err
 				}
 				err = printList(fs, asJSON, "no friends yet: `kith friend add INVITE`",
-					"NAME\tPEER ID\tSTATUS\tLAST SEEN\tPATH\tADDRESSES", func(f node.FriendInfo) string {
+					"NAME\tPEER ID\tSTATUS\tLAST SEEN\tPATH\tADDRESSES", func(f api.FriendInfo) string {
 						state, seen := "offline", "never"
 						if f.Online {
 							state, seen = "online", "now"
@@ -105,7 +105,7 @@ func newFriendRmCmd(g *globals) *cobra.Command {
 		Short: "remove a friend and close its connections",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				f, err := c.RemoveFriend(ctx, a[0])
 				if err != nil {
 					return err
@@ -132,12 +132,12 @@ func newFriendRequestsCmd(g *globals) *cobra.Command {
 		Short: "list introductions waiting for your approval (config approve-introductions)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				rs, err := c.Introductions(ctx)
 				if err != nil {
 					return err
 				}
-				return printList(rs, asJSON, "no introduction waits for approval", "NAME\tPEER ID\tSINCE", func(r node.IntroRequestInfo) string {
+				return printList(rs, asJSON, "no introduction waits for approval", "NAME\tPEER ID\tSINCE", func(r api.IntroRequestInfo) string {
 					return fmt.Sprintf("%s\t%s\t%s ago", displayName(r.Name), r.PeerID, time.Since(r.At).Round(time.Second))
 				})
 			})
@@ -153,7 +153,7 @@ func newFriendApproveCmd(g *globals) *cobra.Command {
 		Short: "add the node of a waiting introduction as a friend",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				f, err := c.ApproveIntroduction(ctx, a[0])
 				if err != nil {
 					return err
@@ -171,7 +171,7 @@ func newFriendRejectCmd(g *globals) *cobra.Command {
 		Short: "drop a waiting introduction",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				r, err := c.RejectIntroduction(ctx, a[0])
 				if err != nil {
 					return err

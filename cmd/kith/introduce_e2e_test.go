@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // TestOneStepFriendship: only B pastes an invite (A's `kith id
@@ -22,7 +22,7 @@ func TestOneStepFriendship(t *testing.T) {
 		mustKith(t, "init", "--name", n, "--home", homes[n])
 		startDaemon(t, homes[n])
 	}
-	var inv node.InviteInfo
+	var inv api.InviteInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "id", "--introduce", "--expires", "1h", "--json", "--home", homes["a"])), &inv); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestOneStepFriendship(t *testing.T) {
 	// A stranger with no token: its dials are refused, it opens nothing.
 	before := statusOf(t, homes["a"]).Refused
 	mustKith(t, "friend", "add", inviteOf(t, homes["a"]).Invite, "--home", homes["d"])
-	waitFriendState(t, homes["d"], inv.PeerID, 15*time.Second, "a refused dial", func(f node.FriendInfo) bool { return f.Reason != "" && !f.Online })
+	waitFriendState(t, homes["d"], inv.PeerID, 15*time.Second, "a refused dial", func(f api.FriendInfo) bool { return f.Reason != "" && !f.Online })
 	if statusOf(t, homes["a"]).Refused == before {
 		t.Fatal("A did not refuse the stranger")
 	}

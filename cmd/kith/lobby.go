@@ -3,17 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"kith/chat"
 	"kith/internal/peertext"
-	"kith/node"
+	"kith/node/api"
 )
 
 // newLobbyCmd is `kith lobby`: chat lobbies relayed among friends.
@@ -33,33 +33,37 @@ func newLobbyCmd(g *globals) *cobra.Command {
 
 // lobbyIDArg checks a lobby id before it goes to the daemon.
 func lobbyIDArg(s string) (string, error) {
-	id, err := chat.ParseLobbyID(s)
+	id, err := api.ParseLobbyID(s)
 	if err != nil {
 		return "", fmt.Errorf("%q: %w (copy it from `kith lobby ls`)", s, err)
 	}
-	return id.String(), nil
+	return id, nil
 }
 
 func newLobbyCreateCmd(g *globals) *cobra.Command {
 	var (
-		topic, as string
-		private   bool
+		topic, as       string
+		private, asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create NAME [--topic T] [--private] [--as IDENTITY]",
+		Use:   "create NAME [--topic T] [--private] [--as IDENTITY] [--json]",
 		Short: "create a lobby and join it; prints its id",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				li, err := c.LobbyCreate(ctx, a[0], topic, private, as)
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					return printJSON(li)
 				}
 				fmt.Println(li.ID)
 				return nil
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the lobby made as JSON")
 	cmd.Flags().StringVar(&topic, "topic", "", "the lobby's topic")
 	cmd.Flags().BoolVar(&private, "private", false, "invite only: not announced to friends")
 	cmd.Flags().StringVar(&as, "as", "", "chat identity to speak as (nick or chat id; default: your first)")
@@ -73,7 +77,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 		Short: "list your lobbies, those friends announce, and invites waiting",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				ls, err := c.LobbyList(ctx)
 				if err != nil {
 					return err
@@ -82,7 +86,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 					return printJSON(ls)
 				}
 				err = printList(ls.Lobbies, false, "no lobbies: `kith lobby create NAME`, or wait for friends to announce theirs",
-					"ID\tNAME\tSTATE\tPEOPLE\tAS / ANNOUNCED BY\tTOPIC", func(l node.LobbyInfo) string {
+					"ID\tNAME\tSTATE\tPEOPLE\tAS / ANNOUNCED BY\tTOPIC", func(l api.LobbyInfo) string {
 						state, who := "public", lobbyFriends(l.Friends)
 						if l.Private {
 							state = "private"
@@ -98,7 +102,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 					return err
 				}
 				fmt.Println("\ninvites (join with `kith lobby join ID`):")
-				return printList(ls.Invites, false, "", "ID\tNAME\tFROM\tTOPIC", func(i node.LobbyInvite) string {
+				return printList(ls.Invites, false, "", "ID\tNAME\tFROM\tTOPIC", func(i api.LobbyInvite) string {
 					kind := ""
 					if i.Private {
 						kind = " (private)"
@@ -113,7 +117,7 @@ func newLobbyLsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func lobbyFriends(fs []node.LobbyFriend) string {
+func lobbyFriends(fs []api.LobbyFriend) string {
 	var names []string
 	for _, f := range fs {
 		names = append(names, displayName(f.Name))
@@ -132,7 +136,7 @@ func newLobbyJoinCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				li, err := c.LobbyJoin(ctx, id, as)
 				if err != nil {
 					return err
@@ -156,7 +160,7 @@ func newLobbyInviteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if err := c.LobbyInvite(ctx, id, a[1]); err != nil {
 					return err
 				}
@@ -181,7 +185,7 @@ func newLobbySendCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				m, err := c.LobbySend(ctx, id, text)
 				if err != nil {
 					return err
@@ -204,16 +208,13 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
-				// Page by page, so nothing grows with the history.
-				out := bufio.NewWriter(os.Stdout)
-				defer out.Flush()
-				var after uint64
-				n := 0
-				if asJSON {
-					out.WriteString("[")
-				}
-				for {
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				// The whole history, to print it in time order: a joiner
+				// stored the history it was sent after its own join.
+				// The daemon keeps at most chat.MaxLobbyHistory messages
+				// (16 MiB of text) of a lobby.
+				all := []api.LobbyMessage{}
+				for after := uint64(0); ; {
 					ms, err := c.LobbyLog(ctx, id, after, 0)
 					if err != nil {
 						return err
@@ -221,31 +222,21 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 					if len(ms) == 0 {
 						break
 					}
-					for _, m := range ms {
-						if asJSON {
-							b, err := json.Marshal(m)
-							if err != nil {
-								return err
-							}
-							if n > 0 {
-								out.WriteString(",")
-							}
-							out.WriteString("\n  ")
-							out.Write(b)
-						} else {
-							printLobbyMessage(out, m)
-						}
-						n++
-					}
+					all = append(all, ms...)
 					after = ms[len(ms)-1].Seq
 				}
-				switch {
-				case asJSON && n > 0:
-					out.WriteString("\n]\n")
-				case asJSON:
-					out.WriteString("]\n")
-				case n == 0:
-					out.WriteString("no messages\n")
+				sortLobbyLog(all)
+				if asJSON {
+					return printJSON(all)
+				}
+				if len(all) == 0 {
+					fmt.Println("no messages")
+					return nil
+				}
+				out := bufio.NewWriter(os.Stdout)
+				defer out.Flush()
+				for _, m := range all {
+					printLobbyMessage(out, m)
 				}
 				return nil
 			})
@@ -255,15 +246,22 @@ func newLobbyLogCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// sortLobbyLog puts a lobby's history in time order: by when each
+// message was received (api.LobbyMessage.Received: an author's clock ahead
+// of the receipt is not believed), in storage order among equals.
+func sortLobbyLog(ms []api.LobbyMessage) {
+	slices.SortStableFunc(ms, func(a, b api.LobbyMessage) int { return a.Received().Compare(b.Received()) })
+}
+
 // printLobbyMessage prints one lobby message on a line, the author's
 // nick and text made safe to show.
-func printLobbyMessage(w io.Writer, m node.LobbyMessage) {
+func printLobbyMessage(w io.Writer, m api.LobbyMessage) {
 	at := m.Time.Local().Format("2006-01-02 15:04:05")
 	who := fmt.Sprintf("%s (%s)", peertext.Line(m.Nick), peertext.Line(m.Author[:min(len(m.Author), 12)]))
 	switch m.Kind {
-	case chat.LobbyKindJoin:
+	case api.LobbyKindJoin:
 		fmt.Fprintf(w, "%s  -> %s joined\n", at, who)
-	case chat.LobbyKindLeave:
+	case api.LobbyKindLeave:
 		fmt.Fprintf(w, "%s  <- %s left\n", at, who)
 	default:
 		fmt.Fprintf(w, "%s  %s: %s\n", at, who, peertext.Text(m.Text))
@@ -280,7 +278,7 @@ func newLobbyLeaveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if err := c.LobbyLeave(ctx, id); err != nil {
 					return err
 				}
@@ -302,12 +300,12 @@ func newLobbyWhoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				ps, err := c.LobbyParticipants(ctx, id)
 				if err != nil {
 					return err
 				}
-				return printList(ps, asJSON, "nobody", "NICK\tCHAT ID", func(p node.LobbyParticipant) string {
+				return printList(ps, asJSON, "nobody", "NICK\tCHAT ID", func(p api.LobbyParticipant) string {
 					return fmt.Sprintf("%s\t%s", peertext.Line(p.Nick), p.ChatID)
 				})
 			})

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"kith/chat"
-	"kith/node"
+	"kith/node/api"
 )
 
 func TestLobbyCLI(t *testing.T) {
@@ -29,11 +29,11 @@ func TestLobbyCLI(t *testing.T) {
 	if out := mustKith(t, "lobby", "log", id, "--home", home); !strings.Contains(out, "zed") || !strings.Contains(out, "hello hall") || !strings.Contains(out, "joined") {
 		t.Fatalf("log: %s", out)
 	}
-	var ms []node.LobbyMessage
+	var ms []api.LobbyMessage
 	if err := json.Unmarshal([]byte(mustKith(t, "lobby", "log", id, "--json", "--home", home)), &ms); err != nil || len(ms) != 2 || ms[1].Text != "hello hall" {
 		t.Fatalf("log --json: %v %+v", err, ms)
 	}
-	var ls node.Lobbies
+	var ls api.Lobbies
 	if err := json.Unmarshal([]byte(mustKith(t, "lobby", "ls", "--json", "--home", home)), &ls); err != nil || len(ls.Lobbies) != 1 || ls.Lobbies[0].Name != "hall" || !ls.Lobbies[0].Joined {
 		t.Fatalf("ls --json: %v %+v", err, ls)
 	}
@@ -50,7 +50,7 @@ func TestLobbyCLI(t *testing.T) {
 	}{
 		{"send to unknown lobby", []string{"lobby", "send", unknown, "hi"}, 1, "not joined"},
 		{"send empty text", []string{"lobby", "send", id, " "}, 1, "empty message"},
-		{"send oversize text", []string{"lobby", "send", id, strings.Repeat("x", chat.MaxTextSize+1)}, 1, "longer than"},
+		{"send oversize text", []string{"lobby", "send", id, strings.Repeat("x", api.MaxTextSize+1)}, 1, "longer than"},
 		{"send bad id", []string{"lobby", "send", "nope", "hi"}, 1, "not a lobby id"},
 		{"send without text", []string{"lobby", "send", id}, 2, "arg"},
 		{"join bad id", []string{"lobby", "join", "12345"}, 1, "not a lobby id"},

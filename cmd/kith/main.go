@@ -5,10 +5,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -18,7 +20,7 @@ import (
 
 	"kith/internal/peertext"
 	"kith/internal/version"
-	"kith/node"
+	"kith/node/api"
 )
 
 // Exit codes.
@@ -73,7 +75,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.home, "home", node.DefaultHome(), "node home folder (env "+node.HomeEnv+")")
+	root.PersistentFlags().StringVar(&g.home, "home", api.DefaultHome(), "node home folder (env "+api.HomeEnv+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInitCmd(g), newUpCmd(g), newIDCmd(g), newStatusCmd(g),
@@ -119,16 +121,16 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 // client returns an API client for the home after checking it exists.
-func (g *globals) client() (*node.Client, error) {
-	if err := node.CheckHome(g.home); err != nil {
+func (g *globals) client() (*api.Client, error) {
+	if err := api.CheckHome(g.home); err != nil {
 		return nil, err
 	}
-	return node.NewClient(g.home), nil
+	return api.NewClient(g.home), nil
 }
 
 // call runs fn with a client for the home's daemon and a context that
 // bounds the request.
-func (g *globals) call(fn func(ctx context.Context, c *node.Client) error) error {
+func (g *globals) call(fn func(ctx context.Context, c *api.Client) error) error {
 	c, err := g.client()
 	if err != nil {
 		return err
@@ -180,8 +182,24 @@ func cleanRow(row string) string {
 // printJSON prints v as indented JSON. Text stays as it came (scripts read
 // it), with no HTML escaping: a link's & stays &.
 func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetEscapeHTML(false)
+	enc := jsonEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// jsonEncoder is how the CLI writes JSON, everywhere: without HTML
+// escaping (a link's & stays &, not \u0026).
+func jsonEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// marshalJSON is json.Marshal without HTML escaping.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := jsonEncoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

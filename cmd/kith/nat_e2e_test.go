@@ -15,8 +15,7 @@ import (
 
 	"kith/f2f"
 	"kith/internal/netnstest"
-	"kith/node"
-	"kith/share"
+	"kith/node/api"
 )
 
 // The topology of issue 12, in network namespaces: an "internet" segment
@@ -114,18 +113,18 @@ func tail(s string, lines int) string {
 	return strings.Join(ls, "\n")
 }
 
-func inviteOf(t *testing.T, home string) node.InviteInfo {
+func inviteOf(t *testing.T, home string) api.InviteInfo {
 	t.Helper()
-	var inv node.InviteInfo
+	var inv api.InviteInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", home)), &inv); err != nil {
 		t.Fatal(err)
 	}
 	return inv
 }
 
-func statusOf(t *testing.T, home string) node.Status {
+func statusOf(t *testing.T, home string) api.Status {
 	t.Helper()
-	var st node.Status
+	var st api.Status
 	if err := json.Unmarshal([]byte(mustKith(t, "status", "--json", "--home", home)), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +134,7 @@ func statusOf(t *testing.T, home string) node.Status {
 	return st
 }
 
-func friendOf(t *testing.T, home, id string) node.FriendInfo {
+func friendOf(t *testing.T, home, id string) api.FriendInfo {
 	t.Helper()
 	for _, f := range friendLs(t, home) {
 		if f.PeerID == id {
@@ -143,12 +142,12 @@ func friendOf(t *testing.T, home, id string) node.FriendInfo {
 		}
 	}
 	t.Fatalf("%s has no friend %s", home, id)
-	return node.FriendInfo{}
+	return api.FriendInfo{}
 }
 
 // waitFriendState polls home's friend ls until cond holds for friend id,
 // for at most d, and returns the friend then and how long it took.
-func waitFriendState(t *testing.T, home, id string, d time.Duration, what string, cond func(node.FriendInfo) bool) (node.FriendInfo, time.Duration) {
+func waitFriendState(t *testing.T, home, id string, d time.Duration, what string, cond func(api.FriendInfo) bool) (api.FriendInfo, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -195,7 +194,7 @@ func linkOf(t *testing.T, home, name string) string {
 }
 
 // fetch downloads link into dir with home's daemon and waits for it.
-func fetch(t *testing.T, home, link, dir string, d time.Duration) share.DownloadInfo {
+func fetch(t *testing.T, home, link, dir string, d time.Duration) api.DownloadInfo {
 	t.Helper()
 	os.MkdirAll(dir, 0o700)
 	mustKith(t, "get", link, "--to", dir, "--detach", "--home", home)
@@ -207,9 +206,9 @@ func fetch(t *testing.T, home, link, dir string, d time.Duration) share.Download
 				continue
 			}
 			switch dl.State {
-			case share.StateDone:
+			case api.StateDone:
 				return dl
-			case share.StateFailed:
+			case api.StateFailed:
 				t.Fatalf("download failed: %+v", dl)
 			}
 		}
@@ -285,9 +284,9 @@ func TestNATTraversal(t *testing.T) {
 		}
 
 		mustKith(t, "friend", "add", invA.Invite, "--home", hB)
-		f, tRelay := waitFriendState(t, hA, idB, 10*time.Second, "HB online", func(f node.FriendInfo) bool { return f.Online })
+		f, tRelay := waitFriendState(t, hA, idB, 10*time.Second, "HB online", func(f api.FriendInfo) bool { return f.Online })
 		t.Logf("HA-HB connected in %v, path %q", tRelay, f.Path)
-		f, tDirect := waitFriendState(t, hA, idB, 30*time.Second, "a direct connection", func(f node.FriendInfo) bool {
+		f, tDirect := waitFriendState(t, hA, idB, 30*time.Second, "a direct connection", func(f api.FriendInfo) bool {
 			return f.Online && (f.Path == f2f.PathHolePunched || f.Path == f2f.PathDirect)
 		})
 		t.Logf("FIGURE time to relayed: %v; to %s: %v", tRelay, f.Path, tDirect)
@@ -361,7 +360,7 @@ func TestNATTraversal(t *testing.T) {
 		// A new port, so that no connection tracked before the change
 		// keeps its old mapping.
 		dB = startNSDaemon(top, tp.net, tp.hb, hB, 4002)
-		f, _ := waitFriendState(t, hA, idB, 30*time.Second, "HB online through P", func(f node.FriendInfo) bool {
+		f, _ := waitFriendState(t, hA, idB, 30*time.Second, "HB online through P", func(f api.FriendInfo) bool {
 			return f.Online && f.Path == f2f.PathRelayed
 		})
 		if f.Relay != "p" || f.RelayID != idP {
@@ -448,7 +447,7 @@ func TestNATTraversal(t *testing.T) {
 		dA.stop(t)
 		dA = startNSDaemon(top, tp.net, tp.ha, hA, 4003)
 		deadline := time.Now().Add(40 * time.Second)
-		var st node.Status
+		var st api.Status
 		for {
 			st = statusOf(t, hA)
 			if st.Reach.Reachability.State == f2f.ReachPublic && len(st.Reach.PortMapping.Mapped) > 0 {
@@ -466,7 +465,7 @@ func TestNATTraversal(t *testing.T) {
 		dB.stop(t)
 		circuitsBefore := statusOf(t, hP).Reach.Relay.CircuitsTotal
 		dB = startNSDaemon(top, tp.net, tp.hb, hB, 4002)
-		f, took := waitFriendState(t, hB, idA, 30*time.Second, "HB reaching HA directly", func(f node.FriendInfo) bool {
+		f, took := waitFriendState(t, hB, idA, 30*time.Second, "HB reaching HA directly", func(f api.FriendInfo) bool {
 			return f.Online && f.Path == f2f.PathDirect
 		})
 		t.Logf("FIGURE HB reached HA at its mapped port in %v (%s)", took, f.Path)
@@ -517,14 +516,14 @@ func TestNATTraversal(t *testing.T) {
 		if !strings.Contains(strings.Join(inv.Addrs, " "), "/ip4/"+rbWAN+"/tcp/4004") {
 			t.Fatalf("HB's invite lacks its announced address: %v", inv.Addrs)
 		}
-		var added node.FriendInfo
+		var added api.FriendInfo
 		if err := json.Unmarshal([]byte(mustKith(t, "friend", "add", inv.Invite, "--json", "--home", hA)), &added); err != nil {
 			t.Fatal(err)
 		}
 		if !added.Updated || !strings.Contains(strings.Join(added.Addrs, " "), rbWAN+"/tcp/4004") {
 			t.Fatalf("re-sent invite did not update HB's addresses: %+v", added)
 		}
-		f, took := waitFriendState(t, hA, idB, 30*time.Second, "HA reaching HB directly", func(f node.FriendInfo) bool {
+		f, took := waitFriendState(t, hA, idB, 30*time.Second, "HA reaching HB directly", func(f api.FriendInfo) bool {
 			return f.Online && f.Path == f2f.PathDirect
 		})
 		t.Logf("HA reached HB at its forwarded port in %v (%s)", took, f.Path)
@@ -770,7 +769,7 @@ func TestNATHolePunchTrials(t *testing.T) {
 	dB.stop(t)
 	tp.net.SetMasquerade(tp.rb, "wan", "--random-fully")
 	startNSDaemon(t, tp.net, tp.hb, hB, 4900)
-	waitFriendState(t, hA, idB, 60*time.Second, "HB relayed", func(f node.FriendInfo) bool { return f.Online && f.Path == f2f.PathRelayed })
+	waitFriendState(t, hA, idB, 60*time.Second, "HB relayed", func(f api.FriendInfo) bool { return f.Online && f.Path == f2f.PathRelayed })
 	start = time.Now()
 	fetch(t, hA, linkOf(t, hB, "bench.bin"), filepath.Join(dir, "got2"), 5*time.Minute)
 	relay := time.Since(start)

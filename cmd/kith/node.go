@@ -18,7 +18,7 @@ import (
 	"kith/internal/store"
 	"kith/internal/version"
 	"kith/node"
-	"kith/share"
+	"kith/node/api"
 )
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -73,7 +73,7 @@ func newRepairCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return printJSON(rep)
 			}
-			fmt.Printf("repaired %s/%s: %d keys in %d buckets saved\n", g.home, node.DBFile, rep.Keys, rep.Buckets)
+			fmt.Printf("repaired %s/%s: %d keys in %d buckets saved\n", g.home, api.DBFile, rep.Keys, rep.Buckets)
 			if rep.BadPages > 0 || len(rep.Damage) > 0 {
 				fmt.Printf("lost: %d damaged pages and what hung below them\n", rep.BadPages)
 				for _, d := range rep.Damage {
@@ -148,7 +148,7 @@ func newUpCmd(g *globals) *cobra.Command {
 			st := n.Status()
 			fmt.Printf("kith up: %s (%s)\n", st.PeerID, st.Name)
 			fmt.Printf("listening on:\n  %s\n", strings.Join(st.ListenAddrs, "\n  "))
-			fmt.Printf("friends: %d; API: %s/%s\n", st.FriendsTotal, g.home, node.SocketFile)
+			fmt.Printf("friends: %d; API: %s/%s\n", st.FriendsTotal, g.home, api.SocketFile)
 			printWebUp(n)
 			if st.Reach != nil && st.Reach.Relay == nil {
 				fmt.Println("relaying for friends: off (--no-relay)")
@@ -227,9 +227,9 @@ func newIDCmd(g *globals) *cobra.Command {
 			if expires < 0 || (cmd.Flags().Changed("expires") && !introduce) {
 				return usageError{fmt.Errorf("--expires goes with --introduce, and is a positive duration")}
 			}
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				var (
-					inv node.InviteInfo
+					inv api.InviteInfo
 					err error
 				)
 				if introduce {
@@ -266,7 +266,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "show what the node is doing",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				st, err := c.Status(ctx)
 				if err != nil {
 					return err
@@ -295,7 +295,7 @@ func rateFlag(cmd *cobra.Command, name, v string) (int64, error) {
 	if !cmd.Flags().Changed(name) {
 		return 0, nil
 	}
-	r, err := share.ParseRate(v)
+	r, err := node.ParseRate(v)
 	if err != nil {
 		return 0, usageError{fmt.Errorf("--%s: %w", name, err)}
 	}

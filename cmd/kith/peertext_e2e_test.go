@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // hostile are characters that must never reach a terminal as themselves:
@@ -30,7 +30,7 @@ func TestFriendNamesPrintedSafely(t *testing.T) {
 	mustKith(t, "init", "--name", hostileNick, "--home", homeE)
 	startDaemon(t, homeA)
 	startDaemon(t, homeE)
-	var idE node.InviteInfo
+	var idE api.InviteInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeE)), &idE); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestFriendNamesPrintedSafely(t *testing.T) {
 			t.Fatalf("the name is not shown as escapes: %q", out)
 		}
 	}
-	var fs []node.FriendInfo
+	var fs []api.FriendInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "friend", "ls", "--json", "--home", homeA)), &fs); err != nil {
 		t.Fatal(err)
 	}

@@ -5,20 +5,19 @@ import (
 	"strings"
 	"time"
 
-	"kith/f2f"
-	"kith/node"
+	"kith/node/api"
 )
 
 // printReach prints the reachability part of `kith status`.
-func printReach(r *node.ReachStatus) {
+func printReach(r *api.ReachStatus) {
 	if r == nil {
 		return
 	}
 	st := r.Reachability
 	state := map[string]string{
-		f2f.ReachPublic:  "directly reachable",
-		f2f.ReachPrivate: "behind NAT (not reachable directly from outside)",
-		f2f.ReachUnknown: "unknown",
+		api.ReachPublic:  "directly reachable",
+		api.ReachPrivate: "behind NAT (not reachable directly from outside)",
+		api.ReachUnknown: "unknown",
 	}[st.State]
 	if state == "" {
 		state = st.State
@@ -69,11 +68,11 @@ func printReach(r *node.ReachStatus) {
 }
 
 // friendPath says how an online friend is reached, for `friend ls`.
-func friendPath(f node.FriendInfo) string {
+func friendPath(f api.FriendInfo) string {
 	switch f.Path {
 	case "":
 		return "-"
-	case f2f.PathRelayed:
+	case api.PathRelayed:
 		return "relayed through " + displayName(f.Relay)
 	}
 	return f.Path

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
+	"kith/node/api"
 	"kith/share"
 )
 
-func downloadsOf(t *testing.T, home string) []share.DownloadInfo {
+func downloadsOf(t *testing.T, home string) []api.DownloadInfo {
 	t.Helper()
-	var ds []share.DownloadInfo
+	var ds []api.DownloadInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "downloads", "--json", "--home", home)), &ds); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestCrashResume(t *testing.T) {
 	// Alice uploads at 8 MiB/s, so the transfer takes about 6 s.
 	da := startDaemon(t, homeA, "--max-upload", "8MiB")
 	db := startDaemon(t, homeB)
-	var idA, idB node.InviteInfo
+	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
@@ -62,7 +62,7 @@ func TestCrashResume(t *testing.T) {
 
 	// Kill bob once about a third of the groups are verified.
 	deadline := time.Now().Add(60 * time.Second)
-	var before share.DownloadInfo
+	var before api.DownloadInfo
 	for {
 		ds := downloadsOf(t, homeB)
 		if len(ds) == 1 && ds[0].Verified >= ds[0].Groups/3 {
@@ -81,10 +81,10 @@ func TestCrashResume(t *testing.T) {
 
 	startDaemon(t, homeB)
 	deadline = time.Now().Add(90 * time.Second)
-	var after share.DownloadInfo
+	var after api.DownloadInfo
 	for {
 		ds := downloadsOf(t, homeB)
-		if len(ds) == 1 && (ds[0].State == share.StateDone || ds[0].State == share.StateFailed) {
+		if len(ds) == 1 && (ds[0].State == api.StateDone || ds[0].State == api.StateFailed) {
 			after = ds[0]
 			break
 		}
@@ -93,7 +93,7 @@ func TestCrashResume(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if after.State != share.StateDone {
+	if after.State != api.StateDone {
 		t.Fatalf("download failed after restart: %+v", after)
 	}
 	t.Logf("after restart: resumed %d, fetched %d, duplicates %d, groups %d", after.ResumedGroups, after.FetchedGroups, after.DuplicateGroups, after.Groups)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // TestSearchAndAnonymousGet drives anonymous sharing through the binary:
@@ -21,7 +21,7 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 	mustKith(t, "init", "--name", "bob", "--home", homeB)
 	startDaemon(t, homeA)
 	startDaemon(t, homeB)
-	var idA, idB node.InviteInfo
+	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
@@ -38,12 +38,12 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 	mustKith(t, "share", "add", films, "--anonymous", "--home", homeB)
 
 	// The router link comes up shortly after the friend connection.
-	var hits []node.SearchHit
+	var hits []api.SearchHit
 	for try := 0; try < 5 && len(hits) == 0; try++ {
 		out := mustKith(t, "search", "porto", "night", "--timeout", "3s", "--json", "--home", homeA)
 		dec := json.NewDecoder(strings.NewReader(out))
 		for {
-			var h node.SearchHit
+			var h api.SearchHit
 			if dec.Decode(&h) != nil {
 				break
 			}
@@ -56,6 +56,25 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 	if out := mustKith(t, "search", "porto", "--timeout", "3s", "--home", homeA); !strings.Contains(out, hits[0].Link) {
 		t.Fatalf("search (text): %s", out)
 	}
+	// --json keeps a link's & as it is (no \u0026).
+	if r := kith(t, "search", "porto", "--timeout", "3s", "--json", "--home", homeA); !strings.Contains(r.stdout, "&size=") || strings.Contains(r.stdout, `\u0026`) {
+		t.Fatalf("search --json escaped the link: %s", r.stdout)
+	}
+	// A search stops early, and says why: at the number of files wanted,
+	// or when no new file came for a while after one did; else at its
+	// timeout.
+	r := kith(t, "search", "porto", "--timeout", "60s", "--max", "1", "--home", homeA)
+	if r.code != 0 || !strings.Contains(r.stdout, hits[0].Link) || !strings.Contains(r.stderr, "1 file(s) found; stopped after") || !strings.Contains(r.stderr, "(--max)") {
+		t.Fatalf("search --max 1: %+v", r)
+	}
+	r = kith(t, "search", "porto", "--timeout", "60s", "--idle", "500ms", "--home", homeA)
+	if r.code != 0 || !strings.Contains(r.stdout, hits[0].Link) || !strings.Contains(r.stderr, "no new file for 500ms (--idle)") {
+		t.Fatalf("search --idle: %+v", r)
+	}
+	r = kith(t, "search", "nothing-like-this", "--timeout", "2s", "--home", homeA)
+	if r.code != 0 || !strings.Contains(r.stderr, "0 file(s) found in 2s (--timeout)") {
+		t.Fatalf("search without results: %+v", r)
+	}
 	// Names from peers print through peertext: the override shows as an
 	// escape, never raw; --json keeps the name as it is, in valid JSON.
 	out := mustKith(t, "search", "invoice", "--timeout", "3s", "--home", homeA)
@@ -63,7 +82,7 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 		t.Fatalf("search (text) of a name with a bidi override: %q", out)
 	}
 	out = mustKith(t, "search", "invoice", "--timeout", "3s", "--json", "--home", homeA)
-	var h node.SearchHit
+	var h api.SearchHit
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &h); err != nil || h.Name != hostile {
 		t.Fatalf("search --json of a name with a bidi override: %q (%v)", out, err)
 	}
@@ -73,7 +92,7 @@ func TestSearchAndAnonymousGet(t *testing.T) {
 
 	to := filepath.Join(dir, "got")
 	os.MkdirAll(to, 0o700)
-	r := kith(t, "get", "--anonymous", hits[0].Link, "--to", to, "--home", homeA)
+	r = kith(t, "get", "--anonymous", hits[0].Link, "--to", to, "--home", homeA)
 	if r.code != 0 || !strings.Contains(r.stdout, "BLAKE3 root verified") {
 		t.Fatalf("get --anonymous: %+v", r)
 	}

@@ -14,8 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/internal/peertext"
-	"kith/node"
-	"kith/share"
+	"kith/node/api"
 )
 
 // Everything printed here that a peer could have chosen (file and folder
@@ -72,7 +71,7 @@ func newShareAddCmd(g *globals) *cobra.Command {
 			if !asJSON {
 				fmt.Printf("indexing %s …\n", safe(dir))
 			}
-			res, err := c.AddShare(context.Background(), node.AddShareRequest{Dir: dir, Browsable: browsable, Anonymous: anonymous})
+			res, err := c.AddShare(context.Background(), api.AddShareRequest{Dir: dir, Browsable: browsable, Anonymous: anonymous})
 			if err != nil {
 				return err
 			}
@@ -80,7 +79,7 @@ func newShareAddCmd(g *globals) *cobra.Command {
 				return printJSON(res)
 			}
 			fmt.Printf("shared %s as %q (%s): %d files, %s; hashed %d in %v\n",
-				safe(res.Share.Dir), res.Share.Name, flagsText(res.Share), res.Share.Files, share.FormatSize(res.Share.Bytes),
+				safe(res.Share.Dir), res.Share.Name, flagsText(res.Share), res.Share.Files, api.FormatSize(res.Share.Bytes),
 				res.Scan.Hashed, res.Scan.Duration.Round(time.Millisecond))
 			if res.Scan.Skipped > 0 {
 				fmt.Printf("skipped %d entries that cannot be shared (see the daemon's log)\n", res.Scan.Skipped)
@@ -94,7 +93,7 @@ func newShareAddCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func flagsText(s share.ShareInfo) string {
+func flagsText(s api.ShareInfo) string {
 	var f []string
 	if s.Browsable {
 		f = append(f, "browsable")
@@ -115,7 +114,7 @@ func newShareLsCmd(g *globals) *cobra.Command {
 		Short: "list shared folders, or with --links every shared file's link",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				if links {
 					fs, err := c.ShareFiles(ctx, "")
 					if err != nil {
@@ -134,8 +133,8 @@ func newShareLsCmd(g *globals) *cobra.Command {
 					return err
 				}
 				return printList(ss, asJSON, "nothing shared yet: `kith share add DIR`",
-					"NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED", func(s share.ShareInfo) string {
-						return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", safe(s.Name), safe(s.Dir), flagsText(s), s.Files, share.FormatSize(s.Bytes), ago(s.LastScan))
+					"NAME\tFOLDER\tFLAGS\tFILES\tSIZE\tSCANNED", func(s api.ShareInfo) string {
+						return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s", safe(s.Name), safe(s.Dir), flagsText(s), s.Files, api.FormatSize(s.Bytes), ago(s.LastScan))
 					})
 			})
 		},
@@ -206,13 +205,13 @@ func newShareFindCmd(g *globals) *cobra.Command {
 		Short: "search your own shared files by name",
 		Args:  args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				fs, err := c.Find(ctx, strings.Join(a, " "))
 				if err != nil {
 					return err
 				}
-				return printList(fs, asJSON, "no match", "", func(f node.FileInfo) string {
-					return fmt.Sprintf("%s\t%s\t%s", safe(f.Name), share.FormatSize(f.Size), safe(f.Link))
+				return printList(fs, asJSON, "no match", "", func(f api.FileInfo) string {
+					return fmt.Sprintf("%s\t%s\t%s", safe(f.Name), api.FormatSize(f.Size), safe(f.Link))
 				})
 			})
 		},
@@ -238,8 +237,8 @@ func newBrowseCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := apiContext()
 			defer cancel()
-			var all []node.BrowseEntry
-			var l node.BrowseListing
+			var all []api.BrowseEntry
+			var l api.BrowseListing
 			for offset := 0; ; offset += len(l.Entries) {
 				l, err = c.Browse(ctx, a[0], path, offset)
 				if err != nil {
@@ -263,7 +262,7 @@ func newBrowseCmd(g *globals) *cobra.Command {
 				if e.Dir {
 					fmt.Fprintf(tw, "%s/\t\t\n", safe(e.Name))
 				} else {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(e.Name), share.FormatSize(e.Size), safe(e.Link))
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", safe(e.Name), api.FormatSize(e.Size), safe(e.Link))
 				}
 			}
 			return tw.Flush()
@@ -296,7 +295,7 @@ func newGetCmd(g *globals) *cobra.Command {
 				}
 			}
 			ctx, cancel := apiContext()
-			info, err := c.AddDownload(ctx, node.GetRequest{Link: a[0], To: to, Anonymous: anonymous, Again: again})
+			info, err := c.AddDownload(ctx, api.GetRequest{Link: a[0], To: to, Anonymous: anonymous, Again: again})
 			cancel()
 			if err != nil {
 				return peerError(err)
@@ -323,10 +322,10 @@ func newGetCmd(g *globals) *cobra.Command {
 // reason when it becomes paused or without a source. The bar is drawn again when
 // the size changes (a link's size is only a claim until a source proves
 // it). With asJSON the download's last state is printed as JSON.
-func followDownload(c *node.Client, info share.DownloadInfo, asJSON bool) error {
+func followDownload(c *api.Client, info api.DownloadInfo, asJSON bool) error {
 	var bar *progressbar.ProgressBar
 	barSize := int64(-1)
-	var lastState share.DownloadState
+	var lastState api.DownloadState
 	started := time.Now()
 	for {
 		if bar != nil && info.Size != barSize {
@@ -360,7 +359,7 @@ func followDownload(c *node.Client, info share.DownloadInfo, asJSON bool) error 
 		}
 		lastState = info.State
 		switch info.State {
-		case share.StateDone:
+		case api.StateDone:
 			if bar != nil {
 				bar.Finish()
 			}
@@ -370,9 +369,9 @@ func followDownload(c *node.Client, info share.DownloadInfo, asJSON bool) error 
 			}
 			secs := time.Since(started).Seconds()
 			fmt.Printf("done: %s (%s, %.1f MB/s), BLAKE3 root verified: %s\n",
-				safe(info.Path), share.FormatSize(info.Size), float64(info.Size)/1e6/max(secs, 0.001), safe(info.Root))
+				safe(info.Path), api.FormatSize(info.Size), float64(info.Size)/1e6/max(secs, 0.001), safe(info.Root))
 			return nil
-		case share.StateFailed:
+		case api.StateFailed:
 			fmt.Fprintln(os.Stderr)
 			if asJSON {
 				printJSON(info)
@@ -383,7 +382,7 @@ func followDownload(c *node.Client, info share.DownloadInfo, asJSON bool) error 
 		ctx, cancel := apiContext()
 		next, err := c.Download(ctx, info.Root)
 		cancel()
-		if errors.Is(err, share.ErrNoSuchDownload) {
+		if errors.Is(err, api.ErrNoSuchDownload) {
 			return errors.New("download was cancelled")
 		}
 		if err != nil {
@@ -400,22 +399,22 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 		Short: "list downloads and their state",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
 				ds, err := c.Downloads(ctx)
 				if err != nil {
 					return err
 				}
-				return printList(ds, asJSON, "no downloads", "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT\tWHY", func(d share.DownloadInfo) string {
+				return printList(ds, asJSON, "no downloads", "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT\tWHY", func(d api.DownloadInfo) string {
 					pct := 100.0
 					if d.Size > 0 {
 						pct = 100 * float64(d.Done) / float64(d.Size)
 					}
 					why := d.Reason
-					if d.State == share.StateFailed {
+					if d.State == api.StateFailed {
 						why = d.Error
 					}
-					return fmt.Sprintf("%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s\t%s", safe(d.Name), d.State, pct, share.FormatSize(d.Size),
-						share.FormatSize(int64(d.Rate)), len(d.Sources), safe(d.Root), safe(why))
+					return fmt.Sprintf("%s\t%s\t%.1f%% of %s\t%s/s\t%d\t%s\t%s", safe(d.Name), d.State, pct, api.FormatSize(d.Size),
+						api.FormatSize(int64(d.Rate)), len(d.Sources), safe(d.Root), safe(why))
 				})
 			})
 		},
@@ -426,8 +425,8 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 		Short: "stop a download and delete its partial data",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.call(func(ctx context.Context, c *node.Client) error {
-				if err := c.CancelDownload(ctx, a[0]); err != nil {
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				if _, err := c.CancelDownload(ctx, a[0]); err != nil {
 					return err
 				}
 				fmt.Println("cancelled")

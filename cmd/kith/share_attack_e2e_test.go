@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"kith/node"
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -43,7 +44,7 @@ func inProcessFriend(t *testing.T, home, name string) (*node.Node, peer.ID) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	var id node.InviteInfo
+	var id api.InviteInfo
 	if err := json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", home)), &id); err != nil {
 		t.Fatal(err)
 	}

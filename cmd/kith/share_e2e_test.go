@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"kith/node"
-	"kith/share"
+	"kith/node/api"
 )
 
 // TestShareBrowseGet drives sharing end to end through the binary: share a
@@ -22,7 +21,7 @@ func TestShareBrowseGet(t *testing.T) {
 	mustKith(t, "init", "--name", "bob", "--home", homeB)
 	da := startDaemon(t, homeA)
 	db := startDaemon(t, homeB)
-	var idA, idB node.InviteInfo
+	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
@@ -41,7 +40,7 @@ func TestShareBrowseGet(t *testing.T) {
 	if out := mustKith(t, "share", "find", "wemb", "--home", homeA); !strings.Contains(out, "Wembley 1986.flac") {
 		t.Fatalf("share find: %s", out)
 	}
-	var top, live node.BrowseListing
+	var top, live api.BrowseListing
 	json.Unmarshal([]byte(mustKith(t, "browse", "alice", "--json", "--home", homeB)), &top)
 	if len(top.Entries) != 1 || top.Entries[0].Name != "Music" || !top.Entries[0].Dir {
 		t.Fatalf("browse top: %+v", top)
@@ -64,9 +63,9 @@ func TestShareBrowseGet(t *testing.T) {
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("downloaded file differs (%v)", err)
 	}
-	var ds []share.DownloadInfo
+	var ds []api.DownloadInfo
 	json.Unmarshal([]byte(mustKith(t, "downloads", "--json", "--home", homeB)), &ds)
-	if len(ds) != 1 || ds[0].State != share.StateDone {
+	if len(ds) != 1 || ds[0].State != api.StateDone {
 		t.Fatalf("downloads: %+v", ds)
 	}
 	// A second get of the same file says it is there already; with

@@ -10,7 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
-	"kith/node"
+	"kith/node/api"
 	"kith/share"
 )
 
@@ -43,7 +43,7 @@ func TestSharePeerTextEscaped(t *testing.T) {
 	mustKith(t, "init", "--name", "bob", "--home", homeB)
 	da := startDaemon(t, homeA)
 	db := startDaemon(t, homeB)
-	var idA, idB node.InviteInfo
+	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
@@ -62,7 +62,7 @@ func TestSharePeerTextEscaped(t *testing.T) {
 	checkSafe(t, "browse", out, `\u009b2Jclear.txt`, `invoice\u202efdp.exe`, `\u202eevil/`)
 	checkSafe(t, "share find", mustKith(t, "share", "find", "invoice", "--home", homeA), `invoice\u202efdp.exe`)
 
-	var l node.BrowseListing
+	var l api.BrowseListing
 	json.Unmarshal([]byte(mustKith(t, "browse", "alice", "music", "--json", "--home", homeB)), &l)
 	var link string
 	for _, e := range l.Entries {

@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
-	"kith/share"
+	"kith/node/api"
 )
 
 // TestShareTripUps covers what tripped users up (issue 17): getting a file
@@ -24,7 +23,7 @@ func TestShareTripUps(t *testing.T) {
 	mustKith(t, "init", "--name", "bob", "--home", homeB)
 	da := startDaemon(t, homeA)
 	db := startDaemon(t, homeB)
-	var idA, idB node.InviteInfo
+	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	mustKith(t, "friend", "add", idB.Invite, "--home", homeA)
@@ -37,7 +36,7 @@ func TestShareTripUps(t *testing.T) {
 	os.WriteFile(filepath.Join(films, "Heat.mkv"), content, 0o600)
 
 	// share add --json prints the share and its scan.
-	var added node.AddShareResponse
+	var added api.AddShareResponse
 	out := mustKith(t, "share", "add", films, "--json", "--home", homeA)
 	if err := json.Unmarshal([]byte(out), &added); err != nil {
 		t.Fatalf("share add --json printed %q: %v", out, err)
@@ -52,7 +51,7 @@ func TestShareTripUps(t *testing.T) {
 		t.Fatalf("browse of a path alice does not share: %+v", r)
 	}
 
-	var files []node.FileInfo
+	var files []api.FileInfo
 	json.Unmarshal([]byte(mustKith(t, "share", "ls", "--links", "--json", "--home", homeA)), &files)
 	if len(files) != 1 {
 		t.Fatalf("share ls --links: %+v", files)
@@ -68,7 +67,7 @@ func TestShareTripUps(t *testing.T) {
 	// get --detach --json prints the download it queued.
 	to := filepath.Join(dir, "got")
 	os.MkdirAll(to, 0o700)
-	var queued share.DownloadInfo
+	var queued api.DownloadInfo
 	out = mustKith(t, "get", link, "--to", to, "--detach", "--json", "--home", homeB)
 	if err := json.Unmarshal([]byte(out), &queued); err != nil {
 		t.Fatalf("get --detach --json printed %q: %v", out, err)
@@ -80,9 +79,9 @@ func TestShareTripUps(t *testing.T) {
 	// --again makes a second copy (printed as JSON when it ends).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var ds []share.DownloadInfo
+		var ds []api.DownloadInfo
 		json.Unmarshal([]byte(mustKith(t, "downloads", "--json", "--home", homeB)), &ds)
-		if len(ds) == 1 && ds[0].State == share.StateDone {
+		if len(ds) == 1 && ds[0].State == api.StateDone {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -95,12 +94,12 @@ func TestShareTripUps(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "already have") || !strings.Contains(r.stderr, first) || !strings.Contains(r.stderr, "--again") {
 		t.Fatalf("get of a file downloaded before: %+v", r)
 	}
-	var again share.DownloadInfo
+	var again api.DownloadInfo
 	out = mustKith(t, "get", link, "--to", to, "--again", "--json", "--home", homeB)
 	if err := json.Unmarshal([]byte(out), &again); err != nil {
 		t.Fatalf("get --again --json printed %q: %v", out, err)
 	}
-	if again.State != share.StateDone || again.Path != filepath.Join(to, "Heat (2).mkv") {
+	if again.State != api.StateDone || again.Path != filepath.Join(to, "Heat (2).mkv") {
 		t.Fatalf("get --again --json: %+v", again)
 	}
 	if got, err := os.ReadFile(again.Path); err != nil || !bytes.Equal(got, content) {

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"html"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,13 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"kith/node"
+	"kith/node/api"
 )
-
-// webLogin is the daemon's answer to POST /v1/web/login.
-type webLogin struct {
-	URL     string    `json:"url"`
-	Expires time.Time `json:"expires"`
-}
 
 // webLoginFile is where `kith web` writes the page that sends a browser on
 // to the login link, so that the token never stands in a command line
@@ -40,66 +31,28 @@ func newWebCmd(g *globals) *cobra.Command {
 		Short: "print a link that logs a browser in to the web UI once (and open a browser)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := node.CheckHome(g.home); err != nil {
-				return err
-			}
-			ctx, cancel := apiContext()
-			defer cancel()
-			login, err := askWebLogin(ctx, g.home)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(login)
-			}
-			fmt.Println(login.URL)
-			fmt.Fprintf(os.Stderr, "open it in a browser on this machine: it logs in once, until %s\n", login.Expires.Local().Format(time.TimeOnly))
-			if !noOpen {
-				if opened := openBrowser(g.home, login.URL); opened != "" {
-					fmt.Fprintf(os.Stderr, "opened it with %s\n", opened)
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				login, err := c.WebLogin(ctx)
+				if err != nil {
+					return err
 				}
-			}
-			return nil
+				if asJSON {
+					return printJSON(login)
+				}
+				fmt.Println(login.URL)
+				fmt.Fprintf(os.Stderr, "open it in a browser on this machine: it logs in once, until %s\n", login.Expires.Local().Format(time.TimeOnly))
+				if !noOpen {
+					if opened := openBrowser(g.home, login.URL); opened != "" {
+						fmt.Fprintf(os.Stderr, "opened it with %s\n", opened)
+					}
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&noOpen, "no-open", false, "only print the link; do not open a browser")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// askWebLogin asks the daemon's API socket for a login link.
-func askWebLogin(ctx context.Context, home string) (webLogin, error) {
-	sock := filepath.Join(home, node.SocketFile)
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://kith/v1/web/login", nil)
-	if err != nil {
-		return webLogin{}, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return webLogin{}, fmt.Errorf("no daemon is running for home %s: start it with `kith up` (%v)", home, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&e)
-		if e.Error == "" {
-			e.Error = resp.Status
-		}
-		return webLogin{}, errors.New(e.Error)
-	}
-	var out webLogin
-	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&out); err != nil {
-		return webLogin{}, fmt.Errorf("reading the daemon's answer: %w", err)
-	}
-	return out, nil
 }
 
 // openBrowser opens url in the user's browser when there is one (a

@@ -18,7 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // webClient is a plain HTTP client of the web UI: no redirects, an
@@ -125,7 +125,7 @@ func TestWebUIAuth(t *testing.T) {
 	anon := webClient(nil)
 
 	// Without the cookie: everything is refused, and says nothing.
-	var st node.Status
+	var st api.Status
 	json.Unmarshal([]byte(mustKith(t, "status", "--json", "--home", home)), &st)
 	for _, r := range webRoutes {
 		code, body, h := webDo(t, anon, r.method, base+r.path, r.body, nil)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // TestWebUIFriendsShareDownloadChat drives two daemons through their web
@@ -38,7 +38,7 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 	webUp(t, homeA, "--max-upload", "12MiB")
 	webUp(t, homeB)
 	startDaemon(t, homeC, "--no-web")
-	var idA, idB, idC node.InviteInfo
+	var idA, idB, idC api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeB)), &idB)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeC)), &idC)
@@ -366,7 +366,7 @@ func TestWebUIFriendsShareDownloadChat(t *testing.T) {
 // and fails the test unless it succeeds.
 func apiCall(t *testing.T, home, method, path, body string) string {
 	t.Helper()
-	sock := filepath.Join(home, node.SocketFile)
+	sock := filepath.Join(home, api.SocketFile)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"kith/node"
+	"kith/node/api"
 )
 
 // Payloads a hostile friend puts where the web UI shows peer text. Each
@@ -48,7 +48,7 @@ func TestWebUIHostileFriend(t *testing.T) {
 	mustKith(t, "init", "--name", xssNick, "--home", homeM)
 	webUp(t, homeA)
 	startDaemon(t, homeM, "--no-web")
-	var idA, idM node.InviteInfo
+	var idA, idM api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeM)), &idM)
 
