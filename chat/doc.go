@@ -27,6 +27,9 @@
 // queue, and friendlink's misbehaviour policy for a friend that sends a
 // frame that breaks the protocol (its lobby link reset and refused for
 // friendlink.FaultPause; its connection and other protocols untouched).
+// What live relay misses (a relay down, a full queue, a wrong clock)
+// sync brings (lobby_sync.go): each side of a link lists the ids it
+// holds and asks for those it lacks, and lists on what it newly stored.
 //
 // Distant chat carries the same frames inside an end-to-end Noise_XK
 // session (tunnels.OpenChatSession) over a tunnel whose target is

@@ -694,11 +694,14 @@ func pageLimit(limit int) int {
 }
 
 // list returns a page of conv: the messages stored after seq after and,
-// if since is not zero, written at or after since, in order; at most
+// if since is not zero, stored (received, or written here) at or after
+// since by this node's clock, not the author's, which may be wrong; in
+// the order they were stored; at most
 // limit (MaxLogPage if 0) and MaxLogPageBytes of text. An empty page
 // means there is no more.
 func (h *history) list(conv convKey, after uint64, since time.Time, limit int) ([]Message, error) {
 	limit = pageLimit(limit)
+	since = since.Truncate(time.Millisecond) // as Stored is kept
 	var ms []Message
 	err := h.db.View(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketHistory).Bucket([]byte(conv))
@@ -712,7 +715,7 @@ func (h *history) list(conv convKey, after uint64, since time.Time, limit int) (
 			if err != nil {
 				return err
 			}
-			if !since.IsZero() && m.Time.Before(since) {
+			if !since.IsZero() && m.Stored.Before(since) {
 				continue
 			}
 			if pageFull(len(ms), bytes, len(m.Text), limit) {

@@ -152,3 +152,41 @@ func FuzzStoredMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestHistorySinceByReceived is issue 13 point 3's `chat log --since`: a
+// message that arrived a moment ago from a friend whose clock is a day
+// behind is in the page since a minute ago; one stored before is not,
+// whatever its author's clock says.
+func TestHistorySinceByReceived(t *testing.T) {
+	db, err := store.Open(t.TempDir()+"/kith.db", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h, err := openHistory(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := friendConv(peer.ID("friend"))
+	early := Message{ID: NewMsgID(), Time: time.Now().Add(time.Hour).UTC(), Text: "stored first, dated ahead"}
+	if _, _, err := h.append(conv, early); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	since := time.Now()
+	late := Message{ID: NewMsgID(), Time: time.Now().Add(-24 * time.Hour).UTC(), Text: "from a clock a day behind"}
+	if _, _, err := h.append(conv, late); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := h.list(conv, 0, since, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].ID != late.ID {
+		var got []string
+		for _, m := range ms {
+			got = append(got, m.Text)
+		}
+		t.Fatalf("since a moment ago: %q, want only the message just received", got)
+	}
+}

@@ -215,14 +215,38 @@ const (
 	// members only churn within it.
 	MaxLobbyHistoryBytes = HistoryBudget
 	// LobbyMaxAge is how old a relayed message may be (by its author's
-	// clock) to be accepted; history replies are exempt.
+	// clock, besides LobbyMaxSkew) to be relayed live; history and sync
+	// replies are exempt.
 	LobbyMaxAge = 10 * time.Minute
-	// LobbyMaxSkew is how far in the future a message's time may be.
-	LobbyMaxSkew = 2 * time.Minute
-	// LobbySeenTTL is how long a message id stays in the seen cache: longer
-	// than LobbyMaxAge+LobbyMaxSkew, so a message leaves the cache only
-	// once the age check drops it anyway.
-	LobbySeenTTL = LobbyMaxAge + LobbyMaxSkew + time.Minute
+	// LobbyMaxSkew is how far the author's clock may be from this
+	// node's, either way, for a message to be relayed live (and how far
+	// in the future a message's time may be for any path). An hour: a
+	// clock without NTP drifts seconds a day, a machine resumed from
+	// suspend or set by hand is minutes off, a VM restored from a
+	// snapshot up to hours; an hour keeps all but the last in the
+	// conversation (what sync takes later has no age bound), while a
+	// replayed message is still refused for its id (LobbySeenTTL) and a
+	// clock off by more is told to the user (LobbyClockWarn), not
+	// silently dropped.
+	LobbyMaxSkew = time.Hour
+	// LobbySeenTTL is how long a message id stays in the seen cache:
+	// longer than the span of this node's clock over which one message
+	// passes the time checks (from LobbyMaxSkew before its time to
+	// LobbyMaxAge+LobbyMaxSkew after), so a message leaves the cache only
+	// once the age check drops it anyway. The cache holds at most
+	// LobbySeenMax ids (a few MiB); the store deduplicates what it keeps.
+	LobbySeenTTL = LobbyMaxAge + 2*LobbyMaxSkew + time.Minute
+	// LobbyClockWarn is how far a friend's clock may be from this node's
+	// (estimated from the time in its announcements) before it is said:
+	// in the log at Warn once when this node's clock is off from most
+	// friends', at Info for one friend's, and in LobbyStats.Clocks. A
+	// minute: far inside LobbyMaxSkew, so the user hears of a wrong
+	// clock before any message is dropped for it, and far above what
+	// latency adds to the estimate.
+	LobbyClockWarn = time.Minute
+	// LobbyClockLogEvery is the least time between two Info lines about
+	// one friend link's messages dropped for their time.
+	LobbyClockLogEvery = time.Minute
 	// LobbySeenMax caps the seen cache; when full the oldest ids go first.
 	LobbySeenMax = 100000
 	// LobbyFriendRate and LobbyFriendBurst bound the lobby messages one
@@ -295,4 +319,50 @@ const (
 	// history holds friends' history requests for that lobby, so they
 	// get what the answer brings; after it they get what there is.
 	LobbyHistoryWait = 20 * time.Second
+)
+
+// Lobby sync (lobby_sync.go): when a link starts carrying a lobby, and
+// every LobbySyncInterval after, each side lists the ids of its newest
+// messages of the lobby ("have"); the other asks for those it does not
+// hold ("want", one request per lobby and link at a time) and stores
+// what comes back, then lists what it newly stored to its other links.
+// So what was said across a relay that was down reaches every member.
+const (
+	// LobbySyncIDs caps the ids of one "have" frame (16 KiB of ids): the
+	// newest messages a node lists when a link starts carrying a lobby. A
+	// partition in which a lobby gets more messages than this heals only
+	// for the newest LobbySyncIDs.
+	LobbySyncIDs = 1000
+	// LobbySyncPeriodicIDs is how many newest ids the periodic "have"
+	// lists (1.6 KiB): enough for what a live relay dropped (a full
+	// queue, a skewed clock) since the last round.
+	LobbySyncPeriodicIDs = LobbyHistoryMax
+	// LobbySyncInterval is how often each link's lobbies are synced
+	// again while it stays up.
+	LobbySyncInterval = 2 * time.Minute
+	// LobbyWantMax caps the ids of one "want" frame; the answer holds
+	// at most LobbyHistoryBytes of them, and says so when it left some
+	// out (they are asked for again).
+	LobbyWantMax = LobbyHistoryMax
+	// LobbyWantPending caps the ids one link keeps to ask its friend
+	// for, over all lobbies (64 KiB of ids and their map entries);
+	// further listed ids are ignored until the next sync.
+	LobbyWantPending = 4 * LobbySyncIDs
+	// LobbyWantTimeout is how long a node waits for the answer to a
+	// "want" before it asks again (a full queue may have dropped it).
+	LobbyWantTimeout = 30 * time.Second
+	// LobbyHaveRate and LobbyHaveBurst bound the "have" frames of one
+	// friend link that are looked up (each costs at most LobbySyncIDs
+	// index reads): a link's start lists every shared lobby at once
+	// (MaxLobbies), then a few a second; more are dropped (counted as
+	// control_rate) and wait for the next sync.
+	LobbyHaveRate  = 4
+	LobbyHaveBurst = 2 * MaxLobbies
+	// LobbyWantRate and LobbyWantBurst bound the "want" frames of one
+	// friend link that are answered (each answer reads and sends at most
+	// LobbyHistoryBytes, so at most 1 MiB/s to one friend): a faster
+	// friend is slowed down (its link's reading waits), not answered
+	// less.
+	LobbyWantRate  = 4
+	LobbyWantBurst = 32
 )

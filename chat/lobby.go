@@ -8,10 +8,12 @@ package chat
 // public lobbies each side is in (announce, replacing the previous list);
 // invites; and history requests and replies.
 //
-// The service is in four files: this one (types, the service and the
+// The service is in these files: this one (types, the service and the
 // user's side), lobby_relay.go (taking, storing and passing on what
-// friends send), lobby_timers.go (keep-alives, announcements, expiry)
-// and lobby_links.go (the friend links, on kith/internal/friendlink).
+// friends send), lobby_sync.go (getting what live relay missed),
+// lobby_clock.go (friends' clocks), lobby_timers.go (keep-alives,
+// announcements, expiry, sync rounds), lobby_links.go (the friend links,
+// on kith/internal/friendlink), lobby_store.go and lobby_wire.go.
 
 import (
 	"context"
@@ -92,12 +94,20 @@ type LobbyConfig struct {
 	// written to p (out true). History replies are not included. It is
 	// called from many goroutines and must not block.
 	OnRelay func(p peer.ID, out bool, id MsgID)
+	// Clock is the wall clock that dates this node's messages and
+	// announcements and that friends' messages are checked against; nil
+	// means time.Now. Tests set a skewed one.
+	Clock func() time.Time
+	// SyncInterval is how often each link's lobbies are synced again
+	// while it stays up; 0 means LobbySyncInterval.
+	SyncInterval time.Duration
 }
 
 // LobbyEvent is the data of a "lobby.message" event.
 type LobbyEvent struct {
 	Message LobbyMessage
-	// History is set for a message that came in a history reply.
+	// History is set for a message that came in a history or sync
+	// reply, not live.
 	History bool
 }
 
@@ -154,6 +164,17 @@ type LobbyStats struct {
 	// Links counts messages per friend that had a lobby link since the
 	// service started, connected or not now.
 	Links map[peer.ID]LinkStats
+	// Synced counts messages taken from sync replies: what live relay
+	// did not bring.
+	Synced uint64
+	// Clocks are the estimated clock offsets of the friends with a link
+	// up (Lobbies.Clocks).
+	Clocks map[peer.ID]ClockOffset
+	// ClockSkewed is set when this node's clock seems wrong
+	// (Lobbies.ClockSkewed); ClockBehind is by how much it is behind
+	// most friends' (negative: ahead).
+	ClockSkewed bool
+	ClockBehind time.Duration
 }
 
 // joinedLobby is a lobby the node is in.
@@ -169,10 +190,6 @@ type joinedLobby struct {
 	waiters []*lobbyLink
 	// nextKeepAlive is when this node next says it is in the lobby.
 	nextKeepAlive time.Time
-	// missed is set while no friend link carries the lobby after it did
-	// (and after a start): the node may have missed messages, so the
-	// next friend that subscribes is asked for recent history.
-	missed bool
 }
 
 // allows reports whether the lobby's traffic may go to friend p: any
@@ -213,6 +230,13 @@ type Lobbies struct {
 	gone map[peer.ID]LinkStats
 
 	partsRefused atomic.Uint64
+	// synced counts messages taken from sync replies (stored or already
+	// there).
+	synced uint64
+	// clockWarned is what the log said of this node's clock until it is
+	// right again: 0 nothing, 1 that it or the only friend's is wrong, 2
+	// that it is wrong (lobby_clock.go).
+	clockWarned int
 }
 
 // NewLobbies starts the lobby service: it loads the joined lobbies,
@@ -255,7 +279,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 			st.leave(id)
 			continue
 		}
-		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, missed: true}
+		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lm, err = friendlink.New(friendlink.Config[outFrame]{
@@ -302,6 +326,14 @@ func (s *Lobbies) goFn(f func()) bool {
 	return true
 }
 
+// clock is the wall clock of LobbyConfig.Clock.
+func (s *Lobbies) clock() time.Time {
+	if s.cfg.Clock != nil {
+		return s.cfg.Clock()
+	}
+	return time.Now()
+}
+
 func (s *Lobbies) event(typ string, data any) {
 	if s.cfg.Events != nil {
 		s.cfg.Events(typ, data)
@@ -317,6 +349,9 @@ func (s *Lobbies) drop(l *lobbyLink, reason string, m *LobbyMessage) {
 	s.mu.Unlock()
 	if reason == DropDuplicate {
 		return // normal wherever the friend graph has cycles
+	}
+	if (reason == DropStale || reason == DropFuture) && l != nil && m != nil {
+		s.logTimeDrop(l, reason, m)
 	}
 	attrs := []any{slog.String("reason", reason)}
 	if l != nil {
@@ -345,9 +380,15 @@ func (s *Lobbies) Stats() LobbyStats {
 	for p, ls := range s.gone {
 		st.Links[p] = ls
 	}
+	st.Clocks = map[peer.ID]ClockOffset{}
 	for p, l := range s.links {
 		st.Links[p] = st.Links[p].add(l.stats())
+		if !l.clockAt.IsZero() {
+			st.Clocks[p] = ClockOffset{Offset: l.clockOffset, At: l.clockAt}
+		}
 	}
+	st.Synced = s.synced
+	st.ClockSkewed, st.ClockBehind, _, _ = s.clockSkewedLocked()
 	return st
 }
 
@@ -526,7 +567,7 @@ func (s *Lobbies) Send(id LobbyID, text string) (LobbyMessage, error) {
 // say signs, stores (unless a keep-alive) and sends a message of this
 // node's in jl.
 func (s *Lobbies) say(jl *joinedLobby, kind LobbyKind, text string) (LobbyMessage, error) {
-	m := LobbyMessage{Lobby: jl.id, ID: NewMsgID(), Kind: kind, Time: time.Now().UTC(), Text: text}
+	m := LobbyMessage{Lobby: jl.id, ID: NewMsgID(), Kind: kind, Time: s.clock().UTC(), Text: text}
 	signLobbyMessage(jl.as, &m)
 	s.mu.Lock()
 	// Every message of ours spends the author's tokens, as it will at each
@@ -570,6 +611,8 @@ func (s *Lobbies) Leave(id LobbyID) error {
 	for _, l := range s.links {
 		l.send(unsubscribeFrame([]LobbyID{id}))
 		delete(l.histWanted, id)
+		delete(l.wantQ, id)
+		delete(l.inflight, id)
 	}
 	s.mu.Unlock()
 	if err := s.store.leave(id); err != nil {

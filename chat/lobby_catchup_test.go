@@ -10,7 +10,7 @@ import (
 
 // TestLobbyCatchUp: a member that was cut off from a lobby (its daemon
 // stopped, or its only link to the lobby dropped) gets what was said
-// meanwhile from the first friend that carries the lobby again, and no
+// meanwhile once a friend carries the lobby again (by sync), and no
 // message twice.
 func TestLobbyCatchUp(t *testing.T) {
 	nodes := lobbyNet(t, []string{"a", "b", "c"}, [][2]int{{0, 1}, {1, 2}}, time.Minute)

@@ -9,6 +9,7 @@ package chat
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
@@ -37,19 +38,8 @@ func (s *Lobbies) linkUp(fl *friendlink.Link[outFrame]) friendlink.Handler[outFr
 	if len(ids) > 0 {
 		l.send(subscribeFrame(ids))
 	}
-	l.send(announceFrame(s.announcementLocked()))
+	l.send(announceFrame(s.announcementLocked(), s.clock()))
 	return l
-}
-
-// carriedLocked reports whether some friend link is subscribed to lobby
-// id.
-func (s *Lobbies) carriedLocked(id LobbyID) bool {
-	for _, l := range s.links {
-		if l.subs[id] {
-			return true
-		}
-	}
-	return false
 }
 
 // dropLink forgets l once its read loop and writer ended, keeping its
@@ -60,11 +50,6 @@ func (s *Lobbies) dropLink(l *lobbyLink) {
 		delete(s.links, l.peer)
 	}
 	s.gone[l.peer] = s.gone[l.peer].add(l.stats())
-	for id := range l.subs {
-		if jl := s.joined[id]; jl != nil && !s.carriedLocked(id) {
-			jl.missed = true
-		}
-	}
 	var pending []LobbyID
 	for id := range l.histWanted {
 		pending = append(pending, id)
@@ -86,6 +71,8 @@ type lobbyLink struct {
 	friendLim *rate.Limiter // lobby messages from the friend
 	ctrlLim   *rate.Limiter // invites and history requests from the friend
 	newParts  *rate.Limiter // participants first heard through the friend
+	haveLim   *rate.Limiter // "have" frames from the friend
+	wantLim   *rate.Limiter // "want" frames from the friend
 
 	in, outN atomic.Uint64 // lobby messages read, written
 
@@ -93,6 +80,19 @@ type lobbyLink struct {
 	subs       map[LobbyID]bool
 	announced  []lobbyAnnounced
 	histWanted map[LobbyID]bool
+	// wantQ holds, per lobby, the ids to ask the friend for; inflight
+	// the request the friend has not answered yet (lobby_sync.go).
+	wantQ    map[LobbyID][]MsgID
+	inflight map[LobbyID]*wantReq
+	// nextSync is when the link's lobbies are next synced.
+	nextSync time.Time
+	// clockOffset is the friend's clock minus ours, estimated at clockAt
+	// (zero: not known); clockSaid that it was logged as off;
+	// timeDropLogged when a drop for a message's time was last logged.
+	clockOffset    time.Duration
+	clockAt        time.Time
+	clockSaid      bool
+	timeDropLogged time.Time
 }
 
 // outFrame is a frame queued for a link; msg is set for a lobby message
@@ -119,8 +119,13 @@ func newLobbyLink(s *Lobbies, fl *friendlink.Link[outFrame]) *lobbyLink {
 		friendLim:  rate.NewLimiter(LobbyFriendRate, LobbyFriendBurst),
 		ctrlLim:    rate.NewLimiter(LobbyControlRate, LobbyControlBurst),
 		newParts:   rate.NewLimiter(LobbyNewParticipantRate, LobbyNewParticipantBurst),
+		haveLim:    rate.NewLimiter(LobbyHaveRate, LobbyHaveBurst),
+		wantLim:    rate.NewLimiter(LobbyWantRate, LobbyWantBurst),
 		subs:       map[LobbyID]bool{},
 		histWanted: map[LobbyID]bool{},
+		wantQ:      map[LobbyID][]MsgID{},
+		inflight:   map[LobbyID]*wantReq{},
+		nextSync:   time.Now().Add(s.syncInterval()),
 	}
 }
 

@@ -7,7 +7,9 @@ package chat
 // rates; it stores it (keep-alives are not stored) and sends it on to
 // every friend link subscribed to L but the one it came from. So each
 // message crosses each link at most once in each direction. Whatever is
-// dropped is counted by reason (LobbyStats) and logged at debug level.
+// dropped is counted by reason (LobbyStats) and logged at debug level
+// (at Info, now and then, when dropped for its time: lobby_clock.go).
+// What live relay drops or never sees, sync brings later (lobby_sync.go).
 //
 // Only members subscribe, so only members relay: a lobby's traffic stays
 // on the friend links between its members.
@@ -41,6 +43,7 @@ func (s *Lobbies) authorLimiter(a ChatID) *rate.Limiter {
 // receive handles a message a friend relayed on l.
 func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 	now := time.Now()
+	wall := s.clock()
 	s.mu.Lock()
 	jl := s.joined[m.Lobby]
 	dup := s.seen.Has(m.ID)
@@ -63,7 +66,7 @@ func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 		s.drop(l, DropFriendRate, m)
 		return
 	}
-	if reason := checkLobbyMessage(m, now, false); reason != "" {
+	if reason := checkLobbyMessage(m, wall, false); reason != "" {
 		s.drop(l, reason, m)
 		return
 	}
@@ -171,14 +174,20 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 		return
 	}
 	defer s.historyDone(id)
-	now := time.Now()
+	now, wall := time.Now(), s.clock()
+	var fresh []MsgID
+	defer func() {
+		s.mu.Lock()
+		s.spreadLocked(l, id, fresh)
+		s.mu.Unlock()
+	}()
 	for i := range ms {
 		m := &ms[i]
 		if m.Kind == LobbyKindKeepAlive {
 			s.drop(l, DropBadKind, m)
 			continue
 		}
-		if reason := checkLobbyMessage(m, now, true); reason != "" {
+		if reason := checkLobbyMessage(m, wall, true); reason != "" {
 			s.drop(l, reason, m)
 			continue
 		}
@@ -193,21 +202,15 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 		}
 		s.mu.Lock()
 		s.seen.Add(m.ID, now)
+		if !dup {
+			s.heardEarlierLocked(m, l, now)
+		}
 		s.mu.Unlock()
 		if !dup {
+			fresh = append(fresh, m.ID)
 			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
 		}
 	}
-}
-
-// needsCatchUpLocked reports whether friend l subscribing to lobby id
-// should be asked for the lobby's recent history: the node is in the
-// lobby but was cut off from it (no friend link carried it, or it just
-// started) and may have missed messages. Whatever the history brings
-// that is already stored is dropped as a duplicate.
-func (s *Lobbies) needsCatchUpLocked(l *lobbyLink, id LobbyID) bool {
-	jl := s.joined[id]
-	return jl != nil && jl.missed && jl.allows(l.peer) && jl.asked.IsZero() && !l.histWanted[id]
 }
 
 // historyDone answers the friends that asked for a lobby's history
@@ -283,25 +286,23 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.receive(l, f.msg)
 	case lobbyFrameSubscribe:
 		s.mu.Lock()
-		var catchUp []LobbyID
+		var sync []LobbyID
 		for _, id := range f.lobbies {
-			if !l.subs[id] && len(l.subs) < MaxLobbies && s.needsCatchUpLocked(l, id) {
-				catchUp = append(catchUp, id)
+			if jl := s.joined[id]; !l.subs[id] && len(l.subs) < MaxLobbies && jl != nil && jl.allows(l.peer) {
+				sync = append(sync, id)
 			}
 			l.subs[id] = true
 		}
 		n := len(l.subs)
-		for _, id := range catchUp {
-			// Unlike a join, a catch-up does not hold the friends' own
-			// history requests: two nodes catching up from each other
-			// would wait for each other.
-			s.joined[id].missed = false
-			l.histWanted[id] = true
-			l.send(historyRequestFrame(id, LobbyHistoryMax))
-		}
 		s.mu.Unlock()
 		if n > MaxLobbies {
 			return fmt.Errorf("%w: subscribed to %d lobbies", ErrBadLobbyFrame, n)
+		}
+		// The link starts carrying these lobbies: each side lists what it
+		// holds, so each gets what it missed (lobby_sync.go). Listed after
+		// subscribing, so a message stored meanwhile is listed or relayed.
+		for _, id := range sync {
+			s.sendHave(l, id, LobbySyncIDs)
 		}
 	case lobbyFrameUnsubscribe:
 		s.mu.Lock()
@@ -313,6 +314,9 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.mu.Lock()
 		l.announced = f.announce
 		s.mu.Unlock()
+		if !f.clock.IsZero() {
+			s.receiveClock(l, f.clock)
+		}
 	case lobbyFrameInvite:
 		if !l.ctrlLim.Allow() {
 			s.drop(l, DropControlRate, nil)
@@ -327,6 +331,51 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 		s.answerHistory(l, f.lobby, f.max)
 	case lobbyFrameHistoryReply:
 		s.receiveHistory(l, f.lobby, f.history)
+	case lobbyFrameHave:
+		s.receiveHave(l, f.lobby, f.ids)
+	case lobbyFrameWant:
+		s.answerWant(l, f.lobby, f.ids)
+	case lobbyFrameSyncReply:
+		s.receiveSyncReply(l, f.lobby, f.history, f.truncated)
 	}
 	return nil
+}
+
+// heardEarlierLocked lists the author of m, a message that came in a
+// history or sync reply through from, as a participant when m was said
+// within the participant window: a joiner then counts the members who
+// spoke lately, not only those it has heard live since. LastSeen is the
+// message's time (never later than now), so the author drops off the
+// list when it would have live; a leave removes it. The same limits as
+// for live authors hold (newParticipantLocked).
+func (s *Lobbies) heardEarlierLocked(m *LobbyMessage, from *lobbyLink, now time.Time) {
+	jl := s.joined[m.Lobby]
+	if jl == nil || m.Author == jl.as.ID {
+		return
+	}
+	if m.Kind == LobbyKindLeave {
+		if p, ok := jl.parts[m.Author]; ok && !p.LastSeen.After(m.Time) {
+			delete(jl.parts, m.Author)
+		}
+		return
+	}
+	at := m.Time
+	if at.After(now) {
+		at = now
+	}
+	if now.Sub(at) > LobbyParticipantIntervals*s.keepAliveIntervalLocked(jl) {
+		return
+	}
+	if p, ok := jl.parts[m.Author]; ok {
+		if at.After(p.LastSeen) {
+			p.LastSeen = at
+			jl.parts[m.Author] = p
+		}
+		return
+	}
+	if s.newParticipantLocked(jl, from) {
+		jl.parts[m.Author] = Participant{ID: m.Author, Nick: m.Nick, LastSeen: at, via: from.peer}
+	} else {
+		s.partsRefused.Add(1)
+	}
 }

@@ -356,3 +356,85 @@ func (s *lobbyStore) invite(id LobbyID) (LobbyInvite, bool) {
 	})
 	return inv, ok && time.Since(inv.Received) <= LobbyInviteTTL
 }
+
+// newestIDs returns the ids of a lobby's newest stored messages, at most
+// max, newest first: what a "have" frame lists.
+func (s *lobbyStore) newestIDs(lobby LobbyID, max int) ([]MsgID, error) {
+	var out []MsgID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
+		if hist == nil {
+			return nil
+		}
+		c := hist.Cursor()
+		for k, v := c.Last(); k != nil && len(out) < max; k, v = c.Prev() {
+			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading lobby history: %w", err)
+	}
+	return out, nil
+}
+
+// missing returns the ids of ids that are not in a lobby's history.
+func (s *lobbyStore) missing(lobby LobbyID, ids []MsgID) ([]MsgID, error) {
+	var out []MsgID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		seen := tx.Bucket(bucketLobbySeen).Bucket(lobby[:])
+		for _, id := range ids {
+			if seen == nil || seen.Get(id[:]) == nil {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading lobby history: %w", err)
+	}
+	return out, nil
+}
+
+// byIDs returns the stored messages of ids in a lobby's history, in the
+// order of ids, until their wire form would pass maxBytes (at least
+// one); truncated reports that some held were left out for that bound.
+func (s *lobbyStore) byIDs(lobby LobbyID, ids []MsgID, maxBytes int) (out []LobbyMessage, truncated bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		seen := tx.Bucket(bucketLobbySeen).Bucket(lobby[:])
+		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
+		if seen == nil || hist == nil {
+			return nil
+		}
+		size := 0
+		for _, id := range ids {
+			k := seen.Get(id[:])
+			if len(k) != 8 {
+				continue
+			}
+			v := hist.Get(k)
+			if v == nil {
+				continue
+			}
+			size += len(v) + 8
+			if size > maxBytes && len(out) > 0 {
+				truncated = true
+				return nil
+			}
+			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("reading lobby history: %w", err)
+	}
+	return out, truncated, nil
+}

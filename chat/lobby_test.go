@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -75,6 +76,10 @@ type lobbyNode struct {
 	events    *eventLog
 	relays    *relayLog
 	keepAlive time.Duration
+	// clock, log and syncInterval go to LobbyConfig when set before start.
+	clock        func() time.Time
+	log          *slog.Logger
+	syncInterval time.Duration
 }
 
 func newLobbyNode(t testing.TB, nick string, keepAlive time.Duration) *lobbyNode {
@@ -105,7 +110,7 @@ func (n *lobbyNode) start() {
 	}
 	n.lob, err = NewLobbies(LobbyConfig{Host: h, DB: n.db, Friends: n.Friends, Identities: ids,
 		Events: n.events.add, KeepAlive: n.keepAlive, LinkRetry: 100 * time.Millisecond,
-		OnRelay: n.relays.add})
+		OnRelay: n.relays.add, Clock: n.clock, Log: n.log, SyncInterval: n.syncInterval})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +144,18 @@ func waitLobbyLink(t testing.TB, a, b *lobbyNode) {
 // every lobby link up.
 func lobbyNet(t testing.TB, nicks []string, edges [][2]int, keepAlive time.Duration) []*lobbyNode {
 	t.Helper()
+	return lobbyNetWith(t, nicks, edges, keepAlive, nil)
+}
+
+// lobbyNetWith is lobbyNet with setup run on the nodes before they start.
+func lobbyNetWith(t testing.TB, nicks []string, edges [][2]int, keepAlive time.Duration, setup func([]*lobbyNode)) []*lobbyNode {
+	t.Helper()
 	nodes := make([]*lobbyNode, len(nicks))
 	for i, nick := range nicks {
 		nodes[i] = newLobbyNode(t, nick, keepAlive)
+	}
+	if setup != nil {
+		setup(nodes)
 	}
 	for _, e := range edges {
 		testkit.Befriend(nodes[e[0]].Peer, nodes[e[1]].Peer)
@@ -451,14 +465,14 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 	waitDrops(DropDuplicate, 1)
 
 	// Stale and future.
-	evil.send(t, signed(mallory, id, LobbyKindText, now.Add(-LobbyMaxAge-time.Minute), "old news"),
+	evil.send(t, signed(mallory, id, LobbyKindText, now.Add(-LobbyMaxAge-LobbyMaxSkew-time.Minute), "old news"),
 		signed(mallory, id, LobbyKindText, now.Add(LobbyMaxSkew+time.Minute), "from tomorrow"))
 	waitDrops(DropStale, 1)
 	waitDrops(DropFuture, 1)
 
 	// Replayed after the seen cache forgot it: a keep-alive (never stored)
 	// accepted just inside the age window is refused by the age check.
-	almostOld := signed(trudy, id, LobbyKindKeepAlive, time.Now().Add(-LobbyMaxAge+1500*time.Millisecond), "")
+	almostOld := signed(trudy, id, LobbyKindKeepAlive, time.Now().Add(-LobbyMaxAge-LobbyMaxSkew+1500*time.Millisecond), "")
 	evil.send(t, almostOld)
 	testkit.WaitFor(t, 10*time.Second, "keep-alive relayed to c", func() bool {
 		c.relays.mu.Lock()
@@ -773,8 +787,9 @@ func lobbySeedFrames(t testing.TB) [][]byte {
 	ann := lobbyAnnounced{ID: id, Name: "seed", Topic: "topic", Participants: 3}
 	var out [][]byte
 	for _, f := range []*pb.LobbyFrame{
-		msgFrame(m), subscribeFrame([]LobbyID{id}), unsubscribeFrame([]LobbyID{id}), announceFrame([]lobbyAnnounced{ann}),
+		msgFrame(m), subscribeFrame([]LobbyID{id}), unsubscribeFrame([]LobbyID{id}), announceFrame([]lobbyAnnounced{ann}, time.Now()),
 		inviteFrame(ann, true, "seed"), historyRequestFrame(id, 10), historyReplyFrame(id, []LobbyMessage{*m}),
+		haveFrame(id, []MsgID{m.ID, NewMsgID()}), wantFrame(id, []MsgID{m.ID}), syncReplyFrame(id, []LobbyMessage{*m}, true),
 	} {
 		var buf bytes.Buffer
 		fw := newLobbyFrameWriter(&buf)
@@ -796,8 +811,17 @@ func TestLobbyFrameRoundTrip(t *testing.T) {
 		if f.msg != nil && !f.msg.verify() {
 			t.Fatal("seed message does not verify after decoding")
 		}
-		if f.typ == lobbyFrameHistoryReply && (len(f.history) != 1 || !f.history[0].verify()) {
-			t.Fatal("history reply lost its message")
+		if (f.typ == lobbyFrameHistoryReply || f.typ == lobbyFrameSyncReply) && (len(f.history) != 1 || !f.history[0].verify()) {
+			t.Fatal("history or sync reply lost its message")
+		}
+		if f.typ == lobbyFrameSyncReply && !f.truncated {
+			t.Fatal("sync reply lost its truncated flag")
+		}
+		if (f.typ == lobbyFrameHave || f.typ == lobbyFrameWant) && len(f.ids) == 0 {
+			t.Fatal("have or want lost its ids")
+		}
+		if f.typ == lobbyFrameAnnounce && f.clock.IsZero() {
+			t.Fatal("announcement lost its clock")
 		}
 	}
 	// Too large, a bad length, a truncated frame and a clean end.

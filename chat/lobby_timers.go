@@ -17,6 +17,8 @@ func (s *Lobbies) loop() {
 	defer announce.Stop()
 	janitor := time.NewTicker(10 * time.Second)
 	defer janitor.Stop()
+	syncs := time.NewTicker(min(s.syncInterval()/4, 10*time.Second))
+	defer syncs.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -29,6 +31,8 @@ func (s *Lobbies) loop() {
 			s.announceAll()
 		case now := <-janitor.C:
 			s.expire(now)
+		case now := <-syncs.C:
+			s.syncTick(now)
 		}
 	}
 }
@@ -56,7 +60,7 @@ func (s *Lobbies) announcementLocked() []lobbyAnnounced {
 func (s *Lobbies) announceAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := announceFrame(s.announcementLocked())
+	f := announceFrame(s.announcementLocked(), s.clock())
 	for _, l := range s.links {
 		l.send(f)
 	}

@@ -199,7 +199,7 @@ func checkLobbyMessage(m *LobbyMessage, now time.Time, history bool) string {
 		return DropBadText
 	case m.Kind != LobbyKindText && m.Text != "":
 		return DropBadText
-	case !history && m.Time.Before(now.Add(-LobbyMaxAge)):
+	case !history && m.Time.Before(now.Add(-LobbyMaxAge-LobbyMaxSkew)):
 		return DropStale
 	case m.Time.After(now.Add(LobbyMaxSkew)):
 		return DropFuture
@@ -233,6 +233,9 @@ const (
 	lobbyFrameInvite
 	lobbyFrameHistoryRequest
 	lobbyFrameHistoryReply
+	lobbyFrameHave
+	lobbyFrameWant
+	lobbyFrameSyncReply
 )
 
 // lobbyFrame is one decoded lobby frame whose fields have the right
@@ -243,9 +246,14 @@ type lobbyFrame struct {
 	lobbies  []LobbyID        // subscribe, unsubscribe
 	announce []lobbyAnnounced // announce
 	invite   *lobbyInviteFrame
-	lobby    LobbyID        // history request and reply
+	lobby    LobbyID        // history request and reply, have, want, sync reply
 	max      int            // history request
-	history  []LobbyMessage // history reply
+	history  []LobbyMessage // history reply, sync reply
+	ids      []MsgID        // have, want
+	// truncated is a sync reply's: some messages asked for were left out.
+	truncated bool
+	// clock is an announcement's sender's clock (zero if not sent).
+	clock time.Time
 }
 
 // lobbyFrameReader reads lobby frames: a uvarint length of at most
@@ -329,6 +337,9 @@ func lobbyFrameFromWire(w *pb.LobbyFrame) (lobbyFrame, error) {
 			return lobbyFrame{}, fmt.Errorf("%w: announcement of %d lobbies", ErrBadLobbyFrame, len(ls))
 		}
 		f := lobbyFrame{typ: lobbyFrameAnnounce, announce: make([]lobbyAnnounced, len(ls))}
+		if ms := b.Announce.GetTimeMs(); ms > 0 {
+			f.clock = time.UnixMilli(ms)
+		}
 		for i, l := range ls {
 			a, err := lobbyInfoFromWire(l)
 			if err != nil {
@@ -358,26 +369,65 @@ func lobbyFrameFromWire(w *pb.LobbyFrame) (lobbyFrame, error) {
 		if err != nil {
 			return lobbyFrame{}, err
 		}
-		ms := b.HistoryReply.GetMessages()
-		if len(ms) > LobbyHistoryMax {
-			return lobbyFrame{}, fmt.Errorf("%w: history of %d messages", ErrBadLobbyFrame, len(ms))
+		ms, err := lobbyMessagesFromWire(id, b.HistoryReply.GetMessages())
+		return lobbyFrame{typ: lobbyFrameHistoryReply, lobby: id, history: ms}, err
+	case *pb.LobbyFrame_Have:
+		id, ids, err := lobbyMessageIDsFromWire(b.Have, LobbySyncIDs)
+		return lobbyFrame{typ: lobbyFrameHave, lobby: id, ids: ids}, err
+	case *pb.LobbyFrame_Want:
+		id, ids, err := lobbyMessageIDsFromWire(b.Want, LobbyWantMax)
+		return lobbyFrame{typ: lobbyFrameWant, lobby: id, ids: ids}, err
+	case *pb.LobbyFrame_SyncReply:
+		id, err := lobbyIDFromBytes(b.SyncReply.GetLobbyId())
+		if err != nil {
+			return lobbyFrame{}, err
 		}
-		f := lobbyFrame{typ: lobbyFrameHistoryReply, lobby: id, history: make([]LobbyMessage, len(ms))}
-		for i, wm := range ms {
-			m, err := lobbyMessageFromWire(wm)
-			if err != nil {
-				return lobbyFrame{}, err
-			}
-			if m.Lobby != id {
-				return lobbyFrame{}, fmt.Errorf("%w: history of another lobby", ErrBadLobbyFrame)
-			}
-			f.history[i] = m
-		}
-		return f, nil
+		ms, err := lobbyMessagesFromWire(id, b.SyncReply.GetMessages())
+		return lobbyFrame{typ: lobbyFrameSyncReply, lobby: id, history: ms, truncated: b.SyncReply.GetTruncated()}, err
 	default:
 		// A frame type from a later version: skipped (typ 0).
 		return lobbyFrame{}, nil
 	}
+}
+
+// lobbyMessagesFromWire checks the messages of a history or sync reply
+// of lobby id: at most LobbyHistoryMax, all of that lobby.
+func lobbyMessagesFromWire(id LobbyID, ms []*pb.LobbyMessage) ([]LobbyMessage, error) {
+	if len(ms) > LobbyHistoryMax {
+		return nil, fmt.Errorf("%w: reply of %d messages", ErrBadLobbyFrame, len(ms))
+	}
+	out := make([]LobbyMessage, len(ms))
+	for i, wm := range ms {
+		m, err := lobbyMessageFromWire(wm)
+		if err != nil {
+			return nil, err
+		}
+		if m.Lobby != id {
+			return nil, fmt.Errorf("%w: reply of another lobby", ErrBadLobbyFrame)
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// lobbyMessageIDsFromWire checks a have or want frame: a lobby id and at
+// most max message ids of 16 bytes.
+func lobbyMessageIDsFromWire(w *pb.LobbyMessageIDs, max int) (LobbyID, []MsgID, error) {
+	id, err := lobbyIDFromBytes(w.GetLobbyId())
+	if err != nil {
+		return LobbyID{}, nil, err
+	}
+	if len(w.GetIds()) > max {
+		return LobbyID{}, nil, fmt.Errorf("%w: %d message ids", ErrBadLobbyFrame, len(w.GetIds()))
+	}
+	ids := make([]MsgID, len(w.GetIds()))
+	for i, b := range w.GetIds() {
+		if len(b) != len(MsgID{}) {
+			return LobbyID{}, nil, fmt.Errorf("%w: message id of %d bytes", ErrBadLobbyFrame, len(b))
+		}
+		ids[i] = MsgID(b)
+	}
+	return id, ids, nil
 }
 
 // lobbyMessageFromWire checks the sizes of w's fixed-size fields.
@@ -487,8 +537,8 @@ func unsubscribeFrame(ids []LobbyID) *pb.LobbyFrame {
 	return &pb.LobbyFrame{Body: &pb.LobbyFrame_Unsubscribe{Unsubscribe: &pb.LobbySubscription{LobbyIds: idsToWire(ids)}}}
 }
 
-func announceFrame(ls []lobbyAnnounced) *pb.LobbyFrame {
-	w := &pb.LobbyAnnounce{}
+func announceFrame(ls []lobbyAnnounced, now time.Time) *pb.LobbyFrame {
+	w := &pb.LobbyAnnounce{TimeMs: now.UnixMilli()}
 	for _, l := range ls {
 		w.Lobbies = append(w.Lobbies, lobbyInfoToWire(l))
 	}
@@ -511,4 +561,28 @@ func historyReplyFrame(id LobbyID, ms []LobbyMessage) *pb.LobbyFrame {
 		w.Messages = append(w.Messages, lobbyMessageToWire(&ms[i]))
 	}
 	return &pb.LobbyFrame{Body: &pb.LobbyFrame_HistoryReply{HistoryReply: w}}
+}
+
+func msgIDsToWire(id LobbyID, ids []MsgID) *pb.LobbyMessageIDs {
+	w := &pb.LobbyMessageIDs{LobbyId: id[:], Ids: make([][]byte, len(ids))}
+	for i := range ids {
+		w.Ids[i] = ids[i][:]
+	}
+	return w
+}
+
+func haveFrame(id LobbyID, ids []MsgID) *pb.LobbyFrame {
+	return &pb.LobbyFrame{Body: &pb.LobbyFrame_Have{Have: msgIDsToWire(id, ids)}}
+}
+
+func wantFrame(id LobbyID, ids []MsgID) *pb.LobbyFrame {
+	return &pb.LobbyFrame{Body: &pb.LobbyFrame_Want{Want: msgIDsToWire(id, ids)}}
+}
+
+func syncReplyFrame(id LobbyID, ms []LobbyMessage, truncated bool) *pb.LobbyFrame {
+	w := &pb.LobbySyncReply{LobbyId: id[:], Truncated: truncated}
+	for i := range ms {
+		w.Messages = append(w.Messages, lobbyMessageToWire(&ms[i]))
+	}
+	return &pb.LobbyFrame{Body: &pb.LobbyFrame_SyncReply{SyncReply: w}}
 }

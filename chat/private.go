@@ -318,8 +318,9 @@ func (s *Service) Typing(p peer.ID) {
 }
 
 // History returns a page of the history with friend p: messages stored
-// after sequence number after and written at or after since (if not
-// zero), oldest first, at most limit (MaxLogPage if 0) and
+// after sequence number after and stored at or after since (if not
+// zero; by this node's clock, when they arrived or were written), in the
+// order they were stored, at most limit (MaxLogPage if 0) and
 // MaxLogPageBytes of text. An empty page means there are no more.
 func (s *Service) History(p peer.ID, after uint64, since time.Time, limit int) ([]Message, error) {
 	return s.e.hist.list(friendConv(p), after, since, limit)

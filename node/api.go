@@ -18,8 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"kith/chat"
 	"kith/f2f"
 	"kith/node/api"
 	"kith/share"
@@ -290,8 +292,17 @@ func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 
 func (a *apiServer) listFriends(w http.ResponseWriter, r *http.Request) {
 	out := []api.FriendInfo{}
+	var clocks map[peer.ID]chat.ClockOffset
+	if a.n.lobbies != nil {
+		clocks = a.n.lobbies.l.Clocks()
+	}
 	for _, f := range a.n.friends.List() {
-		out = append(out, a.n.reach.withPath(friendJSON(f), f))
+		fi := a.n.reach.withPath(friendJSON(f), f)
+		if c, ok := clocks[f.ID]; ok {
+			ms := c.Offset.Milliseconds()
+			fi.ClockOffsetMs = &ms
+		}
+		out = append(out, fi)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -42,7 +42,7 @@ func TestAPIErrorCodesKnown(t *testing.T) {
 func TestAPIChatLimits(t *testing.T) {
 	if api.MaxTextSize != chat.MaxTextSize || api.HistoryBudget != chat.HistoryBudget ||
 		api.TypingInterval != chat.TypingInterval || api.TypingShown != chat.TypingShown ||
-		api.MaxIdempotencyKeySize != chat.MaxIdempotencyKeySize {
+		api.MaxIdempotencyKeySize != chat.MaxIdempotencyKeySize || api.LobbyClockWarn != chat.LobbyClockWarn || api.LobbyMaxSkew != chat.LobbyMaxSkew {
 		t.Fatal("package api's chat limits differ from chat's")
 	}
 }

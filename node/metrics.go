@@ -64,6 +64,8 @@ var (
 	descLobbyDropped    = desc("lobby_dropped_total", "Lobby messages and frames dropped, by reason.", "reason")
 	descLobbyRelayed    = desc("lobby_messages_total", "Lobby messages that crossed friend links, by direction.", "direction")
 	descLobbyLinksReset = desc("lobby_links_reset_total", "Lobby links reset for a bad frame.")
+	descLobbySynced     = desc("lobby_synced_total", "Lobby messages taken from sync replies (what live relay did not bring).")
+	descClockBehind     = desc("clock_behind_friends_seconds", "How far this node's clock is behind the median of its friends' (negative: ahead), from lobby links.")
 )
 
 func (c kithCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -183,6 +185,9 @@ func (c kithCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLobbyRelayed, float64(in), "in")
 		counter(descLobbyRelayed, float64(out), "out")
 		counter(descLobbyLinksReset, float64(ls.Disconnected))
+		counter(descLobbySynced, float64(ls.Synced))
+		_, behind := n.lobbies.l.ClockSkewed()
+		gauge(descClockBehind, behind.Seconds())
 	}
 }
 

@@ -86,7 +86,7 @@ func TestMetricsMoveWithADownload(t *testing.T) {
 		"libp2p_rcmgr_streams", "libp2p_identify_identify_pushes_triggered_total",
 		"go_goroutines", "process_resident_memory_bytes",
 		"kith_friends", "kith_inbound_connections_total", "kith_router_dropped_total",
-		"kith_chat_streams", "kith_lobby_messages_total",
+		"kith_chat_streams", "kith_lobby_messages_total", "kith_lobby_synced_total", "kith_clock_behind_friends_seconds",
 	} {
 		if _, ok := family(after, name); !ok {
 			t.Errorf("no %s in /metrics", name)

@@ -464,6 +464,12 @@ func (n *Node) Status() api.Status {
 	if n.reach != nil {
 		st.Reach = n.reach.status()
 	}
+	if n.lobbies != nil {
+		var behind time.Duration
+		if st.ClockSkewed, behind = n.lobbies.l.ClockSkewed(); st.ClockSkewed {
+			st.ClockBehindMs = behind.Milliseconds()
+		}
+	}
 	return st
 }
 

@@ -45,6 +45,9 @@ type LobbyFrame struct {
 	//	*LobbyFrame_Invite
 	//	*LobbyFrame_HistoryRequest
 	//	*LobbyFrame_HistoryReply
+	//	*LobbyFrame_Have
+	//	*LobbyFrame_Want
+	//	*LobbyFrame_SyncReply
 	Body          isLobbyFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -150,6 +153,33 @@ func (x *LobbyFrame) GetHistoryReply() *LobbyHistoryReply {
 	return nil
 }
 
+func (x *LobbyFrame) GetHave() *LobbyMessageIDs {
+	if x != nil {
+		if x, ok := x.Body.(*LobbyFrame_Have); ok {
+			return x.Have
+		}
+	}
+	return nil
+}
+
+func (x *LobbyFrame) GetWant() *LobbyMessageIDs {
+	if x != nil {
+		if x, ok := x.Body.(*LobbyFrame_Want); ok {
+			return x.Want
+		}
+	}
+	return nil
+}
+
+func (x *LobbyFrame) GetSyncReply() *LobbySyncReply {
+	if x != nil {
+		if x, ok := x.Body.(*LobbyFrame_SyncReply); ok {
+			return x.SyncReply
+		}
+	}
+	return nil
+}
+
 type isLobbyFrame_Body interface {
 	isLobbyFrame_Body()
 }
@@ -182,6 +212,18 @@ type LobbyFrame_HistoryReply struct {
 	HistoryReply *LobbyHistoryReply `protobuf:"bytes,7,opt,name=history_reply,json=historyReply,proto3,oneof"`
 }
 
+type LobbyFrame_Have struct {
+	Have *LobbyMessageIDs `protobuf:"bytes,8,opt,name=have,proto3,oneof"`
+}
+
+type LobbyFrame_Want struct {
+	Want *LobbyMessageIDs `protobuf:"bytes,9,opt,name=want,proto3,oneof"`
+}
+
+type LobbyFrame_SyncReply struct {
+	SyncReply *LobbySyncReply `protobuf:"bytes,10,opt,name=sync_reply,json=syncReply,proto3,oneof"`
+}
+
 func (*LobbyFrame_Message) isLobbyFrame_Body() {}
 
 func (*LobbyFrame_Subscribe) isLobbyFrame_Body() {}
@@ -195,6 +237,12 @@ func (*LobbyFrame_Invite) isLobbyFrame_Body() {}
 func (*LobbyFrame_HistoryRequest) isLobbyFrame_Body() {}
 
 func (*LobbyFrame_HistoryReply) isLobbyFrame_Body() {}
+
+func (*LobbyFrame_Have) isLobbyFrame_Body() {}
+
+func (*LobbyFrame_Want) isLobbyFrame_Body() {}
+
+func (*LobbyFrame_SyncReply) isLobbyFrame_Body() {}
 
 // LobbyMessage is one signed message of a lobby, relayed friend to friend
 // as its author wrote it.
@@ -357,8 +405,12 @@ func (x *LobbySubscription) GetLobbyIds() [][]byte {
 // LobbyAnnounce lists the public lobbies the sender is in; it replaces
 // the sender's previous announcement.
 type LobbyAnnounce struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lobbies       []*LobbyInfo           `protobuf:"bytes,1,rep,name=lobbies,proto3" json:"lobbies,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Lobbies []*LobbyInfo           `protobuf:"bytes,1,rep,name=lobbies,proto3" json:"lobbies,omitempty"`
+	// time_ms is the sender's clock when it sent the announcement, Unix
+	// milliseconds (0 from older versions): how the receiver estimates the
+	// sender's clock offset.
+	TimeMs        int64 `protobuf:"varint,2,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +450,13 @@ func (x *LobbyAnnounce) GetLobbies() []*LobbyInfo {
 		return x.Lobbies
 	}
 	return nil
+}
+
+func (x *LobbyAnnounce) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
 }
 
 // LobbyInfo describes one lobby.
@@ -636,11 +695,131 @@ func (x *LobbyHistoryReply) GetMessages() []*LobbyMessage {
 	return nil
 }
 
+// LobbyMessageIDs names messages of a lobby by id (at most
+// chat.LobbySyncIDs). As "have" it lists messages the sender holds: its
+// newest when a link starts carrying the lobby, or those it just stored
+// from a sync reply; the receiver asks ("want", at most
+// chat.LobbyWantMax) for those it does not hold.
+type LobbyMessageIDs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LobbyId       []byte                 `protobuf:"bytes,1,opt,name=lobby_id,json=lobbyId,proto3" json:"lobby_id,omitempty"`
+	Ids           [][]byte               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LobbyMessageIDs) Reset() {
+	*x = LobbyMessageIDs{}
+	mi := &file_chat_pb_lobby_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LobbyMessageIDs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LobbyMessageIDs) ProtoMessage() {}
+
+func (x *LobbyMessageIDs) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_pb_lobby_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LobbyMessageIDs.ProtoReflect.Descriptor instead.
+func (*LobbyMessageIDs) Descriptor() ([]byte, []int) {
+	return file_chat_pb_lobby_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LobbyMessageIDs) GetLobbyId() []byte {
+	if x != nil {
+		return x.LobbyId
+	}
+	return nil
+}
+
+func (x *LobbyMessageIDs) GetIds() [][]byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// LobbySyncReply answers a "want" with the messages asked for that the
+// sender holds, in at most chat.LobbyHistoryBytes; truncated says some
+// were left out for that bound (the receiver asks again).
+type LobbySyncReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LobbyId       []byte                 `protobuf:"bytes,1,opt,name=lobby_id,json=lobbyId,proto3" json:"lobby_id,omitempty"`
+	Messages      []*LobbyMessage        `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	Truncated     bool                   `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LobbySyncReply) Reset() {
+	*x = LobbySyncReply{}
+	mi := &file_chat_pb_lobby_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LobbySyncReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LobbySyncReply) ProtoMessage() {}
+
+func (x *LobbySyncReply) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_pb_lobby_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LobbySyncReply.ProtoReflect.Descriptor instead.
+func (*LobbySyncReply) Descriptor() ([]byte, []int) {
+	return file_chat_pb_lobby_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LobbySyncReply) GetLobbyId() []byte {
+	if x != nil {
+		return x.LobbyId
+	}
+	return nil
+}
+
+func (x *LobbySyncReply) GetMessages() []*LobbyMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *LobbySyncReply) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 var File_chat_pb_lobby_proto protoreflect.FileDescriptor
 
 const file_chat_pb_lobby_proto_rawDesc = "" +
 	"\n" +
-	"\x13chat/pb/lobby.proto\x12\tkith.chat\"\xc3\x03\n" +
+	"\x13chat/pb/lobby.proto\x12\tkith.chat\"\xe3\x04\n" +
 	"\n" +
 	"LobbyFrame\x123\n" +
 	"\amessage\x18\x01 \x01(\v2\x17.kith.chat.LobbyMessageH\x00R\amessage\x12<\n" +
@@ -649,7 +828,12 @@ const file_chat_pb_lobby_proto_rawDesc = "" +
 	"\bannounce\x18\x04 \x01(\v2\x18.kith.chat.LobbyAnnounceH\x00R\bannounce\x120\n" +
 	"\x06invite\x18\x05 \x01(\v2\x16.kith.chat.LobbyInviteH\x00R\x06invite\x12I\n" +
 	"\x0fhistory_request\x18\x06 \x01(\v2\x1e.kith.chat.LobbyHistoryRequestH\x00R\x0ehistoryRequest\x12C\n" +
-	"\rhistory_reply\x18\a \x01(\v2\x1c.kith.chat.LobbyHistoryReplyH\x00R\fhistoryReplyB\x06\n" +
+	"\rhistory_reply\x18\a \x01(\v2\x1c.kith.chat.LobbyHistoryReplyH\x00R\fhistoryReply\x120\n" +
+	"\x04have\x18\b \x01(\v2\x1a.kith.chat.LobbyMessageIDsH\x00R\x04have\x120\n" +
+	"\x04want\x18\t \x01(\v2\x1a.kith.chat.LobbyMessageIDsH\x00R\x04want\x12:\n" +
+	"\n" +
+	"sync_reply\x18\n" +
+	" \x01(\v2\x19.kith.chat.LobbySyncReplyH\x00R\tsyncReplyB\x06\n" +
 	"\x04body\"\xc4\x01\n" +
 	"\fLobbyMessage\x12\x19\n" +
 	"\blobby_id\x18\x01 \x01(\fR\alobbyId\x12\x0e\n" +
@@ -661,9 +845,10 @@ const file_chat_pb_lobby_proto_rawDesc = "" +
 	"\x04text\x18\a \x01(\fR\x04text\x12\x1c\n" +
 	"\tsignature\x18\b \x01(\fR\tsignature\"0\n" +
 	"\x11LobbySubscription\x12\x1b\n" +
-	"\tlobby_ids\x18\x01 \x03(\fR\blobbyIds\"?\n" +
+	"\tlobby_ids\x18\x01 \x03(\fR\blobbyIds\"X\n" +
 	"\rLobbyAnnounce\x12.\n" +
-	"\alobbies\x18\x01 \x03(\v2\x14.kith.chat.LobbyInfoR\alobbies\"i\n" +
+	"\alobbies\x18\x01 \x03(\v2\x14.kith.chat.LobbyInfoR\alobbies\x12\x17\n" +
+	"\atime_ms\x18\x02 \x01(\x03R\x06timeMs\"i\n" +
 	"\tLobbyInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\fR\x04name\x12\x14\n" +
@@ -678,7 +863,14 @@ const file_chat_pb_lobby_proto_rawDesc = "" +
 	"\x03max\x18\x02 \x01(\rR\x03max\"c\n" +
 	"\x11LobbyHistoryReply\x12\x19\n" +
 	"\blobby_id\x18\x01 \x01(\fR\alobbyId\x123\n" +
-	"\bmessages\x18\x02 \x03(\v2\x17.kith.chat.LobbyMessageR\bmessagesB\x0eZ\fkith/chat/pbb\x06proto3"
+	"\bmessages\x18\x02 \x03(\v2\x17.kith.chat.LobbyMessageR\bmessages\">\n" +
+	"\x0fLobbyMessageIDs\x12\x19\n" +
+	"\blobby_id\x18\x01 \x01(\fR\alobbyId\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\fR\x03ids\"~\n" +
+	"\x0eLobbySyncReply\x12\x19\n" +
+	"\blobby_id\x18\x01 \x01(\fR\alobbyId\x123\n" +
+	"\bmessages\x18\x02 \x03(\v2\x17.kith.chat.LobbyMessageR\bmessages\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncatedB\x0eZ\fkith/chat/pbb\x06proto3"
 
 var (
 	file_chat_pb_lobby_proto_rawDescOnce sync.Once
@@ -692,7 +884,7 @@ func file_chat_pb_lobby_proto_rawDescGZIP() []byte {
 	return file_chat_pb_lobby_proto_rawDescData
 }
 
-var file_chat_pb_lobby_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_chat_pb_lobby_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_chat_pb_lobby_proto_goTypes = []any{
 	(*LobbyFrame)(nil),          // 0: kith.chat.LobbyFrame
 	(*LobbyMessage)(nil),        // 1: kith.chat.LobbyMessage
@@ -702,6 +894,8 @@ var file_chat_pb_lobby_proto_goTypes = []any{
 	(*LobbyInvite)(nil),         // 5: kith.chat.LobbyInvite
 	(*LobbyHistoryRequest)(nil), // 6: kith.chat.LobbyHistoryRequest
 	(*LobbyHistoryReply)(nil),   // 7: kith.chat.LobbyHistoryReply
+	(*LobbyMessageIDs)(nil),     // 8: kith.chat.LobbyMessageIDs
+	(*LobbySyncReply)(nil),      // 9: kith.chat.LobbySyncReply
 }
 var file_chat_pb_lobby_proto_depIdxs = []int32{
 	1,  // 0: kith.chat.LobbyFrame.message:type_name -> kith.chat.LobbyMessage
@@ -711,14 +905,18 @@ var file_chat_pb_lobby_proto_depIdxs = []int32{
 	5,  // 4: kith.chat.LobbyFrame.invite:type_name -> kith.chat.LobbyInvite
 	6,  // 5: kith.chat.LobbyFrame.history_request:type_name -> kith.chat.LobbyHistoryRequest
 	7,  // 6: kith.chat.LobbyFrame.history_reply:type_name -> kith.chat.LobbyHistoryReply
-	4,  // 7: kith.chat.LobbyAnnounce.lobbies:type_name -> kith.chat.LobbyInfo
-	4,  // 8: kith.chat.LobbyInvite.lobby:type_name -> kith.chat.LobbyInfo
-	1,  // 9: kith.chat.LobbyHistoryReply.messages:type_name -> kith.chat.LobbyMessage
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 7: kith.chat.LobbyFrame.have:type_name -> kith.chat.LobbyMessageIDs
+	8,  // 8: kith.chat.LobbyFrame.want:type_name -> kith.chat.LobbyMessageIDs
+	9,  // 9: kith.chat.LobbyFrame.sync_reply:type_name -> kith.chat.LobbySyncReply
+	4,  // 10: kith.chat.LobbyAnnounce.lobbies:type_name -> kith.chat.LobbyInfo
+	4,  // 11: kith.chat.LobbyInvite.lobby:type_name -> kith.chat.LobbyInfo
+	1,  // 12: kith.chat.LobbyHistoryReply.messages:type_name -> kith.chat.LobbyMessage
+	1,  // 13: kith.chat.LobbySyncReply.messages:type_name -> kith.chat.LobbyMessage
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_chat_pb_lobby_proto_init() }
@@ -734,6 +932,9 @@ func file_chat_pb_lobby_proto_init() {
 		(*LobbyFrame_Invite)(nil),
 		(*LobbyFrame_HistoryRequest)(nil),
 		(*LobbyFrame_HistoryReply)(nil),
+		(*LobbyFrame_Have)(nil),
+		(*LobbyFrame_Want)(nil),
+		(*LobbyFrame_SyncReply)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -741,7 +942,7 @@ func file_chat_pb_lobby_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_pb_lobby_proto_rawDesc), len(file_chat_pb_lobby_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

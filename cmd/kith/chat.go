@@ -198,7 +198,7 @@ func newChatLogCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().StringVar(&since, "since", "", "only messages written since T: a time (RFC 3339, 2006-01-02 or 15:04) or a duration ago (1h)")
+	cmd.Flags().StringVar(&since, "since", "", "only messages that reached this computer (or were written here) since T, by its clock, not the author's: a time (RFC 3339, 2006-01-02 or 15:04) or a duration ago (1h)")
 	return cmd
 }
 

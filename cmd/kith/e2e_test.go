@@ -197,6 +197,25 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if out := mustKith(t, "friend", "ls", "--home", homeB); !strings.Contains(out, "al") || !strings.Contains(out, "online") {
 		t.Fatalf("friend ls table: %s", out)
 	}
+	// Each side estimates the other's clock from its lobby link (issue 13
+	// point 3): the same clock here, so about 0, shown as ok.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		fs := friendLs(t, homeB)
+		if len(fs) == 1 && fs[0].ClockOffsetMs != nil {
+			if off := *fs[0].ClockOffsetMs; off < -5000 || off > 5000 {
+				t.Fatalf("friend ls: alice's clock %d ms off, on the same machine", off)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("friend ls never showed alice's clock offset: %+v", fs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := mustKith(t, "friend", "ls", "--home", homeB); !strings.Contains(out, "CLOCK") || !strings.Contains(out, "\tok\t") && !strings.Contains(out, " ok ") {
+		t.Fatalf("friend ls table has no clock column saying ok: %s", out)
+	}
 	var st api.Status
 	json.Unmarshal([]byte(mustKith(t, "status", "--json", "--home", homeA)), &st)
 	if st.FriendsOnline != 1 || st.FriendsTotal != 1 || st.PeerID != idA.PeerID {

@@ -61,6 +61,24 @@ func newFriendAddCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// clockText says how far a friend's clock is from this computer's: "ok"
+// within api.LobbyClockWarn, else by how much it is ahead or behind,
+// "-" when not known.
+func clockText(ms *int64) string {
+	if ms == nil {
+		return "-"
+	}
+	d := time.Duration(*ms) * time.Millisecond
+	switch {
+	case d.Abs() <= api.LobbyClockWarn:
+		return "ok"
+	case d > 0:
+		return d.Round(time.Second).String() + " ahead"
+	default:
+		return (-d).Round(time.Second).String() + " behind"
+	}
+}
+
 func newFriendLsCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -74,14 +92,14 @@ func newFriendLsCmd(g *globals) *cobra.Command {
 					return err
 				}
 				err = printList(fs, asJSON, "no friends yet: `kith friend add INVITE`",
-					"NAME\tPEER ID\tSTATUS\tLAST SEEN\tPATH\tADDRESSES", func(f api.FriendInfo) string {
+					"NAME\tPEER ID\tSTATUS\tLAST SEEN\tPATH\tCLOCK\tADDRESSES", func(f api.FriendInfo) string {
 						state, seen := "offline", "never"
 						if f.Online {
 							state, seen = "online", "now"
 						} else if !f.LastSeen.IsZero() {
 							seen = time.Since(f.LastSeen).Round(time.Second).String() + " ago"
 						}
-						return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", displayName(f.Name), f.PeerID, state, seen, friendPath(f), strings.Join(f.Addrs, " "))
+						return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", displayName(f.Name), f.PeerID, state, seen, friendPath(f), clockText(f.ClockOffsetMs), strings.Join(f.Addrs, " "))
 					})
 				if err != nil || asJSON {
 					return err

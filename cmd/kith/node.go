@@ -280,6 +280,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Printf("uptime:    %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
 				fmt.Printf("listening: %s\n", strings.Join(st.ListenAddrs, "\n           "))
 				printReach(st.Reach)
+				if st.ClockSkewed {
+					d, how := time.Duration(st.ClockBehindMs)*time.Millisecond, "behind"
+					if d < 0 {
+						d, how = -d, "ahead of"
+					}
+					fmt.Printf("clock:     %s %s most friends' clocks: set this computer's clock (lobby messages more than %s off are dropped)\n",
+						d.Round(time.Second), how, api.LobbyMaxSkew)
+				}
 				fmt.Printf("version:   %s, database schema %d\n", st.Version, st.Schema)
 				return nil
 			})

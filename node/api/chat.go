@@ -55,6 +55,14 @@ type SendRequest struct {
 // MaxIdempotencyKeySize bounds SendRequest.IdempotencyKey, in bytes.
 const MaxIdempotencyKeySize = 64
 
+// LobbyClockWarn is how far a friend's clock may be from this node's
+// before it is shown as wrong (FriendInfo.ClockOffsetMs, Status).
+const LobbyClockWarn = time.Minute
+
+// LobbyMaxSkew is how far ahead or behind a lobby message's time may be
+// for a relay to take it live; beyond, it arrives only by sync.
+const LobbyMaxSkew = time.Hour
+
 // NewIdempotencyKey returns a fresh random key for one send.
 func NewIdempotencyKey() string {
 	var b [16]byte

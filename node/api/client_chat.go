@@ -29,7 +29,7 @@ func (c *Client) ChatSendRequest(ctx context.Context, friend string, req SendReq
 }
 
 // ChatLog returns a page of the history with a friend: messages stored
-// after sequence number after, written at or after since if not zero, at
+// after sequence number after, stored (by this node's clock) at or after since if not zero, at
 // most limit (0: the server's page) and a page's bytes of text. An empty
 // page means there are no more.
 func (c *Client) ChatLog(ctx context.Context, friend string, after uint64, since time.Time, limit int) ([]Message, error) {

@@ -31,6 +31,9 @@ type FriendInfo struct {
 	// "accepted" (friends on both sides now) or "pending" (the inviter
 	// approves first).
 	Introduction string `json:"introduction,omitempty"`
+	// ClockOffsetMs is the friend's clock minus this node's, in
+	// milliseconds, as estimated from its lobby link (absent: not known).
+	ClockOffsetMs *int64 `json:"clock_offset_ms,omitempty"`
 }
 
 // How a friend is reached (FriendInfo.Path).
@@ -95,6 +98,11 @@ type Status struct {
 	// Reach is how friends reach the node: reachability, port mapping,
 	// reservations, what it relays for friends.
 	Reach *ReachStatus `json:"reach,omitempty"`
+	// ClockSkewed is set when this node's clock differs from most
+	// friends' by more than chat's LobbyClockWarn; ClockBehindMs is by
+	// how much it is behind them (negative: ahead), in milliseconds.
+	ClockSkewed   bool  `json:"clock_skewed,omitempty"`
+	ClockBehindMs int64 `json:"clock_behind_ms,omitempty"`
 }
 
 // ReachStatus is the reachability part of Status.
