@@ -337,3 +337,10 @@ type versionInfo struct {
 	version.Info
 	Schema uint64 `json:"schema"`
 }
+
+// printWebUp tells, as `kith up` starts, where the web UI is.
+func printWebUp(n *node.Node) {
+	if u := n.WebURL(); u != "" {
+		fmt.Printf("web UI: %s (`kith web` prints a login link)\n", u)
+	}
+}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kith/node"
 	"kith/node/api"
 )
 
@@ -86,11 +85,4 @@ func openBrowser(home, url string) string {
 	go c.Wait()
 	time.Sleep(100 * time.Millisecond) // let the opener start before kith exits
 	return opener
-}
-
-// printWebUp tells, as `kith up` starts, where the web UI is.
-func printWebUp(n *node.Node) {
-	if u := n.WebURL(); u != "" {
-		fmt.Printf("web UI: %s (`kith web` prints a login link)\n", u)
-	}
 }
