@@ -14,11 +14,13 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	xrate "github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -200,6 +202,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.EnableRelay(),
+		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirstRanker)),
 	}
 	if cfg.Metrics != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
@@ -231,6 +234,81 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		return servicesHost{traversalHost{Host: h, tr: tr}}, nil
 	}
 	return servicesHost{h}, nil
+}
+
+// QUICAfterTCP is how long a dial to a friend's public address waits for
+// TCP before it tries QUIC too: long enough for a TCP and Noise handshake
+// over a long path on a busy machine (about 3 round trips; libp2p's own
+// 250 ms let QUIC win over 50 ms links under load), short enough that a
+// friend whose TCP port is filtered is still reached within about a
+// second. A TCP dial that fails outright starts QUIC at once.
+const QUICAfterTCP = time.Second
+
+// tcpFirstRanker orders the dials to a friend as libp2p's default ranker
+// does, except that TCP goes first and QUIC follows after QUICAfterTCP
+// (public addresses) or libp2p's private TCP delay (30 ms), so that a
+// friend reachable both ways is reached over TCP. A friend's
+// connection carries its downloads and the tunnels through us, and over
+// long paths quic-go's congestion control (its slow start leaves early,
+// and its Cubic hardly grows while the sender is not writing at every
+// instant) moved a download at a third of what the kernel's TCP moves
+// over the same link (issue 14; BENCHMARKS.md, "Over long paths").
+// Hole punching dials with no delay at all, as before.
+func tcpFirstRanker(addrs []ma.Multiaddr) []network.AddrDelay {
+	var quicAddrs, rest []ma.Multiaddr
+	for _, a := range addrs {
+		if isDirectQUIC(a) {
+			quicAddrs = append(quicAddrs, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	if len(quicAddrs) == 0 || !hasTCP(rest) {
+		return swarm.DefaultDialRanker(addrs)
+	}
+	out := swarm.DefaultDialRanker(rest)
+	for _, d := range swarm.DefaultDialRanker(quicAddrs) {
+		if manet.IsPrivateAddr(d.Addr) {
+			d.Delay += swarm.PrivateTCPDelay
+		} else {
+			d.Delay += QUICAfterTCP
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// isDirectQUIC reports whether a is a QUIC address, not through a relay.
+func isDirectQUIC(a ma.Multiaddr) bool {
+	quic, relayed := false, false
+	for _, c := range a {
+		switch c.Code() {
+		case ma.P_QUIC_V1:
+			quic = true
+		case ma.P_CIRCUIT:
+			relayed = true
+		}
+	}
+	return quic && !relayed
+}
+
+// hasTCP reports whether any of addrs is a direct TCP address.
+func hasTCP(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		tcp, relayed := false, false
+		for _, c := range a {
+			switch c.Code() {
+			case ma.P_TCP:
+				tcp = true
+			case ma.P_CIRCUIT:
+				relayed = true
+			}
+		}
+		if tcp && !relayed {
+			return true
+		}
+	}
+	return false
 }
 
 // traversalHost is a host whose hole punching Traversal runs: closing it

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"kith/internal/bulk"
 	"kith/node/api"
 	"kith/share"
 )
@@ -140,7 +141,7 @@ func (s *shareService) leaveStream(p peer.ID) {
 
 // openPeer opens a share stream to a friend.
 func (s *shareService) openPeer(ctx context.Context, id peer.ID) (*share.Peer, error) {
-	st, err := s.n.host.NewStream(ctx, id, protocol.ID(share.ProtocolID))
+	st, err := bulk.NewStream(ctx, s.n.host, id, protocol.ID(share.ProtocolID))
 	if err != nil {
 		return nil, fmt.Errorf("opening share stream: %w", err)
 	}

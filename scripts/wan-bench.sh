@@ -22,6 +22,7 @@ export PATH="$PATH:/usr/local/go/bin"
 [ "$(id -u)" -eq 0 ] || { echo "wan-bench: needs root (network namespaces)" >&2; exit 1; }
 
 WANEM_SRC=${WANEM_SRC:-../shared/tools/wanem}
+[ -d "$WANEM_SRC" ] || WANEM_SRC=../../shared/tools/wanem # from a worktree in wt/
 work=$(mktemp -d -t kith-wan.XXXX)
 bin=$work/bin
 mkdir -p "$bin"
@@ -41,7 +42,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ns() { local n=$prefix$1; ip netns add "$n"; ip -n "$n" link set lo up; nss+=("$n"); echo "$n"; }
+# ns VAR NAME: makes namespace $prefix$NAME, sets VAR to its name and
+# records it for the cleanup (not in a subshell: nss must see it).
+ns() { local n=$prefix$2; ip netns add "$n"; ip -n "$n" link set lo up; nss+=("$n"); printf -v "$1" %s "$n"; }
 
 # link NS1 IP1 NS2 IP2 DELAY RATE LOSS: a wanem link (point to point).
 link() {
@@ -102,6 +105,15 @@ timed() {
   echo "$t1 - $t0" | bc -l
 }
 
+# conns NAME: the daemon's open connections by transport, from its metrics.
+conns() {
+  curl -s --unix-socket "$work/$1/api.sock" http://kith/metrics | awk '
+    /^libp2p_swarm_connections_(opened|closed)_total/ {
+      match($0, /transport="[^"]*"/); t = substr($0, RSTART + 11, RLENGTH - 12)
+      n[t] += ($0 ~ /opened/ ? $NF : -$NF) }
+    END { for (t in n) printf "%s %d ", t, n[t] }'
+}
+
 rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 
 raw() { # raw NS_SERVER NS_CLIENT ADDR_IP BYTES
@@ -126,7 +138,7 @@ run_profile() {
   echo "== $name: one-way delay $delay, $rate, loss $loss, file $mib MiB"
   nss=()
   local A B R1 R2 H
-  A=$(ns a); B=$(ns b)
+  ns A a; ns B b
   link "$A" 1.2.0.1 "$B" 1.2.0.2 "$delay" "$rate" "$loss"
   isolated
   raw "$B" "$A" 1.2.0.2 "$bytes"
@@ -140,12 +152,12 @@ run_profile() {
   lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
   mkdir -p "$work/got-ana" "$work/got-cai"
   s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
-  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
+  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (ana's connections: $(conns ana))"
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
-  R1=$(ns r1); R2=$(ns r2); H=$(ns h)
+  ns R1 r1; ns R2 r2; ns H h
   local C
-  C=$(ns c)
+  ns C c
   link "$C" 1.2.1.1 "$R1" 1.2.1.2 "$delay" "$rate" "$loss"
   link "$R1" 1.2.2.1 "$R2" 1.2.2.2 "$delay" "$rate" "$loss"
   link "$R2" 1.2.3.1 "$H" 1.2.3.2 "$delay" "$rate" "$loss"

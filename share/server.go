@@ -1,6 +1,7 @@
 package share
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,10 @@ import (
 
 	"kith/internal/frame"
 )
+
+// errNoChunk is what a range reply cut short for want of memory breaks its
+// stream with; sendQueue.takeChunk keeps it from happening.
+var errNoChunk = errors.New("no memory for the rest of a range")
 
 // fileRecheck is how long a stream trusts a catalog lookup before it asks
 // again, so a share that stops being shared stops being served on streams
@@ -57,7 +62,7 @@ type StreamInfo struct {
 	Peer string
 	// Memory, if set, is charged for the stream's buffers before they are
 	// allocated: ServeStreamMemory for as long as the stream is served and
-	// ServeChunkSize while a range is written. Pass a libp2p stream's
+	// up to ServeChunks chunks of ServeChunkSize while ranges are written. Pass a libp2p stream's
 	// Scope(), so that libp2p's resource manager sees them in the stream's,
 	// the peer's and the protocol's scopes.
 	Memory frame.MemoryScope
@@ -202,7 +207,8 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, scope 
 	ctx, cancel := context.WithCancel(ctx)
 	c := &serverConn{s: s, scope: scope, rwc: rwc, mem: info.Memory, rates: rates}
 	c.rw = activityRW{rw: rwc, n: &c.activity}
-	c.w = newWriter(LimitWriter(ctx, c.rw, s.limiter), ServerWriteBuffer)
+	c.q = newSendQueue(LimitWriter(ctx, c.rw, s.limiter), c.releaseChunk)
+	c.w = newWriter(c.q, ServerWriteBuffer)
 
 	reqs := make(chan request, s.pipeline)
 	var wg sync.WaitGroup
@@ -217,6 +223,9 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, scope 
 		c.readRequests(ctx, reqs)
 	}()
 	werr := c.answer(ctx, reqs)
+	if qerr := c.q.close(); werr == nil {
+		werr = qerr
+	}
 	if werr != nil {
 		c.reset.Store(true)
 	}
@@ -333,6 +342,7 @@ type serverConn struct {
 	mem   frame.MemoryScope // nil: not accounted
 	rates *peerRates
 	rw    activityRW
+	q     *sendQueue // writes what w gathers, and range data
 	w     *Writer
 
 	activity atomic.Uint64 // bumped by every read and write on rwc
@@ -525,16 +535,19 @@ func (c *serverConn) getRange(id uint64, m GetRange) error {
 		return c.fail(id, CodeInternal, "bad outboard")
 	}
 	c.proof = proof
-	cp, ok := c.takeChunk()
-	if !ok {
+	cp, busy, err := c.q.takeChunk(c.reserveChunk)
+	if err != nil {
+		return err
+	}
+	if busy {
 		c.s.stats.busy.Add(1)
 		return c.fail(id, CodeBusy, "no memory for a range now")
 	}
-	defer c.putChunk(cp)
-	chunk := *cp
+	defer c.q.endRange()
 	off, n := m.First*GroupSize, RangeDataSize(size, m.First, m.Count)
-	k := min(n, int64(len(chunk)))
-	if _, err := of.f.ReadAt(chunk[:k], off); err != nil {
+	k := min(n, int64(len(*cp)))
+	if _, err := of.f.ReadAt((*cp)[:k], off); err != nil {
+		c.q.putChunk(cp)
 		c.s.log.Debug("reading shared file", slog.String("path", of.sf.Path), slog.Any("err", err))
 		c.drop(of)
 		return c.fail(id, CodeNotFound, msgFileChanged)
@@ -542,28 +555,37 @@ func (c *serverConn) getRange(id uint64, m GetRange) error {
 
 	w := c.w
 	if err := w.writeNoFlush(Frame{ID: id, Msg: RangeReply{First: m.First, Count: m.Count, ProofLen: len(proof), DataLen: n}}); err != nil {
+		c.q.putChunk(cp)
 		return err
 	}
 	if _, err := w.bw.Write(proof); err != nil {
+		c.q.putChunk(cp)
 		return fmt.Errorf("writing range proof: %w", err)
 	}
+	if err := w.bw.Flush(); err != nil {
+		c.q.putChunk(cp)
+		return fmt.Errorf("writing range proof: %w", err)
+	}
+	// The queue writes each chunk while the next is read from the file.
 	for done := int64(0); ; {
-		if _, err := w.bw.Write(chunk[:k]); err != nil {
+		if err := c.q.sendChunk(cp, k); err != nil {
 			return fmt.Errorf("writing range data: %w", err)
 		}
 		if done += k; done == n {
-			break
+			return nil
 		}
-		k = min(n-done, int64(len(chunk)))
-		if _, err := of.f.ReadAt(chunk[:k], off+done); err != nil {
+		// The range's first chunk is kept until endRange: this never
+		// finds the scope full with no chunk to wait for.
+		if cp, _, err = c.q.takeChunk(c.reserveChunk); err != nil || cp == nil {
+			return fmt.Errorf("writing range data: %w", cmp.Or(err, errNoChunk))
+		}
+		k = min(n-done, int64(len(*cp)))
+		if _, err := of.f.ReadAt((*cp)[:k], off+done); err != nil {
+			c.q.putChunk(cp)
 			c.drop(of)
 			return fmt.Errorf("reading %s: %w", of.sf.Path, err)
 		}
 	}
-	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("writing range data: %w", err)
-	}
-	return nil
 }
 
 func (c *serverConn) browse(id uint64, m Browse) error {
@@ -665,20 +687,20 @@ func (c *serverConn) drop(of *openFile) {
 	of.f.Close()
 }
 
-// takeChunk returns a data chunk for one range, charged to the stream's
-// memory scope; ok is false if the scope refused it.
-func (c *serverConn) takeChunk() (*[]byte, bool) {
+// reserveChunk charges a data chunk to the stream's memory scope; it
+// reports false if the scope refused it.
+func (c *serverConn) reserveChunk() bool {
 	if c.mem != nil {
 		if err := c.mem.ReserveMemory(ServeChunkSize, memoryPriority); err != nil {
 			c.s.log.Debug("no memory for a share range", slog.Any("err", err))
-			return nil, false
+			return false
 		}
 	}
-	return chunkPool.Get().(*[]byte), true
+	return true
 }
 
-// putChunk gives back a chunk takeChunk returned.
-func (c *serverConn) putChunk(p *[]byte) {
+// releaseChunk gives back a chunk that reserveChunk charged.
+func (c *serverConn) releaseChunk(p *[]byte) {
 	chunkPool.Put(p)
 	if c.mem != nil {
 		c.mem.ReleaseMemory(ServeChunkSize)

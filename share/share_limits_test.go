@@ -136,6 +136,13 @@ func TestServeChargesMemory(t *testing.T) {
 	mem := &memScope{}
 	p, errc := serve(mem)
 	checkRange(t, p, sf, data, 0, 3, nil)
+	// The send queue gives the last chunk back once its write returned,
+	// which may be just after the peer read it.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if used, _, _ := mem.get(); used == ServeStreamMemory {
+			break
+		}
+	}
 	if used, peak, _ := mem.get(); used != ServeStreamMemory || peak != MaxServeStreamMemory {
 		t.Errorf("while serving: %d bytes charged (peak %d); want %d (peak %d)", used, peak, ServeStreamMemory, MaxServeStreamMemory)
 	}

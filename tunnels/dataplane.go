@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"kith/internal/bulk"
 )
 
 // TunnelProtocol is the libp2p protocol ID of one hop of a tunnel's data
@@ -27,7 +29,7 @@ const TunnelHeaderSize = 8
 func (r *Router) openTunnelStream(p peer.ID, id TunnelID) (network.Stream, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, LinkOpenTimeout)
 	defer cancel()
-	s, err := r.h.NewStream(ctx, p, TunnelProtocol)
+	s, err := bulk.NewStream(ctx, r.h, p, TunnelProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("opening tunnel stream: %w", err)
 	}
