@@ -262,6 +262,7 @@ func (a *apiServer) routes() http.Handler {
 	a.chatRoutes(mux)
 	a.lobbyRoutes(mux)
 	a.reachRoutes(mux)
+	a.webRoutes(mux)
 	// Profiling, on the socket only its owner can reach: `go tool pprof
 	// unix:HOME/api.sock` does not work, so fetch the profile with curl
 	// --unix-socket (see README, Operations).

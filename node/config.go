@@ -156,6 +156,21 @@ var settingKeys = []settingKey{
 			s.ApproveIntroductions = b
 			return nil
 		}},
+	{key: "web", help: "the web UI's address, a loopback host:port (`kith web` prints its login link); off: none",
+		def: fmt.Sprintf("127.0.0.1:%d", DefaultWebPort),
+		get: func(s *Settings) string { return s.Web },
+		set: func(s *Settings, v string) error {
+			if v = strings.TrimSpace(v); v == webOff || v == "" {
+				s.Web = v
+				return nil
+			}
+			a, err := parseWebAddr(v)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrBadSetting, err)
+			}
+			s.Web = a
+			return nil
+		}},
 	{key: "mdns", help: "announce the node on the LAN and find friends there (true or false)", def: "true",
 		get: func(s *Settings) string { return strconv.FormatBool(!s.NoMDNS) },
 		set: func(s *Settings, v string) error {

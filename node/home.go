@@ -79,6 +79,10 @@ type Settings struct {
 	NoPortMap bool `json:"no_port_map,omitempty"`
 	// ApproveIntroductions keeps introductions for approval.
 	ApproveIntroductions bool `json:"approve_introductions,omitempty"`
+	// Web is the web UI's loopback host:port, chosen at init; "off"
+	// switches it off; "" (a home made before it existed) has one chosen
+	// at the next `kith up`.
+	Web string `json:"web,omitempty"`
 }
 
 var (
@@ -136,7 +140,7 @@ func Init(home, name string, opts ...InitOptions) (Settings, error) {
 				return Settings{}, err
 			}
 		}
-		s = Settings{Name: name, Port: port}
+		s = Settings{Name: name, Port: port, Web: chooseWebAddr()}
 	} else if name != "" {
 		s.Name = name
 	}

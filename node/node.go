@@ -91,6 +91,10 @@ type Config struct {
 	// ApproveIntroductions keeps introductions (kith id --introduce) for
 	// the owner's approval instead of adding the friend at once.
 	ApproveIntroductions bool
+	// Web serves the web UI (it needs the API) on WebAddr, a loopback
+	// host:port; an empty WebAddr means the stored setting `web`.
+	Web     bool
+	WebAddr string
 }
 
 // DefaultConfig is the configuration of `kith up` for home.
@@ -130,6 +134,8 @@ type Node struct {
 	lobbies   *lobbyService
 	tun       atomic.Pointer[tunnelService]
 	api       *apiServer
+	web       *webServer // nil: not running (webErr says why, if it failed)
+	webErr    error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -296,6 +302,9 @@ func Start(cfg Config) (n *Node, err error) {
 			return n, err
 		}
 	}
+	if err := n.startWebUI(); err != nil {
+		return n, err
+	}
 	log.Info("node up", slog.String("peer", id.String()), slog.Any("addrs", n.host.Addrs()))
 	return n, nil
 }
@@ -307,6 +316,9 @@ func Start(cfg Config) (n *Node, err error) {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		if n.web != nil {
+			errs = append(errs, n.web.close())
+		}
 		if n.api != nil {
 			errs = append(errs, n.api.close())
 		}

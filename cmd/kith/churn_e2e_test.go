@@ -42,7 +42,7 @@ func (c *churnNode) alive() bool {
 func (c *churnNode) start(t *testing.T) {
 	t.Helper()
 	d := &daemon{home: c.home, log: &syncBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(kithBin, "up", "--home", c.home, "--no-mdns",
+	d.cmd = exec.Command(kithBin, "up", "--home", c.home, "--no-mdns", "--no-web",
 		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", c.port),
 		"--listen", fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", c.port))
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,6 +106,11 @@ type daemon struct {
 func startDaemon(t *testing.T, home string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{home: home, log: &syncBuffer{}, done: make(chan error, 1)}
+	// The web UI's default port is one for every home: a test that wants
+	// the web UI asks for it (--web 127.0.0.1:0).
+	if !slices.ContainsFunc(extra, func(a string) bool { return a == "--web" || a == "--no-web" || strings.HasPrefix(a, "--web=") }) {
+		extra = append([]string{"--no-web"}, extra...)
+	}
 	d.cmd = exec.Command(kithBin, append([]string{"up", "--home", home, "--no-mdns",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

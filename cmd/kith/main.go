@@ -81,7 +81,7 @@ func newRoot() *cobra.Command {
 		newInitCmd(g), newUpCmd(g), newIDCmd(g), newStatusCmd(g),
 		newFriendCmd(g), newShareCmd(g), newBrowseCmd(g), newGetCmd(g), newStreamCmd(g), newSearchCmd(g), newDownloadsCmd(g),
 		newChatCmd(g), newIdentityCmd(g), newLobbyCmd(g), newDistantCmd(g), newSimCmd(), newDemoCmd(),
-		newVersionCmd(), newRepairCmd(g), newConfigCmd(g),
+		newVersionCmd(), newRepairCmd(g), newConfigCmd(g), newWebCmd(g),
 	)
 	root.Version = version.Get().String()
 	root.SetVersionTemplate("kith {{.Version}}\n")

@@ -101,6 +101,8 @@ func newUpCmd(g *globals) *cobra.Command {
 		relayRate   string
 		noRelay     bool
 		noPortMap   bool
+		webAddr     string
+		noWeb       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up [--listen MULTIADDR ...]",
@@ -129,6 +131,9 @@ func newUpCmd(g *globals) *cobra.Command {
 				}
 			}
 			cfg.Announce, cfg.NoRelay, cfg.NoPortMap = announce, noRelay, noPortMap
+			if cfg.Web, cfg.WebAddr = !noWeb, webAddr; noWeb && webAddr != "" {
+				return usageError{fmt.Errorf("--web and --no-web do not go together")}
+			}
 			if cfg.RelayRate, err = rateFlag(cmd, "relay-rate", relayRate); err != nil {
 				return err
 			}
@@ -144,6 +149,7 @@ func newUpCmd(g *globals) *cobra.Command {
 			fmt.Printf("kith up: %s (%s)\n", st.PeerID, st.Name)
 			fmt.Printf("listening on:\n  %s\n", strings.Join(st.ListenAddrs, "\n  "))
 			fmt.Printf("friends: %d; API: %s/%s\n", st.FriendsTotal, g.home, api.SocketFile)
+			printWebUp(n)
 			if st.Reach != nil && st.Reach.Relay == nil {
 				fmt.Println("relaying for friends: off (--no-relay)")
 			} else if st.Reach != nil {
@@ -179,6 +185,8 @@ func newUpCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&relayRate, "relay-rate", "", "cap relaying for friends, bytes per second, all circuits together (default 1MiB; 0: none)")
 	cmd.Flags().BoolVar(&noRelay, "no-relay", false, "do not relay for friends that cannot reach each other directly")
 	cmd.Flags().BoolVar(&noPortMap, "no-port-map", false, "do not ask the router for a port mapping (UPnP, NAT-PMP)")
+	cmd.Flags().StringVar(&webAddr, "web", "", "serve the web UI on this loopback host:port (default: the address chosen at init, `kith config get web`)")
+	cmd.Flags().BoolVar(&noWeb, "no-web", false, "do not serve the web UI")
 	return cmd
 }
 
@@ -328,4 +336,11 @@ func newVersionCmd() *cobra.Command {
 type versionInfo struct {
 	version.Info
 	Schema uint64 `json:"schema"`
+}
+
+// printWebUp tells, as `kith up` starts, where the web UI is.
+func printWebUp(n *node.Node) {
+	if u := n.WebURL(); u != "" {
+		fmt.Printf("web UI: %s (`kith web` prints a login link)\n", u)
+	}
 }

@@ -24,6 +24,8 @@ const (
 	// EventFriendAddrs: the node learnt addresses of a friend
 	// (FriendAddrsEvent).
 	EventFriendAddrs EventType = "friend.addrs"
+	// EventFriendRenamed: the user gave a friend a new name (FriendInfo).
+	EventFriendRenamed EventType = "friend.renamed"
 
 	// EventShareAdded: a folder was shared and scanned (ShareInfo).
 	EventShareAdded EventType = "share.added"
@@ -77,7 +79,7 @@ const (
 // EventTypes returns every event type above, in a fixed order.
 func EventTypes() []EventType {
 	return []EventType{
-		EventFriendAdded, EventFriendRemoved, EventFriendOnline, EventFriendOffline, EventFriendAddrs,
+		EventFriendAdded, EventFriendRemoved, EventFriendOnline, EventFriendOffline, EventFriendAddrs, EventFriendRenamed,
 		EventShareAdded, EventShareRemoved, EventShareScanned,
 		EventDownloadProgress, EventDownloadDone, EventDownloadFailed, EventDownloadSourceDropped,
 		EventChatMessage, EventChatDelivered, EventChatTyping,
