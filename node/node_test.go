@@ -18,6 +18,7 @@ import (
 
 	"kith/f2f"
 	"kith/internal/store"
+	"kith/internal/testkit"
 	"kith/node/api"
 )
 
@@ -75,16 +76,8 @@ func isOnline(n *Node, other *Node) bool {
 	return ok && f.Online
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is testkit.WaitFor, the one copy of the fixture.
+var waitFor = testkit.WaitFor
 
 func TestInitRefusesExistingIdentity(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "h")
