@@ -182,35 +182,48 @@ func (s *Lobbies) receiveHistory(l *lobbyLink, id LobbyID, ms []LobbyMessage) {
 		s.mu.Unlock()
 	}()
 	for i := range ms {
-		m := &ms[i]
-		if m.Kind == LobbyKindKeepAlive {
-			s.drop(l, DropBadKind, m)
-			continue
-		}
-		if reason := checkLobbyMessage(m, wall, true); reason != "" {
-			s.drop(l, reason, m)
-			continue
-		}
-		if !m.verify() {
-			s.drop(l, DropBadSignature, m)
-			continue
-		}
-		stored, dup, err := s.store.append(*m)
+		isNew, err := s.takeReplied(l, &ms[i], now, wall)
 		if err != nil {
 			s.log.Debug("storing history", slog.Any("err", err))
 			return
 		}
-		s.mu.Lock()
-		s.seen.Add(m.ID, now)
-		if !dup {
-			s.heardEarlierLocked(m, l, now)
-		}
-		s.mu.Unlock()
-		if !dup {
-			fresh = append(fresh, m.ID)
-			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
+		if isNew {
+			fresh = append(fresh, ms[i].ID)
 		}
 	}
+}
+
+// takeReplied checks and stores m, a message of a history or sync reply
+// from l (asked for: its age is not checked): a keep-alive, a message
+// that does not check out or is not signed is dropped and counted. It
+// reports whether m was new; err is the store's.
+func (s *Lobbies) takeReplied(l *lobbyLink, m *LobbyMessage, now, wall time.Time) (isNew bool, err error) {
+	if m.Kind == LobbyKindKeepAlive {
+		s.drop(l, DropBadKind, m)
+		return false, nil
+	}
+	if reason := checkLobbyMessage(m, wall, true); reason != "" {
+		s.drop(l, reason, m)
+		return false, nil
+	}
+	if !m.verify() {
+		s.drop(l, DropBadSignature, m)
+		return false, nil
+	}
+	stored, dup, err := s.store.append(*m)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	s.seen.Add(m.ID, now)
+	if !dup {
+		s.heardEarlierLocked(m, l, now)
+	}
+	s.mu.Unlock()
+	if !dup {
+		s.event("lobby.message", LobbyEvent{Message: stored, History: true})
+	}
+	return !dup, nil
 }
 
 // historyDone answers the friends that asked for a lobby's history

@@ -174,33 +174,16 @@ func (s *Lobbies) receiveSyncReply(l *lobbyLink, id LobbyID, ms []LobbyMessage, 
 			continue
 		}
 		got[m.ID] = true
-		if m.Kind == LobbyKindKeepAlive {
-			s.drop(l, DropBadKind, m)
-			continue
-		}
-		if reason := checkLobbyMessage(m, wall, true); reason != "" {
-			s.drop(l, reason, m)
-			continue
-		}
-		if !m.verify() {
-			s.drop(l, DropBadSignature, m)
-			continue
-		}
-		stored, dup, err := s.store.append(*m)
+		isNew, err := s.takeReplied(l, m, now, wall)
 		if err != nil {
 			s.log.Debug("storing synced lobby message", slog.Any("err", err))
 			break
 		}
-		s.mu.Lock()
-		s.seen.Add(m.ID, now)
-		s.synced++
-		if !dup {
-			s.heardEarlierLocked(m, l, now)
-		}
-		s.mu.Unlock()
-		if !dup {
+		if isNew {
+			s.mu.Lock()
+			s.synced++
+			s.mu.Unlock()
 			fresh = append(fresh, m.ID)
-			s.event("lobby.message", LobbyEvent{Message: stored, History: true})
 		}
 	}
 	s.mu.Lock()
