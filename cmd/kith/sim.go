@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kith/node/sim"
+	"kith/internal/sim"
 )
 
 // newSimCmd is `kith sim`: many kith routers on an in-process mocknet.

@@ -700,7 +700,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("tunnel requests dropped\t%d over a friend's rate", t.RequestsDropped)
 	p("")
 	pr := r.Privacy
-	p("PRIVACY\t(rules and definitions: go doc kith/node/sim)")
+	p("PRIVACY\t(rules and definitions: go doc kith/internal/sim)")
 	p("base rate\t%.4f of %d first copies came from the origin", pr.BaseRate, pr.Observations)
 	p("depth | origin\t%s", fmtShares(pr.DepthGivenOrigin))
 	p("depth | relay\t%s", fmtShares(pr.DepthGivenRelay))
@@ -752,7 +752,7 @@ func (r *Report) writeLobby(p func(string, ...any)) {
 		p("LOBBIES\tskipped: %s", l.Skipped)
 		return
 	}
-	p("LOBBIES\t(one public lobby; definitions: go doc kith/node/sim)")
+	p("LOBBIES\t(one public lobby; definitions: go doc kith/internal/sim)")
 	p("members\t%d (%d never saw it announced), %d links between members", l.Members, l.NotJoined, l.MemberLinks)
 	p("joins\t%.1fs at up to %.0f/s; each reached %.2f%% of earlier members in %.0f messages (mean)", l.JoinSeconds, l.JoinRate, 100*l.JoinDelivered, l.MessagesPerJoin.Mean)
 	p("messages\t%d at %.1f/s from random members", l.Messages, l.MessageRate)
