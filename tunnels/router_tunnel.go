@@ -304,7 +304,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		return
 	}
 	rt.branches = make(map[linkKey]*link)
-	for _, f := range r.forwards(l.peer, r.otherLinks(l), m.Depth) {
+	for _, f := range r.forwards(l.peer, r.otherLinks(l), m.Depth, m.Target[:], 1) {
 		id := newTunnelID()
 		rt.branches[linkKey{f.l.peer, id}] = f.l
 		out = append(out, outMsg{f.l, &TunnelRequest{ID: id, Depth: f.depth, Target: m.Target, RequestID: m.RequestID}})
@@ -454,7 +454,8 @@ func resetAll(streams []network.Stream) {
 	}
 }
 
-// RequestTunnels floods a TunnelRequest for target to every friend and
+// RequestTunnels sends a TunnelRequest for target to friends (those
+// forwards picks, at least n; relays spread it like a search) and
 // returns the raw ends of up to n tunnels set up before ctx ends, without
 // the end-to-end session: OpenTunnel is what most callers want. It blocks
 // until n tunnels are up, every path failed, or ctx ends; it fails with
@@ -470,7 +471,7 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 	}
 	// The origin forwards its request as a relay would one it received at
 	// depth v (see OriginDepth).
-	fs := r.forwards(r.h.ID(), r.otherLinks(nil), OriginDepth(r.cfg.Rand))
+	fs := r.forwards(r.h.ID(), r.otherLinks(nil), OriginDepth(r.cfg.Rand), target[:], n)
 	links := linksOf(fs)
 	o := &originReq{results: make(chan io.ReadWriteCloser, len(links)), want: n}
 	rt := &route{target: target, origin: o, branches: make(map[linkKey]*link)}

@@ -80,6 +80,7 @@ func newSimCmd() *cobra.Command {
 	f.StringVar(&bandwidth, "bandwidth", "10MB/s", "bandwidth of every friend link, e.g. 10MB/s, 512KiB/s, or 0 for unlimited")
 	f.IntVar(&cfg.Searches, "searches", cfg.Searches, "number of searches")
 	f.Float64Var(&cfg.SearchRate, "rate", cfg.SearchRate, "searches started per second across the network (at most the routers' per-friend limit)")
+	f.DurationVar(&cfg.SearchEvery, "search-every", cfg.SearchEvery, "load the traffic figures are given for: one search per node per this long")
 	f.DurationVar(&cfg.SearchWindow, "window", cfg.SearchWindow, "how long each search collects results")
 	f.Float64Var(&cfg.TargetShare, "target-share", cfg.TargetShare, "share of searches for the file held by a single node")
 	f.IntVar(&cfg.Files, "files", cfg.Files, "number of distinct files (file 0 has one holder, the others Zipf replicas)")

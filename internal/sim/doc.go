@@ -22,12 +22,16 @@
 // by ceil(N*PopularShare/k) random nodes. Searches look for a file by
 // root hash, the rare file with probability TargetShare, else file k
 // with probability proportional to 1/k, from random origins that do not
-// hold it, started at SearchRate per second. Every search crosses each
-// link at most once each way, so SearchRate is also the load on every
-// link and must stay under tunnels.SearchesPerSecond: a network whose
-// searches reach everyone carries at most that many searches per
-// second, whatever its size. Then Tunnels tunnels are opened one after
-// another from random origins to the rare file's holder.
+// hold it, started at SearchRate per second. A search crosses each link
+// at most once each way, so SearchRate bounds the load on every link and
+// must stay under tunnels.SearchesPerSecond. The traffic figures are
+// given for another load, one search per node per SearchEvery (ten
+// minutes): what each node wrote per search of the run, times the
+// searches per second the whole network makes at that load, which a
+// simulation on a few cores could not run in real time at 10,000 nodes
+// (every search costs about three messages per node). Then Tunnels
+// tunnels are opened one after another from random origins to the rare
+// file's holder.
 //
 // What the nodes do is seen through tunnels.Tap: every control message
 // each router writes on each link is decoded, with its time. A node's
