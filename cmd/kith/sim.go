@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,11 +22,12 @@ import (
 func newSimCmd() *cobra.Command {
 	cfg := sim.DefaultConfig()
 	var (
-		bandwidth string
-		asJSON    bool
-		outDir    string
-		quiet     bool
-		timeout   time.Duration
+		bandwidth  string
+		asJSON     bool
+		outDir     string
+		quiet      bool
+		timeout    time.Duration
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -42,6 +44,7 @@ func newSimCmd() *cobra.Command {
 				return usageError{err}
 			}
 			cfg.Bandwidth = bw
+			scaleDefaults(cmd.Flags().Changed, &cfg, &timeout)
 			if outDir != "" {
 				// Before the run, so that a bad folder does not cost its results.
 				if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -50,6 +53,17 @@ func newSimCmd() *cobra.Command {
 			}
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
+			}
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("making the --cpuprofile file: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return fmt.Errorf("starting the CPU profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
 			}
 			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer cancel()
@@ -98,7 +112,37 @@ func newSimCmd() *cobra.Command {
 	f.StringVar(&outDir, "out", "", "also write CSV files and SVG charts to this folder")
 	f.BoolVar(&quiet, "quiet", false, "do not print progress to stderr")
 	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	return cmd
+}
+
+// simScaleNodes is the network size above which `kith sim` scales down
+// the defaults that would not fit two cores (flags given are kept): the
+// search rate, in proportion, since a search costs about three messages
+// per node; the lobby, to simScaleNodes members nearest its creator (each
+// join is a message on every member link); and the timeout grows to
+// simScaleTimeout.
+const (
+	simScaleNodes   = 1000
+	simScaleTimeout = 40 * time.Minute
+)
+
+// scaleDefaults applies simScaleNodes to the flags not given (changed
+// reports those given).
+func scaleDefaults(changed func(flag string) bool, cfg *sim.Config, timeout *time.Duration) {
+	if cfg.Nodes <= simScaleNodes {
+		return
+	}
+	share := float64(simScaleNodes) / float64(cfg.Nodes)
+	if !changed("rate") {
+		cfg.SearchRate *= share
+	}
+	if !changed("lobby-members") {
+		cfg.LobbyMembers = min(cfg.LobbyMembers, share)
+	}
+	if !changed("timeout") {
+		*timeout = simScaleTimeout
+	}
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -58,6 +58,10 @@
 //     make every d as likely from an origin as from a relay, so these
 //     should stay at the base rate; the report also lists the depth
 //     distribution of copies sent by origins and by relays.
+//   - walking copy: accuse when the first copy is a walking one
+//     (tunnels.Search.Walk): the search's first hops, of which the
+//     origin sends the first; its precision is what the walk's length
+//     leaves, about 1-tunnels.SearchWalkKeep.
 //   - lead: accuse when no copy from another sender arrives within half
 //     a link latency of the first. It uses timing, which the depth rule
 //     does not hide, and on a mocknet with equal latencies timing is

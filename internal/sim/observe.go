@@ -16,6 +16,7 @@ import (
 type copyObs struct {
 	from, to int32
 	depth    int8
+	walk     bool          // a walking copy (tunnels.Search.Walk)
 	at       time.Duration // since the run's epoch
 }
 
@@ -174,7 +175,7 @@ func (o *observer) message(i int, p peer.ID, b []byte, a *assembler) {
 		at := o.now()
 		rec := o.lookup(m.ID, i)
 		rec.mu.Lock()
-		rec.copies = append(rec.copies, copyObs{from: int32(i), to: int32(to), depth: int8(m.Depth), at: at})
+		rec.copies = append(rec.copies, copyObs{from: int32(i), to: int32(to), depth: int8(m.Depth), walk: m.Walk, at: at})
 		rec.mu.Unlock()
 	case *tunnels.SearchResult:
 		o.kinds[kindResult].Add(1)

@@ -385,6 +385,7 @@ type firstCopy struct {
 	depth int
 	at    time.Duration
 	lead  bool // no other sender's copy within half a latency
+	walk  bool // a walking copy
 }
 
 // analyse turns the observations into the report's figures.
@@ -449,7 +450,7 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 					lead = false
 				}
 			}
-			fc[i] = firstCopy{from: int(c0.from), depth: int(c0.depth), at: c0.at, lead: lead}
+			fc[i] = firstCopy{from: int(c0.from), depth: int(c0.depth), at: c0.at, lead: lead, walk: c0.walk}
 			row.Reached++
 		}
 		row.Redundant = len(copies) - row.Reached
@@ -504,6 +505,9 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 			if c.lead {
 				guess = append(guess, rule("lead"))
 			}
+			if c.walk {
+				guess = append(guess, rule("walking copy"))
+			}
 			for _, r := range guess {
 				r.Guesses++
 				if truth {
@@ -542,7 +546,7 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 			priv.BestDepth = d
 		}
 	}
-	priv.Single = []RuleResult{*rule("first sender"), *rule("lead")}
+	priv.Single = []RuleResult{*rule("first sender"), *rule("lead"), *rule("walking copy")}
 	if priv.BestDepth >= 0 {
 		best := *single[fmt.Sprintf("depth %d", priv.BestDepth)]
 		best.Rule = "best depth (" + best.Rule + ")"
