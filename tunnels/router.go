@@ -495,31 +495,38 @@ type forward struct {
 // forwards decides which of links a message received from peer from at
 // depth d goes on to, and at which depth: for d >= 1 the SearchFanout
 // links of the lowest draws (all of them if there are fewer), each with
-// its own ForwardDepth draw; for d = 0 each link with probability
-// DepthKeepAtZero and at least one. It picks at least atLeast links (all
-// if there are fewer), the lowest draws first. The choices are fixed per
-// (from, link, key) by draw, key naming what the message asks for (a
-// query or a tunnel target), so that a friend who sends the same message
-// again and again always sees the same choice and cannot count how often
-// a node behind you answers. An origin passes its own ID as from.
+// its own ForwardDepth draw, fixed per (from, link, key), key naming what
+// the message asks for (a query or a tunnel target); for d = 0 each link
+// with probability DepthKeepAtZero and at least one, fixed per (from,
+// link). Either way it picks at least atLeast links (all if there are
+// fewer), the lowest draws first. Because the choices are fixed, a friend
+// who sends the same message again and again always sees the same choice
+// and cannot count how often a node behind you answers. An origin passes
+// its own ID as from.
 func (r *Router) forwards(from peer.ID, links []*link, d int, key []byte, atLeast int) []forward {
-	what, keep, fanout := "spread", 1.0, max(atLeast, SearchFanout)
-	if d == 0 {
-		what, keep, fanout = "depth 0", DepthKeepAtZero, max(atLeast, 1)
-	}
 	type drawn struct {
-		l *link
-		u float64
+		l    *link
+		u    float64
+		keep bool
 	}
 	ds := make([]drawn, len(links))
 	for i, o := range links {
-		ds[i] = drawn{o, r.draw(what, []byte(from), []byte(o.peer), key)}
+		if d > 0 {
+			ds[i] = drawn{o, r.draw("spread", []byte(from), []byte(o.peer), key), false}
+			continue
+		}
+		ds[i] = drawn{o, r.draw("depth 0 first", []byte(from), []byte(o.peer)),
+			r.draw("depth 0 keep", []byte(from), []byte(o.peer)) < DepthKeepAtZero}
 	}
 	slices.SortFunc(ds, func(a, b drawn) int { return cmp.Compare(a.u, b.u) })
+	fanout := max(atLeast, 1)
+	if d > 0 {
+		fanout = max(atLeast, SearchFanout)
+	}
 	out := make([]forward, 0, len(links))
 	for i, x := range ds {
-		if i >= fanout && (d > 0 || x.u >= keep) {
-			break
+		if i >= fanout && !x.keep {
+			continue
 		}
 		depth := d
 		if d > 0 {
