@@ -99,6 +99,7 @@ func newSimCmd() *cobra.Command {
 	f.Float64Var(&cfg.TargetShare, "target-share", cfg.TargetShare, "share of searches for the file held by a single node")
 	f.IntVar(&cfg.Files, "files", cfg.Files, "number of distinct files (file 0 has one holder, the others Zipf replicas)")
 	f.IntVar(&cfg.Tunnels, "tunnels", cfg.Tunnels, "number of tunnels opened to the single holder, one at a time")
+	f.DurationVar(&cfg.TunnelTimeout, "tunnel-timeout", cfg.TunnelTimeout, "how long each tunnel setup may take")
 	f.IntVar(&cfg.Probers, "probers", cfg.Probers, "number of probing friends, each asking its neighbour whether it holds a file (0: no probing phase)")
 	f.DurationVar(&cfg.ProbeWindow, "probe-window", cfg.ProbeWindow, "how long probing friends wait for the last answers")
 	f.DurationVar(&cfg.HolderDelay, "holder-delay", cfg.HolderDelay, "longest delay before a holder answers a search or tunnel request (the routers' HolderDelay)")
