@@ -255,7 +255,9 @@
 // reply key by the flooder) reach the origin as results; their names are
 // shown through kith/internal/peertext by the CLI.
 //
-// Tunnel setup. A TunnelRequest is flooded like a search, with a new
+// Tunnel setup. A TunnelRequest spreads like a search (it does not walk;
+// its origin sends it to at least as many friends as it wants tunnels,
+// and asks the friends it left out if that round gives none), with a new
 // random TunnelID on every link, so a hop's routing entry is
 // (left link, left id) <-> (right link, right id), and a RequestID that
 // the origin picks and relays copy: a relay forwards a request once and

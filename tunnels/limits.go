@@ -17,8 +17,8 @@ const (
 	// (kith sim, 1,000 nodes of degree 8) found a file held by one node
 	// in about half the searches at 0.8 (with 0.2 below the maximum) and
 	// 93% at 0.99; with DepthKeepBelowMax at 0.5 too, in nearly all. A
-	// search then floods nearly every friend link of a network of that
-	// size once, which the per-friend search rate keeps affordable.
+	// search then reaches nearly every node of a network of that size;
+	// the spread (SearchFanout) keeps what it costs affordable.
 	DepthKeepAtMax = 0.99
 	// DepthKeepBelowMax is the probability that a relay keeps a depth
 	// between 1 and MaxDepth-1. It must be below DepthKeepAtMax. At 0.5

@@ -145,8 +145,8 @@ type RouterStats struct {
 }
 
 // Router is kith's turtle router on one host: it keeps a control stream
-// to each connected friend (a kith/internal/friendlink link), floods and
-// answers searches and tunnel requests, relays tunnels, and opens tunnels
+// to each connected friend (a kith/internal/friendlink link), walks,
+// spreads and answers searches and tunnel requests, relays tunnels, and opens tunnels
 // for this node. A friend that sends an invalid, oversized or too slow
 // control message falls under friendlink's misbehaviour policy: its
 // router link is reset and it is refused one, both ways, for

@@ -159,8 +159,8 @@ func (s *searchSub) close() {
 // and so does every node a spreading copy reaches, to SearchFanout of its
 // other friends (see Router.forwards). A node with SearchFanout other
 // friends or fewer ends a walk at once: it spreads to all of them, as a
-// flood would. Copies of a spreading search met again are dropped by id. The channel is closed when ctx
-// ends or the router closes; results the caller does not read in time
+// flood would. Copies of a spreading search met again are dropped by id.
+// The channel is closed when ctx ends or the router closes; results the caller does not read in time
 // (beyond SearchResultQueue) are dropped. A Search is never answered by
 // this node itself.
 func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
