@@ -143,7 +143,7 @@
 // at least as many friends as it wants tunnels) but do not walk.
 //
 // What colluders learn: they name an origin only when the walk's first
-// hop is one of them (with 25% colluders, 19-27% of searches, at the
+// hop is one of them (with 25% colluders, 13-27% of searches, at the
 // same precision; a flood gave 58-65%); the spread tells them where the
 // walk ended. What stays constant along the path (the search id, the
 // reply key, the query, the sealed answers) lets them link the copies
