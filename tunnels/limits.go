@@ -146,11 +146,17 @@ const (
 	// sent the search on (each link's share is its own, so one friend's
 	// flood of answers cannot crowd out another link's); at the search's
 	// origin it caps, per link, both the answers that open and those that
-	// do not. Later ones are dropped.
-	MaxResultsPerSearch = 64
+	// do not. Later ones are dropped. 16: a search reaches nearly every
+	// node, so a file held by many answers from all of them, and each
+	// answer (about 580 bytes) travels until a relay's share is full: at
+	// 10,000 nodes a file held by 500 sent 6,511 answer messages per
+	// search with 64 (kith sim), for at most 64 delivered, and loaded the
+	// nodes near its holders (router traffic p99 16.8 KB/s). 16 answers of
+	// up to MaxFilesPerResult files each are plenty of sources.
+	MaxResultsPerSearch = 16
 	// MinResultsPerLink is the smallest share of MaxResultsPerSearch a
-	// relay gives each link, for nodes with more than 16 friends.
-	MinResultsPerLink = 4
+	// relay gives each link, for nodes with more than 8 friends.
+	MinResultsPerLink = 2
 	// MaxFilesPerResult caps the files in one sealed SearchResult.
 	MaxFilesPerResult = 32
 	// SearchCacheSize caps the search ids remembered for duplicate
