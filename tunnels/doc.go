@@ -1,4 +1,4 @@
-// Package tunnels is kith's turtle router: it floods searches through
+// Package tunnels is kith's turtle router: it spreads searches through
 // friends of friends, sets up multi-hop tunnels to whoever holds a file or
 // a chat identity, relays other nodes' tunnels, and runs end-to-end Noise
 // sessions over them, so that friends of friends can find and fetch files
@@ -10,9 +10,10 @@
 // (RouterProtocol) of length-delimited protobuf messages, read with a hard
 // size cap by MessageReader (kith/internal/frame) and checked strictly. A Search carries
 // keywords or SearchHash of a root, never the root, and an ephemeral X25519
-// reply key; it is flooded to every friend but its sender, duplicates are
-// dropped by id, and each node remembers for a while which link it came
-// from. Answers are sealed to the reply key with Seal (a Noise N one-way
+// reply key; it first walks (each node sends it to one friend), then
+// spreads (each node sends it to SearchFanout friends but its sender; see
+// "Walk, then spread"), duplicates are dropped by id, and each node
+// remembers for a while which link it came from. Answers are sealed to the reply key with Seal (a Noise N one-way
 // message), so relays carry them back without reading them. A
 // TunnelRequest carries only TargetForRoot or TargetForChatID, keyed
 // BLAKE3 derivations with their own contexts, so relays never see the root
@@ -79,11 +80,13 @@
 // starting uniformly in 4..6 sends 6 more often and never 3, which a
 // neighbour can count.) Depth alone therefore gives no evidence; timing,
 // being the first to send a search id, and a node's set of links are
-// beyond what depth can hide. Against timing, every node, the origin
-// included, sends a search on to each friend after a delay of up to
-// DefaultSearchDelay, different per link, so that a copy that went round
-// through a common friend often reaches a friend of the origin before the
-// origin's own.
+// beyond what depth can hide. Against timing, every node that could be
+// the origin (a walker, or a node with SearchFanout other friends or
+// fewer) sends a search on after a delay of up to DefaultSearchDelay,
+// different per link, so that a copy that went round through a common
+// friend often reaches a friend of the origin before the origin's own;
+// against being the first to send a search, the walk (see "Walk, then
+// spread").
 //
 // Reach: a path from the origin goes on past each hop with probability
 // k(6) = 0.99, whatever depth it started with (nu(0)(1 - k(0)) =
@@ -94,12 +97,60 @@
 // closely, not the number of paths. With k(6) = 0.8 and 0.2 below, the
 // simulator found a file held by one node of 1,000 in about half the
 // searches; with 0.99 and 0.2, in 93%; with 0.99 and 0.5, in nearly all.
-// At degree 8 depth bounds little: a message below the maximum has on
-// average 3.5 copies at the same depth among its 7 next hops, so it
-// floods; what a search costs is bounded by duplicate suppression (a
+// At degree 8 depth bounds little: what a search costs is bounded by
+// the spread (SearchFanout copies per node), duplicate suppression (a
 // search crosses each friend link at most once each way) and the
 // per-friend rates. On sparser graphs the lower depths end paths sooner,
 // except that depth 0 never stops at a node with one other friend.
+//
+// # Walk, then spread
+//
+// A flood sends every search on every friend link: at degree 8 each node
+// got it 7 times, 6 of them for nothing, and a network of N nodes
+// searching once per node per ten minutes put N/600 searches a second on
+// every link (at 10,000 nodes, 17 a second, over what a friend accepted
+// then, 5). And the origin's friends all got the search first from the
+// origin, so colluders among them named it (25% colluders: 58-65% of
+// searches). So a search now goes in two phases:
+//
+// Walk. The origin sends its search, with Search.Walk set, to one friend;
+// a node that gets a walking copy sends it on, still walking, to one
+// friend but its sender with probability SearchWalkKeep (0.6), and else
+// ends the walk and spreads it. Both choices are drawn for the search's
+// id with the router's secret. The walk is 1/(1-0.6) = 2.5 hops on
+// average, and a friend that gets a walking copy from X knows only that X
+// is the origin with probability 0.4. A walk is never dropped as a
+// duplicate: a node that gets it again (a loop, or its sender's dead
+// end) sends it to a friend it has not sent it to (MaxWalkRepeats times
+// at most), and a node with no other friend sends it back. A node with
+// SearchFanout other friends or fewer does not walk: it spreads to all of
+// them, and so does an origin with that few friends, so small networks
+// and chains still flood.
+//
+// Spread. A node that ends the walk or gets a spreading copy first sends
+// it to the SearchFanout (3) friends of the lowest draws among those but
+// its sender, keyed by the sender, the friend and the query (so a probe
+// repeated gets the same choice). Every node that gets a copy does so
+// once: the copies are a random 3-out graph over the network, which
+// reaches 97-99% of the nodes of a small world of degree 8 (kith sim),
+// for about 3 messages per node per search instead of 7. Spreading
+// copies from a node with more than SearchFanout other friends go without
+// the search delay (an origin of that degree never spreads, so their
+// timing says nothing about it, and a spread is about 11 hops deep at
+// 1,000 nodes, against 4.9 for the graph); the others keep it, and a
+// spreading copy is not sent to a friend that sent this node the search
+// meanwhile. Tunnel requests spread the same way (their origin sends to
+// at least as many friends as it wants tunnels) but do not walk.
+//
+// What colluders learn: they name an origin only when the walk's first
+// hop is one of them (with 25% colluders, 13-27% of searches, at the
+// same precision; a flood gave 58-65%); the spread tells them where the
+// walk ended. What stays constant along the path (the search id, the
+// reply key, the query, the sealed answers) lets them link the copies
+// they see, which the simulator grants them: its figures are for
+// colluders who link copies perfectly, as by a constant request id.
+// Per-hop search ids alone would hide nothing while the reply key and
+// the sealed answers stay constant.
 //
 // # What a friend learns about what you hold
 //
@@ -204,7 +255,9 @@
 // reply key by the flooder) reach the origin as results; their names are
 // shown through kith/internal/peertext by the CLI.
 //
-// Tunnel setup. A TunnelRequest is flooded like a search, with a new
+// Tunnel setup. A TunnelRequest spreads like a search (it does not walk;
+// its origin sends it to at least as many friends as it wants tunnels,
+// and asks the friends it left out if that round gives none), with a new
 // random TunnelID on every link, so a hop's routing entry is
 // (left link, left id) <-> (right link, right id), and a RequestID that
 // the origin picks and relays copy: a relay forwards a request once and

@@ -17,14 +17,52 @@ const (
 	// (kith sim, 1,000 nodes of degree 8) found a file held by one node
 	// in about half the searches at 0.8 (with 0.2 below the maximum) and
 	// 93% at 0.99; with DepthKeepBelowMax at 0.5 too, in nearly all. A
-	// search then floods nearly every friend link of a network of that
-	// size once, which the per-friend search rate keeps affordable.
+	// search then reaches nearly every node of a network of that size;
+	// the spread (SearchFanout) keeps what it costs affordable.
 	DepthKeepAtMax = 0.99
 	// DepthKeepBelowMax is the probability that a relay keeps a depth
 	// between 1 and MaxDepth-1. It must be below DepthKeepAtMax. At 0.5
 	// the one search in ten that starts below MaxDepth still goes about
 	// two hops per depth, so it reaches about as far as the others.
 	DepthKeepBelowMax = 0.5
+	// SearchFanout is the number of friends to which a relay sends a
+	// spreading search (or a tunnel request) it received at a depth above
+	// 0: the friends of the lowest draws among those but the sender,
+	// fixed per (sender, friend, query) by RouterConfig.Secret, like the
+	// depth-0 choice, so repeating a probe shows nothing new; all of them
+	// if it has no more. A flood to every friend reaches every node
+	// several times over: at degree 8 each node got 7 copies, 6 of them
+	// useless. With 3 each node sends about 3 copies at most, and 97-99%
+	// of the nodes of a small world of 1,000 or 10,000 nodes of degree 8
+	// get the search (kith sim; BENCHMARKS.md), enough for a file held by
+	// one node to be found in 95% of searches; a node with 3 friends or
+	// fewer floods as before, so small networks lose nothing.
+	SearchFanout = 3
+	// SearchWalkKeep is the probability that a node that received a
+	// walking search (Search.Walk) keeps it walking: it sends it to one
+	// friend, still walking; else it spreads it from there. The origin
+	// always starts a walk. So a search first goes on a random walk of
+	// 1/(1-SearchWalkKeep) = 2.5 hops on average, and a friend that gets
+	// a walking copy from X knows that X is the origin with probability
+	// 1-SearchWalkKeep = 0.4, under the 0.5 of a coin. Colluders who see
+	// where the spread starts learn the end of the walk, not the origin
+	// (phantom flooding: Kamat et al., ICDCS 2005): 25% colluders name the
+	// origin only when the walk's first hop is one of them, of about 25%
+	// of searches, where a flood gave them 58% (BENCHMARKS.md).
+	SearchWalkKeep = 0.6
+	// MaxHeardLinks caps the links a node remembers, per search, as having
+	// sent it a copy (so that it does not send them one): a node's friends,
+	// up to a generous degree.
+	MaxHeardLinks = 32
+	// MaxWalkRepeats caps how often a node passes on walking copies of a
+	// search it has seen already (a walk that came round a loop, back to
+	// its origin, or back from a friend with no other friend), each to a
+	// friend it has not sent the search to: a walk is not dropped as a
+	// duplicate, which would lose the search, but a walk that keeps
+	// coming back cannot go round forever. 4: a node whose first four
+	// picks were dead ends (friends with no other friend) still passes
+	// it on.
+	MaxWalkRepeats = 4
 	// DepthKeepAtZero is the probability that a relay forwards a message
 	// it received at depth 0, still at depth 0, to each other friend; it
 	// must be below DepthKeepAtMax too. Depth 0 is no last hop: a friend
@@ -43,13 +81,20 @@ const (
 // node's service to others is unaffected.
 const (
 	// SearchesPerSecond is the sustained rate of Search messages accepted
-	// from one friend, its own and those it relays together. A human
-	// searches a few times a minute; a friend relaying for a hundred
-	// friends-of-friends stays well under this.
-	SearchesPerSecond = 5
+	// from one friend, its own and those it relays together. A search
+	// reaches nearly every node of the network, but crosses a given link
+	// only with probability about 3/8 at degree 8 (SearchFanout; kith sim:
+	// 0.35), so a network searching S times a second puts about
+	// 0.35*S on each link: 10,000 nodes searching once in ten minutes
+	// (17 a second) put about 6 a second on a link. 20 leaves room for
+	// three times that, and for the links of nodes with many friends; it
+	// is also what one friend can make the whole network carry, since a
+	// search is relayed everywhere (20 searches of about 90 bytes, about
+	// 1.8 KB/s, on each link it crosses).
+	SearchesPerSecond = 20
 	// SearchBurst is the number of searches a friend may send at once
 	// before SearchesPerSecond applies.
-	SearchBurst = 20
+	SearchBurst = 40
 	// TunnelRequestsPerSecond is the sustained rate of TunnelRequest
 	// messages accepted from one friend. A download asks for a few tunnels
 	// and asks again only when one dies.
@@ -101,11 +146,17 @@ const (
 	// sent the search on (each link's share is its own, so one friend's
 	// flood of answers cannot crowd out another link's); at the search's
 	// origin it caps, per link, both the answers that open and those that
-	// do not. Later ones are dropped.
-	MaxResultsPerSearch = 64
+	// do not. Later ones are dropped. 16: a search reaches nearly every
+	// node, so a file held by many answers from all of them, and each
+	// answer (about 580 bytes) travels until a relay's share is full: at
+	// 10,000 nodes a file held by 500 sent 6,511 answer messages per
+	// search with 64 (kith sim), for at most 64 delivered, and loaded the
+	// nodes near its holders (router traffic p99 16.8 KB/s). 16 answers of
+	// up to MaxFilesPerResult files each are plenty of sources.
+	MaxResultsPerSearch = 16
 	// MinResultsPerLink is the smallest share of MaxResultsPerSearch a
-	// relay gives each link, for nodes with more than 16 friends.
-	MinResultsPerLink = 4
+	// relay gives each link, for nodes with more than 8 friends.
+	MinResultsPerLink = 2
 	// MaxFilesPerResult caps the files in one sealed SearchResult.
 	MaxFilesPerResult = 32
 	// SearchCacheSize caps the search ids remembered for duplicate

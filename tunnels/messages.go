@@ -49,6 +49,9 @@ type Search struct {
 	// ReplyKey is the searcher's ephemeral X25519 public key; answers are
 	// sealed to it with Seal.
 	ReplyKey [32]byte
+	// Walk is set while the search walks: its receiver sends it on to one
+	// friend (see Router.Search).
+	Walk bool
 }
 
 // SearchResult answers a Search along its reverse path. Sealed is the
@@ -124,7 +127,7 @@ type TunnelClose struct {
 }
 
 func (m *Search) toWire() (*pb.RouterMessage, error) {
-	w := &pb.Search{Id: m.ID[:], Depth: uint32(m.Depth), ReplyKey: m.ReplyKey[:]}
+	w := &pb.Search{Id: m.ID[:], Depth: uint32(m.Depth), ReplyKey: m.ReplyKey[:], Walk: m.Walk}
 	if m.Keywords != "" {
 		w.Query = &pb.Search_Keywords{Keywords: m.Keywords}
 	} else {
@@ -220,6 +223,7 @@ func searchFromWire(w *pb.Search) (*Search, error) {
 	m.ID = SearchID(w.Id)
 	m.Depth = int(w.Depth)
 	m.ReplyKey = [32]byte(w.ReplyKey)
+	m.Walk = w.Walk
 	if m.ReplyKey == [32]byte{} {
 		return nil, fmt.Errorf("%w: search reply key is zero", ErrInvalidMessage)
 	}

@@ -25,6 +25,7 @@ func validMessages(t testing.TB) []Message {
 		&Search{ID: SearchID{1}, Depth: 3, Keywords: "linux iso", ReplyKey: [32]byte{9}},
 		&Search{ID: SearchID{2}, Depth: 0, RootHash: SearchHash(testRoot), ReplyKey: [32]byte{9}},
 		&Search{ID: SearchID{3}, Depth: MaxDepth, Keywords: strings.Repeat("ü", MaxKeywordsLen/2), ReplyKey: [32]byte(key.Public)},
+		&Search{ID: SearchID{4}, Depth: 2, RootHash: SearchHash(testRoot), ReplyKey: [32]byte{9}, Walk: true},
 		&SearchResult{SearchID: SearchID{1}, Sealed: sealed},
 		&TunnelRequest{ID: 1 << 63, Depth: 6, Target: TargetForRoot(testRoot), RequestID: RequestID{1, 2}},
 		&TunnelOK{ID: 7},

@@ -1,6 +1,7 @@
 package tunnels
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,8 +145,8 @@ type RouterStats struct {
 }
 
 // Router is kith's turtle router on one host: it keeps a control stream
-// to each connected friend (a kith/internal/friendlink link), floods and
-// answers searches and tunnel requests, relays tunnels, and opens tunnels
+// to each connected friend (a kith/internal/friendlink link), walks,
+// spreads and answers searches and tunnel requests, relays tunnels, and opens tunnels
 // for this node. A friend that sends an invalid, oversized or too slow
 // control message falls under friendlink's misbehaviour policy: its
 // router link is reset and it is refused one, both ways, for
@@ -491,33 +493,62 @@ type forward struct {
 }
 
 // forwards decides which of links a message received from peer from at
-// depth d goes on to, and at which depth: for d >= 1 every link, each
-// with its own ForwardDepth draw; for d = 0 each link with probability
-// DepthKeepAtZero and at least one, both chosen once per pair of links
-// (from, link) by draw, so that a friend who sends depth 0 again and
-// again always sees the same choice and cannot count how often a node
-// behind you answers. An origin passes its own ID as from.
-func (r *Router) forwards(from peer.ID, links []*link, d int) []forward {
-	out := make([]forward, 0, len(links))
+// depth d goes on to, and at which depth: for d >= 1 the SearchFanout
+// links of the lowest draws (all of them if there are fewer), each with
+// its own ForwardDepth draw, fixed per (from, link, key), key naming what
+// the message asks for (a query or a tunnel target); for d = 0 each link
+// with probability DepthKeepAtZero and at least one, fixed per (from,
+// link). Either way it picks at least atLeast links (all if there are
+// fewer), the lowest draws first. Because the choices are fixed, a friend
+// who sends the same message again and again always sees the same choice
+// and cannot count how often a node behind you answers. An origin passes
+// its own ID as from.
+func (r *Router) forwards(from peer.ID, links []*link, d int, key []byte, atLeast int) []forward {
+	type drawn struct {
+		l    *link
+		u    float64
+		keep bool
+	}
+	ds := make([]drawn, len(links))
+	for i, o := range links {
+		if d > 0 {
+			ds[i] = drawn{o, r.draw("spread", []byte(from), []byte(o.peer), key), false}
+			continue
+		}
+		ds[i] = drawn{o, r.draw("depth 0 first", []byte(from), []byte(o.peer)),
+			r.draw("depth 0 keep", []byte(from), []byte(o.peer)) < DepthKeepAtZero}
+	}
+	slices.SortFunc(ds, func(a, b drawn) int { return cmp.Compare(a.u, b.u) })
+	fanout := max(atLeast, 1)
 	if d > 0 {
-		for _, o := range links {
-			next, _ := ForwardDepth(r.cfg.Rand, d)
-			out = append(out, forward{o, next})
-		}
-		return out
+		fanout = max(atLeast, SearchFanout)
 	}
-	first, best := -1, 2.0
-	for i, o := range links {
-		if u := r.draw("depth 0 first", []byte(from), []byte(o.peer)); u < best {
-			first, best = i, u
+	out := make([]forward, 0, len(links))
+	for i, x := range ds {
+		if i >= fanout && !x.keep {
+			continue
 		}
-	}
-	for i, o := range links {
-		if i == first || r.draw("depth 0 keep", []byte(from), []byte(o.peer)) < DepthKeepAtZero {
-			out = append(out, forward{o, 0})
+		depth := d
+		if d > 0 {
+			depth, _ = ForwardDepth(r.cfg.Rand, d)
 		}
+		out = append(out, forward{x.l, depth})
 	}
 	return out
+}
+
+// walkNext returns the one of links a walking search received from peer
+// from goes on to, fixed per (from, key) like forwards' choices; nil if
+// links is empty.
+func (r *Router) walkNext(from peer.ID, links []*link, key []byte) *link {
+	var next *link
+	best := 2.0
+	for _, o := range links {
+		if u := r.draw("walk next", []byte(from), []byte(o.peer), key); u < best {
+			next, best = o, u
+		}
+	}
+	return next
 }
 
 // linksOf returns the links of fs.

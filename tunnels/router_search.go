@@ -28,6 +28,11 @@ type searchEntry struct {
 	// share is how many answers a relay takes from each link (see
 	// answerShare).
 	share int
+	// walks counts the walking copies this node sent on (MaxWalkRepeats).
+	walks int
+	// heard lists the links that sent this node a copy: a copy not yet
+	// sent to one of them is not sent (see sendSearch).
+	heard []*link
 }
 
 // answerBudget counts the answers to one search taken from one link: for
@@ -49,13 +54,22 @@ func (e *searchEntry) budget(l *link) *answerBudget {
 }
 
 // sentOn records that the search goes out on links, whose answers it then
-// takes. Guarded by Router.mu.
+// takes, besides those of the links it went out on before. Guarded by
+// Router.mu.
 func (e *searchEntry) sentOn(links []*link) {
-	e.budgets = make([]answerBudget, len(links))
-	for i, l := range links {
-		e.budgets[i].l = l
+	for _, l := range links {
+		if e.budget(l) == nil {
+			e.budgets = append(e.budgets, answerBudget{l: l})
+		}
 	}
-	e.share = answerShare(len(links))
+	e.share = answerShare(len(e.budgets))
+}
+
+// hear records that l sent a copy of the search. Guarded by Router.mu.
+func (e *searchEntry) hear(l *link) {
+	if len(e.heard) < MaxHeardLinks && !slices.Contains(e.heard, l) {
+		e.heard = append(e.heard, l)
+	}
 }
 
 // answerShare is the answers a relay takes for one search from each of
@@ -137,9 +151,16 @@ func (s *searchSub) close() {
 	}
 }
 
-// Search floods q to every friend and returns the results as they
-// arrive, opened from their sealed form. The channel is closed when ctx
-// ends or the router closes; results the caller does not read in time
+// Search sends q out and returns the results as they arrive, opened from
+// their sealed form. The search first walks: this node sends it to one
+// friend, and each node that gets a walking copy sends it on to one
+// friend, walking on with probability SearchWalkKeep (these choices are
+// drawn for the search's id); the node that ends the walk spreads it,
+// and so does every node a spreading copy reaches, to SearchFanout of its
+// other friends (see Router.forwards). A node with SearchFanout other
+// friends or fewer ends a walk at once: it spreads to all of them, as a
+// flood would. Copies of a spreading search met again are dropped by id.
+// The channel is closed when ctx ends or the router closes; results the caller does not read in time
 // (beyond SearchResultQueue) are dropped. A Search is never answered by
 // this node itself.
 func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
@@ -167,9 +188,16 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 	r.searches.add(m.ID, nil, time.Now())
 	r.mine[m.ID] = sub
 	self := r.h.ID()
-	// The origin forwards its search as a relay would one it received at
-	// depth v (see OriginDepth).
-	fs := r.forwards(self, r.otherLinks(nil), OriginDepth(r.cfg.Rand))
+	// The origin forwards its search as a relay that keeps a walk going
+	// would one it received at depth v (see OriginDepth).
+	links, d := r.otherLinks(nil), OriginDepth(r.cfg.Rand)
+	var fs []forward
+	if len(links) > SearchFanout {
+		m.Walk = true
+		fs = r.walkForwards(self, links, d, m.ID[:])
+	} else {
+		fs = r.forwards(self, links, d, queryKey(&m), 1)
+	}
 	r.searches.m[m.ID].sentOn(linksOf(fs))
 	if !r.track(1) {
 		delete(r.mine, m.ID)
@@ -188,7 +216,7 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 		r.mu.Unlock()
 		sub.close()
 	}()
-	r.sendSearches(self, fs, &m)
+	r.sendSearches(self, fs, &m, r.cfg.SearchDelay)
 	return sub.ch, nil
 }
 
@@ -204,10 +232,24 @@ func queryKey(m *Search) []byte {
 	return []byte("k" + strings.Join(slices.Compact(words), " "))
 }
 
+// walkForwards is forwards for a search that walks on: the one link of
+// walkNext, with the depth a relay forwards d with.
+func (r *Router) walkForwards(from peer.ID, links []*link, d int, key []byte) []forward {
+	next := r.walkNext(from, links, key)
+	if next == nil {
+		return nil
+	}
+	if d > 0 {
+		d, _ = ForwardDepth(r.cfg.Rand, d)
+	}
+	return []forward{{next, d}}
+}
+
 // sendSearches sends m, which came from peer from (this node's own ID for
-// its own searches), on to each of fs with its depth. Each depth is
-// encoded once, here, for all the links that get it.
-func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search) {
+// its own searches), on to each of fs with its depth, walking or not as
+// m.Walk says, each after a delay of up to maxDelay (see sendSearch).
+// Each depth is encoded once, here, for all the links that get it.
+func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay time.Duration) {
 	qk := queryKey(m)
 	var enc [MaxDepth + 1][]byte
 	for _, f := range fs {
@@ -221,17 +263,20 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search) {
 			}
 			enc[f.depth] = b
 		}
-		r.sendSearch(from, f.l, qk, enc[f.depth])
+		r.sendSearch(from, f.l, qk, enc[f.depth], m.ID, !m.Walk, maxDelay)
 	}
 }
 
 // sendSearch sends an encoded search that came from peer from to friend l
-// after a delay of up to RouterConfig.SearchDelay, for a relay's copies
-// and an origin's own alike. Without it, the first copy of a search that a
-// friend of the origin receives comes straight from the origin, so
-// friends comparing arrival times could name the origin; with it, a copy
-// that went round through a common friend often arrives first. The delay
-// is fixed per (from, l, query) by the router's secret, like the holder's
+// after a delay of up to maxDelay: RouterConfig.SearchDelay for the
+// copies an origin may send (walking copies, and spreading ones from a
+// node with SearchFanout other friends or fewer, which spreads its own
+// searches too), none for the spreading copies of other nodes (see
+// spreadDelay). Without it, the first copy of a search that a friend of
+// the origin receives comes straight from the origin, so friends
+// comparing arrival times could name the origin; with it, a copy that
+// went round through a common friend often arrives first. The delay is
+// fixed per (from, l, query) by the router's secret, like the holder's
 // own answer delay, so that a friend probing the same query again sees
 // the same timing whether the answer is this node's or a node's behind it.
 //
@@ -240,10 +285,14 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search) {
 // burst of them, which the fixed delays would keep together from hop to
 // hop, goes out spread, at most SearchSendWait late; one that would wait
 // longer is dropped here rather than by the friend.
-func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte) {
+//
+// A spreading copy (skipHeard) is not sent, when its time comes, to a
+// friend that sent this node a copy of search id meanwhile: that friend
+// has it, and would drop it.
+func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, skipHeard bool, maxDelay time.Duration) {
 	var delay time.Duration
-	if r.cfg.SearchDelay > 0 {
-		delay = time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(r.cfg.SearchDelay))
+	if maxDelay > 0 {
+		delay = time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(maxDelay))
 	}
 	at := time.Now().Add(delay)
 	res := l.searchOut.ReserveN(at, 1)
@@ -263,10 +312,31 @@ func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte) {
 	}
 	time.AfterFunc(delay, func() {
 		defer r.wg.Done()
-		if r.ctx.Err() == nil {
+		if r.ctx.Err() == nil && !(skipHeard && r.heardFrom(id, l)) {
 			l.SendEncoded(b)
 		}
 	})
+}
+
+// spreadDelay is the longest delay before a node with others friends
+// besides a search's sender sends a spreading copy on: none when it has
+// more than SearchFanout, since such a node never spreads a search of its
+// own (it walks it), so the timing of its spreading copies says nothing
+// about an origin and a delay would only slow each of the many hops of a
+// spread; RouterConfig.SearchDelay otherwise.
+func (r *Router) spreadDelay(others int) time.Duration {
+	if others > SearchFanout {
+		return 0
+	}
+	return r.cfg.SearchDelay
+}
+
+// heardFrom reports whether l sent this node a copy of search id.
+func (r *Router) heardFrom(id SearchID, l *link) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.searches.m[id]
+	return e != nil && slices.Contains(e.heard, l)
 }
 
 func (r *Router) handleSearch(l *link, m *Search) {
@@ -275,22 +345,61 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		return
 	}
 	received := time.Now()
+	qk := queryKey(m)
 	r.mu.Lock()
 	fresh := r.searches.add(m.ID, l, received)
+	e := r.searches.m[m.ID]
+	others := r.otherLinks(l)
 	var fs []forward
-	if fresh {
-		fs = r.forwards(l.peer, r.otherLinks(l), m.Depth)
-		r.searches.m[m.ID].sentOn(linksOf(fs))
-	}
-	r.mu.Unlock()
-	if !fresh {
+	switch {
+	case m.Walk && fresh && len(others) == 0:
+		// A dead end: the walk goes back, and its sender walks it on to
+		// another friend (below), since a walk that ends here ends the
+		// search.
+		r.mu.Unlock()
+		r.sendSearches(l.peer, []forward{{l, m.Depth}}, m, r.cfg.SearchDelay)
+		r.answer(l, m, qk, received, r.cfg.SearchDelay)
 		return
+	case m.Walk && fresh && len(others) > SearchFanout && r.draw("walk keep", []byte(l.peer), m.ID[:]) < SearchWalkKeep:
+		fs = r.walkForwards(l.peer, others, m.Depth, m.ID[:])
+	case m.Walk && !fresh && e.walks < MaxWalkRepeats:
+		// A walk that came back to a node that saw it (round a loop, or
+		// from a dead end) goes on too, a few times, to a friend it has
+		// not gone to from here: dropping it would end the search.
+		var untried []*link
+		for _, o := range others {
+			if e.budget(o) == nil {
+				untried = append(untried, o)
+			}
+		}
+		fs = r.walkForwards(l.peer, untried, m.Depth, append(m.ID[:], byte(e.walks)))
+		e.walks++
+	case fresh:
+		m.Walk = false // the walk ends here, or never was: spread
+		fs = r.forwards(l.peer, others, m.Depth, qk, 1)
+	default:
+		e.hear(l)
 	}
-	r.sendSearches(l.peer, fs, m)
+	e.sentOn(linksOf(fs))
+	r.mu.Unlock()
+	maxDelay := r.cfg.SearchDelay // a walk's, and the answer's to a walking copy
+	if !m.Walk {
+		maxDelay = r.spreadDelay(len(others))
+	}
+	r.sendSearches(l.peer, fs, m, maxDelay)
+	if fresh {
+		r.answer(l, m, qk, received, maxDelay)
+	}
+}
+
+// answer answers m, received from l at received, from this node's
+// Searcher, if it has any results. linkDelay is the longest delay this
+// node puts before spreading a search from l (spreadDelay): its answer
+// waits as long as a copy it sent on would have.
+func (r *Router) answer(l *link, m *Search, qk []byte, received time.Time, linkDelay time.Duration) {
 	if r.cfg.Searcher == nil {
 		return
 	}
-	qk := queryKey(m)
 	q := Query{Keywords: m.Keywords, RootHash: m.RootHash}
 	reply := m.ReplyKey
 	id := m.ID
@@ -303,7 +412,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		if len(results) == 0 {
 			return
 		}
-		at := received.Add(time.Duration(r.draw("answer link", []byte(l.peer), qk)*float64(r.cfg.SearchDelay)) +
+		at := received.Add(time.Duration(r.draw("answer link", []byte(l.peer), qk)*float64(linkDelay)) +
 			r.holderDelay("answer", qk))
 		if !r.sleepUntil(at, l.Done()) {
 			return

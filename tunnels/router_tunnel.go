@@ -3,8 +3,10 @@ package tunnels
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -304,7 +306,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		return
 	}
 	rt.branches = make(map[linkKey]*link)
-	for _, f := range r.forwards(l.peer, r.otherLinks(l), m.Depth) {
+	for _, f := range r.forwards(l.peer, r.otherLinks(l), m.Depth, m.Target[:], 1) {
 		id := newTunnelID()
 		rt.branches[linkKey{f.l.peer, id}] = f.l
 		out = append(out, outMsg{f.l, &TunnelRequest{ID: id, Depth: f.depth, Target: m.Target, RequestID: m.RequestID}})
@@ -454,11 +456,16 @@ func resetAll(streams []network.Stream) {
 	}
 }
 
-// RequestTunnels floods a TunnelRequest for target to every friend and
+// RequestTunnels sends a TunnelRequest for target to friends (those
+// forwards picks, at least n; relays spread it like a search) and
 // returns the raw ends of up to n tunnels set up before ctx ends, without
-// the end-to-end session: OpenTunnel is what most callers want. It blocks
-// until n tunnels are up, every path failed, or ctx ends; it fails with
-// ErrNoTunnel if none came up. The caller owns the returned streams.
+// the end-to-end session: OpenTunnel is what most callers want. If that
+// round gives none before every path failed, it asks again, with a new
+// request id, through the friends the first round left out: a round
+// whose friends were all dead ends (friends with no other friend) fails
+// at once. It blocks until n tunnels are up, every path failed, or ctx
+// ends; it fails with ErrNoTunnel if none came up. The caller owns the
+// returned streams.
 func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]io.ReadWriteCloser, error) {
 	if n <= 0 {
 		n = 1
@@ -470,7 +477,33 @@ func (r *Router) RequestTunnels(ctx context.Context, target [32]byte, n int) ([]
 	}
 	// The origin forwards its request as a relay would one it received at
 	// depth v (see OriginDepth).
-	fs := r.forwards(r.h.ID(), r.otherLinks(nil), OriginDepth(r.cfg.Rand))
+	all, v := r.otherLinks(nil), OriginDepth(r.cfg.Rand)
+	fs := r.forwards(r.h.ID(), all, v, target[:], n)
+	var rest []forward
+	for _, l := range all {
+		if !slices.ContainsFunc(fs, func(f forward) bool { return f.l == l }) {
+			d := v
+			if v > 0 {
+				d, _ = ForwardDepth(r.cfg.Rand, v)
+			}
+			rest = append(rest, forward{l, d})
+		}
+	}
+	got, err := r.requestRound(ctx, target, n, fs)
+	if len(got) > 0 || len(rest) == 0 || ctx.Err() != nil || errors.Is(err, ErrRouterClosed) {
+		return got, err
+	}
+	r.mu.Lock()
+	if r.ctx.Err() != nil {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("requesting tunnel: %w", ErrRouterClosed)
+	}
+	return r.requestRound(ctx, target, n, rest)
+}
+
+// requestRound is one round of RequestTunnels, through fs. It is called
+// with r.mu held and releases it.
+func (r *Router) requestRound(ctx context.Context, target [32]byte, n int, fs []forward) ([]io.ReadWriteCloser, error) {
 	links := linksOf(fs)
 	o := &originReq{results: make(chan io.ReadWriteCloser, len(links)), want: n}
 	rt := &route{target: target, origin: o, branches: make(map[linkKey]*link)}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,18 +14,19 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kith/node/sim"
+	"kith/internal/sim"
 )
 
 // newSimCmd is `kith sim`: many kith routers on an in-process mocknet.
 func newSimCmd() *cobra.Command {
 	cfg := sim.DefaultConfig()
 	var (
-		bandwidth string
-		asJSON    bool
-		outDir    string
-		quiet     bool
-		timeout   time.Duration
+		bandwidth  string
+		asJSON     bool
+		outDir     string
+		quiet      bool
+		timeout    time.Duration
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -41,6 +43,7 @@ func newSimCmd() *cobra.Command {
 				return usageError{err}
 			}
 			cfg.Bandwidth = bw
+			scaleDefaults(cmd.Flags().Changed, &cfg, &timeout)
 			if outDir != "" {
 				// Before the run, so that a bad folder does not cost its results.
 				if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -49,6 +52,17 @@ func newSimCmd() *cobra.Command {
 			}
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
+			}
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("making the --cpuprofile file: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return fmt.Errorf("starting the CPU profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
 			}
 			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer cancel()
@@ -79,10 +93,12 @@ func newSimCmd() *cobra.Command {
 	f.StringVar(&bandwidth, "bandwidth", "10MB/s", "bandwidth of every friend link, e.g. 10MB/s, 512KiB/s, or 0 for unlimited")
 	f.IntVar(&cfg.Searches, "searches", cfg.Searches, "number of searches")
 	f.Float64Var(&cfg.SearchRate, "rate", cfg.SearchRate, "searches started per second across the network (at most the routers' per-friend limit)")
+	f.DurationVar(&cfg.SearchEvery, "search-every", cfg.SearchEvery, "load the traffic figures are given for: one search per node per this long")
 	f.DurationVar(&cfg.SearchWindow, "window", cfg.SearchWindow, "how long each search collects results")
 	f.Float64Var(&cfg.TargetShare, "target-share", cfg.TargetShare, "share of searches for the file held by a single node")
 	f.IntVar(&cfg.Files, "files", cfg.Files, "number of distinct files (file 0 has one holder, the others Zipf replicas)")
 	f.IntVar(&cfg.Tunnels, "tunnels", cfg.Tunnels, "number of tunnels opened to the single holder, one at a time")
+	f.DurationVar(&cfg.TunnelTimeout, "tunnel-timeout", cfg.TunnelTimeout, "how long each tunnel setup may take")
 	f.IntVar(&cfg.Probers, "probers", cfg.Probers, "number of probing friends, each asking its neighbour whether it holds a file (0: no probing phase)")
 	f.DurationVar(&cfg.ProbeWindow, "probe-window", cfg.ProbeWindow, "how long probing friends wait for the last answers")
 	f.DurationVar(&cfg.HolderDelay, "holder-delay", cfg.HolderDelay, "longest delay before a holder answers a search or tunnel request (the routers' HolderDelay)")
@@ -96,7 +112,37 @@ func newSimCmd() *cobra.Command {
 	f.StringVar(&outDir, "out", "", "also write CSV files and SVG charts to this folder")
 	f.BoolVar(&quiet, "quiet", false, "do not print progress to stderr")
 	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	return cmd
+}
+
+// simScaleNodes is the network size above which `kith sim` scales down
+// the defaults that would not fit two cores (flags given are kept): the
+// search rate, in proportion, since a search costs about three messages
+// per node; the lobby, to simScaleNodes members nearest its creator (each
+// join is a message on every member link); and the timeout grows to
+// simScaleTimeout.
+const (
+	simScaleNodes   = 1000
+	simScaleTimeout = 40 * time.Minute
+)
+
+// scaleDefaults applies simScaleNodes to the flags not given (changed
+// reports those given).
+func scaleDefaults(changed func(flag string) bool, cfg *sim.Config, timeout *time.Duration) {
+	if cfg.Nodes <= simScaleNodes {
+		return
+	}
+	share := float64(simScaleNodes) / float64(cfg.Nodes)
+	if !changed("rate") {
+		cfg.SearchRate *= share
+	}
+	if !changed("lobby-members") {
+		cfg.LobbyMembers = min(cfg.LobbyMembers, share)
+	}
+	if !changed("timeout") {
+		*timeout = simScaleTimeout
+	}
 }
 
 func writeJSON(w io.Writer, v any) error {

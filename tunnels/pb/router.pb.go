@@ -230,7 +230,9 @@ func (*RouterMessage_TunnelFail) isRouterMessage_Body() {}
 
 func (*RouterMessage_TunnelClose) isRouterMessage_Body() {}
 
-// Search is flooded to every friend but the one it came from.
+// Search first walks from friend to friend (walk set: each hop sends it to
+// one friend), then spreads: each relay sends it to tunnels.SearchFanout of
+// its friends but the one it came from.
 type Search struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is 16 random bytes chosen by the searcher, the same at every hop, so
@@ -245,7 +247,12 @@ type Search struct {
 	Query isSearch_Query `protobuf_oneof:"query"`
 	// reply_key is the searcher's ephemeral X25519 public key (32 bytes);
 	// every answer is sealed to it.
-	ReplyKey      []byte `protobuf:"bytes,5,opt,name=reply_key,json=replyKey,proto3" json:"reply_key,omitempty"`
+	ReplyKey []byte `protobuf:"bytes,5,opt,name=reply_key,json=replyKey,proto3" json:"reply_key,omitempty"`
+	// walk is set while the search is in its walk phase: its receiver sends
+	// it on to one friend, and it goes on walking with probability
+	// tunnels.SearchWalkKeep, else it starts to spread. A reader that does
+	// not know the field spreads it at once.
+	Walk          bool `protobuf:"varint,6,opt,name=walk,proto3" json:"walk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -324,6 +331,13 @@ func (x *Search) GetReplyKey() []byte {
 		return x.ReplyKey
 	}
 	return nil
+}
+
+func (x *Search) GetWalk() bool {
+	if x != nil {
+		return x.Walk
+	}
+	return false
 }
 
 type isSearch_Query interface {
@@ -740,13 +754,14 @@ const file_tunnels_pb_router_proto_rawDesc = "" +
 	"\vtunnel_fail\x18\x05 \x01(\v2\x18.kith.tunnels.TunnelFailH\x00R\n" +
 	"tunnelFail\x12>\n" +
 	"\ftunnel_close\x18\x06 \x01(\v2\x19.kith.tunnels.TunnelCloseH\x00R\vtunnelCloseB\x06\n" +
-	"\x04body\"\x91\x01\n" +
+	"\x04body\"\xa5\x01\n" +
 	"\x06Search\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
 	"\x05depth\x18\x02 \x01(\rR\x05depth\x12\x1c\n" +
 	"\bkeywords\x18\x03 \x01(\tH\x00R\bkeywords\x12\x1d\n" +
 	"\troot_hash\x18\x04 \x01(\fH\x00R\brootHash\x12\x1b\n" +
-	"\treply_key\x18\x05 \x01(\fR\breplyKeyB\a\n" +
+	"\treply_key\x18\x05 \x01(\fR\breplyKey\x12\x12\n" +
+	"\x04walk\x18\x06 \x01(\bR\x04walkB\a\n" +
 	"\x05query\"C\n" +
 	"\fSearchResult\x12\x1b\n" +
 	"\tsearch_id\x18\x01 \x01(\fR\bsearchId\x12\x16\n" +

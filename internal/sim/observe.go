@@ -16,6 +16,7 @@ import (
 type copyObs struct {
 	from, to int32
 	depth    int8
+	walk     bool          // a walking copy (tunnels.Search.Walk)
 	at       time.Duration // since the run's epoch
 }
 
@@ -54,6 +55,7 @@ type observer struct {
 
 	asm        []assembler    // per node
 	sent       []atomic.Int64 // control messages written, per node
+	sentBytes  []atomic.Int64 // control bytes written, per node
 	data       []atomic.Int64 // tunnel bytes relayed, per node
 	kinds      [7]atomic.Int64
 	undecoded  atomic.Int64
@@ -73,14 +75,15 @@ const (
 
 func newObserver(n int) *observer {
 	return &observer{
-		epoch:   time.Now(),
-		peers:   make(map[peer.ID]int, n),
-		probers: make(map[peer.ID]bool),
-		byID:    make(map[tunnels.SearchID]*searchRec),
-		pending: make([][]*searchRec, n),
-		asm:     make([]assembler, n),
-		sent:    make([]atomic.Int64, n),
-		data:    make([]atomic.Int64, n),
+		epoch:     time.Now(),
+		peers:     make(map[peer.ID]int, n),
+		probers:   make(map[peer.ID]bool),
+		byID:      make(map[tunnels.SearchID]*searchRec),
+		pending:   make([][]*searchRec, n),
+		asm:       make([]assembler, n),
+		sent:      make([]atomic.Int64, n),
+		sentBytes: make([]atomic.Int64, n),
+		data:      make([]atomic.Int64, n),
 	}
 }
 
@@ -111,12 +114,15 @@ func (o *observer) expect(rec *searchRec) {
 type assembler struct {
 	mu      sync.Mutex
 	partial map[peer.ID][]byte
+	// searches counts the Search messages written to each friend node.
+	searches map[int32]int64
 }
 
 // control takes bytes node i wrote to friend p and records every message
 // they complete.
 func (o *observer) control(i int, p peer.ID, b []byte) {
 	a := &o.asm[i]
+	o.sentBytes[i].Add(int64(len(b)))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.partial == nil {
@@ -133,7 +139,7 @@ func (o *observer) control(i int, p peer.ID, b []byte) {
 			buf = nil
 			break
 		}
-		o.message(i, p, buf[n:n+int(l)])
+		o.message(i, p, buf[n:n+int(l)], a)
 		buf = buf[n+int(l):]
 	}
 	if len(buf) == 0 {
@@ -143,8 +149,9 @@ func (o *observer) control(i int, p peer.ID, b []byte) {
 	}
 }
 
-// message records one whole message node i wrote to friend p.
-func (o *observer) message(i int, p peer.ID, b []byte) {
+// message records one whole message node i wrote to friend p; a is
+// node i's assembler, locked.
+func (o *observer) message(i int, p peer.ID, b []byte, a *assembler) {
 	o.sent[i].Add(1)
 	m, err := tunnels.DecodeMessage(b)
 	if err != nil {
@@ -161,10 +168,14 @@ func (o *observer) message(i int, p peer.ID, b []byte) {
 			}
 			return
 		}
+		if a.searches == nil {
+			a.searches = make(map[int32]int64)
+		}
+		a.searches[int32(to)]++
 		at := o.now()
 		rec := o.lookup(m.ID, i)
 		rec.mu.Lock()
-		rec.copies = append(rec.copies, copyObs{from: int32(i), to: int32(to), depth: int8(m.Depth), at: at})
+		rec.copies = append(rec.copies, copyObs{from: int32(i), to: int32(to), depth: int8(m.Depth), walk: m.Walk, at: at})
 		rec.mu.Unlock()
 	case *tunnels.SearchResult:
 		o.kinds[kindResult].Add(1)
@@ -219,6 +230,30 @@ func (o *observer) dataSnapshot() []int64 {
 	out := make([]int64, len(o.data))
 	for i := range o.data {
 		out[i] = o.data[i].Load()
+	}
+	return out
+}
+
+// bytesSnapshot returns each node's control bytes written so far.
+func (o *observer) bytesSnapshot() []int64 {
+	out := make([]int64, len(o.sentBytes))
+	for i := range o.sentBytes {
+		out[i] = o.sentBytes[i].Load()
+	}
+	return out
+}
+
+// linkSearches returns the Search messages written so far on each
+// directed friend link, keyed by (from, to).
+func (o *observer) linkSearches() map[[2]int32]int64 {
+	out := make(map[[2]int32]int64)
+	for i := range o.asm {
+		a := &o.asm[i]
+		a.mu.Lock()
+		for to, c := range a.searches {
+			out[[2]int32{int32(i), to}] = c
+		}
+		a.mu.Unlock()
 	}
 	return out
 }

@@ -42,11 +42,16 @@ type Config struct {
 	// 0; the others pick file k >= 1 with probability proportional to 1/k.
 	TargetShare float64
 	// SearchRate is the number of searches started per second across the
-	// whole network. Every search may cross every link once each way, so
-	// this is also the rate per link: keep it under
-	// tunnels.SearchesPerSecond or the routers drop searches (counted in
-	// the report).
+	// whole network. A search crosses a link at most once each way, so
+	// this bounds the rate per link: keep it under
+	// tunnels.SearchesPerSecond or the routers may drop searches (counted
+	// in the report).
 	SearchRate float64
+	// SearchEvery is the load the traffic figures are given for: one
+	// search per node per SearchEvery (the report scales what each node
+	// wrote per search of the run to that rate; the run itself searches at
+	// SearchRate, which a few cores can simulate in real time).
+	SearchEvery time.Duration
 	// SearchWindow is how long each search's results are collected.
 	SearchWindow time.Duration
 	// Tunnels is the number of tunnels opened, one after another, from
@@ -123,6 +128,7 @@ func DefaultConfig() Config {
 		Searches:      100,
 		TargetShare:   0.5,
 		SearchRate:    4,
+		SearchEvery:   10 * time.Minute,
 		SearchWindow:  5 * time.Second,
 		Tunnels:       10,
 		TunnelTimeout: 5 * time.Second,
@@ -153,8 +159,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("searches and tunnels cannot be negative")
 	case c.Searches > 0 && c.SearchRate <= 0:
 		return fmt.Errorf("search rate must be positive, got %v", c.SearchRate)
+	case c.Searches > 0 && c.SearchEvery <= 0:
+		return fmt.Errorf("search-every must be positive, got %v", c.SearchEvery)
 	case c.SearchRate > tunnels.SearchesPerSecond:
-		return fmt.Errorf("search rate %v/s is above the routers' per-friend limit of %d/s: every search crosses most links, so they would drop searches",
+		return fmt.Errorf("search rate %v/s is above the routers' per-friend limit of %d/s: a search may cross any link, so they could drop searches",
 			c.SearchRate, tunnels.SearchesPerSecond)
 	case c.SearchWindow <= 0 || c.TunnelTimeout <= 0:
 		return fmt.Errorf("search window and tunnel timeout must be positive")

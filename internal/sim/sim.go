@@ -388,7 +388,7 @@ func waitLinks(ctx context.Context, cfg Config, g *Graph, nodes []*node) error {
 // their results for cfg.SearchWindow each.
 func runSearches(ctx context.Context, cfg Config, nodes []*node, place placement, plan []search, obs *observer, rep *Report) ([]*searchRec, error) {
 	recs := make([]*searchRec, len(plan))
-	before := obs.sentSnapshot()
+	before, bytes0, links0 := obs.sentSnapshot(), obs.bytesSnapshot(), obs.linkSearches()
 	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -433,6 +433,22 @@ func runSearches(ctx context.Context, cfg Config, nodes []*node, place placement
 		per[i] = float64(after[i] - before[i])
 	}
 	rep.Search.MessagesPerNode = summarize(per)
+	// Traffic at the load of one search per node per SearchEvery: what
+	// each node wrote per search of the phase, times the searches per
+	// second of the whole network at that load.
+	bytes1, links1 := obs.bytesSnapshot(), obs.linkSearches()
+	perSecond := float64(len(nodes)) / cfg.SearchEvery.Seconds() / float64(max(1, len(plan)))
+	load := make([]float64, len(bytes1))
+	for i := range bytes1 {
+		load[i] = float64(bytes1[i]-bytes0[i]) * perSecond
+	}
+	rep.Search.LoadSearchesPerSecond = float64(len(nodes)) / cfg.SearchEvery.Seconds()
+	rep.Search.LoadBytesPerNode = summarize(load)
+	var linkRate []float64
+	for k, c := range links1 {
+		linkRate = append(linkRate, float64(c-links0[k])*perSecond)
+	}
+	rep.Search.LoadLinkSearchRate = summarize(linkRate)
 	return recs, nil
 }
 

@@ -41,22 +41,25 @@ type Report struct {
 
 // ReportConfig records the run's settings and the graph it got.
 type ReportConfig struct {
-	Nodes        int     `json:"nodes"`
-	Degree       int     `json:"degree"`
-	Graph        string  `json:"graph"`
-	Rewire       float64 `json:"rewire"`
-	LatencyMs    float64 `json:"latency_ms"`
-	Bandwidth    float64 `json:"bandwidth_bytes_per_s"`
-	Seed         uint64  `json:"seed"`
-	Files        int     `json:"files"`
-	Searches     int     `json:"searches"`
-	TargetShare  float64 `json:"target_share"`
-	SearchRate   float64 `json:"search_rate_per_s"`
-	Tunnels      int     `json:"tunnels"`
-	Edges        int     `json:"edges"`
-	MeanDegree   float64 `json:"mean_degree"`
-	MaxDegree    int     `json:"max_degree"`
-	MeanDistance float64 `json:"mean_distance"`
+	Nodes       int     `json:"nodes"`
+	Degree      int     `json:"degree"`
+	Graph       string  `json:"graph"`
+	Rewire      float64 `json:"rewire"`
+	LatencyMs   float64 `json:"latency_ms"`
+	Bandwidth   float64 `json:"bandwidth_bytes_per_s"`
+	Seed        uint64  `json:"seed"`
+	Files       int     `json:"files"`
+	Searches    int     `json:"searches"`
+	TargetShare float64 `json:"target_share"`
+	SearchRate  float64 `json:"search_rate_per_s"`
+	// SearchEvery is the load of the traffic figures: one search per node
+	// per this long.
+	SearchEvery  time.Duration `json:"search_every_ns"`
+	Tunnels      int           `json:"tunnels"`
+	Edges        int           `json:"edges"`
+	MeanDegree   float64       `json:"mean_degree"`
+	MaxDegree    int           `json:"max_degree"`
+	MeanDistance float64       `json:"mean_distance"`
 }
 
 // Timing is when each phase ended, in seconds from the start of the run.
@@ -79,6 +82,7 @@ type Summary struct {
 	Mean float64 `json:"mean"`
 	P50  float64 `json:"p50"`
 	P95  float64 `json:"p95"`
+	P99  float64 `json:"p99"`
 	Max  float64 `json:"max"`
 }
 
@@ -103,6 +107,17 @@ type SearchReport struct {
 	// MessagesPerNode counts the control messages each node wrote during
 	// the search phase.
 	MessagesPerNode Summary `json:"messages_per_node"`
+	// LoadSearchesPerSecond is the network's searches per second at the
+	// load of one search per node per Config.SearchEvery.
+	LoadSearchesPerSecond float64 `json:"load_searches_per_second"`
+	// LoadBytesPerNode is the router control bytes each node wrote per
+	// second at that load: its bytes during the search phase, per search,
+	// times LoadSearchesPerSecond.
+	LoadBytesPerNode Summary `json:"load_bytes_per_node"`
+	// LoadLinkSearchRate is the Search messages per second on each
+	// directed friend link that carried one, at that load: to compare
+	// with tunnels.SearchesPerSecond.
+	LoadLinkSearchRate Summary `json:"load_link_search_rate"`
 	// RedundantCopies counts, per search, the copies a node received
 	// after its first: the cost of flooding over a graph with cycles.
 	RedundantCopies Summary `json:"redundant_copies"`
@@ -309,7 +324,7 @@ func reportConfig(cfg Config, g *Graph) ReportConfig {
 	rc := ReportConfig{
 		Nodes: g.N(), Degree: cfg.Degree, Graph: g.Kind, Rewire: cfg.Rewire,
 		LatencyMs: ms(cfg.Latency), Bandwidth: cfg.Bandwidth, Seed: cfg.Seed, Files: cfg.Files,
-		Searches: cfg.Searches, TargetShare: cfg.TargetShare, SearchRate: cfg.SearchRate, Tunnels: cfg.Tunnels,
+		Searches: cfg.Searches, TargetShare: cfg.TargetShare, SearchRate: cfg.SearchRate, SearchEvery: cfg.SearchEvery, Tunnels: cfg.Tunnels,
 		Edges: len(g.Edges()), MeanDegree: g.MeanDegree(),
 	}
 	for _, a := range g.Adj {
@@ -343,7 +358,7 @@ func summarize(xs []float64) Summary {
 	for _, x := range xs {
 		sum += x
 	}
-	return Summary{N: len(xs), Mean: sum / float64(len(xs)), P50: quantile(xs, 0.5), P95: quantile(xs, 0.95), Max: xs[len(xs)-1]}
+	return Summary{N: len(xs), Mean: sum / float64(len(xs)), P50: quantile(xs, 0.5), P95: quantile(xs, 0.95), P99: quantile(xs, 0.99), Max: xs[len(xs)-1]}
 }
 
 // quantile returns the q-quantile of sorted xs (nearest rank).
@@ -370,6 +385,7 @@ type firstCopy struct {
 	depth int
 	at    time.Duration
 	lead  bool // no other sender's copy within half a latency
+	walk  bool // a walking copy
 }
 
 // analyse turns the observations into the report's figures.
@@ -434,7 +450,7 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 					lead = false
 				}
 			}
-			fc[i] = firstCopy{from: int(c0.from), depth: int(c0.depth), at: c0.at, lead: lead}
+			fc[i] = firstCopy{from: int(c0.from), depth: int(c0.depth), at: c0.at, lead: lead, walk: c0.walk}
 			row.Reached++
 		}
 		row.Redundant = len(copies) - row.Reached
@@ -489,6 +505,9 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 			if c.lead {
 				guess = append(guess, rule("lead"))
 			}
+			if c.walk {
+				guess = append(guess, rule("walking copy"))
+			}
 			for _, r := range guess {
 				r.Guesses++
 				if truth {
@@ -527,7 +546,7 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 			priv.BestDepth = d
 		}
 	}
-	priv.Single = []RuleResult{*rule("first sender"), *rule("lead")}
+	priv.Single = []RuleResult{*rule("first sender"), *rule("lead"), *rule("walking copy")}
 	if priv.BestDepth >= 0 {
 		best := *single[fmt.Sprintf("depth %d", priv.BestDepth)]
 		best.Rule = "best depth (" + best.Rule + ")"
@@ -680,6 +699,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("time to first result\tp50 %.0f ms, p95 %.0f ms", s.FirstResultMs.P50, s.FirstResultMs.P95)
 	p("messages per search\tmean %.0f, p50 %.0f, p95 %.0f", s.MessagesPerSearch.Mean, s.MessagesPerSearch.P50, s.MessagesPerSearch.P95)
 	p("messages per node\tmean %.0f, p95 %.0f, max %.0f (whole search phase)", s.MessagesPerNode.Mean, s.MessagesPerNode.P95, s.MessagesPerNode.Max)
+	p("at one search per node per %v\t%.1f searches/s in the network", r.Config.SearchEvery, s.LoadSearchesPerSecond)
+	p("  router bytes sent per node\tp50 %.0f B/s, p99 %.0f B/s, max %.0f B/s", s.LoadBytesPerNode.P50, s.LoadBytesPerNode.P99, s.LoadBytesPerNode.Max)
+	p("  searches per directed link\tp50 %.2f/s, p99 %.2f/s, max %.2f/s (a friend accepts %d/s)", s.LoadLinkSearchRate.P50, s.LoadLinkSearchRate.P99, s.LoadLinkSearchRate.Max, tunnels.SearchesPerSecond)
 	p("redundant copies per search\tmean %.0f (copies after a node's first)", s.RedundantCopies.Mean)
 	p("same search twice on a link, same direction\t%d", s.SameDirectionDuplicates)
 	p("dropped by routers\t%d searches over rate, %d messages on full queues", s.SearchesDropped, s.MessagesDropped)
@@ -700,7 +722,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("tunnel requests dropped\t%d over a friend's rate", t.RequestsDropped)
 	p("")
 	pr := r.Privacy
-	p("PRIVACY\t(rules and definitions: go doc kith/node/sim)")
+	p("PRIVACY\t(rules and definitions: go doc kith/internal/sim)")
 	p("base rate\t%.4f of %d first copies came from the origin", pr.BaseRate, pr.Observations)
 	p("depth | origin\t%s", fmtShares(pr.DepthGivenOrigin))
 	p("depth | relay\t%s", fmtShares(pr.DepthGivenRelay))
@@ -752,7 +774,7 @@ func (r *Report) writeLobby(p func(string, ...any)) {
 		p("LOBBIES\tskipped: %s", l.Skipped)
 		return
 	}
-	p("LOBBIES\t(one public lobby; definitions: go doc kith/node/sim)")
+	p("LOBBIES\t(one public lobby; definitions: go doc kith/internal/sim)")
 	p("members\t%d (%d never saw it announced), %d links between members", l.Members, l.NotJoined, l.MemberLinks)
 	p("joins\t%.1fs at up to %.0f/s; each reached %.2f%% of earlier members in %.0f messages (mean)", l.JoinSeconds, l.JoinRate, 100*l.JoinDelivered, l.MessagesPerJoin.Mean)
 	p("messages\t%d at %.1f/s from random members", l.Messages, l.MessageRate)

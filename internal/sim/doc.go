@@ -22,12 +22,16 @@
 // by ceil(N*PopularShare/k) random nodes. Searches look for a file by
 // root hash, the rare file with probability TargetShare, else file k
 // with probability proportional to 1/k, from random origins that do not
-// hold it, started at SearchRate per second. Every search crosses each
-// link at most once each way, so SearchRate is also the load on every
-// link and must stay under tunnels.SearchesPerSecond: a network whose
-// searches reach everyone carries at most that many searches per
-// second, whatever its size. Then Tunnels tunnels are opened one after
-// another from random origins to the rare file's holder.
+// hold it, started at SearchRate per second. A search crosses each link
+// at most once each way, so SearchRate bounds the load on every link and
+// must stay under tunnels.SearchesPerSecond. The traffic figures are
+// given for another load, one search per node per SearchEvery (ten
+// minutes): what each node wrote per search of the run, times the
+// searches per second the whole network makes at that load, which a
+// simulation on a few cores could not run in real time at 10,000 nodes
+// (every search costs about three messages per node). Then Tunnels
+// tunnels are opened one after another from random origins to the rare
+// file's holder.
 //
 // What the nodes do is seen through tunnels.Tap: every control message
 // each router writes on each link is decoded, with its time. A node's
@@ -54,6 +58,10 @@
 //     make every d as likely from an origin as from a relay, so these
 //     should stay at the base rate; the report also lists the depth
 //     distribution of copies sent by origins and by relays.
+//   - walking copy: accuse when the first copy is a walking one
+//     (tunnels.Search.Walk): the search's first hops, of which the
+//     origin sends the first; its precision is what the walk's length
+//     leaves, about 1-tunnels.SearchWalkKeep.
 //   - lead: accuse when no copy from another sender arrives within half
 //     a link latency of the first. It uses timing, which the depth rule
 //     does not hide, and on a mocknet with equal latencies timing is
