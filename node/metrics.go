@@ -56,6 +56,9 @@ var (
 	descChatMessages    = desc("chat_messages_total", "Private and distant chat messages: written by the user and queued, delivered (acked), received.", "event")
 	descShareRequests   = desc("share_requests_total", "Share requests answered, by kind.", "kind")
 	descShareDropped    = desc("share_requests_dropped_total", "Share requests slowed or refused, by reason.", "reason")
+	descRouterSearches  = desc("router_searches_total", "Searches taken from friends (received), copies sent on (forwarded), searches answered from this node's anonymous shares (answered).", "event")
+	descRouterTunnels   = desc("router_tunnel_requests_total", "Tunnel requests taken from friends (received) and sent on (forwarded).", "event")
+	descTunnels         = desc("tunnels_total", "Tunnels spliced for friends (relayed) and ending here (served).", "role")
 	descRouterDropped   = desc("router_dropped_total", "Router messages dropped, by reason.", "reason")
 	descFriendsPaused   = desc("router_friends_cut_off_total", "Friends whose router link was cut for invalid messages.")
 	descChatStreams     = desc("chat_streams", "Chat streams and distant sessions served now.")
@@ -152,6 +155,13 @@ func (c kithCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if t := n.tun.Load(); t != nil && t.router != nil {
 		rs := t.router.Stats()
+		counter(descRouterSearches, float64(rs.SearchesReceived), "received")
+		counter(descRouterSearches, float64(rs.SearchesForwarded), "forwarded")
+		counter(descRouterSearches, float64(rs.SearchesAnswered), "answered")
+		counter(descRouterTunnels, float64(rs.TunnelsRequested), "received")
+		counter(descRouterTunnels, float64(rs.TunnelsForwarded), "forwarded")
+		counter(descTunnels, float64(rs.TunnelsRelayed), "relayed")
+		counter(descTunnels, float64(rs.TunnelsServed), "served")
 		counter(descRouterDropped, float64(rs.SearchesDropped), "search")
 		counter(descRouterDropped, float64(rs.TunnelsDropped), "tunnel_request")
 		counter(descRouterDropped, float64(rs.MessagesDropped), "queue_full")

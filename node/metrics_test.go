@@ -2,6 +2,8 @@ package node
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"kith/node/api"
 	"kith/share"
+	"kith/tunnels"
 )
 
 // scrape reads the daemon's /metrics through its API socket into a map of
@@ -140,4 +143,110 @@ func TestMetricsMoveWithADownload(t *testing.T) {
 	if online, _ := family(after, "kith_friends", `state="online"`); online != 1 {
 		t.Errorf("kith_friends{state=online} = %v", online)
 	}
+}
+
+// gathered reads n's /metrics registry in-process (nodes without an API
+// socket) into the map scrape makes.
+func gathered(t *testing.T, n *Node) map[string]float64 {
+	t.Helper()
+	mfs, err := n.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			key := mf.GetName()
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// TestMetricsMoveWithRouterAndLobby: on a chain a-b-c, a search, a
+// tunnel relayed by b and a lobby conversation move the router's,
+// tunnels' and lobbies' families on the nodes that did the work.
+func TestMetricsMoveWithRouterAndLobby(t *testing.T) {
+	nodes := tunnelNet(t, []string{"a", "b", "c"}, [][2]int{{0, 1}, {1, 2}}, nil)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	dir := filepath.Join(t.TempDir(), "anon")
+	tree := writeRandomFile(t, filepath.Join(dir, "tune.flac"), 1<<20, 9)
+	shareDir(t, c, dir, share.ShareFlags{Anonymous: true})
+	value := func(n *Node, name string, labels ...string) float64 {
+		v, _ := family(gathered(t, n), name, labels...)
+		return v
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ch, err := a.Search(ctx, tunnels.Query{Keywords: "tune"})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	for range ch {
+		cancel()
+	}
+	cancel()
+	if v := value(b, "kith_router_searches_total", `event="received"`); v < 1 {
+		t.Errorf("b received %v searches", v)
+	}
+	if v := value(b, "kith_router_searches_total", `event="forwarded"`); v < 1 {
+		t.Errorf("b forwarded %v searches", v)
+	}
+	if v := value(c, "kith_router_searches_total", `event="answered"`); v < 1 {
+		t.Errorf("c answered %v searches", v)
+	}
+
+	ts, err := a.Router().OpenTunnels(t.Context(), tree.Root, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts[0].Close()
+	if v := value(b, "kith_router_tunnel_requests_total", `event="forwarded"`); v < 1 {
+		t.Errorf("b forwarded %v tunnel requests", v)
+	}
+	waitFor(t, 10*time.Second, "b relaying the tunnel and c serving it", func() bool {
+		return value(b, "kith_tunnels_total", `role="relayed"`) >= 1 && value(c, "kith_tunnels_total", `role="served"`) >= 1
+	})
+	if v := value(a, "kith_tunnels_total", `role="relayed"`); v != 0 {
+		t.Errorf("the origin counts %v relayed tunnels", v)
+	}
+
+	for _, n := range nodes {
+		if _, err := n.Chat().Identities().New(n.Name()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	li, err := a.Lobbies().Create("hall", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b sees the lobby", func() bool { return lobbyAnnounced(b, li.ID) })
+	if _, err := b.Lobbies().Join(li.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "c sees the lobby", func() bool { return lobbyAnnounced(c, li.ID) })
+	if _, err := c.Lobbies().Join(li.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b subscribed to c", func() bool { return b.Lobbies().Subscribed(c.ID(), li.ID) })
+	before := value(b, "kith_lobby_messages_total", `direction="out"`)
+	if _, err := c.Lobbies().Send(li.ID, "hello hall"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b relaying c's message to a", func() bool {
+		return lobbyHas(a, li.ID, "hello hall") && value(b, "kith_lobby_messages_total", `direction="out"`) > before
+	})
 }

@@ -115,6 +115,7 @@ func (r *Router) handleTunnelStream(s network.Stream) {
 		_, streams := r.tun.remove(rt, nil, nil)
 		r.mu.Unlock()
 		resetAll(streams)
+		r.tunnelsServed.Add(1)
 		if rt.endpoint {
 			r.cfg.Endpoint.ServeTunnel(rt.target, s)
 			return
@@ -131,6 +132,7 @@ func (r *Router) handleTunnelStream(s network.Stream) {
 	if tap := r.cfg.Tap; tap != nil && tap.Data != nil {
 		opts = append(opts, WithObserver(tap.Data))
 	}
+	r.tunnelsRelayed.Add(1)
 	err = Splice(s, right, RelayBufSize, opts...)
 	if err != nil && !errors.Is(err, io.EOF) {
 		r.log.Debug("relayed tunnel broke", slog.Any("err", err))

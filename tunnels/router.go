@@ -142,6 +142,14 @@ type RouterStats struct {
 	MessagesDropped     uint64 // control messages dropped on a full send queue
 	ResultsDropped      uint64 // search answers over a link's budget, or to a search no longer listened to
 	FriendsDisconnected uint64 // router links reset, and their friends paused, for an invalid message (see Router)
+
+	SearchesReceived  uint64 // searches taken from friends (within their rate), copies included
+	SearchesForwarded uint64 // copies of searches sent on to friends (walks and spreads)
+	SearchesAnswered  uint64 // searches this node answered from its anonymous shares
+	TunnelsRequested  uint64 // tunnel requests taken from friends (within their rate)
+	TunnelsForwarded  uint64 // tunnel requests sent on to friends
+	TunnelsRelayed    uint64 // tunnels this node spliced between two friends
+	TunnelsServed     uint64 // tunnels that ended here (a file this node holds, or a chat endpoint)
 }
 
 // Router is kith's turtle router on one host: it keeps a control stream
@@ -179,8 +187,12 @@ type Router struct {
 	hashers sync.Pool
 
 	searchesDropped atomic.Uint64
-	tunnelsDropped  atomic.Uint64
-	resultsDropped  atomic.Uint64
+	// The counters of RouterStats of the same names.
+	searchesReceived, searchesForwarded, searchesAnswered atomic.Uint64
+	tunnelsRequested, tunnelsForwarded                    atomic.Uint64
+	tunnelsRelayed, tunnelsServed                         atomic.Uint64
+	tunnelsDropped                                        atomic.Uint64
+	resultsDropped                                        atomic.Uint64
 }
 
 // NewRouter starts a router on h for the friends in friends. It registers
@@ -271,6 +283,13 @@ func (r *Router) Stats() RouterStats {
 		MessagesDropped:     lst.QueueDrops,
 		ResultsDropped:      r.resultsDropped.Load(),
 		FriendsDisconnected: lst.Faults,
+		SearchesReceived:    r.searchesReceived.Load(),
+		SearchesForwarded:   r.searchesForwarded.Load(),
+		SearchesAnswered:    r.searchesAnswered.Load(),
+		TunnelsRequested:    r.tunnelsRequested.Load(),
+		TunnelsForwarded:    r.tunnelsForwarded.Load(),
+		TunnelsRelayed:      r.tunnelsRelayed.Load(),
+		TunnelsServed:       r.tunnelsServed.Load(),
 	}
 }
 

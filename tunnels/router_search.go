@@ -344,6 +344,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		r.searchesDropped.Add(1)
 		return
 	}
+	r.searchesReceived.Add(1)
 	received := time.Now()
 	qk := queryKey(m)
 	r.mu.Lock()
@@ -382,6 +383,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	}
 	e.sentOn(linksOf(fs))
 	r.mu.Unlock()
+	r.searchesForwarded.Add(uint64(len(fs)))
 	maxDelay := r.cfg.SearchDelay // a walk's, and the answer's to a walking copy
 	if !m.Walk {
 		maxDelay = r.spreadDelay(len(others))
@@ -417,6 +419,7 @@ func (r *Router) answer(l *link, m *Search, qk []byte, received time.Time, linkD
 		if !r.sleepUntil(at, l.Done()) {
 			return
 		}
+		r.searchesAnswered.Add(1)
 		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
 			k := min(len(results), MaxFilesPerResult)
 			sealed, err := Seal(reply, results[:k])

@@ -244,6 +244,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		r.tunnelsDropped.Add(1)
 		return
 	}
+	r.tunnelsRequested.Add(1)
 	var root [32]byte
 	holds := false
 	if r.cfg.Holder != nil && r.cfg.OnTunnel != nil {
@@ -315,6 +316,7 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		fail(FailNoRoute)
 		return
 	}
+	r.tunnelsForwarded.Add(uint64(len(rt.branches)))
 	for k := range rt.branches {
 		t.byRight[k] = rt
 	}
