@@ -100,6 +100,9 @@ func TestMetricsMoveWithADownload(t *testing.T) {
 	if !ok || in1-in0 < 4<<20 {
 		t.Errorf("share bytes in moved by %.0f during a 4 MiB download", in1-in0)
 	}
+	// kith status shows the rate from the same meters (sampled each
+	// second, so it shows once the next sample is taken).
+	waitFor(t, 5*time.Second, "a download rate in the status", func() bool { return d.Status().DownloadRate > 0 })
 	if done, _ := family(after, "kith_downloads", `state="done"`); done != 1 {
 		t.Errorf("kith_downloads{state=done} = %v", done)
 	}
@@ -220,6 +223,9 @@ func TestMetricsMoveWithRouterAndLobby(t *testing.T) {
 	waitFor(t, 10*time.Second, "b relaying the tunnel and c serving it", func() bool {
 		return value(b, "kith_tunnels_total", `role="relayed"`) >= 1 && value(c, "kith_tunnels_total", `role="served"`) >= 1
 	})
+	if st := b.Status(); st.TunnelsRelayed < 1 {
+		t.Errorf("b's status says %d tunnels relayed", st.TunnelsRelayed)
+	}
 	if v := value(a, "kith_tunnels_total", `role="relayed"`); v != 0 {
 		t.Errorf("the origin counts %v relayed tunnels", v)
 	}

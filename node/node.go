@@ -126,6 +126,7 @@ type Node struct {
 	metrics   *prometheus.Registry      // what /metrics serves
 	bw        *metrics.BandwidthCounter // bytes by protocol; nil without Config.Metrics
 	dlCounts  downloadCounters          // downloads' groups and sources, for /metrics
+	transfer  *transferMeter            // upload and download rates for Status; nil without Config.Metrics
 	reachable atomic.Pointer[f2f.Reach] // reach.reach, for the connector
 	mdns      interface{ Close() error }
 	events    *Bus
@@ -247,6 +248,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if cfg.Metrics {
 		n.bw = metrics.NewBandwidthCounter()
 		hc.Metrics, hc.Bandwidth = n.metrics, n.bw
+		n.transfer = startTransferMeter(n.bw)
 	}
 	if n.host, err = f2f.NewHost(hc); err != nil {
 		return n, err
@@ -348,6 +350,9 @@ func (n *Node) Close() error {
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
+		}
+		if n.transfer != nil {
+			n.transfer.close()
 		}
 		if n.pidFile {
 			os.Remove(filepath.Join(n.cfg.Home, PIDFile))
@@ -468,6 +473,13 @@ func (n *Node) Status() api.Status {
 	}
 	if n.reach != nil {
 		st.Reach = n.reach.status()
+	}
+	if n.transfer != nil {
+		st.DownloadRate, st.UploadRate = n.transfer.rates()
+	}
+	if t := n.tun.Load(); t != nil && t.router != nil {
+		rs := t.router.Stats()
+		st.TunnelsRelayed, st.TunnelsServed = rs.TunnelsRelayed, rs.TunnelsServed
 	}
 	if n.lobbies != nil {
 		var behind time.Duration

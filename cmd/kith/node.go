@@ -278,6 +278,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Printf("name:      %s\n", st.Name)
 				fmt.Printf("friends:   %d online of %d\n", st.FriendsOnline, st.FriendsTotal)
 				fmt.Printf("uptime:    %s\n", (time.Duration(st.UptimeSeconds) * time.Second).String())
+				fmt.Printf("transfer:  %s/s up, %s/s down; tunnels relayed for friends %d, served %d\n",
+					api.FormatSize(int64(st.UploadRate)), api.FormatSize(int64(st.DownloadRate)), st.TunnelsRelayed, st.TunnelsServed)
 				fmt.Printf("listening: %s\n", strings.Join(st.ListenAddrs, "\n           "))
 				printReach(st.Reach)
 				if st.ClockSkewed {

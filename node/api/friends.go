@@ -92,6 +92,15 @@ type Status struct {
 	// (0: none).
 	MaxUpload   int64 `json:"max_upload"`
 	MaxDownload int64 `json:"max_download"`
+	// UploadRate and DownloadRate are what all friend connections move
+	// now, bytes per second (libp2p's meters, a moving average of the
+	// last seconds; 0 without metrics).
+	UploadRate   float64 `json:"upload_rate"`
+	DownloadRate float64 `json:"download_rate"`
+	// TunnelsRelayed and TunnelsServed count the tunnels this node
+	// spliced for friends and those that ended here, since it started.
+	TunnelsRelayed uint64 `json:"tunnels_relayed"`
+	TunnelsServed  uint64 `json:"tunnels_served"`
 	// Version is the daemon's build; Schema the database layout it uses.
 	Version version.Info `json:"version"`
 	Schema  uint64       `json:"schema"`
