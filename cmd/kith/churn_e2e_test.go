@@ -29,6 +29,7 @@ const ChurnEnv = "KITH_CHURN"
 type churnNode struct {
 	name, home string
 	port       int
+	extra      []string // more `kith up` flags
 	mu         sync.Mutex
 	d          *daemon // nil while killed
 }
@@ -42,9 +43,9 @@ func (c *churnNode) alive() bool {
 func (c *churnNode) start(t *testing.T) {
 	t.Helper()
 	d := &daemon{home: c.home, log: &syncBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(kithBin, "up", "--home", c.home, "--no-mdns", "--no-web",
+	d.cmd = exec.Command(kithBin, append([]string{"up", "--home", c.home, "--no-mdns", "--no-web",
 		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", c.port),
-		"--listen", fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", c.port))
+		"--listen", fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", c.port)}, c.extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -114,6 +115,9 @@ func TestChurn(t *testing.T) {
 		mustKith(t, "init", "--name", c.name, "--home", c.home)
 		ring[i] = c
 	}
+	// The holder uploads slowly, so that the download runs through the
+	// churn and is cut by its kills.
+	ring[0].extra = []string{"--max-upload", "1MiB"}
 	t.Cleanup(func() {
 		for _, c := range ring {
 			c.kill()
