@@ -48,7 +48,9 @@ import (
 //   - every answer carries a strict Content-Security-Policy (scripts from
 //     the origin only, no inline script, no eval, Trusted Types required:
 //     the page cannot assign strings to HTML sinks), nosniff and
-//     frame-ancestors 'none'.
+//     frame-ancestors 'none'; the page's own document adds media-src of
+//     the daemon's stream port (pageCSP), the one other origin it loads
+//     anything from: its player plays the URLs of POST /v1/streams.
 //
 // The API itself is the unix socket's handler, mounted as is (/v1/...,
 // /metrics); the socket's own web endpoints (/v1/web/...) and /debug/ are

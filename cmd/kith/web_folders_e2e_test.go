@@ -81,10 +81,11 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 		}
 	}
 	mustKith(t, "share", "add", holiday, "--browsable", "--home", homeA)
-	// A second folder, 40 MiB at alice's 4 MiB/s: cancelled while it runs.
+	// A second folder, a 40 MiB "video" at alice's 4 MiB/s: cancelled while
+	// it runs.
 	slow := filepath.Join(dir, "Slow")
 	os.MkdirAll(slow, 0o700)
-	os.WriteFile(filepath.Join(slow, "big.bin"), randBytes(t, 40<<20), 0o600)
+	os.WriteFile(filepath.Join(slow, "big.mkv"), randBytes(t, 40<<20), 0o600)
 	mustKith(t, "share", "add", slow, "--browsable", "--home", homeA)
 
 	br := newBrowser(t)
@@ -145,6 +146,10 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 	b.open("#/downloads")
 	b.waitJS("Slow running with bytes done", `(() => { const r = `+folderRow("Slow")+`; if (!r) return false; const p = r.querySelector('[data-test=folder-progress]');
 		return r.querySelector('[data-test=folder-state]').textContent !== 'done' && p.value > 0 && p.value < p.max; })()`, 60*time.Second)
+	// A video still downloading has its Play button too (the stream waits
+	// for verified bytes).
+	b.waitJS("big.mkv's row running, with a Play button", `(() => { const r = [...document.querySelectorAll('tr[data-test=download-row]')].find((r) => r.querySelector('td.name > bdi').textContent === 'big.mkv');
+		return r && r.querySelector('[data-test=state]').textContent !== 'done' && r.querySelector('[data-test=play]') !== null; })()`, 20*time.Second)
 	b.eval(folderRow("Slow")+`.querySelector('[data-test=folder-cancel]').click()`, nil)
 	b.waitJS("Slow gone from the page", `!`+folderRow("Slow"), 20*time.Second)
 	var left []api.FolderDownload

@@ -73,7 +73,7 @@ export async function play(root, name) {
   el.src = s.url;
   fill(playerBox,
     h('div', { class: 'player-head' }, h('strong', null, peer(s.name || name)), ' ',
-      h('span', { class: 'muted' }, 'plays while it downloads: the daemon waits for each verified piece'), ' ',
+      h('span', { class: 'muted' }, 'verified bytes only; a part not downloaded yet is fetched first'), ' ',
       button('Close', () => { el.pause(); el.removeAttribute('src'); el.load(); fill(playerBox); playerBox.hidden = true; }, { 'data-test': 'player-close' })),
     el, err);
   playerBox.hidden = false;
