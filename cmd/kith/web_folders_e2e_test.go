@@ -24,12 +24,15 @@ const xssFolder = `<img src=x onerror=__pwn(1)>`
 // with a hostile name); on her Shares page the folder's kith://folder/ link
 // is copied. bob's page browses alice, clicks "Download folder" and sees
 // the folder finish on Downloads (3 / 3 files, every byte); bob's copies
-// equal alice's files. A second, slow folder is cancelled from the page
+// equal alice's files; the copied link pasted on bob's Downloads page
+// fetches it again. A second, slow folder is cancelled from the page
 // while it runs. Then Play on the video: the page's <video> plays the
 // daemon's stream URL (another loopback port, allowed by the page's CSP
 // media-src and nothing else) up to HAVE_CURRENT_DATA with a duration of
-// about 5 s. The hostile names show literally, and the page hook records
-// no payload call, CSP violation or element made from one.
+// about 5 s; and Play on Browse of a 20 MiB video has its first frame
+// while the download still runs. The hostile names show literally, and
+// the page hook records no payload call, CSP violation or element made
+// from one.
 func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 	chromiumPath(t)
 	dir := t.TempDir()
@@ -37,8 +40,9 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 	mustKith(t, "init", "--name", "alice", "--home", homeA)
 	mustKith(t, "init", "--name", "bob", "--home", homeB)
 	// alice's uploads are capped so that the slow folder is still running
-	// when the page cancels it.
-	webUp(t, homeA, "--max-upload", "4MiB")
+	// when the page cancels it, and the long video when its first frame
+	// shows.
+	webUp(t, homeA, "--max-upload", "2MiB")
 	webUp(t, homeB)
 	var idA, idB api.InviteInfo
 	json.Unmarshal([]byte(mustKith(t, "id", "--json", "--home", homeA)), &idA)
@@ -81,12 +85,32 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 		}
 	}
 	mustKith(t, "share", "add", holiday, "--browsable", "--home", homeA)
-	// A second folder, a 40 MiB "video" at alice's 4 MiB/s: cancelled while
+	// A second folder, a 40 MiB "video" at alice's 2 MiB/s: cancelled while
 	// it runs.
 	slow := filepath.Join(dir, "Slow")
 	os.MkdirAll(slow, 0o700)
 	os.WriteFile(filepath.Join(slow, "big.mkv"), randBytes(t, 40<<20), 0o600)
 	mustKith(t, "share", "add", slow, "--browsable", "--home", homeA)
+	// A third share: a 5 s video of about 20 MiB (lossless noise), 10 s at
+	// alice's 2 MiB/s, its index at the end (ffmpeg's default): played
+	// while it downloads.
+	var long []byte
+	if haveVideo {
+		films := filepath.Join(dir, "Films")
+		os.MkdirAll(films, 0o700)
+		out := filepath.Join(films, "long.mp4")
+		cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+			"-f", "lavfi", "-i", "testsrc=duration=5:size=640x480:rate=10,noise=alls=100:allf=t", "-f", "lavfi", "-i", "sine=duration=5",
+			"-shortest", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg: %v\n%s", err, b)
+		}
+		var err error
+		if long, err = os.ReadFile(out); err != nil || len(long) < 8<<20 {
+			t.Fatalf("the long video: %d bytes, %v; want 8 MiB or more", len(long), err)
+		}
+		mustKith(t, "share", "add", films, "--browsable", "--home", homeA)
+	}
 
 	br := newBrowser(t)
 	a, b := br.tab("alice"), br.tab("bob")
@@ -165,6 +189,7 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 		r.querySelector('[data-test=folder-files]').textContent === '3 / 3 files' && r.querySelector('[data-test=folder-percent]').textContent === '100%'; })()`, 90*time.Second)
 	b.eval(folderRow("Holiday")+`.querySelector('[data-test=folder-show-files]').click()`, nil)
 	b.waitJS("Holiday's files, the hostile one literally", `[...document.querySelectorAll('tr[data-test=folder-file] td.name > bdi')].some((e) => e.textContent === `+jsString(xssFolder+"/"+xssFolder+".bin")+`)`, 10*time.Second)
+	b.waitJS("the hostile file's download row, literally", `[...document.querySelectorAll('tr[data-test=download-row] td.name > bdi')].some((e) => e.textContent === `+jsString(xssFolder+".bin")+`)`, 10*time.Second)
 	var fileCount int
 	b.eval(`document.querySelectorAll('tr[data-test=folder-file]').length`, &fileCount)
 	if fileCount != 3 {
@@ -182,6 +207,13 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 		}
 	}
 	b.screenshot("folders")
+	b.checkClean()
+	// The link alice copied, pasted into bob's Downloads page: a second
+	// copy of the folder, next to the first.
+	b.setValue(`[data-test=get-link]`, holidayLink)
+	b.click(`[data-test=get]`)
+	b.waitJS("Holiday (2) done", `(() => { const r = `+folderRow("Holiday (2)")+`; return r && r.querySelector('[data-test=folder-state]').textContent === 'done' &&
+		r.querySelector('[data-test=folder-files]').textContent === '3 / 3 files'; })()`, 90*time.Second)
 	b.checkClean()
 
 	if !haveVideo {
@@ -217,6 +249,40 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 	}
 	t.Logf("the player: %+v; the page's CSP: %s", v, csp)
 	b.screenshot("player")
+	b.checkClean()
+
+	// Play while it downloads: Browse has Play on alice's long.mp4; it
+	// opens the Downloads page, which starts the download and plays it.
+	// The video has its first frame, and its whole length, while the
+	// download still runs (the stream fetches the index at the file's end
+	// first).
+	fileRow := `[...document.querySelectorAll('tr[data-test=file]')].find((r) => r.querySelector('td.name > bdi').textContent === 'long.mp4')`
+	b.open("#/browse/" + idA.PeerID + "/Films")
+	b.waitJS("long.mp4 with a Play button", fileRow+`?.querySelector('[data-test=play]')`, 20*time.Second)
+	b.eval(fileRow+`.querySelector('[data-test=play]').click()`, nil)
+	b.waitJS("long.mp4's first frame", `(() => { const v = document.querySelector('video[data-test=player]');
+		return location.hash === '#/downloads' && v && v.readyState >= 2 && document.querySelector('[data-test=player-box]').textContent.includes('long.mp4'); })()`, 60*time.Second)
+	var at struct {
+		State    string  `json:"state"`
+		Done     int64   `json:"done"`
+		Size     int64   `json:"size"`
+		Duration float64 `json:"duration"`
+		Width    int     `json:"width"`
+	}
+	b.eval(`(async () => { const v = document.querySelector('video[data-test=player]'); const duration = v.duration, width = v.videoWidth;
+		const d = (await (await fetch('/v1/downloads')).json()).find((d) => d.name === 'long.mp4');
+		return { state: d.state, done: d.bytes_done, size: d.size, duration, width }; })()`, &at)
+	t.Logf("long.mp4 at its first frame: %+v", at)
+	if at.State == "done" || at.Done >= at.Size || at.Size != int64(len(long)) {
+		t.Fatalf("long.mp4 at the player's first frame: %+v; want its download still running (%d bytes)", at, len(long))
+	}
+	if at.Duration < 4.5 || at.Duration > 5.5 || at.Width != 640 {
+		t.Fatalf("the player of long.mp4: %+v; want a 5 s video 640 pixels wide", at)
+	}
+	b.waitJS("long.mp4 downloaded", `[...document.querySelectorAll('tr[data-test=download-row]')].some((r) => r.querySelector('td.name > bdi').textContent === 'long.mp4' && r.querySelector('[data-test=state]').textContent === 'done')`, 120*time.Second)
+	if got, err := os.ReadFile(filepath.Join(homeB, "downloads", "long.mp4")); err != nil || !bytes.Equal(got, long) {
+		t.Fatalf("bob's copy of long.mp4: %d bytes (want %d), %v", len(got), len(long), err)
+	}
 	b.checkClean()
 }
 

@@ -49,11 +49,12 @@ const STREAM_URL = /^http:\/\/127\.0\.0\.1:[0-9]{1,5}\/v1\/stream\/[0-9a-f]{64}\
 // page gives it (play() may be called from any row).
 let playerBox = null;
 
-// play asks the daemon for a player URL of root (starting its download if
-// it has none) and plays it in the page's player.
-export async function play(root, name) {
+// play asks the daemon for a player URL of link (a kith:// file link or a
+// root), starting its download if it has none, and plays it in the page's
+// player.
+export async function play(link, name) {
   if (!playerBox) throw new Error('the player is on the Downloads page');
-  const s = await api.post('/v1/streams', { link: root });
+  const s = await api.post('/v1/streams', { link });
   if (!STREAM_URL.test(s.url)) throw new Error('the daemon gave an unexpected player address');
   const kind = mediaKind(s.name || name) || 'video';
   const el = document.createElement(kind);
@@ -176,7 +177,7 @@ class FolderRow {
     }, { class: 'danger', 'data-test': 'folder-cancel' });
     this.acts.append(this.cancel);
     this.el = h('tr', { 'data-root': f.root, 'data-test': 'folder-row' },
-      h('td', { class: 'name' }, '📁 ', peer(f.name), this.note),
+      this.name = h('td', { class: 'name' }),
       h('td', null, this.state),
       h('td', { class: 'progress' }, this.bar, ' ', this.pct),
       h('td', null, this.count),
@@ -194,6 +195,12 @@ class FolderRow {
     this.state.textContent = f.state;
     this.state.className = 'state ' + f.state;
     this.count.textContent = f.files_done + ' / ' + total + ' files';
+    // The same folder fetched again (its link once more, after it was
+    // done) is the same download, in a new folder of a new name.
+    if (this.shownName !== f.name) {
+      this.shownName = f.name;
+      fill(this.name, '📁 ', peer(f.name), this.note);
+    }
     fill(this.note,
       bytes(f.bytes_done || 0) + ' of ' + bytes(f.size) + (f.finished ? ', finished ' + ago(f.finished) : ', added ' + ago(f.added)),
       h('br'), h('span', { class: 'mono' }, peer(f.dir)),
@@ -223,7 +230,10 @@ class FolderRow {
 // download runs: the daemon sends events for its files, not for the folder.
 const folderPoll = 1500;
 
-export function mount(main) {
+// playHref is the address of the Downloads page playing link (from Browse).
+export const playHref = (link) => '#/downloads' + api.query({ play: link });
+
+export function mount(main, route) {
   const body = h('tbody', { 'data-test': 'downloads' });
   const empty = h('p', { class: 'muted' }, 'No downloads. Start one from Browse or Search, or paste a link above.');
   const rows = new Map();
@@ -286,7 +296,7 @@ export function mount(main) {
   };
   main.append(h('h1', null, 'Downloads'),
     card('Download a link', h('div', { class: 'actions' }, link, h('label', null, anon, ' anonymous (tunnels only)'),
-      button('Download', get, { class: 'primary' }))),
+      button('Download', get, { class: 'primary', 'data-test': 'get' }))),
     player,
     fcard,
     card(null, empty, h('table', { class: 'list' },
@@ -294,6 +304,12 @@ export function mount(main) {
       body)));
   load().catch((e) => toast(e.message, 'error'));
   loadFolders().catch((e) => toast(e.message, 'error'));
+  const want = route && route.params.get('play');
+  if (want) {
+    // Once: a reload of the page does not start it again.
+    history.replaceState(null, '', '#/downloads');
+    play(want).catch((e) => toast(e.message, 'error'));
+  }
   const off = api.onEvent((t, d) => {
     if (t.startsWith('download.')) { put(d); foldersSoon(); }
     if (t === 'events.dropped' || t === 'web.reconnected') { load().catch(() => {}); loadFolders().catch(() => {}); }
