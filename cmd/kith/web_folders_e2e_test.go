@@ -176,11 +176,19 @@ func TestWebUIFolderDownloadAndPlay(t *testing.T) {
 		return r && r.querySelector('[data-test=state]').textContent !== 'done' && r.querySelector('[data-test=play]') !== null; })()`, 20*time.Second)
 	b.eval(folderRow("Slow")+`.querySelector('[data-test=folder-cancel]').click()`, nil)
 	b.waitJS("Slow gone from the page", `!`+folderRow("Slow"), 20*time.Second)
+	b.waitJS("big.mkv's row gone with it", `![...document.querySelectorAll('tr[data-test=download-row] td.name > bdi')].some((e) => e.textContent === 'big.mkv')`, 20*time.Second)
 	var left []api.FolderDownload
 	b.eval(`fetch('/v1/folders').then((r) => r.json())`, &left)
 	for _, f := range left {
 		if f.Name == "Slow" {
 			t.Fatalf("Slow is still a folder download after Cancel: %+v", f)
+		}
+	}
+	var dls []api.DownloadInfo
+	b.eval(`fetch('/v1/downloads').then((r) => r.json())`, &dls)
+	for _, d := range dls {
+		if d.Name == "big.mkv" {
+			t.Fatalf("big.mkv is still a download after its folder's Cancel: %+v", d)
 		}
 	}
 

@@ -160,7 +160,7 @@ class Row {
 // FolderRow is one folder download: its state, files done of all, bytes,
 // and (opened) each file's; updated in place on every poll.
 class FolderRow {
-  constructor(f, onGone) {
+  constructor(f, onCancelled) {
     this.bar = h('progress', { max: 1, 'data-test': 'folder-progress' });
     this.pct = h('span', { class: 'num', 'data-test': 'folder-percent' });
     this.state = h('span', { class: 'state', 'data-test': 'folder-state' });
@@ -173,7 +173,7 @@ class FolderRow {
     this.cancel = button('Cancel', async () => {
       if (!confirm('Cancel this folder download? Its files that are done stay; the others are deleted.')) return;
       await api.del('/v1/folders/' + api.seg(f.root));
-      onGone(f.root);
+      onCancelled(f.root);
     }, { class: 'danger', 'data-test': 'folder-cancel' });
     this.acts.append(this.cancel);
     this.el = h('tr', { 'data-root': f.root, 'data-test': 'folder-row' },
@@ -270,7 +270,9 @@ export function mount(main, route) {
     for (const f of [...fs].reverse()) {
       const r = frows.get(f.root);
       if (r) { r.update(f); continue; }
-      const nr = new FolderRow(f, gone);
+      // Cancelled: its files' downloads that were not done are gone too
+      // (the daemon sends no event for that).
+      const nr = new FolderRow(f, (root) => { gone(root); load().catch(() => {}); });
       frows.set(f.root, nr);
       fbody.prepend(nr.el, nr.filesBox);
     }
