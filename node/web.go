@@ -48,7 +48,9 @@ import (
 //   - every answer carries a strict Content-Security-Policy (scripts from
 //     the origin only, no inline script, no eval, Trusted Types required:
 //     the page cannot assign strings to HTML sinks), nosniff and
-//     frame-ancestors 'none'.
+//     frame-ancestors 'none'; the page's own document adds media-src of
+//     the daemon's stream port (pageCSP), the one other origin it loads
+//     anything from: its player plays the URLs of POST /v1/streams.
 //
 // The API itself is the unix socket's handler, mounted as is (/v1/...,
 // /metrics); the socket's own web endpoints (/v1/web/...) and /debug/ are
@@ -70,6 +72,23 @@ var (
 const webCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// pageCSP is the policy of the page itself (index.html): webCSP and, when
+// the daemon's stream port is open, media-src of exactly that origin, so
+// that the page's <video> and <audio> elements can play the URLs POST
+// /v1/streams returns (a loopback port with a token per file). Nothing else
+// is loaded from there: scripts, styles, frames and connections stay
+// 'self' or 'none'.
+func (w *webServer) pageCSP() string {
+	if w.n.api == nil {
+		return webCSP
+	}
+	ss, err := w.n.api.streamServer()
+	if err != nil {
+		return webCSP
+	}
+	return webCSP + "; media-src http://" + ss.host
+}
 
 // webCSRFHeader carries the session's CSRF token on state changes.
 const webCSRFHeader = "X-Kith-CSRF"
@@ -438,6 +457,12 @@ func (w *webServer) serveStatic(rw http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		refuse(rw, r, http.StatusNotFound, "no such page")
 		return
+	}
+	if typ == webTypes[".html"] {
+		// The document: its policy is the one the page runs under. The
+		// stream port opens here (once per API server), so that its
+		// origin is known before the page plays anything.
+		rw.Header().Set("Content-Security-Policy", w.pageCSP())
 	}
 	rw.Header().Set("Content-Type", typ)
 	rw.Header().Set("Cache-Control", "no-cache")

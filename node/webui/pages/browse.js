@@ -1,8 +1,10 @@
 // Browse a friend: the folders and files it shares browsable with you,
-// with sizes, a download button per file and its kith:// link.
+// with sizes, a download button per file and per folder (a folder's link
+// comes with the listing when the friend's version makes folder links), and
+// their kith:// links; audio and video play on the Downloads page.
 import * as api from '../lib/api.js';
 import { h, fill, peer, bytes, toast, copy, button, card, short } from '../lib/dom.js';
-import { download } from './downloads.js';
+import { download, downloadFolder, mediaKind, playHref } from './downloads.js';
 
 function friendPicker(current, friends) {
   return h('div', { class: 'chips', 'data-test': 'browse-friends' }, friends.length === 0 ? h('p', { class: 'muted' }, 'No friends yet.') :
@@ -38,12 +40,18 @@ export function mount(main, route) {
         h('table', { class: 'list' },
           h('thead', null, h('tr', null, h('th', null, 'Name'), h('th', null, 'Size'), h('th', null, ''))),
           h('tbody', null, entries.map((e) => e.dir
-            ? h('tr', { class: 'dir' }, h('td', { class: 'name' }, h('a', { href: folder(id, path ? path + '/' + e.name : e.name), 'data-test': 'folder' }, '📁 ', peer(e.name))), h('td'), h('td'))
+            ? h('tr', { class: 'dir', 'data-test': 'dir' },
+              h('td', { class: 'name' }, h('a', { href: folder(id, path ? path + '/' + e.name : e.name), 'data-test': 'folder' }, '📁 ', peer(e.name))),
+              h('td'),
+              h('td', { class: 'actions' }, e.link ? [
+                button('Download folder', () => downloadFolder(e.link, false), { class: 'primary', 'data-test': 'download-folder' }),
+                button('Copy link', () => copy(e.link, 'folder link'), { 'data-test': 'copy-folder-link' })] : null))
             : h('tr', { 'data-test': 'file' },
               h('td', { class: 'name' }, peer(e.name)),
               h('td', { class: 'num' }, bytes(e.size)),
               h('td', { class: 'actions' },
                 button('Download', () => download(e.link, false), { class: 'primary', 'data-test': 'download' }),
+                mediaKind(e.name) ? h('a', { class: 'btn', href: playHref(e.link), 'data-test': 'play', title: 'download it and play it as it arrives' }, 'Play') : null,
                 button('Copy link', () => copy(e.link, 'link'))))))),
       more ? button('Show more', () => load(entries.length)) : null);
   };

@@ -1,5 +1,6 @@
 // Shares: your shared folders (add by path, browsable / anonymous flags,
-// rescan, file counts) and each file's kith:// link.
+// rescan, file counts), each folder's kith://folder/ link and each file's
+// kith:// link.
 import * as api from '../lib/api.js';
 import { h, fill, peer, bytes, ago, toast, copy, button, card, debounce } from '../lib/dom.js';
 
@@ -21,6 +22,23 @@ function addCard() {
     h('div', { class: 'actions' },
       h('label', null, browsable, ' browsable: friends see it when they browse you'),
       h('label', null, anonymous, ' anonymous: friends of friends find it by search, without learning it is you')));
+}
+
+// foldersView lists the share's folders (the share itself first) with
+// their kith://folder/ links: a friend downloads a whole folder from one.
+function foldersView(s) {
+  const box = h('div', { class: 'folders', 'data-test': 'share-folders' });
+  const load = async () => {
+    const fs = await api.get('/v1/shares/folders' + api.query({ dir: s.Dir }));
+    fill(box, fs.length === 0 ? null : [h('h3', null, 'Folders'),
+      h('table', { class: 'list' }, h('tbody', null, fs.map((f) => h('tr', { 'data-test': 'share-folder', 'data-path': f.path },
+        h('td', { class: 'name' }, '📁 ', peer(f.path === '' ? f.share : f.share + '/' + f.path)),
+        h('td', { class: 'num' }, f.files + ' files'),
+        h('td', { class: 'num' }, bytes(f.bytes)),
+        h('td', { class: 'actions' }, button('Copy folder link', () => copy(f.link, 'folder link'), { 'data-test': 'copy-folder-link' }))))))]);
+  };
+  load().catch((e) => fill(box, h('p', { class: 'error' }, e.message)));
+  return box;
 }
 
 function filesView(s) {
@@ -58,7 +76,7 @@ export function mount(main) {
                 if (!confirm('Stop sharing this folder? Its files stay where they are.')) return;
                 await api.del('/v1/shares' + api.query({ dir: s.Dir }));
               }, { class: 'danger' })));
-          return open.has(s.Dir) ? [row, h('tr', null, h('td', { colspan: 6 }, filesView(s)))] : [row];
+          return open.has(s.Dir) ? [row, h('tr', null, h('td', { colspan: 6 }, foldersView(s), h('h3', null, 'Files'), filesView(s)))] : [row];
         }))));
   };
   const reload = () => load().catch((e) => toast(e.message, 'error'));
