@@ -22,7 +22,8 @@ import (
 // Streaming a file while it downloads (share.StreamReader): GET
 // /v1/stream/{root} on the API socket, and, for media players, which cannot
 // open a unix socket, the same on a loopback TCP port that the daemon opens
-// at the first POST /v1/streams (`kith stream LINK`). A URL on that port
+// at the first POST /v1/streams (`kith stream LINK`) or when a logged-in web
+// page loads (its CSP names the port for media). A URL on that port
 // carries a token (an HMAC of the root under a key made at start), so that
 // another local user or a web page cannot read what you download by
 // guessing roots, and the Host header must name the loopback address (a
