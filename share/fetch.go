@@ -73,7 +73,7 @@ type run struct {
 	stored   int64
 	bitmap   Bitmap
 	sources  map[string]*sourceState
-	dropped  map[string]string
+	dropped  map[string]liarDrop
 	file     *os.File
 	commits  chan commitItem
 	complete chan struct{}          // closed once every group is verified and written
@@ -108,7 +108,7 @@ func newRun(m *Manager, root [32]byte, rec downloadRecord, bitmap Bitmap) *run {
 		m: m, root: root, rec: rec, bitmap: bitmap,
 		log: m.log.With(slog.String("download", rec.Name)),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		sources: map[string]*sourceState{}, dropped: map[string]string{},
+		sources: map[string]*sourceState{}, dropped: map[string]liarDrop{},
 		proofs: map[int64][]byte{}, writer: map[int64]*sourceState{},
 		complete: make(chan struct{}), wake: make(chan struct{}, 1),
 	}

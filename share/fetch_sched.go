@@ -47,12 +47,12 @@ func (r *run) use(src *Source, sp *sizeProof, wg *sync.WaitGroup) {
 }
 
 // refuse turns down a source that was found but not attached, closing it;
-// a liar is listed among the download's dropped sources and never taken
-// again.
+// a liar is listed among the download's dropped sources and not taken
+// again for LiarRetryAfter.
 func (r *run) refuse(src *Source, reason string, liar bool) {
 	r.mu.Lock()
 	if liar {
-		r.dropped[src.Key] = reason
+		r.dropped[src.Key] = liarDrop{reason, time.Now()}
 		r.gone = append(r.gone, SourceInfo{Name: src.Name, Dropped: reason})
 	}
 	r.mu.Unlock()
@@ -71,7 +71,14 @@ func closeSources(srcs []*Source) {
 	}
 }
 
-// find asks the Finder for sources not in use and not dropped as liars.
+// liarDrop is why and when a source was dropped for bad data.
+type liarDrop struct {
+	reason string
+	at     time.Time
+}
+
+// find asks the Finder for sources not in use and not dropped as liars
+// within LiarRetryAfter.
 func (r *run) find() []*Source {
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
 	defer cancel()
@@ -82,8 +89,8 @@ func (r *run) find() []*Source {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		_, inUse := r.sources[key]
-		_, bad := r.dropped[key]
-		return inUse || bad
+		d, bad := r.dropped[key]
+		return inUse || bad && time.Since(d.at) < LiarRetryAfter
 	}})
 }
 
@@ -110,7 +117,7 @@ func (r *run) attach(src *Source) *sourceState {
 }
 
 // drop takes a source off this download. A source that lied (bad data) is
-// never taken again; one that failed (stalled, stream broken) may be found
+// not taken again for LiarRetryAfter; one that failed (stalled, stream broken) may be found
 // again by the next search for sources.
 func (r *run) drop(s *sourceState, reason string, liar bool) {
 	r.mu.Lock()
@@ -119,7 +126,7 @@ func (r *run) drop(s *sourceState, reason string, liar bool) {
 		s.dropped = reason
 		s.cancel()
 		if liar {
-			r.dropped[s.Key] = reason
+			r.dropped[s.Key] = liarDrop{reason, time.Now()}
 		}
 		if r.sources[s.Key] == s {
 			delete(r.sources, s.Key)

@@ -319,3 +319,11 @@ const (
 	// (1 MiB): formats such as MP4 may keep their index there.
 	StreamTail = 4
 )
+
+// LiarRetryAfter is how long a download leaves alone a source that sent
+// data that does not match the root before it may ask it again. An honest
+// friend whose file was rewritten in place while its server read it sends
+// bad ranges once and, after a rescan, has the file again; a real liar
+// costs at most one bad range (and its connection's bandwidth for it) per
+// LiarRetryAfter per download, while the other sources carry on.
+const LiarRetryAfter = 30 * time.Second
