@@ -561,18 +561,9 @@ func (c *serverConn) getRange(id uint64, m GetRange) error {
 		return c.fail(id, CodeNotFound, msgFileChanged)
 	}
 
-	w := c.w
-	if err := w.writeNoFlush(Frame{ID: id, Msg: RangeReply{First: m.First, Count: m.Count, ProofLen: len(proof), DataLen: n}}); err != nil {
+	if err := c.writeRangeHead(id, m, proof, n); err != nil {
 		c.q.putChunk(cp)
 		return err
-	}
-	if _, err := w.bw.Write(proof); err != nil {
-		c.q.putChunk(cp)
-		return fmt.Errorf("writing range proof: %w", err)
-	}
-	if err := w.bw.Flush(); err != nil {
-		c.q.putChunk(cp)
-		return fmt.Errorf("writing range proof: %w", err)
 	}
 	// The queue writes each chunk while the next is read from the file.
 	for done := int64(0); ; {
@@ -594,6 +585,22 @@ func (c *serverConn) getRange(id uint64, m GetRange) error {
 			return fmt.Errorf("reading %s: %w", of.sf.Path, err)
 		}
 	}
+}
+
+// writeRangeHead writes and flushes a range reply's header and proof;
+// its n bytes of data follow through the send queue.
+func (c *serverConn) writeRangeHead(id uint64, m GetRange, proof []byte, n int64) error {
+	w := c.w
+	if err := w.writeNoFlush(Frame{ID: id, Msg: RangeReply{First: m.First, Count: m.Count, ProofLen: len(proof), DataLen: n}}); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(proof); err != nil {
+		return fmt.Errorf("writing range proof: %w", err)
+	}
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("writing range proof: %w", err)
+	}
+	return nil
 }
 
 func (c *serverConn) browse(id uint64, m Browse) error {

@@ -171,19 +171,9 @@ func (c *serverConn) partialRange(id uint64, m GetRange, pf *PartialFile) error 
 		c.s.log.Info("partial file does not verify", slog.Any("err", err))
 		return c.fail(id, CodeNotHeld, "")
 	}
-	n := RangeDataSize(size, m.First, m.Count)
-	w := c.w
-	if err := w.writeNoFlush(Frame{ID: id, Msg: RangeReply{First: m.First, Count: m.Count, ProofLen: len(proof), DataLen: n}}); err != nil {
+	if err := c.writeRangeHead(id, m, proof, RangeDataSize(size, m.First, m.Count)); err != nil {
 		c.q.putChunk(cp)
 		return err
-	}
-	if _, err := w.bw.Write(proof); err != nil {
-		c.q.putChunk(cp)
-		return fmt.Errorf("writing range proof: %w", err)
-	}
-	if err := w.bw.Flush(); err != nil {
-		c.q.putChunk(cp)
-		return fmt.Errorf("writing range proof: %w", err)
 	}
 	// The queue writes each verified chunk while the next is read.
 	for g := m.First; ; {
