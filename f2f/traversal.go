@@ -50,7 +50,7 @@ type punchRetry struct {
 // announce (--announce: forwarded ports, static addresses) besides the
 // addresses it finds itself.
 func NewTraversal(announce []ma.Multiaddr) *Traversal {
-	return &Traversal{adv: newAdvertiser(announce), punch: &punchTracer{conns: map[string]bool{}}}
+	return &Traversal{adv: newAdvertiser(announce), punch: &punchTracer{conns: map[string]bool{}, punching: map[peer.ID]time.Time{}}}
 }
 
 // SetObserved gives the addresses friends observe for us (Reach), which
@@ -215,8 +215,9 @@ func (t *Traversal) Punched(c network.Conn) bool { return t.punch.punched(c) }
 type punchTracer struct {
 	h atomic.Pointer[host.Host]
 
-	mu    sync.Mutex
-	conns map[string]bool // IDs of live connections made by a punch
+	mu       sync.Mutex
+	conns    map[string]bool       // IDs of live connections made by a punch
+	punching map[peer.ID]time.Time // punches under way, by when they started
 
 	attempts, succeeded, failed, directDials atomic.Uint64
 }
@@ -226,38 +227,59 @@ func (p *punchTracer) Trace(evt *holepunch.Event) {
 	switch e := evt.Evt.(type) {
 	case *holepunch.StartHolePunchEvt:
 		p.attempts.Add(1)
+		p.mu.Lock()
+		if len(p.punching) < MaxConns {
+			p.punching[evt.Remote] = time.Unix(0, evt.Timestamp)
+		}
+		p.mu.Unlock()
 	case *holepunch.DirectDialEvt:
 		if e.Success {
 			p.directDials.Add(1)
 		}
 	case *holepunch.EndHolePunchEvt:
-		if !e.Success {
+		p.mu.Lock()
+		started, ok := p.punching[evt.Remote]
+		delete(p.punching, evt.Remote)
+		p.mu.Unlock()
+		if e.Success {
+			p.succeeded.Add(1)
+		} else {
 			p.failed.Add(1)
-			return
 		}
-		p.succeeded.Add(1)
 		hp := p.h.Load()
 		if hp == nil {
 			return
 		}
-		// The punch's connection is the newest direct one to the peer.
+		// The connections the punch made: the newest direct one on
+		// success, and any direct one that opened while it ran (the
+		// other side's punch may be the one that got through).
 		var newest network.Conn
+		var made []network.Conn
 		for _, c := range (*hp).Network().ConnsToPeer(evt.Remote) {
 			if isCircuit(c.RemoteMultiaddr()) {
 				continue
+			}
+			if ok && !c.Stat().Opened.Before(started) {
+				made = append(made, c)
 			}
 			if newest == nil || c.Stat().Opened.After(newest.Stat().Opened) {
 				newest = c
 			}
 		}
-		if newest != nil {
-			p.mu.Lock()
-			if len(p.conns) >= MaxConns { // forget closed ones
-				p.pruneLocked(*hp)
-			}
-			p.conns[newest.ID()] = true
-			p.mu.Unlock()
+		if e.Success && newest != nil {
+			made = append(made, newest)
 		}
+		if len(made) == 0 {
+			return
+		}
+		p.mu.Lock()
+		if len(p.conns) >= MaxConns { // forget closed ones
+			p.pruneLocked(*hp)
+		}
+		for _, c := range made {
+			p.conns[c.ID()] = true
+		}
+		p.mu.Unlock()
 	}
 }
 
@@ -273,10 +295,18 @@ func (p *punchTracer) pruneLocked(h host.Host) {
 	}
 }
 
+// punched reports whether c was made by a hole punch: one that ended, or
+// one still under way when c opened after it started (the connection is up
+// a moment before the punch's end is traced, and a path must not read
+// "direct" in between).
 func (p *punchTracer) punched(c network.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.conns[c.ID()]
+	if p.conns[c.ID()] {
+		return true
+	}
+	started, ok := p.punching[c.RemotePeer()]
+	return ok && !c.Stat().Opened.Before(started)
 }
 
 func (p *punchTracer) stats() HolePunchStats {
