@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,33 +43,54 @@ func (c *Connector) probeOtherConns(p peer.ID, fresh network.Conn) {
 }
 
 // pingConn sends one libp2p ping over conn itself, not over whichever
-// connection the host would pick, and waits for the echo.
+// connection the host would pick, and returns an error only when conn is
+// dead: it closed, or nothing came back within ConnProbeTimeout. A friend
+// that answers at all, be it only to refuse the stream (its resource
+// manager allows few ping streams per peer, and both friends probe at
+// once after a simultaneous dial), is there; so is a probe refused by our
+// own limits, which says nothing of the connection. Closing on those
+// closed healthy connections, and the streams on them.
 func pingConn(ctx context.Context, conn network.Conn) error {
 	ctx, cancel := context.WithTimeout(ctx, ConnProbeTimeout)
 	defer cancel()
+	err := echoOver(ctx, conn)
+	var connErr *network.ConnError
+	switch {
+	case err == nil:
+		return nil
+	case conn.IsClosed() || errors.As(err, &connErr):
+		return fmt.Errorf("probing connection: closed: %w", err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("probing connection: no answer within %v: %w", ConnProbeTimeout, err)
+	}
+	return nil
+}
+
+// echoOver opens a ping stream on conn and checks the echo.
+func echoOver(ctx context.Context, conn network.Conn) error {
 	s, err := conn.NewStream(ctx)
 	if err != nil {
-		return fmt.Errorf("probing connection: %w", err)
+		return err
 	}
 	defer s.Reset()
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	if err := s.SetProtocol(ping.ID); err != nil {
-		return fmt.Errorf("probing connection: %w", err)
+		return err
 	}
 	if err := msmux.SelectProtoOrFail(ping.ID, s); err != nil {
-		return fmt.Errorf("probing connection: %w", err)
+		return err
 	}
 	var out, in [ping.PingSize]byte
 	rand.Read(out[:])
 	if _, err := s.Write(out[:]); err != nil {
-		return fmt.Errorf("probing connection: %w", err)
+		return err
 	}
 	if _, err := io.ReadFull(s, in[:]); err != nil {
-		return fmt.Errorf("probing connection: %w", err)
+		return err
 	}
 	if !bytes.Equal(in[:], out[:]) {
-		return fmt.Errorf("probing connection: ping echo differs")
+		return errors.New("ping echo differs")
 	}
 	return nil
 }

@@ -164,3 +164,30 @@ func mustPort(t *testing.T, addr ma.Multiaddr) string {
 	}
 	return port
 }
+
+// TestProbesRefusedKeepLiveConnections: a probe the friend refuses (its
+// resource manager allows few ping streams per peer, and after a
+// simultaneous dial both friends probe at once) proves the connection is
+// alive; none may be closed for it.
+func TestProbesRefusedKeepLiveConnections(t *testing.T) {
+	a, b := newPeer(t, "quic"), newPeer(t, "quic")
+	befriend(a, b)
+	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(a, b.id) && online(b, a.id) })
+	before := a.conn.Stats().DeadConnsClosed + b.conn.Stats().DeadConnsClosed
+	conns := append(a.host.Network().ConnsToPeer(b.id), b.host.Network().ConnsToPeer(a.id)...)
+	// Many probes at once from both sides: more ping streams than a
+	// peer's limit.
+	for range 6 {
+		a.conn.probeOtherConns(b.id, nil)
+		b.conn.probeOtherConns(a.id, nil)
+	}
+	time.Sleep(ConnProbeTimeout + 500*time.Millisecond)
+	for _, c := range conns {
+		if c.IsClosed() {
+			t.Errorf("a live connection (%s) was closed", c.RemoteMultiaddr())
+		}
+	}
+	if got := a.conn.Stats().DeadConnsClosed + b.conn.Stats().DeadConnsClosed - before; got != 0 {
+		t.Errorf("DeadConnsClosed rose by %d, want 0", got)
+	}
+}
