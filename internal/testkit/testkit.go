@@ -128,6 +128,18 @@ func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 	}
 }
 
+// Eventually polls cond until it holds or the time is up, and says
+// whether it held: for a test that reports a failure with figures of its
+// own.
+func Eventually(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 // PeerMemory returns the memory h's resource manager has reserved for p
 // (its connections' and streams' buffers and queues), 0 if p has no
 // scope.
