@@ -449,11 +449,13 @@ func TestAnonymousMarkMovedFromNodeBucket(t *testing.T) {
 // A-B-E and A-C-D-E. An anonymous download uses a tunnel on each at once;
 // B is stopped mid-download and the download finishes over the other path.
 func TestTunnelRingSurvivesRelayLoss(t *testing.T) {
-	const size = 24 << 20
+	const size = 32 << 20
 	nodes := tunnelNet(t, []string{"a", "b", "c", "d", "e"}, [][2]int{{0, 1}, {1, 4}, {0, 2}, {2, 3}, {3, 4}},
 		func(i int, c *Config) {
 			if i == 0 {
-				c.MaxDownload = 6 << 20 // slow enough to stop a relay mid-download
+				// Slow enough to stop a relay mid-download, also when
+				// the second tunnel is slow to open on a loaded machine.
+				c.MaxDownload = 4 << 20
 			}
 		})
 	a, b, e := nodes[0], nodes[1], nodes[4]
@@ -466,7 +468,7 @@ func TestTunnelRingSurvivesRelayLoss(t *testing.T) {
 	if _, err := a.AddDownload(link, "", true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "two tunnel sources at once, and some bytes", func() bool {
+	waitFor(t, 40*time.Second, "two tunnel sources at once, and some bytes", func() bool {
 		info, _ := a.Downloads().Info(tree.Root)
 		busy := 0
 		for _, s := range info.Sources {
