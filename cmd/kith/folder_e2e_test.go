@@ -156,6 +156,15 @@ func TestFolderGetCrashResume(t *testing.T) {
 	if fd.State != api.StateDone || len(fd.Files) != 40 || fd.Size != total {
 		t.Fatalf("folder: %s, %d files, %d bytes: %s", fd.State, len(fd.Files), fd.Size, fd.Error)
 	}
+	// The folder is listed by `kith downloads` (text) and `kith downloads
+	// folders --json`.
+	if out := mustKith(t, "downloads", "--home", homeB); !strings.Contains(out, fd.Root) || !strings.Contains(out, "40 of 40") {
+		t.Errorf("kith downloads does not list the folder as done:\n%s", out)
+	}
+	var listed []api.FolderDownload
+	if err := json.Unmarshal([]byte(mustKith(t, "downloads", "folders", "--json", "--home", homeB)), &listed); err != nil || len(listed) != 1 || listed[0].Root != fd.Root {
+		t.Errorf("kith downloads folders --json: %+v, %v", listed, err)
+	}
 	_, _, after := groups()
 	var resumed, fetched, dup, bad, doneGroups, allGroups int64
 	for _, f := range fd.Files {

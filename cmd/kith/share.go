@@ -407,6 +407,19 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if !asJSON {
+					// Folders first: each stands for many of the files below.
+					fs, err := c.Folders(ctx)
+					if err != nil {
+						return err
+					}
+					if len(fs) > 0 {
+						if err := printFolders(fs, false); err != nil {
+							return err
+						}
+						fmt.Println()
+					}
+				}
 				return printList(ds, asJSON, "no downloads", "NAME\tSTATE\tPROGRESS\tRATE\tSOURCES\tROOT\tWHY", func(d api.DownloadInfo) string {
 					pct := 100.0
 					if d.Size > 0 {
@@ -440,6 +453,34 @@ func newDownloadsCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(cancel)
+	var foldersJSON bool
+	folders := &cobra.Command{
+		Use:   "folders [--json]",
+		Short: "list folder downloads and their progress",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.call(func(ctx context.Context, c *api.Client) error {
+				fs, err := c.Folders(ctx)
+				if err != nil {
+					return err
+				}
+				return printFolders(fs, foldersJSON)
+			})
+		},
+	}
+	folders.Flags().BoolVar(&foldersJSON, "json", false, "print JSON")
+	cmd.AddCommand(cancel, folders)
 	return cmd
+}
+
+// printFolders lists folder downloads: one row each, with the files done.
+func printFolders(fs []api.FolderDownload, asJSON bool) error {
+	return printList(fs, asJSON, "no folder downloads", "FOLDER\tSTATE\tPROGRESS\tFILES\tROOT\tWHY", func(f api.FolderDownload) string {
+		pct := 100.0
+		if f.Size > 0 {
+			pct = 100 * float64(f.Done) / float64(f.Size)
+		}
+		return fmt.Sprintf("%s/\t%s\t%.1f%% of %s\t%d of %d\t%s\t%s", safe(f.Name), f.State, pct, api.FormatSize(f.Size),
+			f.FilesDone, len(f.Files), safe(f.Root), safe(f.Error))
+	})
 }
