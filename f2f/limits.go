@@ -346,10 +346,13 @@ const (
 // connection to a peer it is connected to already.
 const (
 	// TCPUpgradeDelay is how long a friend stays connected by direct
-	// QUIC connections only before the side with the lower peer ID
-	// checks its TCP address: a TCP dial still running (ours or the
-	// friend's; QUIC starts QUICAfterTCP after it) lands first.
-	TCPUpgradeDelay = 2 * time.Second
+	// QUIC connections only (and identified) before the side with the
+	// lower peer ID checks its TCP address: the friend's own dial,
+	// still running, may bring a TCP connection (a dial of ours that
+	// still runs is waited for anyway). Short, so that the move comes
+	// before the friends start a download (wan-bench starts one at
+	// once: with 2 s it interrupted the download).
+	TCPUpgradeDelay = time.Second
 	// TCPUpgradeInterval is the least time between two checks of one
 	// friend, doubling up to TCPUpgradeMax while the friend stays on
 	// QUIC: a friend whose TCP port does not answer costs one TCP

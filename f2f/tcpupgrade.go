@@ -25,7 +25,8 @@ import (
 // fraction of what the kernel's TCP moves (issue 14). libp2p has no
 // public way to add a second connection to a connected peer, so the
 // Connector of the side with the lower peer ID, TCPUpgradeDelay after it
-// found a friend connected by direct QUIC connections only, checks with a
+// found a friend connected (and identified) by direct QUIC connections
+// only, and once its own dial of the friend has returned, checks with a
 // plain TCP connect (no data, closed at once) that the friend's TCP
 // address answers, then closes the QUIC connections and dials that
 // address alone; if that fails it dials as usual (QUIC again). The order
@@ -158,7 +159,7 @@ func (c *Connector) maybeTCPUpgrade(id peer.ID, st *dialState, now time.Time) {
 // and the friend is still on QUIC alone, moves it to TCP.
 func (c *Connector) tcpUpgrade(id peer.ID, st *dialState, addrs []ma.Multiaddr) {
 	defer c.wg.Done()
-	addr := c.probeTCP(addrs)
+	addr, failed := c.probeTCP(addrs)
 	c.mu.Lock()
 	conns := c.quicOnlyConns(id)
 	if addr == nil || st.dialing || len(conns) == 0 || !c.movable(conns, time.Now()) || c.ctx.Err() != nil {
@@ -169,7 +170,8 @@ func (c *Connector) tcpUpgrade(id peer.ID, st *dialState, addrs []ma.Multiaddr) 
 	st.dialing = true // the loop leaves the friend to us meanwhile
 	c.mu.Unlock()
 
-	c.log.Info("friend connected over QUIC only: moving it to TCP", slog.String("peer", id.ShortString()), slog.String("addr", addr.String()))
+	c.log.Info("friend connected over QUIC only: moving it to TCP", slog.String("peer", id.ShortString()), slog.String("addr", addr.String()),
+		slog.Int("silent", failed))
 	done := c.cfg.Gater.dialOnly(id, addr)
 	for _, conn := range conns {
 		c.tcpClosed.Add(1)
@@ -202,8 +204,10 @@ func (c *Connector) tcpUpgrade(id peer.ID, st *dialState, addrs []ma.Multiaddr) 
 }
 
 // probeTCP returns the first of addrs at which a plain TCP connect
-// succeeds within TCPProbeTimeout (closed at once, nothing sent), or nil.
-func (c *Connector) probeTCP(addrs []ma.Multiaddr) ma.Multiaddr {
+// succeeds within TCPProbeTimeout (closed at once, nothing sent), or nil,
+// and how many did not answer before it.
+func (c *Connector) probeTCP(addrs []ma.Multiaddr) (ma.Multiaddr, int) {
+	failed := 0
 	for _, a := range addrs {
 		netw, hostport, err := manet.DialArgs(a)
 		if err != nil {
@@ -213,12 +217,13 @@ func (c *Connector) probeTCP(addrs []ma.Multiaddr) ma.Multiaddr {
 		d := net.Dialer{Timeout: TCPProbeTimeout}
 		conn, err := d.DialContext(c.ctx, netw, hostport)
 		if err != nil {
+			failed++
 			c.tcpProbesFailed.Add(1)
 			c.log.Debug("a friend's TCP address does not answer", slog.String("addr", a.String()), slog.Any("err", err))
 			continue
 		}
 		conn.Close()
-		return a
+		return a, failed
 	}
-	return nil
+	return nil, failed
 }

@@ -16,6 +16,7 @@
 # Usage: scripts/wan-bench.sh [PROFILE ...]
 #   profiles: 50ms-500mbit, 100ms-100mbit-loss, 10ms-1gbit (default: all)
 #   SIZE_MIB=N overrides the file size of every profile.
+#   WAN_LOGS=DIR keeps the daemons' logs there (PROFILE-NAME.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -105,6 +106,9 @@ timed() {
   echo "$t1 - $t0" | bc -l
 }
 
+# moves NAME...: how many friends the daemons moved from QUIC to TCP.
+moves() { local n=0 d; for d in "$@"; do n=$((n + $(grep -c 'friend moved to TCP' "$work/$d.log" || true))); done; echo $n; }
+
 # conns NAME: the daemon's open connections by transport, from its metrics.
 conns() {
   curl -s --unix-socket "$work/$1/api.sock" http://kith/metrics | awk '
@@ -152,7 +156,7 @@ run_profile() {
   lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
   mkdir -p "$work/got-ana" "$work/got-cai"
   s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
-  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (ana's connections: $(conns ana))"
+  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
   ns R1 r1; ns R2 r2; ns H h
@@ -171,11 +175,15 @@ run_profile() {
   k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
   lnk=$(k "$H" hal share ls --links | grep -o 'kith://[^ ]*' | head -1)
   s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
-  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (2 relays, 3 links)"
+  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
 
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()
+  if [ -n "${WAN_LOGS:-}" ]; then
+    mkdir -p "$WAN_LOGS"
+    for d in ana ben cai rae ros hal; do cp "$work/$d.log" "$WAN_LOGS/$name-$d.log" 2>/dev/null || true; done
+  fi
   for n in "${nss[@]}"; do ip netns del "$n"; done
   nss=()
   rm -rf "$work"/{ana,ben,cai,rae,ros,hal,got-*,share-*}
