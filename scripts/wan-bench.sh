@@ -120,6 +120,17 @@ conns() {
 
 rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 
+# transfer NAME BYTES: the rate of the transfer alone, from the
+# downloader's log: from the file's size proven (sources found, first
+# range asked) to the download done.
+transfer() {
+  local a b
+  a=$(grep -m1 'file size proven' "$work/$1.log" | sed 's/^time=\([^ ]*\).*/\1/')
+  b=$(grep -m1 'download done' "$work/$1.log" | sed 's/^time=\([^ ]*\).*/\1/')
+  [ -n "$a" ] && [ -n "$b" ] || { echo "?"; return; }
+  rate "$2" "$(echo "$(date -d "$b" +%s.%N) - $(date -d "$a" +%s.%N)" | bc -l)"
+}
+
 raw() { # raw NS_SERVER NS_CLIENT ADDR_IP BYTES
   local s=$1 c=$2 ip=$3 bytes=$4 f=$work/raw.addrs
   rm -f "$f"
@@ -156,7 +167,7 @@ run_profile() {
   lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
   mkdir -p "$work/got-ana" "$work/got-cai"
   s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
-  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
+  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer ana "$bytes"); ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
   ns R1 r1; ns R2 r2; ns H h
@@ -175,7 +186,7 @@ run_profile() {
   k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
   lnk=$(k "$H" hal share ls --links | grep -o 'kith://[^ ]*' | head -1)
   s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
-  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
+  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer cai "$bytes"); 2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
 
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
