@@ -17,12 +17,17 @@
 #   profiles: 50ms-500mbit, 100ms-100mbit-loss, 10ms-1gbit (default: all)
 #   SIZE_MIB=N overrides the file size of every profile.
 #   WAN_LOGS=DIR keeps the daemons' logs there (PROFILE-NAME.log).
+#   SETTLE=S is how long to wait after two friends are online before
+#   going on (default 2): friends that met over QUIC alone are moved to
+#   TCP within about 0.5 s (f2f/tcpupgrade.go), and a download started
+#   during the move pays up to a second more; SETTLE=0 measures that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 [ "$(id -u)" -eq 0 ] || { echo "wan-bench: needs root (network namespaces)" >&2; exit 1; }
 
 WANEM_SRC=${WANEM_SRC:-../shared/tools/wanem}
+SETTLE=${SETTLE:-2}
 [ -d "$WANEM_SRC" ] || WANEM_SRC=../../shared/tools/wanem # from a worktree in wt/
 work=$(mktemp -d -t kith-wan.XXXX)
 bin=$work/bin
@@ -91,7 +96,10 @@ befriend() {
   k "$1" "$2" friend add "$inv2" >/dev/null
   k "$3" "$4" friend add "$inv1" >/dev/null
   for _ in $(seq 300); do
-    k "$1" "$2" friend ls --json | grep -q '"online": true' && return
+    if k "$1" "$2" friend ls --json | grep -q '"online": true'; then
+      sleep "$SETTLE"
+      return
+    fi
     sleep 0.1
   done
   echo "wan-bench: $2 and $4 never connected" >&2; exit 1
