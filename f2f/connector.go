@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -55,6 +56,14 @@ type ConnectorConfig struct {
 	Reachable func() bool
 	RedialMin time.Duration
 	RedialMax time.Duration
+	// BulkProtocols are the protocols of bulk streams (downloads,
+	// tunnels): a QUIC connection older than TCPUpgradeYoung that
+	// carries one is not closed to move its friend to TCP
+	// (tcpupgrade.go).
+	BulkProtocols []protocol.ID
+	// TCPUpgradeDelay and TCPUpgradeInterval override the defaults of
+	// limits.go (tests).
+	TCPUpgradeDelay, TCPUpgradeInterval time.Duration
 }
 
 // ConnectorStats counts what the Connector did.
@@ -74,6 +83,12 @@ type ConnectorStats struct {
 	// DirectUpgrades counts direct dials of friends connected only
 	// through a relay, and DirectUpgraded those that connected.
 	DirectUpgrades, DirectUpgraded uint64
+	// TCPProbes counts the TCP connects that checked the TCP address of
+	// a friend connected over QUIC only, TCPProbesFailed those that got
+	// no answer; TCPUpgradeCloses counts the QUIC connections closed to
+	// move a friend to TCP, TCPUpgraded the moves that got a TCP
+	// connection (tcpupgrade.go).
+	TCPProbes, TCPProbesFailed, TCPUpgradeCloses, TCPUpgraded uint64
 }
 
 type dialState struct {
@@ -94,6 +109,14 @@ type dialState struct {
 	upgradeAt   time.Time
 	upgradeWait time.Duration
 	upgrading   bool
+	// quicSince is when the friend was first seen connected by direct
+	// QUIC connections only (zero: it is not), tcpAt when its TCP
+	// address may be checked next, tcpWait the backoff; tcpChecking is
+	// set while a check or move runs (tcpupgrade.go).
+	quicSince   time.Time
+	tcpAt       time.Time
+	tcpWait     time.Duration
+	tcpChecking bool
 }
 
 // DialInfo is what the Connector knows of its dials of one friend.
@@ -133,6 +156,8 @@ type Connector struct {
 	dials, lookupsRun, foundNew, staleClosed atomic.Uint64
 	relayedClosed, addrChanges               atomic.Uint64
 	upgrades, upgraded                       atomic.Uint64
+	tcpProbes, tcpProbesFailed               atomic.Uint64
+	tcpClosed, tcpUpgraded                   atomic.Uint64
 	closeOnce                                sync.Once
 
 	// localIPs are our interface IPs as last seen (moving networks).
@@ -197,7 +222,9 @@ func (c *Connector) Close() error {
 func (c *Connector) Stats() ConnectorStats {
 	return ConnectorStats{Dials: c.dials.Load(), DHTLookups: c.lookupsRun.Load(), DHTFoundNew: c.foundNew.Load(),
 		DeadConnsClosed: c.staleClosed.Load(), RelayedClosed: c.relayedClosed.Load(), AddrChanges: c.addrChanges.Load(),
-		DirectUpgrades: c.upgrades.Load(), DirectUpgraded: c.upgraded.Load()}
+		DirectUpgrades: c.upgrades.Load(), DirectUpgraded: c.upgraded.Load(),
+		TCPProbes: c.tcpProbes.Load(), TCPProbesFailed: c.tcpProbesFailed.Load(),
+		TCPUpgradeCloses: c.tcpClosed.Load(), TCPUpgraded: c.tcpUpgraded.Load()}
 }
 
 // DialInfo returns what the connector knows of its dials of id.
@@ -452,10 +479,14 @@ func (c *Connector) dialDue() {
 		if c.h.Network().Connectedness(id) == network.Connected {
 			st.circuitAt = time.Time{}
 			c.maybeUpgrade(id, st, now)
+			c.maybeTCPUpgrade(id, st, now)
 			continue
 		}
 		if !st.upgrading {
 			st.upgradeAt, st.upgradeWait = time.Time{}, 0
+		}
+		if !st.tcpChecking {
+			st.quicSince = time.Time{}
 		}
 		if st.dialing || now.Before(st.next) {
 			st.circuitAt = time.Time{}

@@ -98,6 +98,8 @@ type testPeer struct {
 	protoStreams map[protocol.ID]int
 	// trav, if set, is the host's NAT traversal state.
 	trav *Traversal
+	// onConnector, if set, adjusts the Connector's config before it starts.
+	onConnector func(*ConnectorConfig)
 }
 
 // newPeer starts a peer listening on 127.0.0.1 with the given transport
@@ -131,6 +133,15 @@ func listenAddr(transport string) string {
 	return "/ip4/127.0.0.1/tcp/0"
 }
 
+// listenAddrs are the listen addresses of a peer on transport ("tcp",
+// "quic", or "both").
+func listenAddrs(transport string) []string {
+	if transport == "both" {
+		return []string{listenAddr("tcp"), listenAddr("quic")}
+	}
+	return []string{listenAddr(transport)}
+}
+
 // start (re)opens the peer's store and host on a new port.
 func (p *testPeer) start(transport string) {
 	t := p.t
@@ -146,7 +157,7 @@ func (p *testPeer) start(transport string) {
 	if p.onGater != nil {
 		p.onGater(p.gater)
 	}
-	p.host, err = NewHost(HostConfig{Key: p.key, ListenAddrs: []string{listenAddr(transport)}, Gater: p.gater, Extra: p.extra,
+	p.host, err = NewHost(HostConfig{Key: p.key, ListenAddrs: listenAddrs(transport), Gater: p.gater, Extra: p.extra,
 		ProtocolPeerStreams: p.protoStreams, Traversal: p.trav})
 	if err != nil {
 		t.Fatal(err)
@@ -156,8 +167,12 @@ func (p *testPeer) start(transport string) {
 	if p.dht, err = NewFriendDHT(p.host, p.friends, false); err != nil {
 		t.Fatal(err)
 	}
-	p.conn, err = NewConnector(ConnectorConfig{Host: p.host, Friends: p.friends, DHT: p.dht, Log: testLog,
-		RedialMin: 100 * time.Millisecond, RedialMax: 500 * time.Millisecond})
+	ccfg := ConnectorConfig{Host: p.host, Friends: p.friends, DHT: p.dht, Log: testLog, Gater: p.gater,
+		RedialMin: 100 * time.Millisecond, RedialMax: 500 * time.Millisecond}
+	if p.onConnector != nil {
+		p.onConnector(&ccfg)
+	}
+	p.conn, err = NewConnector(ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}

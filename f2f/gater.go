@@ -55,6 +55,10 @@ type Gater struct {
 	// dialled for now (Connector.connect: a node behind NAT reaches a
 	// NATed friend through its relay first, then hole-punches).
 	circuitOnly sync.Map // peer.ID -> struct{}
+	// onlyAddr holds the friends that may be dialled at one address
+	// only, while the Connector moves them from QUIC to TCP
+	// (tcpupgrade.go).
+	onlyAddr sync.Map // peer.ID -> ma.Multiaddr
 	// relayedOK, if set, says through which relays inbound relayed
 	// connections are taken (SetRelayedFilter).
 	relayedOK atomic.Pointer[func(relay peer.ID) bool]
@@ -133,6 +137,9 @@ func (g *Gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	if _, only := g.circuitOnly.Load(p); ok && only && !isCircuit(a) {
 		return false
 	}
+	if only, set := g.onlyAddr.Load(p); ok && set && !a.Equal(only.(ma.Multiaddr)) {
+		return false
+	}
 	if ok && !g.policy.Load().Allowed(p, a) {
 		ok = false
 		g.addrsRefused.Add(1)
@@ -198,4 +205,11 @@ func (g *Gater) restricted(p peer.ID) bool {
 func (g *Gater) dialCircuitsOnly(p peer.ID) func() {
 	g.circuitOnly.Store(p, struct{}{})
 	return func() { g.circuitOnly.Delete(p) }
+}
+
+// dialOnly makes dials of the friend p use the address a only, until the
+// returned function is called.
+func (g *Gater) dialOnly(p peer.ID, a ma.Multiaddr) func() {
+	g.onlyAddr.Store(p, a)
+	return func() { g.onlyAddr.Delete(p) }
 }

@@ -340,6 +340,46 @@ const (
 	CircuitDialGrace = 15 * time.Second
 )
 
+// Moving a friend met over QUIC alone to TCP (tcpupgrade.go). Over long or
+// lossy paths quic-go moved a download at a fraction of what the kernel's
+// TCP moved over the same link (issue 14), and libp2p adds no TCP
+// connection to a peer it is connected to already.
+const (
+	// TCPUpgradeDelay is how long a friend stays connected by direct
+	// QUIC connections only (and identified) before the side with the
+	// lower peer ID checks its TCP address: the friend's own dial,
+	// still running, may bring a TCP connection (a dial of ours that
+	// still runs is waited for anyway). Short, so that the move comes
+	// before the friends start a download: wan-bench starts one about
+	// 1.3 s after the friends meet, and with 2 s, then 1 s, the move
+	// interrupted it.
+	TCPUpgradeDelay = 250 * time.Millisecond
+	// TCPUpgradeInterval is the least time between two checks of one
+	// friend, doubling up to TCPUpgradeMax while the friend stays on
+	// QUIC: a friend whose TCP port does not answer costs one TCP
+	// connect per interval, a friend whose TCP port answers but whose
+	// TCP dial fails costs one reconnection per interval. It is also
+	// how long the side with the higher peer ID waits before it checks
+	// (the lower one may be unable to reach the other's TCP port, when
+	// the other could reach its own).
+	TCPUpgradeInterval = 10 * time.Minute
+	// TCPUpgradeMax caps the wait between two checks of one friend.
+	TCPUpgradeMax = 2 * time.Hour
+	// TCPUpgradeYoung is the age under which a QUIC connection is
+	// closed for TCP even with a download or tunnel on it: what runs
+	// on it then has just begun and resumes over TCP at once (a
+	// download keeps what it verified, a tunnel is set up again). An
+	// older connection is moved only once it carries no bulk stream.
+	TCPUpgradeYoung = 30 * time.Second
+	// TCPProbeTimeout bounds the plain TCP connect that checks a
+	// friend's TCP address before its QUIC connection is closed: a few
+	// round trips of a long path on a busy machine.
+	TCPProbeTimeout = 3 * time.Second
+	// MaxTCPProbes bounds the TCP addresses of one friend checked per
+	// attempt (the first that answers is dialled).
+	MaxTCPProbes = 4
+)
+
 // Hole punching (traversal.go).
 const (
 	// PunchCheckInterval is how often the node looks for relayed

@@ -263,6 +263,9 @@ func Start(cfg Config) (n *Node, err error) {
 		Reachable: func() bool { rc := n.reachable.Load(); return rc != nil && rc.Public() },
 		Private:   func() bool { rc := n.reachable.Load(); return rc != nil && rc.Private() },
 		Gater:     n.gater,
+		// Downloads and tunnels: a friend met over QUIC alone is moved
+		// to TCP only while its connection is young or carries none.
+		BulkProtocols: []protocol.ID{share.ProtocolID, tunnels.TunnelProtocol},
 		OnAddrs: func(id peer.ID, addrs []ma.Multiaddr, src f2f.AddrSource) {
 			n.events.Publish(api.EventFriendAddrs, api.FriendAddrsEvent{PeerID: id.String(), Addrs: addrStrings(addrs), Source: string(src)})
 		},

@@ -61,4 +61,12 @@ for i in $(seq "$RUNS"); do
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mr=$(median "${raws[@]}"); mg=$(median "${gets[@]}")
+# ana's open connections by transport, from its metrics, and the friends
+# it or ben moved from QUIC to TCP (f2f/tcpupgrade.go).
+conns=$(curl -s --unix-socket "$work/ana/api.sock" http://kith/metrics | awk '
+  /^libp2p_swarm_connections_(opened|closed)_total/ {
+    match($0, /transport="[^"]*"/); t = substr($0, RSTART + 11, RLENGTH - 12)
+    n[t] += ($0 ~ /opened/ ? $NF : -$NF) }
+  END { for (t in n) printf "%s %d ", t, n[t] }')
+echo "ana's connections: $conns; moved to TCP: $(cat "$work"/ana.log "$work"/ben.log | grep -c 'friend moved to TCP' || true)"
 echo "median: raw $mr MiB/s, kith get $mg MiB/s, ratio $(echo "scale=2; $mg / $mr" | bc -l)"

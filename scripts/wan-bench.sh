@@ -16,12 +16,18 @@
 # Usage: scripts/wan-bench.sh [PROFILE ...]
 #   profiles: 50ms-500mbit, 100ms-100mbit-loss, 10ms-1gbit (default: all)
 #   SIZE_MIB=N overrides the file size of every profile.
+#   WAN_LOGS=DIR keeps the daemons' logs there (PROFILE-NAME.log).
+#   SETTLE=S is how long to wait after two friends are online before
+#   going on (default 2): friends that met over QUIC alone are moved to
+#   TCP within about 0.5 s (f2f/tcpupgrade.go), and a download started
+#   during the move pays up to a second more; SETTLE=0 measures that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 [ "$(id -u)" -eq 0 ] || { echo "wan-bench: needs root (network namespaces)" >&2; exit 1; }
 
 WANEM_SRC=${WANEM_SRC:-../shared/tools/wanem}
+SETTLE=${SETTLE:-2}
 [ -d "$WANEM_SRC" ] || WANEM_SRC=../../shared/tools/wanem # from a worktree in wt/
 work=$(mktemp -d -t kith-wan.XXXX)
 bin=$work/bin
@@ -90,7 +96,10 @@ befriend() {
   k "$1" "$2" friend add "$inv2" >/dev/null
   k "$3" "$4" friend add "$inv1" >/dev/null
   for _ in $(seq 300); do
-    k "$1" "$2" friend ls --json | grep -q '"online": true' && return
+    if k "$1" "$2" friend ls --json | grep -q '"online": true'; then
+      sleep "$SETTLE"
+      return
+    fi
     sleep 0.1
   done
   echo "wan-bench: $2 and $4 never connected" >&2; exit 1
@@ -105,6 +114,9 @@ timed() {
   echo "$t1 - $t0" | bc -l
 }
 
+# moves NAME...: how many friends the daemons moved from QUIC to TCP.
+moves() { local n=0 d; for d in "$@"; do n=$((n + $(grep -c 'friend moved to TCP' "$work/$d.log" || true))); done; echo $n; }
+
 # conns NAME: the daemon's open connections by transport, from its metrics.
 conns() {
   curl -s --unix-socket "$work/$1/api.sock" http://kith/metrics | awk '
@@ -115,6 +127,17 @@ conns() {
 }
 
 rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
+
+# transfer NAME BYTES: the rate of the transfer alone, from the
+# downloader's log: from the file's size proven (sources found, first
+# range asked) to the download done.
+transfer() {
+  local a b
+  a=$(grep -m1 'file size proven' "$work/$1.log" | sed 's/^time=\([^ ]*\).*/\1/')
+  b=$(grep -m1 'download done' "$work/$1.log" | sed 's/^time=\([^ ]*\).*/\1/')
+  [ -n "$a" ] && [ -n "$b" ] || { echo "?"; return; }
+  rate "$2" "$(echo "$(date -d "$b" +%s.%N) - $(date -d "$a" +%s.%N)" | bc -l)"
+}
 
 raw() { # raw NS_SERVER NS_CLIENT ADDR_IP BYTES
   local s=$1 c=$2 ip=$3 bytes=$4 f=$work/raw.addrs
@@ -152,7 +175,7 @@ run_profile() {
   lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
   mkdir -p "$work/got-ana" "$work/got-cai"
   s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
-  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (ana's connections: $(conns ana))"
+  echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer ana "$bytes"); ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
   ns R1 r1; ns R2 r2; ns H h
@@ -171,11 +194,15 @@ run_profile() {
   k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
   lnk=$(k "$H" hal share ls --links | grep -o 'kith://[^ ]*' | head -1)
   s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
-  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (2 relays, 3 links)"
+  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer cai "$bytes"); 2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
 
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()
+  if [ -n "${WAN_LOGS:-}" ]; then
+    mkdir -p "$WAN_LOGS"
+    for d in ana ben cai rae ros hal; do cp "$work/$d.log" "$WAN_LOGS/$name-$d.log" 2>/dev/null || true; done
+  fi
   for n in "${nss[@]}"; do ip netns del "$n"; done
   nss=()
   rm -rf "$work"/{ana,ben,cai,rae,ros,hal,got-*,share-*}
