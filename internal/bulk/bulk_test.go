@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -16,9 +17,27 @@ import (
 
 const echo = "/kith/test/echo/1"
 
+// slowHandshakes admits every connection, each a moment after its
+// handshake: two dials made at once, one from each end, are then both
+// under way before either connection is up, and both are kept (libp2p
+// reuses a connection that is up when a dial starts).
+type slowHandshakes struct{}
+
+func (slowHandshakes) InterceptPeerDial(peer.ID) bool               { return true }
+func (slowHandshakes) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+func (slowHandshakes) InterceptAccept(network.ConnMultiaddrs) bool  { return true }
+func (slowHandshakes) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+func (slowHandshakes) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	time.Sleep(100 * time.Millisecond)
+	return true
+}
+
 func newHost(t *testing.T) host.Host {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"), libp2p.DisableRelay())
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"), libp2p.DisableRelay(),
+		libp2p.ConnectionGater(slowHandshakes{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +106,14 @@ func TestNewStreamPrefersTCP(t *testing.T) {
 	// until both exist (libp2p reuses a connection that is already up).
 	both := false
 	for try := 0; try < 20 && !both; try++ {
+		// Both ends must see the last try's connections gone: a QUIC
+		// close reaches the other end a moment later, and until then
+		// its dial just returns the old connection.
 		a.Network().ClosePeer(b.ID())
+		b.Network().ClosePeer(a.ID())
+		for i := 0; i < 100 && (len(a.Network().ConnsToPeer(b.ID())) > 0 || len(b.Network().ConnsToPeer(a.ID())) > 0); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
 		// Each end knows only the address it is to dial (identify
 		// taught both the other's addresses).
 		a.Peerstore().ClearAddrs(b.ID())
@@ -103,7 +129,16 @@ func TestNewStreamPrefersTCP(t *testing.T) {
 			b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: []ma.Multiaddr{addrOf(t, a, ma.P_TCP)}})
 		}()
 		wg.Wait()
-		both = len(a.Network().ConnsToPeer(b.ID())) == 2
+		tcp, quic := false, false
+		for _, c := range a.Network().ConnsToPeer(b.ID()) {
+			if isDirectTCP(c.RemoteMultiaddr()) {
+				tcp = true
+			} else {
+				quic = true
+			}
+		}
+		both = tcp && quic
+
 	}
 	if !both {
 		t.Fatal("could not get a TCP and a QUIC connection at once")
@@ -119,6 +154,9 @@ func TestNewStreamPrefersTCP(t *testing.T) {
 		}
 	}
 	if got := roundTrip(t, a, b); got != "tcp" {
+		for _, c := range a.Network().ConnsToPeer(b.ID()) {
+			t.Logf("connection %s closed=%v limited=%v streams=%d", c.RemoteMultiaddr(), c.IsClosed(), c.Stat().Limited, len(c.GetStreams()))
+		}
 		t.Errorf("TCP and QUIC connected: stream over %s, want tcp", got)
 	}
 }
