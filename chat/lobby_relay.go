@@ -125,9 +125,16 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 			s.partsRefused.Add(1)
 		}
 	}
+	if jl != nil && from != nil && m.Kind == LobbyKindKeepAlive {
+		jl.size.add(time.Now(), keepAliveEvery(m.every))
+	}
 	for _, l := range s.links {
 		if l != from && l.subs[m.Lobby] && (jl == nil || jl.allows(l.peer)) {
-			l.sendMsg(f, m.ID)
+			if isPresence(m.Kind) {
+				s.sendPresenceLocked(l, f, m)
+			} else {
+				l.sendMsg(f, m.ID, m.Kind)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -294,7 +301,7 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 	case lobbyFrameMessage:
 		l.in.Add(1)
 		if s.cfg.OnRelay != nil {
-			s.cfg.OnRelay(l.peer, false, f.msg.ID)
+			s.cfg.OnRelay(l.peer, false, f.msg.ID, f.msg.Kind)
 		}
 		s.receive(l, f.msg)
 	case lobbyFrameSubscribe:
