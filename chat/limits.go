@@ -304,13 +304,13 @@ const (
 	LobbyKeepAliveShare = 0.25
 	// LobbyPresenceRate and LobbyPresenceBurst bound the keep-alives,
 	// joins and leaves this node writes to one friend link, its own and
-	// those it relays, over all lobbies (5 a second, 10 at once): a
+	// those it relays, over all lobbies (5 a second, 5 at once): a
 	// quarter of the LobbyFriendRate the friend takes. What is over waits
 	// in the link's presence queue (LobbyPresenceQueue), so a lobby
 	// joined or kept alive faster than this network-wide is slowed down,
 	// hop by hop, and never crowds out text.
 	LobbyPresenceRate  = LobbyFriendRate * LobbyKeepAliveShare
-	LobbyPresenceBurst = 10
+	LobbyPresenceBurst = 5
 	// LobbyPresenceQueue caps the presence frames waiting for a link's
 	// LobbyPresenceRate (10 s of it). When full, a waiting keep-alive is
 	// dropped for the new frame, or the new frame if none waits; drops

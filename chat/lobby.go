@@ -102,6 +102,11 @@ type LobbyConfig struct {
 	// SyncInterval is how often each link's lobbies are synced again
 	// while it stays up; 0 means LobbySyncInterval.
 	SyncInterval time.Duration
+	// PresenceRate is each link's presence budget, in messages a second
+	// (0 means LobbyPresenceRate); the keep-alive interval aims at
+	// LobbyKeepAliveRate/LobbyPresenceRate of it. The simulator lowers
+	// it to run a lobby larger than its cores can check in real time.
+	PresenceRate float64
 }
 
 // LobbyEvent is the data of a "lobby.message" event.
@@ -198,12 +203,42 @@ type joinedLobby struct {
 	waiters []*lobbyLink
 	// nextKeepAlive is when this node next says it is in the lobby.
 	nextKeepAlive time.Time
-	// size estimates the lobby's members from the keep-alives heard;
-	// backoff multiplies the keep-alive interval while links drop
+	// partsVia counts the participants listed per friend link they were
+	// first heard through (addPart, delPart).
+	partsVia map[peer.ID]int
+	// lastKeepAlive is when this node last said it is there (a JOIN or
+	// a keep-alive); size estimates the lobby's members from the
+	// keep-alives, joins and leaves heard; backoff multiplies the keep-alive interval while links drop
 	// presence (congested: when one last did) (lobby_presence.go).
-	size      lobbySize
-	backoff   int
-	congested time.Time
+	lastKeepAlive time.Time
+	size          lobbySize
+	backoff       int
+	congested     time.Time
+}
+
+// addPart lists p as a participant.
+func (j *joinedLobby) addPart(p Participant) {
+	if _, ok := j.parts[p.ID]; !ok && p.via != "" {
+		if j.partsVia == nil {
+			j.partsVia = map[peer.ID]int{}
+		}
+		j.partsVia[p.via]++
+	}
+	j.parts[p.ID] = p
+}
+
+// delPart takes a off the participants.
+func (j *joinedLobby) delPart(a ChatID) {
+	p, ok := j.parts[a]
+	if !ok {
+		return
+	}
+	delete(j.parts, a)
+	if p.via != "" {
+		if j.partsVia[p.via]--; j.partsVia[p.via] <= 0 {
+			delete(j.partsVia, p.via)
+		}
+	}
 }
 
 // allows reports whether the lobby's traffic may go to friend p: any
@@ -269,6 +304,9 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 	}
 	if cfg.AnnounceInterval <= 0 {
 		cfg.AnnounceInterval = LobbyAnnounceInterval
+	}
+	if cfg.PresenceRate <= 0 {
+		cfg.PresenceRate = LobbyPresenceRate
 	}
 	if cfg.Identities == nil {
 		return nil, errors.New("starting lobbies: no identities")
@@ -536,6 +574,7 @@ func (s *Lobbies) join(id LobbyID, rec lobbyRecord, as Identity, from peer.ID) (
 	// interval later.
 	iv := s.keepAliveIntervalLocked(jl)
 	jl.nextKeepAlive = now.Add(iv*3/4 + jitter(iv/2))
+	jl.lastKeepAlive = now
 	s.mu.Unlock()
 	if _, err := s.say(jl, LobbyKindJoin, ""); err != nil {
 		s.log.Debug("saying join", slog.Any("err", err))

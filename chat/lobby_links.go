@@ -125,7 +125,7 @@ func newLobbyLink(s *Lobbies, fl *friendlink.Link[outFrame]) *lobbyLink {
 		newParts:   rate.NewLimiter(LobbyNewParticipantRate, LobbyNewParticipantBurst),
 		haveLim:    rate.NewLimiter(LobbyHaveRate, LobbyHaveBurst),
 		wantLim:    rate.NewLimiter(LobbyWantRate, LobbyWantBurst),
-		presLim:    rate.NewLimiter(LobbyPresenceRate, LobbyPresenceBurst),
+		presLim:    rate.NewLimiter(rate.Limit(s.cfg.PresenceRate), LobbyPresenceBurst),
 		subs:       map[LobbyID]bool{},
 		histWanted: map[LobbyID]bool{},
 		wantQ:      map[LobbyID][]MsgID{},

@@ -61,6 +61,21 @@ func (z *lobbySize) add(now time.Time, every time.Duration) {
 	z.at = now
 }
 
+// heard counts a message of the lobby from another member: a keep-alive
+// for its author's interval; a JOIN for one member, which the
+// joiner's keep-alives then take over from as it decays (in
+// expectation the two add up to one); a LEAVE takes one off.
+func (z *lobbySize) heard(now time.Time, m *LobbyMessage) {
+	switch m.Kind {
+	case LobbyKindKeepAlive:
+		z.add(now, keepAliveEvery(m.every))
+	case LobbyKindJoin:
+		z.v, z.at = z.value(now)+1, now
+	case LobbyKindLeave:
+		z.v, z.at = max(0, z.value(now)-1), now
+	}
+}
+
 // seed raises the estimate to n (a size friends announce) if it is lower.
 func (z *lobbySize) seed(now time.Time, n int) {
 	if v := z.value(now); float64(n) > v {
@@ -92,7 +107,11 @@ func (s *Lobbies) sizeLocked(jl *joinedLobby, now time.Time) int {
 // drop presence; at most LobbyKeepAliveMax.
 func (s *Lobbies) keepAliveIntervalLocked(jl *joinedLobby) time.Duration {
 	n := s.sizeLocked(jl, time.Now())
-	scaled := time.Duration(float64(n) / LobbyKeepAliveRate * float64(time.Second))
+	aim := LobbyKeepAliveRate * s.cfg.PresenceRate / LobbyPresenceRate
+	if s.cfg.PresenceRate <= 0 {
+		aim = LobbyKeepAliveRate // a bare Lobbies in a test
+	}
+	scaled := time.Duration(float64(n) / aim * float64(time.Second))
 	iv := max(s.cfg.KeepAlive, scaled) * time.Duration(max(1, jl.backoff))
 	return min(iv, max(LobbyKeepAliveMax, s.cfg.KeepAlive))
 }

@@ -111,7 +111,7 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 	jl := s.joined[m.Lobby]
 	if jl != nil {
 		if m.Kind == LobbyKindLeave {
-			delete(jl.parts, m.Author)
+			jl.delPart(m.Author)
 		} else if p, ok := jl.parts[m.Author]; ok {
 			p.Nick, p.LastSeen = m.Nick, time.Now()
 			jl.parts[m.Author] = p
@@ -120,13 +120,13 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 			if from != nil {
 				p.via = from.peer
 			}
-			jl.parts[m.Author] = p
+			jl.addPart(p)
 		} else {
 			s.partsRefused.Add(1)
 		}
 	}
-	if jl != nil && from != nil && m.Kind == LobbyKindKeepAlive {
-		jl.size.add(time.Now(), keepAliveEvery(m.every))
+	if jl != nil && from != nil {
+		jl.size.heard(time.Now(), m)
 	}
 	for _, l := range s.links {
 		if l != from && l.subs[m.Lobby] && (jl == nil || jl.allows(l.peer)) {
@@ -158,13 +158,7 @@ func (s *Lobbies) newParticipantLocked(jl *joinedLobby, from *lobbyLink) bool {
 	if from == nil {
 		return true
 	}
-	n := 0
-	for _, p := range jl.parts {
-		if p.via == from.peer {
-			n++
-		}
-	}
-	return n < LobbyParticipantsPerLink && from.newParts.Allow()
+	return jl.partsVia[from.peer] < LobbyParticipantsPerLink && from.newParts.Allow()
 }
 
 // receiveHistory stores the messages of a history reply l was asked for:
@@ -375,7 +369,7 @@ func (s *Lobbies) heardEarlierLocked(m *LobbyMessage, from *lobbyLink, now time.
 	}
 	if m.Kind == LobbyKindLeave {
 		if p, ok := jl.parts[m.Author]; ok && !p.LastSeen.After(m.Time) {
-			delete(jl.parts, m.Author)
+			jl.delPart(m.Author)
 		}
 		return
 	}
@@ -394,7 +388,7 @@ func (s *Lobbies) heardEarlierLocked(m *LobbyMessage, from *lobbyLink, now time.
 		return
 	}
 	if s.newParticipantLocked(jl, from) {
-		jl.parts[m.Author] = Participant{ID: m.Author, Nick: m.Nick, LastSeen: at, via: from.peer}
+		jl.addPart(Participant{ID: m.Author, Nick: m.Nick, LastSeen: at, via: from.peer})
 	} else {
 		s.partsRefused.Add(1)
 	}

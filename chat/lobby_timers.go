@@ -69,7 +69,7 @@ func (s *Lobbies) announcementLocked() []lobbyAnnounced {
 	var out []lobbyAnnounced
 	for _, jl := range s.joined {
 		if !jl.rec.Private {
-			out = append(out, jl.announced(s.countLocked(jl, now)))
+			out = append(out, jl.announced(s.sizeLocked(jl, now)))
 		}
 	}
 	return out
@@ -103,6 +103,13 @@ func (s *Lobbies) keepAlive() {
 		if now.Before(jl.nextKeepAlive) {
 			continue
 		}
+		// The lobby may have grown since this keep-alive was set: it
+		// is due only once three quarters of today's interval passed.
+		if iv := s.keepAliveIntervalLocked(jl); !jl.lastKeepAlive.IsZero() && now.Sub(jl.lastKeepAlive) < iv*3/4 {
+			jl.nextKeepAlive = jl.lastKeepAlive.Add(iv*3/4 + jitter(iv/2))
+			continue
+		}
+		jl.lastKeepAlive = now
 		ls = append(ls, due{jl, s.scheduleKeepAliveLocked(jl, now)})
 	}
 	s.mu.Unlock()
@@ -125,7 +132,7 @@ func (s *Lobbies) expire(now time.Time) {
 		window := LobbyParticipantIntervals * s.keepAliveIntervalLocked(jl)
 		for a, p := range jl.parts {
 			if now.Sub(p.LastSeen) > window {
-				delete(jl.parts, a)
+				jl.delPart(a)
 			}
 		}
 	}

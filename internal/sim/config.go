@@ -103,6 +103,9 @@ type Config struct {
 	// LobbyHold keeps the lobby up this long after its messages, so that
 	// keep-alives are counted (LobbyPresence).
 	LobbyHold time.Duration
+	// LobbyPresenceRate is each lobby link's presence budget
+	// (chat.LobbyConfig.PresenceRate); 0 for chat's own.
+	LobbyPresenceRate float64
 
 	// LinkWait bounds the wait for every router link to come up.
 	LinkWait time.Duration

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,7 @@ type lobbyNet struct {
 // startLobbies starts a chat.Lobbies on every host, each with a bbolt
 // file (without fsync: the files are thrown away) in a new temporary
 // folder and one chat identity. Close stops them and removes the folder.
-func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver) (*lobbyNet, error) {
+func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64) (*lobbyNet, error) {
 	dir, err := os.MkdirTemp("", "kith-sim-lobbies-")
 	if err != nil {
 		return nil, fmt.Errorf("starting lobbies: %w", err)
@@ -76,9 +77,10 @@ func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver) (
 		nd := ln.nodes[i]
 		nd.lob, err = chat.NewLobbies(chat.LobbyConfig{
 			Host: h, DB: nd.db, Friends: friends[i], Identities: ids[i],
-			Events:    obs.events(i),
-			OnRelay:   obs.relay(i),
-			LinkRetry: simLinkRetry,
+			Events:       obs.events(i),
+			OnRelay:      obs.relay(i),
+			LinkRetry:    simLinkRetry,
+			PresenceRate: presenceRate,
 		})
 		if err != nil {
 			ln.Close()
@@ -226,9 +228,19 @@ func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID, chat.LobbyK
 		if !ok {
 			return
 		}
+		ls := &o.links[i]
+		if kind == chat.LobbyKindKeepAlive {
+			// Counted per link only: a record and a bit per link for each
+			// of the tens of thousands of keep-alives would cost the
+			// simulator more than the lobby.
+			o.keepAlives.Add(1)
+			ls.mu.Lock()
+			o.countPresenceLocked(ls, slot)
+			ls.mu.Unlock()
+			return
+		}
 		m := o.msg(id)
 		m.crossings.Add(1)
-		ls := &o.links[i]
 		word, bit := m.idx/64, uint64(1)<<(m.idx%64)
 		ls.mu.Lock()
 		b := ls.bits[slot]
@@ -238,20 +250,11 @@ func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID, chat.LobbyK
 		}
 		dup := b[word]&bit != 0
 		b[word] |= bit
-		presence := kind == chat.LobbyKindKeepAlive || kind == chat.LobbyKindJoin || kind == chat.LobbyKindLeave
-		if t0 := time.Duration(o.presStart.Load()); presence && t0 > 0 {
-			k := int(max(0, o.now()-t0) / presenceBucket)
-			c := ls.pres[slot]
-			if len(c) <= k {
-				c = append(c, make([]uint32, k+1-len(c))...)
-				ls.pres[slot] = c
-			}
-			c[k]++
+		if kind == chat.LobbyKindJoin || kind == chat.LobbyKindLeave {
+			o.countPresenceLocked(ls, slot)
 		}
 		ls.mu.Unlock()
 		switch kind {
-		case chat.LobbyKindKeepAlive:
-			o.keepAlives.Add(1)
 		case chat.LobbyKindJoin:
 			o.joins.Add(1)
 		case chat.LobbyKindLeave:
@@ -261,6 +264,22 @@ func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID, chat.LobbyK
 			m.dups.Add(1)
 		}
 	}
+}
+
+// countPresenceLocked counts a presence frame written on ls's slot, in
+// its presenceBucket. Called with ls.mu held.
+func (o *lobbyObserver) countPresenceLocked(ls *linkSets, slot int) {
+	t0 := time.Duration(o.presStart.Load())
+	if t0 <= 0 {
+		return
+	}
+	k := int(max(0, o.now()-t0) / presenceBucket)
+	c := ls.pres[slot]
+	if len(c) <= k {
+		c = append(c, make([]uint32, k+1-len(c))...)
+		ls.pres[slot] = c
+	}
+	c[k]++
 }
 
 // events returns node i's LobbyConfig.Events: it records when each text
@@ -388,6 +407,7 @@ type lobbyRun struct {
 	// (seconds) then.
 	presEnd      time.Duration
 	sizes, every []float64
+	presenceRate float64 // the links' budget, 0 for chat's
 	isMember     []bool
 	adj          [][]int
 }
@@ -413,7 +433,7 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		hosts[i], friends[i] = nd.h, nd.friends
 	}
 	t0 := time.Now()
-	ln, err := startLobbies(hosts, friends, obs)
+	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +447,7 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 	}
 	progress(cfg, "%d lobby services and all %d lobby links up in %v", n, 2*len(g.Edges()), time.Since(t0).Round(time.Millisecond))
 
-	run := &lobbyRun{members: members, inLobby: make([]bool, n), earlierN: make([]int, n), sendErrs: map[string]int{}, adj: g.Adj}
+	run := &lobbyRun{members: members, inLobby: make([]bool, n), earlierN: make([]int, n), sendErrs: map[string]int{}, adj: g.Adj, presenceRate: cfg.LobbyPresenceRate}
 	isMember := make([]bool, n)
 	run.isMember = isMember
 	for _, v := range members {
@@ -543,9 +563,14 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	// (chat.LobbyPresenceRate), so in a lobby joined faster than that a
 	// JOIN reaches only the members near its author, and the join phase
 	// is not slowed down to the budget.
+	done := make([]bool, len(members)) // settled, once and for all
 	settled := func(k int, now time.Time) bool {
+		if done[k] {
+			return true
+		}
 		v := members[k]
 		if joined[k].IsZero() || now.Sub(joined[k]) > lobbySettle {
+			done[k] = true
 			return true
 		}
 		for _, w := range g.Adj[v] {
@@ -553,6 +578,7 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 				return false
 			}
 		}
+		done[k] = true
 		return true
 	}
 	oldest := 0 // every join before it is settled
@@ -621,6 +647,22 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 		}
 		return n == 0 && missing == 0, fmt.Sprintf("%d joins on their way, %d member links not subscribed", n, missing)
 	})
+	if err != nil {
+		return id, err
+	}
+	// The JOINs still waiting for the links' presence budgets go out
+	// before the messages, so that the messages' figures are theirs: no
+	// JOIN frame for a second, or LobbyWait.
+	last, still := obs.joins.Load(), time.Now()
+	err = poll(ctx, cfg.LobbyWait, "waiting for the joins to drain", func() (bool, string) {
+		if n := obs.joins.Load(); n != last {
+			last, still = n, time.Now()
+		}
+		return time.Since(still) > time.Second, fmt.Sprintf("%d join frames", last)
+	})
+	if errors.Is(err, errPollTimeout) {
+		err = nil
+	}
 	return id, err
 }
 
@@ -754,6 +796,7 @@ func analyseLobby(cfg Config, obs *lobbyObserver, run *lobbyRun) *LobbyReport {
 	}
 	obs.mu.RUnlock()
 	rep.MessagesPerJoin = summarize(joinFrames)
+	rep.Frames += obs.keepAlives.Load()
 	var got, want int
 	for _, v := range run.members[1:] {
 		if run.inLobby[v] {
@@ -818,7 +861,7 @@ type LobbyPresence struct {
 // between members.
 func analysePresence(obs *lobbyObserver, run *lobbyRun) LobbyPresence {
 	span := run.presEnd - time.Duration(obs.presStart.Load())
-	pr := LobbyPresence{Seconds: span.Seconds(), Limit: chat.LobbyPresenceRate,
+	pr := LobbyPresence{Seconds: span.Seconds(), Limit: cmp.Or(run.presenceRate, chat.LobbyPresenceRate),
 		KeepAlives: obs.keepAlives.Load(), Joins: obs.joins.Load(), Leaves: obs.leaves.Load(),
 		Size: summarize(run.sizes), KeepAliveSeconds: summarize(run.every)}
 	if span <= 0 {
@@ -851,7 +894,7 @@ func analysePresence(obs *lobbyObserver, run *lobbyRun) LobbyPresence {
 
 // write prints the presence lines of the LOBBIES section.
 func (pr LobbyPresence) write(p func(string, ...any)) {
-	p("presence per member link\tmean p50 %.2f, p99 %.2f, max %.2f /s; busiest 10 s p50 %.2f, p99 %.2f, max %.2f /s (limit %.0f/s, a quarter of the friend rate %d/s), over %.0f s",
+	p("presence per member link\tmean p50 %.2f, p99 %.2f, max %.2f /s; busiest 10 s p50 %.2f, p99 %.2f, max %.2f /s (limit %.2f/s; chat's is a quarter of the friend rate %d/s), over %.0f s",
 		pr.PerLink.P50, pr.PerLink.P99, pr.PerLink.Max, pr.Peak.P50, pr.Peak.P99, pr.Peak.Max, pr.Limit, chat.LobbyFriendRate, pr.Seconds)
 	p("presence frames\t%d keep-alives, %d joins, %d leaves written; %d dropped over a link's budget", pr.KeepAlives, pr.Joins, pr.Leaves, pr.Dropped)
 	p("members' size estimate, keep-alive interval\tp50 %.0f, p99 %.0f, max %.0f members; every p50 %.0f s, max %.0f s", pr.Size.P50, pr.Size.P99, pr.Size.Max, pr.KeepAliveSeconds.P50, pr.KeepAliveSeconds.Max)
