@@ -383,6 +383,10 @@ const (
 	// lists (1.6 KiB): enough for what a live relay dropped (a full
 	// queue, a skewed clock) since the last round.
 	LobbySyncPeriodicIDs = LobbyHistoryMax
+	// LobbySyncScan bounds the records a "have" reads, as a multiple of
+	// the ids it may list: it lists text only, and skips the joins and
+	// leaves among them (a lobby that many joined lately lists fewer).
+	LobbySyncScan = 4
 	// LobbySyncInterval is how often each link's lobbies are synced
 	// again while it stays up.
 	LobbySyncInterval = 2 * time.Minute

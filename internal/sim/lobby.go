@@ -635,7 +635,12 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	}
 	// Every join settled and every link between members subscribed both
 	// ways, or the messages would find the lobby still forming.
+	var looked time.Time
 	err = poll(ctx, lobbySettle+cfg.LobbyWait, "waiting for the lobby to form", func() (bool, string) {
+		if time.Since(looked) < 100*time.Millisecond {
+			return false, "" // every link's lock, but not every 5 ms
+		}
+		looked = time.Now()
 		n := open(len(members))
 		missing := 0
 		for _, a := range members {
