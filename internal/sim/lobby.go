@@ -26,6 +26,16 @@ import (
 // each link are counted, for the busiest window of each link.
 const presenceBucket = 10 * time.Second
 
+// joinLookAhead is how far down the join order the pacer looks for a
+// member that already sees the lobby announced.
+const joinLookAhead = 64
+
+// announcedTo reports whether a friend announces lobby id to lob.
+func announcedTo(lob *chat.Lobbies, id chat.LobbyID) bool {
+	info, err := lob.Lobby(id)
+	return err == nil && len(info.Friends) > 0
+}
+
 // lobbySettle is how long a join may take to reach every member that
 // joined before it before the join pacer stops waiting for it.
 const lobbySettle = 5 * time.Second
@@ -612,6 +622,17 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 		if err != nil {
 			return id, err
 		}
+		// The next member a friend already announces the lobby to joins
+		// first: waiting, one member after the other, for the
+		// announcement of a friend that has just joined serialized the
+		// join phase on a busy process.
+		for j := k; j < min(len(members), k+joinLookAhead); j++ {
+			if announcedTo(ln.nodes[members[j]].lob, id) {
+				members[k], members[j] = members[j], members[k]
+				break
+			}
+		}
+		v = members[k]
 		lob := ln.nodes[v].lob
 		err = poll(ctx, lobbySettle, "waiting for a friend to announce the lobby", func() (bool, string) {
 			info, err := lob.Lobby(id)
