@@ -11,7 +11,9 @@ package chat
 // The service is in these files: this one (types, the service and the
 // user's side), lobby_relay.go (taking, storing and passing on what
 // friends send), lobby_sync.go (getting what live relay missed),
-// lobby_clock.go (friends' clocks), lobby_timers.go (keep-alives,
+// lobby_clock.go (friends' clocks), lobby_presence.go (the size
+// estimate, keep-alive intervals, each link's presence budget),
+// lobby_timers.go (keep-alives,
 // announcements, expiry, sync rounds), lobby_links.go (the friend links,
 // on kith/internal/friendlink), lobby_store.go and lobby_wire.go.
 
@@ -80,8 +82,8 @@ type LobbyConfig struct {
 	Events func(typ string, data any)
 	// Log receives the service's events; nil discards them.
 	Log *slog.Logger
-	// KeepAlive is how often members say they are there; 0 means
-	// LobbyKeepAlive.
+	// KeepAlive is how often members of a small lobby say they are
+	// there, the shortest keep-alive interval; 0 means LobbyKeepAlive.
 	KeepAlive time.Duration
 	// LinkRetry is how often links to connected friends are (re)opened;
 	// 0 means LobbyLinkRetry.

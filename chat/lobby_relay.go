@@ -5,8 +5,9 @@ package chat
 // stored history), that is fresh (LobbyMaxAge, LobbyMaxSkew), well
 // formed, signed by its author and within the friend's and the author's
 // rates; it stores it (keep-alives are not stored) and sends it on to
-// every friend link subscribed to L but the one it came from. So each
-// message crosses each link at most once in each direction. Whatever is
+// every friend link subscribed to L but the one it came from (keep-alives,
+// joins and leaves within each link's presence budget: lobby_presence.go).
+// So each message crosses each link at most once in each direction. Whatever is
 // dropped is counted by reason (LobbyStats) and logged at debug level
 // (at Info, now and then, when dropped for its time: lobby_clock.go).
 // What live relay drops or never sees, sync brings later (lobby_sync.go).
