@@ -268,9 +268,10 @@ func TestChatCloseWaitsForHandlers(t *testing.T) {
 }
 
 // TestLobbySockPuppets: a friend speaks in a lobby under a new identity
-// per message. The puppets do not fill the participant list beyond what
-// one friend link may bring, and do not stretch the keep-alive interval
-// past what the capped count gives.
+// per message, each keep-alive claiming the longest interval. The
+// puppets do not fill the participant list beyond what one friend link
+// may bring, do not stretch the keep-alive interval past
+// LobbyKeepAliveMax, and a relays them on within its presence budget.
 func TestLobbySockPuppets(t *testing.T) {
 	const puppets = 200
 	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
@@ -290,11 +291,13 @@ func TestLobbySockPuppets(t *testing.T) {
 	start := time.Now()
 	for i := range puppets {
 		// Paced at the friend rate, so that every puppet gets in.
-		evil.send(t, signed(testIdentity(t, fmt.Sprintf("puppet%d", i)), id, LobbyKindKeepAlive, time.Now(), ""))
+		m := signed(testIdentity(t, fmt.Sprintf("puppet%d", i)), id, LobbyKindKeepAlive, time.Now(), "")
+		m.every = LobbyKeepAliveMax
+		evil.send(t, m)
 		time.Sleep(time.Second / LobbyFriendRate)
 	}
-	testkit.WaitFor(t, 10*time.Second, "the puppets relayed to b", func() bool {
-		return a.lob.Stats().Links[b.h.ID()].Out >= puppets/2
+	testkit.WaitFor(t, 10*time.Second, "a took the puppets", func() bool {
+		return a.lob.Stats().Links[evil.h.ID()].In >= puppets
 	})
 	elapsed := time.Since(start)
 	ps, err := a.lob.Participants(id)
@@ -304,9 +307,16 @@ func TestLobbySockPuppets(t *testing.T) {
 	a.lob.mu.Lock()
 	iv := a.lob.keepAliveIntervalLocked(a.lob.joined[id])
 	a.lob.mu.Unlock()
-	t.Logf("%d puppets in %v: %d participants, keep-alive every %v", puppets, elapsed.Round(time.Millisecond), len(ps), iv)
+	out := a.lob.Stats().Links[b.h.ID()].Out
+	t.Logf("%d puppets in %v: %d participants, keep-alive every %v, %d relayed to b", puppets, elapsed.Round(time.Millisecond), len(ps), iv, out)
 	if bound := 2 + 50 + int(elapsed.Seconds()); len(ps) > bound {
 		t.Fatalf("%d participants after %d puppets of one friend in %v, want at most %d", len(ps), puppets, elapsed, bound)
+	}
+	if iv > LobbyKeepAliveMax {
+		t.Fatalf("keep-alive every %v, over LobbyKeepAliveMax", iv)
+	}
+	if most := uint64(LobbyPresenceBurst + LobbyPresenceRate*elapsed.Seconds() + 2); out > most {
+		t.Fatalf("a relayed %d frames to b in %v, over its presence budget (%d)", out, elapsed, most)
 	}
 }
 
@@ -387,7 +397,7 @@ func TestLobbyQueueBoundedInBytes(t *testing.T) {
 	var most int64
 	for range 2 * LobbyLinkQueue {
 		m := signed(author, li.ID, LobbyKindText, time.Now(), text)
-		l.sendMsg(msgFrame(m), m.ID)
+		l.sendMsg(msgFrame(m), m.ID, m.Kind)
 		most = max(most, l.QueuedBytes())
 	}
 	drops := a.lob.Stats().Links[slow.h.ID()].QueueDrops

@@ -275,9 +275,10 @@ const (
 	// LobbyFrameTimeout bounds the time from a lobby frame's first byte to
 	// its last.
 	LobbyFrameTimeout = LobbyWriteTimeout
-	// MaxLobbyParticipants caps the participants kept per lobby; authors
-	// heard beyond it are relayed but not listed. The keep-alive interval
-	// is computed from at most this many (so at most 200 s).
+	// MaxLobbyParticipants caps the participants listed per lobby;
+	// authors heard beyond it are relayed but not listed. A larger
+	// lobby's size is estimated instead (lobbySize), for the keep-alive
+	// interval and the count announced.
 	MaxLobbyParticipants = 1000
 	// LobbyParticipantsPerLink caps the participants one friend link may
 	// have brought into a lobby's list: a friend that speaks under a new
@@ -291,17 +292,62 @@ const (
 	// keep-alive intervals.
 	LobbyNewParticipantRate  = 1
 	LobbyNewParticipantBurst = 50
-	// LobbyKeepAlive is how often a member says it is still in a lobby
-	// (LobbyConfig.KeepAlive); a participant is shown for
-	// LobbyParticipantIntervals keep-alives after it was last heard.
+	// LobbyKeepAlive is how often a member of a small lobby says it is
+	// still there (LobbyConfig.KeepAlive): the shortest keep-alive
+	// interval. A participant is shown for LobbyParticipantIntervals
+	// keep-alive intervals after it was last heard.
 	LobbyKeepAlive            = time.Minute
 	LobbyParticipantIntervals = 3
-	// LobbyKeepAliveShare is the most of a link's LobbyFriendRate that a
-	// lobby's keep-alives may take: in a large lobby members say they are
-	// there less often than LobbyKeepAlive (every participants / (20/s x
-	// 0.25) seconds: 200 s with 1,000 members), so presence never crowds
-	// out what members say.
+	// LobbyKeepAliveShare is the most of a link's LobbyFriendRate that
+	// presence (keep-alives, joins and leaves of all lobbies) may take on
+	// it: LobbyPresenceRate. The rest is for what members say.
 	LobbyKeepAliveShare = 0.25
+	// LobbyPresenceRate and LobbyPresenceBurst bound the keep-alives,
+	// joins and leaves this node writes to one friend link, its own and
+	// those it relays, over all lobbies (5 a second, 5 at once): a
+	// quarter of the LobbyFriendRate the friend takes. What is over waits
+	// in the link's presence queue (LobbyPresenceQueue), so a lobby
+	// joined or kept alive faster than this network-wide is slowed down,
+	// hop by hop, and never crowds out text.
+	LobbyPresenceRate  = LobbyFriendRate * LobbyKeepAliveShare
+	LobbyPresenceBurst = 5
+	// LobbyPresenceQueue caps the presence frames waiting for a link's
+	// LobbyPresenceRate (10 s of it). When full, a waiting keep-alive is
+	// dropped for the new frame, or the new frame if none waits; drops
+	// are counted (DropPresenceRate), and tell the node's keep-alives to
+	// slow down (LobbyKeepAliveBackoff).
+	LobbyPresenceQueue = 50
+	// LobbyPresenceTick is how often waiting presence frames are let
+	// through to their links.
+	LobbyPresenceTick = 100 * time.Millisecond
+	// LobbyKeepAliveRate is the keep-alives a second one lobby's members
+	// aim at together, whatever its size: each member says one every
+	// estimated size / LobbyKeepAliveRate seconds (4 a second: every
+	// 250 s with 1,000 members, 2,500 s with 10,000), at least
+	// LobbyKeepAlive. Below LobbyPresenceRate, so joins and leaves keep
+	// a fifth of the presence share.
+	LobbyKeepAliveRate = 4
+	// LobbyKeepAliveMax is the longest keep-alive interval: a lobby of
+	// more than LobbyKeepAliveMax x LobbyKeepAliveRate (14,400) members,
+	// or a friend that makes up members or lies about their intervals,
+	// leaves members saying they are there every hour; presence is then
+	// as stale as that (shown for three hours), and the traffic only
+	// lower.
+	LobbyKeepAliveMax = time.Hour
+	// MaxLobbySize is the most members a lobby's size is estimated at
+	// (and announced as, and taken from an announcement): what gives
+	// LobbyKeepAliveMax.
+	MaxLobbySize = int(LobbyKeepAliveMax/time.Second) * LobbyKeepAliveRate
+	// LobbySizeWindow is the time constant of a lobby's size estimate: a
+	// keep-alive counts for its author's interval divided by this, and
+	// decays by e every window (lobbySize).
+	LobbySizeWindow = 10 * time.Minute
+	// LobbyKeepAliveBackoff is how much longer than the estimate gives a
+	// member waits for its next keep-alive (at most, doubling per
+	// keep-alive) while a link drops presence over LobbyPresenceRate:
+	// members that started together, before they know the lobby's size,
+	// back off within a few intervals instead of after a size window.
+	LobbyKeepAliveBackoff = 16
 	// LobbyKeepAliveChecks is how many times per LobbyKeepAlive the node
 	// looks whether a lobby's keep-alive is due.
 	LobbyKeepAliveChecks = 6
@@ -337,6 +383,10 @@ const (
 	// lists (1.6 KiB): enough for what a live relay dropped (a full
 	// queue, a skewed clock) since the last round.
 	LobbySyncPeriodicIDs = LobbyHistoryMax
+	// LobbySyncScan bounds the records a "have" reads, as a multiple of
+	// the ids it may list: it lists text only, and skips the joins and
+	// leaves among them (a lobby that many joined lately lists fewer).
+	LobbySyncScan = 4
 	// LobbySyncInterval is how often each link's lobbies are synced
 	// again while it stays up.
 	LobbySyncInterval = 2 * time.Minute

@@ -11,7 +11,9 @@ package chat
 // The service is in these files: this one (types, the service and the
 // user's side), lobby_relay.go (taking, storing and passing on what
 // friends send), lobby_sync.go (getting what live relay missed),
-// lobby_clock.go (friends' clocks), lobby_timers.go (keep-alives,
+// lobby_clock.go (friends' clocks), lobby_presence.go (the size
+// estimate, keep-alive intervals, each link's presence budget),
+// lobby_timers.go (keep-alives,
 // announcements, expiry, sync rounds), lobby_links.go (the friend links,
 // on kith/internal/friendlink), lobby_store.go and lobby_wire.go.
 
@@ -80,8 +82,8 @@ type LobbyConfig struct {
 	Events func(typ string, data any)
 	// Log receives the service's events; nil discards them.
 	Log *slog.Logger
-	// KeepAlive is how often members say they are there; 0 means
-	// LobbyKeepAlive.
+	// KeepAlive is how often members of a small lobby say they are
+	// there, the shortest keep-alive interval; 0 means LobbyKeepAlive.
 	KeepAlive time.Duration
 	// LinkRetry is how often links to connected friends are (re)opened;
 	// 0 means LobbyLinkRetry.
@@ -91,9 +93,10 @@ type LobbyConfig struct {
 	AnnounceInterval time.Duration
 	// OnRelay, if set, sees every lobby message frame that crosses a
 	// friend link: received from p (out false, before any check) or
-	// written to p (out true). History replies are not included. It is
-	// called from many goroutines and must not block.
-	OnRelay func(p peer.ID, out bool, id MsgID)
+	// written to p (out true), with the message's kind as it says.
+	// History replies are not included. It is called from many
+	// goroutines and must not block.
+	OnRelay func(p peer.ID, out bool, id MsgID, kind LobbyKind)
 	// Clock is the wall clock that dates this node's messages and
 	// announcements and that friends' messages are checked against; nil
 	// means time.Now. Tests set a skewed one.
@@ -101,6 +104,11 @@ type LobbyConfig struct {
 	// SyncInterval is how often each link's lobbies are synced again
 	// while it stays up; 0 means LobbySyncInterval.
 	SyncInterval time.Duration
+	// PresenceRate is each link's presence budget, in messages a second
+	// (0 means LobbyPresenceRate); the keep-alive interval aims at
+	// LobbyKeepAliveRate/LobbyPresenceRate of it. The simulator lowers
+	// it to run a lobby larger than its cores can check in real time.
+	PresenceRate float64
 }
 
 // LobbyEvent is the data of a "lobby.message" event.
@@ -121,11 +129,18 @@ type LobbyInfo struct {
 	Joined  bool
 	// As is the identity the node speaks as in a joined lobby.
 	As Identity
-	// Participants counts the authors heard lately (for a joined lobby),
-	// or the most any friend announced.
+	// Participants counts the authors heard lately (for a joined lobby;
+	// in one of more than MaxLobbyParticipants, its estimated size), or
+	// the most any friend announced.
 	Participants int
 	// Friends are the friends that announce the lobby.
 	Friends []peer.ID
+	// Size is a joined lobby's estimated number of members (the
+	// participants listed, or more from the keep-alives heard), and
+	// KeepAlive how often this node says it is there, on average
+	// (lobby_presence.go).
+	Size      int
+	KeepAlive time.Duration
 }
 
 // Participant is an author heard in a lobby lately.
@@ -190,6 +205,42 @@ type joinedLobby struct {
 	waiters []*lobbyLink
 	// nextKeepAlive is when this node next says it is in the lobby.
 	nextKeepAlive time.Time
+	// partsVia counts the participants listed per friend link they were
+	// first heard through (addPart, delPart).
+	partsVia map[peer.ID]int
+	// lastKeepAlive is when this node last said it is there (a JOIN or
+	// a keep-alive); size estimates the lobby's members from the
+	// keep-alives, joins and leaves heard; backoff multiplies the keep-alive interval while links drop
+	// presence (congested: when one last did) (lobby_presence.go).
+	lastKeepAlive time.Time
+	size          lobbySize
+	backoff       int
+	congested     time.Time
+}
+
+// addPart lists p as a participant.
+func (j *joinedLobby) addPart(p Participant) {
+	if _, ok := j.parts[p.ID]; !ok && p.via != "" {
+		if j.partsVia == nil {
+			j.partsVia = map[peer.ID]int{}
+		}
+		j.partsVia[p.via]++
+	}
+	j.parts[p.ID] = p
+}
+
+// delPart takes a off the participants.
+func (j *joinedLobby) delPart(a ChatID) {
+	p, ok := j.parts[a]
+	if !ok {
+		return
+	}
+	delete(j.parts, a)
+	if p.via != "" {
+		if j.partsVia[p.via]--; j.partsVia[p.via] <= 0 {
+			delete(j.partsVia, p.via)
+		}
+	}
 }
 
 // allows reports whether the lobby's traffic may go to friend p: any
@@ -225,6 +276,7 @@ type Lobbies struct {
 	authors  map[ChatID]*rate.Limiter
 	dropped  map[string]uint64
 	announce chan struct{} // wakes the loop to announce to every link
+	presWake chan struct{} // wakes the loop to let waiting presence through
 	// gone adds up the counters of the links that went down, per friend,
 	// so Stats never decrease: one entry per friend that had a link.
 	gone map[peer.ID]LinkStats
@@ -255,6 +307,9 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 	if cfg.AnnounceInterval <= 0 {
 		cfg.AnnounceInterval = LobbyAnnounceInterval
 	}
+	if cfg.PresenceRate <= 0 {
+		cfg.PresenceRate = LobbyPresenceRate
+	}
 	if cfg.Identities == nil {
 		return nil, errors.New("starting lobbies: no identities")
 	}
@@ -266,7 +321,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 		cfg: cfg, log: cfg.Log, store: st,
 		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{},
 		seen: seen.New[MsgID](LobbySeenMax, LobbySeenTTL), authors: map[ChatID]*rate.Limiter{},
-		dropped: map[string]uint64{}, announce: make(chan struct{}, 1), gone: map[peer.ID]LinkStats{},
+		dropped: map[string]uint64{}, announce: make(chan struct{}, 1), presWake: make(chan struct{}, 1), gone: map[peer.ID]LinkStats{},
 	}
 	recs, err := st.lobbies()
 	if err != nil {
@@ -494,10 +549,18 @@ func (s *Lobbies) join(id LobbyID, rec lobbyRecord, as Identity, from peer.ID) (
 	}
 	jl := &joinedLobby{id: id, rec: rec, as: as, parts: map[ChatID]Participant{}}
 	s.joined[id] = jl
+	now := time.Now()
 	var ask *lobbyLink
 	for _, l := range s.links {
 		if !jl.allows(l.peer) {
 			continue
+		}
+		// The joiner has heard no keep-alive yet: it starts from the
+		// size its friends announce (lobby_presence.go).
+		for _, a := range l.announced {
+			if a.ID == id {
+				jl.size.seed(now, a.Participants-1)
+			}
 		}
 		l.send(subscribeFrame([]LobbyID{id}))
 		if l.subs[id] && (ask == nil || l.peer == from) {
@@ -509,6 +572,11 @@ func (s *Lobbies) join(id LobbyID, rec lobbyRecord, as Identity, from peer.ID) (
 		jl.asked = time.Now()
 		ask.send(historyRequestFrame(id, LobbyHistoryMax))
 	}
+	// The JOIN says this node is there: the first keep-alive comes an
+	// interval later.
+	iv := s.keepAliveIntervalLocked(jl)
+	jl.nextKeepAlive = now.Add(iv*3/4 + jitter(iv/2))
+	jl.lastKeepAlive = now
 	s.mu.Unlock()
 	if _, err := s.say(jl, LobbyKindJoin, ""); err != nil {
 		s.log.Debug("saying join", slog.Any("err", err))
@@ -567,7 +635,13 @@ func (s *Lobbies) Send(id LobbyID, text string) (LobbyMessage, error) {
 // say signs, stores (unless a keep-alive) and sends a message of this
 // node's in jl.
 func (s *Lobbies) say(jl *joinedLobby, kind LobbyKind, text string) (LobbyMessage, error) {
-	m := LobbyMessage{Lobby: jl.id, ID: NewMsgID(), Kind: kind, Time: s.clock().UTC(), Text: text}
+	return s.sayEvery(jl, kind, text, 0)
+}
+
+// sayEvery is say for a keep-alive that says this node's keep-alive
+// interval, every.
+func (s *Lobbies) sayEvery(jl *joinedLobby, kind LobbyKind, text string, every time.Duration) (LobbyMessage, error) {
+	m := LobbyMessage{Lobby: jl.id, ID: NewMsgID(), Kind: kind, Time: s.clock().UTC(), Text: text, every: every}
 	signLobbyMessage(jl.as, &m)
 	s.mu.Lock()
 	// Every message of ours spends the author's tokens, as it will at each
@@ -648,6 +722,16 @@ func (s *Lobbies) participantsLocked(jl *joinedLobby, now time.Time) []Participa
 	return out
 }
 
+// countLocked is how many members jl has: those listed, or, when the
+// list is full (MaxLobbyParticipants), the estimated size if higher.
+func (s *Lobbies) countLocked(jl *joinedLobby, now time.Time) int {
+	n := len(s.participantsLocked(jl, now))
+	if len(jl.parts) >= MaxLobbyParticipants {
+		n = max(n, s.sizeLocked(jl, now))
+	}
+	return n
+}
+
 // info describes one joined lobby.
 func (s *Lobbies) info(id LobbyID) (LobbyInfo, error) {
 	for _, li := range s.List() {
@@ -671,7 +755,8 @@ func (s *Lobbies) List() []LobbyInfo {
 	byID := map[LobbyID]*LobbyInfo{}
 	for id, jl := range s.joined {
 		byID[id] = &LobbyInfo{ID: id, Name: jl.rec.Name, Topic: jl.rec.Topic, Private: jl.rec.Private,
-			Joined: true, As: jl.as, Participants: len(s.participantsLocked(jl, now))}
+			Joined: true, As: jl.as, Participants: s.countLocked(jl, now),
+			Size: s.sizeLocked(jl, now), KeepAlive: s.keepAliveIntervalLocked(jl)}
 	}
 	for p, l := range s.links {
 		for _, a := range l.announced {

@@ -32,6 +32,11 @@ func FuzzLobbyFrame(f *testing.F) {
 				ms = append(ms, *fr.msg)
 			}
 			ms = append(ms, fr.history...)
+			for _, a := range fr.announce {
+				if a.Participants < 0 || a.Participants > MaxLobbySize {
+					t.Fatalf("announced size %d out of bounds", a.Participants)
+				}
+			}
 			for i := range ms {
 				m := &ms[i]
 				checkLobbyMessage(m, time.Now(), false)
@@ -39,6 +44,9 @@ func FuzzLobbyFrame(f *testing.F) {
 				back, err := decodeLobbyFrame(mustMarshal(t, msgFrame(m)))
 				if err != nil || back.msg == nil || back.msg.ID != m.ID || back.msg.Text != m.Text || back.msg.Time.UnixMilli() != m.Time.UnixMilli() {
 					t.Fatalf("message does not survive a round trip: %v", err)
+				}
+				if m.every < 0 || m.every > LobbyKeepAliveMax || back.msg.every != m.every || m.Kind != LobbyKindKeepAlive && m.every != 0 {
+					t.Fatalf("keep-alive interval %v out of bounds or lost (%v after a round trip)", m.every, back.msg.every)
 				}
 			}
 		}

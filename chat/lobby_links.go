@@ -73,6 +73,7 @@ type lobbyLink struct {
 	newParts  *rate.Limiter // participants first heard through the friend
 	haveLim   *rate.Limiter // "have" frames from the friend
 	wantLim   *rate.Limiter // "want" frames from the friend
+	presLim   *rate.Limiter // presence written to the friend (guarded by Lobbies.mu)
 
 	in, outN atomic.Uint64 // lobby messages read, written
 
@@ -84,6 +85,8 @@ type lobbyLink struct {
 	// the request the friend has not answered yet (lobby_sync.go).
 	wantQ    map[LobbyID][]MsgID
 	inflight map[LobbyID]*wantReq
+	// presQ holds presence waiting for presLim (lobby_presence.go).
+	presQ []presenceFrame
 	// nextSync is when the link's lobbies are next synced.
 	nextSync time.Time
 	// clockOffset is the friend's clock minus ours, estimated at clockAt
@@ -98,8 +101,9 @@ type lobbyLink struct {
 // outFrame is a frame queued for a link; msg is set for a lobby message
 // (for the counters).
 type outFrame struct {
-	f   *pb.LobbyFrame
-	msg *MsgID
+	f    *pb.LobbyFrame
+	msg  *MsgID
+	kind LobbyKind
 }
 
 // encodeOutFrame appends o's frame with its length prefix to dst
@@ -121,6 +125,7 @@ func newLobbyLink(s *Lobbies, fl *friendlink.Link[outFrame]) *lobbyLink {
 		newParts:   rate.NewLimiter(LobbyNewParticipantRate, LobbyNewParticipantBurst),
 		haveLim:    rate.NewLimiter(LobbyHaveRate, LobbyHaveBurst),
 		wantLim:    rate.NewLimiter(LobbyWantRate, LobbyWantBurst),
+		presLim:    rate.NewLimiter(rate.Limit(s.cfg.PresenceRate), LobbyPresenceBurst),
 		subs:       map[LobbyID]bool{},
 		histWanted: map[LobbyID]bool{},
 		wantQ:      map[LobbyID][]MsgID{},
@@ -143,8 +148,10 @@ func (a LinkStats) add(b LinkStats) LinkStats {
 // may be called with or without Lobbies.mu held.
 func (l *lobbyLink) send(f *pb.LobbyFrame) { l.Send(outFrame{f: f}) }
 
-// sendMsg is send for the frame of lobby message id.
-func (l *lobbyLink) sendMsg(f *pb.LobbyFrame, id MsgID) { l.Send(outFrame{f: f, msg: &id}) }
+// sendMsg is send for the frame of lobby message id, of kind k.
+func (l *lobbyLink) sendMsg(f *pb.LobbyFrame, id MsgID, k LobbyKind) {
+	l.Send(outFrame{f: f, msg: &id, kind: k})
+}
 
 // Written counts a lobby message written to the friend
 // (friendlink.Handler).
@@ -152,7 +159,7 @@ func (l *lobbyLink) Written(o outFrame) {
 	if o.msg != nil {
 		l.outN.Add(1)
 		if l.s.cfg.OnRelay != nil {
-			l.s.cfg.OnRelay(l.peer, true, *o.msg)
+			l.s.cfg.OnRelay(l.peer, true, *o.msg, o.kind)
 		}
 	}
 }

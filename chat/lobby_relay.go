@@ -5,8 +5,9 @@ package chat
 // stored history), that is fresh (LobbyMaxAge, LobbyMaxSkew), well
 // formed, signed by its author and within the friend's and the author's
 // rates; it stores it (keep-alives are not stored) and sends it on to
-// every friend link subscribed to L but the one it came from. So each
-// message crosses each link at most once in each direction. Whatever is
+// every friend link subscribed to L but the one it came from (keep-alives,
+// joins and leaves within each link's presence budget: lobby_presence.go).
+// So each message crosses each link at most once in each direction. Whatever is
 // dropped is counted by reason (LobbyStats) and logged at debug level
 // (at Info, now and then, when dropped for its time: lobby_clock.go).
 // What live relay drops or never sees, sync brings later (lobby_sync.go).
@@ -111,7 +112,7 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 	jl := s.joined[m.Lobby]
 	if jl != nil {
 		if m.Kind == LobbyKindLeave {
-			delete(jl.parts, m.Author)
+			jl.delPart(m.Author)
 		} else if p, ok := jl.parts[m.Author]; ok {
 			p.Nick, p.LastSeen = m.Nick, time.Now()
 			jl.parts[m.Author] = p
@@ -120,14 +121,21 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 			if from != nil {
 				p.via = from.peer
 			}
-			jl.parts[m.Author] = p
+			jl.addPart(p)
 		} else {
 			s.partsRefused.Add(1)
 		}
 	}
+	if jl != nil && from != nil {
+		jl.size.heard(time.Now(), m)
+	}
 	for _, l := range s.links {
 		if l != from && l.subs[m.Lobby] && (jl == nil || jl.allows(l.peer)) {
-			l.sendMsg(f, m.ID)
+			if isPresence(m.Kind) {
+				s.sendPresenceLocked(l, f, m)
+			} else {
+				l.sendMsg(f, m.ID, m.Kind)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -151,13 +159,7 @@ func (s *Lobbies) newParticipantLocked(jl *joinedLobby, from *lobbyLink) bool {
 	if from == nil {
 		return true
 	}
-	n := 0
-	for _, p := range jl.parts {
-		if p.via == from.peer {
-			n++
-		}
-	}
-	return n < LobbyParticipantsPerLink && from.newParts.Allow()
+	return jl.partsVia[from.peer] < LobbyParticipantsPerLink && from.newParts.Allow()
 }
 
 // receiveHistory stores the messages of a history reply l was asked for:
@@ -294,7 +296,7 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 	case lobbyFrameMessage:
 		l.in.Add(1)
 		if s.cfg.OnRelay != nil {
-			s.cfg.OnRelay(l.peer, false, f.msg.ID)
+			s.cfg.OnRelay(l.peer, false, f.msg.ID, f.msg.Kind)
 		}
 		s.receive(l, f.msg)
 	case lobbyFrameSubscribe:
@@ -368,7 +370,7 @@ func (s *Lobbies) heardEarlierLocked(m *LobbyMessage, from *lobbyLink, now time.
 	}
 	if m.Kind == LobbyKindLeave {
 		if p, ok := jl.parts[m.Author]; ok && !p.LastSeen.After(m.Time) {
-			delete(jl.parts, m.Author)
+			jl.delPart(m.Author)
 		}
 		return
 	}
@@ -387,7 +389,7 @@ func (s *Lobbies) heardEarlierLocked(m *LobbyMessage, from *lobbyLink, now time.
 		return
 	}
 	if s.newParticipantLocked(jl, from) {
-		jl.parts[m.Author] = Participant{ID: m.Author, Nick: m.Nick, LastSeen: at, via: from.peer}
+		jl.addPart(Participant{ID: m.Author, Nick: m.Nick, LastSeen: at, via: from.peer})
 	} else {
 		s.partsRefused.Add(1)
 	}

@@ -357,8 +357,12 @@ func (s *lobbyStore) invite(id LobbyID) (LobbyInvite, bool) {
 	return inv, ok && time.Since(inv.Received) <= LobbyInviteTTL
 }
 
-// newestIDs returns the ids of a lobby's newest stored messages, at most
-// max, newest first: what a "have" frame lists.
+// newestIDs returns the ids of a lobby's newest stored text messages, at
+// most max, newest first, among the newest LobbySyncScan x max records:
+// what a "have" frame lists. Joins and leaves are presence, which each
+// link's budget thins on purpose (lobby_presence.go): synced, the joins
+// a burst had dropped would come back to every member by another path,
+// the cost the budget is there to bound.
 func (s *lobbyStore) newestIDs(lobby LobbyID, max int) ([]MsgID, error) {
 	var out []MsgID
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -367,12 +371,16 @@ func (s *lobbyStore) newestIDs(lobby LobbyID, max int) ([]MsgID, error) {
 			return nil
 		}
 		c := hist.Cursor()
-		for k, v := c.Last(); k != nil && len(out) < max; k, v = c.Prev() {
+		read := 0
+		for k, v := c.Last(); k != nil && len(out) < max && read < LobbySyncScan*max; k, v = c.Prev() {
+			read++
 			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
 			}
-			out = append(out, m.ID)
+			if !isPresence(m.Kind) {
+				out = append(out, m.ID)
+			}
 		}
 		return nil
 	})

@@ -34,9 +34,18 @@ import (
 type relayLog struct {
 	mu sync.Mutex
 	n  map[string]map[MsgID]int // peer + "in"/"out"
+	// at lists when each frame crossed, by the same key, in order.
+	at map[string][]relayed
 }
 
-func (r *relayLog) add(p peer.ID, out bool, id MsgID) {
+// relayed is one message frame that crossed a link.
+type relayed struct {
+	at   time.Time
+	id   MsgID
+	kind LobbyKind
+}
+
+func (r *relayLog) add(p peer.ID, out bool, id MsgID, kind LobbyKind) {
 	k := string(p) + "in"
 	if out {
 		k = string(p) + "out"
@@ -47,6 +56,21 @@ func (r *relayLog) add(p peer.ID, out bool, id MsgID) {
 		r.n[k] = map[MsgID]int{}
 	}
 	r.n[k][id]++
+	if r.at == nil {
+		r.at = map[string][]relayed{}
+	}
+	r.at[k] = append(r.at[k], relayed{time.Now(), id, kind})
+}
+
+// frames returns the frames that crossed from or to p, oldest first.
+func (r *relayLog) frames(p peer.ID, out bool) []relayed {
+	k := string(p) + "in"
+	if out {
+		k = string(p) + "out"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.at[k])
 }
 
 // maxCrossings returns the most times one id crossed one link one way,
@@ -669,7 +693,7 @@ func TestLobbyRestartAndInvite(t *testing.T) {
 	b.lob.seen = seen.New[MsgID](LobbySeenMax, LobbySeenTTL)
 	b.lob.mu.Unlock()
 	a.lob.mu.Lock()
-	a.lob.links[b.ID].sendMsg(msgFrame(&m1), m1.ID)
+	a.lob.links[b.ID].sendMsg(msgFrame(&m1), m1.ID, m1.Kind)
 	a.lob.mu.Unlock()
 	testkit.WaitFor(t, 10*time.Second, "stored duplicate dropped", func() bool { return b.lob.Stats().Dropped[DropDuplicate] > dupBefore })
 
@@ -785,8 +809,16 @@ func lobbySeedFrames(t testing.TB) [][]byte {
 	id := NewLobbyID()
 	m := signed(as, id, LobbyKindText, time.Now(), "seed text")
 	ann := lobbyAnnounced{ID: id, Name: "seed", Topic: "topic", Participants: 3}
+	// A keep-alive that says its interval, and one that says more than
+	// LobbyKeepAliveMax; an announcement of a lobby larger than the list.
+	ka := signed(as, id, LobbyKindKeepAlive, time.Now(), "")
+	ka.every = 2500 * time.Second
+	kaLong := &pb.LobbyFrame{Body: &pb.LobbyFrame_Message{Message: lobbyMessageToWire(ka)}}
+	kaLong.GetMessage().KeepaliveS = 1 << 31
+	big := lobbyAnnounced{ID: NewLobbyID(), Name: "big", Participants: 10000}
 	var out [][]byte
 	for _, f := range []*pb.LobbyFrame{
+		msgFrame(ka), kaLong, announceFrame([]lobbyAnnounced{big}, time.Now()),
 		msgFrame(m), subscribeFrame([]LobbyID{id}), unsubscribeFrame([]LobbyID{id}), announceFrame([]lobbyAnnounced{ann}, time.Now()),
 		inviteFrame(ann, true, "seed"), historyRequestFrame(id, 10), historyReplyFrame(id, []LobbyMessage{*m}),
 		haveFrame(id, []MsgID{m.ID, NewMsgID()}), wantFrame(id, []MsgID{m.ID}), syncReplyFrame(id, []LobbyMessage{*m}, true),
@@ -822,6 +854,12 @@ func TestLobbyFrameRoundTrip(t *testing.T) {
 		}
 		if f.typ == lobbyFrameAnnounce && f.clock.IsZero() {
 			t.Fatal("announcement lost its clock")
+		}
+		if f.msg != nil && f.msg.Kind == LobbyKindKeepAlive && f.msg.every != 2500*time.Second && f.msg.every != LobbyKeepAliveMax {
+			t.Fatalf("keep-alive interval decoded as %v", f.msg.every)
+		}
+		if f.typ == lobbyFrameAnnounce && f.announce[0].Name == "big" && f.announce[0].Participants != 10000 {
+			t.Fatalf("announced size decoded as %d", f.announce[0].Participants)
 		}
 	}
 	// Too large, a bad length, a truncated frame and a clean end.

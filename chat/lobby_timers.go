@@ -4,7 +4,6 @@ package chat
 
 import (
 	"log/slog"
-	mrand "math/rand/v2"
 	"time"
 )
 
@@ -19,6 +18,15 @@ func (s *Lobbies) loop() {
 	defer janitor.Stop()
 	syncs := time.NewTicker(min(s.syncInterval()/4, 10*time.Second))
 	defer syncs.Stop()
+	// presence ticks only while some presence frame waits for a link's
+	// budget.
+	var presence *time.Ticker
+	var presenceC <-chan time.Time
+	defer func() {
+		if presence != nil {
+			presence.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -33,6 +41,16 @@ func (s *Lobbies) loop() {
 			s.expire(now)
 		case now := <-syncs.C:
 			s.syncTick(now)
+		case <-s.presWake:
+			if presence == nil {
+				presence = time.NewTicker(LobbyPresenceTick)
+				presenceC = presence.C
+			}
+		case <-presenceC:
+			if !s.flushPresence() {
+				presence.Stop()
+				presence, presenceC = nil, nil
+			}
 		}
 	}
 }
@@ -51,7 +69,7 @@ func (s *Lobbies) announcementLocked() []lobbyAnnounced {
 	var out []lobbyAnnounced
 	for _, jl := range s.joined {
 		if !jl.rec.Private {
-			out = append(out, jl.announced(len(s.participantsLocked(jl, now))))
+			out = append(out, jl.announced(s.sizeLocked(jl, now)))
 		}
 	}
 	return out
@@ -66,37 +84,37 @@ func (s *Lobbies) announceAll() {
 	}
 }
 
-// keepAliveIntervalLocked is how often a member of jl says it is there:
-// KeepAlive, or longer in a large lobby, so that keep-alives, which cross
-// every link between members, take at most LobbyKeepAliveShare of a
-// link's LobbyFriendRate whatever the number of participants.
-func (s *Lobbies) keepAliveIntervalLocked(jl *joinedLobby) time.Duration {
-	parts := float64(min(len(jl.parts)+1, MaxLobbyParticipants))
-	scaled := time.Duration(parts / (LobbyFriendRate * LobbyKeepAliveShare) * float64(time.Second))
-	return max(s.cfg.KeepAlive, scaled)
-}
-
+// keepAlive says the keep-alives that are due.
 func (s *Lobbies) keepAlive() {
 	now := time.Now()
 	s.mu.Lock()
-	var ls []*joinedLobby
+	type due struct {
+		jl    *joinedLobby
+		every time.Duration
+	}
+	var ls []due
 	for _, jl := range s.joined {
 		if jl.nextKeepAlive.IsZero() {
-			// First round after a start or a join: a random point in the
-			// interval, so members that started together spread out.
-			jl.nextKeepAlive = now.Add(time.Duration(mrand.Int64N(int64(s.keepAliveIntervalLocked(jl)))))
+			// First round after a start: a random point in the interval,
+			// so members that started together spread out.
+			jl.nextKeepAlive = now.Add(jitter(s.keepAliveIntervalLocked(jl)))
 			continue
 		}
 		if now.Before(jl.nextKeepAlive) {
 			continue
 		}
-		iv := s.keepAliveIntervalLocked(jl)
-		jl.nextKeepAlive = now.Add(iv*3/4 + time.Duration(mrand.Int64N(int64(iv/2)+1)))
-		ls = append(ls, jl)
+		// The lobby may have grown since this keep-alive was set: it
+		// is due only once three quarters of today's interval passed.
+		if iv := s.keepAliveIntervalLocked(jl); !jl.lastKeepAlive.IsZero() && now.Sub(jl.lastKeepAlive) < iv*3/4 {
+			jl.nextKeepAlive = jl.lastKeepAlive.Add(iv*3/4 + jitter(iv/2))
+			continue
+		}
+		jl.lastKeepAlive = now
+		ls = append(ls, due{jl, s.scheduleKeepAliveLocked(jl, now)})
 	}
 	s.mu.Unlock()
-	for _, jl := range ls {
-		if _, err := s.say(jl, LobbyKindKeepAlive, ""); err != nil {
+	for _, d := range ls {
+		if _, err := s.sayEvery(d.jl, LobbyKindKeepAlive, "", d.every); err != nil {
 			s.log.Debug("saying keep-alive", slog.Any("err", err))
 		}
 	}
@@ -114,7 +132,7 @@ func (s *Lobbies) expire(now time.Time) {
 		window := LobbyParticipantIntervals * s.keepAliveIntervalLocked(jl)
 		for a, p := range jl.parts {
 			if now.Sub(p.LastSeen) > window {
-				delete(jl.parts, a)
+				jl.delPart(a)
 			}
 		}
 	}

@@ -129,6 +129,9 @@ type LobbyMessage struct {
 	Text   string
 	// Sig is the author's ed25519 signature over lobbySignedBytes.
 	Sig []byte
+	// every is, in a keep-alive, its author's keep-alive interval (zero:
+	// not said); not signed, at most LobbyKeepAliveMax.
+	every time.Duration
 }
 
 // lobbySignDomain starts the bytes a lobby message's signature covers, so
@@ -182,6 +185,10 @@ const (
 	DropUnsolicited  = "unsolicited"
 	DropControlRate  = "control_rate"
 	DropInvitesFull  = "invites_full"
+	// DropPresenceRate counts keep-alives, joins and leaves this node did
+	// not write to a friend for the link's LobbyPresenceRate (its
+	// presence queue was full).
+	DropPresenceRate = "presence_rate"
 )
 
 // checkLobbyMessage checks what a message says, not who signed it, and
@@ -447,16 +454,21 @@ func lobbyMessageFromWire(w *pb.LobbyMessage) (LobbyMessage, error) {
 	case len(w.Signature) != ed25519.SignatureSize:
 		return LobbyMessage{}, fmt.Errorf("%w: signature of %d bytes", ErrBadLobbyFrame, len(w.Signature))
 	}
-	return LobbyMessage{
+	m := LobbyMessage{
 		Lobby: lobby, ID: MsgID(w.Id), Kind: LobbyKind(w.Kind), Author: ChatID(w.Author),
 		Nick: string(w.Nick), Time: time.UnixMilli(w.TimeMs).UTC(), Text: string(w.Text), Sig: w.Signature,
-	}, nil
+	}
+	if m.Kind == LobbyKindKeepAlive {
+		m.every = time.Duration(min(w.KeepaliveS, uint32(LobbyKeepAliveMax/time.Second))) * time.Second
+	}
+	return m, nil
 }
 
 func lobbyMessageToWire(m *LobbyMessage) *pb.LobbyMessage {
 	return &pb.LobbyMessage{
 		LobbyId: m.Lobby[:], Id: m.ID[:], Kind: uint32(m.Kind), Author: m.Author[:],
 		Nick: []byte(m.Nick), TimeMs: m.Time.UnixMilli(), Text: []byte(m.Text), Signature: m.Sig,
+		KeepaliveS: uint32(min(m.every, LobbyKeepAliveMax) / time.Second),
 	}
 }
 
@@ -469,7 +481,7 @@ func lobbyInfoFromWire(w *pb.LobbyInfo) (lobbyAnnounced, error) {
 	if err != nil {
 		return lobbyAnnounced{}, err
 	}
-	a := lobbyAnnounced{ID: id, Name: string(w.Name), Topic: string(w.Topic), Participants: int(min(w.Participants, MaxLobbyParticipants))}
+	a := lobbyAnnounced{ID: id, Name: string(w.Name), Topic: string(w.Topic), Participants: int(min(w.Participants, uint32(MaxLobbySize)))}
 	if err := checkLobbyName(a.Name, a.Topic); err != nil {
 		return lobbyAnnounced{}, fmt.Errorf("%w: %w", ErrBadLobbyFrame, err)
 	}

@@ -265,7 +265,13 @@ type LobbyMessage struct {
 	// signature is the author's ed25519 signature over the canonical
 	// encoding of every other field (chat.lobbySignedBytes), not over
 	// these protobuf bytes.
-	Signature     []byte `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	// keepalive_s is, in a keepalive, how many seconds its author waits
+	// between two (0 from older versions): how a member estimates the size
+	// of a large lobby (chat.lobbySize). It is not signed: a relay could
+	// change it, as it could make up members; the receiver bounds it by
+	// chat.LobbyKeepAliveMax.
+	KeepaliveS    uint32 `protobuf:"varint,9,opt,name=keepalive_s,json=keepaliveS,proto3" json:"keepalive_s,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -354,6 +360,13 @@ func (x *LobbyMessage) GetSignature() []byte {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *LobbyMessage) GetKeepaliveS() uint32 {
+	if x != nil {
+		return x.KeepaliveS
+	}
+	return 0
 }
 
 // LobbySubscription says which lobbies the sender wants (subscribe) or no
@@ -834,7 +847,7 @@ const file_chat_pb_lobby_proto_rawDesc = "" +
 	"\n" +
 	"sync_reply\x18\n" +
 	" \x01(\v2\x19.kith.chat.LobbySyncReplyH\x00R\tsyncReplyB\x06\n" +
-	"\x04body\"\xc4\x01\n" +
+	"\x04body\"\xe5\x01\n" +
 	"\fLobbyMessage\x12\x19\n" +
 	"\blobby_id\x18\x01 \x01(\fR\alobbyId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -843,7 +856,9 @@ const file_chat_pb_lobby_proto_rawDesc = "" +
 	"\x04nick\x18\x05 \x01(\fR\x04nick\x12\x17\n" +
 	"\atime_ms\x18\x06 \x01(\x03R\x06timeMs\x12\x12\n" +
 	"\x04text\x18\a \x01(\fR\x04text\x12\x1c\n" +
-	"\tsignature\x18\b \x01(\fR\tsignature\"0\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\x12\x1f\n" +
+	"\vkeepalive_s\x18\t \x01(\rR\n" +
+	"keepaliveS\"0\n" +
 	"\x11LobbySubscription\x12\x1b\n" +
 	"\tlobby_ids\x18\x01 \x03(\fR\blobbyIds\"X\n" +
 	"\rLobbyAnnounce\x12.\n" +

@@ -100,6 +100,12 @@ type Config struct {
 	// LobbyWait bounds the wait for the messages to reach every member
 	// after the last is sent.
 	LobbyWait time.Duration
+	// LobbyHold keeps the lobby up this long after its messages, so that
+	// keep-alives are counted (LobbyPresence).
+	LobbyHold time.Duration
+	// LobbyPresenceRate is each lobby link's presence budget
+	// (chat.LobbyConfig.PresenceRate); 0 for chat's own.
+	LobbyPresenceRate float64
 
 	// LinkWait bounds the wait for every router link to come up.
 	LinkWait time.Duration

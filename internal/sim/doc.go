@@ -144,10 +144,16 @@
 // collect answers for SearchWindow = 5 s by default, as long as `kith
 // search` listens by default.
 //
-// Keep-alives are off: every service's keep-alive ticker starts within
-// the same second, so at chat.LobbyKeepAlive all members would speak at
-// once, a burst no real network sees. The report gives instead what they
-// would add to each link between members: one message per member per
-// interval, which at 1,000 members is 17 a second against the limit of
-// 20.
+// Keep-alives are on, at chat's intervals (from the lobby's estimated
+// size; chat/lobby_presence.go). Presence (keep-alives, JOINs, LEAVEs)
+// is counted per directed link between members from the first join to
+// the end of LobbyHold: each link's mean rate over that span and its
+// busiest 10 s, against the links' presence budget (chat.LobbyPresenceRate,
+// or LobbyPresenceRate when set: a lower budget lets a lobby larger than
+// the simulator's cores can check in real time run at the same ratios).
+// Keep-alives are not tracked per message, so the duplicate count covers
+// text and JOINs. The join pacer waits for each joiner's links to carry
+// the lobby, not for its JOIN to reach every member: a JOIN waits for
+// each link's presence budget, and in a lobby joined faster than that
+// reaches the members near its author first, the rest later or by sync.
 package sim

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,12 +22,19 @@ import (
 	"kith/internal/store"
 )
 
-// simKeepAlive is the lobby keep-alive interval in the simulator: longer
-// than any run, so no keep-alive is said. Every node's keep-alive ticker
-// starts within the same second, so at the default interval all members
-// would speak at once, a burst no real network sees; the load they would
-// add is reported as LobbyReport.KeepAlivePerLink instead.
-const simKeepAlive = 24 * time.Hour
+// presenceBucket is the span over which the presence frames written on
+// each link are counted, for the busiest window of each link.
+const presenceBucket = 10 * time.Second
+
+// joinLookAhead is how far down the join order the pacer looks for a
+// member that already sees the lobby announced.
+const joinLookAhead = 64
+
+// announcedTo reports whether a friend announces lobby id to lob.
+func announcedTo(lob *chat.Lobbies, id chat.LobbyID) bool {
+	info, err := lob.Lobby(id)
+	return err == nil && len(info.Friends) > 0
+}
 
 // lobbySettle is how long a join may take to reach every member that
 // joined before it before the join pacer stops waiting for it.
@@ -49,7 +57,7 @@ type lobbyNet struct {
 // startLobbies starts a chat.Lobbies on every host, each with a bbolt
 // file (without fsync: the files are thrown away) in a new temporary
 // folder and one chat identity. Close stops them and removes the folder.
-func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver) (*lobbyNet, error) {
+func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64) (*lobbyNet, error) {
 	dir, err := os.MkdirTemp("", "kith-sim-lobbies-")
 	if err != nil {
 		return nil, fmt.Errorf("starting lobbies: %w", err)
@@ -79,10 +87,10 @@ func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver) (
 		nd := ln.nodes[i]
 		nd.lob, err = chat.NewLobbies(chat.LobbyConfig{
 			Host: h, DB: nd.db, Friends: friends[i], Identities: ids[i],
-			Events:    obs.events(i),
-			OnRelay:   obs.relay(i),
-			KeepAlive: simKeepAlive,
-			LinkRetry: simLinkRetry,
+			Events:       obs.events(i),
+			OnRelay:      obs.relay(i),
+			LinkRetry:    simLinkRetry,
+			PresenceRate: presenceRate,
 		})
 		if err != nil {
 			ln.Close()
@@ -129,6 +137,7 @@ type lobbyMsg struct {
 	dups      atomic.Int64 // (link, direction) crossings after the first
 
 	// Text messages only.
+	twice   atomic.Int64 // (member, message) stored more than once
 	mu      sync.Mutex
 	k       int // index in the workload, -1 until Send returned
 	author  int
@@ -159,6 +168,11 @@ type lobbyObserver struct {
 	// that joined before a and got a's JOIN.
 	pos     []atomic.Int32
 	earlier []atomic.Int32
+
+	// presStart is when presence counting starts (the first join); the
+	// frames of each kind written on all links.
+	presStart                 atomic.Int64 // a time.Duration since the epoch; 0 not yet
+	keepAlives, joins, leaves atomic.Int64
 }
 
 // linkSets records, per friend link of one node, which messages the
@@ -166,6 +180,9 @@ type lobbyObserver struct {
 type linkSets struct {
 	mu   sync.Mutex
 	bits [][]uint64 // per slot, one bit per message
+	// pres counts, per slot, the presence frames (keep-alives, joins,
+	// leaves) written in each presenceBucket since presStart.
+	pres [][]uint32
 	in   atomic.Int64
 }
 
@@ -182,6 +199,7 @@ func newLobbyObserver(g *Graph, peers map[peer.ID]int, now func() time.Duration)
 			o.slots[i][j] = s
 		}
 		o.links[i].bits = make([][]uint64, len(adj))
+		o.links[i].pres = make([][]uint32, len(adj))
 		o.pos[i].Store(-1)
 	}
 	return o
@@ -206,8 +224,8 @@ func (o *lobbyObserver) msg(id chat.MsgID) *lobbyMsg {
 
 // relay returns node i's LobbyConfig.OnRelay: a written frame sets the
 // message's bit on the link, and a bit already set is a duplicate.
-func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID) {
-	return func(p peer.ID, out bool, id chat.MsgID) {
+func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID, chat.LobbyKind) {
+	return func(p peer.ID, out bool, id chat.MsgID, kind chat.LobbyKind) {
 		if !out {
 			o.links[i].in.Add(1)
 			return
@@ -220,9 +238,19 @@ func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID) {
 		if !ok {
 			return
 		}
+		ls := &o.links[i]
+		if kind == chat.LobbyKindKeepAlive {
+			// Counted per link only: a record and a bit per link for each
+			// of the tens of thousands of keep-alives would cost the
+			// simulator more than the lobby.
+			o.keepAlives.Add(1)
+			ls.mu.Lock()
+			o.countPresenceLocked(ls, slot)
+			ls.mu.Unlock()
+			return
+		}
 		m := o.msg(id)
 		m.crossings.Add(1)
-		ls := &o.links[i]
 		word, bit := m.idx/64, uint64(1)<<(m.idx%64)
 		ls.mu.Lock()
 		b := ls.bits[slot]
@@ -232,11 +260,36 @@ func (o *lobbyObserver) relay(i int) func(peer.ID, bool, chat.MsgID) {
 		}
 		dup := b[word]&bit != 0
 		b[word] |= bit
+		if kind == chat.LobbyKindJoin || kind == chat.LobbyKindLeave {
+			o.countPresenceLocked(ls, slot)
+		}
 		ls.mu.Unlock()
+		switch kind {
+		case chat.LobbyKindJoin:
+			o.joins.Add(1)
+		case chat.LobbyKindLeave:
+			o.leaves.Add(1)
+		}
 		if dup {
 			m.dups.Add(1)
 		}
 	}
+}
+
+// countPresenceLocked counts a presence frame written on ls's slot, in
+// its presenceBucket. Called with ls.mu held.
+func (o *lobbyObserver) countPresenceLocked(ls *linkSets, slot int) {
+	t0 := time.Duration(o.presStart.Load())
+	if t0 <= 0 {
+		return
+	}
+	k := int(max(0, o.now()-t0) / presenceBucket)
+	c := ls.pres[slot]
+	if len(c) <= k {
+		c = append(c, make([]uint32, k+1-len(c))...)
+		ls.pres[slot] = c
+	}
+	c[k]++
 }
 
 // events returns node i's LobbyConfig.Events: it records when each text
@@ -262,6 +315,8 @@ func (o *lobbyObserver) events(i int) func(string, any) {
 			}
 			if m.at[i] < 0 {
 				m.at[i], m.history[i] = at, ev.History
+			} else {
+				m.twice.Add(1)
 			}
 			m.mu.Unlock()
 		case chat.LobbyKindJoin:
@@ -357,6 +412,14 @@ type lobbyRun struct {
 	sendErrs    map[string]int
 	texts       []*lobbyMsg // by workload index; nil if Send failed
 	stats       []chat.LobbyStats
+	// presEnd is when presence counting ended; sizes and every each
+	// member's estimate of the lobby's size and its keep-alive interval
+	// (seconds) then.
+	presEnd      time.Duration
+	sizes, every []float64
+	presenceRate float64 // the links' budget, 0 for chat's
+	isMember     []bool
+	adj          [][]int
 }
 
 // runLobby runs the lobby phase on the routers' hosts: a lobby service
@@ -380,7 +443,7 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		hosts[i], friends[i] = nd.h, nd.friends
 	}
 	t0 := time.Now()
-	ln, err := startLobbies(hosts, friends, obs)
+	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate)
 	if err != nil {
 		return nil, err
 	}
@@ -394,8 +457,9 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 	}
 	progress(cfg, "%d lobby services and all %d lobby links up in %v", n, 2*len(g.Edges()), time.Since(t0).Round(time.Millisecond))
 
-	run := &lobbyRun{members: members, inLobby: make([]bool, n), earlierN: make([]int, n), sendErrs: map[string]int{}}
+	run := &lobbyRun{members: members, inLobby: make([]bool, n), earlierN: make([]int, n), sendErrs: map[string]int{}, adj: g.Adj, presenceRate: cfg.LobbyPresenceRate}
 	isMember := make([]bool, n)
+	run.isMember = isMember
 	for _, v := range members {
 		isMember[v] = true
 	}
@@ -405,6 +469,7 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		}
 	}
 	cpu0, t1 := cpuTime(), time.Now()
+	obs.presStart.Store(int64(max(1, now())))
 	id, err := joinLobby(ctx, cfg, g, ln, obs, run)
 	if err != nil {
 		return nil, err
@@ -417,8 +482,23 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		return nil, err
 	}
 	run.msgCPU = cpuTime() - cpu0
+	if cfg.LobbyHold > 0 {
+		progress(cfg, "holding the lobby %v for keep-alives", cfg.LobbyHold)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("holding the lobby: %w", ctx.Err())
+		case <-time.After(cfg.LobbyHold):
+		}
+	}
+	run.presEnd = now()
 	for _, nd := range ln.nodes {
 		run.stats = append(run.stats, nd.lob.Stats())
+	}
+	for _, v := range members {
+		if info, err := ln.nodes[v].lob.Lobby(id); err == nil && info.Joined {
+			run.sizes = append(run.sizes, float64(info.Size))
+			run.every = append(run.every, info.KeepAlive.Seconds())
+		}
 	}
 	rep := analyseLobby(cfg, obs, run)
 	progress(cfg, "%d lobby messages done after %v", len(plan.authors), time.Since(t0).Round(time.Millisecond))
@@ -486,11 +566,30 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	joined := make([]time.Time, len(members)) // when each started to join; zero if it did not
 	joined[0] = time.Now()
 	inside := 1
-	// settled reports whether the join at place k reached every member
-	// in the lobby before it, or had its time.
+	// settled reports whether the member at place k has its links to
+	// the members before it carrying the lobby (each of them has it
+	// subscribed), or had its time. Its JOIN need not have reached every
+	// member: presence waits for each link's budget
+	// (chat.LobbyPresenceRate), so in a lobby joined faster than that a
+	// JOIN reaches only the members near its author, and the join phase
+	// is not slowed down to the budget.
+	done := make([]bool, len(members)) // settled, once and for all
 	settled := func(k int, now time.Time) bool {
+		if done[k] {
+			return true
+		}
 		v := members[k]
-		return joined[k].IsZero() || int(obs.earlier[v].Load()) >= run.earlierN[v] || now.Sub(joined[k]) > lobbySettle
+		if joined[k].IsZero() || now.Sub(joined[k]) > lobbySettle {
+			done[k] = true
+			return true
+		}
+		for _, w := range g.Adj[v] {
+			if run.inLobby[w] && !ln.nodes[w].lob.Subscribed(ln.nodes[v].peer, id) {
+				return false
+			}
+		}
+		done[k] = true
+		return true
 	}
 	oldest := 0 // every join before it is settled
 	open := func(upTo int) int {
@@ -523,6 +622,17 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 		if err != nil {
 			return id, err
 		}
+		// The next member a friend already announces the lobby to joins
+		// first: waiting, one member after the other, for the
+		// announcement of a friend that has just joined serialized the
+		// join phase on a busy process.
+		for j := k; j < min(len(members), k+joinLookAhead); j++ {
+			if announcedTo(ln.nodes[members[j]].lob, id) {
+				members[k], members[j] = members[j], members[k]
+				break
+			}
+		}
+		v = members[k]
 		lob := ln.nodes[v].lob
 		err = poll(ctx, lobbySettle, "waiting for a friend to announce the lobby", func() (bool, string) {
 			info, err := lob.Lobby(id)
@@ -546,7 +656,12 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	}
 	// Every join settled and every link between members subscribed both
 	// ways, or the messages would find the lobby still forming.
+	var looked time.Time
 	err = poll(ctx, lobbySettle+cfg.LobbyWait, "waiting for the lobby to form", func() (bool, string) {
+		if time.Since(looked) < 100*time.Millisecond {
+			return false, "" // every link's lock, but not every 5 ms
+		}
+		looked = time.Now()
 		n := open(len(members))
 		missing := 0
 		for _, a := range members {
@@ -558,6 +673,22 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 		}
 		return n == 0 && missing == 0, fmt.Sprintf("%d joins on their way, %d member links not subscribed", n, missing)
 	})
+	if err != nil {
+		return id, err
+	}
+	// The JOINs still waiting for the links' presence budgets go out
+	// before the messages, so that the messages' figures are theirs: no
+	// JOIN frame for a second, or LobbyWait.
+	last, still := obs.joins.Load(), time.Now()
+	err = poll(ctx, cfg.LobbyWait, "waiting for the joins to drain", func() (bool, string) {
+		if n := obs.joins.Load(); n != last {
+			last, still = n, time.Now()
+		}
+		return time.Since(still) > time.Second, fmt.Sprintf("%d join frames", last)
+	})
+	if errors.Is(err, errPollTimeout) {
+		err = nil
+	}
 	return id, err
 }
 
@@ -624,10 +755,9 @@ func analyseLobby(cfg Config, obs *lobbyObserver, run *lobbyRun) *LobbyReport {
 	rep := &LobbyReport{
 		Members: len(run.members), NotJoined: run.notJoined, MemberLinks: run.memberLinks,
 		Messages: len(run.texts), MessageRate: cfg.LobbyMessageRate, JoinRate: cfg.LobbyJoinRate,
-		FloodMessages:    2*run.memberLinks - (inside - 1),
-		JoinSeconds:      run.joinTime.Seconds(),
-		KeepAlivePerLink: float64(inside) / chat.LobbyKeepAlive.Seconds(),
-		Dropped:          map[string]uint64{},
+		FloodMessages: 2*run.memberLinks - (inside - 1),
+		JoinSeconds:   run.joinTime.Seconds(),
+		Dropped:       map[string]uint64{},
 	}
 	if len(run.sendErrs) > 0 {
 		rep.SendErrors = run.sendErrs
@@ -692,6 +822,7 @@ func analyseLobby(cfg Config, obs *lobbyObserver, run *lobbyRun) *LobbyReport {
 	}
 	obs.mu.RUnlock()
 	rep.MessagesPerJoin = summarize(joinFrames)
+	rep.Frames += obs.keepAlives.Load()
 	var got, want int
 	for _, v := range run.members[1:] {
 		if run.inLobby[v] {
@@ -714,5 +845,84 @@ func analyseLobby(cfg Config, obs *lobbyObserver, run *lobbyRun) *LobbyReport {
 		}
 		rep.LinksReset += st.Disconnected
 	}
+	rep.Presence = analysePresence(obs, run)
+	rep.Presence.Dropped = rep.Dropped[chat.DropPresenceRate]
+	for _, m := range run.texts {
+		if m != nil {
+			rep.Presence.TextTwice += m.twice.Load()
+		}
+	}
 	return rep
+}
+
+// LobbyPresence is the presence traffic (keep-alives, joins and leaves)
+// on the directed links between members, from the first join to the end
+// of the lobby phase (LobbyHold included), against each link's budget,
+// chat.LobbyPresenceRate: a quarter of chat.LobbyFriendRate.
+type LobbyPresence struct {
+	// Seconds is the span counted; Limit chat.LobbyPresenceRate.
+	Seconds float64 `json:"seconds"`
+	Limit   float64 `json:"limit_per_s"`
+	// PerLink is the mean presence messages a second of each directed
+	// link over Seconds; Peak each link's busiest presenceBucket (10 s).
+	PerLink Summary `json:"per_link_per_s"`
+	Peak    Summary `json:"peak_10s_per_s"`
+	// KeepAlives, Joins and Leaves count the frames of each kind written
+	// on all links; Dropped the presence frames not written for a link's
+	// budget (chat.DropPresenceRate).
+	KeepAlives int64  `json:"keepalives"`
+	Joins      int64  `json:"joins"`
+	Leaves     int64  `json:"leaves"`
+	Dropped    uint64 `json:"dropped"`
+	// TextTwice counts (member, text message) pairs stored more than
+	// once: must be 0.
+	TextTwice int64 `json:"text_twice"`
+	// Size is the members' estimates of the lobby's size at the end, and
+	// KeepAliveSeconds their keep-alive intervals.
+	Size             Summary `json:"size_estimate"`
+	KeepAliveSeconds Summary `json:"keepalive_s"`
+}
+
+// analysePresence sums up the presence frames of every directed link
+// between members.
+func analysePresence(obs *lobbyObserver, run *lobbyRun) LobbyPresence {
+	span := run.presEnd - time.Duration(obs.presStart.Load())
+	pr := LobbyPresence{Seconds: span.Seconds(), Limit: cmp.Or(run.presenceRate, chat.LobbyPresenceRate),
+		KeepAlives: obs.keepAlives.Load(), Joins: obs.joins.Load(), Leaves: obs.leaves.Load(),
+		Size: summarize(run.sizes), KeepAliveSeconds: summarize(run.every)}
+	if span <= 0 {
+		return pr
+	}
+	var mean, peak []float64
+	for i := range obs.links {
+		if !run.isMember[i] {
+			continue
+		}
+		ls := &obs.links[i]
+		ls.mu.Lock()
+		for slot, j := range run.adj[i] {
+			if !run.isMember[j] {
+				continue
+			}
+			total, most := 0, uint32(0)
+			for _, c := range ls.pres[slot] {
+				total += int(c)
+				most = max(most, c)
+			}
+			mean = append(mean, float64(total)/span.Seconds())
+			peak = append(peak, float64(most)/min(presenceBucket, span).Seconds())
+		}
+		ls.mu.Unlock()
+	}
+	pr.PerLink, pr.Peak = summarize(mean), summarize(peak)
+	return pr
+}
+
+// write prints the presence lines of the LOBBIES section.
+func (pr LobbyPresence) write(p func(string, ...any)) {
+	p("presence per member link\tmean p50 %.2f, p99 %.2f, max %.2f /s; busiest 10 s p50 %.2f, p99 %.2f, max %.2f /s (limit %.2f/s; chat's is a quarter of the friend rate %d/s), over %.0f s",
+		pr.PerLink.P50, pr.PerLink.P99, pr.PerLink.Max, pr.Peak.P50, pr.Peak.P99, pr.Peak.Max, pr.Limit, chat.LobbyFriendRate, pr.Seconds)
+	p("presence frames\t%d keep-alives, %d joins, %d leaves written; %d dropped over a link's budget", pr.KeepAlives, pr.Joins, pr.Leaves, pr.Dropped)
+	p("members' size estimate, keep-alive interval\tp50 %.0f, p99 %.0f, max %.0f members; every p50 %.0f s, max %.0f s", pr.Size.P50, pr.Size.P99, pr.Size.Max, pr.KeepAliveSeconds.P50, pr.KeepAliveSeconds.Max)
+	p("text stored twice by a member\t%d", pr.TextTwice)
 }

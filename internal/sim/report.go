@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"kith/chat"
 	"kith/tunnels"
 )
 
@@ -277,11 +276,9 @@ type LobbyReport struct {
 	// signature checks, stores and writes.
 	CPUPerJoinMs    float64 `json:"cpu_per_join_ms"`
 	CPUPerMessageMs float64 `json:"cpu_per_message_ms"`
-	// KeepAlivePerLink is what keep-alives at chat.LobbyKeepAlive would
-	// add to every link between members, in messages a second (one per
-	// member per interval), against chat.LobbyFriendRate. The simulator
-	// says none: see the package doc.
-	KeepAlivePerLink float64 `json:"keepalive_per_link_per_s"`
+	// Presence is the keep-alive, join and leave traffic on the links
+	// between members (lobby.go).
+	Presence LobbyPresence `json:"presence"`
 
 	// Rows are the per-message data behind the figures, for CSV.
 	Rows []LobbyRow `json:"-"`
@@ -788,7 +785,7 @@ func (r *Report) writeLobby(p func(string, ...any)) {
 	p("same message twice on a link, same direction\t%d (%d of text messages), over %d frames", l.SameDirectionDuplicates, l.TextDuplicates, l.Frames)
 	p("relay drops\t%d redundant copies; other: %s; %d links reset, %d frames unread", l.RedundantDrops, fmtCounts(l.Dropped), l.LinksReset, l.FramesUnread)
 	p("cpu\t%.1f ms per join, %.1f ms per message (whole process)", l.CPUPerJoinMs, l.CPUPerMessageMs)
-	p("keep-alives at the default interval\twould add %.1f messages/s to every member link (friend limit %d/s)", l.KeepAlivePerLink, chat.LobbyFriendRate)
+	l.Presence.write(p)
 }
 
 // fmtCounts prints counts by name, sorted, or "none".
