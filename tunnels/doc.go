@@ -242,7 +242,7 @@
 //
 // Answers. A relay remembers, for each search, the links it sent it on;
 // an answer from any other link is dropped. From each of those links it
-// takes an equal share of MaxResultsPerSearch (at least MinResultsPerLink)
+// takes an equal share of its answer budget (at least 1)
 // and passes it back, so a friend that floods answers for every search it
 // sees uses up its own link's share and not the others'. The origin opens
 // every answer and counts, per link, those that open and those that do

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ func newSimCmd() *cobra.Command {
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
+			tuneGC()
 			if cpuProfile != "" {
 				pf, err := os.Create(cpuProfile)
 				if err != nil {
@@ -142,6 +144,27 @@ func scaleDefaults(changed func(flag string) bool, cfg *sim.Config, timeout *tim
 	}
 	if !changed("timeout") {
 		*timeout = simScaleTimeout
+	}
+}
+
+// simGCPercent and simMemoryLimit are the garbage collector's settings
+// for a run unless GOGC or GOMEMLIMIT say otherwise: the simulator's heap
+// is mostly long-lived (hosts, links, routers), so collecting at 100%
+// growth spent about an eighth of the CPU of a 2,000-node run on marking
+// it again (go tool pprof of --cpuprofile); 300% cuts that to about a
+// third, and the soft limit makes the collector work harder again
+// before the process passes it (10,000 nodes: about 5 GiB).
+const (
+	simGCPercent   = 300
+	simMemoryLimit = 8 << 30
+)
+
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(simGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(simMemoryLimit)
 	}
 }
 
