@@ -123,6 +123,10 @@ type SearchReport struct {
 	// second at that load: its bytes during the search phase, per search,
 	// times LoadSearchesPerSecond.
 	LoadBytesPerNode Summary `json:"load_bytes_per_node"`
+	// LoadAnswerBytesPerNode is the part of LoadBytesPerNode that is
+	// SearchResult messages (each node's sample apart, so its quantiles
+	// are of their own).
+	LoadAnswerBytesPerNode Summary `json:"load_answer_bytes_per_node"`
 	// LoadLinkSearchRate is the Search messages per second on each
 	// directed friend link that carried one, at that load: to compare
 	// with tunnels.SearchesPerSecond.
@@ -726,6 +730,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("messages per node\tmean %.0f, p95 %.0f, max %.0f (whole search phase)", s.MessagesPerNode.Mean, s.MessagesPerNode.P95, s.MessagesPerNode.Max)
 	p("at one search per node per %v\t%.1f searches/s in the network", r.Config.SearchEvery, s.LoadSearchesPerSecond)
 	p("  router bytes sent per node\tp50 %.0f B/s, p99 %.0f B/s, max %.0f B/s", s.LoadBytesPerNode.P50, s.LoadBytesPerNode.P99, s.LoadBytesPerNode.Max)
+	p("  of which answers\tp50 %.0f B/s, p99 %.0f B/s, max %.0f B/s", s.LoadAnswerBytesPerNode.P50, s.LoadAnswerBytesPerNode.P99, s.LoadAnswerBytesPerNode.Max)
 	p("  searches per directed link\tp50 %.2f/s, p99 %.2f/s, max %.2f/s (a friend accepts %d/s)", s.LoadLinkSearchRate.P50, s.LoadLinkSearchRate.P99, s.LoadLinkSearchRate.Max, tunnels.SearchesPerSecond)
 	p("redundant copies per search\tmean %.0f (copies after a node's first)", s.RedundantCopies.Mean)
 	p("same search twice on a link, same direction\t%d", s.SameDirectionDuplicates)
