@@ -122,11 +122,17 @@ func newSimCmd() *cobra.Command {
 // the defaults that would not fit two cores (flags given are kept): the
 // search rate, in proportion, since a search costs about three messages
 // per node; the lobby, to simScaleNodes members nearest its creator (each
-// join is a message on every member link); and the timeout grows to
-// simScaleTimeout.
+// join is a message on every member link); the timeout grows to
+// simScaleTimeout; and the search window and tunnel timeout grow to
+// simScaleWindow and simScaleTunnelTimeout, since one process on two
+// cores runs a 10,000-node network several times slower than real time
+// (a search there costs 3-5 s of CPU, all relays together), so answers
+// that a real network would deliver within 5 s arrive later.
 const (
-	simScaleNodes   = 1000
-	simScaleTimeout = 40 * time.Minute
+	simScaleNodes         = 1000
+	simScaleTimeout       = 40 * time.Minute
+	simScaleWindow        = 20 * time.Second
+	simScaleTunnelTimeout = 30 * time.Second
 )
 
 // scaleDefaults applies simScaleNodes to the flags not given (changed
@@ -144,6 +150,12 @@ func scaleDefaults(changed func(flag string) bool, cfg *sim.Config, timeout *tim
 	}
 	if !changed("timeout") {
 		*timeout = simScaleTimeout
+	}
+	if !changed("window") {
+		cfg.SearchWindow = max(cfg.SearchWindow, simScaleWindow)
+	}
+	if !changed("tunnel-timeout") {
+		cfg.TunnelTimeout = max(cfg.TunnelTimeout, simScaleTunnelTimeout)
 	}
 }
 
