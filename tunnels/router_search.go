@@ -300,8 +300,8 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay ti
 // after a delay of up to maxDelay: RouterConfig.SearchDelay for the
 // copies an origin may send (walking copies, and spreading ones from a
 // node with SearchFanout other friends or fewer, which spreads its own
-// searches too), none for the spreading copies of other nodes (see
-// spreadDelay). Without it, the first copy of a search that a friend of
+// searches too), RouterConfig.SpreadDelay for the spreading copies of
+// other nodes (see spreadDelay). Without it, the first copy of a search that a friend of
 // the origin receives comes straight from the origin, so friends
 // comparing arrival times could name the origin; with it, a copy that
 // went round through a common friend often arrives first. The delay is
@@ -316,8 +316,9 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay ti
 // longer is dropped here rather than by the friend.
 //
 // A spreading copy (skipHeard) is not sent, when its time comes, to a
-// friend that sent this node a copy of search id meanwhile: that friend
-// has it, and would drop it.
+// friend that sent this node a copy of search id meanwhile (that friend
+// has it, and would drop it), nor at all once SpreadHeardStop friends
+// did (skipSpread).
 func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, skipHeard bool, maxDelay time.Duration) {
 	var delay time.Duration
 	if maxDelay > 0 {
@@ -348,11 +349,12 @@ func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, sk
 }
 
 // spreadDelay is the longest delay before a node with others friends
-// besides a search's sender sends a spreading copy on: none when it has
-// more than SearchFanout, since such a node never spreads a search of its
-// own (it walks it), so the timing of its spreading copies says nothing
-// about an origin and a delay would only slow each of the many hops of a
-// spread; RouterConfig.SearchDelay otherwise.
+// besides a search's sender sends a spreading copy on: when it has more
+// than SearchFanout, RouterConfig.SpreadDelay, short, since such a node
+// never spreads a search of its own (it walks it), so the timing of its
+// spreading copies says nothing about an origin: the delay is there so
+// that copies from friends arrive meanwhile and the copies to them are
+// not sent (skipSpread); RouterConfig.SearchDelay otherwise.
 func (r *Router) spreadDelay(others int) time.Duration {
 	if others > SearchFanout {
 		return r.cfg.SpreadDelay
