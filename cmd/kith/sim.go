@@ -163,9 +163,10 @@ func scaleDefaults(changed func(flag string) bool, cfg *sim.Config, timeout *tim
 // for a run unless GOGC or GOMEMLIMIT say otherwise: the simulator's heap
 // is mostly long-lived (hosts, links, routers), so collecting at 100%
 // growth spent about an eighth of the CPU of a 2,000-node run on marking
-// it again (go tool pprof of --cpuprofile); 300% cuts that to about a
-// third, and the soft limit makes the collector work harder again
-// before the process passes it (10,000 nodes: about 5 GiB).
+// it again (go tool pprof of --cpuprofile: 13%); at 300% the collector
+// runs a third as often for the same live heap, and the soft limit makes
+// it work harder again before the process passes it (10,000 nodes with
+// GOGC 300: 5.1 GiB at most).
 const (
 	simGCPercent   = 300
 	simMemoryLimit = 8 << 30
