@@ -29,7 +29,7 @@ type searchEntry struct {
 	// answerShare).
 	share int
 	// answers is how many answers a relay may send back in all, its own
-	// included (Search.Answers, see answerBudget); back counts those it
+	// included (Search.Answers, see searchAnswers); back counts those it
 	// sent.
 	answers, back int
 	// walks counts the walking copies this node sent on (MaxWalkRepeats).
