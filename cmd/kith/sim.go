@@ -166,10 +166,13 @@ func scaleDefaults(changed func(flag string) bool, cfg *sim.Config, timeout *tim
 // it again (go tool pprof of --cpuprofile: 13%); at 300% the collector
 // runs a third as often for the same live heap, and the soft limit makes
 // it work harder again before the process passes it (10,000 nodes with
-// GOGC 300: 5.1 GiB at most).
+// GOGC 300: 5.1 GiB at most at 0.08 searches a second; at the default
+// 0.4 a second the process fell behind, its goroutines' stacks and
+// queues grew to 8 GiB, and a limit there would have the collector run
+// without end).
 const (
 	simGCPercent   = 300
-	simMemoryLimit = 8 << 30
+	simMemoryLimit = 12 << 30
 )
 
 func tuneGC() {
