@@ -168,8 +168,8 @@ func scaleDefaults(changed func(flag string) bool, cfg *sim.Config, timeout *tim
 // it work harder again before the process passes it (10,000 nodes with
 // GOGC 300: 5.1 GiB at most at 0.08 searches a second; at the default
 // 0.4 a second the process fell behind, its goroutines' stacks and
-// queues grew to 8 GiB, and a limit there would have the collector run
-// without end).
+// queues grew to 8 GiB, and near the limit the collector takes up to
+// half the CPU, Go's cap).
 const (
 	simGCPercent   = 300
 	simMemoryLimit = 12 << 30
