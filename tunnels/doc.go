@@ -134,13 +134,37 @@
 // once: the copies are a random 3-out graph over the network, which
 // reaches 97-99% of the nodes of a small world of degree 8 (kith sim),
 // for about 3 messages per node per search instead of 7. Spreading
-// copies from a node with more than SearchFanout other friends go without
-// the search delay (an origin of that degree never spreads, so their
-// timing says nothing about it, and a spread is about 11 hops deep at
-// 1,000 nodes, against 4.9 for the graph); the others keep it, and a
-// spreading copy is not sent to a friend that sent this node the search
-// meanwhile. Tunnel requests spread the same way (their origin sends to
-// at least as many friends as it wants tunnels) but do not walk.
+// copies from a node with more than SearchFanout other friends go
+// without the search delay (an origin of that degree never spreads, so
+// their timing says nothing about it) but after a shorter keyed one, up
+// to RouterConfig.SpreadDelay (DefaultSpreadDelay, 100 ms); the others
+// keep the search delay. A spreading copy whose time has come is not
+// sent to a friend that sent this node the search meanwhile, nor at all
+// once SpreadHeardStop (2) friends besides its sender did: the search is
+// all around it (a counter-based broadcast). That saves about one copy
+// in seven at a cost of about one point of reach (kith sim). Tunnel
+// requests spread the same way (their origin sends to at least as many
+// friends as it wants tunnels) but do not walk.
+//
+// Answer budgets. A search carries how many answers its receiver may
+// send back in all, its own and those it relays (Search.Answers; unset,
+// as on a walk or from an older sender, it is MaxResultsPerSearch, 16).
+// A node that spreads the search gives each friend an equal share of its
+// own budget, at least 1: 16 at the end of the walk, 5 one hop further,
+// 1 beyond, so that the nodes far from the walk's end send back about
+// one answer each however many nodes behind them hold the file, where a
+// fixed share per relay let a file held by 500 nodes of 10,000 cost 4,800
+// answer messages a search for at most 16 delivered. A node's own answer
+// comes out of its budget too (one from behind it that came first leaves
+// no room for it), and each link's first answer is taken even when the
+// budget is spent, so that a friend that answers every search at once
+// cannot starve its relay's other links. An origin with SearchFanout
+// friends or fewer, which spreads at once, gives each
+// OriginSpreadAnswers (1), what a relay far from a walk's end gives, so
+// that the budget does not mark its copies as the first of a spread.
+// What the budget tells a friend: a copy with 5 (or 8, 16) comes from a
+// node that ended a walk, which the simulator's adversaries knew already
+// from the walking copies they see; it says nothing of the origin.
 //
 // What colluders learn: they name an origin only when the walk's first
 // hop is one of them (with 25% colluders, 13-27% of searches, at the
@@ -242,7 +266,7 @@
 //
 // Answers. A relay remembers, for each search, the links it sent it on;
 // an answer from any other link is dropped. From each of those links it
-// takes an equal share of MaxResultsPerSearch (at least MinResultsPerLink)
+// takes an equal share of its answer budget (at least 1)
 // and passes it back, so a friend that floods answers for every search it
 // sees uses up its own link's share and not the others'. The origin opens
 // every answer and counts, per link, those that open and those that do

@@ -52,6 +52,10 @@ type Search struct {
 	// Walk is set while the search walks: its receiver sends it on to one
 	// friend (see Router.Search).
 	Walk bool
+	// Answers is how many answers the receiver may send back for this
+	// search in all, its own and those it relays; 0 (a sender that does
+	// not set it) means MaxResultsPerSearch (see searchAnswers).
+	Answers int
 }
 
 // SearchResult answers a Search along its reverse path. Sealed is the
@@ -127,7 +131,10 @@ type TunnelClose struct {
 }
 
 func (m *Search) toWire() (*pb.RouterMessage, error) {
-	w := &pb.Search{Id: m.ID[:], Depth: uint32(m.Depth), ReplyKey: m.ReplyKey[:], Walk: m.Walk}
+	if m.Answers < 0 {
+		return nil, fmt.Errorf("%w: search answers %d", ErrInvalidMessage, m.Answers)
+	}
+	w := &pb.Search{Id: m.ID[:], Depth: uint32(m.Depth), ReplyKey: m.ReplyKey[:], Walk: m.Walk, Answers: uint32(min(m.Answers, MaxResultsPerSearch))}
 	if m.Keywords != "" {
 		w.Query = &pb.Search_Keywords{Keywords: m.Keywords}
 	} else {
@@ -224,6 +231,8 @@ func searchFromWire(w *pb.Search) (*Search, error) {
 	m.Depth = int(w.Depth)
 	m.ReplyKey = [32]byte(w.ReplyKey)
 	m.Walk = w.Walk
+	// Any value is accepted: the router clamps it (searchAnswers).
+	m.Answers = int(min(w.Answers, MaxResultsPerSearch))
 	if m.ReplyKey == [32]byte{} {
 		return nil, fmt.Errorf("%w: search reply key is zero", ErrInvalidMessage)
 	}

@@ -26,6 +26,8 @@ func validMessages(t testing.TB) []Message {
 		&Search{ID: SearchID{2}, Depth: 0, RootHash: SearchHash(testRoot), ReplyKey: [32]byte{9}},
 		&Search{ID: SearchID{3}, Depth: MaxDepth, Keywords: strings.Repeat("ü", MaxKeywordsLen/2), ReplyKey: [32]byte(key.Public)},
 		&Search{ID: SearchID{4}, Depth: 2, RootHash: SearchHash(testRoot), ReplyKey: [32]byte{9}, Walk: true},
+		&Search{ID: SearchID{5}, Depth: 6, RootHash: SearchHash(testRoot), ReplyKey: [32]byte{9}, Answers: 1},
+		&Search{ID: SearchID{6}, Depth: 6, Keywords: "budget", ReplyKey: [32]byte{9}, Answers: MaxResultsPerSearch},
 		&SearchResult{SearchID: SearchID{1}, Sealed: sealed},
 		&TunnelRequest{ID: 1 << 63, Depth: 6, Target: TargetForRoot(testRoot), RequestID: RequestID{1, 2}},
 		&TunnelOK{ID: 7},
@@ -193,6 +195,33 @@ func TestMessageWriterOneWrite(t *testing.T) {
 	for i := range msgs {
 		if _, err := r.Read(); err != nil {
 			t.Fatalf("message %d does not read back: %v", i, err)
+		}
+	}
+}
+
+// TestSearchAnswersOnTheWire: the answer budget is an optional field. A
+// search without it (an older sender) reads as 0, which the router takes
+// for MaxResultsPerSearch; a budget above MaxResultsPerSearch reads as
+// MaxResultsPerSearch, not as an error, so that a later version may
+// raise it.
+func TestSearchAnswersOnTheWire(t *testing.T) {
+	w := &pb.Search{Id: make([]byte, 16), Depth: 6, ReplyKey: bytes.Repeat([]byte{9}, 32),
+		Query: &pb.Search_RootHash{RootHash: bytes.Repeat([]byte{1}, 32)}}
+	for _, c := range []struct{ wire, want uint32 }{{0, 0}, {1, 1}, {5, 5}, {1000, MaxResultsPerSearch}} {
+		w.Answers = c.wire
+		b, err := proto.Marshal(&pb.RouterMessage{Body: &pb.RouterMessage_Search{Search: w}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := DecodeMessage(b)
+		if err != nil {
+			t.Fatalf("answers %d: %v", c.wire, err)
+		}
+		if got := m.(*Search).Answers; got != int(c.want) {
+			t.Errorf("answers %d on the wire read as %d, want %d", c.wire, got, c.want)
+		}
+		if got := searchAnswers(m.(*Search)); got < 1 || got > MaxResultsPerSearch {
+			t.Errorf("answers %d on the wire give a budget of %d", c.wire, got)
 		}
 	}
 }

@@ -108,6 +108,10 @@ type RouterConfig struct {
 	// SearchDelay is the longest random delay before a search is sent to
 	// a friend (see sendSearch); 0 sends at once.
 	SearchDelay time.Duration
+	// SpreadDelay is the longest random delay before a node with more
+	// than SearchFanout other friends sends a spreading copy on (see
+	// spreadDelay); 0 sends at once.
+	SpreadDelay time.Duration
 	// FrameTimeout bounds the time from the first byte of a control
 	// message to its last; a friend that sends one more slowly has broken
 	// the protocol (see Router). 0 means DefaultFrameTimeout.
@@ -132,7 +136,7 @@ type RouterConfig struct {
 
 // DefaultRouterConfig returns a RouterConfig with the defaults.
 func DefaultRouterConfig() RouterConfig {
-	return RouterConfig{LinkRetry: DefaultLinkRetry, SearchDelay: DefaultSearchDelay, HolderDelay: DefaultHolderDelay}
+	return RouterConfig{LinkRetry: DefaultLinkRetry, SearchDelay: DefaultSearchDelay, SpreadDelay: DefaultSpreadDelay, HolderDelay: DefaultHolderDelay}
 }
 
 // RouterStats counts what a Router dropped.

@@ -28,6 +28,10 @@ type searchEntry struct {
 	// share is how many answers a relay takes from each link (see
 	// answerShare).
 	share int
+	// answers is how many answers a relay may send back in all, its own
+	// included (Search.Answers, see searchAnswers); back counts those it
+	// sent.
+	answers, back int
 	// walks counts the walking copies this node sent on (MaxWalkRepeats).
 	walks int
 	// heard lists the links that sent this node a copy: a copy not yet
@@ -62,7 +66,15 @@ func (e *searchEntry) sentOn(links []*link) {
 			e.budgets = append(e.budgets, answerBudget{l: l})
 		}
 	}
-	e.share = answerShare(len(e.budgets))
+	e.share = answerShare(e.answers, len(e.budgets))
+}
+
+// takeAnswers takes up to n of the answers a relay may still send back
+// for the search and returns how many it took. Guarded by Router.mu.
+func (e *searchEntry) takeAnswers(n int) int {
+	n = max(0, min(n, e.answers-e.back))
+	e.back += n
+	return n
 }
 
 // hear records that l sent a copy of the search. Guarded by Router.mu.
@@ -72,12 +84,23 @@ func (e *searchEntry) hear(l *link) {
 	}
 }
 
-// answerShare is the answers a relay takes for one search from each of
-// the n links it sent the search on: an equal share of
-// MaxResultsPerSearch, at least MinResultsPerLink, so that one link's
-// flood cannot use up the answers of the others.
-func answerShare(n int) int {
-	return max(MinResultsPerLink, MaxResultsPerSearch/max(1, n))
+// answerShare is the answers a relay whose budget is answers takes for
+// one search from each of the n links it sent the search on, and the
+// budget it gives each of them (Search.Answers): an equal share, at
+// least 1, so that one link's flood cannot use up the answers of the
+// others, and a friend is told how many of its answers will be taken.
+func answerShare(answers, n int) int {
+	return max(1, answers/max(1, n))
+}
+
+// searchAnswers is the budget of answers a search received as m gives
+// its receiver: Search.Answers within 1 and MaxResultsPerSearch, and
+// MaxResultsPerSearch when unset (a sender that does not know the field).
+func searchAnswers(m *Search) int {
+	if m.Answers <= 0 {
+		return MaxResultsPerSearch
+	}
+	return min(m.Answers, MaxResultsPerSearch)
 }
 
 // searchCache is bounded by SearchCacheSize and SearchCacheTTL; the
@@ -191,14 +214,20 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 	// The origin forwards its search as a relay that keeps a walk going
 	// would one it received at depth v (see OriginDepth).
 	links, d := r.otherLinks(nil), OriginDepth(r.cfg.Rand)
+	// A walk carries no answer budget (MaxResultsPerSearch); an origin
+	// that spreads at once gives each friend OriginSpreadAnswers, what
+	// relays far from a walk's end give theirs (see answerShare).
 	var fs []forward
 	if len(links) > SearchFanout {
 		m.Walk = true
 		fs = r.walkForwards(self, links, d, m.ID[:])
 	} else {
+		m.Answers = OriginSpreadAnswers
 		fs = r.forwards(self, links, d, queryKey(&m), 1)
 	}
-	r.searches.m[m.ID].sentOn(linksOf(fs))
+	e := r.searches.m[m.ID]
+	e.answers = MaxResultsPerSearch
+	e.sentOn(linksOf(fs))
 	if !r.track(1) {
 		delete(r.mine, m.ID)
 		r.mu.Unlock()
@@ -271,8 +300,8 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay ti
 // after a delay of up to maxDelay: RouterConfig.SearchDelay for the
 // copies an origin may send (walking copies, and spreading ones from a
 // node with SearchFanout other friends or fewer, which spreads its own
-// searches too), none for the spreading copies of other nodes (see
-// spreadDelay). Without it, the first copy of a search that a friend of
+// searches too), RouterConfig.SpreadDelay for the spreading copies of
+// other nodes (see spreadDelay). Without it, the first copy of a search that a friend of
 // the origin receives comes straight from the origin, so friends
 // comparing arrival times could name the origin; with it, a copy that
 // went round through a common friend often arrives first. The delay is
@@ -287,8 +316,9 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay ti
 // longer is dropped here rather than by the friend.
 //
 // A spreading copy (skipHeard) is not sent, when its time comes, to a
-// friend that sent this node a copy of search id meanwhile: that friend
-// has it, and would drop it.
+// friend that sent this node a copy of search id meanwhile (that friend
+// has it, and would drop it), nor at all once SpreadHeardStop friends
+// did (skipSpread).
 func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, skipHeard bool, maxDelay time.Duration) {
 	var delay time.Duration
 	if maxDelay > 0 {
@@ -312,31 +342,36 @@ func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, sk
 	}
 	time.AfterFunc(delay, func() {
 		defer r.wg.Done()
-		if r.ctx.Err() == nil && !(skipHeard && r.heardFrom(id, l)) {
+		if r.ctx.Err() == nil && !(skipHeard && r.skipSpread(id, l)) {
 			l.SendEncoded(b)
 		}
 	})
 }
 
 // spreadDelay is the longest delay before a node with others friends
-// besides a search's sender sends a spreading copy on: none when it has
-// more than SearchFanout, since such a node never spreads a search of its
-// own (it walks it), so the timing of its spreading copies says nothing
-// about an origin and a delay would only slow each of the many hops of a
-// spread; RouterConfig.SearchDelay otherwise.
+// besides a search's sender sends a spreading copy on: when it has more
+// than SearchFanout, RouterConfig.SpreadDelay, short, since such a node
+// never spreads a search of its own (it walks it), so the timing of its
+// spreading copies says nothing about an origin: the delay is there so
+// that copies from friends arrive meanwhile and the copies to them are
+// not sent (skipSpread); RouterConfig.SearchDelay otherwise.
 func (r *Router) spreadDelay(others int) time.Duration {
 	if others > SearchFanout {
-		return 0
+		return r.cfg.SpreadDelay
 	}
 	return r.cfg.SearchDelay
 }
 
-// heardFrom reports whether l sent this node a copy of search id.
-func (r *Router) heardFrom(id SearchID, l *link) bool {
+// skipSpread reports whether a spreading copy of search id, due now,
+// should not go to l: l sent this node a copy, so it has the search, or
+// SpreadHeardStop friends besides its first sender did, so the search
+// is all around this node already and its friends most likely have it
+// too (a counter-based broadcast: Ni et al., MobiCom 1999).
+func (r *Router) skipSpread(id SearchID, l *link) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.searches.m[id]
-	return e != nil && slices.Contains(e.heard, l)
+	return e != nil && (len(e.heard) >= SpreadHeardStop || slices.Contains(e.heard, l))
 }
 
 func (r *Router) handleSearch(l *link, m *Search) {
@@ -350,6 +385,9 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	r.mu.Lock()
 	fresh := r.searches.add(m.ID, l, received)
 	e := r.searches.m[m.ID]
+	if fresh {
+		e.answers = searchAnswers(m)
+	}
 	others := r.otherLinks(l)
 	var fs []forward
 	switch {
@@ -378,6 +416,8 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	case fresh:
 		m.Walk = false // the walk ends here, or never was: spread
 		fs = r.forwards(l.peer, others, m.Depth, qk, 1)
+		// Each friend may send back its share of this node's answers.
+		m.Answers = answerShare(e.answers, len(fs))
 	default:
 		e.hear(l)
 	}
@@ -419,7 +459,7 @@ func (r *Router) answer(l *link, m *Search, qk []byte, received time.Time, linkD
 		if !r.sleepUntil(at, l.Done()) {
 			return
 		}
-		r.searchesAnswered.Add(1)
+		var out []*SearchResult
 		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
 			k := min(len(results), MaxFilesPerResult)
 			sealed, err := Seal(reply, results[:k])
@@ -431,15 +471,34 @@ func (r *Router) answer(l *link, m *Search, qk []byte, received time.Time, linkD
 			if err != nil {
 				continue
 			}
-			l.Send(&SearchResult{SearchID: id, Sealed: sealed})
+			out = append(out, &SearchResult{SearchID: id, Sealed: sealed})
+		}
+		// This node's answers come out of the budget it was given, like
+		// those it relays: answers from behind it that came first leave
+		// less for its own, which would be dropped further on.
+		r.mu.Lock()
+		if e := r.searches.m[id]; e != nil && e.from == l {
+			out = out[:e.takeAnswers(len(out))]
+		}
+		r.mu.Unlock()
+		if len(out) == 0 {
+			return
+		}
+		r.searchesAnswered.Add(1)
+		for _, m := range out {
+			l.Send(m)
 		}
 	})
 }
 
 // handleSearchResult routes an answer back towards where its search came
 // from. A relay takes from each link it sent the search on its share of
-// MaxResultsPerSearch (answerShare) and forwards those; it cannot read
-// them. The origin opens each answer and counts, per link, those that
+// its answer budget (answerShare): the first answer of each link always,
+// more while the budget (Search.Answers as it got it, its own answers
+// included) is not spent; it forwards those and cannot read them. The
+// budget shrinks as a search spreads, so far from where the walk ended a
+// relay sends back about one answer however many nodes behind it hold
+// the file. The origin opens each answer and counts, per link, those that
 // open and those that do not, each up to MaxResultsPerSearch: garbage
 // costs a friend its own link's budget and never the others'.
 func (r *Router) handleSearchResult(l *link, m *SearchResult) {
@@ -455,12 +514,16 @@ func (r *Router) handleSearchResult(l *link, m *SearchResult) {
 		return
 	}
 	if from := e.from; from != nil {
-		if b.good >= e.share {
+		// A link's first answer is always taken, so that a friend that
+		// answers every search at once cannot use up the budget of the
+		// others; more only while the budget lasts.
+		if b.good >= e.share || (b.good > 0 && e.back >= e.answers) {
 			r.mu.Unlock()
 			r.resultsDropped.Add(1)
 			return
 		}
 		b.good++
+		e.back++
 		r.mu.Unlock()
 		from.Send(m)
 		return

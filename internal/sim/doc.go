@@ -29,7 +29,12 @@
 // minutes): what each node wrote per search of the run, times the
 // searches per second the whole network makes at that load, which a
 // simulation on a few cores could not run in real time at 10,000 nodes
-// (every search costs about three messages per node). Then Tunnels
+// (every search costs about three messages per node); the answer
+// messages' part of those bytes is given apart, and so are the answer
+// messages per search, for all searches and for those of file 1, the
+// file held by the most nodes. Searches for files held by at least 1%
+// of the nodes (files 1 to PopularShare/0.01) are counted apart too
+// (CommonFound). Then Tunnels
 // tunnels are opened one after another from random origins to the rare
 // file's holder.
 //

@@ -53,13 +53,14 @@ type observer struct {
 	byID    map[tunnels.SearchID]*searchRec
 	pending [][]*searchRec // per origin: searches started, id not seen yet
 
-	asm        []assembler    // per node
-	sent       []atomic.Int64 // control messages written, per node
-	sentBytes  []atomic.Int64 // control bytes written, per node
-	data       []atomic.Int64 // tunnel bytes relayed, per node
-	kinds      [7]atomic.Int64
-	undecoded  atomic.Int64
-	unexpected atomic.Int64
+	asm         []assembler    // per node
+	sent        []atomic.Int64 // control messages written, per node
+	sentBytes   []atomic.Int64 // control bytes written, per node
+	answerBytes []atomic.Int64 // SearchResult messages' bytes written, per node
+	data        []atomic.Int64 // tunnel bytes relayed, per node
+	kinds       [7]atomic.Int64
+	undecoded   atomic.Int64
+	unexpected  atomic.Int64
 }
 
 // Message kinds counted in observer.kinds.
@@ -75,15 +76,16 @@ const (
 
 func newObserver(n int) *observer {
 	return &observer{
-		epoch:     time.Now(),
-		peers:     make(map[peer.ID]int, n),
-		probers:   make(map[peer.ID]bool),
-		byID:      make(map[tunnels.SearchID]*searchRec),
-		pending:   make([][]*searchRec, n),
-		asm:       make([]assembler, n),
-		sent:      make([]atomic.Int64, n),
-		sentBytes: make([]atomic.Int64, n),
-		data:      make([]atomic.Int64, n),
+		epoch:       time.Now(),
+		peers:       make(map[peer.ID]int, n),
+		probers:     make(map[peer.ID]bool),
+		byID:        make(map[tunnels.SearchID]*searchRec),
+		pending:     make([][]*searchRec, n),
+		asm:         make([]assembler, n),
+		sent:        make([]atomic.Int64, n),
+		sentBytes:   make([]atomic.Int64, n),
+		answerBytes: make([]atomic.Int64, n),
+		data:        make([]atomic.Int64, n),
 	}
 }
 
@@ -179,6 +181,7 @@ func (o *observer) message(i int, p peer.ID, b []byte, a *assembler) {
 		rec.mu.Unlock()
 	case *tunnels.SearchResult:
 		o.kinds[kindResult].Add(1)
+		o.answerBytes[i].Add(int64(len(b) + uvarintLen(len(b))))
 		o.mu.RLock()
 		rec := o.byID[m.SearchID]
 		o.mu.RUnlock()
@@ -230,6 +233,21 @@ func (o *observer) dataSnapshot() []int64 {
 	out := make([]int64, len(o.data))
 	for i := range o.data {
 		out[i] = o.data[i].Load()
+	}
+	return out
+}
+
+// uvarintLen is the length of n's uvarint length prefix.
+func uvarintLen(n int) int {
+	var buf [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(buf[:], uint64(n))
+}
+
+// answerSnapshot returns each node's SearchResult bytes written so far.
+func (o *observer) answerSnapshot() []int64 {
+	out := make([]int64, len(o.answerBytes))
+	for i := range o.answerBytes {
+		out[i] = o.answerBytes[i].Load()
 	}
 	return out
 }

@@ -94,6 +94,15 @@ type SearchReport struct {
 	TargetFound    float64 `json:"target_found"`
 	// AnyFound is the share of all searches that got any answer.
 	AnyFound float64 `json:"any_found"`
+	// CommonSearches looked for a file held by at least 1% of the nodes;
+	// CommonFound is the share of them that got an answer.
+	CommonSearches int     `json:"common_searches"`
+	CommonFound    float64 `json:"common_found"`
+	// ResultsPerSearch counts a search's SearchResult messages on every
+	// link (those dropped on the way included); ResultsMostHeld counts
+	// them for the searches of file 1, the file held by the most nodes.
+	ResultsPerSearch Summary `json:"results_per_search"`
+	ResultsMostHeld  Summary `json:"results_most_held"`
 	// Reach is the share of nodes a search reached.
 	Reach Summary `json:"reach"`
 	// Hops is the length of the path the first answer came back on.
@@ -113,6 +122,10 @@ type SearchReport struct {
 	// second at that load: its bytes during the search phase, per search,
 	// times LoadSearchesPerSecond.
 	LoadBytesPerNode Summary `json:"load_bytes_per_node"`
+	// LoadAnswerBytesPerNode is the part of LoadBytesPerNode that is
+	// SearchResult messages (each node's sample apart, so its quantiles
+	// are of their own).
+	LoadAnswerBytesPerNode Summary `json:"load_answer_bytes_per_node"`
 	// LoadLinkSearchRate is the Search messages per second on each
 	// directed friend link that carried one, at that load: to compare
 	// with tunnels.SearchesPerSecond.
@@ -391,7 +404,8 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 	half := cfg.Latency / 2
 	var reach, hops, first, msgs, redundant []float64
 	var dist []struct{ reached, total int }
-	var targetFound, anyFound int
+	var targetFound, anyFound, commonFound int
+	var results, resultsMost []float64
 	priv := &rep.Privacy
 	var depthO, depthR [tunnels.MaxDepth + 1]int
 	single := map[string]*RuleResult{}
@@ -476,6 +490,16 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 		reach = append(reach, float64(row.Reached+1)/float64(n))
 		msgs = append(msgs, float64(row.Copies+row.Results))
 		redundant = append(redundant, float64(row.Redundant))
+		results = append(results, float64(row.Results))
+		if rec.file == 1 {
+			resultsMost = append(resultsMost, float64(row.Results))
+		}
+		if rec.file >= 1 && math.Ceil(float64(n)*cfg.PopularShare/float64(rec.file)) >= 0.01*float64(n) {
+			rep.Search.CommonSearches++
+			if rec.found {
+				commonFound++
+			}
+		}
 		rep.Search.SameDirectionDuplicates += row.SameDirDuplicate
 		for i, d := range g.Distances(rec.origin) {
 			if d <= 0 {
@@ -560,6 +584,9 @@ func analyse(cfg Config, g *Graph, recs []*searchRec, tuns []tunnelRec, rep *Rep
 	s.Searches = len(rep.SearchRows)
 	s.TargetFound = ratio(targetFound, s.TargetSearches)
 	s.AnyFound = ratio(anyFound, s.Searches)
+	s.CommonFound = ratio(commonFound, s.CommonSearches)
+	s.ResultsPerSearch = summarize(results)
+	s.ResultsMostHeld = summarize(resultsMost)
 	s.Reach = summarize(reach)
 	s.Hops = summarize(hops)
 	s.FirstResultMs = summarize(first)
@@ -691,6 +718,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("SEARCH\t")
 	p("rare file found\t%.1f%% of %d searches", 100*s.TargetFound, s.TargetSearches)
 	p("any file found\t%.1f%% of %d searches", 100*s.AnyFound, s.Searches)
+	p("file held by 1%% of nodes or more found\t%.1f%% of %d searches", 100*s.CommonFound, s.CommonSearches)
+	p("answer messages per search mean / p95; file 1 mean\t%.0f / %.0f; %.0f", s.ResultsPerSearch.Mean, s.ResultsPerSearch.P95, s.ResultsMostHeld.Mean)
 	p("reach\tmean %.1f%% of nodes, p50 %.1f%%, p95 %.1f%%", 100*s.Reach.Mean, 100*s.Reach.P50, 100*s.Reach.P95)
 	p("hops to first result\tp50 %.0f, p95 %.0f, max %.0f", s.Hops.P50, s.Hops.P95, s.Hops.Max)
 	p("time to first result\tp50 %.0f ms, p95 %.0f ms", s.FirstResultMs.P50, s.FirstResultMs.P95)
@@ -698,6 +727,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("messages per node\tmean %.0f, p95 %.0f, max %.0f (whole search phase)", s.MessagesPerNode.Mean, s.MessagesPerNode.P95, s.MessagesPerNode.Max)
 	p("at one search per node per %v\t%.1f searches/s in the network", r.Config.SearchEvery, s.LoadSearchesPerSecond)
 	p("  router bytes sent per node\tp50 %.0f B/s, p99 %.0f B/s, max %.0f B/s", s.LoadBytesPerNode.P50, s.LoadBytesPerNode.P99, s.LoadBytesPerNode.Max)
+	p("  of which answers\tp50 %.0f B/s, p99 %.0f B/s, max %.0f B/s", s.LoadAnswerBytesPerNode.P50, s.LoadAnswerBytesPerNode.P99, s.LoadAnswerBytesPerNode.Max)
 	p("  searches per directed link\tp50 %.2f/s, p99 %.2f/s, max %.2f/s (a friend accepts %d/s)", s.LoadLinkSearchRate.P50, s.LoadLinkSearchRate.P99, s.LoadLinkSearchRate.Max, tunnels.SearchesPerSecond)
 	p("redundant copies per search\tmean %.0f (copies after a node's first)", s.RedundantCopies.Mean)
 	p("same search twice on a link, same direction\t%d", s.SameDirectionDuplicates)

@@ -389,6 +389,7 @@ func waitLinks(ctx context.Context, cfg Config, g *Graph, nodes []*node) error {
 func runSearches(ctx context.Context, cfg Config, nodes []*node, place placement, plan []search, obs *observer, rep *Report) ([]*searchRec, error) {
 	recs := make([]*searchRec, len(plan))
 	before, bytes0, links0 := obs.sentSnapshot(), obs.bytesSnapshot(), obs.linkSearches()
+	answers0 := obs.answerSnapshot()
 	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -436,12 +437,14 @@ func runSearches(ctx context.Context, cfg Config, nodes []*node, place placement
 	// Traffic at the load of one search per node per SearchEvery: what
 	// each node wrote per search of the phase, times the searches per
 	// second of the whole network at that load.
-	bytes1, links1 := obs.bytesSnapshot(), obs.linkSearches()
+	bytes1, links1, answers1 := obs.bytesSnapshot(), obs.linkSearches(), obs.answerSnapshot()
 	perSecond := float64(len(nodes)) / cfg.SearchEvery.Seconds() / float64(max(1, len(plan)))
-	load := make([]float64, len(bytes1))
+	load, loadAnswers := make([]float64, len(bytes1)), make([]float64, len(bytes1))
 	for i := range bytes1 {
 		load[i] = float64(bytes1[i]-bytes0[i]) * perSecond
+		loadAnswers[i] = float64(answers1[i]-answers0[i]) * perSecond
 	}
+	rep.Search.LoadAnswerBytesPerNode = summarize(loadAnswers)
 	rep.Search.LoadSearchesPerSecond = float64(len(nodes)) / cfg.SearchEvery.Seconds()
 	rep.Search.LoadBytesPerNode = summarize(load)
 	var linkRate []float64

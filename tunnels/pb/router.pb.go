@@ -252,7 +252,15 @@ type Search struct {
 	// it on to one friend, and it goes on walking with probability
 	// tunnels.SearchWalkKeep, else it starts to spread. A reader that does
 	// not know the field spreads it at once.
-	Walk          bool `protobuf:"varint,6,opt,name=walk,proto3" json:"walk,omitempty"`
+	Walk bool `protobuf:"varint,6,opt,name=walk,proto3" json:"walk,omitempty"`
+	// answers is how many answers the receiver may send back for this
+	// search in all, its own and those it relays (1 to
+	// tunnels.MaxResultsPerSearch; larger values count as that). A relay
+	// splits its own among the friends it spreads the search to, so that a
+	// search held by many nodes costs few answer messages far from its
+	// origin. 0 (unset, as from a sender that does not know the field)
+	// means tunnels.MaxResultsPerSearch.
+	Answers       uint32 `protobuf:"varint,7,opt,name=answers,proto3" json:"answers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,6 +346,13 @@ func (x *Search) GetWalk() bool {
 		return x.Walk
 	}
 	return false
+}
+
+func (x *Search) GetAnswers() uint32 {
+	if x != nil {
+		return x.Answers
+	}
+	return 0
 }
 
 type isSearch_Query interface {
@@ -754,14 +769,15 @@ const file_tunnels_pb_router_proto_rawDesc = "" +
 	"\vtunnel_fail\x18\x05 \x01(\v2\x18.kith.tunnels.TunnelFailH\x00R\n" +
 	"tunnelFail\x12>\n" +
 	"\ftunnel_close\x18\x06 \x01(\v2\x19.kith.tunnels.TunnelCloseH\x00R\vtunnelCloseB\x06\n" +
-	"\x04body\"\xa5\x01\n" +
+	"\x04body\"\xbf\x01\n" +
 	"\x06Search\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
 	"\x05depth\x18\x02 \x01(\rR\x05depth\x12\x1c\n" +
 	"\bkeywords\x18\x03 \x01(\tH\x00R\bkeywords\x12\x1d\n" +
 	"\troot_hash\x18\x04 \x01(\fH\x00R\brootHash\x12\x1b\n" +
 	"\treply_key\x18\x05 \x01(\fR\breplyKey\x12\x12\n" +
-	"\x04walk\x18\x06 \x01(\bR\x04walkB\a\n" +
+	"\x04walk\x18\x06 \x01(\bR\x04walk\x12\x18\n" +
+	"\aanswers\x18\a \x01(\rR\aanswersB\a\n" +
 	"\x05query\"C\n" +
 	"\fSearchResult\x12\x1b\n" +
 	"\tsearch_id\x18\x01 \x01(\fR\bsearchId\x12\x16\n" +
