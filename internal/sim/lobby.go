@@ -608,7 +608,6 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	start := time.Now()
 	burst := chat.LobbyFriendBurst / 2
 	for k := 1; k < len(members); k++ {
-		v := members[k]
 		at := start.Add(time.Duration(float64(max(0, k-burst)) / cfg.LobbyJoinRate * float64(time.Second)))
 		select {
 		case <-ctx.Done():
@@ -632,7 +631,7 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 				break
 			}
 		}
-		v = members[k]
+		v := members[k]
 		lob := ln.nodes[v].lob
 		err = poll(ctx, lobbySettle, "waiting for a friend to announce the lobby", func() (bool, string) {
 			info, err := lob.Lobby(id)
