@@ -302,7 +302,7 @@ func TestAPIFriendsAndEvents(t *testing.T) {
 	if _, err := ca.RemoveFriend(ctx, "bobby"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "bob to see alice offline", func() bool { return !isOnline(b, a) })
+	waitFor(t, 10*time.Second, "bob to see alice offline", func() bool { return !isOnline(b, a) })
 	// Closing the node ends the event stream.
 	a.Close()
 	select {
