@@ -3,6 +3,7 @@ package f2f
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -279,37 +280,27 @@ func tcpFirstRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 }
 
 // isDirectQUIC reports whether a is a QUIC address, not through a relay.
-func isDirectQUIC(a ma.Multiaddr) bool {
-	quic, relayed := false, false
+func isDirectQUIC(a ma.Multiaddr) bool { return directOver(a, ma.P_QUIC_V1) }
+
+// isDirectTCPAddr reports whether a is a TCP address not through a relay.
+func isDirectTCPAddr(a ma.Multiaddr) bool { return directOver(a, ma.P_TCP) }
+
+// directOver reports whether a has the protocol code and no relay hop.
+func directOver(a ma.Multiaddr, code int) bool {
+	has := false
 	for _, c := range a {
 		switch c.Code() {
-		case ma.P_QUIC_V1:
-			quic = true
+		case code:
+			has = true
 		case ma.P_CIRCUIT:
-			relayed = true
+			return false
 		}
 	}
-	return quic && !relayed
+	return has
 }
 
 // hasTCP reports whether any of addrs is a direct TCP address.
-func hasTCP(addrs []ma.Multiaddr) bool {
-	for _, a := range addrs {
-		tcp, relayed := false, false
-		for _, c := range a {
-			switch c.Code() {
-			case ma.P_TCP:
-				tcp = true
-			case ma.P_CIRCUIT:
-				relayed = true
-			}
-		}
-		if tcp && !relayed {
-			return true
-		}
-	}
-	return false
-}
+func hasTCP(addrs []ma.Multiaddr) bool { return slices.ContainsFunc(addrs, isDirectTCPAddr) }
 
 // traversalHost is a host whose hole punching Traversal runs: closing it
 // stops that first.

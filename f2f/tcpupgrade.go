@@ -101,17 +101,12 @@ func (c *Connector) tcpAddrs(id peer.ID) []ma.Multiaddr {
 	}
 	ranked := tcpFirstRanker(tcp)
 	slices.SortStableFunc(ranked, func(x, y network.AddrDelay) int { return cmp.Compare(x.Delay, y.Delay) })
-	var out []ma.Multiaddr
-	for _, d := range ranked {
-		if len(out) < MaxTCPProbes {
-			out = append(out, d.Addr)
-		}
+	out := make([]ma.Multiaddr, 0, min(len(ranked), MaxTCPProbes))
+	for _, d := range ranked[:cap(out)] {
+		out = append(out, d.Addr)
 	}
 	return out
 }
-
-// isDirectTCPAddr reports whether a is a TCP address not through a relay.
-func isDirectTCPAddr(a ma.Multiaddr) bool { return hasTCP([]ma.Multiaddr{a}) }
 
 // maybeTCPUpgrade starts the move of the friend id to TCP if it is due
 // (see above). The caller holds c.mu.

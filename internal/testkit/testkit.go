@@ -121,10 +121,8 @@ func Connect(t testing.TB, a, b host.Host) {
 // of speed; give it room for a loaded machine.
 func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(within); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
+	if !Eventually(within, cond) {
+		t.Fatalf("timed out after %v waiting for %s", within, what)
 	}
 }
 
