@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestDownloadPartialTruncated truncates the partial file under a running
@@ -116,5 +117,52 @@ func TestDownloadChangedAfterVerify(t *testing.T) {
 	waitEnded(t, m, link.Root)
 	if ents, _ := os.ReadDir(e.dir); len(ents) != 1 { // .partial only
 		t.Errorf("downloads folder holds %d entries; want .partial only", len(ents))
+	}
+}
+
+// TestDownloadChangedBeforeResume changes one byte of a group that an
+// earlier run verified, while the node is down. The resumed run has no
+// fingerprint of that group (they live in the memory of the run that took
+// them), so its whole-file check must hash the file with BLAKE3; the
+// download must fail, saying the file changed on disk.
+func TestDownloadChangedBeforeResume(t *testing.T) {
+	e := newDLEnv(t)
+	_, link := e.file("resumed.bin", 16*GroupSize)
+	var calls atomic.Int64
+	slow := newTestSource("slow")
+	slow.wrap = gated(3, &calls)
+	e.finder.set(slow)
+	tu := Tuning{RangeGroups: 1, Window: 2, StallTimeout: time.Minute, SourceRefresh: time.Minute}
+	m := e.manager(tu)
+	if _, err := m.Add(link, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitInfo(t, m, link.Root, "three groups", func(i DownloadInfo) bool { return i.Verified == 3 })
+	m.Close()
+	f, err := os.OpenFile(m.partialPath(link.Root), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	f.ReadAt(b[:], GroupSize+5) // group 1, verified and recorded by the first run
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b[:], GroupSize+5); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	e.reopenDB()
+	e.finder.set(newTestSource("fresh"))
+	m2 := e.manager(tu)
+	info := waitInfo(t, m2, link.Root, "the end", func(i DownloadInfo) bool {
+		return i.State == StateDone || i.State == StateFailed
+	})
+	if info.ResumedGroups != 3 {
+		t.Fatalf("resumed %d groups, want 3 (the test needs a resume)", info.ResumedGroups)
+	}
+	if info.State == StateDone {
+		t.Fatal("the resumed download completed although a group verified before the restart changed")
+	}
+	if !strings.Contains(info.Error, "changed on disk") {
+		t.Errorf("error %q does not say the file changed on disk", info.Error)
 	}
 }

@@ -82,6 +82,7 @@ type run struct {
 	proofs   map[int64][]byte       // proofs of written groups, until verified
 	writer   map[int64]*sourceState // who sent each written group
 	verifyAt int64                  // no written group below this index
+	prints   *groupPrints           // fingerprints of the groups verified by this run (fetch_print.go)
 	commit   *committer             // set by prepare; owned by the committer's goroutine once started
 	wake     chan struct{}          // a source was dropped: look for others now
 	failErr  error                  // set by fail: an error no source can fix

@@ -114,22 +114,39 @@ func placedFile(dest, part string, size int64, root [32]byte) bool {
 	return err == nil && got == root
 }
 
-// checkWhole hashes the finished partial file from the disk, all of it,
-// and compares its root with the download's. Every group was verified when
-// it was written, but the file may have changed since (another program
-// wrote to it, a failing disk): this pass, just before the file is placed,
-// is what makes "a file with one wrong byte on disk never completes" true.
-// A file that fails it fails the download, and its bitmap is dropped: the
-// bytes it names are not to be trusted.
+// checkWhole reads the finished partial file from the disk, all of it,
+// and checks it is what was verified. Every group was verified when it was
+// written, but the file may have changed since (another program wrote to
+// it, a failing disk): this pass, just before the file is placed, is what
+// makes "a file with one wrong byte on disk never completes" true. If this
+// run verified every group, each is compared with its fingerprint
+// (fetch_print.go); otherwise (a resumed download) the file's BLAKE3 root
+// is computed and compared with the link's. A file that fails it fails the
+// download, and its bitmap is dropped: the bytes it names are not to be
+// trusted.
 func (r *run) checkWhole(part string) error {
 	f, err := os.Open(part)
 	if err != nil {
 		return fmt.Errorf("checking the whole file: %w", err)
 	}
 	defer f.Close()
-	root, err := rootOfFile(f, r.size)
-	if err == nil && root != r.root {
-		err = fmt.Errorf("%w after its groups were verified: its BLAKE3 root is not the link's (another program wrote to it, or the disk is failing)", ErrPartialChanged)
+	r.mu.Lock()
+	prints := r.prints
+	if !prints.complete() {
+		prints = nil
+	}
+	r.mu.Unlock()
+	if prints != nil {
+		err = checkPrints(f, r.size, prints)
+		if errors.Is(err, errPrintMismatch) {
+			err = fmt.Errorf("%w after its groups were verified: %w (another program wrote to it, or the disk is failing)", ErrPartialChanged, err)
+		}
+	} else {
+		var root [32]byte
+		root, err = rootOfFile(f, r.size)
+		if err == nil && root != r.root {
+			err = fmt.Errorf("%w after its groups were verified: its BLAKE3 root is not the link's (another program wrote to it, or the disk is failing)", ErrPartialChanged)
+		}
 	}
 	if err != nil {
 		r.m.cfg.DB.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBitmaps).Delete(r.root[:]) })

@@ -17,8 +17,9 @@ const checkRunGroups = 16
 // startCheck starts the verifier: a goroutine that reads written groups
 // back from the partial file and verifies each against the root with the
 // proof that came with it. So what a source sent is checked as it is on
-// the disk; the whole file is hashed again once it is complete (see
-// checkWhole), since it may change after its groups were verified.
+// the disk; the whole file is read again once it is complete (see
+// checkWhole), since it may change after its groups were verified, and
+// compared with the fingerprint the verifier took (fetch_print.go).
 func (r *run) startCheck() error {
 	f, err := os.Open(r.m.partialPath(r.root))
 	if err != nil {
@@ -44,6 +45,7 @@ type verifier struct {
 	f      *os.File
 	mapped []byte // the partial file mapped, or nil: read into buf
 	buf    []byte
+	group  []byte // a private copy of the group being verified, when mapped
 }
 
 // verifyLoop verifies written groups as they come, lowest first, and ends
@@ -62,17 +64,19 @@ func (r *run) verifyLoop(f *os.File) (err error) {
 	v.mapped = mapped
 	if mapped == nil {
 		v.buf = make([]byte, checkRunGroups*GroupSize)
+	} else {
+		v.group = make([]byte, GroupSize)
 	}
 	for {
 		first, proofs, writers, err := r.nextWritten()
 		if err != nil || proofs == nil {
 			return err
 		}
-		good, err := v.check(first, proofs)
+		good, sums, err := v.check(first, proofs)
 		if err != nil {
 			return err
 		}
-		for _, liar := range r.settle(first, good, writers) {
+		for _, liar := range r.settle(first, good, sums, writers) {
 			r.log.Warn("source sent data that does not match the root", slog.String("source", liar.Name))
 			r.drop(liar, "sent data that does not match the root", true)
 		}
@@ -142,8 +146,11 @@ func (r *run) nextWritten() (first int64, proofs [][]byte, writers []*sourceStat
 }
 
 // check reads the groups from first on, one per proof, back from the
-// partial file and verifies each.
-func (v *verifier) check(first int64, proofs [][]byte) (good []bool, err error) {
+// partial file and verifies each, and takes its fingerprint. Both hashes
+// are of one private copy of the group's bytes (a mapping is copied from
+// first), so that what is fingerprinted is what was verified even if
+// another program writes to the file meanwhile.
+func (v *verifier) check(first int64, proofs [][]byte) (good []bool, sums []uint64, err error) {
 	r := v.r
 	n := int64(len(proofs))
 	if h := r.m.cfg.hooks; h != nil && h.beforeVerifyRead != nil {
@@ -152,24 +159,29 @@ func (v *verifier) check(first int64, proofs [][]byte) (good []bool, err error) 
 	off, _ := GroupBounds(r.size, first)
 	p, err := v.readAt(off, RangeDataSize(r.size, first, n))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	good = make([]bool, n)
+	good, sums = make([]bool, n), make([]uint64, n)
 	for j := range n {
 		i := first + j
 		_, gn := GroupBounds(r.size, i)
-		node := groupNode(p[:gn], uint64(i)*(GroupSize/guts.ChunkSize))
+		b := p[:gn]
+		if v.mapped != nil {
+			b = v.group[:copy(v.group, b)]
+		}
+		node := groupNode(b, uint64(i)*(GroupSize/guts.ChunkSize))
 		p = p[gn:]
 		good[j] = verifyNode(r.root, r.size, i, node, proofs[j])
+		sums[j] = r.prints.sum(b)
 	}
-	return good, nil
+	return good, sums, nil
 }
 
 // settle records the verdicts on the groups from first on: good ones go to
 // the committer, bad ones are free to be fetched again, and so is every
 // other unverified group their senders sent. It returns those senders, the
 // liars, and closes r.complete once every group is verified.
-func (r *run) settle(first int64, good []bool, writers []*sourceState) (liars []*sourceState) {
+func (r *run) settle(first int64, good []bool, sums []uint64, writers []*sourceState) (liars []*sourceState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	runStart := int64(-1)
@@ -190,6 +202,7 @@ func (r *run) settle(first int64, good []bool, writers []*sourceState) (liars []
 		r.written--
 		if good[j] {
 			r.state[i] = groupCommitting
+			r.prints.record(i, sums[j])
 			r.received++
 			if runStart < 0 {
 				runStart = i

@@ -24,6 +24,7 @@ func (r *run) prepare(size int64) error {
 	r.inflight = make([]uint8, r.groups)
 	r.askedAt = make([]int64, r.groups)
 	r.askedBy = make([]*sourceState, r.groups)
+	r.prints = newGroupPrints(r.groups)
 	if r.rec.Size != size || !r.rec.SizeProven {
 		if r.rec.Size >= 0 && r.rec.Size != size {
 			r.log.Info("the link's size was wrong", slog.Int64("link_size", r.rec.Size), slog.Int64("size", size))

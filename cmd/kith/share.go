@@ -324,8 +324,15 @@ func newGetCmd(g *globals) *cobra.Command {
 // followDownload shows a progress bar until the download ends, and the
 // reason when it becomes paused or without a source. The bar is drawn again when
 // the size changes (a link's size is only a claim until a source proves
-// it). With asJSON the download's last state is printed as JSON.
+// it). With asJSON the download's last state is printed as JSON. It asks
+// for the download's state every followPoll, and at once when the event
+// stream says the download ended, so that the wait after the last byte is
+// not a poll's.
 func followDownload(c *api.Client, info api.DownloadInfo, asJSON bool) error {
+	ended := make(chan struct{}, 1)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go watchDownloadEnd(ctx, c, info.Root, ended)
 	var bar *progressbar.ProgressBar
 	barSize := int64(-1)
 	var lastState api.DownloadState
@@ -381,7 +388,10 @@ func followDownload(c *api.Client, info api.DownloadInfo, asJSON bool) error {
 			}
 			return fmt.Errorf("download failed: %s", safe(info.Error))
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ended:
+		case <-time.After(followPoll):
+		}
 		ctx, cancel := apiContext()
 		next, err := c.Download(ctx, info.Root)
 		cancel()
@@ -393,6 +403,30 @@ func followDownload(c *api.Client, info api.DownloadInfo, asJSON bool) error {
 		}
 		info = next
 	}
+}
+
+// followPoll is how often followDownload asks for a download's state.
+const followPoll = 200 * time.Millisecond
+
+// watchDownloadEnd follows the daemon's event stream until ctx ends and
+// signals ended (without blocking) for every done or failed event of the
+// download root. A stream that breaks is not retried: the caller's polls
+// go on.
+func watchDownloadEnd(ctx context.Context, c *api.Client, root string, ended chan<- struct{}) {
+	c.Events(ctx, func(ev api.Event) error {
+		if ev.Type != api.EventDownloadDone && ev.Type != api.EventDownloadFailed {
+			return nil
+		}
+		var d api.DownloadInfo
+		if ev.Decode(&d) != nil || d.Root != root {
+			return nil
+		}
+		select {
+		case ended <- struct{}{}:
+		default:
+		}
+		return nil
+	})
 }
 
 func newDownloadsCmd(g *globals) *cobra.Command {
