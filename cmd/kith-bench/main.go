@@ -6,12 +6,12 @@
 // two figures are a ratio taken in one run.
 //
 //	kith-bench serve --listen MULTIADDR [--listen ...] [--addr-file F]
-//	kith-bench send --to MULTIADDR/p2p/ID --bytes N
+//	kith-bench send --to MULTIADDR/p2p/ID --bytes N [--for DURATION]
 //
 // serve accepts any peer (it is a benchmark tool, never run beside a real
 // node's data) and, per stream, reads to the end and answers with the
-// count; send writes N bytes, half-closes, waits for the count, and prints
-// the rate.
+// count; send writes N bytes (or what it can in DURATION), half-closes,
+// waits for the count, and prints the rate.
 package main
 
 import (
@@ -121,6 +121,7 @@ func send(args []string) error {
 	fs := flag.NewFlagSet("send", flag.ExitOnError)
 	to := fs.String("to", "", "the server's multiaddr with /p2p/ID")
 	size := fs.Int64("bytes", 256<<20, "how many bytes to send")
+	limit := fs.Duration("for", 0, "stop writing after this long, if not done (0: no limit); the rate is then of what was sent")
 	fs.Parse(args)
 	ai, err := peer.AddrInfoFromString(*to)
 	if err != nil {
@@ -142,12 +143,13 @@ func send(args []string) error {
 	}
 	buf := make([]byte, 64<<10)
 	start := time.Now()
-	for left := *size; left > 0; {
-		n := min(left, int64(len(buf)))
+	sent := int64(0)
+	for sent < *size && (*limit <= 0 || time.Since(start) < *limit) {
+		n := min(*size-sent, int64(len(buf)))
 		if _, err := s.Write(buf[:n]); err != nil {
 			return fmt.Errorf("writing: %w", err)
 		}
-		left -= n
+		sent += n
 	}
 	if err := s.CloseWrite(); err != nil {
 		return err
@@ -157,9 +159,9 @@ func send(args []string) error {
 		return fmt.Errorf("reading the count: %w", err)
 	}
 	el := time.Since(start)
-	if got := int64(binary.BigEndian.Uint64(ack[:])); got != *size {
+	if got := int64(binary.BigEndian.Uint64(ack[:])); got != sent {
 		return errors.New("the server counted a different number of bytes")
 	}
-	fmt.Printf("%d bytes in %.3f s: %.1f MiB/s\n", *size, el.Seconds(), float64(*size)/(1<<20)/el.Seconds())
+	fmt.Printf("%d bytes in %.3f s: %.1f MiB/s\n", sent, el.Seconds(), float64(sent)/(1<<20)/el.Seconds())
 	return nil
 }
