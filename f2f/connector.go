@@ -116,6 +116,7 @@ type dialState struct {
 	quicSince   time.Time
 	tcpAt       time.Time
 	tcpWait     time.Duration
+	tcpMoves    int // successful moves to TCP (TCPRemoveDelay)
 	tcpChecking bool
 }
 

@@ -365,6 +365,19 @@ const (
 	TCPUpgradeInterval = 10 * time.Minute
 	// TCPUpgradeMax caps the wait between two checks of one friend.
 	TCPUpgradeMax = 2 * time.Hour
+	// TCPRemoveDelay is the least time after a successful move before
+	// the same friend may be moved again, doubling with each move up to
+	// TCPUpgradeInterval. A move that worked resets the check's backoff:
+	// a TCP connection that dies later (a keep-alive that timed out
+	// behind a lossy path's queue, a NAT that dropped its mapping) and
+	// leaves the friend on QUIC alone is moved back soon, not after
+	// TCPUpgradeInterval. Seen in wan-bench's lossy profile: a relay's
+	// TCP connection to the holder closed 21 s into an anonymous
+	// download, the friends met again over QUIC (0.3 MiB/s there) and
+	// every tunnel through them stalled for the 10 minutes the old
+	// backoff waited. The doubling brings a friend whose TCP keeps
+	// dying back to one move per TCPUpgradeInterval after six moves.
+	TCPRemoveDelay = 10 * time.Second
 	// TCPUpgradeYoung is the age under which a QUIC connection is
 	// closed for TCP even with a download or tunnel on it: what runs
 	// on it then has just begun and resumes over TCP at once (a

@@ -41,7 +41,10 @@ import (
 // side with the higher peer ID checks only after TCPUpgradeInterval (it
 // may reach the other's TCP port when the other cannot reach its own).
 // Each friend is checked at most once per TCPUpgradeInterval, doubling
-// up to TCPUpgradeMax while it stays on QUIC.
+// up to TCPUpgradeMax while it stays on QUIC. A move that worked starts
+// that afresh: the friend may be moved again TCPRemoveDelay later
+// (doubling per move, up to TCPUpgradeInterval), should its TCP
+// connection be lost and QUIC be all that comes back.
 
 // tcpUpgradeTimes returns the first delay and the least interval of TCP
 // upgrades (ConnectorConfig overrides, else limits.go).
@@ -154,6 +157,7 @@ func (c *Connector) maybeTCPUpgrade(id peer.ID, st *dialState, now time.Time) {
 // and the friend is still on QUIC alone, moves it to TCP.
 func (c *Connector) tcpUpgrade(id peer.ID, st *dialState, addrs []ma.Multiaddr) {
 	defer c.wg.Done()
+	_, interval := c.tcpUpgradeTimes()
 	addr, failed := c.probeTCP(addrs)
 	c.mu.Lock()
 	conns := c.quicOnlyConns(id)
@@ -176,9 +180,10 @@ func (c *Connector) tcpUpgrade(id peer.ID, st *dialState, addrs []ma.Multiaddr) 
 	err := c.h.Connect(ctx, peer.AddrInfo{ID: id})
 	cancel()
 	done()
-	if err == nil && slices.ContainsFunc(c.h.Network().ConnsToPeer(id), func(x network.Conn) bool {
+	moved := err == nil && slices.ContainsFunc(c.h.Network().ConnsToPeer(id), func(x network.Conn) bool {
 		return !x.IsClosed() && isDirectTCPAddr(x.RemoteMultiaddr())
-	}) {
+	})
+	if moved {
 		c.tcpUpgraded.Add(1)
 		c.log.Info("friend moved to TCP", slog.String("peer", id.ShortString()))
 	} else if c.ctx.Err() == nil {
@@ -190,6 +195,14 @@ func (c *Connector) tcpUpgrade(id peer.ID, st *dialState, addrs []ma.Multiaddr) 
 		cancel()
 	}
 	c.mu.Lock()
+	if moved {
+		// Start the backoff afresh: if this TCP connection is lost
+		// later, the friend is moved back after TCPRemoveDelay
+		// (doubling per move), not after the backoff of failed checks.
+		st.tcpMoves++
+		st.tcpWait = 0
+		st.tcpAt = time.Now().Add(min(TCPRemoveDelay<<min(st.tcpMoves-1, 16), interval))
+	}
 	st.dialing, st.tcpChecking = false, false
 	if c.h.Network().Connectedness(id) != network.Connected {
 		st.next = time.Time{}

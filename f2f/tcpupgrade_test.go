@@ -210,3 +210,49 @@ func TestQUICOnlyFriendWithDeadTCPStaysOnQUIC(t *testing.T) {
 	}
 	t.Logf("%d checks in %v after online, none closed a connection", s.TCPProbes, elapsed)
 }
+
+// TestFriendMovedBackToTCPAfterLosingIt: friends moved from QUIC to TCP
+// lose their TCP connection and meet again over QUIC alone (as a relay
+// and a holder did in wan-bench's lossy profile, 21 s into a download).
+// The lower peer ID must move the friend to TCP again after
+// TCPRemoveDelay, not after TCPUpgradeInterval (10 minutes), the backoff
+// of failed checks.
+func TestFriendMovedBackToTCPAfterLosingIt(t *testing.T) {
+	a := newPeer(t, "both")
+	b := newPeer(t, "both")
+	lo, hi := a, b
+	if hi.id < lo.id {
+		lo, hi = hi, lo
+	}
+	if _, err := lo.friends.Add(hi.inviteAt(hi.quicAddrs()), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hi.friends.Add(lo.inviteAt(lo.quicAddrs()), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the first move to TCP", func() bool {
+		return lo.conn.Stats().TCPUpgraded == 1 && openTCPConns(lo, hi) > 0
+	})
+	moved := time.Now()
+
+	// The TCP connection is lost and only QUIC comes back.
+	releaseLo := lo.gater.dialOnly(hi.id, hi.quicAddrs()[0])
+	releaseHi := hi.gater.dialOnly(lo.id, lo.quicAddrs()[0])
+	for _, c := range lo.host.Network().ConnsToPeer(hi.id) {
+		c.Close()
+	}
+	waitFor(t, 20*time.Second, "the friends on QUIC alone", func() bool {
+		return online(lo, hi.id) && online(hi, lo.id) && openTCPConns(lo, hi) == 0 && len(lo.conn.quicOnlyConns(hi.id)) > 0
+	})
+	releaseLo()
+	releaseHi()
+	waitFor(t, TCPRemoveDelay+20*time.Second, "the second move to TCP", func() bool {
+		return lo.conn.Stats().TCPUpgraded == 2 && openTCPConns(lo, hi) > 0
+	})
+	if since := time.Since(moved); since < TCPRemoveDelay {
+		t.Errorf("moved again %v after the first move, before TCPRemoveDelay (%v)", since, TCPRemoveDelay)
+	}
+	if hs := hi.conn.Stats(); hs.TCPUpgradeCloses != 0 {
+		t.Errorf("higher peer ID closed %d connections; only the lower one moves", hs.TCPUpgradeCloses)
+	}
+}
