@@ -262,7 +262,7 @@ func (s *tunnelService) findSources(ctx context.Context, root [32]byte, want int
 					}
 					s.mu.Unlock()
 				})
-				return p.Close()
+				return p.Abort() // the relays stop carrying what the holder still owes
 			},
 		})
 	}

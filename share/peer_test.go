@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -248,5 +249,51 @@ func TestPeerClose(t *testing.T) {
 	}
 	if _, _, err := p.GetRange(context.Background(), EmptyRoot, 10, 0, 2, nil); !errors.Is(err, ErrBadRange) {
 		t.Errorf("bad range: %v", err)
+	}
+}
+
+// resetConn is a pipe end that records Reset, as a libp2p stream has it.
+type resetConn struct {
+	net.Conn
+	resets, closes atomic.Int32
+}
+
+func (c *resetConn) Reset() error { c.resets.Add(1); return c.Conn.Close() }
+func (c *resetConn) Close() error { c.closes.Add(1); return c.Conn.Close() }
+
+// TestPeerAbortResets: Abort fails a request in flight like Close, but
+// resets the stream instead of closing it, so that the source (and every
+// relay of a tunnel) stops sending the replies it still owes.
+func TestPeerAbortResets(t *testing.T) {
+	noLeaks(t)
+	client, server := net.Pipe()
+	t.Cleanup(func() { server.Close() })
+	go func() {
+		r := NewReader(server)
+		for {
+			if _, err := r.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	rc := &resetConn{Conn: client}
+	p := NewPeer(rc)
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := p.GetRange(context.Background(), EmptyRoot, 4*GroupSize, 0, 2, make([]byte, 2*(GroupSize+MaxGroupProofSize)))
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	if err := p.Abort(); err != nil {
+		t.Errorf("Abort: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, ErrPeerClosed) {
+		t.Errorf("request in flight: %v, want ErrPeerClosed", err)
+	}
+	if r, c := rc.resets.Load(), rc.closes.Load(); r != 1 || c != 0 {
+		t.Errorf("Abort: %d resets and %d closes of the stream, want 1 and 0", r, c)
+	}
+	if err := p.Close(); err != nil || rc.closes.Load() != 0 {
+		t.Errorf("Close after Abort: %v, %d closes; want nothing done", err, rc.closes.Load())
 	}
 }
