@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Starts three kith daemons on 127.0.0.1 in temporary homes, makes the first
 # friends with the other two, waits, and prints the first daemon's resident
-# memory from /proc. Stops them all on exit.
+# memory from /proc: in all (VmRSS, VmHWM), and split into what the node
+# allocated (RssAnon) and the pages of its executable and other files it
+# mapped (RssFile, clean pages the kernel can drop and share). Stops them
+# all on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d -t kith-mem.XXXXXX)
@@ -22,4 +25,4 @@ sleep 20
 pid=$("$tmp/kith" status --json --home "$tmp/a" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
 online=$("$tmp/kith" status --json --home "$tmp/a" | sed -n 's/.*"friends_online": \([0-9]*\).*/\1/p')
 echo "friends online: $online"
-grep -E 'VmRSS|VmHWM' "/proc/$pid/status"
+grep -E 'VmRSS|VmHWM|RssAnon|RssFile' "/proc/$pid/status"
