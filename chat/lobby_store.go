@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -147,6 +148,46 @@ func decodeStored(seq uint64, v []byte) (LobbyMessage, error) {
 func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
 	dup := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		m, dup, err = appendTx(tx, m)
+		return err
+	})
+	if err != nil {
+		return LobbyMessage{}, false, fmt.Errorf("storing lobby message: %w", err)
+	}
+	return m, dup, nil
+}
+
+// appendBatch is append for each of ms in one transaction, for the joins
+// and leaves taken from friends (Lobbies.storePresence): it returns the
+// messages stored, with their sequence numbers, leaving out those
+// already there and those of lobbies no longer joined.
+func (s *lobbyStore) appendBatch(ms []LobbyMessage) ([]LobbyMessage, error) {
+	var out []LobbyMessage
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		for _, m := range ms {
+			stored, dup, err := appendTx(tx, m)
+			if errors.Is(err, ErrNotJoined) || dup {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, stored)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing lobby messages: %w", err)
+	}
+	return out, nil
+}
+
+// appendTx is append's work in tx.
+func appendTx(tx *bolt.Tx, m LobbyMessage) (LobbyMessage, bool, error) {
+	dup := false
+	err := func() error {
 		if tx.Bucket(bucketLobbies).Get(m.Lobby[:]) == nil {
 			return ErrNotJoined
 		}
@@ -210,11 +251,8 @@ func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
 			}
 		}
 		return use.Put(m.Lobby[:], binary.BigEndian.AppendUint64(nil, uint64(max(bytes, 0))))
-	})
-	if err != nil {
-		return LobbyMessage{}, false, fmt.Errorf("storing lobby message: %w", err)
-	}
-	return m, dup, nil
+	}()
+	return m, dup, err
 }
 
 // list returns a page of a lobby's history: messages after sequence
@@ -249,9 +287,14 @@ func (s *lobbyStore) list(lobby LobbyID, after uint64, limit int) ([]LobbyMessag
 	return out, nil
 }
 
-// recent returns the newest messages of a lobby, at most max of them and
-// of at most maxBytes in wire form, oldest first.
-func (s *lobbyStore) recent(lobby LobbyID, max, maxBytes int) ([]LobbyMessage, error) {
+// recentText returns the newest text messages of a lobby, at most max
+// of them and of at most maxBytes in wire form, among its newest
+// LobbySyncScan x max records, oldest first: what a history reply
+// carries. Joins and leaves are left out for the reason sync leaves them
+// out (newestIDs): a joiner of a large lobby would get, and check, a
+// hundred JOINs of members that mostly joined before it, instead of what
+// was said.
+func (s *lobbyStore) recentText(lobby LobbyID, max, maxBytes int) ([]LobbyMessage, error) {
 	var out []LobbyMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
@@ -259,15 +302,19 @@ func (s *lobbyStore) recent(lobby LobbyID, max, maxBytes int) ([]LobbyMessage, e
 			return nil
 		}
 		c := hist.Cursor()
-		size := 0
-		for k, v := c.Last(); k != nil && len(out) < max; k, v = c.Prev() {
-			size += len(v) + 8
-			if size > maxBytes {
-				break
-			}
+		size, read := 0, 0
+		for k, v := c.Last(); k != nil && len(out) < max && read < LobbySyncScan*max; k, v = c.Prev() {
+			read++
 			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
+			}
+			if isPresence(m.Kind) {
+				continue
+			}
+			size += len(v) + 8
+			if size > maxBytes {
+				break
 			}
 			out = append(out, m)
 		}

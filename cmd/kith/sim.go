@@ -111,6 +111,7 @@ func newSimCmd() *cobra.Command {
 	f.Float64Var(&cfg.LobbyJoinRate, "lobby-join-rate", cfg.LobbyJoinRate, "most members joining per second (at most the lobby's per-friend limit)")
 	f.DurationVar(&cfg.LobbyHold, "lobby-hold", cfg.LobbyHold, "keep the lobby up this long after its messages, counting keep-alives")
 	f.Float64Var(&cfg.LobbyPresenceRate, "lobby-presence-rate", cfg.LobbyPresenceRate, "presence budget of each lobby link, keep-alives, joins and leaves a second (0: chat's, a quarter of the friend rate)")
+	f.BoolVar(&cfg.LobbyEachVerifies, "lobby-each-verifies", cfg.LobbyEachVerifies, "every node computes each lobby signature check itself (N^2 at N members in one process); default: one verifier shared by all nodes remembers the answers")
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the graph, identities, placement, workload and depth randomness")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&outDir, "out", "", "also write CSV files and SVG charts to this folder")

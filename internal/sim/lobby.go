@@ -57,7 +57,8 @@ type lobbyNet struct {
 // startLobbies starts a chat.Lobbies on every host, each with a bbolt
 // file (without fsync: the files are thrown away) in a new temporary
 // folder and one chat identity. Close stops them and removes the folder.
-func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64) (*lobbyNet, error) {
+// verify, if set, is every service's LobbyConfig.Verify.
+func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64, verify chat.Verifier) (*lobbyNet, error) {
 	dir, err := os.MkdirTemp("", "kith-sim-lobbies-")
 	if err != nil {
 		return nil, fmt.Errorf("starting lobbies: %w", err)
@@ -91,6 +92,7 @@ func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, p
 			OnRelay:      obs.relay(i),
 			LinkRetry:    simLinkRetry,
 			PresenceRate: presenceRate,
+			Verify:       verify,
 		})
 		if err != nil {
 			ln.Close()
@@ -442,8 +444,14 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 	for i, nd := range nodes {
 		hosts[i], friends[i] = nd.h, nd.friends
 	}
+	var sigs *sigCache
+	var verify chat.Verifier
+	if !cfg.LobbyEachVerifies {
+		sigs = newSigCache(sigCacheEntries)
+		verify = sigs.verify
+	}
 	t0 := time.Now()
-	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate)
+	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate, verify)
 	if err != nil {
 		return nil, err
 	}
@@ -501,6 +509,9 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		}
 	}
 	rep := analyseLobby(cfg, obs, run)
+	if sigs != nil {
+		rep.Signatures = SignatureChecks{Shared: true, Asked: sigs.asked.Load(), Computed: sigs.computed.Load()}
+	}
 	progress(cfg, "%d lobby messages done after %v", len(plan.authors), time.Since(t0).Round(time.Millisecond))
 	return rep, nil
 }
