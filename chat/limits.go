@@ -328,7 +328,7 @@ const (
 	LobbyStoreBatch = 256
 	// LobbyStoreDelay is the longest a friend's join or leave waits to be
 	// stored (and published as a "lobby.message" event) with others.
-	LobbyStoreDelay = 250 * time.Millisecond
+	LobbyStoreDelay = time.Second
 	// LobbyKeepAliveRate is the keep-alives a second one lobby's members
 	// aim at together, whatever its size: each member says one every
 	// estimated size / LobbyKeepAliveRate seconds (4 a second: every

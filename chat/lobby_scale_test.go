@@ -159,3 +159,27 @@ func TestLobbyJoinsStoredInBatches(t *testing.T) {
 		t.Fatalf("the resent JOIN is stored %d times", n)
 	}
 }
+
+// TestStoredHead: storedHead reads the id and kind of a stored message
+// of every kind as the full decoder does.
+func TestStoredHead(t *testing.T) {
+	as := testIdentity(t, "head")
+	for _, k := range []LobbyKind{LobbyKindText, LobbyKindJoin, LobbyKindLeave, LobbyKindKeepAlive} {
+		text := ""
+		if k == LobbyKindText {
+			text = "said"
+		}
+		m := signed(as, NewLobbyID(), k, time.Now(), text)
+		b, err := encodeStored(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, kind, ok := storedHead(b)
+		if !ok || id != m.ID || kind != k {
+			t.Fatalf("%v: storedHead reads %s %v %v, want %s %v", k, id, kind, ok, m.ID, k)
+		}
+	}
+	if _, _, ok := storedHead([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0xff}); ok {
+		t.Fatal("storedHead reads a broken record")
+	}
+}

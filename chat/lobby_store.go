@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"kith/chat/pb"
@@ -122,6 +123,47 @@ func (s *lobbyStore) leave(id LobbyID) error {
 func encodeStored(m *LobbyMessage) ([]byte, error) {
 	b := binary.BigEndian.AppendUint64(nil, uint64(m.Stored.UnixMilli()))
 	return proto.MarshalOptions{}.MarshalAppend(b, lobbyMessageToWire(m))
+}
+
+// storedHead reads a stored message's id and kind from its wire form
+// without decoding the rest (protobuf fields 2 and 3 of LobbyMessage):
+// what newestIDs and recentText need of the joins they skip. ok is false
+// for a record it cannot read, which the caller decodes in full.
+func storedHead(v []byte) (id MsgID, kind LobbyKind, ok bool) {
+	if len(v) < 8 {
+		return MsgID{}, 0, false
+	}
+	b := v[8:]
+	gotID, gotKind := false, false
+	for len(b) > 0 && !(gotID && gotKind) {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return MsgID{}, 0, false
+		}
+		b = b[n:]
+		switch {
+		case num == 2 && typ == protowire.BytesType:
+			f, n := protowire.ConsumeBytes(b)
+			if n < 0 || len(f) != len(id) {
+				return MsgID{}, 0, false
+			}
+			id, gotID, b = MsgID(f), true, b[n:]
+		case num == 3 && typ == protowire.VarintType:
+			k, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return MsgID{}, 0, false
+			}
+			kind, gotKind, b = LobbyKind(k), true, b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return MsgID{}, 0, false
+			}
+			b = b[n:]
+		}
+	}
+	// A text's kind (1) is never left out: proto3 leaves out only 0.
+	return id, kind, gotID && gotKind
 }
 
 func decodeStored(seq uint64, v []byte) (LobbyMessage, error) {
@@ -305,6 +347,9 @@ func (s *lobbyStore) recentText(lobby LobbyID, max, maxBytes int) ([]LobbyMessag
 		size, read := 0, 0
 		for k, v := c.Last(); k != nil && len(out) < max && read < LobbySyncScan*max; k, v = c.Prev() {
 			read++
+			if _, kind, ok := storedHead(v); ok && isPresence(kind) {
+				continue
+			}
 			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
@@ -421,12 +466,16 @@ func (s *lobbyStore) newestIDs(lobby LobbyID, max int) ([]MsgID, error) {
 		read := 0
 		for k, v := c.Last(); k != nil && len(out) < max && read < LobbySyncScan*max; k, v = c.Prev() {
 			read++
-			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
-			if err != nil {
-				return err
+			id, kind, ok := storedHead(v)
+			if !ok {
+				m, err := decodeStored(binary.BigEndian.Uint64(k), v)
+				if err != nil {
+					return err
+				}
+				id, kind = m.ID, m.Kind
 			}
-			if !isPresence(m.Kind) {
-				out = append(out, m.ID)
+			if !isPresence(kind) {
+				out = append(out, id)
 			}
 		}
 		return nil

@@ -118,6 +118,7 @@ func newSimCmd() *cobra.Command {
 	f.BoolVar(&quiet, "quiet", false, "do not print progress to stderr")
 	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	f.StringVar(&cfg.HeapProfile, "memprofile", "", "write a heap profile to this file at the end of the lobby phase, its services still up (go tool pprof)")
 	return cmd
 }
 

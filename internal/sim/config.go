@@ -112,6 +112,10 @@ type Config struct {
 	// signature N members check is computed about once in the process.
 	// Each node still asks for every check; the report counts both.
 	LobbyEachVerifies bool
+	// HeapProfile, if set, is a file the lobby phase writes a heap
+	// profile to once its messages are done, every service still up:
+	// what a lobby's members hold (go tool pprof).
+	HeapProfile string
 
 	// LinkWait bounds the wait for every router link to come up.
 	LinkWait time.Duration

@@ -9,6 +9,8 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -499,6 +501,11 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		}
 	}
 	run.presEnd = now()
+	if cfg.HeapProfile != "" {
+		if err := writeHeapProfile(cfg.HeapProfile); err != nil {
+			return nil, err
+		}
+	}
 	for _, nd := range ln.nodes {
 		run.stats = append(run.stats, nd.lob.Stats())
 	}
@@ -514,6 +521,23 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 	}
 	progress(cfg, "%d lobby messages done after %v", len(plan.authors), time.Since(t0).Round(time.Millisecond))
 	return rep, nil
+}
+
+// writeHeapProfile writes the heap's live objects to file path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the heap profile: %w", err)
+	}
+	runtime.GC() // the live heap, not what the last cycle left
+	err = pprof.WriteHeapProfile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the heap profile: %w", err)
+	}
+	return nil
 }
 
 // waitLobbyLinks waits until every node has a lobby link to each friend.
