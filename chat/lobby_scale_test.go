@@ -183,3 +183,61 @@ func TestStoredHead(t *testing.T) {
 		t.Fatal("storedHead reads a broken record")
 	}
 }
+
+// TestLobbyPresenceFlushVisitsWaiting: while presence waits for one
+// link's budget, that link is the only one the presence flush visits
+// (presWaiting), not every link the node has; once the queue drains, none,
+// and everything waiting went out.
+func TestLobbyPresenceFlushVisitsWaiting(t *testing.T) {
+	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
+	a, b := nodes[0], nodes[1]
+	li, err := a.lob.Create("flush", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "b sees the lobby", func() bool { return announced(b, li.ID) })
+	if _, err := b.lob.Join(li.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a has b subscribed", func() bool { return a.lob.Subscribed(b.h.ID(), li.ID) })
+	// Two more friends of a, not in the lobby: links with nothing to wait.
+	for range 2 {
+		newRawFriend(t, a)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a's links", func() bool { return len(a.lob.Links()) == 3 })
+	const joins = 30 // past b's budget's burst, within its queue
+	x := newRawFriend(t, a)
+	ids := map[MsgID]bool{}
+	for range joins {
+		m := signed(testIdentity(t, "joiner"), li.ID, LobbyKindJoin, time.Now(), "")
+		ids[m.ID] = true
+		x.send(t, m)
+	}
+	var waiting []string
+	testkit.WaitFor(t, 5*time.Second, "presence waiting for b's budget", func() bool {
+		a.lob.mu.Lock()
+		defer a.lob.mu.Unlock()
+		waiting = waiting[:0]
+		for l := range a.lob.presWaiting {
+			waiting = append(waiting, l.peer.String())
+		}
+		return len(waiting) > 0
+	})
+	if len(waiting) != 1 || waiting[0] != b.h.ID().String() {
+		t.Fatalf("the flush visits %d links (%v), want only b's of a's %d", len(waiting), waiting, len(a.lob.Links()))
+	}
+	testkit.WaitFor(t, 15*time.Second, "every JOIN at b", func() bool {
+		got := 0
+		for _, f := range b.relays.frames(a.h.ID(), false) {
+			if ids[f.id] {
+				got++
+			}
+		}
+		return got == joins
+	})
+	testkit.WaitFor(t, 5*time.Second, "nothing waiting", func() bool {
+		a.lob.mu.Lock()
+		defer a.lob.mu.Unlock()
+		return len(a.lob.presWaiting) == 0
+	})
+}

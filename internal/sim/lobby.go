@@ -556,17 +556,21 @@ var errPollTimeout = errors.New("timed out")
 
 // poll calls done every 5 ms until it reports true, ctx ends or limit
 // passes; the error then wraps ctx's or errPollTimeout, with what and
-// done's description of the state.
+// done's description of the state. It gives up only after a call of
+// done that started once limit had passed: on a process short of CPU
+// one call (a look at every member's links) can outlast the limit, and
+// what it saw at its start is not the state at the end.
 func poll(ctx context.Context, limit time.Duration, what string, done func() (bool, string)) error {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		began := time.Now()
 		ok, state := done()
 		if ok {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if began.After(deadline) {
 			return fmt.Errorf("%s: %w after %v: %s", what, errPollTimeout, limit, state)
 		}
 		select {
@@ -691,9 +695,10 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	// Every join settled and every link between members subscribed both
 	// ways, or the messages would find the lobby still forming.
 	var looked time.Time
+	var state string
 	err = poll(ctx, lobbySettle+cfg.LobbyWait, "waiting for the lobby to form", func() (bool, string) {
 		if time.Since(looked) < 100*time.Millisecond {
-			return false, "" // every link's lock, but not every 5 ms
+			return false, state // every link's lock, but not every 5 ms
 		}
 		looked = time.Now()
 		n := open(len(members))
@@ -705,7 +710,8 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 				}
 			}
 		}
-		return n == 0 && missing == 0, fmt.Sprintf("%d joins on their way, %d member links not subscribed", n, missing)
+		state = fmt.Sprintf("%d joins on their way, %d member links not subscribed", n, missing)
+		return n == 0 && missing == 0, state
 	})
 	if err != nil {
 		return id, err
