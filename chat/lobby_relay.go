@@ -285,8 +285,9 @@ func (s *Lobbies) historyDone(id LobbyID) {
 	}
 }
 
-// answerHistory answers a friend's history request for a joined lobby;
-// if this node's own request is pending, once it is answered.
+// answerHistory answers a friend's history request for a joined lobby
+// with its newest text (recentText: not joins and leaves); if this
+// node's own request is pending, once it is answered.
 func (s *Lobbies) answerHistory(l *lobbyLink, id LobbyID, n int) {
 	s.mu.Lock()
 	jl, joined := s.joined[id]
