@@ -320,6 +320,15 @@ const (
 	// LobbyPresenceTick is how often waiting presence frames are let
 	// through to their links.
 	LobbyPresenceTick = 100 * time.Millisecond
+	// LobbyStoreBatch caps the friends' joins and leaves that wait to be
+	// stored in one bbolt transaction (about 300 bytes each: 75 KiB at
+	// most): a full batch is stored at once, by the link that filled it.
+	// Every member stores every JOIN, so a burst of joins cost each
+	// member a transaction per JOIN.
+	LobbyStoreBatch = 256
+	// LobbyStoreDelay is the longest a friend's join or leave waits to be
+	// stored (and published as a "lobby.message" event) with others.
+	LobbyStoreDelay = time.Second
 	// LobbyKeepAliveRate is the keep-alives a second one lobby's members
 	// aim at together, whatever its size: each member says one every
 	// estimated size / LobbyKeepAliveRate seconds (4 a second: every

@@ -109,6 +109,15 @@ type LobbyConfig struct {
 	// LobbyKeepAliveRate/LobbyPresenceRate of it. The simulator lowers
 	// it to run a lobby larger than its cores can check in real time.
 	PresenceRate float64
+	// Verify checks the signature of every lobby message taken from a
+	// friend (live, history and sync); nil means ed25519.Verify. It must
+	// give ed25519.Verify's answer for the same arguments and be safe for
+	// concurrent use. The simulator, which runs every member of a lobby
+	// in one process (N members checking N JOINs: N^2 checks on its
+	// cores, which separate machines share), gives all its nodes one
+	// verifier that remembers recent answers; each node still asks for
+	// every check.
+	Verify Verifier
 }
 
 // LobbyEvent is the data of a "lobby.message" event.
@@ -277,6 +286,13 @@ type Lobbies struct {
 	dropped  map[string]uint64
 	announce chan struct{} // wakes the loop to announce to every link
 	presWake chan struct{} // wakes the loop to let waiting presence through
+	// presWaiting holds the links whose presence queue is not empty.
+	presWaiting map[*lobbyLink]struct{}
+	// toStore holds the joins and leaves taken from friends that wait to
+	// be stored together (storePresence); storeWake wakes the loop to
+	// store them within LobbyStoreDelay.
+	toStore   []LobbyMessage
+	storeWake chan struct{}
 	// gone adds up the counters of the links that went down, per friend,
 	// so Stats never decrease: one entry per friend that had a link.
 	gone map[peer.ID]LinkStats
@@ -322,6 +338,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 		joined: map[LobbyID]*joinedLobby{}, links: map[peer.ID]*lobbyLink{},
 		seen: seen.New[MsgID](LobbySeenMax, LobbySeenTTL), authors: map[ChatID]*rate.Limiter{},
 		dropped: map[string]uint64{}, announce: make(chan struct{}, 1), presWake: make(chan struct{}, 1), gone: map[peer.ID]LinkStats{},
+		presWaiting: map[*lobbyLink]struct{}{}, storeWake: make(chan struct{}, 1),
 	}
 	recs, err := st.lobbies()
 	if err != nil {

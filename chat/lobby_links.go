@@ -49,6 +49,7 @@ func (s *Lobbies) dropLink(l *lobbyLink) {
 	if s.links[l.peer] == l {
 		delete(s.links, l.peer)
 	}
+	delete(s.presWaiting, l)
 	s.gone[l.peer] = s.gone[l.peer].add(l.stats())
 	var pending []LobbyID
 	for id := range l.histWanted {

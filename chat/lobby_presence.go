@@ -155,6 +155,7 @@ func (s *Lobbies) sendPresenceLocked(l *lobbyLink, f *pb.LobbyFrame, m *LobbyMes
 		l.presQ = append(l.presQ[:drop], l.presQ[drop+1:]...)
 	}
 	l.presQ = append(l.presQ, presenceFrame{f: f, id: m.ID, lobby: m.Lobby, kind: m.Kind})
+	s.presWaiting[l] = struct{}{}
 	select {
 	case s.presWake <- struct{}{}:
 	default:
@@ -171,12 +172,16 @@ func (s *Lobbies) presenceDroppedLocked(id LobbyID) {
 }
 
 // flushPresence sends what waits in the links' presence queues as their
-// budgets allow, and reports whether some still waits.
+// budgets allow, and reports whether some still waits. It visits only
+// the links with something waiting (presWaiting), not every link.
 func (s *Lobbies) flushPresence() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	waiting := false
-	for _, l := range s.links {
+	for l := range s.presWaiting {
+		if s.links[l.peer] != l {
+			delete(s.presWaiting, l) // gone: its queue goes with it
+			continue
+		}
 		n := 0
 		for n < len(l.presQ) && l.presLim.Allow() {
 			w := l.presQ[n]
@@ -188,9 +193,11 @@ func (s *Lobbies) flushPresence() bool {
 		if n > 0 {
 			l.presQ = append(l.presQ[:0], l.presQ[n:]...)
 		}
-		waiting = waiting || len(l.presQ) > 0
+		if len(l.presQ) == 0 {
+			delete(s.presWaiting, l)
+		}
 	}
-	return waiting
+	return len(s.presWaiting) > 0
 }
 
 // scheduleKeepAliveLocked sets when this node next says a keep-alive in

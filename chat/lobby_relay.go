@@ -71,7 +71,7 @@ func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 		s.drop(l, reason, m)
 		return
 	}
-	if !m.verify() {
+	if !m.verifyWith(s.cfg.Verify) {
 		s.drop(l, DropBadSignature, m)
 		return
 	}
@@ -94,9 +94,15 @@ func (s *Lobbies) receive(l *lobbyLink, m *LobbyMessage) {
 // accept takes a message that passed every check (or this node's own):
 // records its author as a participant, stores it unless a keep-alive
 // (a duplicate of the stored history stops here), publishes it and sends
-// it to every subscribed link but from.
+// it to every subscribed link but from. A friend's join or leave is
+// stored and published a little later, with others (storePresence): a
+// join is taken by every member, and one transaction each made the
+// bbolt stores of a burst of joins the largest cost after signature
+// checks; its duplicates are the seen cache's to stop, since neither
+// history nor sync replies carry joins and leaves.
 func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error) {
-	if m.Kind != LobbyKindKeepAlive {
+	batched := from != nil && (m.Kind == LobbyKindJoin || m.Kind == LobbyKindLeave)
+	if m.Kind != LobbyKindKeepAlive && !batched {
 		stored, dup, err := s.store.append(*m)
 		if err != nil {
 			return LobbyMessage{}, err
@@ -108,7 +114,19 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 		m = &stored
 	}
 	f := msgFrame(m)
+	var flush []LobbyMessage
 	s.mu.Lock()
+	if batched {
+		s.toStore = append(s.toStore, *m)
+		if len(s.toStore) >= LobbyStoreBatch {
+			flush, s.toStore = s.toStore, nil
+		} else {
+			select {
+			case s.storeWake <- struct{}{}:
+			default:
+			}
+		}
+	}
 	jl := s.joined[m.Lobby]
 	if jl != nil {
 		if m.Kind == LobbyKindLeave {
@@ -139,10 +157,35 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 		}
 	}
 	s.mu.Unlock()
-	if m.Kind != LobbyKindKeepAlive {
+	switch {
+	case flush != nil:
+		s.storePresence(flush)
+	case m.Kind != LobbyKindKeepAlive && !batched:
 		s.event("lobby.message", LobbyEvent{Message: *m})
 	}
 	return *m, nil
+}
+
+// storePresence stores the joins and leaves of friends waiting in
+// toStore (flush nil) or flush, in one transaction, and publishes those
+// stored.
+func (s *Lobbies) storePresence(flush []LobbyMessage) {
+	if flush == nil {
+		s.mu.Lock()
+		flush, s.toStore = s.toStore, nil
+		s.mu.Unlock()
+	}
+	if len(flush) == 0 {
+		return
+	}
+	stored, err := s.store.appendBatch(flush)
+	if err != nil {
+		s.log.Debug("storing joins and leaves", slog.Any("err", err))
+		return
+	}
+	for _, m := range stored {
+		s.event("lobby.message", LobbyEvent{Message: m})
+	}
 }
 
 // newParticipantLocked reports whether an author not heard before in jl,
@@ -208,7 +251,7 @@ func (s *Lobbies) takeReplied(l *lobbyLink, m *LobbyMessage, now, wall time.Time
 		s.drop(l, reason, m)
 		return false, nil
 	}
-	if !m.verify() {
+	if !m.verifyWith(s.cfg.Verify) {
 		s.drop(l, DropBadSignature, m)
 		return false, nil
 	}
@@ -242,8 +285,9 @@ func (s *Lobbies) historyDone(id LobbyID) {
 	}
 }
 
-// answerHistory answers a friend's history request for a joined lobby;
-// if this node's own request is pending, once it is answered.
+// answerHistory answers a friend's history request for a joined lobby
+// with its newest text (recentText: not joins and leaves); if this
+// node's own request is pending, once it is answered.
 func (s *Lobbies) answerHistory(l *lobbyLink, id LobbyID, n int) {
 	s.mu.Lock()
 	jl, joined := s.joined[id]
@@ -260,7 +304,7 @@ func (s *Lobbies) answerHistory(l *lobbyLink, id LobbyID, n int) {
 		l.send(historyReplyFrame(id, nil))
 		return
 	}
-	ms, err := s.store.recent(id, n, LobbyHistoryBytes)
+	ms, err := s.store.recentText(id, n, LobbyHistoryBytes)
 	if err != nil {
 		s.log.Debug("reading history for a friend", slog.Any("err", err))
 	}

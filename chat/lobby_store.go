@@ -3,11 +3,13 @@ package chat
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"kith/chat/pb"
@@ -123,6 +125,47 @@ func encodeStored(m *LobbyMessage) ([]byte, error) {
 	return proto.MarshalOptions{}.MarshalAppend(b, lobbyMessageToWire(m))
 }
 
+// storedHead reads a stored message's id and kind from its wire form
+// without decoding the rest (protobuf fields 2 and 3 of LobbyMessage):
+// what newestIDs and recentText need of the joins they skip. ok is false
+// for a record it cannot read, which the caller decodes in full.
+func storedHead(v []byte) (id MsgID, kind LobbyKind, ok bool) {
+	if len(v) < 8 {
+		return MsgID{}, 0, false
+	}
+	b := v[8:]
+	gotID, gotKind := false, false
+	for len(b) > 0 && !(gotID && gotKind) {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return MsgID{}, 0, false
+		}
+		b = b[n:]
+		switch {
+		case num == 2 && typ == protowire.BytesType:
+			f, n := protowire.ConsumeBytes(b)
+			if n < 0 || len(f) != len(id) {
+				return MsgID{}, 0, false
+			}
+			id, gotID, b = MsgID(f), true, b[n:]
+		case num == 3 && typ == protowire.VarintType:
+			k, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return MsgID{}, 0, false
+			}
+			kind, gotKind, b = LobbyKind(k), true, b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return MsgID{}, 0, false
+			}
+			b = b[n:]
+		}
+	}
+	// A text's kind (1) is never left out: proto3 leaves out only 0.
+	return id, kind, gotID && gotKind
+}
+
 func decodeStored(seq uint64, v []byte) (LobbyMessage, error) {
 	if len(v) < 8 {
 		return LobbyMessage{}, fmt.Errorf("lobby message %d: short record", seq)
@@ -147,6 +190,46 @@ func decodeStored(seq uint64, v []byte) (LobbyMessage, error) {
 func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
 	dup := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		m, dup, err = appendTx(tx, m)
+		return err
+	})
+	if err != nil {
+		return LobbyMessage{}, false, fmt.Errorf("storing lobby message: %w", err)
+	}
+	return m, dup, nil
+}
+
+// appendBatch is append for each of ms in one transaction, for the joins
+// and leaves taken from friends (Lobbies.storePresence): it returns the
+// messages stored, with their sequence numbers, leaving out those
+// already there and those of lobbies no longer joined.
+func (s *lobbyStore) appendBatch(ms []LobbyMessage) ([]LobbyMessage, error) {
+	var out []LobbyMessage
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		for _, m := range ms {
+			stored, dup, err := appendTx(tx, m)
+			if errors.Is(err, ErrNotJoined) || dup {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, stored)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing lobby messages: %w", err)
+	}
+	return out, nil
+}
+
+// appendTx is append's work in tx.
+func appendTx(tx *bolt.Tx, m LobbyMessage) (LobbyMessage, bool, error) {
+	dup := false
+	err := func() error {
 		if tx.Bucket(bucketLobbies).Get(m.Lobby[:]) == nil {
 			return ErrNotJoined
 		}
@@ -210,11 +293,8 @@ func (s *lobbyStore) append(m LobbyMessage) (LobbyMessage, bool, error) {
 			}
 		}
 		return use.Put(m.Lobby[:], binary.BigEndian.AppendUint64(nil, uint64(max(bytes, 0))))
-	})
-	if err != nil {
-		return LobbyMessage{}, false, fmt.Errorf("storing lobby message: %w", err)
-	}
-	return m, dup, nil
+	}()
+	return m, dup, err
 }
 
 // list returns a page of a lobby's history: messages after sequence
@@ -249,9 +329,14 @@ func (s *lobbyStore) list(lobby LobbyID, after uint64, limit int) ([]LobbyMessag
 	return out, nil
 }
 
-// recent returns the newest messages of a lobby, at most max of them and
-// of at most maxBytes in wire form, oldest first.
-func (s *lobbyStore) recent(lobby LobbyID, max, maxBytes int) ([]LobbyMessage, error) {
+// recentText returns the newest text messages of a lobby, at most max
+// of them and of at most maxBytes in wire form, among its newest
+// LobbySyncScan x max records, oldest first: what a history reply
+// carries. Joins and leaves are left out for the reason sync leaves them
+// out (newestIDs): a joiner of a large lobby would get, and check, a
+// hundred JOINs of members that mostly joined before it, instead of what
+// was said.
+func (s *lobbyStore) recentText(lobby LobbyID, max, maxBytes int) ([]LobbyMessage, error) {
 	var out []LobbyMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bucketLobbyHistory).Bucket(lobby[:])
@@ -259,15 +344,22 @@ func (s *lobbyStore) recent(lobby LobbyID, max, maxBytes int) ([]LobbyMessage, e
 			return nil
 		}
 		c := hist.Cursor()
-		size := 0
-		for k, v := c.Last(); k != nil && len(out) < max; k, v = c.Prev() {
-			size += len(v) + 8
-			if size > maxBytes {
-				break
+		size, read := 0, 0
+		for k, v := c.Last(); k != nil && len(out) < max && read < LobbySyncScan*max; k, v = c.Prev() {
+			read++
+			if _, kind, ok := storedHead(v); ok && isPresence(kind) {
+				continue
 			}
 			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
+			}
+			if isPresence(m.Kind) {
+				continue
+			}
+			size += len(v) + 8
+			if size > maxBytes {
+				break
 			}
 			out = append(out, m)
 		}
@@ -374,12 +466,16 @@ func (s *lobbyStore) newestIDs(lobby LobbyID, max int) ([]MsgID, error) {
 		read := 0
 		for k, v := c.Last(); k != nil && len(out) < max && read < LobbySyncScan*max; k, v = c.Prev() {
 			read++
-			m, err := decodeStored(binary.BigEndian.Uint64(k), v)
-			if err != nil {
-				return err
+			id, kind, ok := storedHead(v)
+			if !ok {
+				m, err := decodeStored(binary.BigEndian.Uint64(k), v)
+				if err != nil {
+					return err
+				}
+				id, kind = m.ID, m.Kind
 			}
-			if !isPresence(m.Kind) {
-				out = append(out, m.ID)
+			if !isPresence(kind) {
+				out = append(out, id)
 			}
 		}
 		return nil

@@ -27,10 +27,27 @@ func (s *Lobbies) loop() {
 			presence.Stop()
 		}
 	}()
+	// store runs only while friends' joins and leaves wait to be stored.
+	var store *time.Timer
+	var storeC <-chan time.Time
+	defer func() {
+		if store != nil {
+			store.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-s.ctx.Done():
+			s.storePresence(nil)
 			return
+		case <-s.storeWake:
+			if store == nil {
+				store = time.NewTimer(LobbyStoreDelay)
+				storeC = store.C
+			}
+		case <-storeC:
+			store, storeC = nil, nil
+			s.storePresence(nil)
 		case <-keep.C:
 			s.keepAlive()
 		case <-announce.C:

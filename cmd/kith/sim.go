@@ -111,12 +111,14 @@ func newSimCmd() *cobra.Command {
 	f.Float64Var(&cfg.LobbyJoinRate, "lobby-join-rate", cfg.LobbyJoinRate, "most members joining per second (at most the lobby's per-friend limit)")
 	f.DurationVar(&cfg.LobbyHold, "lobby-hold", cfg.LobbyHold, "keep the lobby up this long after its messages, counting keep-alives")
 	f.Float64Var(&cfg.LobbyPresenceRate, "lobby-presence-rate", cfg.LobbyPresenceRate, "presence budget of each lobby link, keep-alives, joins and leaves a second (0: chat's, a quarter of the friend rate)")
+	f.BoolVar(&cfg.LobbyEachVerifies, "lobby-each-verifies", cfg.LobbyEachVerifies, "every node computes each lobby signature check itself (N^2 at N members in one process); default: one verifier shared by all nodes remembers the answers")
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the graph, identities, placement, workload and depth randomness")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&outDir, "out", "", "also write CSV files and SVG charts to this folder")
 	f.BoolVar(&quiet, "quiet", false, "do not print progress to stderr")
 	f.DurationVar(&timeout, "timeout", 15*time.Minute, "give up after this long")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	f.StringVar(&cfg.HeapProfile, "memprofile", "", "write a heap profile to this file at the end of the lobby phase, its services still up (go tool pprof)")
 	return cmd
 }
 

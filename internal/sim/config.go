@@ -106,6 +106,16 @@ type Config struct {
 	// LobbyPresenceRate is each lobby link's presence budget
 	// (chat.LobbyConfig.PresenceRate); 0 for chat's own.
 	LobbyPresenceRate float64
+	// LobbyEachVerifies has every node check every lobby signature
+	// itself, as separate machines do; false (the default) gives all
+	// nodes one verifier that remembers its answers (sigCache), so a
+	// signature N members check is computed about once in the process.
+	// Each node still asks for every check; the report counts both.
+	LobbyEachVerifies bool
+	// HeapProfile, if set, is a file the lobby phase writes a heap
+	// profile to once its messages are done, every service still up:
+	// what a lobby's members hold (go tool pprof).
+	HeapProfile string
 
 	// LinkWait bounds the wait for every router link to come up.
 	LinkWait time.Duration

@@ -9,6 +9,8 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -57,7 +59,8 @@ type lobbyNet struct {
 // startLobbies starts a chat.Lobbies on every host, each with a bbolt
 // file (without fsync: the files are thrown away) in a new temporary
 // folder and one chat identity. Close stops them and removes the folder.
-func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64) (*lobbyNet, error) {
+// verify, if set, is every service's LobbyConfig.Verify.
+func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64, verify chat.Verifier) (*lobbyNet, error) {
 	dir, err := os.MkdirTemp("", "kith-sim-lobbies-")
 	if err != nil {
 		return nil, fmt.Errorf("starting lobbies: %w", err)
@@ -91,6 +94,7 @@ func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, p
 			OnRelay:      obs.relay(i),
 			LinkRetry:    simLinkRetry,
 			PresenceRate: presenceRate,
+			Verify:       verify,
 		})
 		if err != nil {
 			ln.Close()
@@ -442,8 +446,14 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 	for i, nd := range nodes {
 		hosts[i], friends[i] = nd.h, nd.friends
 	}
+	var sigs *sigCache
+	var verify chat.Verifier
+	if !cfg.LobbyEachVerifies {
+		sigs = newSigCache(sigCacheEntries)
+		verify = sigs.verify
+	}
 	t0 := time.Now()
-	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate)
+	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate, verify)
 	if err != nil {
 		return nil, err
 	}
@@ -491,6 +501,11 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		}
 	}
 	run.presEnd = now()
+	if cfg.HeapProfile != "" {
+		if err := writeHeapProfile(cfg.HeapProfile); err != nil {
+			return nil, err
+		}
+	}
 	for _, nd := range ln.nodes {
 		run.stats = append(run.stats, nd.lob.Stats())
 	}
@@ -501,8 +516,28 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		}
 	}
 	rep := analyseLobby(cfg, obs, run)
+	if sigs != nil {
+		rep.Signatures = SignatureChecks{Shared: true, Asked: sigs.asked.Load(), Computed: sigs.computed.Load()}
+	}
 	progress(cfg, "%d lobby messages done after %v", len(plan.authors), time.Since(t0).Round(time.Millisecond))
 	return rep, nil
+}
+
+// writeHeapProfile writes the heap's live objects to file path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the heap profile: %w", err)
+	}
+	runtime.GC() // the live heap, not what the last cycle left
+	err = pprof.WriteHeapProfile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the heap profile: %w", err)
+	}
+	return nil
 }
 
 // waitLobbyLinks waits until every node has a lobby link to each friend.
@@ -521,17 +556,21 @@ var errPollTimeout = errors.New("timed out")
 
 // poll calls done every 5 ms until it reports true, ctx ends or limit
 // passes; the error then wraps ctx's or errPollTimeout, with what and
-// done's description of the state.
+// done's description of the state. It gives up only after a call of
+// done that started once limit had passed: on a process short of CPU
+// one call (a look at every member's links) can outlast the limit, and
+// what it saw at its start is not the state at the end.
 func poll(ctx context.Context, limit time.Duration, what string, done func() (bool, string)) error {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		began := time.Now()
 		ok, state := done()
 		if ok {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if began.After(deadline) {
 			return fmt.Errorf("%s: %w after %v: %s", what, errPollTimeout, limit, state)
 		}
 		select {
@@ -656,9 +695,10 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	// Every join settled and every link between members subscribed both
 	// ways, or the messages would find the lobby still forming.
 	var looked time.Time
+	var state string
 	err = poll(ctx, lobbySettle+cfg.LobbyWait, "waiting for the lobby to form", func() (bool, string) {
 		if time.Since(looked) < 100*time.Millisecond {
-			return false, "" // every link's lock, but not every 5 ms
+			return false, state // every link's lock, but not every 5 ms
 		}
 		looked = time.Now()
 		n := open(len(members))
@@ -670,7 +710,8 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 				}
 			}
 		}
-		return n == 0 && missing == 0, fmt.Sprintf("%d joins on their way, %d member links not subscribed", n, missing)
+		state = fmt.Sprintf("%d joins on their way, %d member links not subscribed", n, missing)
+		return n == 0 && missing == 0, state
 	})
 	if err != nil {
 		return id, err

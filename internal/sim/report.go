@@ -292,9 +292,23 @@ type LobbyReport struct {
 	// Presence is the keep-alive, join and leave traffic on the links
 	// between members (lobby.go).
 	Presence LobbyPresence `json:"presence"`
+	// Signatures counts the lobby signature checks the nodes asked for
+	// and those computed.
+	Signatures SignatureChecks `json:"signatures"`
 
 	// Rows are the per-message data behind the figures, for CSV.
 	Rows []LobbyRow `json:"-"`
+}
+
+// SignatureChecks counts the lobby's signature checks. With one verifier
+// shared by every simulated node (Config.LobbyEachVerifies false), Asked
+// is what the members asked for, the N^2 a network does on N machines,
+// and Computed what the process computed; with each node verifying,
+// Shared is false and both are zero (not counted).
+type SignatureChecks struct {
+	Shared   bool  `json:"shared"`
+	Asked    int64 `json:"asked"`
+	Computed int64 `json:"computed"`
 }
 
 // LobbyRow is one text message of the lobby phase, for CSV.
@@ -815,6 +829,11 @@ func (r *Report) writeLobby(p func(string, ...any)) {
 	p("same message twice on a link, same direction\t%d (%d of text messages), over %d frames", l.SameDirectionDuplicates, l.TextDuplicates, l.Frames)
 	p("relay drops\t%d redundant copies; other: %s; %d links reset, %d frames unread", l.RedundantDrops, fmtCounts(l.Dropped), l.LinksReset, l.FramesUnread)
 	p("cpu\t%.1f ms per join, %.1f ms per message (whole process)", l.CPUPerJoinMs, l.CPUPerMessageMs)
+	if l.Signatures.Shared {
+		p("signature checks\t%d asked by the members, %d computed (one verifier for all nodes, remembering answers: a network computes each on its own machine)", l.Signatures.Asked, l.Signatures.Computed)
+	} else {
+		p("signature checks\teach node computes its own")
+	}
 	l.Presence.write(p)
 }
 
