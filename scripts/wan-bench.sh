@@ -18,6 +18,8 @@
 #   SIZE_MIB=N overrides the file size of every profile.
 #   RAW_QUIC_FOR=D bounds the raw QUIC stream's time (default 60s).
 #   ONLY=anonymous (or direct) skips the raw streams and the other download.
+#   KITH_UP_FLAGS="..." adds flags to every `kith up` (e.g. --log-level debug).
+#   KITH_BIN=path measures that kith binary instead of one built here.
 #   WAN_LOGS=DIR keeps the daemons' logs there (PROFILE-NAME.log).
 #   SETTLE=S is how long to wait after two friends are online before
 #   going on (default 2): friends that met over QUIC alone are moved to
@@ -34,7 +36,7 @@ SETTLE=${SETTLE:-2}
 work=$(mktemp -d -t kith-wan.XXXX)
 bin=$work/bin
 mkdir -p "$bin"
-go build -o "$bin/kith" ./cmd/kith
+if [ -n "${KITH_BIN:-}" ]; then cp "$KITH_BIN" "$bin/kith"; else go build -o "$bin/kith" ./cmd/kith; fi
 go build -o "$bin/kith-bench" ./cmd/kith-bench
 go build -C "$WANEM_SRC" -o "$bin/wanem" .
 export KITH=$bin/kith
@@ -80,7 +82,7 @@ isolated() {
 daemon() {
   local n=$1 name=$2 home=$work/$2
   ip netns exec "$n" "$KITH" init --name "$name" --home "$home" >/dev/null
-  ip netns exec "$n" "$KITH" up --home "$home" >"$work/$name.log" 2>&1 &
+  ip netns exec "$n" "$KITH" up --home "$home" ${KITH_UP_FLAGS:-} >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
     ip netns exec "$n" "$KITH" status --home "$home" >/dev/null 2>&1 && return
@@ -230,7 +232,9 @@ profiles=("$@")
 for p in "${profiles[@]}"; do
   case $p in
     50ms-500mbit) run_profile "$p" 25ms 500mbit 0 256 ;;
-    100ms-100mbit-loss) run_profile "$p" 50ms 100mbit 0.005 64 ;;
+    # 256 MiB like the 50 ms profile: it was 64 MiB only while the raw
+    # QUIC stream had to send it whole (minutes at 0.3 MiB/s).
+    100ms-100mbit-loss) run_profile "$p" 50ms 100mbit 0.005 256 ;;
     10ms-1gbit) run_profile "$p" 5ms 1000mbit 0 512 ;;
     *) echo "wan-bench: unknown profile $p" >&2; exit 2 ;;
   esac
