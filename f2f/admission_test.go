@@ -68,8 +68,21 @@ func testStrangerHandshakeFlood(t *testing.T, transport string) {
 	if secured > bound {
 		t.Errorf("%d of %d stranger dials reached the security handshake, want at most %d", secured, dials, bound)
 	}
-	if refused := int(after.Refused - adm.Refused); refused < dials-bound {
-		t.Errorf("%d of %d stranger dials refused before the handshake, want at least %d", refused, dials, dials-bound)
+	// Every stranger connection V's admission saw was either admitted
+	// (within the bound) or refused before the handshake. A few dials
+	// never reach V (the stranger's own dial fails on a machine busy
+	// compiling), so the refusals are counted against what arrived, and
+	// nearly all dials must have arrived for the flood to be one.
+	refused, admitted := int(after.Refused-adm.Refused), int(after.Admitted-adm.Admitted)
+	arrived := refused + admitted
+	if admitted > bound {
+		t.Errorf("%d stranger connections admitted to the handshake, want at most %d", admitted, bound)
+	}
+	if arrived < dials*9/10 {
+		t.Errorf("only %d of %d stranger dials reached V's admission", arrived, dials)
+	}
+	if refused < arrived-bound {
+		t.Errorf("%d of %d stranger connections refused before the handshake, want at least %d", refused, arrived, arrived-bound)
 	}
 	if !friendBack {
 		t.Fatal("the friend did not get back in during the flood")
