@@ -64,6 +64,9 @@ type Gater struct {
 	relayedOK atomic.Pointer[func(relay peer.ID) bool]
 	// relayedRefused counts inbound relayed connections refused by it.
 	relayedRefused atomic.Uint64
+	// sendBuffers counts friends' TCP connections given TCPSendBuffer
+	// (sockbuf.go).
+	sendBuffers atomic.Uint64
 }
 
 // SetRelayedFilter makes the Gater take inbound relayed connections only
@@ -103,6 +106,10 @@ type GaterStats struct {
 	// RelayedRefused counts inbound relayed connections refused because
 	// we are directly reachable.
 	RelayedRefused uint64
+	// SendBuffers counts friends' TCP connections given a send buffer
+	// of TCPSendBuffer (sockbuf.go); 0 where the kernel's autotuning
+	// stays.
+	SendBuffers uint64
 }
 
 // Refused counts the connections and dials refused so far.
@@ -111,7 +118,8 @@ func (g *Gater) Refused() uint64 { return g.refused.Load() }
 // Stats returns the Gater's counters.
 func (g *Gater) Stats() GaterStats {
 	return GaterStats{Refused: g.refused.Load(), AddrsRefused: g.addrsRefused.Load(), Admission: g.adm.stats(),
-		IntroAdmitted: g.introAdmitted.Load(), IntroStreamsRefused: g.introStreamsRefused.Load(), RelayedRefused: g.relayedRefused.Load()}
+		IntroAdmitted: g.introAdmitted.Load(), IntroStreamsRefused: g.introStreamsRefused.Load(), RelayedRefused: g.relayedRefused.Load(),
+		SendBuffers: g.sendBuffers.Load()}
 }
 
 // setPolicy sets the address policy of dials (NewHost: the host's).
@@ -179,6 +187,7 @@ func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, cma network.C
 	if dir == network.DirInbound && !isCircuit(cma.RemoteMultiaddr()) {
 		g.adm.remember(cma.RemoteMultiaddr())
 	}
+	g.tuneFriendSocket(cma)
 	return true
 }
 

@@ -96,6 +96,11 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 	service, servicePeer := streams, perPeer
 	service.Memory = rcmgr.LimitVal64(HostMemory)
 	servicePeer.Memory = rcmgr.LimitVal64(PeerMemory)
+	// Nor do the protocol scopes (libp2p's default of 16 MiB per protocol
+	// per peer holds every yamux window of one friend's share streams, or
+	// of all the tunnels through one friend, to 8 MiB together: yamux
+	// grows a window only while each scope is at most half full).
+	perPeer.Memory = rcmgr.LimitVal64(PeerMemory)
 	transient := streams
 	transient.Memory = rcmgr.LimitVal64(TransientMemory)
 	protoPeer := map[protocol.ID]rcmgr.ResourceLimits{}
@@ -105,6 +110,7 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 				Streams:         rcmgr.LimitVal(2 * n),
 				StreamsInbound:  rcmgr.LimitVal(n),
 				StreamsOutbound: rcmgr.LimitVal(n),
+				Memory:          rcmgr.LimitVal64(PeerMemory),
 			}
 		}
 	}
@@ -117,6 +123,7 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 			StreamsOutbound: streams.StreamsOutbound,
 		},
 		Transient:           transient,
+		Stream:              rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(StreamMemory)},
 		ProtocolPeer:        protoPeer,
 		ProtocolDefault:     streams,
 		ServiceDefault:      service,

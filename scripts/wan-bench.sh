@@ -17,10 +17,14 @@
 #   profiles: 50ms-500mbit, 100ms-100mbit-loss, 10ms-1gbit (default: all)
 #   SIZE_MIB=N overrides the file size of every profile.
 #   RAW_QUIC_FOR=D bounds the raw QUIC stream's time (default 60s).
-#   ONLY=anonymous (or direct) skips the raw streams and the other download.
+#   ONLY=PARTS runs only those of raw, direct, anonymous (comma-separated;
+#   default all): ONLY=raw,direct, ONLY=anonymous.
 #   KITH_UP_FLAGS="..." adds flags to every `kith up` (e.g. --log-level debug).
 #   KITH_BIN=path measures that kith binary instead of one built here.
 #   WAN_LOGS=DIR keeps the daemons' logs there (PROFILE-NAME.log).
+#   WAN_SS=FILE writes the TCP sockets (ss -tmni) of the direct download's
+#   two ends there, and of the anonymous chain's holder and relays in
+#   FILE.anon, five times a second.
 #   SETTLE=S is how long to wait after two friends are online before
 #   going on (default 2): friends that met over QUIC alone are moved to
 #   TCP within about 0.5 s (f2f/tcpupgrade.go), and a download started
@@ -130,6 +134,9 @@ conns() {
     END { for (t in n) printf "%s %d ", t, n[t] }'
 }
 
+# part NAME: whether ONLY asks for that part of a profile (all without ONLY).
+part() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
 rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 
 # transfer NAME BYTES: the rate of the transfer alone, from the
@@ -170,9 +177,9 @@ run_profile() {
   ns A a; ns B b
   link "$A" 1.2.0.1 "$B" 1.2.0.2 "$delay" "$rate" "$loss"
   isolated
-  if [ -z "${ONLY:-}" ]; then raw "$B" "$A" 1.2.0.2 "$bytes"; fi
+  if part raw; then raw "$B" "$A" 1.2.0.2 "$bytes"; fi
 
-  if [ "${ONLY:-direct}" = direct ]; then
+  if part direct; then
     daemon "$A" ana; daemon "$B" ben
     befriend "$A" ana "$B" ben
     mkdir -p "$work/share-ben"
@@ -181,10 +188,16 @@ run_profile() {
     local lnk s
     lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
     mkdir -p "$work/got-ana"
+    local sampler=
+    if [ -n "${WAN_SS:-}" ]; then # both ends' TCP sockets, 5 times a second
+      (while sleep 0.2; do date +%T.%N; ip netns exec "$B" ss -tmni state established; ip netns exec "$A" ss -tmn state established; done >"$WAN_SS" 2>&1) &
+      sampler=$!
+    fi
     s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
+    [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
     echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer ana "$bytes"); ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
   fi
-  [ "${ONLY:-anonymous}" = anonymous ] || { cleanup_profile; return; }
+  part anonymous || { cleanup_profile; return; }
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
   ns R1 r1; ns R2 r2; ns H h
@@ -206,7 +219,13 @@ run_profile() {
   fi
   k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
   lnk=$(k "$H" hal share ls --links | grep -o 'kith://[^ ]*' | head -1)
+  local sampler=
+  if [ -n "${WAN_SS:-}" ]; then # every relaying node's TCP sockets, 5 times a second
+    (while sleep 0.2; do date +%T.%N; for n in "$H" "$R2" "$R1"; do echo "ns $n"; ip netns exec "$n" ss -tmni state established; done; done >"$WAN_SS.anon" 2>&1) &
+    sampler=$!
+  fi
   s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
+  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
   echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer cai "$bytes"); 2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
   cleanup_profile
 }

@@ -1,0 +1,58 @@
+package f2f
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// setSendBuffer gives the socket fd a send buffer of n bytes, past
+// net.core.wmem_max if the process may (SO_SNDBUFFORCE needs
+// CAP_NET_ADMIN), else up to net.core.wmem_max if that is more than
+// autotuning reaches (net.ipv4.tcp_wmem's maximum); otherwise it leaves
+// the socket to autotuning, which a fixed buffer would switch off. It
+// returns how the buffer was set ("" if it was not).
+func setSendBuffer(fd uintptr, n int) (string, error) {
+	err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
+	if err == nil {
+		return "forced", nil
+	}
+	if !errors.Is(err, unix.EPERM) {
+		return "", fmt.Errorf("force send buffer: %w", err)
+	}
+	wmemMax, err1 := sysctlInt("/proc/sys/net/core/wmem_max", 0)
+	autoMax, err2 := sysctlInt("/proc/sys/net/ipv4/tcp_wmem", 2)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", err
+	}
+	// The kernel doubles what is asked; autotuning's limit is not doubled.
+	ask := min(n, wmemMax)
+	if 2*ask <= autoMax {
+		return "", nil
+	}
+	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, ask); err != nil {
+		return "", fmt.Errorf("set send buffer: %w", err)
+	}
+	return "allowed", nil
+}
+
+// sysctlInt reads the field'th number of the sysctl file at path.
+func sysctlInt(path string, field int) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read sysctl: %w", err)
+	}
+	f := strings.Fields(string(b))
+	if field >= len(f) {
+		return 0, fmt.Errorf("sysctl %s: %d fields", path, len(f))
+	}
+	v, err := strconv.Atoi(f[field])
+	if err != nil {
+		return 0, fmt.Errorf("sysctl %s: %w", path, err)
+	}
+	return v, nil
+}

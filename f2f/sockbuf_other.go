@@ -1,0 +1,6 @@
+//go:build !linux
+
+package f2f
+
+// setSendBuffer leaves the socket to the kernel outside Linux.
+func setSendBuffer(uintptr, int) (string, error) { return "", nil }
