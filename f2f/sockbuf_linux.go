@@ -29,15 +29,28 @@ func setSendBuffer(fd uintptr, n int) (string, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return "", err
 	}
-	// The kernel doubles what is asked; autotuning's limit is not doubled.
-	ask := min(n, wmemMax)
-	if 2*ask <= autoMax {
+	ask := allowedSendBuffer(n, wmemMax, autoMax)
+	if ask == 0 {
 		return "", nil
 	}
 	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, ask); err != nil {
 		return "", fmt.Errorf("set send buffer: %w", err)
 	}
 	return "allowed", nil
+}
+
+// allowedSendBuffer is what to ask SO_SNDBUF for, without the right to
+// force it, for a buffer of n bytes where the administrator allows
+// wmemMax (net.core.wmem_max) and autotuning reaches autoMax
+// (net.ipv4.tcp_wmem's maximum); 0 means leave the socket to autotuning,
+// which a fixed buffer would switch off, because it would reach more.
+// The kernel doubles what is asked; autotuning's limit is not doubled.
+func allowedSendBuffer(n, wmemMax, autoMax int) int {
+	ask := min(n, wmemMax)
+	if ask <= 0 || 2*ask <= autoMax {
+		return 0
+	}
+	return ask
 }
 
 // sysctlInt reads the field'th number of the sysctl file at path.

@@ -119,6 +119,29 @@ func TestFriendTCPSendBuffer(t *testing.T) {
 	}
 }
 
+// TestAllowedSendBuffer: without the right to force it, the send buffer
+// is set only where the administrator's limit gives more than
+// autotuning would reach, and never past that limit.
+func TestAllowedSendBuffer(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		name                string
+		n, wmemMax, autoMax int
+		want                int
+	}{
+		{"Linux defaults: autotuning reaches more", 8 * mib, 212992, 4 * mib, 0},
+		{"wmem_max raised past the need", 8 * mib, 32 * mib, 4 * mib, 8 * mib},
+		{"wmem_max raised a little", 8 * mib, 3 * mib, 4 * mib, 3 * mib},
+		{"wmem_max at half autotuning's", 8 * mib, 2 * mib, 4 * mib, 0},
+		{"autotuning already past it", 8 * mib, 32 * mib, 16 * mib, 0},
+		{"nonsense sysctl", 8 * mib, 0, 4 * mib, 0},
+	} {
+		if got := allowedSendBuffer(c.n, c.wmemMax, c.autoMax); got != c.want {
+			t.Errorf("%s: asked %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
 // TestSysctlInt: the reader of sysctl files fails clearly on files that
 // are missing, short or not numbers.
 func TestSysctlInt(t *testing.T) {
