@@ -110,7 +110,7 @@ func resourceLimits(base rcmgr.ConcreteLimitConfig, protoStreams map[protocol.ID
 				Streams:         rcmgr.LimitVal(2 * n),
 				StreamsInbound:  rcmgr.LimitVal(n),
 				StreamsOutbound: rcmgr.LimitVal(n),
-				Memory:          rcmgr.LimitVal64(PeerMemory),
+				Memory:          perPeer.Memory,
 			}
 		}
 	}

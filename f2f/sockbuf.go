@@ -38,14 +38,14 @@ func (g *Gater) tuneFriendSocket(cma network.ConnMultiaddrs) {
 	if err != nil {
 		return
 	}
-	var how string
-	if cerr := sc.Control(func(fd uintptr) { how, err = setSendBuffer(fd, TCPSendBuffer) }); cerr != nil {
+	var set bool
+	if cerr := sc.Control(func(fd uintptr) { set, err = setSendBuffer(fd, TCPSendBuffer) }); cerr != nil {
 		err = cerr
 	}
 	switch {
 	case err != nil:
 		g.log.Debug("friend's TCP send buffer left to the kernel", slog.Any("err", err))
-	case how != "":
+	case set:
 		g.sendBuffers.Add(1)
 	}
 }

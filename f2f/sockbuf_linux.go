@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,29 +16,46 @@ import (
 // CAP_NET_ADMIN), else up to net.core.wmem_max if that is more than
 // autotuning reaches (net.ipv4.tcp_wmem's maximum); otherwise it leaves
 // the socket to autotuning, which a fixed buffer would switch off. It
-// returns how the buffer was set ("" if it was not).
-func setSendBuffer(fd uintptr, n int) (string, error) {
+// reports whether it set the buffer.
+func setSendBuffer(fd uintptr, n int) (bool, error) {
 	err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
 	if err == nil {
-		return "forced", nil
+		return true, nil
 	}
 	if !errors.Is(err, unix.EPERM) {
-		return "", fmt.Errorf("force send buffer: %w", err)
+		return false, fmt.Errorf("force send buffer: %w", err)
 	}
-	wmemMax, err1 := sysctlInt("/proc/sys/net/core/wmem_max", 0)
-	autoMax, err2 := sysctlInt("/proc/sys/net/ipv4/tcp_wmem", 2)
-	if err := errors.Join(err1, err2); err != nil {
-		return "", err
+	wmemMax, autoMax, err := sendBufferSysctls()
+	if err != nil {
+		return false, err
 	}
 	ask := allowedSendBuffer(n, wmemMax, autoMax)
 	if ask == 0 {
-		return "", nil
+		return false, nil
 	}
 	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, ask); err != nil {
-		return "", fmt.Errorf("set send buffer: %w", err)
+		return false, fmt.Errorf("set send buffer: %w", err)
 	}
-	return "allowed", nil
+	return true, nil
 }
+
+// sendBufferSysctls returns net.core.wmem_max and net.ipv4.tcp_wmem's
+// maximum, read once per process, not at every friend's connection.
+func sendBufferSysctls() (wmemMax, autoMax int, err error) {
+	v := readSendSysctls()
+	return v.wmemMax, v.autoMax, v.err
+}
+
+var readSendSysctls = sync.OnceValue(func() (v struct {
+	wmemMax, autoMax int
+	err              error
+}) {
+	var err1, err2 error
+	v.wmemMax, err1 = sysctlInt("/proc/sys/net/core/wmem_max", 0)
+	v.autoMax, err2 = sysctlInt("/proc/sys/net/ipv4/tcp_wmem", 2)
+	v.err = errors.Join(err1, err2)
+	return v
+})
 
 // allowedSendBuffer is what to ask SO_SNDBUF for, without the right to
 // force it, for a buffer of n bytes where the administrator allows

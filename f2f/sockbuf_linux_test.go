@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func socketSendBuffer(t *testing.T, c network.Conn) int {
 		if err != nil {
 			continue
 		}
-		if link, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); len(link) < 7 || link[:7] != "socket:" {
+		if link, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); !strings.HasPrefix(link, "socket:") {
 			continue
 		}
 		sa, err1 := unix.Getsockname(fd)

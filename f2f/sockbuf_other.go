@@ -3,4 +3,4 @@
 package f2f
 
 // setSendBuffer leaves the socket to the kernel outside Linux.
-func setSendBuffer(uintptr, int) (string, error) { return "", nil }
+func setSendBuffer(uintptr, int) (bool, error) { return false, nil }
