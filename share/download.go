@@ -190,7 +190,9 @@ type testHooks struct {
 type Tuning struct {
 	// RangeGroups is the number of groups asked for in one request.
 	RangeGroups int64
-	// Window is the number of requests in flight per source.
+	// Window is the most requests in flight per source; a source has
+	// fewer (at most DownloadBaseWindow) until its rate asks for more
+	// (DownloadWindowTime).
 	Window int
 	// StallTimeout is how long one request may take before its groups go
 	// to other sources.

@@ -18,12 +18,14 @@ import (
 // sourceState is a source attached to a running download.
 type sourceState struct {
 	*Source
-	meter   meter
-	bytes   int64
-	stalls  int
-	dropped string
-	ctx     context.Context
-	cancel  context.CancelFunc
+	meter    meter
+	bytes    int64
+	stalls   int
+	dropped  string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	attached time.Time
+	asking   int // requests in flight (windowLocked bounds it)
 }
 
 // use attaches src, found for a download whose size is fixed, and starts
@@ -108,7 +110,7 @@ func (r *run) activeSources() int {
 
 func (r *run) attach(src *Source) *sourceState {
 	ctx, cancel := context.WithCancel(r.ctx)
-	s := &sourceState{Source: src, ctx: ctx, cancel: cancel}
+	s := &sourceState{Source: src, ctx: ctx, cancel: cancel, attached: time.Now()}
 	r.mu.Lock()
 	r.sources[src.Key] = s
 	r.mu.Unlock()
@@ -169,15 +171,46 @@ func (r *run) claim(s *sourceState) (first, count int64, ok bool) {
 			r.cond.Wait()
 			continue
 		}
+		if s.asking >= r.windowLocked(s) {
+			// Enough in flight for this source's rate; its rate is
+			// looked at again when a request ends, or soon.
+			r.waitLocked(250 * time.Millisecond)
+			continue
+		}
 		if first, count = r.pickFreeLocked(s); count > 0 { // swarm_sched.go
+			s.asking++
 			return first, count, true
 		}
 		// End game: help with a range in flight at one other source.
 		if first, count = r.pickEndgameLocked(s); count > 0 { // swarm_sched.go
+			s.asking++
 			return first, count, true
 		}
 		r.waitLocked(DownloadEndgameAfter / 2)
 	}
+}
+
+// windowLocked is how many requests s may have in flight: what it sends
+// in DownloadWindowTime at its rate, between DownloadBaseWindow and
+// Tuning.Window, and DownloadBaseWindow until it has been attached for a
+// second (its rate is not known before).
+func (r *run) windowLocked(s *sourceState) int {
+	most := r.m.cfg.Tuning.Window
+	base := min(DownloadBaseWindow, most)
+	if time.Since(s.attached) < time.Second {
+		return base
+	}
+	rangeBytes := float64(r.m.cfg.Tuning.RangeGroups * GroupSize)
+	want := int(s.meter.rate()*DownloadWindowTime.Seconds()/rangeBytes) + 1
+	return min(most, max(base, want))
+}
+
+// asked records that a request of s ended (answered or not).
+func (r *run) asked(s *sourceState) {
+	r.mu.Lock()
+	s.asking--
+	r.cond.Broadcast()
+	r.mu.Unlock()
 }
 
 // pickLocked finds up to RangeGroups contiguous groups in state want with
@@ -250,17 +283,21 @@ func (r *run) release(first, count int64) {
 // worker fetches ranges from one source until there is nothing left or the
 // source is dropped.
 func (r *run) worker(s *sourceState) {
-	// Room for the proof too, or the Peer allocates every reply.
-	buf := make([]byte, r.m.cfg.Tuning.RangeGroups*(GroupSize+MaxGroupProofSize))
+	var buf []byte // made at the worker's first request: a worker beyond its source's window has none
 	for {
 		first, count, ok := r.claim(s)
 		if !ok {
 			return
 		}
+		if buf == nil {
+			// Room for the proof too, or the Peer allocates every reply.
+			buf = make([]byte, r.m.cfg.Tuning.RangeGroups*(GroupSize+MaxGroupProofSize))
+		}
 		ctx, cancel := context.WithTimeout(s.ctx, r.m.cfg.Tuning.StallTimeout)
 		data, proof, err := s.Fetcher.GetRange(ctx, r.root, r.size, first, count, buf)
 		stalled := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
+		r.asked(s)
 		if err != nil {
 			r.release(first, count)
 			if !r.requestFailed(s, err, stalled) {
