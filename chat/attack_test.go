@@ -80,14 +80,21 @@ func TestPrivateResetStopsWork(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "handlers waiting on the friend's rate", func() bool {
 		return goroutinesIn("(*engine).serveFrames") > 0 && goroutinesIn("rate.(*Limiter).wait") > 0
 	})
+	// The cap held while the streams were open. (A stream the resource
+	// manager refused, or one that ended early, under load, is not in
+	// StreamsRefused: the cap is checked as what is served, not as a count
+	// of refusals.)
+	if st := a.svc.Stats(); st.Streams > ChatStreamsPerFriend || st.StreamsRefused == 0 {
+		t.Fatalf("with %d streams open: %+v; want at most %d served and the rest refused", streams, st, ChatStreamsPerFriend)
+	}
 	for _, st := range sts {
 		st.Reset()
 	}
 	testkit.WaitFor(t, 5*time.Second, "every handler of the reset streams gone", func() bool {
 		return goroutinesIn("(*engine).serveFrames") == 0 && goroutinesIn("(*Service).handle") == 0
 	})
-	if st := a.svc.Stats(); st.Streams != 0 || st.StreamsRefused < streams-ChatStreamsPerFriend {
-		t.Fatalf("after the resets: %+v; want no stream served and %d refused", st, streams-ChatStreamsPerFriend)
+	if st := a.svc.Stats(); st.Streams != 0 {
+		t.Fatalf("after the resets: %+v; want no stream served", st)
 	}
 }
 

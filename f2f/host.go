@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	xrate "github.com/libp2p/go-libp2p/x/rate"
@@ -158,7 +159,7 @@ func newResourceManager(base rcmgr.ConcreteLimitConfig, protoStreams map[protoco
 	return rm, nil
 }
 
-// NewHost builds a libp2p host with TCP (Noise, yamux) and QUIC, the friend
+// NewHost builds a libp2p host with TCP (TLS 1.3 or Noise, yamux) and QUIC, the friend
 // gater, libp2p's resource manager with explicit limits, and a connection
 // manager that never trims friends (the Connector protects them). The
 // relay transport is on (a friend's relay carries friends' connections,
@@ -204,6 +205,11 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
+		// TLS first: its AES-GCM costs half of Noise's ChaCha20-Poly1305
+		// on CPUs with AES instructions, and a friend's TCP connection
+		// carries the bulk data (BENCHMARKS.md, issue 14). Noise stays
+		// for peers that offer only it.
+		libp2p.Security(tls.ID, tls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionGater(cfg.Gater),

@@ -16,6 +16,12 @@
 # Usage: scripts/wan-bench.sh [PROFILE ...]
 #   profiles: 50ms-500mbit, 100ms-100mbit-loss, 10ms-1gbit (default: all)
 #   SIZE_MIB=N overrides the file size of every profile.
+#   TCP_CC=NAME sets the namespaces' TCP congestion control (default: the
+#   machine's, printed with the profile).
+#   ROUNDS=N repeats the raw streams and the downloads N times in each
+#   profile, interleaved (a file of its own per round), and ends with the
+#   medians and kith's ratios to the better raw transport's median (the
+#   emulated links' rate varies from run to run on this 2-core machine).
 #   RAW_QUIC_FOR=D bounds the raw QUIC stream's time (default 60s).
 #   ONLY=PARTS runs only those of raw, direct, anonymous (comma-separated;
 #   default all): ONLY=raw,direct, ONLY=anonymous.
@@ -58,7 +64,13 @@ trap cleanup EXIT
 
 # ns VAR NAME: makes namespace $prefix$NAME, sets VAR to its name and
 # records it for the cleanup (not in a subshell: nss must see it).
-ns() { local n=$prefix$2; ip netns add "$n"; ip -n "$n" link set lo up; nss+=("$n"); printf -v "$1" %s "$n"; }
+# TCP_CC, if set, is the namespace's TCP congestion control (a sysctl of
+# its own; new namespaces take the machine's, bbr here, cubic on most).
+ns() {
+  local n=$prefix$2
+  ip netns add "$n"; ip -n "$n" link set lo up; nss+=("$n"); printf -v "$1" %s "$n"
+  if [ -n "${TCP_CC:-}" ]; then ip netns exec "$n" sysctl -qw net.ipv4.tcp_congestion_control="$TCP_CC"; fi
+}
 
 # link NS1 IP1 NS2 IP2 DELAY RATE LOSS: a wanem link (point to point).
 link() {
@@ -139,65 +151,110 @@ part() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 rate() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 
-# transfer NAME BYTES: the rate of the transfer alone, from the
-# downloader's log: from the file's size proven (sources found, first
-# range asked) to the download done.
+# transfer NAME BYTES [N]: the rate of the transfer alone of the daemon's
+# Nth download (default 1), from its log: from the file's size proven
+# (sources found, first range asked) to the download done.
 transfer() {
-  local a b
-  a=$(grep -m1 'file size proven' "$work/$1.log" | sed 's/^time=\([^ ]*\).*/\1/')
-  b=$(grep -m1 'download done' "$work/$1.log" | sed 's/^time=\([^ ]*\).*/\1/')
+  local a b n=${3:-1}
+  a=$(grep 'file size proven' "$work/$1.log" | sed -n "${n}s/^time=\([^ ]*\).*/\1/p")
+  b=$(grep 'download done' "$work/$1.log" | sed -n "${n}s/^time=\([^ ]*\).*/\1/p")
   [ -n "$a" ] && [ -n "$b" ] || { echo "?"; return; }
   rate "$2" "$(echo "$(date -d "$b" +%s.%N) - $(date -d "$a" +%s.%N)" | bc -l)"
 }
 
-raw() { # raw NS_SERVER NS_CLIENT ADDR_IP BYTES
-  local s=$1 c=$2 ip=$3 bytes=$4 f=$work/raw.addrs
+# raw_start NS_SERVER ADDR_IP: starts the raw libp2p server (kith-bench),
+# sets raw_tcp and raw_quic to its addresses.
+raw_start() {
+  local s=$1 ip=$2 f=$work/raw.addrs
   rm -f "$f"
   ip netns exec "$s" "$bin/kith-bench" serve --listen /ip4/$ip/tcp/4999 --listen /ip4/$ip/udp/4999/quic-v1 --addr-file "$f" >/dev/null &
-  local pid=$!
-  pids+=($pid)
+  raw_pid=$!
+  pids+=($raw_pid)
   for _ in $(seq 50); do [ -s "$f" ] && break; sleep 0.1; done
-  local tcp quic
-  tcp=$(grep /tcp/ "$f"); quic=$(grep /quic-v1/ "$f")
-  echo "raw-tcp   $(ip netns exec "$c" "$bin/kith-bench" send --to "$tcp" --bytes "$bytes")"
+  raw_tcp=$(grep /tcp/ "$f"); raw_quic=$(grep /quic-v1/ "$f")
+}
+
+# raw_round NS_CLIENT BYTES: one raw TCP and one raw QUIC stream; their
+# rates go to the lists tcp_rates and quic_rates.
+raw_round() {
+  local c=$1 bytes=$2 out
+  out=$(ip netns exec "$c" "$bin/kith-bench" send --to "$raw_tcp" --bytes "$bytes")
+  echo "raw-tcp   $out"
+  tcp_rates+=("$(mibs "$out")")
   # QUIC over the lossy profile moves well under 1 MiB/s here: its rate is
   # that of what it sends in RAW_QUIC_FOR (the better raw transport is TCP).
-  echo "raw-quic  $(ip netns exec "$c" "$bin/kith-bench" send --to "$quic" --bytes "$bytes" --for "${RAW_QUIC_FOR:-60s}")"
-  kill $pid 2>/dev/null || true
+  out=$(ip netns exec "$c" "$bin/kith-bench" send --to "$raw_quic" --bytes "$bytes" --for "${RAW_QUIC_FOR:-60s}")
+  echo "raw-quic  $out"
+  quic_rates+=("$(mibs "$out")")
 }
+
+# mibs LINE: the MiB/s figure of a kith-bench or wan-bench line.
+mibs() { sed -n 's/.*: \([0-9.]*\) MiB\/s.*/\1/p' <<<"$1"; }
+
+# median X...: the median of the numbers (the mean of the middle two).
+median() {
+  [ $# -gt 0 ] || { echo 0; return; }
+  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
+
+# link_of NS NAME FILE: the kith:// link of the shared file FILE.
+link_of() { k "$1" "$2" share ls --links | grep "$3" | grep -o 'kith://file/[^ ]*' | head -1; }
+
+# direct_round I BYTES: `kith get` of the round's file from ben to ana.
+direct_round() {
+  local i=$1 bytes=$2 lnk s sampler= line
+  lnk=$(link_of "$B" ben "file-$name-$i.bin")
+  if [ -n "${WAN_SS:-}" ]; then # both ends' TCP sockets, 5 times a second
+    (while sleep 0.2; do date +%T.%N; ip netns exec "$B" ss -tmni state established; ip netns exec "$A" ss -tmn state established; done >>"$WAN_SS" 2>&1) &
+    sampler=$!
+  fi
+  s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
+  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
+  line="direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
+  echo "$line (transfer $(transfer ana "$bytes" "$i"); ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
+  direct_rates+=("$(mibs "$line")")
+}
+
+# summary NAME: the medians of the profile's rounds, and kith's ratios to
+# the better raw transport's median.
+summary() {
+  local tcp quic best d a
+  tcp=$(median "${tcp_rates[@]}"); quic=$(median "${quic_rates[@]}")
+  best=$(printf '%s\n' "$tcp" "$quic" | sort -g | tail -1)
+  d=$(median "${direct_rates[@]}"); a=$(median "${anon_rates[@]}")
+  echo "-- $1, medians of ${#tcp_rates[@]} raw, ${#direct_rates[@]} direct, ${#anon_rates[@]} anonymous run(s): raw TCP $tcp, raw QUIC $quic, direct $d MiB/s ($(pct "$d" "$best") of the better raw), anonymous $a MiB/s ($(pct "$a" "$best"))"
+}
+
+pct() { if [ "$(echo "$2 > 0" | bc)" = 1 ]; then echo "$(echo "scale=0; 100 * $1 / $2" | bc)%"; else echo "-"; fi; }
 
 run_profile() {
   local name=$1 delay=$2 rate=$3 loss=$4 mib=$5
   mib=${SIZE_MIB:-$mib}
-  local bytes=$((mib << 20))
+  local bytes=$((mib << 20)) rounds=${ROUNDS:-1} i
+  tcp_rates=() quic_rates=() direct_rates=() anon_rates=()
   echo
-  echo "== $name: one-way delay $delay, $rate, loss $loss, file $mib MiB"
+  echo "== $name: one-way delay $delay, $rate, loss $loss, file $mib MiB, $rounds round(s), TCP ${TCP_CC:-$(cat /proc/sys/net/ipv4/tcp_congestion_control)}"
   nss=()
-  local A B R1 R2 H
+  local A B R1 R2 H lnk s line
   ns A a; ns B b
   link "$A" 1.2.0.1 "$B" 1.2.0.2 "$delay" "$rate" "$loss"
   isolated
-  if part raw; then raw "$B" "$A" 1.2.0.2 "$bytes"; fi
-
+  if part raw; then raw_start "$B" 1.2.0.2; fi
   if part direct; then
     daemon "$A" ana; daemon "$B" ben
     befriend "$A" ana "$B" ben
-    mkdir -p "$work/share-ben"
-    head -c "$bytes" /dev/urandom >"$work/share-ben/file-$name.bin"
+    mkdir -p "$work/share-ben" "$work/got-ana"
+    for i in $(seq "$rounds"); do head -c "$bytes" /dev/urandom >"$work/share-ben/file-$name-$i.bin"; done
     k "$B" ben share add "$work/share-ben" --browsable >/dev/null
-    local lnk s
-    lnk=$(k "$B" ben share ls --links | grep -o 'kith://[^ ]*' | head -1)
-    mkdir -p "$work/got-ana"
-    local sampler=
-    if [ -n "${WAN_SS:-}" ]; then # both ends' TCP sockets, 5 times a second
-      (while sleep 0.2; do date +%T.%N; ip netns exec "$B" ss -tmni state established; ip netns exec "$A" ss -tmn state established; done >"$WAN_SS" 2>&1) &
-      sampler=$!
-    fi
-    s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
-    [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
-    echo "direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer ana "$bytes"); ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
   fi
-  part anonymous || { cleanup_profile; return; }
+  # The rounds interleave the raw streams and kith's downloads, so that
+  # each ratio compares figures of the same minutes.
+  for i in $(seq "$rounds"); do
+    if part raw; then raw_round "$A" "$bytes"; fi
+    if part direct; then direct_round "$i" "$bytes"; fi
+  done
+  if part raw; then kill "$raw_pid" 2>/dev/null || true; fi
+  part anonymous || { summary "$name"; cleanup_profile; return; }
 
   # A chain for the anonymous download: cai - R1 - R2 - holder, three links.
   ns R1 r1; ns R2 r2; ns H h
@@ -212,21 +269,28 @@ run_profile() {
   befriend "$R1" rae "$R2" ros
   befriend "$R2" ros "$H" hal
   mkdir -p "$work/share-hal" "$work/got-cai"
-  if [ -f "$work/share-ben/file-$name.bin" ]; then
-    cp "$work/share-ben/file-$name.bin" "$work/share-hal/anon-$name.bin"
-  else
-    head -c "$bytes" /dev/urandom >"$work/share-hal/anon-$name.bin"
-  fi
+  for i in $(seq "$rounds"); do
+    if [ -f "$work/share-ben/file-$name-$i.bin" ]; then
+      cp "$work/share-ben/file-$name-$i.bin" "$work/share-hal/anon-$name-$i.bin"
+    else
+      head -c "$bytes" /dev/urandom >"$work/share-hal/anon-$name-$i.bin"
+    fi
+  done
   k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
-  lnk=$(k "$H" hal share ls --links | grep -o 'kith://[^ ]*' | head -1)
-  local sampler=
-  if [ -n "${WAN_SS:-}" ]; then # every relaying node's TCP sockets, 5 times a second
-    (while sleep 0.2; do date +%T.%N; for n in "$H" "$R2" "$R1"; do echo "ns $n"; ip netns exec "$n" ss -tmni state established; done; done >"$WAN_SS.anon" 2>&1) &
-    sampler=$!
-  fi
-  s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
-  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
-  echo "anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s (transfer $(transfer cai "$bytes"); 2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
+  for i in $(seq "$rounds"); do
+    lnk=$(link_of "$H" hal "anon-$name-$i.bin")
+    local sampler=
+    if [ -n "${WAN_SS:-}" ]; then # every relaying node's TCP sockets, 5 times a second
+      (while sleep 0.2; do date +%T.%N; for n in "$H" "$R2" "$R1"; do echo "ns $n"; ip netns exec "$n" ss -tmni state established; done; done >>"$WAN_SS.anon" 2>&1) &
+      sampler=$!
+    fi
+    s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
+    [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
+    line="anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
+    echo "$line (transfer $(transfer cai "$bytes" "$i"); 2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
+    anon_rates+=("$(mibs "$line")")
+  done
+  summary "$name"
   cleanup_profile
 }
 
