@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 )
@@ -15,6 +16,17 @@ func TestFriendTCPUsesTLS(t *testing.T) {
 	a, b := newPeer(t, "tcp"), newPeer(t, "tcp")
 	befriend(a, b)
 	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(a, b.id) && online(b, a.id) })
+	eachFriendConn(t, a, b, func(name string, _ *testPeer, c network.Conn) {
+		if got := c.ConnState().Security; got != tls.ID {
+			t.Errorf("%s's connection to its friend (%s): security %q, want %q", name, c.RemoteMultiaddr(), got, tls.ID)
+		}
+	})
+}
+
+// eachFriendConn calls f for every connection of a to b and of b to a,
+// named "a" and "b" by the side it is of; a side with none fails t.
+func eachFriendConn(t *testing.T, a, b *testPeer, f func(name string, side *testPeer, c network.Conn)) {
+	t.Helper()
 	for _, side := range []struct {
 		name  string
 		p     *testPeer
@@ -25,9 +37,7 @@ func TestFriendTCPUsesTLS(t *testing.T) {
 			t.Fatalf("%s has no connection to its friend", side.name)
 		}
 		for _, c := range conns {
-			if got := c.ConnState().Security; got != tls.ID {
-				t.Errorf("%s's connection to its friend (%s): security %q, want %q", side.name, c.RemoteMultiaddr(), got, tls.ID)
-			}
+			f(side.name, side.p, c)
 		}
 	}
 }

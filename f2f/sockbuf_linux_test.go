@@ -83,24 +83,14 @@ func TestFriendTCPSendBuffer(t *testing.T) {
 	befriend(a, b)
 	waitFor(t, 10*time.Second, "friends to connect", func() bool { return online(a, b.id) && online(b, a.id) })
 
-	for _, side := range []struct {
-		name  string
-		p     *testPeer
-		other peer.ID
-	}{{"a", a, b.id}, {"b", b, a.id}} {
-		conns := side.p.host.Network().ConnsToPeer(side.other)
-		if len(conns) == 0 {
-			t.Fatalf("%s has no connection to its friend", side.name)
+	eachFriendConn(t, a, b, func(name string, side *testPeer, c network.Conn) {
+		if got := socketSendBuffer(t, c); got < 2*TCPSendBuffer {
+			t.Errorf("%s's socket to its friend (%s): SO_SNDBUF %d, want at least %d", name, c.Stat().Direction, got, 2*TCPSendBuffer)
 		}
-		for _, c := range conns {
-			if got := socketSendBuffer(t, c); got < 2*TCPSendBuffer {
-				t.Errorf("%s's socket to its friend (%s): SO_SNDBUF %d, want at least %d", side.name, c.Stat().Direction, got, 2*TCPSendBuffer)
-			}
+		if n := side.gater.Stats().SendBuffers; n == 0 {
+			t.Errorf("%s's gater counted no tuned send buffer", name)
 		}
-		if n := side.p.gater.Stats().SendBuffers; n == 0 {
-			t.Errorf("%s's gater counted no tuned send buffer", side.name)
-		}
-	}
+	})
 
 	// The stranger's connection is refused at the gate: nothing is tuned.
 	before := a.gater.Stats().SendBuffers
