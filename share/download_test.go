@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -533,4 +534,33 @@ func TestDownloadCloseStopsAll(t *testing.T) {
 	e.finder.checkAllClosed()
 	e.finder.close()
 	goleak.VerifyNone(t, before)
+}
+
+// TestDownloadSourceCap: a file offered by more sources than
+// DownloadMaxSources completes with at most that many attached; the rest
+// are closed unused.
+func TestDownloadSourceCap(t *testing.T) {
+	e := newDLEnv(t)
+	data, link := e.file("popular.bin", dlSize)
+	var srcs []*testSource
+	for i := range DownloadMaxSources + 4 {
+		srcs = append(srcs, newTestSource(fmt.Sprintf("s%02d", i)))
+	}
+	e.finder.set(srcs...)
+	m := e.manager(testTuning)
+	if _, err := m.Add(link, ""); err != nil {
+		t.Fatal(err)
+	}
+	info := waitDone(t, m, link.Root)
+	checkDone(t, m, info, data)
+	e.finder.mu.Lock()
+	handed := len(e.finder.handed)
+	e.finder.mu.Unlock()
+	if handed <= DownloadMaxSources {
+		t.Fatalf("the finder handed out %d sources: the cap (%d) was never reached", handed, DownloadMaxSources)
+	}
+	if n := len(info.Sources); n > DownloadMaxSources {
+		t.Errorf("%d sources attached, want at most %d", n, DownloadMaxSources)
+	}
+	e.finder.checkAllClosed()
 }

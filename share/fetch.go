@@ -290,7 +290,8 @@ func (r *run) begin(size int64) (done bool, err error) {
 }
 
 // addSources looks for sources and attaches those that hold the file at
-// its size. Before the size is known, the sources found prove it first;
+// its size, up to DownloadMaxSources at once (the others are closed).
+// Before the size is known, the sources found prove it first;
 // done reports that the size proven leaves nothing to fetch.
 func (r *run) addSources(wg *sync.WaitGroup) (done bool, err error) {
 	srcs := r.find()
@@ -308,7 +309,11 @@ func (r *run) addSources(wg *sync.WaitGroup) (done bool, err error) {
 		closeSources(srcs) // no size proven, or no room for it yet
 		return false, nil
 	}
-	for _, src := range srcs {
+	for i, src := range srcs {
+		if r.activeSources() >= DownloadMaxSources {
+			closeSources(srcs[i:]) // enough sources: the rest are not needed
+			break
+		}
 		r.use(src, sp, wg)
 	}
 	return false, nil

@@ -66,6 +66,12 @@ const (
 	// source fast enough to need them (DownloadWindowTime); each has a
 	// worker and, once it has asked for anything, a reply buffer.
 	DownloadWindow = 16
+	// DownloadMaxSources caps the sources attached to one download at
+	// once; more that are found are closed unused. Each attached source
+	// costs up to DownloadBaseWindow reply buffers of 1 MiB (more only at
+	// a rate that needs them), so friends offering a file cannot make a
+	// download hold more than about 128 MiB of them by their number.
+	DownloadMaxSources = 16
 	// DownloadBaseWindow is the requests in flight per source until it
 	// has been attached a second, and for any source slower than
 	// DownloadBaseWindow ranges per DownloadWindowTime.
