@@ -25,11 +25,11 @@ func setSendBuffer(fd uintptr, n int) (bool, error) {
 	if !errors.Is(err, unix.EPERM) {
 		return false, fmt.Errorf("force send buffer: %w", err)
 	}
-	wmemMax, autoMax, err := sendBufferSysctls()
-	if err != nil {
-		return false, err
+	sys := readSendSysctls()
+	if sys.err != nil {
+		return false, sys.err
 	}
-	ask := allowedSendBuffer(n, wmemMax, autoMax)
+	ask := allowedSendBuffer(n, sys.wmemMax, sys.autoMax)
 	if ask == 0 {
 		return false, nil
 	}
@@ -39,13 +39,8 @@ func setSendBuffer(fd uintptr, n int) (bool, error) {
 	return true, nil
 }
 
-// sendBufferSysctls returns net.core.wmem_max and net.ipv4.tcp_wmem's
+// readSendSysctls returns net.core.wmem_max and net.ipv4.tcp_wmem's
 // maximum, read once per process, not at every friend's connection.
-func sendBufferSysctls() (wmemMax, autoMax int, err error) {
-	v := readSendSysctls()
-	return v.wmemMax, v.autoMax, v.err
-}
-
 var readSendSysctls = sync.OnceValue(func() (v struct {
 	wmemMax, autoMax int
 	err              error

@@ -188,7 +188,7 @@ raw_round() {
   quic_rates+=("$(mibs "$out")")
 }
 
-# mibs LINE: the MiB/s figure of a kith-bench or wan-bench line.
+# mibs LINE: the MiB/s figure of a kith-bench line.
 mibs() { sed -n 's/.*: \([0-9.]*\) MiB\/s.*/\1/p' <<<"$1"; }
 
 # median X...: the median of the numbers (the mean of the middle two).
@@ -200,19 +200,41 @@ median() {
 # link_of NS NAME FILE: the kith:// link of the shared file FILE.
 link_of() { k "$1" "$2" share ls --links | grep "$3" | grep -o 'kith://file/[^ ]*' | head -1; }
 
+# sample FILE NS...: writes the TCP sockets (ss -tmni) of the namespaces
+# to FILE five times a second, in the background, if WAN_SS is set; sets
+# sampler to its pid (empty otherwise). Stop it with unsample.
+sample() {
+  local f=$1; shift
+  sampler=
+  [ -n "${WAN_SS:-}" ] || return 0
+  (while sleep 0.2; do date +%T.%N; for n in "$@"; do echo "ns $n"; ip netns exec "$n" ss -tmni state established; done; done >>"$f" 2>&1) &
+  sampler=$!
+}
+unsample() { [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true; }
+
 # direct_round I BYTES: `kith get` of the round's file from ben to ana.
 direct_round() {
-  local i=$1 bytes=$2 lnk s sampler= line
+  local i=$1 bytes=$2 lnk s r
   lnk=$(link_of "$B" ben "file-$name-$i.bin")
-  if [ -n "${WAN_SS:-}" ]; then # both ends' TCP sockets, 5 times a second
-    (while sleep 0.2; do date +%T.%N; ip netns exec "$B" ss -tmni state established; ip netns exec "$A" ss -tmn state established; done >>"$WAN_SS" 2>&1) &
-    sampler=$!
-  fi
+  sample "${WAN_SS:-}" "$B" "$A" # both ends
   s=$(timed k "$A" ana get "$lnk" --to "$work/got-ana") || exit 1
-  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
-  line="direct    $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
-  echo "$line (transfer $(transfer ana "$bytes" "$i"); ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
-  direct_rates+=("$(mibs "$line")")
+  unsample
+  r=$(rate "$bytes" "$s")
+  echo "direct    $bytes bytes in $s s: $r MiB/s (transfer $(transfer ana "$bytes" "$i"); ana's connections: $(conns ana); moved to TCP: $(moves ana ben))"
+  direct_rates+=("$r")
+}
+
+# anon_round I BYTES: `kith get --anonymous` of the round's file from hal,
+# through rae and ros, to cai.
+anon_round() {
+  local i=$1 bytes=$2 lnk s r
+  lnk=$(link_of "$H" hal "anon-$name-$i.bin")
+  sample "${WAN_SS:-}.anon" "$H" "$R2" "$R1" # the holder and the relays
+  s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
+  unsample
+  r=$(rate "$bytes" "$s")
+  echo "anonymous $bytes bytes in $s s: $r MiB/s (transfer $(transfer cai "$bytes" "$i"); 2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
+  anon_rates+=("$r")
 }
 
 # summary NAME: the medians of the profile's rounds, and kith's ratios to
@@ -235,7 +257,7 @@ run_profile() {
   echo
   echo "== $name: one-way delay $delay, $rate, loss $loss, file $mib MiB, $rounds round(s), TCP ${TCP_CC:-$(cat /proc/sys/net/ipv4/tcp_congestion_control)}"
   nss=()
-  local A B R1 R2 H lnk s line
+  local A B R1 R2 H
   ns A a; ns B b
   link "$A" 1.2.0.1 "$B" 1.2.0.2 "$delay" "$rate" "$loss"
   isolated
@@ -277,19 +299,7 @@ run_profile() {
     fi
   done
   k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
-  for i in $(seq "$rounds"); do
-    lnk=$(link_of "$H" hal "anon-$name-$i.bin")
-    local sampler=
-    if [ -n "${WAN_SS:-}" ]; then # every relaying node's TCP sockets, 5 times a second
-      (while sleep 0.2; do date +%T.%N; for n in "$H" "$R2" "$R1"; do echo "ns $n"; ip netns exec "$n" ss -tmni state established; done; done >>"$WAN_SS.anon" 2>&1) &
-      sampler=$!
-    fi
-    s=$(timed k "$C" cai get --anonymous "$lnk" --to "$work/got-cai") || exit 1
-    [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
-    line="anonymous $bytes bytes in $s s: $(rate "$bytes" "$s") MiB/s"
-    echo "$line (transfer $(transfer cai "$bytes" "$i"); 2 relays, 3 links; moved to TCP: $(moves cai rae ros hal))"
-    anon_rates+=("$(mibs "$line")")
-  done
+  for i in $(seq "$rounds"); do anon_round "$i" "$bytes"; done
   summary "$name"
   cleanup_profile
 }
