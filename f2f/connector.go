@@ -3,6 +3,7 @@ package f2f
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -512,7 +514,7 @@ func (c *Connector) dial(id peer.ID) {
 		// refuses us (one-sided friendship) closes the connection at once.
 		// Identify completing resets the backoff.
 		st.dialing = false
-		st.next = time.Now().Add(st.backoff)
+		st.next = time.Now().Add(redialJitter(st.backoff))
 		st.backoff = min(st.backoff*2, c.cfg.RedialMax)
 		st.lastAt = time.Now()
 		if err != nil {
@@ -536,6 +538,7 @@ func (c *Connector) connect(id peer.ID) error {
 	}
 	addrs := c.policy.Filter(id, fr.Addrs)
 	c.h.Peerstore().AddAddrs(id, addrs, peerstore.PermanentAddrTTL)
+	clearDialBackoff(c.h, id)
 	var err error
 	if c.cfg.Gater != nil && c.cfg.Private != nil && c.cfg.Private() && slices.ContainsFunc(addrs, isCircuit) {
 		done := c.cfg.Gater.dialCircuitsOnly(id)
@@ -555,6 +558,29 @@ func (c *Connector) connect(id peer.ID) error {
 	}
 	c.log.Debug("dial failed, asking friends DHT", slog.String("peer", id.ShortString()), slog.Any("err", err))
 	return c.lookup(ctx, id, fr.Addrs)
+}
+
+// redialJitter spreads a redial wait d over [3d/4, 5d/4). Two friends who
+// dial each other in the same instant from their listen ports (libp2p's
+// TCP dials reuse them) can meet in one TCP simultaneous open, where both
+// ends start the handshake as its initiator and it fails; without jitter
+// their next dials would be due in the same instant again.
+func redialJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d*3/4 + rand.N(d/2)
+}
+
+// clearDialBackoff forgets the swarm's dial backoff for a friend before
+// the Connector dials it: the Connector's own backoff (RedialMin to
+// RedialMax) paces its dials, and the swarm's (at least 5 s after any
+// failed dial, ours or a DHT query's) would turn the Connector's next
+// dial into a "dial backoff" error without trying the friend.
+func clearDialBackoff(h host.Host, id peer.ID) {
+	if sw, ok := h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(id)
+	}
 }
 
 // lookup asks the friends DHT for id's current addresses and dials them;

@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	libp2pping "github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 func TestAdmission(t *testing.T) {
@@ -168,4 +173,52 @@ func TestStaleAddressesFoundThroughDHT(t *testing.T) {
 	if !found {
 		t.Fatal("A did not store C's new address")
 	}
+}
+
+// TestRedialNotHeldBySwarmBackoff: every Connector redial of a friend
+// reaches the network. The swarm backs a peer off for at least 5 s after a
+// failed dial; if that held the Connector's redials, two friends whose
+// first dials collided (a TCP simultaneous open fails both handshakes)
+// would wait out the swarm's backoff instead of the Connector's. Here the
+// friend's address accepts TCP and hangs up, so each dial fails in its
+// handshake, and the listener counts the dials that arrive.
+func TestRedialNotHeldBySwarmBackoff(t *testing.T) {
+	addr, accepted, err := hangUpListener(t, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(key)
+	a := newPeer(t, "tcp")
+	a.addWithAddrs(&testPeer{t: t, key: key}, []ma.Multiaddr{addr})
+	waitFor(t, 10*time.Second, "A's Connector to fail 3 dials", func() bool { return a.conn.DialInfo(id).Failures >= 3 })
+	if n := accepted.Load(); n < 3 {
+		t.Fatalf("%d dials reached the friend's address after %d failed Connector dials: the swarm's backoff held the rest", n, a.conn.DialInfo(id).Failures)
+	}
+}
+
+// hangUpListener listens on a TCP port of ip until the test ends and
+// hangs up on every connection; it returns the address and the count of
+// connections accepted.
+func hangUpListener(t *testing.T, ip string) (ma.Multiaddr, *atomic.Int64, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() { l.Close() })
+	accepted := new(atomic.Int64)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	return ma.StringCast("/ip4/" + ip + "/tcp/" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), accepted, nil
 }

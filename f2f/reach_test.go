@@ -3,7 +3,6 @@ package f2f
 import (
 	"net"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,23 +98,10 @@ func TestReachDialBack(t *testing.T) {
 // nothing connects to the listener). A friend asking in a loop is cut
 // off at the rate.
 func TestReachDialsOnlyTheAsker(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.2:0")
+	other, accepted, err := hangUpListener(t, "127.0.0.2")
 	if err != nil {
 		t.Skip("no 127.0.0.2 here:", err)
 	}
-	defer l.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
-	other := ma.StringCast("/ip4/127.0.0.2/tcp/" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	a, p := newPeer(t, "tcp"), newPeer(t, "tcp")
 	befriend(a, p)
 	waitFor(t, 10*time.Second, "friends online", func() bool { return online(a, p.id) && online(p, a.id) })

@@ -41,8 +41,15 @@ func circuitTo(t *testing.T, r *testPeer, target peer.ID) ma.Multiaddr {
 }
 
 // reserveOn makes p reserve a slot on relay r (p must be r's friend to
-// get one).
+// get one). A friend of r first waits for the Connectors to connect the
+// two, as the Reservations of a running node do: a dial of its own could
+// meet their dials' backoff.
 func reserveOn(ctx context.Context, p, r *testPeer) error {
+	if _, friend := r.friends.Get(p.id); friend {
+		waitFor(p.t, 10*time.Second, "a friend to connect to the relay", func() bool {
+			return p.host.Network().Connectedness(r.id) == network.Connected
+		})
+	}
 	_, err := client.Reserve(ctx, p.host, peer.AddrInfo{ID: r.id, Addrs: r.host.Addrs()})
 	return err
 }
