@@ -10,6 +10,8 @@
 #   raw-tcp, raw-quic  a raw libp2p stream (kith-bench) over one link
 #   direct             `kith get` between two `kith up` daemons over one link
 #   anonymous          `kith get --anonymous` through 2 relays over three links
+#   raw-chain          (with anonymous) a raw libp2p TCP stream across those
+#                      three links, the kernel forwarding in the relays
 # every daemon with the default `kith up` settings (its init port on every
 # interface, TCP and QUIC).
 #
@@ -22,7 +24,8 @@
 #   profile, interleaved (a file of its own per round), and ends with the
 #   medians and kith's ratios to the better raw transport's median (the
 #   emulated links' rate varies from run to run on this 2-core machine).
-#   RAW_QUIC_FOR=D bounds the raw QUIC stream's time (default 60s).
+#   RAW_QUIC_FOR=D bounds the raw QUIC stream's time (default 60s),
+#   RAW_CHAIN_FOR=D that of the raw stream across the chain (default 20s).
 #   ONLY=PARTS runs only those of raw, direct, anonymous (comma-separated;
 #   default all): ONLY=raw,direct, ONLY=anonymous.
 #   KITH_UP_FLAGS="..." adds flags to every `kith up` (e.g. --log-level debug).
@@ -237,14 +240,30 @@ anon_round() {
   anon_rates+=("$r")
 }
 
+# chain_round NS_CLIENT BYTES RELAY_NS...: a raw TCP stream across the
+# anonymous chain's three links, the kernel forwarding in the relays'
+# namespaces: what the emulated path itself carries on this machine (three
+# wanem processes share its two cores with the daemons), and what a
+# connection end to end would do over that path. Its rate goes to
+# chain_rates.
+chain_round() {
+  local c=$1 bytes=$2 out n
+  shift 2
+  for n in "$@"; do ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1; done
+  out=$(ip netns exec "$c" "$bin/kith-bench" send --to "$raw_tcp" --bytes "$bytes" --for "${RAW_CHAIN_FOR:-20s}")
+  for n in "$@"; do ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=0; done
+  echo "raw-chain $out"
+  chain_rates+=("$(mibs "$out")")
+}
+
 # summary NAME: the medians of the profile's rounds, and kith's ratios to
 # the better raw transport's median.
 summary() {
-  local tcp quic best d a
+  local tcp quic best d a ch
   tcp=$(median "${tcp_rates[@]}"); quic=$(median "${quic_rates[@]}")
   best=$(printf '%s\n' "$tcp" "$quic" | sort -g | tail -1)
-  d=$(median "${direct_rates[@]}"); a=$(median "${anon_rates[@]}")
-  echo "-- $1, medians of ${#tcp_rates[@]} raw, ${#direct_rates[@]} direct, ${#anon_rates[@]} anonymous run(s): raw TCP $tcp, raw QUIC $quic, direct $d MiB/s ($(pct "$d" "$best") of the better raw), anonymous $a MiB/s ($(pct "$a" "$best"))"
+  d=$(median "${direct_rates[@]}"); a=$(median "${anon_rates[@]}"); ch=$(median "${chain_rates[@]}")
+  echo "-- $1, medians of ${#tcp_rates[@]} raw, ${#direct_rates[@]} direct, ${#anon_rates[@]} anonymous run(s): raw TCP $tcp, raw QUIC $quic, direct $d MiB/s ($(pct "$d" "$best") of the better raw), anonymous $a MiB/s ($(pct "$a" "$best"); raw TCP across its three links $ch, $(pct "$a" "$ch") of that)"
 }
 
 pct() { if [ "$(echo "$2 > 0" | bc)" = 1 ]; then echo "$(echo "scale=0; 100 * $1 / $2" | bc)%"; else echo "-"; fi; }
@@ -253,7 +272,7 @@ run_profile() {
   local name=$1 delay=$2 rate=$3 loss=$4 mib=$5
   mib=${SIZE_MIB:-$mib}
   local bytes=$((mib << 20)) rounds=${ROUNDS:-1} i
-  tcp_rates=() quic_rates=() direct_rates=() anon_rates=()
+  tcp_rates=() quic_rates=() direct_rates=() anon_rates=() chain_rates=()
   echo
   echo "== $name: one-way delay $delay, $rate, loss $loss, file $mib MiB, $rounds round(s), TCP ${TCP_CC:-$(cat /proc/sys/net/ipv4/tcp_congestion_control)}"
   nss=()
@@ -299,7 +318,16 @@ run_profile() {
     fi
   done
   k "$H" hal share add "$work/share-hal" --anonymous >/dev/null
-  for i in $(seq "$rounds"); do anon_round "$i" "$bytes"; done
+  # The chain's routes, used only by the raw stream across it (forwarding
+  # is on in the relays' namespaces only while that stream runs).
+  ip -n "$C" route add 1.2.3.0/24 via 1.2.1.2; ip -n "$H" route add 1.2.1.0/24 via 1.2.3.1
+  ip -n "$R1" route add 1.2.3.0/24 via 1.2.2.2; ip -n "$R2" route add 1.2.1.0/24 via 1.2.2.1
+  raw_start "$H" 1.2.3.2
+  for i in $(seq "$rounds"); do
+    chain_round "$C" "$bytes" "$R1" "$R2"
+    anon_round "$i" "$bytes"
+  done
+  kill "$raw_pid" 2>/dev/null || true
   summary "$name"
   cleanup_profile
 }
