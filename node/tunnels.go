@@ -49,9 +49,9 @@ type tunnelService struct {
 	wg     sync.WaitGroup
 
 	mu          sync.Mutex
-	byTarget    map[[32]byte][32]byte        // TargetForRoot(root) -> root
-	bySearch    map[[32]byte]share.FoundFile // SearchHash(root) -> file
-	fingerprint string                       // anonFingerprint of the shares mapped
+	byTarget    map[[32]byte][32]byte                           // TargetForRoot(root) -> root
+	bySearch    map[[tunnels.SearchHashLen]byte]share.FoundFile // SearchHash(root) -> file
+	fingerprint string                                          // anonFingerprint of the shares mapped
 	refreshed   time.Time
 	active      map[[32]byte]int // tunnel sources in use, by root
 
@@ -171,7 +171,7 @@ func (s *tunnelService) currentLocked() {
 		return
 	}
 	byTarget := make(map[[32]byte][32]byte)
-	bySearch := make(map[[32]byte]share.FoundFile)
+	bySearch := make(map[[tunnels.SearchHashLen]byte]share.FoundFile)
 	for _, sh := range shares {
 		if !sh.Anonymous {
 			continue

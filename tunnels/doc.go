@@ -139,10 +139,13 @@
 // their timing says nothing about it) but after a shorter keyed one, up
 // to RouterConfig.SpreadDelay (DefaultSpreadDelay, 100 ms); the others
 // keep the search delay. A spreading copy whose time has come is not
-// sent to a friend that sent this node the search meanwhile, nor at all
-// once SpreadHeardStop (2) friends besides its sender did: the search is
-// all around it (a counter-based broadcast). That saves about one copy
-// in seven at a cost of about one point of reach (kith sim). Tunnel
+// sent to a friend that sent this node the search meanwhile, nor at all,
+// by a node with more than SearchFanout other friends, once
+// SpreadHeardStop (2) friends besides its sender did: the search is all
+// around it (a counter-based broadcast). That saves about one copy in
+// seven at a cost of about one point of reach (kith sim). A node with
+// fewer friends sends to each that did not send it the search: one of
+// them may have no other way to it (a small group of friends). Tunnel
 // requests spread the same way (their origin sends to at least as many
 // friends as it wants tunnels) but do not walk.
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -78,7 +79,15 @@ func FuzzOpenSealedResults(f *testing.F) {
 		f.Add(sealed)
 		f.Add(sealed[:len(sealed)-1])
 	}
+	for _, name := range []string{"a.bin", strings.Repeat("é", MaxNameLen/2)} {
+		sealed, err := SealForRoot([32]byte(key.Public), Result{Name: name, Size: 1 << 40, Root: [32]byte{3}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(sealed)
+	}
 	f.Add(make([]byte, sealHandshakeBytes+SealPad))
+	f.Add(make([]byte, sealHandshakeBytes+SealRootPad))
 	f.Fuzz(func(t *testing.T, sealed []byte) {
 		rs, err := Open(key, sealed)
 		if err != nil {

@@ -59,7 +59,9 @@ const (
 	// no more spreading copies of it (see skipSpread and
 	// DefaultSpreadDelay): the search is all around it. 2: at 1, kith
 	// sim's reach at 2,000 nodes fell from 98% to 94% (5% fewer copies
-	// again); at 2 it stayed at 98%.
+	// again); at 2 it stayed at 98%. Only nodes with more than
+	// SearchFanout friends besides the sender stop so: a node with fewer
+	// may be the only way to one of them.
 	SpreadHeardStop = 2
 	// MaxWalkRepeats caps how often a node passes on walking copies of a
 	// search it has seen already (a walk that came round a loop, back to
@@ -196,12 +198,24 @@ const (
 	// MaxNameLen caps a file name in a search result, in bytes (the share
 	// package uses the same value).
 	MaxNameLen = 255
+	// SearchHashLen is the length of SearchHash, the root hash a Search
+	// carries: 128 bits name a file among all there are as well as 256
+	// (they only have to match; nothing is proven with them), and each of
+	// the search's copies, which are most of a node's router traffic, is
+	// 16 bytes shorter.
+	SearchHashLen = 16
 	// MaxSealedResults caps the sealed payload of one SearchResult:
 	// MaxFilesPerResult files with the longest names, padded.
 	MaxSealedResults = 16 << 10
 	// SealPad is the block to which the plaintext of sealed results is
 	// padded, so relays learn little from the length of an answer.
 	SealPad = 512
+	// SealRootPad is the one block that an answer to a search by root
+	// hash is sealed in (SealForRoot), its name shortened to fit (about
+	// 75 bytes): such an answer is 194 bytes on the wire instead of 578,
+	// and answers to searches for popular files were about a third of the
+	// router traffic of the busiest nodes (BENCHMARKS.md, issue 18).
+	SealRootPad = 128
 	// MaxHandshakeMsg caps one Noise handshake frame of a session. The
 	// largest, message 3 of XK, is 64 bytes.
 	MaxHandshakeMsg = 256

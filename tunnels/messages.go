@@ -45,7 +45,7 @@ type Search struct {
 	// MaxKeywordsLen bytes of UTF-8.
 	Keywords string
 	// RootHash is SearchHash of the root of the file searched for.
-	RootHash [32]byte
+	RootHash [SearchHashLen]byte
 	// ReplyKey is the searcher's ephemeral X25519 public key; answers are
 	// sealed to it with Seal.
 	ReplyKey [32]byte
@@ -63,8 +63,8 @@ type Search struct {
 type SearchResult struct {
 	// SearchID is the ID of the Search answered.
 	SearchID SearchID
-	// Sealed is the output of Seal, opaque to relays: one SealPad block
-	// or more plus 48 bytes, at most MaxSealedResults.
+	// Sealed is the output of Seal or SealForRoot, opaque to relays: one
+	// SealRootPad block or more plus 48 bytes, at most MaxSealedResults.
 	Sealed []byte
 }
 
@@ -243,11 +243,13 @@ func searchFromWire(w *pb.Search) (*Search, error) {
 		}
 		m.Keywords = q.Keywords
 	case *pb.Search_RootHash:
-		if len(q.RootHash) != len(m.RootHash) {
+		// 32 bytes came from senders before SearchHash was cut to its
+		// first SearchHashLen: the same value, longer.
+		if len(q.RootHash) != SearchHashLen && len(q.RootHash) != 32 {
 			return nil, fmt.Errorf("%w: search root hash of %d bytes", ErrInvalidMessage, len(q.RootHash))
 		}
-		m.RootHash = [32]byte(q.RootHash)
-		if m.RootHash == [32]byte{} {
+		m.RootHash = [SearchHashLen]byte(q.RootHash[:SearchHashLen])
+		if m.RootHash == [SearchHashLen]byte{} {
 			return nil, fmt.Errorf("%w: search root hash is zero", ErrInvalidMessage)
 		}
 	default:
@@ -282,7 +284,7 @@ func searchResultFromWire(w *pb.SearchResult) (*SearchResult, error) {
 	if len(w.SearchId) != len(m.SearchID) {
 		return nil, fmt.Errorf("%w: search result id of %d bytes", ErrInvalidMessage, len(w.SearchId))
 	}
-	if n := len(w.Sealed); n < sealHandshakeBytes+SealPad || n > MaxSealedResults {
+	if n := len(w.Sealed); n < sealHandshakeBytes+SealRootPad || n > MaxSealedResults {
 		return nil, fmt.Errorf("%w: sealed results of %d bytes", ErrInvalidMessage, n)
 	}
 	m.SearchID = SearchID(w.SearchId)

@@ -110,6 +110,9 @@ func TestMessageReaderChecks(t *testing.T) {
 		"huge depth":      search(&pb.Search{Id: id16, Depth: 1 << 31, ReplyKey: key, Query: &pb.Search_Keywords{Keywords: "a"}}),
 		"short hash":      search(&pb.Search{Id: id16, ReplyKey: key, Query: &pb.Search_RootHash{RootHash: key[:31]}}),
 		"zero hash":       search(&pb.Search{Id: id16, ReplyKey: key, Query: &pb.Search_RootHash{RootHash: make([]byte, 32)}}),
+		"zero short hash": search(&pb.Search{Id: id16, ReplyKey: key, Query: &pb.Search_RootHash{RootHash: make([]byte, SearchHashLen)}}),
+		"hash of 17":      search(&pb.Search{Id: id16, ReplyKey: key, Query: &pb.Search_RootHash{RootHash: key[:SearchHashLen+1]}}),
+		"hash of 15":      search(&pb.Search{Id: id16, ReplyKey: key, Query: &pb.Search_RootHash{RootHash: key[:SearchHashLen-1]}}),
 		"empty keywords":  search(&pb.Search{Id: id16, ReplyKey: key, Query: &pb.Search_Keywords{}}),
 		"short reply key": search(&pb.Search{Id: id16, ReplyKey: key[:5], Query: &pb.Search_Keywords{Keywords: "a"}}),
 		"nil search":      search(nil),
@@ -223,5 +226,32 @@ func TestSearchAnswersOnTheWire(t *testing.T) {
 		if got := searchAnswers(m.(*Search)); got < 1 || got > MaxResultsPerSearch {
 			t.Errorf("answers %d on the wire give a budget of %d", c.wire, got)
 		}
+	}
+}
+
+// TestSearchHashOnTheWire: a Search by root carries SearchHashLen bytes,
+// and one from a sender of the whole 32-byte derivation (before the hash
+// was cut) reads as the same query.
+func TestSearchHashOnTheWire(t *testing.T) {
+	h := SearchHash(testRoot)
+	w, err := (&Search{ID: SearchID{1}, Depth: 3, RootHash: h, ReplyKey: [32]byte{9}}).toWire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(w.GetSearch().GetRootHash()); got != SearchHashLen {
+		t.Fatalf("root hash of %d bytes on the wire, want %d", got, SearchHashLen)
+	}
+	full := derive(searchHashContext, testRoot[:])
+	b, err := proto.Marshal(&pb.RouterMessage{Body: &pb.RouterMessage_Search{Search: &pb.Search{
+		Id: make([]byte, 16), Depth: 3, ReplyKey: bytes.Repeat([]byte{9}, 32), Query: &pb.Search_RootHash{RootHash: full[:]}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeMessage(b)
+	if err != nil {
+		t.Fatalf("a 32-byte root hash: %v", err)
+	}
+	if m.(*Search).RootHash != h {
+		t.Fatal("a 32-byte root hash reads as another query")
 	}
 }

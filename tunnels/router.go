@@ -52,7 +52,7 @@ type Endpoint interface {
 // SearchHash of the root searched for.
 type Query struct {
 	Keywords string
-	RootHash [32]byte
+	RootHash [SearchHashLen]byte
 }
 
 // Searcher answers searches from this node's anonymous shares only. It

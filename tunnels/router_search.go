@@ -187,7 +187,7 @@ func (s *searchSub) close() {
 // (beyond SearchResultQueue) are dropped. A Search is never answered by
 // this node itself.
 func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
-	if q.Keywords == "" && q.RootHash == ([32]byte{}) {
+	if q.Keywords == "" && q.RootHash == ([SearchHashLen]byte{}) {
 		return nil, fmt.Errorf("searching: %w: empty query", ErrInvalidMessage)
 	}
 	priv, err := GenerateKey()
@@ -196,7 +196,7 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 	}
 	m := Search{Keywords: q.Keywords, RootHash: q.RootHash, ReplyKey: [32]byte(priv.Public)}
 	if q.Keywords != "" {
-		m.RootHash = [32]byte{}
+		m.RootHash = [SearchHashLen]byte{}
 	}
 	rand.Read(m.ID[:])
 	if _, err := m.toWire(); err != nil {
@@ -245,7 +245,7 @@ func (r *Router) Search(ctx context.Context, q Query) (<-chan Result, error) {
 		r.mu.Unlock()
 		sub.close()
 	}()
-	r.sendSearches(self, fs, &m, r.cfg.SearchDelay)
+	r.sendSearches(self, fs, &m, r.cfg.SearchDelay, false)
 	return sub.ch, nil
 }
 
@@ -276,9 +276,11 @@ func (r *Router) walkForwards(from peer.ID, links []*link, d int, key []byte) []
 
 // sendSearches sends m, which came from peer from (this node's own ID for
 // its own searches), on to each of fs with its depth, walking or not as
-// m.Walk says, each after a delay of up to maxDelay (see sendSearch).
+// m.Walk says, each after a delay of up to maxDelay (see sendSearch);
+// spreading copies are not sent to friends that sent the search
+// meanwhile, nor at all, if stopAtHeard, once SpreadHeardStop did.
 // Each depth is encoded once, here, for all the links that get it.
-func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay time.Duration) {
+func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay time.Duration, stopAtHeard bool) {
 	qk := queryKey(m)
 	var enc [MaxDepth + 1][]byte
 	for _, f := range fs {
@@ -292,7 +294,15 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay ti
 			}
 			enc[f.depth] = b
 		}
-		r.sendSearch(from, f.l, qk, enc[f.depth], m.ID, !m.Walk, maxDelay)
+		skip := skipNone
+		switch {
+		case m.Walk:
+		case stopAtHeard:
+			skip = skipHeardOrStop
+		default:
+			skip = skipHeard
+		}
+		r.sendSearch(from, f.l, qk, enc[f.depth], m.ID, skip, maxDelay)
 	}
 }
 
@@ -315,11 +325,11 @@ func (r *Router) sendSearches(from peer.ID, fs []forward, m *Search, maxDelay ti
 // hop, goes out spread, at most SearchSendWait late; one that would wait
 // longer is dropped here rather than by the friend.
 //
-// A spreading copy (skipHeard) is not sent, when its time comes, to a
-// friend that sent this node a copy of search id meanwhile (that friend
-// has it, and would drop it), nor at all once SpreadHeardStop friends
-// did (skipSpread).
-func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, skipHeard bool, maxDelay time.Duration) {
+// A spreading copy (skip other than skipNone) is not sent, when its time
+// comes, to a friend that sent this node a copy of search id meanwhile
+// (that friend has it, and would drop it), nor at all with
+// skipHeardOrStop once SpreadHeardStop friends did (skipSpread).
+func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, skip spreadSkip, maxDelay time.Duration) {
 	var delay time.Duration
 	if maxDelay > 0 {
 		delay = time.Duration(r.draw("search delay", []byte(from), []byte(l.peer), qk) * float64(maxDelay))
@@ -342,7 +352,7 @@ func (r *Router) sendSearch(from peer.ID, l *link, qk, b []byte, id SearchID, sk
 	}
 	time.AfterFunc(delay, func() {
 		defer r.wg.Done()
-		if r.ctx.Err() == nil && !(skipHeard && r.skipSpread(id, l)) {
+		if r.ctx.Err() == nil && (skip == skipNone || !r.skipSpread(id, l, skip == skipHeardOrStop)) {
 			l.SendEncoded(b)
 		}
 	})
@@ -362,16 +372,29 @@ func (r *Router) spreadDelay(others int) time.Duration {
 	return r.cfg.SearchDelay
 }
 
+// spreadSkip says which copies of a search sendSearch leaves unsent.
+type spreadSkip int
+
+const (
+	// skipNone sends the copy whatever came meanwhile (walking copies).
+	skipNone spreadSkip = iota
+	// skipHeard leaves out the copy to a friend that sent the search.
+	skipHeard
+	// skipHeardOrStop also leaves out every copy once SpreadHeardStop
+	// friends besides the first sender sent the search.
+	skipHeardOrStop
+)
+
 // skipSpread reports whether a spreading copy of search id, due now,
-// should not go to l: l sent this node a copy, so it has the search, or
-// SpreadHeardStop friends besides its first sender did, so the search
-// is all around this node already and its friends most likely have it
-// too (a counter-based broadcast: Ni et al., MobiCom 1999).
-func (r *Router) skipSpread(id SearchID, l *link) bool {
+// should not go to l: l sent this node a copy, so it has the search, or,
+// if stop is set, SpreadHeardStop friends besides its first sender did,
+// so the search is all around this node already and its friends most
+// likely have it too (a counter-based broadcast: Ni et al., MobiCom 1999).
+func (r *Router) skipSpread(id SearchID, l *link, stop bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.searches.m[id]
-	return e != nil && (len(e.heard) >= SpreadHeardStop || slices.Contains(e.heard, l))
+	return e != nil && ((stop && len(e.heard) >= SpreadHeardStop) || slices.Contains(e.heard, l))
 }
 
 func (r *Router) handleSearch(l *link, m *Search) {
@@ -396,7 +419,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 		// another friend (below), since a walk that ends here ends the
 		// search.
 		r.mu.Unlock()
-		r.sendSearches(l.peer, []forward{{l, m.Depth}}, m, r.cfg.SearchDelay)
+		r.sendSearches(l.peer, []forward{{l, m.Depth}}, m, r.cfg.SearchDelay, false)
 		r.answer(l, m, qk, received, r.cfg.SearchDelay)
 		return
 	case m.Walk && fresh && len(others) > SearchFanout && r.draw("walk keep", []byte(l.peer), m.ID[:]) < SearchWalkKeep:
@@ -428,7 +451,10 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	if !m.Walk {
 		maxDelay = r.spreadDelay(len(others))
 	}
-	r.sendSearches(l.peer, fs, m, maxDelay)
+	// Only a node that picks SearchFanout of more friends stops at
+	// SpreadHeardStop: one with fewer sends to each, and a friend of it
+	// may have no other way to the search (a small group of friends).
+	r.sendSearches(l.peer, fs, m, maxDelay, len(others) > SearchFanout)
 	if fresh {
 		r.answer(l, m, qk, received, maxDelay)
 	}
@@ -461,6 +487,14 @@ func (r *Router) answer(l *link, m *Search, qk []byte, received time.Time, linkD
 		}
 		var out []*SearchResult
 		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
+			if q.Keywords == "" { // by root: one file per answer, one block
+				sealed, err := SealForRoot(reply, results[0])
+				results = results[1:]
+				if err == nil {
+					out = append(out, &SearchResult{SearchID: id, Sealed: sealed})
+				}
+				continue
+			}
 			k := min(len(results), MaxFilesPerResult)
 			sealed, err := Seal(reply, results[:k])
 			for err != nil && k > 1 { // names too long for one result: halve

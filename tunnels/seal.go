@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"path"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -41,9 +42,12 @@ func TargetForChatID(pub []byte) [32]byte {
 }
 
 // SearchHash returns the value carried by a Search for root, so that a file
-// can be searched for by root without relays learning the root.
-func SearchHash(root [32]byte) [32]byte {
-	return derive(searchHashContext, root[:])
+// can be searched for by root without relays learning the root: the first
+// SearchHashLen bytes of a BLAKE3 key derivation from the root (a sender
+// of the whole 32 bytes, as before, is understood: see searchFromWire).
+func SearchHash(root [32]byte) [SearchHashLen]byte {
+	full := derive(searchHashContext, root[:])
+	return [SearchHashLen]byte(full[:SearchHashLen])
 }
 
 // filePSK returns the Noise pre-shared key of file tunnels to root.
@@ -73,6 +77,47 @@ type Result struct {
 // ErrTooManyResults if results exceed MaxFilesPerResult or a result has a
 // bad name or size.
 func Seal(replyKey [32]byte, results []Result) ([]byte, error) {
+	return seal(replyKey, results, SealPad)
+}
+
+// SealForRoot seals r, a holder's answer to a search by root hash, like
+// Seal but in exactly one block of SealRootPad bytes: its name is
+// shortened to fit (shortenName) if it is too long. The searcher knows the
+// root, so the name is only shown, and every answer to a search by root
+// has the same length on the wire, whatever the file's name.
+func SealForRoot(replyKey [32]byte, r Result) ([]byte, error) {
+	empty := proto.Size(&pb.SealedResults{Files: []*pb.FoundFile{{Size: uint64(max(r.Size, 0)), Root: r.Root[:]}}})
+	// The name's tag and length (one byte each, for names under 128
+	// bytes) and the length prefix of the plaintext.
+	r.Name = shortenName(r.Name, SealRootPad-sealLenPrefix-empty-2)
+	sealed, err := seal(replyKey, []Result{r}, SealRootPad)
+	if err == nil && len(sealed) != sealHandshakeBytes+SealRootPad {
+		return nil, fmt.Errorf("sealing result: %w: %d bytes", ErrTooManyResults, len(sealed))
+	}
+	return sealed, err
+}
+
+// shortenName cuts name to at most n bytes, at a rune boundary, keeping a
+// short extension: "a-long-name….mkv". Names of n bytes or fewer are
+// returned as they are.
+func shortenName(name string, n int) string {
+	if len(name) <= n {
+		return name
+	}
+	const mark = "…"
+	ext := path.Ext(name)
+	if len(ext) > 8 || len(ext)+len(mark)+1 > n {
+		ext = ""
+	}
+	stem := name[:len(name)-len(ext)]
+	keep := max(n-len(mark)-len(ext), 0)
+	for keep > 0 && !utf8.RuneStart(stem[keep]) {
+		keep--
+	}
+	return stem[:keep] + mark + ext
+}
+
+func seal(replyKey [32]byte, results []Result, pad int) ([]byte, error) {
 	if len(results) > MaxFilesPerResult {
 		return nil, fmt.Errorf("sealing results: %w: %d files", ErrTooManyResults, len(results))
 	}
@@ -87,7 +132,7 @@ func Seal(replyKey [32]byte, results []Result) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealing results: %w", err)
 	}
-	padded := (sealLenPrefix + len(body) + SealPad - 1) / SealPad * SealPad
+	padded := (sealLenPrefix + len(body) + pad - 1) / pad * pad
 	if padded+sealHandshakeBytes > MaxSealedResults {
 		return nil, fmt.Errorf("sealing results: %w: %d bytes", ErrTooManyResults, padded)
 	}
@@ -115,8 +160,8 @@ func Seal(replyKey [32]byte, results []Result) ([]byte, error) {
 // and checks them. Any failure wraps ErrSealedInvalid: the results were
 // not for this key, were altered, or break the limits.
 func Open(priv noise.DHKey, sealed []byte) ([]Result, error) {
-	if len(sealed) < sealHandshakeBytes+SealPad || len(sealed) > MaxSealedResults ||
-		(len(sealed)-sealHandshakeBytes)%SealPad != 0 {
+	if len(sealed) < sealHandshakeBytes+SealRootPad || len(sealed) > MaxSealedResults ||
+		(len(sealed)-sealHandshakeBytes)%SealRootPad != 0 {
 		return nil, fmt.Errorf("opening results: %w: %d bytes", ErrSealedInvalid, len(sealed))
 	}
 	hs, err := noise.NewHandshakeState(noise.Config{

@@ -2,6 +2,8 @@ package tunnels
 
 import (
 	"errors"
+	"math"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -102,14 +104,17 @@ func TestSealRefuses(t *testing.T) {
 
 func TestDerivedHashesDiffer(t *testing.T) {
 	root := [32]byte{42}
-	vals := map[[32]byte]string{}
-	for name, v := range map[string][32]byte{
-		"root":   root,
-		"target": TargetForRoot(root),
-		"search": SearchHash(root),
-		"psk":    filePSK(root),
-		"chat":   TargetForChatID(root[:]),
+	target, search, psk, chat := TargetForRoot(root), SearchHash(root), filePSK(root), TargetForChatID(root[:])
+	// The search hash is the shortest: no value may share its prefix.
+	vals := map[[SearchHashLen]byte]string{}
+	for name, v := range map[string][]byte{
+		"root":   root[:],
+		"target": target[:],
+		"search": search[:],
+		"psk":    psk[:],
+		"chat":   chat[:],
 	} {
+		v := [SearchHashLen]byte(v[:SearchHashLen])
 		if prev, ok := vals[v]; ok {
 			t.Errorf("%s equals %s", name, prev)
 		}
@@ -117,7 +122,6 @@ func TestDerivedHashesDiffer(t *testing.T) {
 	}
 	// Every node must derive the same target from a root, and a root one
 	// bit apart must give another.
-	target := TargetForRoot(root)
 	if TargetForRoot([32]byte{42}) != target {
 		t.Error("not deterministic")
 	}
@@ -125,5 +129,60 @@ func TestDerivedHashesDiffer(t *testing.T) {
 	other[31] ^= 1
 	if TargetForRoot(other) == target {
 		t.Error("a root one bit apart has the same target")
+	}
+}
+
+// TestSealForRootOneBlock: an answer to a search by root is one
+// SealRootPad block whatever the name's length, so relays cannot tell
+// files apart by it; a long name arrives shortened, its extension kept.
+func TestSealForRootOneBlock(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "holiday.mkv", strings.Repeat("x", 75) + ".iso",
+		strings.Repeat("é", 60) + ".flac", strings.Repeat("日本", MaxNameLen/6), strings.Repeat("n", MaxNameLen)} {
+		for _, size := range []int64{0, 1 << 40, math.MaxInt64} {
+			r := Result{Name: name, Size: size, Root: [32]byte{7, 7}}
+			sealed, err := SealForRoot([32]byte(key.Public), r)
+			if err != nil {
+				t.Fatalf("name of %d bytes, size %d: %v", len(name), size, err)
+			}
+			if len(sealed) != sealHandshakeBytes+SealRootPad {
+				t.Fatalf("name of %d bytes, size %d: sealed in %d bytes, want %d", len(name), size, len(sealed), sealHandshakeBytes+SealRootPad)
+			}
+			got, err := Open(key, sealed)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("name of %d bytes: opened %v, %v", len(name), got, err)
+			}
+			g := got[0]
+			if g.Size != size || g.Root != r.Root || !validName(g.Name) {
+				t.Fatalf("opened %+v, sealed %+v", g, r)
+			}
+			if len(name) < 60 && g.Name != name {
+				t.Errorf("short name %q arrived as %q", name, g.Name)
+			}
+			if ext := path.Ext(name); ext != "" && !strings.HasSuffix(g.Name, ext) {
+				t.Errorf("%q lost its extension: %q", name, g.Name)
+			}
+		}
+	}
+}
+
+func TestShortenName(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		n    int
+		want string
+	}{
+		{"abc.txt", 7, "abc.txt"},
+		{"abcdef.txt", 9, "ab….txt"},
+		{"éééé", 6, "é…"},             // é is 2 bytes: a cut in one is moved back
+		{"ab.verylongext", 6, "ab.…"}, // an extension too long to keep is cut like the rest
+		{"abcdef", 3, "…"},
+	} {
+		if got := shortenName(c.name, c.n); got != c.want || len(got) > c.n {
+			t.Errorf("shortenName(%q, %d) = %q, want %q", c.name, c.n, got, c.want)
+		}
 	}
 }

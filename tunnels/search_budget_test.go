@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -25,13 +27,18 @@ func TestSearchAnswerBudgetAcrossRelays(t *testing.T) {
 	edges := [][2]int{{0, 1}, {1, 2}, {1, 3}, {1, 4}}
 	nodes := newNet(t, 5, edges, func(i int, c *RouterConfig) {
 		if i >= 1 {
-			c.Searcher = &fakeShare{name: fmt.Sprintf("held-by-%d.bin", i), root: root, size: 4096}
+			name := fmt.Sprintf("held-by-%d.bin", i)
+			if i == 4 { // a long name: its answers are as long as the others'
+				name = strings.Repeat("long-", 40) + name
+			}
+			c.Searcher = &fakeShare{name: name, root: root, size: 4096}
 		}
 		c.HolderDelay = 300 * time.Millisecond
 	})
 	rn, a := nodes[0], nodes[1]
 	_, s := hostileFriend(t, rn)
 	answers := make(chan SearchID, 64)
+	var otherLength atomic.Int32 // answers not of one SealRootPad block
 	go func() {
 		mr := NewMessageReader(s)
 		for {
@@ -43,6 +50,9 @@ func TestSearchAnswerBudgetAcrossRelays(t *testing.T) {
 				return
 			}
 			if res, ok := m.(*SearchResult); ok {
+				if len(res.Sealed) != sealHandshakeBytes+SealRootPad {
+					otherLength.Add(1)
+				}
 				answers <- res.SearchID
 			}
 		}
@@ -123,4 +133,7 @@ func TestSearchAnswerBudgetAcrossRelays(t *testing.T) {
 		}
 	}
 	t.Logf("answers A sent R per budgeted search: %v", back)
+	if n := otherLength.Load(); n > 0 {
+		t.Errorf("%d answers to a search by root were not one block of %d bytes sealed", n, SealRootPad)
+	}
 }

@@ -97,7 +97,7 @@ func (f *friendSet) add(p peer.ID) {
 // tunnels.Holder of its router. Results are named "f<file>-n<node>" so
 // the searcher learns which holder answered.
 type share struct {
-	byHash   map[[32]byte]tunnels.Result
+	byHash   map[[tunnels.SearchHashLen]byte]tunnels.Result
 	byTarget map[[32]byte][32]byte
 }
 
@@ -214,7 +214,7 @@ func run(ctx context.Context, cfg Config, g *Graph, fab Fabric, baseHeap uint64,
 			fs.ids = append(fs.ids, hosts[j].ID())
 			fs.set[hosts[j].ID()] = true
 		}
-		sh := &share{byHash: make(map[[32]byte]tunnels.Result), byTarget: make(map[[32]byte][32]byte)}
+		sh := &share{byHash: make(map[[tunnels.SearchHashLen]byte]tunnels.Result), byTarget: make(map[[32]byte][32]byte)}
 		for k, holds := range place.holds {
 			if holds[i] {
 				root := place.roots[k]

@@ -365,8 +365,9 @@ type Search_Keywords struct {
 }
 
 type Search_RootHash struct {
-	// root_hash is tunnels.SearchHash of a file root (32 bytes), never the
-	// root itself.
+	// root_hash is tunnels.SearchHash of a file root (16 bytes), never the
+	// root itself. 32 bytes (the whole derivation, as sent before the hash
+	// was cut) are read as their first 16.
 	RootHash []byte `protobuf:"bytes,4,opt,name=root_hash,json=rootHash,proto3,oneof"`
 }
 
@@ -380,7 +381,9 @@ type SearchResult struct {
 	// search_id is the id of the Search answered.
 	SearchId []byte `protobuf:"bytes,1,opt,name=search_id,json=searchId,proto3" json:"search_id,omitempty"`
 	// sealed is a Noise N one-way message to the search's reply_key whose
-	// payload is a padded SealedResults.
+	// payload is a padded SealedResults: one block of 128 bytes for an
+	// answer to a search by root_hash (one file, its name shortened to fit),
+	// blocks of 512 for one to keywords.
 	Sealed        []byte `protobuf:"bytes,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
