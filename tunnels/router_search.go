@@ -451,7 +451,7 @@ func (r *Router) handleSearch(l *link, m *Search) {
 	if !m.Walk {
 		maxDelay = r.spreadDelay(len(others))
 	}
-	// Only a node that picks SearchFanout of more friends stops at
+	// Only a node that picks SearchFanout friends among more stops at
 	// SpreadHeardStop: one with fewer sends to each, and a friend of it
 	// may have no other way to the search (a small group of friends).
 	r.sendSearches(l.peer, fs, m, maxDelay, len(others) > SearchFanout)
