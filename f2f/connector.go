@@ -566,8 +566,8 @@ func (c *Connector) connect(id peer.ID) error {
 // ends start the handshake as its initiator and it fails; without jitter
 // their next dials would be due in the same instant again.
 func redialJitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
+	if d < 2 {
+		return d // rand.N needs a positive bound
 	}
 	return d*3/4 + rand.N(d/2)
 }

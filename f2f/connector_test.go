@@ -222,3 +222,13 @@ func hangUpListener(t *testing.T, ip string) (ma.Multiaddr, *atomic.Int64, error
 	}()
 	return ma.StringCast("/ip4/" + ip + "/tcp/" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), accepted, nil
 }
+
+func TestRedialJitter(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, 2, 3, RedialMin, RedialMax} {
+		for range 100 {
+			if j := redialJitter(d); j < d*3/4 || j > d*5/4 {
+				t.Fatalf("redialJitter(%v) = %v, want within [%v, %v]", d, j, d*3/4, d*5/4)
+			}
+		}
+	}
+}
