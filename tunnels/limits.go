@@ -161,10 +161,11 @@ const (
 	// search's origin it caps, per link, both the answers that open and
 	// those that do not. Later ones are dropped. 16: a search reaches
 	// nearly every node, so a file held by many is answered from all of
-	// them, and each answer (about 580 bytes) travelled until a relay's
-	// share was full: at 10,000 nodes a file held by 500 sent 6,511 answer
-	// messages per search with 64 per relay and 4,800 with 16 (kith sim),
-	// for at most 16 delivered. 16 answers of up to MaxFilesPerResult
+	// them, and each answer (about 580 bytes then; 194 for a search by
+	// root since SealRootPad) travelled until a relay's share was full:
+	// at 10,000 nodes a file held by 500 sent 6,511 answer messages per
+	// search with 64 per relay and 4,800 with 16 (kith sim), for at most
+	// 16 delivered. 16 answers of up to MaxFilesPerResult
 	// files each are plenty of sources.
 	MaxResultsPerSearch = 16
 	// OriginSpreadAnswers is the answer budget an origin that spreads its
