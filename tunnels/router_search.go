@@ -372,6 +372,35 @@ func (r *Router) spreadDelay(others int) time.Duration {
 	return r.cfg.SearchDelay
 }
 
+// sealAnswers seals results to reply in at most MaxResultsPerSearch
+// answers: for a search by root (byRoot), one file per answer in one
+// SealRootPad block (SealForRoot); else up to MaxFilesPerResult files per
+// answer, fewer where long names need it. Results that cannot be sealed
+// are left out.
+func sealAnswers(reply [32]byte, byRoot bool, results []Result) [][]byte {
+	var out [][]byte
+	for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
+		k := 1
+		var sealed []byte
+		var err error
+		if byRoot {
+			sealed, err = SealForRoot(reply, results[0])
+		} else {
+			k = min(len(results), MaxFilesPerResult)
+			sealed, err = Seal(reply, results[:k])
+			for err != nil && k > 1 { // names too long for one result: halve
+				k /= 2
+				sealed, err = Seal(reply, results[:k])
+			}
+		}
+		results = results[k:]
+		if err == nil {
+			out = append(out, sealed)
+		}
+	}
+	return out
+}
+
 // spreadSkip says which copies of a search sendSearch leaves unsent.
 type spreadSkip int
 
@@ -486,25 +515,7 @@ func (r *Router) answer(l *link, m *Search, qk []byte, received time.Time, linkD
 			return
 		}
 		var out []*SearchResult
-		for n := 0; len(results) > 0 && n < MaxResultsPerSearch; n++ {
-			if q.Keywords == "" { // by root: one file per answer, one block
-				sealed, err := SealForRoot(reply, results[0])
-				results = results[1:]
-				if err == nil {
-					out = append(out, &SearchResult{SearchID: id, Sealed: sealed})
-				}
-				continue
-			}
-			k := min(len(results), MaxFilesPerResult)
-			sealed, err := Seal(reply, results[:k])
-			for err != nil && k > 1 { // names too long for one result: halve
-				k /= 2
-				sealed, err = Seal(reply, results[:k])
-			}
-			results = results[k:]
-			if err != nil {
-				continue
-			}
+		for _, sealed := range sealAnswers(reply, q.Keywords == "", results) {
 			out = append(out, &SearchResult{SearchID: id, Sealed: sealed})
 		}
 		// This node's answers come out of the budget it was given, like
