@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -162,7 +163,7 @@ func (f friendFinder) FindSources(ctx context.Context, req share.FindRequest) []
 	var out []*share.Source
 	friends := 0 // friend sources: found now, or already in use (skipped)
 	if !req.Anonymous {
-		out = f.friendSources(ctx, root, skip)
+		out = f.friendSources(ctx, root, req.ClaimedSize, skip)
 		friends = len(out)
 		for _, fr := range f.s.n.friends.List() {
 			if fr.Online && skip("friend:"+fr.ID.String()) {
@@ -177,19 +178,23 @@ func (f friendFinder) FindSources(ctx context.Context, req share.FindRequest) []
 			if friends > 0 {
 				wait = tunnelTopUpTimeout
 			}
-			out = append(out, t.findSources(ctx, root, tunnelSources-friends, wait)...)
+			out = append(out, t.findSources(ctx, root, req.ClaimedSize, tunnelSources-friends, wait)...)
 		}
 	}
 	return out
 }
 
 // friendSources asks the online friends, at most findConcurrency at a time.
-func (f friendFinder) friendSources(ctx context.Context, root [32]byte, skip func(string) bool) []*share.Source {
+// With a claimed size, the first friend's stream also asks for the group
+// that proves it, with its Have (share.Peer.HaveAndLast): one friend
+// only, so that friends who all hold the file do not all send that group.
+func (f friendFinder) friendSources(ctx context.Context, root [32]byte, claimed int64, skip func(string) bool) []*share.Source {
 	var (
-		mu  sync.Mutex
-		out []*share.Source
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, findConcurrency)
+		mu       sync.Mutex
+		out      []*share.Source
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, findConcurrency)
+		prefetch atomic.Bool // taken by the first stream opened
 	)
 	for _, fr := range f.s.n.friends.List() {
 		key := "friend:" + fr.ID.String()
@@ -205,13 +210,17 @@ func (f friendFinder) friendSources(ctx context.Context, root [32]byte, skip fun
 			if err != nil {
 				return
 			}
-			have, err := p.Have(ctx, root)
+			c := int64(share.UnknownSize)
+			if !prefetch.Swap(true) {
+				c = claimed
+			}
+			have, fetcher, err := p.HaveAndLast(ctx, root, c)
 			if err != nil || (!have.Complete && len(have.Bitmap) == 0) {
 				p.Close()
 				return
 			}
 			mu.Lock()
-			out = append(out, &share.Source{Key: key, Name: displayName(fr.Name, fr.ID), Fetcher: p, Have: have, Close: p.Close})
+			out = append(out, &share.Source{Key: key, Name: displayName(fr.Name, fr.ID), Fetcher: fetcher, Have: have, Close: p.Close})
 			mu.Unlock()
 		}()
 	}

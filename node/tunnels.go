@@ -223,8 +223,10 @@ func (s *tunnelService) Search(q tunnels.Query) []tunnels.Result {
 }
 
 // findSources opens up to want tunnels to holders of root and offers each
-// as a download source.
-func (s *tunnelService) findSources(ctx context.Context, root [32]byte, want int, wait time.Duration) []*share.Source {
+// as a download source. With a claimed size (share.FindRequest.ClaimedSize),
+// the first tunnel is asked for the group that proves it together with
+// its Have: a round trip less of set-up over a long path.
+func (s *tunnelService) findSources(ctx context.Context, root [32]byte, claimed int64, want int, wait time.Duration) []*share.Source {
 	s.mu.Lock()
 	want -= s.active[root]
 	s.mu.Unlock()
@@ -233,40 +235,63 @@ func (s *tunnelService) findSources(ctx context.Context, root [32]byte, want int
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	ts, err := s.router.OpenTunnels(ctx, root, want)
+	// Each tunnel's handshake rides with its first requests (HaveAndLast).
+	ts, err := s.router.StartTunnels(ctx, root, want)
 	if err != nil {
 		s.n.log.Debug("no tunnel for download", slog.String("root", fmt.Sprintf("%x", root[:8])), slog.Any("err", err))
 		return nil
 	}
-	var out []*share.Source
-	for _, t := range ts {
-		p := share.NewPeer(t)
-		have, err := p.Have(ctx, root)
-		if err != nil || (!have.Complete && len(have.Bitmap) == 0) {
-			p.Close()
-			continue
-		}
-		n := s.nextKey.Add(1)
-		s.mu.Lock()
-		s.active[root]++
-		s.mu.Unlock()
-		var once sync.Once
-		out = append(out, &share.Source{
-			Key: fmt.Sprintf("tunnel:%d", n), Name: fmt.Sprintf("tunnel %d", n),
-			Fetcher: p, Have: have,
-			Close: func() error {
-				once.Do(func() {
-					s.mu.Lock()
-					if s.active[root]--; s.active[root] <= 0 {
-						delete(s.active, root)
-					}
-					s.mu.Unlock()
-				})
-				return p.Abort() // the relays stop carrying what the holder still owes
-			},
+	// The tunnels' Haves go out at once: each is a round trip of its path.
+	found := make([]*share.Source, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() {
+			p := share.NewPeer(t)
+			c := int64(share.UnknownSize)
+			if i == 0 {
+				c = claimed
+			}
+			have, f, err := p.HaveAndLast(ctx, root, c)
+			if err != nil || (!have.Complete && len(have.Bitmap) == 0) {
+				p.Close()
+				return
+			}
+			found[i] = s.tunnelSource(root, p, f, have)
 		})
 	}
+	wg.Wait()
+	var out []*share.Source
+	for _, src := range found {
+		if src != nil {
+			out = append(out, src)
+		}
+	}
 	return out
+}
+
+// tunnelSource makes the download source of a tunnel to root, whose
+// share stream is p (fetched through f), and counts it as active until it
+// is closed.
+func (s *tunnelService) tunnelSource(root [32]byte, p *share.Peer, f share.Fetcher, have share.HaveReply) *share.Source {
+	n := s.nextKey.Add(1)
+	s.mu.Lock()
+	s.active[root]++
+	s.mu.Unlock()
+	var once sync.Once
+	return &share.Source{
+		Key: fmt.Sprintf("tunnel:%d", n), Name: fmt.Sprintf("tunnel %d", n),
+		Fetcher: f, Have: have,
+		Close: func() error {
+			once.Do(func() {
+				s.mu.Lock()
+				if s.active[root]--; s.active[root] <= 0 {
+					delete(s.active, root)
+				}
+				s.mu.Unlock()
+			})
+			return p.Abort() // the relays stop carrying what the holder still owes
+		},
+	}
 }
 
 // Search floods a search through the friends' routers and returns the

@@ -153,7 +153,7 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 	// is not E's friend.
 	for _, n := range []*Node{a, d} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		srcs := friendFinder{n.share}.friendSources(ctx, tree.Root, func(string) bool { return false })
+		srcs := friendFinder{n.share}.friendSources(ctx, tree.Root, tree.Size, func(string) bool { return false })
 		cancel()
 		if len(srcs) != 0 {
 			closeAll(srcs)
@@ -492,4 +492,56 @@ func TestTunnelRingSurvivesRelayLoss(t *testing.T) {
 		t.Fatal("downloaded file differs")
 	}
 	t.Logf("sources: %+v", info.Sources)
+}
+
+// firstWrites records the size of each Write and never answers.
+type firstWrites struct {
+	sizes  chan int
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (f *firstWrites) Write(p []byte) (int, error) {
+	f.sizes <- len(p)
+	return len(p), nil
+}
+
+func (f *firstWrites) Read([]byte) (int, error) {
+	<-f.closed
+	return 0, io.EOF
+}
+
+func (f *firstWrites) Close() error {
+	f.once.Do(func() { close(f.closed) })
+	return nil
+}
+
+// TestFirstRequestsFitEarlyData: a tunnel source's first requests, Have
+// and the last group at the largest size a file may have, go in one write
+// small enough to ride in the tunnel's handshake (tunnels.MaxEarlyData).
+func TestFirstRequestsFitEarlyData(t *testing.T) {
+	rw := &firstWrites{sizes: make(chan int, 4), closed: make(chan struct{})}
+	p := share.NewPeer(rw)
+	defer p.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.HaveAndLast(ctx, [32]byte{0xff, 0xff}, share.MaxFileSize)
+	}()
+	var n int
+	select {
+	case n = <-rw.sizes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no write")
+	}
+	cancel()
+	<-done
+	if len(rw.sizes) != 0 {
+		t.Fatalf("the requests took %d writes", 1+len(rw.sizes))
+	}
+	if n > tunnels.MaxEarlyData {
+		t.Fatalf("the first requests are %d bytes, over MaxEarlyData (%d)", n, tunnels.MaxEarlyData)
+	}
+	t.Logf("Have and the last group's request: %d bytes in one write", n)
 }

@@ -56,6 +56,11 @@ type FindRequest struct {
 	// Skip reports whether a source key is in use by the download already,
 	// or was dropped by it.
 	Skip func(key string) bool
+	// ClaimedSize is the size the download's link claims while no source
+	// has proven the size yet, UnknownSize (or 0) otherwise. A Finder may then
+	// ask a source for the last group at that size together with its Have
+	// (Peer.HaveAndLast), the group the download proves the size with.
+	ClaimedSize int64
 }
 
 // AddOptions are the choices of one Add.

@@ -85,9 +85,12 @@ func (r *run) find() []*Source {
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
 	defer cancel()
 	r.mu.Lock()
-	anonymous := r.rec.Anonymous
+	anonymous, claimed := r.rec.Anonymous, r.rec.Size
 	r.mu.Unlock()
-	return r.m.cfg.Finder.FindSources(ctx, FindRequest{Root: r.root, Anonymous: anonymous, Skip: func(key string) bool {
+	if r.begun {
+		claimed = UnknownSize // proven: no source is asked to prove it
+	}
+	return r.m.cfg.Finder.FindSources(ctx, FindRequest{Root: r.root, Anonymous: anonymous, ClaimedSize: claimed, Skip: func(key string) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		_, inUse := r.sources[key]

@@ -34,7 +34,7 @@ import (
 // ErrBadManifest: the folder itself is bad, whoever serves it.
 // With anonymous, only anonymous tunnels are asked (FindRequest.Anonymous).
 func FetchManifest(ctx context.Context, f Finder, root [32]byte, anonymous bool) (Manifest, []byte, error) {
-	srcs := f.FindSources(ctx, FindRequest{Root: root, Anonymous: anonymous, Skip: func(string) bool { return false }})
+	srcs := f.FindSources(ctx, FindRequest{Root: root, Anonymous: anonymous, ClaimedSize: UnknownSize, Skip: func(string) bool { return false }})
 	defer closeSources(srcs)
 	last := ErrNoManifest
 	for _, s := range srcs {

@@ -200,10 +200,28 @@ func (c *call) finish(msg Message, err error) {
 
 // do sends req for c and waits for c to finish.
 func (p *Peer) do(ctx context.Context, c *call, req Message) error {
+	if err := p.send(ctx, c, req); err != nil {
+		return err
+	}
+	return p.wait(ctx, c)
+}
+
+// send queues c and writes req for it; it returns once req is written
+// (or failed: c is then failed too).
+func (p *Peer) send(ctx context.Context, c *call, req Message) error {
+	return p.sendAll(ctx, []*call{c}, []Message{req})
+}
+
+// sendAll is send for several requests, written in order in one write to
+// the stream (one packet, or one tunnel handshake message:
+// tunnels.StartFileSession).
+func (p *Peer) sendAll(ctx context.Context, cs []*call, reqs []Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.done, c.lock = make(chan struct{}), make(chan struct{}, 1)
+	for _, c := range cs {
+		c.done, c.lock = make(chan struct{}), make(chan struct{}, 1)
+	}
 	select {
 	case p.wsem <- struct{}{}:
 	case <-ctx.Done():
@@ -217,18 +235,32 @@ func (p *Peer) do(ctx context.Context, c *call, req Message) error {
 		<-p.wsem
 		return p.err
 	}
-	p.nextID++
-	c.id = p.nextID
-	p.queue = append(p.queue, c)
+	for _, c := range cs {
+		p.nextID++
+		c.id = p.nextID
+		p.queue = append(p.queue, c)
+	}
 	p.mu.Unlock()
-	err := p.w.WriteFrame(Frame{ID: c.id, Msg: req})
+	var err error
+	for i, c := range cs {
+		if err = p.w.writeNoFlush(Frame{ID: c.id, Msg: reqs[i]}); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = p.w.flush()
+	}
 	<-p.wsem
 	if err != nil {
 		// Part of a frame may have gone out: the stream is lost.
 		p.closeStream(true)
 		p.fail(fmt.Errorf("%w: %w", ErrPeerClosed, err))
 	}
+	return nil
+}
 
+// wait waits for c, sent, to finish, or abandons it when ctx ends.
+func (p *Peer) wait(ctx context.Context, c *call) error {
 	select {
 	case <-c.done:
 	case <-ctx.Done():

@@ -180,7 +180,12 @@ func (w *Writer) write(f Frame) error {
 	if err := w.writeNoFlush(f); err != nil {
 		return err
 	}
-	if err := w.bw.Flush(); err != nil {
+	return w.flush()
+}
+
+// flush writes out what the buffer holds.
+func (w *Writer) flush() error {
+	if err := w.buf().Flush(); err != nil {
 		return fmt.Errorf("writing share message: %w", err)
 	}
 	return nil

@@ -231,6 +231,7 @@ const (
 	fuzzOpenFile          // a downloader reading a holder
 	fuzzAcceptChat        // a chat responder reading an initiator
 	fuzzOpenChat          // a chat initiator reading a responder
+	fuzzStartFile         // a downloader that sent early data reading a holder
 	fuzzRoles
 )
 
@@ -269,7 +270,7 @@ func peerMessages(t testing.TB, role int, initiatorStatic, responderStatic noise
 	}
 	var cfgI, cfgR noise.Config
 	switch role {
-	case fuzzAcceptFile, fuzzOpenFile:
+	case fuzzAcceptFile, fuzzOpenFile, fuzzStartFile:
 		cfgI, cfgR = file(true), file(false)
 	default:
 		cfgI, cfgR = chat(true), chat(false)
@@ -334,6 +335,19 @@ func FuzzHandshake(f *testing.F) {
 		f.Add(byte(role), valid[:len(valid)-1])
 		f.Add(byte(role), append(bytes.Clone(valid), 0, 16, 1))
 	}
+	// A downloader's first message with early data, of a few bytes and
+	// of the most a message holds.
+	for _, n := range []int{3, MaxEarlyData, MaxHandshakeMsg - 48} {
+		hs, err := noise.NewHandshakeState(fileConfig(testRoot, true))
+		if err != nil {
+			f.Fatal(err)
+		}
+		m1, _, _, err := hs.WriteMessage(nil, bytes.Repeat([]byte{7}, n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(byte(fuzzAcceptFile), handshakeFrame(m1))
+	}
 	f.Fuzz(func(t *testing.T, role byte, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -352,6 +366,24 @@ func FuzzHandshake(f *testing.F) {
 			s, err = AcceptChatSession(ctx, c, local)
 		case fuzzOpenChat:
 			s, err = OpenChatSession(ctx, c, remote, [32]byte(local.Public))
+		case fuzzStartFile:
+			s, err = StartFileSession(c, testRoot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Write([]byte("have")); err != nil {
+				t.Fatal(err)
+			}
+			// Whatever came back, the Read ends (the fuzzed bytes run
+			// out) without a panic, and wrote nothing beyond message 1.
+			s.Read(make([]byte, 64))
+			if c.written > 2+MaxHandshakeMsg {
+				t.Fatalf("a downloader wrote %d bytes", c.written)
+			}
+			return
+		}
+		if err == nil && role%fuzzRoles == fuzzAcceptFile && len(s.plain) > MaxHandshakeMsg {
+			t.Fatalf("a holder kept %d bytes of early data", len(s.plain))
 		}
 		if err != nil {
 			if s != nil || !errors.Is(err, ErrHandshake) {

@@ -220,6 +220,12 @@ const (
 	// MaxHandshakeMsg caps one Noise handshake frame of a session. The
 	// largest, message 3 of XK, is 64 bytes.
 	MaxHandshakeMsg = 256
+	// MaxEarlyData caps the early data of a file session, the first
+	// Write that rides in the handshake's first message
+	// (StartFileSession): with the 32-byte key and 16-byte tag the message
+	// stays within MaxHandshakeMsg. A Have and the request for the group
+	// that proves the size take about 100 bytes.
+	MaxEarlyData = MaxHandshakeMsg - 64
 )
 
 // Sessions and relaying.

@@ -45,27 +45,192 @@ func GenerateKey() (noise.DHKey, error) {
 // rw's deadlines when done. On error rw is closed (reset if it can be) and
 // the error wraps ErrHandshake.
 func OpenFileSession(ctx context.Context, rw io.ReadWriteCloser, root [32]byte) (*Session, error) {
-	psk := filePSK(root)
-	return handshake(ctx, rw, noise.Config{
-		Pattern:      noise.HandshakeNN,
-		Initiator:    true,
-		Prologue:     []byte(filePrologue),
-		PresharedKey: psk[:],
-	})
+	return handshake(ctx, rw, fileConfig(root, true), false)
 }
 
 // AcceptFileSession runs the holder's side of a file tunnel's handshake
 // over rw for the file with root; see OpenFileSession. A downloader that
 // does not know root fails here with an error wrapping ErrHandshake and is
 // told nothing: rw is just closed.
+//
+// Early data in the downloader's first message (StartFileSession) is
+// returned by the session's first Reads, before any frame.
 func AcceptFileSession(ctx context.Context, rw io.ReadWriteCloser, root [32]byte) (*Session, error) {
+	return handshake(ctx, rw, fileConfig(root, false), true)
+}
+
+// fileConfig is the Noise configuration of a file session for root.
+func fileConfig(root [32]byte, initiator bool) noise.Config {
 	psk := filePSK(root)
-	return handshake(ctx, rw, noise.Config{
+	return noise.Config{
+		CipherSuite:  suite,
 		Pattern:      noise.HandshakeNN,
-		Initiator:    false,
+		Initiator:    initiator,
 		Prologue:     []byte(filePrologue),
 		PresharedKey: psk[:],
+	}
+}
+
+// StartFileSession is OpenFileSession without the wait: it returns the
+// downloader's side of a file session over rw at once, and the handshake
+// runs with the session's first Write and Read. The first Write, if it is
+// at most MaxEarlyData bytes, rides in the handshake's first message, and
+// the holder answers it with the handshake's reply: the handshake and the
+// first requests (a Have, and the group that proves the size) take one
+// round trip instead of two. That early data is encrypted under the key
+// derived from root (Noise_NNpsk0 allows a payload in its first message),
+// without forward secrecy and open to replay by whoever saw it: it must
+// say nothing that anyone who knows root may not know, and ask for
+// nothing a replay could abuse (a replayed first message gets answers
+// that only the first downloader's ephemeral key opens).
+//
+// A longer first Write, and every later Write (and CloseWrite), waits for
+// the handshake to finish, whatever the write deadline. Read waits for the first Write and
+// then reads the handshake's reply: a session that is only read never
+// starts. An error of the handshake wraps ErrHandshake, resets rw and is
+// returned by every later Read and Write.
+func StartFileSession(rw io.ReadWriteCloser, root [32]byte) (*Session, error) {
+	hs, err := noise.NewHandshakeState(fileConfig(root, true))
+	if err != nil {
+		abort(rw)
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	return &Session{rw: rw, start: &lazyStart{hs: hs, sent: make(chan struct{}), done: make(chan struct{})}}, nil
+}
+
+// lazyStart is the handshake of a session from StartFileSession until it
+// is done: message 1 goes with the first Write, message 2 is read by the
+// first Read.
+type lazyStart struct {
+	hs    *noise.HandshakeState
+	wrote bool // message 1 is written or failed; guarded by the session's wmu
+
+	sent     chan struct{} // closed once message 1 is written or failed, or on Close
+	sentOnce sync.Once
+	done     chan struct{} // closed once the handshake is done or failed
+	doneOnce sync.Once
+	err      error // why it failed, set before done is closed
+}
+
+func (l *lazyStart) markSent() { l.sentOnce.Do(func() { close(l.sent) }) }
+
+// finish ends the handshake with err (nil: done) and wakes its waiters;
+// only the first call counts.
+func (l *lazyStart) finish(err error) {
+	l.doneOnce.Do(func() {
+		l.err = err
+		close(l.done)
 	})
+}
+
+// ok reports whether the handshake is done without error.
+func (l *lazyStart) ok() bool {
+	select {
+	case <-l.done:
+		return l.err == nil
+	default:
+		return false
+	}
+}
+
+// writeHello writes the handshake's first message with early data (which
+// may be nil), once; the caller holds wmu.
+func (s *Session) writeHello(early []byte) error {
+	l := s.start
+	l.wrote = true
+	defer l.markSent()
+	buf := make([]byte, 2, 2+MaxHandshakeMsg)
+	msg, _, _, err := l.hs.WriteMessage(buf, early)
+	if err == nil {
+		binary.BigEndian.PutUint16(msg, uint16(len(msg)-2))
+		_, err = s.rw.Write(msg)
+	}
+	if err != nil {
+		err = fmt.Errorf("%w: writing message: %w", ErrHandshake, err)
+		s.failStart(err)
+		return err
+	}
+	return nil
+}
+
+// failStart ends the lazy handshake with err and resets the stream.
+func (s *Session) failStart(err error) {
+	s.start.finish(err)
+	s.start.markSent()
+	abort(s.rw)
+}
+
+// awaitStart makes the lazy handshake go on from a Write of p, the caller
+// holding wmu: the first Write sends message 1, carrying p if it fits
+// (took reports that p went as early data); then it waits for the
+// handshake to finish.
+func (s *Session) awaitStart(p []byte) (took bool, err error) {
+	l := s.start
+	select {
+	case <-l.done:
+		return false, l.err
+	default:
+	}
+	if !l.wrote {
+		early := p
+		if len(early) > MaxEarlyData {
+			early = nil
+		}
+		if err := s.writeHello(early); err != nil {
+			return false, err
+		}
+		if early != nil {
+			return true, nil
+		}
+	}
+	<-l.done
+	return false, l.err
+}
+
+// readWelcome finishes the lazy handshake from the Read side: it waits
+// for message 1 to be written and reads message 2. The caller holds rmu.
+func (s *Session) readWelcome() error {
+	l := s.start
+	select {
+	case <-l.done:
+		return l.err
+	case <-l.sent:
+	}
+	select {
+	case <-l.done:
+		return l.err // message 1 failed, or the session closed
+	default:
+	}
+	var hdr [2]byte
+	fail := func(err error) error {
+		err = fmt.Errorf("%w: %w", ErrHandshake, err)
+		s.failStart(err)
+		if s.closed.Load() {
+			err = fmt.Errorf("reading tunnel: %w", ErrSessionClosed)
+		}
+		return err
+	}
+	if _, err := io.ReadFull(s.rw, hdr[:]); err != nil {
+		return fail(fmt.Errorf("reading message: %w", err))
+	}
+	n := int(binary.BigEndian.Uint16(hdr[:]))
+	if n > MaxHandshakeMsg {
+		return fail(fmt.Errorf("message of %d bytes", n))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(s.rw, body); err != nil {
+		return fail(fmt.Errorf("reading message: %w", err))
+	}
+	_, cs1, cs2, err := l.hs.ReadMessage(nil, body)
+	if err == nil && cs1 == nil {
+		err = errors.New("handshake not finished by message 2")
+	}
+	if err != nil {
+		return fail(err)
+	}
+	s.send, s.recv = newFrameCipher(cs1), newFrameCipher(cs2)
+	l.finish(nil)
+	return l.err // Close may have come first
 }
 
 // OpenChatSession runs the initiator's side of a chat tunnel's handshake
@@ -80,7 +245,7 @@ func OpenChatSession(ctx context.Context, rw io.ReadWriteCloser, local noise.DHK
 		Prologue:      []byte(chatPrologue),
 		StaticKeypair: local,
 		PeerStatic:    remote[:],
-	})
+	}, false)
 }
 
 // AcceptChatSession runs the responder's side of a chat tunnel's handshake
@@ -94,12 +259,14 @@ func AcceptChatSession(ctx context.Context, rw io.ReadWriteCloser, local noise.D
 		Initiator:     false,
 		Prologue:      []byte(chatPrologue),
 		StaticKeypair: local,
-	})
+	}, false)
 }
 
 // handshake runs cfg over rw: each handshake message is a frame of a
-// 2-byte big-endian length and the message, with no payload.
-func handshake(ctx context.Context, rw io.ReadWriteCloser, cfg noise.Config) (s *Session, err error) {
+// 2-byte big-endian length and the message. Only the initiator's first
+// message may carry a payload, early data (StartFileSession): a responder
+// with acceptEarly keeps it for the session's first Reads, others drop it.
+func handshake(ctx context.Context, rw io.ReadWriteCloser, cfg noise.Config, acceptEarly bool) (s *Session, err error) {
 	cfg.CipherSuite = suite
 	hs, err := noise.NewHandshakeState(cfg)
 	if err != nil {
@@ -123,6 +290,7 @@ func handshake(ctx context.Context, rw io.ReadWriteCloser, cfg noise.Config) (s 
 	}()
 
 	var send, recv *noise.CipherState
+	var early []byte
 	buf := make([]byte, 2+MaxHandshakeMsg)
 	for write := cfg.Initiator; send == nil; write = !write {
 		var cs1, cs2 *noise.CipherState
@@ -147,8 +315,12 @@ func handshake(ctx context.Context, rw io.ReadWriteCloser, cfg noise.Config) (s 
 			if _, err = io.ReadFull(rw, buf[2:2+n]); err != nil {
 				return nil, fmt.Errorf("%w: reading message: %w", ErrHandshake, ctxErr(ctx, err))
 			}
-			if _, cs1, cs2, err = hs.ReadMessage(nil, buf[2:2+n]); err != nil {
+			var payload []byte
+			if payload, cs1, cs2, err = hs.ReadMessage(nil, buf[2:2+n]); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+			}
+			if acceptEarly && !cfg.Initiator && early == nil && len(payload) > 0 {
+				early = payload // ReadMessage allocated it
 			}
 		}
 		if cs1 != nil {
@@ -158,7 +330,7 @@ func handshake(ctx context.Context, rw io.ReadWriteCloser, cfg noise.Config) (s 
 			}
 		}
 	}
-	s = &Session{rw: rw, send: newFrameCipher(send), recv: newFrameCipher(recv)}
+	s = &Session{rw: rw, send: newFrameCipher(send), recv: newFrameCipher(recv), plain: early}
 	if ps := hs.PeerStatic(); len(ps) == 32 {
 		s.peerStatic = append([]byte(nil), ps...)
 	}
@@ -256,6 +428,10 @@ type Session struct {
 	wbuf    []byte
 	werr    error // sticky write error
 	finSent bool
+
+	// start, for a session from StartFileSession, is its handshake, done
+	// by the first Write and Read; nil otherwise.
+	start *lazyStart
 }
 
 // PeerStatic returns the peer's static X25519 public key: for a chat
@@ -279,6 +455,11 @@ func (s *Session) Read(p []byte) (int, error) {
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if s.start != nil && s.rerr == nil {
+		if err := s.readWelcome(); err != nil {
+			s.rerr = err
+		}
 	}
 	for {
 		if s.rerr != nil {
@@ -370,6 +551,16 @@ func (s *Session) Write(p []byte) (int, error) {
 	}
 	if s.finSent {
 		return 0, fmt.Errorf("writing tunnel: %w", ErrSessionClosed)
+	}
+	if s.start != nil && !s.start.ok() {
+		took, err := s.awaitStart(p)
+		if err != nil {
+			s.werr = err
+			return 0, err
+		}
+		if took {
+			return len(p), nil
+		}
 	}
 	written := 0
 	for len(p) > 0 {
@@ -498,6 +689,12 @@ func (s *Session) writeFin() error {
 	if s.finSent || s.werr != nil {
 		return s.werr
 	}
+	if s.start != nil && !s.start.ok() {
+		if _, err := s.awaitStart(nil); err != nil {
+			s.werr = err
+			return err
+		}
+	}
 	s.finSent = true
 	var frame [FrameOverhead]byte
 	buf, err := s.seal(frame[:0], nil)
@@ -535,8 +732,13 @@ func (s *Session) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	if s.start != nil {
+		// A handshake not done ends here: no mark can be sent.
+		s.start.finish(fmt.Errorf("%w: %w", ErrHandshake, ErrSessionClosed))
+		s.start.markSent()
+	}
 	if s.wmu.TryLock() {
-		if !s.finSent && s.werr == nil {
+		if !s.finSent && s.werr == nil && (s.start == nil || s.start.ok()) {
 			if d, ok := s.rw.(interface{ SetWriteDeadline(time.Time) error }); ok {
 				d.SetWriteDeadline(time.Now().Add(CloseNotifyTimeout))
 			}
@@ -556,6 +758,10 @@ func (s *Session) Close() error {
 // be, else closed.
 func (s *Session) Reset() error {
 	s.closed.Store(true)
+	if s.start != nil {
+		s.start.finish(fmt.Errorf("%w: %w", ErrHandshake, ErrSessionClosed))
+		s.start.markSent()
+	}
 	abort(s.rw)
 	return nil
 }

@@ -580,6 +580,29 @@ func (r *Router) OpenTunnel(ctx context.Context, root [32]byte) (*Tunnel, error)
 	return ts[0], nil
 }
 
+// StartTunnels sets up to n tunnels to holders of the file with root, as
+// OpenTunnels does, but returns each as soon as it is set up, its session
+// started with StartFileSession: the first Write rides in the handshake,
+// and a tunnel whose holder fails the handshake fails its first Read.
+func (r *Router) StartTunnels(ctx context.Context, root [32]byte, n int) ([]*Tunnel, error) {
+	raws, err := r.RequestTunnels(ctx, TargetForRoot(root), n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Tunnel, 0, len(raws))
+	for _, rw := range raws {
+		s, err := StartFileSession(rw, root)
+		if err != nil {
+			for _, t := range out {
+				t.Reset()
+			}
+			return nil, fmt.Errorf("starting tunnel: %w", err)
+		}
+		out = append(out, &Tunnel{Session: s, Root: root})
+	}
+	return out, nil
+}
+
 // OpenTunnels is OpenTunnel for up to n tunnels at once, which come
 // through different first hops or paths. It returns those whose session
 // came up, or an error if none did.
