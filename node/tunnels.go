@@ -236,7 +236,9 @@ func (s *tunnelService) findSources(ctx context.Context, root [32]byte, claimed 
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	// Each tunnel's handshake rides with its first requests (HaveAndLast).
+	began := time.Now()
 	ts, err := s.router.StartTunnels(ctx, root, want)
+	setUp := time.Since(began)
 	if err != nil {
 		s.n.log.Debug("no tunnel for download", slog.String("root", fmt.Sprintf("%x", root[:8])), slog.Any("err", err))
 		return nil
@@ -266,6 +268,8 @@ func (s *tunnelService) findSources(ctx context.Context, root [32]byte, claimed 
 			out = append(out, src)
 		}
 	}
+	s.n.log.Debug("tunnel sources", slog.String("root", fmt.Sprintf("%x", root[:8])), slog.Int("tunnels", len(ts)),
+		slog.Int("sources", len(out)), slog.Duration("set_up", setUp), slog.Duration("have", time.Since(began)-setUp))
 	return out
 }
 

@@ -347,6 +347,19 @@ func FuzzHandshake(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(byte(fuzzAcceptFile), handshakeFrame(m1))
+		// A holder's reply that took it.
+		r, err := noise.NewHandshakeState(fileConfig(testRoot, false))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, _, _, err := r.ReadMessage(nil, m1); err != nil {
+			f.Fatal(err)
+		}
+		m2, _, _, err := r.WriteMessage(nil, earlyTaken)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(byte(fuzzStartFile), handshakeFrame(m2))
 	}
 	f.Fuzz(func(t *testing.T, role byte, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

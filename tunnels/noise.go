@@ -1,6 +1,7 @@
 package tunnels
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
@@ -84,6 +85,10 @@ func fileConfig(root [32]byte, initiator bool) noise.Config {
 // nothing a replay could abuse (a replayed first message gets answers
 // that only the first downloader's ephemeral key opens).
 //
+// A holder takes the early data as the first bytes it reads and says so in
+// its reply; a holder that does not (a kith from before early data) gets
+// it again as the session's first frame, a round trip later.
+//
 // A longer first Write, and every later Write (and CloseWrite), waits for
 // the handshake to finish, whatever the write deadline. Read waits for the first Write and
 // then reads the handshake's reply: a session that is only read never
@@ -103,7 +108,8 @@ func StartFileSession(rw io.ReadWriteCloser, root [32]byte) (*Session, error) {
 // first Read.
 type lazyStart struct {
 	hs    *noise.HandshakeState
-	wrote bool // message 1 is written or failed; guarded by the session's wmu
+	wrote bool   // message 1 is written or failed; guarded by the session's wmu
+	early []byte // the early data message 1 carried, until message 2 is read
 
 	sent     chan struct{} // closed once message 1 is written or failed, or on Close
 	sentOnce sync.Once
@@ -138,6 +144,7 @@ func (l *lazyStart) ok() bool {
 func (s *Session) writeHello(early []byte) error {
 	l := s.start
 	l.wrote = true
+	l.early = bytes.Clone(early)
 	defer l.markSent()
 	buf := make([]byte, 2, 2+MaxHandshakeMsg)
 	msg, _, _, err := l.hs.WriteMessage(buf, early)
@@ -221,7 +228,7 @@ func (s *Session) readWelcome() error {
 	if _, err := io.ReadFull(s.rw, body); err != nil {
 		return fail(fmt.Errorf("reading message: %w", err))
 	}
-	_, cs1, cs2, err := l.hs.ReadMessage(nil, body)
+	payload, cs1, cs2, err := l.hs.ReadMessage(nil, body)
 	if err == nil && cs1 == nil {
 		err = errors.New("handshake not finished by message 2")
 	}
@@ -229,6 +236,18 @@ func (s *Session) readWelcome() error {
 		return fail(err)
 	}
 	s.send, s.recv = newFrameCipher(cs1), newFrameCipher(cs2)
+	if len(l.early) > 0 && len(payload) == 0 {
+		// The holder dropped the early data: send it again as the first
+		// frame. Writers wait for l.done, so no frame goes before it.
+		frame, err := s.seal(make([]byte, 0, len(l.early)+FrameOverhead), l.early)
+		if err == nil {
+			_, err = s.rw.Write(frame)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("sending early data again: %w", err))
+		}
+	}
+	l.early = nil
 	l.finish(nil)
 	return l.err // Close may have come first
 }
@@ -262,10 +281,17 @@ func AcceptChatSession(ctx context.Context, rw io.ReadWriteCloser, local noise.D
 	}, false)
 }
 
+// earlyTaken is the payload of a holder's message 2 that says it took the
+// early data of message 1. A holder that did not (a kith from before
+// early data) sends none, and the downloader sends the early data again
+// as the session's first frame.
+var earlyTaken = []byte{1}
+
 // handshake runs cfg over rw: each handshake message is a frame of a
-// 2-byte big-endian length and the message. Only the initiator's first
-// message may carry a payload, early data (StartFileSession): a responder
-// with acceptEarly keeps it for the session's first Reads, others drop it.
+// 2-byte big-endian length and the message. The initiator's first message
+// may carry early data (StartFileSession): a responder with acceptEarly
+// keeps it for the session's first Reads and says so in its reply
+// (earlyTaken); others drop it.
 func handshake(ctx context.Context, rw io.ReadWriteCloser, cfg noise.Config, acceptEarly bool) (s *Session, err error) {
 	cfg.CipherSuite = suite
 	hs, err := noise.NewHandshakeState(cfg)
@@ -295,8 +321,11 @@ func handshake(ctx context.Context, rw io.ReadWriteCloser, cfg noise.Config, acc
 	for write := cfg.Initiator; send == nil; write = !write {
 		var cs1, cs2 *noise.CipherState
 		if write {
-			var msg []byte
-			msg, cs1, cs2, err = hs.WriteMessage(buf[:2], nil)
+			var msg, payload []byte
+			if early != nil {
+				payload = earlyTaken // message 2 says the early data was read
+			}
+			msg, cs1, cs2, err = hs.WriteMessage(buf[:2], payload)
 			if err != nil {
 				return nil, fmt.Errorf("%w: writing message: %w", ErrHandshake, err)
 			}

@@ -185,3 +185,46 @@ func TestStartFileSessionCloseUnblocks(t *testing.T) {
 		})
 	}
 }
+
+// TestStartFileSessionOldHolder: a holder that drops early data (a kith
+// from before it: its reply says nothing of it) still gets it, as the
+// session's first frame, and once.
+func TestStartFileSessionOldHolder(t *testing.T) {
+	a, b := tcpPair(t)
+	i, err := StartFileSession(a, testRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	early := []byte("have")
+	if _, err := i.Write(early); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := handshake(ctx, b, fileConfig(testRoot, false), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if len(r.plain) != 0 {
+		t.Fatal("the old holder kept the early data")
+	}
+	rerr := make(chan error, 1)
+	go func() { _, err := io.ReadFull(i, make([]byte, 1)); rerr <- err }()
+	got := make([]byte, len(early))
+	if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, early) {
+		t.Fatalf("old holder read %q, %v; want the early data again", got, err)
+	}
+	if _, err := i.Write([]byte("next")); err != nil {
+		t.Fatal(err)
+	}
+	got = make([]byte, 4)
+	if _, err := io.ReadFull(r, got); err != nil || string(got) != "next" {
+		t.Fatalf("old holder read %q, %v after the early data; want it once", got, err)
+	}
+	r.Write([]byte{1})
+	if err := <-rerr; err != nil {
+		t.Fatalf("downloader Read: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -274,7 +275,9 @@ func (r *Router) handleTunnelRequest(l *link, m *TunnelRequest) {
 		t.total++
 		// The TunnelOK leaves as late as one from a holder behind this
 		// node could: after the holder delay, fixed for the target.
-		at := time.Now().Add(r.holderDelay("tunnel ok", m.Target[:]))
+		delay := r.holderDelay("tunnel ok", m.Target[:])
+		at := time.Now().Add(delay)
+		r.log.Debug("tunnel request for a held target", slog.Duration("ok_in", delay))
 		id := m.ID
 		r.goFn(func() {
 			if !r.sleepUntil(at, l.Done()) {
