@@ -214,6 +214,11 @@ type joinedLobby struct {
 	waiters []*lobbyLink
 	// nextKeepAlive is when this node next says it is in the lobby.
 	nextKeepAlive time.Time
+	// listening is when this node began to hear the lobby live (joined
+	// it, or started); founded is set when it made the lobby in this run,
+	// so it heard every member join (ownCountStandsLocked).
+	listening time.Time
+	founded   bool
 	// partsVia counts the participants listed per friend link they were
 	// first heard through (addPart, delPart).
 	partsVia map[peer.ID]int
@@ -351,7 +356,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 			st.leave(id)
 			continue
 		}
-		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}}
+		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, listening: time.Now()}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lm, err = friendlink.New(friendlink.Config[outFrame]{
@@ -497,7 +502,15 @@ func (s *Lobbies) Create(name, topic string, private bool, as string) (LobbyInfo
 		return LobbyInfo{}, err
 	}
 	id := NewLobbyID()
-	return s.join(id, lobbyRecord{Name: name, Topic: topic, Private: private, As: ident.ID[:]}, ident, "")
+	li, err := s.join(id, lobbyRecord{Name: name, Topic: topic, Private: private, As: ident.ID[:]}, ident, "")
+	if err == nil {
+		s.mu.Lock()
+		if jl := s.joined[id]; jl != nil {
+			jl.founded = true
+		}
+		s.mu.Unlock()
+	}
+	return li, err
 }
 
 // Join joins a lobby as identity as: a public lobby a friend announces,
@@ -564,7 +577,7 @@ func (s *Lobbies) join(id LobbyID, rec lobbyRecord, as Identity, from peer.ID) (
 		s.mu.Unlock()
 		return LobbyInfo{}, err
 	}
-	jl := &joinedLobby{id: id, rec: rec, as: as, parts: map[ChatID]Participant{}}
+	jl := &joinedLobby{id: id, rec: rec, as: as, parts: map[ChatID]Participant{}, listening: time.Now()}
 	s.joined[id] = jl
 	now := time.Now()
 	var ask *lobbyLink
@@ -739,6 +752,15 @@ func (s *Lobbies) participantsLocked(jl *joinedLobby, now time.Time) []Participa
 	return out
 }
 
+// ownCountStandsLocked reports whether this node's count of jl's members
+// (countLocked) is its own to give: it made the lobby in this run and
+// heard every member join, or it has listened for a whole participant
+// window, in which every member says it is there. Before, friends'
+// announced estimates may know of more.
+func (s *Lobbies) ownCountStandsLocked(jl *joinedLobby, now time.Time) bool {
+	return jl.founded || now.Sub(jl.listening) >= LobbyParticipantIntervals*s.keepAliveIntervalLocked(jl)
+}
+
 // countLocked is how many members jl has: those listed, or, when the
 // list is full (MaxLobbyParticipants), the estimated size if higher.
 func (s *Lobbies) countLocked(jl *joinedLobby, now time.Time) int {
@@ -784,8 +806,11 @@ func (s *Lobbies) List() []LobbyInfo {
 			}
 			li.Friends = append(li.Friends, p)
 			// A joiner has heard few members live yet: the count its
-			// friends announce is the better one until it has.
-			li.Participants = max(li.Participants, a.Participants)
+			// friends announce (their size estimates) is the better one
+			// until it has.
+			if jl := s.joined[a.ID]; jl == nil || !s.ownCountStandsLocked(jl, now) {
+				li.Participants = max(li.Participants, a.Participants)
+			}
 		}
 	}
 	out := make([]LobbyInfo, 0, len(byID))

@@ -90,10 +90,10 @@ func fileConfig(root [32]byte, initiator bool) noise.Config {
 // it again as the session's first frame, a round trip later.
 //
 // A longer first Write, and every later Write (and CloseWrite), waits for
-// the handshake to finish, whatever the write deadline. Read waits for the first Write and
-// then reads the handshake's reply: a session that is only read never
-// starts. An error of the handshake wraps ErrHandshake, resets rw and is
-// returned by every later Read and Write.
+// the handshake to finish, whatever the write deadline. Read waits for the
+// first Write and then reads the handshake's reply: a session that is only
+// read never starts. An error of the handshake wraps ErrHandshake, resets
+// rw and is returned by every later Read and Write.
 func StartFileSession(rw io.ReadWriteCloser, root [32]byte) (*Session, error) {
 	hs, err := noise.NewHandshakeState(fileConfig(root, true))
 	if err != nil {

@@ -150,7 +150,8 @@ func TestLobbyTripUps(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("lobby ls of %s: %+v", filepath.Base(home), ls)
+				who := kith(t, "lobby", "who", li.ID, "--json", "--home", home).stdout
+				t.Fatalf("lobby ls of %s: %+v\nlobby who: %s", filepath.Base(home), ls, who)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
