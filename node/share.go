@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -185,16 +184,13 @@ func (f friendFinder) FindSources(ctx context.Context, req share.FindRequest) []
 }
 
 // friendSources asks the online friends, at most findConcurrency at a time.
-// With a claimed size, the first friend's stream also asks for the group
-// that proves it, with its Have (share.Peer.HaveAndLast): one friend
-// only, so that friends who all hold the file do not all send that group.
+// claimed (share.FindRequest.ClaimedSize) is not used yet (see below).
 func (f friendFinder) friendSources(ctx context.Context, root [32]byte, claimed int64, skip func(string) bool) []*share.Source {
 	var (
-		mu       sync.Mutex
-		out      []*share.Source
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, findConcurrency)
-		prefetch atomic.Bool // taken by the first stream opened
+		mu  sync.Mutex
+		out []*share.Source
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, findConcurrency)
 	)
 	for _, fr := range f.s.n.friends.List() {
 		key := "friend:" + fr.ID.String()
@@ -210,11 +206,11 @@ func (f friendFinder) friendSources(ctx context.Context, root [32]byte, claimed 
 			if err != nil {
 				return
 			}
-			c := int64(share.UnknownSize)
-			if !prefetch.Swap(true) {
-				c = claimed
-			}
-			have, fetcher, err := p.HaveAndLast(ctx, root, c)
+			// Not HaveAndLast with the claim yet: with it, TestStreamAPI's
+			// first find failed in 2 of 6 runs under load (the next came
+			// a second later), for a cause not found yet.
+			_ = claimed
+			have, fetcher, err := p.HaveAndLast(ctx, root, share.UnknownSize)
 			if err != nil || (!have.Complete && len(have.Bitmap) == 0) {
 				p.Close()
 				return
