@@ -162,7 +162,7 @@ func (f friendFinder) FindSources(ctx context.Context, req share.FindRequest) []
 	var out []*share.Source
 	friends := 0 // friend sources: found now, or already in use (skipped)
 	if !req.Anonymous {
-		out = f.friendSources(ctx, root, req.ClaimedSize, skip)
+		out = f.friendSources(ctx, root, skip)
 		friends = len(out)
 		for _, fr := range f.s.n.friends.List() {
 			if fr.Online && skip("friend:"+fr.ID.String()) {
@@ -184,8 +184,10 @@ func (f friendFinder) FindSources(ctx context.Context, req share.FindRequest) []
 }
 
 // friendSources asks the online friends, at most findConcurrency at a time.
-// claimed (share.FindRequest.ClaimedSize) is not used yet (see below).
-func (f friendFinder) friendSources(ctx context.Context, root [32]byte, claimed int64, skip func(string) bool) []*share.Source {
+// Friends are asked plain Have: with HaveAndLast here (the claimed size
+// asked with it), TestStreamAPI lost its first find in 2 of 6 runs under
+// load, for a cause not found yet.
+func (f friendFinder) friendSources(ctx context.Context, root [32]byte, skip func(string) bool) []*share.Source {
 	var (
 		mu  sync.Mutex
 		out []*share.Source
@@ -206,17 +208,13 @@ func (f friendFinder) friendSources(ctx context.Context, root [32]byte, claimed 
 			if err != nil {
 				return
 			}
-			// Not HaveAndLast with the claim yet: with it, TestStreamAPI's
-			// first find failed in 2 of 6 runs under load (the next came
-			// a second later), for a cause not found yet.
-			_ = claimed
-			have, fetcher, err := p.HaveAndLast(ctx, root, share.UnknownSize)
+			have, err := p.Have(ctx, root)
 			if err != nil || (!have.Complete && len(have.Bitmap) == 0) {
 				p.Close()
 				return
 			}
 			mu.Lock()
-			out = append(out, &share.Source{Key: key, Name: displayName(fr.Name, fr.ID), Fetcher: fetcher, Have: have, Close: p.Close})
+			out = append(out, &share.Source{Key: key, Name: displayName(fr.Name, fr.ID), Fetcher: p, Have: have, Close: p.Close})
 			mu.Unlock()
 		}()
 	}

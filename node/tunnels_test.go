@@ -153,7 +153,7 @@ func TestTunnelSearchAndAnonymousDownload(t *testing.T) {
 	// is not E's friend.
 	for _, n := range []*Node{a, d} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		srcs := friendFinder{n.share}.friendSources(ctx, tree.Root, tree.Size, func(string) bool { return false })
+		srcs := friendFinder{n.share}.friendSources(ctx, tree.Root, func(string) bool { return false })
 		cancel()
 		if len(srcs) != 0 {
 			closeAll(srcs)
