@@ -285,6 +285,9 @@ func (s *tunnelService) tunnelSource(root [32]byte, p *share.Peer, f share.Fetch
 	return &share.Source{
 		Key: fmt.Sprintf("tunnel:%d", n), Name: fmt.Sprintf("tunnel %d", n),
 		Fetcher: f, Have: have,
+		// A tunnel is a long path: its first ranges go out with the
+		// proof of the size, not after it.
+		Speculate: true,
 		Close: func() error {
 			once.Do(func() {
 				s.mu.Lock()

@@ -38,6 +38,11 @@ type Source struct {
 	Have HaveReply
 	// Close releases the source (closes its stream). May be nil.
 	Close func() error
+	// Speculate asks the download, while its size is not proven yet, to
+	// ask this source for its first ranges at the size the link claims
+	// without waiting for the proof (fetch_speculate.go): for a source
+	// on a long path, where that wait is a round trip or more.
+	Speculate bool
 }
 
 // Finder finds sources for a file. FindSources returns the sources it can

@@ -103,6 +103,8 @@ type testSource struct {
 	have func(HaveReply) HaveReply
 	// offer, if set, says whether to offer the source now.
 	offer func() bool
+	// speculate marks the Source as one on a long path (Source.Speculate).
+	speculate bool
 
 	offered atomic.Int64
 	closed  atomic.Int64
@@ -224,7 +226,7 @@ func (f *testFinder) open(ctx context.Context, root [32]byte, ts *testSource) *S
 		fetcher = ts.wrap(p, func() { p.Close() })
 	}
 	ts.offered.Add(1)
-	return &Source{Key: ts.key, Name: ts.key, Fetcher: fetcher, Have: have, Close: func() error { closeStream(); return nil }}
+	return &Source{Key: ts.key, Name: ts.key, Fetcher: fetcher, Have: have, Close: func() error { closeStream(); return nil }, Speculate: ts.speculate}
 }
 
 // checkAllClosed fails the test unless the engine closed every source the

@@ -296,7 +296,10 @@ func (r *run) begin(size int64) (done bool, err error) {
 func (r *run) addSources(wg *sync.WaitGroup) (done bool, err error) {
 	srcs := r.find()
 	var sp *sizeProof
+	var spec *speculation
 	if !r.begun && len(srcs) > 0 {
+		spec = r.speculate(srcs) // fetch_speculate.go
+		defer spec.drop()
 		var size int64
 		if size, srcs, sp = r.proveSize(srcs); size >= 0 {
 			if done, err := r.begin(size); done || err != nil {
@@ -314,7 +317,7 @@ func (r *run) addSources(wg *sync.WaitGroup) (done bool, err error) {
 			closeSources(srcs[i:]) // enough sources: the rest are not needed
 			break
 		}
-		r.use(src, sp, wg)
+		r.use(src, sp, spec, wg)
 	}
 	return false, nil
 }

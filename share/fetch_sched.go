@@ -30,8 +30,9 @@ type sourceState struct {
 
 // use attaches src, found for a download whose size is fixed, and starts
 // its workers (counted in wg); a source claiming another size is refused.
-// If sp came from src, its group is written as src's first answer.
-func (r *run) use(src *Source, sp *sizeProof, wg *sync.WaitGroup) {
+// If sp came from src, its group is written as src's first answer; if
+// spec was asked of src at this size, its ranges are src's first requests.
+func (r *run) use(src *Source, sp *sizeProof, spec *speculation, wg *sync.WaitGroup) {
 	if src.Have.Size != r.size {
 		// Only one size verifies against the root: this one is not it.
 		r.refuse(src, fmt.Sprintf("claimed %d bytes; the root proves %d", src.Have.Size, r.size), true)
@@ -40,6 +41,9 @@ func (r *run) use(src *Source, sp *sizeProof, wg *sync.WaitGroup) {
 	s := r.attach(src)
 	if sp != nil && sp.src == src {
 		r.deliver(s, Groups(r.size)-1, sp.data, sp.proof)
+	}
+	if spec != nil && spec.src == src && spec.size == r.size {
+		r.adopt(s, spec, wg) // fetch_speculate.go
 	}
 	for range r.m.cfg.Tuning.Window {
 		wg.Add(1)
