@@ -23,21 +23,48 @@ import (
 // other connection is pinged over itself; one that does not answer within
 // ConnProbeTimeout is closed.
 func (c *Connector) probeOtherConns(p peer.ID, fresh network.Conn) {
+	c.probeConns(p, fresh, "closing a dead connection to a friend that reconnected")
+}
+
+// Probe checks every connection to friend p and closes those that do
+// not answer a ping within ConnProbeTimeout. Services call it when p left
+// a request unanswered (a reachability check, a relay reservation): a
+// friend whose address changed, or whose router lost its NAT state,
+// leaves a connection that looks open for half a minute but carries
+// nothing, and every stream opened on it in that time waits for nothing.
+// Closing it lets the connector redial at once. It returns at once; at
+// most MaxConcurrentProbes pings run at a time.
+func (c *Connector) Probe(p peer.ID) {
+	if !c.cfg.Friends.IsFriend(p) {
+		return
+	}
+	c.probeConns(p, nil, "closing a friend connection that left a request unanswered and does not answer a ping")
+}
+
+// probeConns pings each open connection to p other than skip and closes
+// the dead ones, logging why.
+func (c *Connector) probeConns(p peer.ID, skip network.Conn, why string) {
 	for _, conn := range c.h.Network().ConnsToPeer(p) {
-		if conn == fresh || conn.IsClosed() {
+		if conn == skip || conn.IsClosed() {
 			continue
 		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
+			select {
+			case c.probes <- struct{}{}:
+				defer func() { <-c.probes }()
+			case <-c.ctx.Done():
+				return
+			}
 			err := pingConn(c.ctx, conn)
 			if err == nil || c.ctx.Err() != nil {
 				return
 			}
 			c.staleClosed.Add(1)
-			c.log.Info("closing a dead connection to a friend that reconnected",
-				slog.String("peer", p.ShortString()), slog.String("addr", conn.RemoteMultiaddr().String()), slog.Any("err", err))
+			c.log.Info(why, slog.String("peer", p.ShortString()), slog.String("addr", conn.RemoteMultiaddr().String()), slog.Any("err", err))
 			conn.Close()
+			c.poke()
 		}()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -83,6 +84,23 @@ func (p *udpProxy) cutOff() {
 	p.mu.Unlock()
 }
 
+// silenceable befriends a and b so that a knows no address of b that
+// answers and b knows a only through a proxy of a's QUIC port, which the
+// caller can cut off.
+func silenceable(t *testing.T, a, b *testPeer) *udpProxy {
+	t.Helper()
+	var quicAddr *net.UDPAddr
+	for _, addr := range a.host.Addrs() {
+		if na, err := net.ResolveUDPAddr("udp4", fmt.Sprintf("127.0.0.1:%s", mustPort(t, addr))); err == nil {
+			quicAddr = na
+		}
+	}
+	proxy := newUDPProxy(t, quicAddr)
+	a.addWithAddrs(b, []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/udp/9/quic-v1")})
+	b.addWithAddrs(a, []ma.Multiaddr{proxy.addr()})
+	return proxy
+}
+
 // addWithAddrs puts other on p's friend list with the given addresses.
 func (p *testPeer) addWithAddrs(other *testPeer, addrs []ma.Multiaddr) {
 	p.t.Helper()
@@ -106,16 +124,7 @@ func (p *testPeer) addWithAddrs(other *testPeer, addrs []ma.Multiaddr) {
 // answers and stays.
 func TestDeadConnectionClosedOnReconnect(t *testing.T) {
 	a, b := newPeer(t, "quic"), newPeer(t, "quic")
-	var quicAddr *net.UDPAddr
-	for _, addr := range a.host.Addrs() {
-		if na, err := net.ResolveUDPAddr("udp4", fmt.Sprintf("127.0.0.1:%s", mustPort(t, addr))); err == nil {
-			quicAddr = na
-		}
-	}
-	proxy := newUDPProxy(t, quicAddr)
-	// A knows no address of B that answers; B knows A only through the proxy.
-	a.addWithAddrs(b, []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/udp/9/quic-v1")})
-	b.addWithAddrs(a, []ma.Multiaddr{proxy.addr()})
+	proxy := silenceable(t, a, b)
 	waitFor(t, 15*time.Second, "friends online through the proxy", func() bool { return online(a, b.id) && online(b, a.id) })
 	if n := len(a.host.Network().ConnsToPeer(b.id)); n != 1 {
 		t.Fatalf("%d connections before the cut", n)
@@ -189,5 +198,91 @@ func TestProbesRefusedKeepLiveConnections(t *testing.T) {
 	}
 	if got := a.conn.Stats().DeadConnsClosed + b.conn.Stats().DeadConnsClosed - before; got != 0 {
 		t.Errorf("DeadConnsClosed rose by %d, want 0", got)
+	}
+}
+
+// deadAndLive sets up A with two friends: B, whose connection to A runs
+// through a proxy that has gone silent (to A it looks open, as the
+// connection of a friend that moved does), and C, which is fine. serve
+// runs on B and C before they connect (a service A will ask them for).
+// It returns A's connection to B.
+func deadAndLive(t *testing.T, serve func(*testPeer)) (a, b, c *testPeer, dead network.Conn) {
+	t.Helper()
+	a, b, c = newPeer(t, "quic"), newPeer(t, "quic"), newPeer(t, "quic")
+	serve(b)
+	serve(c)
+	proxy := silenceable(t, a, b)
+	befriend(a, c)
+	waitFor(t, 15*time.Second, "friends online", func() bool {
+		return online(a, b.id) && online(b, a.id) && online(a, c.id) && online(c, a.id)
+	})
+	if n := len(a.host.Network().ConnsToPeer(b.id)); n != 1 {
+		t.Fatalf("%d connections to B", n)
+	}
+	dead = a.host.Network().ConnsToPeer(b.id)[0]
+	proxy.cutOff()
+	return a, b, c, dead
+}
+
+// TestReachVerdictDoesNotWaitForADeadFriend: A asks B and C to dial it
+// back, and B's connection died unnoticed. C's answer makes the verdict
+// while B's request still waits (before, the verdict waited for B's
+// timeout, and a node behind NAT reserved no relay meanwhile: a friend
+// that had moved could not reach it); then B's silence gets its
+// connection probed and closed.
+func TestReachVerdictDoesNotWaitForADeadFriend(t *testing.T) {
+	a, b, c, dead := deadAndLive(t, func(p *testPeer) { startReach(t, p, isLoopbackAddr) })
+	var gaveUp atomicBool
+	unanswered := func(id peer.ID) { gaveUp.set(true); a.conn.Probe(id) }
+	ra, err := NewReach(ReachConfig{Host: a.host, Key: a.key, Friends: a.friends, Traversal: a.trav, Log: testLog,
+		candidate: isLoopbackAddr, Unanswered: unanswered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	ra.Recheck()
+	waitFor(t, ReachRequestTimeout, "A's reachability", func() bool { return ra.State().State != ReachUnknown })
+	st := ra.State()
+	if gaveUp.get() {
+		t.Fatal("the verdict came only after B's request gave up")
+	}
+	if st.State != ReachPublic || len(st.CheckedBy) != 1 || st.CheckedBy[0] != c.id {
+		t.Fatalf("A's reachability: %+v (C is %s, B is %s)", st, c.id, b.id)
+	}
+	waitFor(t, ReachRequestTimeout+ConnProbeTimeout+5*time.Second, "B's dead connection closed", dead.IsClosed)
+	if got := a.conn.Stats().DeadConnsClosed; got != 1 {
+		t.Fatalf("DeadConnsClosed = %d, want 1", got)
+	}
+}
+
+// TestReservationDoesNotWaitForADeadRelay: A reserves on B and C, both
+// relays, and B's connection died unnoticed. The reservation on C is
+// held while B's request still waits, and B's silence gets its
+// connection probed and closed.
+func TestReservationDoesNotWaitForADeadRelay(t *testing.T) {
+	a, b, c, dead := deadAndLive(t, func(p *testPeer) {
+		relay, err := StartRelay(p.host, p.friends, RelayConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { relay.Close() })
+	})
+	var gaveUp atomicBool
+	unanswered := func(id peer.ID) { gaveUp.set(true); a.conn.Probe(id) }
+	res, err := NewReservations(ReservationsConfig{Host: a.host, Friends: a.friends, Unanswered: unanswered, Log: testLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	waitFor(t, ReserveTimeout, "A to hold a reservation on C", func() bool { return res.Holds(c.id) })
+	if gaveUp.get() {
+		t.Fatal("the reservation on C came only after B's request gave up")
+	}
+	if res.Holds(b.id) {
+		t.Fatal("a reservation on B, whose connection is dead")
+	}
+	waitFor(t, ReserveTimeout+ConnProbeTimeout+5*time.Second, "B's dead connection closed", dead.IsClosed)
+	if got := a.conn.Stats().DeadConnsClosed; got != 1 {
+		t.Fatalf("DeadConnsClosed = %d, want 1", got)
 	}
 }

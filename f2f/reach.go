@@ -91,6 +91,10 @@ type ReachConfig struct {
 	// OnChange, if set, is called (on Reach's goroutine) when the state
 	// changes: public, private or unknown.
 	OnChange func(ReachState)
+	// Unanswered, if set, hears of a friend that did not answer a
+	// dial-back request (its connection may be dead: the connector
+	// probes it).
+	Unanswered func(peer.ID)
 	// candidate, if set, replaces manet.IsPublicAddr as the test of which
 	// of our addresses are worth checking (tests on 127.0.0.1).
 	candidate func(ma.Multiaddr) bool
@@ -480,29 +484,51 @@ func (r *Reach) check(cands []ma.Multiaddr) {
 	reached := map[string]peer.ID{}
 	failed := map[string]bool{}
 	var by []peer.ID
-	for _, id := range checkers {
-		if len(by) == ReachCheckers {
-			break
+	// ReachCheckers friends at once, the next one when one fails; each
+	// answer is recorded as it comes, so that a friend whose connection
+	// died (it moved, its router forgot us) delays nothing the others
+	// said: a verdict of "private" lets relays be reserved at once.
+	answers := make(chan reachAnswer)
+	pending, next := 0, 0
+	for {
+		for pending+len(by) < ReachCheckers && next < len(checkers) {
+			id := checkers[next]
+			next++
+			pending++
+			r.wg.Go(func() {
+				res, err := r.ask(id, cands)
+				answers <- reachAnswer{id, res, err}
+			})
 		}
-		res, err := r.ask(id, cands)
-		if err != nil {
-			r.log.Debug("reachability check failed", slog.String("friend", id.ShortString()), slog.Any("err", err))
+		if pending == 0 {
+			return
+		}
+		a := <-answers
+		pending--
+		if a.err != nil {
+			r.log.Debug("reachability check failed", slog.String("friend", a.id.ShortString()), slog.Any("err", a.err))
+			if r.cfg.Unanswered != nil {
+				r.cfg.Unanswered(a.id)
+			}
 			continue
 		}
-		by = append(by, id)
-		for i, v := range res {
+		by = append(by, a.id)
+		for i, v := range a.res {
 			k := cands[i].String()
 			switch v {
 			case pb.ReachAnswer_REACHED:
-				reached[k] = id
+				reached[k] = a.id
 			case pb.ReachAnswer_FAILED:
 				failed[k] = true
 			}
 		}
+		r.record(cands, reached, failed, slices.Clone(by))
 	}
-	if len(by) == 0 {
-		return
-	}
+}
+
+// record sets the state from the answers of the friends by so far:
+// reached and failed map candidates to the friend that reached them.
+func (r *Reach) record(cands []ma.Multiaddr, reached map[string]peer.ID, failed map[string]bool, by []peer.ID) {
 	st := ReachState{Checked: time.Now(), CheckedBy: by}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -557,6 +583,13 @@ func (r *Reach) check(cands []ma.Multiaddr) {
 		r.cfg.OnChange(st)
 		r.mu.Lock()
 	}
+}
+
+// reachAnswer is friend id's answer to a dial-back request.
+type reachAnswer struct {
+	id  peer.ID
+	res []pb.ReachAnswer_Result
+	err error
 }
 
 // ask sends friend id a dial-back request for cands.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -19,6 +20,12 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
+
+// client.Reserve bounds its exchange with the relay by this package
+// variable (a minute by default), not by its context, which bounds only
+// opening the stream: a relay whose connection died would hold its
+// request, and the reservations waiting on it, that long.
+func init() { client.ReserveTimeout = ReserveTimeout }
 
 // Reservations keeps slots on friends' relays for a node that is not
 // directly reachable, so that its other friends can reach it through
@@ -65,7 +72,10 @@ type ReservationsConfig struct {
 	// friend's public address through a punched hole says nothing of
 	// whether others can reach it.
 	Punched func(network.Conn) bool
-	Log     *slog.Logger
+	// Unanswered, if set, hears of a relay whose connection failed our
+	// request (it may be dead: the connector probes it).
+	Unanswered func(peer.ID)
+	Log        *slog.Logger
 }
 
 type heldReservation struct {
@@ -257,20 +267,18 @@ func (r *Reservations) reconcile() {
 		}
 	}
 	r.mu.Unlock()
-	for _, id := range renew {
-		r.reserve(id, r.relayRank(id))
+	renewals := make([]relayCand, len(renew))
+	for i, id := range renew {
+		renewals[i] = relayCand{id, r.relayRank(id)}
 	}
+	r.reserveAll(renewals)
 	if !need {
 		return
 	}
-	type cand struct {
-		id   peer.ID
-		rank int
-	}
-	var cands []cand
+	var cands []relayCand
 	for _, c := range r.h.Network().Conns() {
 		id := c.RemotePeer()
-		if slices.ContainsFunc(cands, func(x cand) bool { return x.id == id }) || !r.cfg.Friends.IsFriend(id) {
+		if slices.ContainsFunc(cands, func(x relayCand) bool { return x.id == id }) || !r.cfg.Friends.IsFriend(id) {
 			continue
 		}
 		r.mu.Lock()
@@ -281,31 +289,53 @@ func (r *Reservations) reconcile() {
 			continue
 		}
 		if rank := r.relayRank(id); rank >= 0 {
-			cands = append(cands, cand{id, rank})
+			cands = append(cands, relayCand{id, rank})
 		}
 	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].rank > cands[j].rank })
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].rank > cands[j].rank })
+	// The best relays first, as many at once as slots are free: a relay
+	// whose connection died delays only its own request.
+	for len(cands) > 0 && held < WantReservations {
+		n := min(WantReservations-held, len(cands))
+		held += r.reserveAll(cands[:n])
+		cands = cands[n:]
+	}
 	for _, c := range cands {
-		switch {
-		case held < WantReservations:
-		case c.rank > worstRank && worst != "":
-			// A better relay came online: take it, let the worst lapse.
-			if !r.reserve(c.id, c.rank) {
-				continue
-			}
-			r.mu.Lock()
-			delete(r.held, worst)
-			r.mu.Unlock()
-			r.log.Info("relay reservation replaced by a better relay", slog.String("relay", worst.ShortString()), slog.String("by", c.id.ShortString()))
-			worst, worstRank = "", 3
-			continue
-		default:
+		if c.rank <= worstRank || worst == "" {
 			return
 		}
-		if r.reserve(c.id, c.rank) {
-			held++
+		// A better relay came online: take it, let the worst lapse.
+		if !r.reserve(c.id, c.rank) {
+			continue
 		}
+		r.mu.Lock()
+		delete(r.held, worst)
+		r.mu.Unlock()
+		r.log.Info("relay reservation replaced by a better relay", slog.String("relay", worst.ShortString()), slog.String("by", c.id.ShortString()))
+		worst, worstRank = "", 3
 	}
+}
+
+// relayCand is a friend's relay we may reserve on, with its relayRank.
+type relayCand struct {
+	id   peer.ID
+	rank int
+}
+
+// reserveAll asks every relay of cands at once and waits for their
+// answers (each within ReserveTimeout); it returns how many granted.
+func (r *Reservations) reserveAll(cands []relayCand) int {
+	var wg sync.WaitGroup
+	var granted atomic.Int32
+	for _, c := range cands {
+		wg.Go(func() {
+			if r.reserve(c.id, c.rank) {
+				granted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(granted.Load())
 }
 
 // reserve asks the friend id's relay for a slot (or renews ours) and
@@ -314,11 +344,14 @@ func (r *Reservations) reserve(id peer.ID, rank int) bool {
 	ctx, cancel := context.WithTimeout(r.ctx, ReserveTimeout)
 	defer cancel()
 	rsvp, err := client.Reserve(network.WithNoDial(ctx, "relay reservation"), r.h, peer.AddrInfo{ID: id})
+	var rerr client.ReservationError
+	if err != nil && r.cfg.Unanswered != nil && (!errors.As(err, &rerr) || rerr.Status == pbv2.Status_CONNECTION_FAILED) {
+		r.cfg.Unanswered(id)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
 		r.retry[id] = time.Now().Add(ReserveRetry)
-		var rerr client.ReservationError
 		refused := errors.As(err, &rerr) && rerr.Status != pbv2.Status_CONNECTION_FAILED
 		if old, ok := r.held[id]; ok && (refused || time.Now().After(old.expires)) {
 			delete(r.held, id)

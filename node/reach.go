@@ -67,7 +67,7 @@ func startReach(n *Node) (*reachService, error) {
 	}
 	var res atomic.Pointer[f2f.Reservations]
 	if r.reach, err = f2f.NewReach(f2f.ReachConfig{Host: n.host, Key: n.key, Friends: n.friends, Traversal: n.trav,
-		Log: n.log.With("service", "reach"), Names: names,
+		Log: n.log.With("service", "reach"), Names: names, Unanswered: n.connector.Probe,
 		OnChange: func(f2f.ReachState) {
 			if rs := res.Load(); rs != nil {
 				rs.Kick()
@@ -83,7 +83,7 @@ func startReach(n *Node) (*reachService, error) {
 		return r.reach.Private() || (!r.reach.Public() && time.Since(r.reach.Started()) > f2f.ReserveUnknownDelay)
 	}
 	if r.res, err = f2f.NewReservations(f2f.ReservationsConfig{Host: n.host, Friends: n.friends,
-		Need: need, Punched: n.trav.Punched, Log: n.log.With("service", "relay-client")}); err != nil {
+		Need: need, Punched: n.trav.Punched, Unanswered: n.connector.Probe, Log: n.log.With("service", "relay-client")}); err != nil {
 		r.close()
 		return nil, err
 	}

@@ -101,6 +101,8 @@ type daemon struct {
 	home string
 	log  *syncBuffer
 	done chan error
+	// started names the daemon's log file in KITH_NAT_LOGDIR.
+	started time.Time
 }
 
 func startDaemon(t *testing.T, home string, extra ...string) *daemon {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func startNSDaemon(t *testing.T, n *netnstest.Net, ns, home string, port int, ex
 	if !mdns {
 		args = append(args, "--no-mdns")
 	}
-	d := &daemon{home: home, log: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{home: home, log: &syncBuffer{}, done: make(chan error, 1), started: time.Now()}
 	d.cmd = n.Command(ns, kithBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = append(os.Environ(), "KITH_HOME=")
@@ -89,7 +90,8 @@ func startNSDaemon(t *testing.T, n *netnstest.Net, ns, home string, port int, ex
 		d.cmd.Process.Kill()
 		<-d.done
 		if dir := os.Getenv("KITH_NAT_LOGDIR"); dir != "" {
-			os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", filepath.Base(home), port)), []byte(d.log.String()), 0o600)
+			name := fmt.Sprintf("%s-%d-%s.log", filepath.Base(home), port, d.started.Format("150405.000"))
+			os.WriteFile(filepath.Join(dir, name), []byte(d.log.String()), 0o600)
 		}
 		if t.Failed() {
 			t.Logf("log of %s (port %d):\n%s", filepath.Base(home), port, tail(d.log.String(), 60))
@@ -526,14 +528,20 @@ func TestNATTraversal(t *testing.T) {
 		if !added.Updated || !strings.Contains(strings.Join(added.Addrs, " "), rbWAN+"/tcp/4004") {
 			t.Fatalf("re-sent invite did not update HB's addresses: %+v", added)
 		}
+		// Either HA dials the forwarded port, or, when HA still holds a
+		// relay reservation from its move, HB reaches it through P first
+		// and DCUtR replaces that with a punched direct connection, which
+		// nothing then needs to replace. Both leave the relay; that the
+		// forwarded port answers from outside is P's dial-back below.
 		f, took := waitFriendState(t, hA, idB, 30*time.Second, "HA reaching HB directly", func(f api.FriendInfo) bool {
-			return f.Online && f.Path == f2f.PathDirect
+			return f.Online && (f.Path == f2f.PathDirect || f.Path == f2f.PathHolePunched)
 		})
-		t.Logf("HA reached HB at its forwarded port in %v (%s)", took, f.Path)
+		t.Logf("HA reached HB in %v (%s)", took, f.Path)
 		deadline := time.Now().Add(30 * time.Second)
-		for statusOf(t, hB).Reach.Reachability.State != f2f.ReachPublic {
+		forwarded := "/ip4/" + rbWAN + "/tcp/4004"
+		for st := statusOf(t, hB).Reach.Reachability; st.State != f2f.ReachPublic || !slices.Contains(st.Reachable, forwarded); st = statusOf(t, hB).Reach.Reachability {
 			if time.Now().After(deadline) {
-				t.Fatalf("HB with a forwarded port: %+v", statusOf(t, hB).Reach.Reachability)
+				t.Fatalf("HB with a forwarded port %s: %+v", forwarded, st)
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
