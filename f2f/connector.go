@@ -708,22 +708,7 @@ func (c *Connector) localAddrsChanged() {
 			conn.Close()
 			continue
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			select {
-			case c.probes <- struct{}{}:
-				defer func() { <-c.probes }()
-			case <-c.ctx.Done():
-				return
-			}
-			if err := pingConn(c.ctx, conn); err != nil && c.ctx.Err() == nil {
-				c.staleClosed.Add(1)
-				c.log.Info("closing a friend connection that died with our old address", slog.String("peer", conn.RemotePeer().ShortString()), slog.Any("err", err))
-				conn.Close()
-				c.poke()
-			}
-		}()
+		c.probeConn(conn, "closing a friend connection that died with our old address")
 	}
 	c.mu.Lock()
 	for _, st := range c.state {

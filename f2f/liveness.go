@@ -45,28 +45,34 @@ func (c *Connector) Probe(p peer.ID) {
 // the dead ones, logging why.
 func (c *Connector) probeConns(p peer.ID, skip network.Conn, why string) {
 	for _, conn := range c.h.Network().ConnsToPeer(p) {
-		if conn == skip || conn.IsClosed() {
-			continue
+		if conn != skip && !conn.IsClosed() {
+			c.probeConn(conn, why)
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			select {
-			case c.probes <- struct{}{}:
-				defer func() { <-c.probes }()
-			case <-c.ctx.Done():
-				return
-			}
-			err := pingConn(c.ctx, conn)
-			if err == nil || c.ctx.Err() != nil {
-				return
-			}
-			c.staleClosed.Add(1)
-			c.log.Info(why, slog.String("peer", p.ShortString()), slog.String("addr", conn.RemoteMultiaddr().String()), slog.Any("err", err))
-			conn.Close()
-			c.poke()
-		}()
 	}
+}
+
+// probeConn pings conn over itself on a goroutine of the connector (at
+// most MaxConcurrentProbes at a time) and, if it is dead, closes it,
+// logging why, and looks at once which friends are due for a dial.
+func (c *Connector) probeConn(conn network.Conn, why string) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case c.probes <- struct{}{}:
+			defer func() { <-c.probes }()
+		case <-c.ctx.Done():
+			return
+		}
+		err := pingConn(c.ctx, conn)
+		if err == nil || c.ctx.Err() != nil {
+			return
+		}
+		c.staleClosed.Add(1)
+		c.log.Info(why, slog.String("peer", conn.RemotePeer().ShortString()), slog.String("addr", conn.RemoteMultiaddr().String()), slog.Any("err", err))
+		conn.Close()
+		c.poke()
+	}()
 }
 
 // pingConn sends one libp2p ping over conn itself, not over whichever

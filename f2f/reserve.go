@@ -345,14 +345,14 @@ func (r *Reservations) reserve(id peer.ID, rank int) bool {
 	defer cancel()
 	rsvp, err := client.Reserve(network.WithNoDial(ctx, "relay reservation"), r.h, peer.AddrInfo{ID: id})
 	var rerr client.ReservationError
-	if err != nil && r.cfg.Unanswered != nil && (!errors.As(err, &rerr) || rerr.Status == pbv2.Status_CONNECTION_FAILED) {
+	refused := err != nil && errors.As(err, &rerr) && rerr.Status != pbv2.Status_CONNECTION_FAILED
+	if err != nil && !refused && r.cfg.Unanswered != nil {
 		r.cfg.Unanswered(id)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
 		r.retry[id] = time.Now().Add(ReserveRetry)
-		refused := errors.As(err, &rerr) && rerr.Status != pbv2.Status_CONNECTION_FAILED
 		if old, ok := r.held[id]; ok && (refused || time.Now().After(old.expires)) {
 			delete(r.held, id)
 			r.log.Info("relay reservation dropped: the relay refused to renew it", slog.String("relay", id.ShortString()))
