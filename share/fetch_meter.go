@@ -52,10 +52,22 @@ func (r *run) info() DownloadInfo {
 
 // meter measures a byte rate over the last few seconds. Not safe for
 // concurrent use; callers hold the run's lock.
+//
+// In its first seconds it divides by the time since its first byte (at
+// least meterMinElapsed), not by the whole span of its buckets: a source
+// that has sent for 1.5 s at 45 MiB/s measured 19 MiB/s the old way, so
+// its window (windowLocked) stayed at DownloadBaseWindow for three
+// seconds, and over a 150 ms tunnel the holder ran dry half of a 256 MiB
+// download (wan-bench, BENCHMARKS.md).
 type meter struct {
-	buckets [4]int64 // bytes per second, ring
-	stamp   int64    // second of buckets[stamp%4]
+	buckets [4]int64  // bytes per second, ring
+	stamp   int64     // second of buckets[stamp%4]
+	first   time.Time // the first byte; zero before it
 }
+
+// meterMinElapsed is the least time a meter divides by, so that its
+// first burst does not read as a rate.
+const meterMinElapsed = time.Second
 
 func (m *meter) advance(now int64) {
 	if now-m.stamp >= int64(len(m.buckets)) {
@@ -70,22 +82,34 @@ func (m *meter) advance(now int64) {
 	}
 }
 
-func (m *meter) add(n int64) {
-	now := time.Now().Unix()
+func (m *meter) add(n int64) { m.addAt(n, time.Now()) }
+
+func (m *meter) addAt(n int64, t time.Time) {
+	if m.first.IsZero() {
+		m.first = t
+	}
+	now := t.Unix()
 	m.advance(now)
 	m.buckets[now%4] += n
 }
 
 // rate averages the last three whole seconds and the current one, weighted
-// by elapsed time.
-func (m *meter) rate() float64 {
-	t := time.Now()
+// by elapsed time, or the time since the first byte if that is shorter.
+func (m *meter) rate() float64 { return m.rateAt(time.Now()) }
+
+func (m *meter) rateAt(t time.Time) float64 {
 	now := t.Unix()
 	m.advance(now)
 	var sum int64
 	for _, b := range m.buckets {
 		sum += b
 	}
+	if sum == 0 {
+		return 0
+	}
 	elapsed := 3 + float64(t.Nanosecond())/1e9
+	if since := max(t.Sub(m.first), meterMinElapsed).Seconds(); since < elapsed {
+		elapsed = since
+	}
 	return float64(sum) / elapsed
 }
