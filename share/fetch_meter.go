@@ -104,9 +104,6 @@ func (m *meter) rateAt(t time.Time) float64 {
 	for _, b := range m.buckets {
 		sum += b
 	}
-	if sum == 0 {
-		return 0
-	}
 	elapsed := 3 + float64(t.Nanosecond())/1e9
 	if since := max(t.Sub(m.first), meterMinElapsed).Seconds(); since < elapsed {
 		elapsed = since

@@ -15,9 +15,8 @@ func TestSourceWindowFollowsRate(t *testing.T) {
 		now := time.Now()
 		s := &sourceState{attached: now.Add(-attachedAgo)}
 		// Steady since the attachment, or for the meter's four seconds.
-		for ago := min(attachedAgo, 4*time.Second); ago > 0; ago -= 100 * time.Millisecond {
-			s.meter.addAt(bytesPerSecond/10, now.Add(-ago))
-		}
+		d := min(attachedAgo, 4*time.Second)
+		fillMeter(&s.meter, bytesPerSecond, now.Add(-d), d)
 		return s
 	}
 	rangeBytes := float64(tu.RangeGroups * GroupSize)
@@ -62,9 +61,7 @@ func TestMeterRateFromFirstByte(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 500e6, time.UTC)
 	steady := func(d time.Duration) *meter {
 		var m meter
-		for at := time.Duration(0); at < d; at += 10 * time.Millisecond {
-			m.addAt(bps/100, t0.Add(at))
-		}
+		fillMeter(&m, bps, t0, d)
 		return &m
 	}
 	near := func(name string, got, want float64) {
@@ -86,5 +83,12 @@ func TestMeterRateFromFirstByte(t *testing.T) {
 	m := steady(2 * time.Second)
 	if r := m.rateAt(t0.Add(8 * time.Second)); r != 0 {
 		t.Errorf("6 s idle: rate %.1f MiB/s, want 0", r/(1<<20))
+	}
+}
+
+// fillMeter adds to m bytesPerSecond for d from start, every 10 ms.
+func fillMeter(m *meter, bytesPerSecond int64, start time.Time, d time.Duration) {
+	for at := time.Duration(0); at < d; at += 10 * time.Millisecond {
+		m.addAt(bytesPerSecond/100, start.Add(at))
 	}
 }
