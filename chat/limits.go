@@ -343,6 +343,11 @@ const (
 	// as stale as that (shown for three hours), and the traffic only
 	// lower.
 	LobbyKeepAliveMax = time.Hour
+	// LobbyKeepAliveWireMax bounds the interval a keep-alive's wire form
+	// may say (keepalive_s). A node takes at most its own longest
+	// interval from it (LobbyKeepAliveMax, stretched with a lowered
+	// LobbyConfig.PresenceRate); relays pass it on as decoded.
+	LobbyKeepAliveWireMax = 24 * time.Hour
 	// MaxLobbySize is the most members a lobby's size is estimated at
 	// (and announced as, and taken from an announcement): what gives
 	// LobbyKeepAliveMax.

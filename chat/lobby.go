@@ -356,7 +356,11 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 			st.leave(id)
 			continue
 		}
-		s.joined[id] = &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, listening: time.Now()}
+		jl := &joinedLobby{id: id, rec: r, as: as, parts: map[ChatID]Participant{}, listening: time.Now()}
+		// Before it hears the lobby again, a restarted member takes the
+		// size it knew (lobby_presence.go).
+		jl.size.seed(jl.listening, min(r.Size, MaxLobbySize)-1)
+		s.joined[id] = jl
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lm, err = friendlink.New(friendlink.Config[outFrame]{
@@ -387,8 +391,24 @@ func (s *Lobbies) Close() error {
 		s.wgMu.Unlock()
 		s.lm.Close() // the links, and their dropLink
 		s.wg.Wait()
+		s.storeSizes()
 	})
 	return nil
+}
+
+// storeSizes keeps the estimated size of every joined lobby for the next
+// start.
+func (s *Lobbies) storeSizes() {
+	now := time.Now()
+	s.mu.Lock()
+	sizes := make(map[LobbyID]int, len(s.joined))
+	for id, jl := range s.joined {
+		sizes[id] = s.sizeLocked(jl, now)
+	}
+	s.mu.Unlock()
+	if err := s.store.setSizes(sizes); err != nil {
+		s.log.Warn("keeping lobby sizes", slog.Any("err", err))
+	}
 }
 
 // goFn runs f as one of the service's goroutines unless it is closing.

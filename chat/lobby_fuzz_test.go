@@ -45,7 +45,7 @@ func FuzzLobbyFrame(f *testing.F) {
 				if err != nil || back.msg == nil || back.msg.ID != m.ID || back.msg.Text != m.Text || back.msg.Time.UnixMilli() != m.Time.UnixMilli() {
 					t.Fatalf("message does not survive a round trip: %v", err)
 				}
-				if m.every < 0 || m.every > LobbyKeepAliveMax || back.msg.every != m.every || m.Kind != LobbyKindKeepAlive && m.every != 0 {
+				if m.every < 0 || m.every > LobbyKeepAliveWireMax || back.msg.every != m.every || m.Kind != LobbyKindKeepAlive && m.every != 0 {
 					t.Fatalf("keep-alive interval %v out of bounds or lost (%v after a round trip)", m.every, back.msg.every)
 				}
 			}

@@ -74,7 +74,7 @@ func TestLobbySizeEstimate(t *testing.T) {
 		z := lobbySize{}
 		z.seed(t0, tc.n)
 		for _, e := range evs {
-			z.add(t0.Add(e.at), keepAliveEvery(e.every))
+			z.add(t0.Add(e.at), keepAliveEvery(e.every, LobbyKeepAliveMax))
 		}
 		got := z.value(t0.Add(span))
 		t.Logf("%5d members, intervals %v: estimated %.0f from %d keep-alives", tc.n, tc.every, got, len(evs))
@@ -163,5 +163,98 @@ func TestLobbyPresenceBudget(t *testing.T) {
 		if gotText[m] != 1 {
 			t.Fatalf("text %s reached b %d times, want once", m, gotText[m])
 		}
+	}
+}
+
+// TestLobbyKeepAliveStretches: with the presence budget lowered to a
+// tenth (as the simulator runs a large lobby), keep-alive intervals
+// stretch tenfold, their longest included, so a lobby of 10,000 still
+// keeps its keep-alives at LobbyKeepAliveRate/LobbyPresenceRate of the
+// budget on every link instead of being held at LobbyKeepAliveMax; and a
+// friend's stretched interval counts for what it says. At chat's own
+// budget nothing changes.
+func TestLobbyKeepAliveStretches(t *testing.T) {
+	const n = 10000
+	size := func() lobbySize { return lobbySize{v: n - 1, at: time.Now()} }
+	own := &Lobbies{cfg: LobbyConfig{KeepAlive: LobbyKeepAlive, PresenceRate: LobbyPresenceRate}}
+	slow := &Lobbies{cfg: LobbyConfig{KeepAlive: LobbyKeepAlive, PresenceRate: LobbyPresenceRate / 10}}
+	if got := own.longestKeepAlive(); got != LobbyKeepAliveMax {
+		t.Fatalf("longest keep-alive at chat's budget %v, want %v", got, LobbyKeepAliveMax)
+	}
+	if got := slow.longestKeepAlive(); got != 10*LobbyKeepAliveMax {
+		t.Fatalf("longest keep-alive at a tenth of the budget %v, want %v", got, 10*LobbyKeepAliveMax)
+	}
+	for _, tc := range []struct {
+		s      *Lobbies
+		budget float64
+	}{{own, LobbyPresenceRate}, {slow, LobbyPresenceRate / 10}} {
+		jl := &joinedLobby{parts: map[ChatID]Participant{}, size: size()}
+		iv := tc.s.keepAliveIntervalLocked(jl)
+		share := float64(n) / iv.Seconds() / tc.budget
+		t.Logf("budget %.2f/s: keep-alive every %v, %.2f of the budget on each link", tc.budget, iv.Round(time.Second), share)
+		if want := float64(LobbyKeepAliveRate) / LobbyPresenceRate; math.Abs(share-want) > 0.01 {
+			t.Fatalf("budget %v/s: keep-alives take %.3f of it on each link, want %.3f", tc.budget, share, want)
+		}
+	}
+	// A friend at a tenth of the budget says 25,000 s; a node there
+	// counts it whole, one at chat's budget at most its own hour.
+	m := &LobbyMessage{Kind: LobbyKindKeepAlive, every: 25000 * time.Second}
+	now := time.Now()
+	var z, zc lobbySize
+	z.heard(now, m, slow.longestKeepAlive())
+	zc.heard(now, m, own.longestKeepAlive())
+	if got, want := z.value(now), 25000/LobbySizeWindow.Seconds(); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("stretched node counts a 25,000 s keep-alive as %.3f, want %.3f", got, want)
+	}
+	if got, want := zc.value(now), LobbyKeepAliveMax.Seconds()/LobbySizeWindow.Seconds(); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("node at chat's budget counts a 25,000 s keep-alive as %.3f, want at most %.3f", got, want)
+	}
+}
+
+// TestLobbyRestartKeepsSize: a member of a large lobby that joined
+// lately takes the size a friend announces after it joined, and keeps it
+// across a restart: started again with no friend online, it still
+// spaces its keep-alives for that size instead of saying one a minute
+// into a lobby of 5,000.
+func TestLobbyRestartKeepsSize(t *testing.T) {
+	const size = 5000
+	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
+	a, b := nodes[0], nodes[1]
+	li, err := a.lob.Create("crowd", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := li.ID
+	testkit.WaitFor(t, 10*time.Second, "b sees crowd", func() bool { return announced(b, id) })
+	if _, err := b.lob.Join(id, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Another friend of b, in the lobby, knows it at 5,000.
+	f := newRawFriend(t, b)
+	if err := f.fw.write(announceFrame([]lobbyAnnounced{{ID: id, Name: "crowd", Participants: size}}, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.fw.flush(); err != nil {
+		t.Fatal(err)
+	}
+	wantIv := time.Duration(float64(size) / LobbyKeepAliveRate * float64(time.Second))
+	near := func(got, want int) bool { return math.Abs(float64(got-want)) <= 0.01*float64(want) }
+	testkit.WaitFor(t, 10*time.Second, "b takes the announced size", func() bool {
+		info, err := b.lob.Lobby(id)
+		return err == nil && near(info.Size, size)
+	})
+	b.stop()
+	a.stop() // no friend online when b starts again
+	b.start()
+	info, err := b.lob.Lobby(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after the restart: size %d, keep-alive every %v", info.Size, info.KeepAlive)
+	if !info.Joined || !near(info.Size, size) {
+		t.Fatalf("restarted b: joined %v, size %d, want about %d", info.Joined, info.Size, size)
+	}
+	if info.KeepAlive < wantIv*99/100 {
+		t.Fatalf("restarted b says a keep-alive every %v, want about %v", info.KeepAlive, wantIv)
 	}
 }

@@ -62,13 +62,13 @@ func (z *lobbySize) add(now time.Time, every time.Duration) {
 }
 
 // heard counts a message of the lobby from another member: a keep-alive
-// for its author's interval; a JOIN for one member, which the
-// joiner's keep-alives then take over from as it decays (in
+// for its author's interval, at most longest; a JOIN for one member,
+// which the joiner's keep-alives then take over from as it decays (in
 // expectation the two add up to one); a LEAVE takes one off.
-func (z *lobbySize) heard(now time.Time, m *LobbyMessage) {
+func (z *lobbySize) heard(now time.Time, m *LobbyMessage, longest time.Duration) {
 	switch m.Kind {
 	case LobbyKindKeepAlive:
-		z.add(now, keepAliveEvery(m.every))
+		z.add(now, keepAliveEvery(m.every, longest))
 	case LobbyKindJoin:
 		z.v, z.at = z.value(now)+1, now
 	case LobbyKindLeave:
@@ -83,13 +83,34 @@ func (z *lobbySize) seed(now time.Time, n int) {
 	}
 }
 
-// keepAliveEvery is how long a member that heard every (0: an older
-// version, which says nothing) is taken to wait between keep-alives.
-func keepAliveEvery(every time.Duration) time.Duration {
+// keepAliveEvery is how long a member that said every (0: an older
+// version, which says nothing) is taken to wait between keep-alives: at
+// most longest, this node's own longest interval.
+func keepAliveEvery(every, longest time.Duration) time.Duration {
 	if every <= 0 {
 		return LobbyKeepAlive
 	}
-	return min(every, LobbyKeepAliveMax)
+	return min(every, longest)
+}
+
+// presenceStretch is how much slower than chat's own this node's
+// presence runs: LobbyPresenceRate over the configured budget, at least
+// 1. The simulator lowers the budget to run a lobby larger than its
+// cores carry in real time; the keep-alive intervals, their longest
+// included, stretch with it, so such a lobby behaves as chat's does,
+// slowed down.
+func (s *Lobbies) presenceStretch() float64 {
+	if s.cfg.PresenceRate <= 0 || s.cfg.PresenceRate >= LobbyPresenceRate {
+		return 1
+	}
+	return LobbyPresenceRate / s.cfg.PresenceRate
+}
+
+// longestKeepAlive is the longest keep-alive interval this node says or
+// takes from a friend: LobbyKeepAliveMax, stretched (presenceStretch),
+// at least the configured KeepAlive.
+func (s *Lobbies) longestKeepAlive() time.Duration {
+	return max(time.Duration(float64(LobbyKeepAliveMax)*s.presenceStretch()), s.cfg.KeepAlive)
 }
 
 // sizeLocked is jl's estimated number of members, this node included:
@@ -104,7 +125,7 @@ func (s *Lobbies) sizeLocked(jl *joinedLobby, now time.Time) int {
 // on average: KeepAlive, or longer in a large lobby, so that the
 // keep-alives of all members come to about LobbyKeepAliveRate a second on
 // every link whatever the lobby's size; times the backoff while links
-// drop presence; at most LobbyKeepAliveMax.
+// drop presence; at most longestKeepAlive.
 func (s *Lobbies) keepAliveIntervalLocked(jl *joinedLobby) time.Duration {
 	n := s.sizeLocked(jl, time.Now())
 	aim := LobbyKeepAliveRate * s.cfg.PresenceRate / LobbyPresenceRate
@@ -113,7 +134,7 @@ func (s *Lobbies) keepAliveIntervalLocked(jl *joinedLobby) time.Duration {
 	}
 	scaled := time.Duration(float64(n) / aim * float64(time.Second))
 	iv := max(s.cfg.KeepAlive, scaled) * time.Duration(max(1, jl.backoff))
-	return min(iv, max(LobbyKeepAliveMax, s.cfg.KeepAlive))
+	return min(iv, s.longestKeepAlive())
 }
 
 // isPresence reports whether a lobby message of kind k is presence, sent

@@ -145,7 +145,7 @@ func (s *Lobbies) accept(m *LobbyMessage, from *lobbyLink) (LobbyMessage, error)
 		}
 	}
 	if jl != nil && from != nil {
-		jl.size.heard(time.Now(), m)
+		jl.size.heard(time.Now(), m, s.longestKeepAlive())
 	}
 	for _, l := range s.links {
 		if l != from && l.subs[m.Lobby] && (jl == nil || jl.allows(l.peer)) {
@@ -372,6 +372,7 @@ func (l *lobbyLink) handle(f lobbyFrame) error {
 	case lobbyFrameAnnounce:
 		s.mu.Lock()
 		l.announced = f.announce
+		s.seedSizesLocked(l)
 		s.mu.Unlock()
 		if !f.clock.IsZero() {
 			s.receiveClock(l, f.clock)
@@ -436,5 +437,21 @@ func (s *Lobbies) heardEarlierLocked(m *LobbyMessage, from *lobbyLink, now time.
 		jl.addPart(Participant{ID: m.Author, Nick: m.Nick, LastSeen: at, via: from.peer})
 	} else {
 		s.partsRefused.Add(1)
+	}
+}
+
+// seedSizesLocked raises the size estimates of the joined lobbies l
+// announces whose count is not yet this node's own to give
+// (ownCountStandsLocked): a member that joined or restarted lately has
+// heard few keep-alives, and the size its friends know sets its
+// keep-alive interval meanwhile (lobby_presence.go). A friend that
+// inflates it stretches this node's interval, at most to
+// longestKeepAlive, and only for that window.
+func (s *Lobbies) seedSizesLocked(l *lobbyLink) {
+	now := time.Now()
+	for _, a := range l.announced {
+		if jl := s.joined[a.ID]; jl != nil && jl.allows(l.peer) && !s.ownCountStandsLocked(jl, now) {
+			jl.size.seed(now, a.Participants-1)
+		}
 	}
 }

@@ -26,6 +26,11 @@ type lobbyRecord struct {
 	// Members are the friends (peer IDs) a private lobby's traffic may go
 	// to: the one that invited this node and those it invited.
 	Members []string `json:"members,omitempty"`
+	// Size is the lobby's estimated number of members when the service
+	// last stopped (lobbySize): a restarted member starts from it, so its
+	// keep-alives keep to a large lobby's long interval before it hears
+	// the lobby again.
+	Size int `json:"size,omitempty"`
 }
 
 // lobbyStore keeps joined lobbies, their histories and pending invites.
@@ -93,6 +98,50 @@ func (s *lobbyStore) join(id LobbyID, r lobbyRecord) error {
 	})
 	if err != nil {
 		return fmt.Errorf("storing lobby: %w", err)
+	}
+	return nil
+}
+
+// StoreJoinedLobby writes into db, before a Lobbies is opened on it, the
+// record of public lobby id as a member finds it that was in the lobby,
+// speaking as identity as, when it last stopped, knowing it at size
+// members. Started on db, the service is in the lobby at once and says no
+// JOIN, as after a restart; its friends subscribe it as their links come
+// up. The simulator starts its nodes this way in a lobby that exists
+// already, so that a lobby of many members is measured as it runs rather
+// than as it forms; kith up has no use for it.
+func StoreJoinedLobby(db *bolt.DB, id LobbyID, name, topic string, as ChatID, size int) error {
+	if err := checkLobbyName(name, topic); err != nil {
+		return err
+	}
+	st, err := openLobbyStore(db)
+	if err != nil {
+		return err
+	}
+	return st.join(id, lobbyRecord{Name: name, Topic: topic, As: as[:], Joined: time.Now().UTC(), Size: min(max(size, 0), MaxLobbySize)})
+}
+
+// setSizes stores the estimated sizes of joined lobbies; a lobby left
+// meanwhile stays left.
+func (s *lobbyStore) setSizes(sizes map[LobbyID]int) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLobbies)
+		for id, n := range sizes {
+			v := b.Get(id[:])
+			var r lobbyRecord
+			if v == nil || json.Unmarshal(v, &r) != nil || r.Size == n {
+				continue
+			}
+			r.Size = n
+			nv, _ := json.Marshal(r)
+			if err := b.Put(id[:], nv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing lobby sizes: %w", err)
 	}
 	return nil
 }

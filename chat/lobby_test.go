@@ -813,7 +813,7 @@ func lobbySeedFrames(t testing.TB) [][]byte {
 	m := signed(as, id, LobbyKindText, time.Now(), "seed text")
 	ann := lobbyAnnounced{ID: id, Name: "seed", Topic: "topic", Participants: 3}
 	// A keep-alive that says its interval, and one that says more than
-	// LobbyKeepAliveMax; an announcement of a lobby larger than the list.
+	// LobbyKeepAliveWireMax; an announcement of a lobby larger than the list.
 	ka := signed(as, id, LobbyKindKeepAlive, time.Now(), "")
 	ka.every = 2500 * time.Second
 	kaLong := &pb.LobbyFrame{Body: &pb.LobbyFrame_Message{Message: lobbyMessageToWire(ka)}}
@@ -858,7 +858,7 @@ func TestLobbyFrameRoundTrip(t *testing.T) {
 		if f.typ == lobbyFrameAnnounce && f.clock.IsZero() {
 			t.Fatal("announcement lost its clock")
 		}
-		if f.msg != nil && f.msg.Kind == LobbyKindKeepAlive && f.msg.every != 2500*time.Second && f.msg.every != LobbyKeepAliveMax {
+		if f.msg != nil && f.msg.Kind == LobbyKindKeepAlive && f.msg.every != 2500*time.Second && f.msg.every != LobbyKeepAliveWireMax {
 			t.Fatalf("keep-alive interval decoded as %v", f.msg.every)
 		}
 		if f.typ == lobbyFrameAnnounce && f.announce[0].Name == "big" && f.announce[0].Participants != 10000 {

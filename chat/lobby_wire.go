@@ -130,7 +130,7 @@ type LobbyMessage struct {
 	// Sig is the author's ed25519 signature over lobbySignedBytes.
 	Sig []byte
 	// every is, in a keep-alive, its author's keep-alive interval (zero:
-	// not said); not signed, at most LobbyKeepAliveMax.
+	// not said); not signed, at most LobbyKeepAliveWireMax.
 	every time.Duration
 }
 
@@ -473,7 +473,7 @@ func lobbyMessageFromWire(w *pb.LobbyMessage) (LobbyMessage, error) {
 		Nick: string(w.Nick), Time: time.UnixMilli(w.TimeMs).UTC(), Text: string(w.Text), Sig: w.Signature,
 	}
 	if m.Kind == LobbyKindKeepAlive {
-		m.every = time.Duration(min(w.KeepaliveS, uint32(LobbyKeepAliveMax/time.Second))) * time.Second
+		m.every = time.Duration(min(w.KeepaliveS, uint32(LobbyKeepAliveWireMax/time.Second))) * time.Second
 	}
 	return m, nil
 }
@@ -482,7 +482,7 @@ func lobbyMessageToWire(m *LobbyMessage) *pb.LobbyMessage {
 	return &pb.LobbyMessage{
 		LobbyId: m.Lobby[:], Id: m.ID[:], Kind: uint32(m.Kind), Author: m.Author[:],
 		Nick: []byte(m.Nick), TimeMs: m.Time.UnixMilli(), Text: []byte(m.Text), Signature: m.Sig,
-		KeepaliveS: uint32(min(m.every, LobbyKeepAliveMax) / time.Second),
+		KeepaliveS: uint32(min(m.every, LobbyKeepAliveWireMax) / time.Second),
 	}
 }
 
