@@ -109,6 +109,8 @@ func newSimCmd() *cobra.Command {
 	f.IntVar(&cfg.LobbyMessages, "lobby-messages", cfg.LobbyMessages, "number of lobby messages, each from a random member")
 	f.Float64Var(&cfg.LobbyMessageRate, "lobby-rate", cfg.LobbyMessageRate, "lobby messages sent per second (at most the lobby's per-friend limit)")
 	f.Float64Var(&cfg.LobbyJoinRate, "lobby-join-rate", cfg.LobbyJoinRate, "most members joining per second (at most the lobby's per-friend limit)")
+	f.BoolVar(&cfg.LobbyEstablished, "lobby-established", cfg.LobbyEstablished, "start in a lobby that exists: all members but --lobby-joiners start as members that joined it before, knowing its size, and say no JOIN")
+	f.IntVar(&cfg.LobbyJoiners, "lobby-joiners", cfg.LobbyJoiners, "with --lobby-established, how many members join it live")
 	f.DurationVar(&cfg.LobbyHold, "lobby-hold", cfg.LobbyHold, "keep the lobby up this long after its messages, counting keep-alives")
 	f.Float64Var(&cfg.LobbyPresenceRate, "lobby-presence-rate", cfg.LobbyPresenceRate, "presence budget of each lobby link, keep-alives, joins and leaves a second (0: chat's, a quarter of the friend rate)")
 	f.BoolVar(&cfg.LobbyEachVerifies, "lobby-each-verifies", cfg.LobbyEachVerifies, "every node computes each lobby signature check itself (N^2 at N members in one process); default: one verifier shared by all nodes remembers the answers")

@@ -97,6 +97,17 @@ type Config struct {
 	// LobbyJoinWindow is the most JOINs that may be on their way to the
 	// members at once; the next member waits (see joinLobby).
 	LobbyJoinWindow int
+	// LobbyEstablished starts the phase in a lobby that exists already:
+	// every member but the last LobbyJoiners (in join order) starts as a
+	// member that was in it when it last stopped, knowing its size
+	// (chat.StoreJoinedLobby), and says no JOIN; the LobbyJoiners then
+	// join it live, paced as the others would be. A lobby of 10,000
+	// formed by joins costs every link 10,000 JOINs within its presence
+	// budget (over 2,000 s at chat's); established, it is measured as it
+	// runs: its messages, keep-alives and a stream of joins.
+	LobbyEstablished bool
+	// LobbyJoiners is how many members join an established lobby live.
+	LobbyJoiners int
 	// LobbyWait bounds the wait for the messages to reach every member
 	// after the last is sent.
 	LobbyWait time.Duration
@@ -201,6 +212,9 @@ func (c *Config) check() error {
 		case c.LobbyJoinRate > chat.LobbyFriendRate:
 			return fmt.Errorf("lobby join rate %v/s is above the lobby's per-friend limit of %d/s: every JOIN crosses every link between members, so relays would drop them",
 				c.LobbyJoinRate, chat.LobbyFriendRate)
+		}
+		if c.LobbyJoiners < 0 {
+			return fmt.Errorf("lobby joiners cannot be negative")
 		}
 		if c.LobbyJoinWindow <= 0 {
 			c.LobbyJoinWindow = 20

@@ -153,6 +153,16 @@
 // (signature checks: asked, computed). LobbyEachVerifies turns the
 // sharing off.
 //
+// LobbyEstablished starts the phase in a lobby that exists instead:
+// before the services start, every member but the last LobbyJoiners
+// finds in its bbolt file the record of a lobby it was in when it last
+// stopped, knowing its size (chat.StoreJoinedLobby), so it is in the
+// lobby at once, says no JOIN, and its links subscribe it as they come
+// up, as after a restart; then the LobbyJoiners join it live, one every
+// 1/LobbyJoinRate seconds, and the messages follow. A lobby of 10,000
+// formed by joins costs every link 10,000 JOINs within its presence
+// budget; established, it is measured as it runs.
+//
 // Holders wait before they answer (HolderDelay, the routers'
 // RouterConfig.HolderDelay; see package tunnels), which is why searches
 // collect answers for SearchWindow = 5 s by default, as long as `kith
@@ -164,7 +174,9 @@
 // the end of LobbyHold: each link's mean rate over that span and its
 // busiest 10 s, against the links' presence budget (chat.LobbyPresenceRate,
 // or LobbyPresenceRate when set: a lower budget lets a lobby larger than
-// the simulator's cores can check in real time run at the same ratios).
+// the simulator's cores can check in real time run at the same ratios,
+// its keep-alive intervals, the longest included, stretched by the
+// same factor: chat's presence, slowed down).
 // Keep-alives are not tracked per message, so the duplicate count covers
 // text and JOINs. The join pacer waits for each joiner's links to carry
 // the lobby, not for its JOIN to reach every member: a JOIN waits for

@@ -42,6 +42,20 @@ func announcedTo(lob *chat.Lobbies, id chat.LobbyID) bool {
 // joined before it before the join pacer stops waiting for it.
 const lobbySettle = 5 * time.Second
 
+// The simulator's lobby.
+const (
+	lobbyName  = "sim"
+	lobbyTopic = "the simulator's lobby"
+)
+
+// establishedLobby is a lobby that exists when the services start: the
+// nodes in member were in it, knowing it at size members.
+type establishedLobby struct {
+	id     chat.LobbyID
+	member map[int]bool
+	size   int
+}
+
 // lobbyNode is one node's lobby service and the bbolt file it keeps.
 type lobbyNode struct {
 	peer peer.ID
@@ -60,7 +74,8 @@ type lobbyNet struct {
 // file (without fsync: the files are thrown away) in a new temporary
 // folder and one chat identity. Close stops them and removes the folder.
 // verify, if set, is every service's LobbyConfig.Verify.
-func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64, verify chat.Verifier) (*lobbyNet, error) {
+// est, if set, is a lobby some nodes were in when they last stopped.
+func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, presenceRate float64, verify chat.Verifier, est *establishedLobby) (*lobbyNet, error) {
 	dir, err := os.MkdirTemp("", "kith-sim-lobbies-")
 	if err != nil {
 		return nil, fmt.Errorf("starting lobbies: %w", err)
@@ -85,6 +100,12 @@ func startLobbies(hosts []host.Host, friends []*friendSet, obs *lobbyObserver, p
 			return nil, fmt.Errorf("starting lobbies of node %d: %w", i, err)
 		}
 		obs.authors[as.ID] = i
+		if est != nil && est.member[i] {
+			if err := chat.StoreJoinedLobby(nd.db, est.id, lobbyName, lobbyTopic, as.ID, est.size); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("starting lobbies of node %d: %w", i, err)
+			}
+		}
 	}
 	for i, h := range hosts {
 		nd := ln.nodes[i]
@@ -412,6 +433,9 @@ type lobbyRun struct {
 	notJoined   int
 	joinTime    time.Duration
 	joinCPU     time.Duration
+	// established counts the members in the lobby from the start
+	// (Config.LobbyEstablished): the first, in join order.
+	established int
 	msgCPU      time.Duration
 	sendErrs    map[string]int
 	texts       []*lobbyMsg // by workload index; nil if Send failed
@@ -452,8 +476,19 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 		sigs = newSigCache(sigCacheEntries)
 		verify = sigs.verify
 	}
+	// In an established lobby, members[:inside] are in it from the start.
+	inside := 0
+	var est *establishedLobby
+	if cfg.LobbyEstablished {
+		inside = max(1, len(members)-cfg.LobbyJoiners)
+		est = &establishedLobby{id: chat.NewLobbyID(), member: make(map[int]bool, inside), size: inside}
+		for k, v := range members[:inside] {
+			est.member[v] = true
+			obs.pos[v].Store(int32(k))
+		}
+	}
 	t0 := time.Now()
-	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate, verify)
+	ln, err := startLobbies(hosts, friends, obs, cfg.LobbyPresenceRate, verify, est)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +515,8 @@ func runLobby(ctx context.Context, cfg Config, g *Graph, nodes []*node, peers ma
 	}
 	cpu0, t1 := cpuTime(), time.Now()
 	obs.presStart.Store(int64(max(1, now())))
-	id, err := joinLobby(ctx, cfg, g, ln, obs, run)
+	run.established = inside
+	id, err := joinLobby(ctx, cfg, g, ln, obs, run, est)
 	if err != nil {
 		return nil, err
 	}
@@ -582,7 +618,9 @@ func poll(ctx context.Context, limit time.Duration, what string, done func() (bo
 }
 
 // joinLobby has the first member create a public lobby and the others
-// join it in order, each once a friend announces it to it. Joins are
+// join it in order, each once a friend announces it to it; in an
+// established lobby (est), the members in it from the start do not
+// join, and the others join it in order. Joins are
 // paced: every JOIN is flooded to the members and crosses every link
 // between them, so at most LobbyJoinRate a second start (under each
 // link's chat.LobbyFriendRate), and at most LobbyJoinWindow may still be
@@ -592,19 +630,28 @@ func poll(ctx context.Context, limit time.Duration, what string, done func() (bo
 // network of separate machines would do. joinLobby returns once every
 // join has spread and every link between members carries the lobby
 // both ways.
-func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lobbyObserver, run *lobbyRun) (chat.LobbyID, error) {
+func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lobbyObserver, run *lobbyRun, est *establishedLobby) (chat.LobbyID, error) {
 	members := run.members
-	creator := members[0]
-	obs.pos[creator].Store(0)
-	li, err := ln.nodes[creator].lob.Create("sim", "the simulator's lobby", false, "")
-	if err != nil {
-		return chat.LobbyID{}, fmt.Errorf("creating the lobby at node %d: %w", creator, err)
-	}
-	id := li.ID
-	run.inLobby[creator] = true
 	joined := make([]time.Time, len(members)) // when each started to join; zero if it did not
-	joined[0] = time.Now()
+	var id chat.LobbyID
 	inside := 1
+	if est != nil {
+		id, inside = est.id, run.established
+		for _, v := range members[:inside] {
+			run.inLobby[v] = true
+		}
+	} else {
+		creator := members[0]
+		obs.pos[creator].Store(0)
+		li, err := ln.nodes[creator].lob.Create(lobbyName, lobbyTopic, false, "")
+		if err != nil {
+			return chat.LobbyID{}, fmt.Errorf("creating the lobby at node %d: %w", creator, err)
+		}
+		id = li.ID
+		run.inLobby[creator] = true
+		joined[0] = time.Now()
+	}
+	first := inside // the first member to join
 	// settled reports whether the member at place k has its links to
 	// the members before it carrying the lobby (each of them has it
 	// subscribed), or had its time. Its JOIN need not have reached every
@@ -646,8 +693,11 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	}
 	start := time.Now()
 	burst := chat.LobbyFriendBurst / 2
-	for k := 1; k < len(members); k++ {
-		at := start.Add(time.Duration(float64(max(0, k-burst)) / cfg.LobbyJoinRate * float64(time.Second)))
+	if est != nil {
+		burst = 1 // joins into a running lobby: paced from the first
+	}
+	for k := first; k < len(members); k++ {
+		at := start.Add(time.Duration(float64(max(0, k-first+1-burst)) / cfg.LobbyJoinRate * float64(time.Second)))
 		select {
 		case <-ctx.Done():
 			return id, fmt.Errorf("joining the lobby: %w", ctx.Err())
@@ -696,7 +746,7 @@ func joinLobby(ctx context.Context, cfg Config, g *Graph, ln *lobbyNet, obs *lob
 	// ways, or the messages would find the lobby still forming.
 	var looked time.Time
 	var state string
-	err = poll(ctx, lobbySettle+cfg.LobbyWait, "waiting for the lobby to form", func() (bool, string) {
+	err := poll(ctx, lobbySettle+cfg.LobbyWait, "waiting for the lobby to form", func() (bool, string) {
 		if time.Since(looked) < 100*time.Millisecond {
 			return false, state // every link's lock, but not every 5 ms
 		}
@@ -802,7 +852,12 @@ func analyseLobby(cfg Config, obs *lobbyObserver, run *lobbyRun) *LobbyReport {
 	if len(run.sendErrs) > 0 {
 		rep.SendErrors = run.sendErrs
 	}
-	rep.CPUPerJoinMs = float64(run.joinCPU) / float64(time.Millisecond) / float64(max(1, inside-1))
+	joins := inside - 1 // all but the creator
+	if run.established > 0 {
+		joins = inside - run.established
+	}
+	rep.Established, rep.Joins = run.established, joins
+	rep.CPUPerJoinMs = float64(run.joinCPU) / float64(time.Millisecond) / float64(max(1, joins))
 	var reachAll, delivery, frames []float64
 	sent, complete := 0, 0
 	for k, m := range run.texts {

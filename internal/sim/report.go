@@ -225,6 +225,11 @@ type LobbyReport struct {
 	// (0 in a healthy run).
 	Members   int `json:"members"`
 	NotJoined int `json:"not_joined"`
+	// Established counts the members in the lobby from the start
+	// (Config.LobbyEstablished; 0 when it was formed by joins), Joins
+	// the members that joined it during the phase.
+	Established int `json:"established"`
+	Joins       int `json:"joins"`
 	// MemberLinks counts the friend links between two members: the links
 	// the lobby's traffic may use.
 	MemberLinks int `json:"member_links"`
@@ -817,7 +822,10 @@ func (r *Report) writeLobby(p func(string, ...any)) {
 	}
 	p("LOBBIES\t(one public lobby; definitions: go doc kith/internal/sim)")
 	p("members\t%d (%d never saw it announced), %d links between members", l.Members, l.NotJoined, l.MemberLinks)
-	p("joins\t%.1fs at up to %.0f/s; each reached %.2f%% of earlier members in %.0f messages (mean)", l.JoinSeconds, l.JoinRate, 100*l.JoinDelivered, l.MessagesPerJoin.Mean)
+	if l.Established > 0 {
+		p("established\t%d members in the lobby from the start (no JOIN), knowing its size", l.Established)
+	}
+	p("joins\t%d in %.1fs at up to %.1f/s; each reached %.2f%% of earlier members in %.0f messages (mean)", l.Joins, l.JoinSeconds, l.JoinRate, 100*l.JoinDelivered, l.MessagesPerJoin.Mean)
 	p("messages\t%d at %.1f/s from random members", l.Messages, l.MessageRate)
 	for e, k := range l.SendErrors {
 		p("send errors\t%d: %s", k, e)

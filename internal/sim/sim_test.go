@@ -224,6 +224,32 @@ func TestSimLobbyPart(t *testing.T) {
 	}
 }
 
+// TestSimLobbyEstablished starts the lobby phase in a lobby that exists:
+// all but three members start in it without a JOIN, the three join it
+// live. Every message still reaches every member once, each costing
+// exactly a flood; the three JOINs reach every earlier member and are
+// the only JOINs; and the members start from the lobby's size, not 1.
+func TestSimLobbyEstablished(t *testing.T) {
+	const members, joiners = 40, 3
+	cfg := testConfig(members, 4, GraphSmallWorld)
+	cfg.Searches, cfg.Tunnels = 0, 0
+	cfg.Lobby, cfg.LobbyEstablished, cfg.LobbyJoiners = true, true, joiners
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := rep.Lobby
+	checkLobby(t, l, members, cfg.LobbyMessages)
+	if l.Established != members-joiners || l.Joins != joiners || l.MessagesPerJoin.N != joiners {
+		t.Errorf("%d established, %d joins, %d JOINs seen; want %d, %d, %d", l.Established, l.Joins, l.MessagesPerJoin.N, members-joiners, joiners, joiners)
+	}
+	if l.Presence.Size.P50 < members-joiners {
+		t.Errorf("members' size estimate p50 %.0f, want at least the %d established", l.Presence.Size.P50, members-joiners)
+	}
+}
+
 // TestSimLobbyOffAndSkipped checks that the lobby phase can be turned
 // off and that a lobby of fewer than two members is skipped cleanly.
 func TestSimLobbyOffAndSkipped(t *testing.T) {
