@@ -106,8 +106,11 @@ type LobbyConfig struct {
 	SyncInterval time.Duration
 	// PresenceRate is each link's presence budget, in messages a second
 	// (0 means LobbyPresenceRate); the keep-alive interval aims at
-	// LobbyKeepAliveRate/LobbyPresenceRate of it. The simulator lowers
-	// it to run a lobby larger than its cores can check in real time.
+	// LobbyKeepAliveRate/LobbyPresenceRate of it, and a budget below
+	// LobbyPresenceRate stretches the longest interval by as much
+	// (longestKeepAlive). The simulator lowers it to run a lobby larger
+	// than its cores can carry in real time: chat's presence, slowed
+	// down.
 	PresenceRate float64
 	// Verify checks the signature of every lobby message taken from a
 	// friend (live, history and sync); nil means ed25519.Verify. It must
