@@ -231,8 +231,11 @@ type joinedLobby struct {
 	// presence (congested: when one last did) (lobby_presence.go).
 	lastKeepAlive time.Time
 	size          lobbySize
-	backoff       int
-	congested     time.Time
+	// storedSize is the size last stored in the lobby's record
+	// (lobbyRecord.Size; sizeDrifted).
+	storedSize int
+	backoff    int
+	congested  time.Time
 }
 
 // addPart lists p as a participant.
@@ -363,6 +366,7 @@ func NewLobbies(cfg LobbyConfig) (*Lobbies, error) {
 		// Before it hears the lobby again, a restarted member takes the
 		// size it knew (lobby_presence.go).
 		jl.size.seed(jl.listening, min(r.Size, MaxLobbySize)-1)
+		jl.storedSize = r.Size
 		s.joined[id] = jl
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -397,6 +401,15 @@ func (s *Lobbies) Close() error {
 		s.storeSizes()
 	})
 	return nil
+}
+
+// sizeDrifted reports whether a lobby's size has moved far enough from
+// the one stored to be stored again: by more than a tenth, so that a
+// node that is killed rather than stopped still finds about the right
+// size when it starts, at a write now and then.
+func sizeDrifted(stored, size int) bool {
+	d := size - stored
+	return d*10 > stored || -d*10 > stored
 }
 
 // storeSizes keeps the estimated size of every joined lobby for the next

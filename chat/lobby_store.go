@@ -27,7 +27,8 @@ type lobbyRecord struct {
 	// to: the one that invited this node and those it invited.
 	Members []string `json:"members,omitempty"`
 	// Size is the lobby's estimated number of members when the service
-	// last stopped (lobbySize): a restarted member starts from it, so its
+	// last stopped, or last drifted by a tenth (sizeDrifted): a restarted
+	// member starts from it, so its
 	// keep-alives keep to a large lobby's long interval before it hears
 	// the lobby again.
 	Size int `json:"size,omitempty"`

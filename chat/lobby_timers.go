@@ -142,6 +142,7 @@ func (s *Lobbies) expire(now time.Time) {
 	defer s.mu.Unlock()
 	s.seen.Expire(now)
 	var late []LobbyID
+	var sizes map[LobbyID]int // drifted from what is stored
 	for _, jl := range s.joined {
 		if !jl.asked.IsZero() && now.Sub(jl.asked) > LobbyHistoryWait {
 			late = append(late, jl.id)
@@ -152,6 +153,19 @@ func (s *Lobbies) expire(now time.Time) {
 				jl.delPart(a)
 			}
 		}
+		if n := s.sizeLocked(jl, now); sizeDrifted(jl.storedSize, n) {
+			if sizes == nil {
+				sizes = map[LobbyID]int{}
+			}
+			sizes[jl.id], jl.storedSize = n, n
+		}
+	}
+	if sizes != nil {
+		s.goFn(func() {
+			if err := s.store.setSizes(sizes); err != nil {
+				s.log.Warn("keeping lobby sizes", slog.Any("err", err))
+			}
+		})
 	}
 	for a, l := range s.authors {
 		if l.Tokens() >= LobbyAuthorBurst {
