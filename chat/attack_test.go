@@ -283,15 +283,8 @@ func TestLobbySockPuppets(t *testing.T) {
 	const puppets = 200
 	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
 	a, b := nodes[0], nodes[1]
-	li, err := a.lob.Create("den", "", false, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := li.ID
-	testkit.WaitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
-	if _, err := b.lob.Join(id, ""); err != nil {
-		t.Fatal(err)
-	}
+	id := createLobby(t, a, "den")
+	joinAnnounced(t, b, id)
 	evil := newRawFriend(t, a)
 	evil.fw.write(subscribeFrame([]LobbyID{id}))
 	evil.fw.flush()

@@ -413,15 +413,25 @@ func sizeDrifted(stored, size int) bool {
 }
 
 // storeSizes keeps the estimated size of every joined lobby for the next
-// start.
+// start, where it differs from the one stored.
 func (s *Lobbies) storeSizes() {
 	now := time.Now()
 	s.mu.Lock()
-	sizes := make(map[LobbyID]int, len(s.joined))
+	sizes := map[LobbyID]int{}
 	for id, jl := range s.joined {
-		sizes[id] = s.sizeLocked(jl, now)
+		if n := s.sizeLocked(jl, now); n != jl.storedSize {
+			sizes[id], jl.storedSize = n, n
+		}
 	}
 	s.mu.Unlock()
+	s.keepSizes(sizes)
+}
+
+// keepSizes stores sizes in the lobbies' records, if there are any.
+func (s *Lobbies) keepSizes(sizes map[LobbyID]int) {
+	if len(sizes) == 0 {
+		return
+	}
 	if err := s.store.setSizes(sizes); err != nil {
 		s.log.Warn("keeping lobby sizes", slog.Any("err", err))
 	}

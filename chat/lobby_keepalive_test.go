@@ -96,15 +96,8 @@ func TestLobbyPresenceBudget(t *testing.T) {
 	const puppets = 300
 	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
 	a, b := nodes[0], nodes[1]
-	li, err := a.lob.Create("den", "", false, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := li.ID
-	testkit.WaitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
-	if _, err := b.lob.Join(id, ""); err != nil {
-		t.Fatal(err)
-	}
+	id := createLobby(t, a, "den")
+	joinAnnounced(t, b, id)
 	testkit.WaitFor(t, 10*time.Second, "a has b subscribed", func() bool { return a.lob.Subscribed(b.h.ID(), id) })
 	evil := newRawFriend(t, a)
 	evil.fw.write(subscribeFrame([]LobbyID{id}))
@@ -220,15 +213,8 @@ func TestLobbyRestartKeepsSize(t *testing.T) {
 	const size = 5000
 	nodes := lobbyNet(t, []string{"a", "b"}, [][2]int{{0, 1}}, time.Minute)
 	a, b := nodes[0], nodes[1]
-	li, err := a.lob.Create("crowd", "", false, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := li.ID
-	testkit.WaitFor(t, 10*time.Second, "b sees crowd", func() bool { return announced(b, id) })
-	if _, err := b.lob.Join(id, ""); err != nil {
-		t.Fatal(err)
-	}
+	id := createLobby(t, a, "crowd")
+	joinAnnounced(t, b, id)
 	// Another friend of b, in the lobby, knows it at 5,000.
 	f := newRawFriend(t, b)
 	if err := f.fw.write(announceFrame([]lobbyAnnounced{{ID: id, Name: "crowd", Participants: size}}, time.Now())); err != nil {

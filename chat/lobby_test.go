@@ -220,6 +220,25 @@ func announced(n *lobbyNode, id LobbyID) bool {
 	return false
 }
 
+// createLobby has n make a public lobby named name and returns its id.
+func createLobby(t testing.TB, n *lobbyNode, name string) LobbyID {
+	t.Helper()
+	li, err := n.lob.Create(name, "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return li.ID
+}
+
+// joinAnnounced has n join lobby id once a friend announces it.
+func joinAnnounced(t testing.TB, n *lobbyNode, id LobbyID) {
+	t.Helper()
+	testkit.WaitFor(t, 10*time.Second, n.nick+" sees the lobby", func() bool { return announced(n, id) })
+	if _, err := n.lob.Join(id, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func kindCount(ms []LobbyMessage, k LobbyKind) int {
 	c := 0
 	for _, m := range ms {
@@ -442,19 +461,9 @@ func TestLobbyDropsBadMessages(t *testing.T) {
 	// of its own making.
 	nodes := lobbyNet(t, []string{"a", "b", "c"}, [][2]int{{0, 1}, {1, 2}}, time.Minute)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	li, err := a.lob.Create("den", "", false, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := li.ID
-	testkit.WaitFor(t, 10*time.Second, "b sees den", func() bool { return announced(b, id) })
-	if _, err := b.lob.Join(id, ""); err != nil {
-		t.Fatal(err)
-	}
-	testkit.WaitFor(t, 10*time.Second, "c sees den", func() bool { return announced(c, id) })
-	if _, err := c.lob.Join(id, ""); err != nil {
-		t.Fatal(err)
-	}
+	id := createLobby(t, a, "den")
+	joinAnnounced(t, b, id)
+	joinAnnounced(t, c, id)
 	testkit.WaitFor(t, 10*time.Second, "b subscribed to c", func() bool { return b.lob.Subscribed(c.h.ID(), id) })
 
 	evil := newRawFriend(t, b)

@@ -161,11 +161,7 @@ func (s *Lobbies) expire(now time.Time) {
 		}
 	}
 	if sizes != nil {
-		s.goFn(func() {
-			if err := s.store.setSizes(sizes); err != nil {
-				s.log.Warn("keeping lobby sizes", slog.Any("err", err))
-			}
-		})
+		s.goFn(func() { s.keepSizes(sizes) })
 	}
 	for a, l := range s.authors {
 		if l.Tokens() >= LobbyAuthorBurst {
